@@ -1,0 +1,32 @@
+# The two commands: `make run` and `make test`. Both install missing Debian
+# packages first (installer/debian-deps.sh), then configure and build with the
+# CMake preset named by PRESET (release by default).
+PRESET ?= release
+BUILD  := build/$(PRESET)
+JOBS   ?= $(shell nproc)
+
+.PHONY: all deps configure build run test clean
+
+all: build
+
+deps:
+	@installer/debian-deps.sh
+
+$(BUILD)/build.ninja: | deps
+	cmake --preset $(PRESET)
+
+configure: deps
+	cmake --preset $(PRESET)
+
+build: deps $(BUILD)/build.ninja
+	cmake --build $(BUILD) -j $(JOBS)
+
+# The console when a display is available, else the headless engine.
+run: build
+	@installer/run.sh $(BUILD)
+
+test: build
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 300
+
+clean:
+	rm -rf build

@@ -1,0 +1,240 @@
+// spillwayd: the headless Spillway engine, and `spillwayd sim`, a simulated
+// OpenAI-compatible LLM server.
+#include <signal.h>
+#include <spdlog/spdlog.h>
+
+#include <boost/program_options.hpp>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "common/io_pool.h"
+#include "common/url.h"
+#include "config/config_loader.h"
+#include "config/validate.h"
+#include "engine.h"
+#include "sim/sim_server.h"
+
+namespace po = boost::program_options;
+using namespace spillway;
+
+namespace {
+
+// Blocks SIGINT/SIGTERM in every thread (threads inherit the mask) so the
+// main thread can wait for them synchronously with sigwait.
+sigset_t blockStopSignals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  return set;
+}
+
+int waitForStopSignal(const sigset_t& set) {
+  int sig = 0;
+  sigwait(&set, &sig);
+  return sig;
+}
+
+bool setLogLevel(const std::string& level) {
+  auto l = spdlog::level::from_str(level);
+  if (l == spdlog::level::off && level != "off") return false;
+  spdlog::set_level(l);
+  return true;
+}
+
+int runSim(int argc, char** argv) {
+  po::options_description opts("spillwayd sim: a simulated OpenAI-compatible LLM server\n\nOptions");
+  std::string listen = "127.0.0.1:8000", profile_name = "default", failure_kind = "http_500";
+  std::vector<std::string> models;
+  unsigned threads = 0;
+  v1::SimProfile p;
+  uint32_t prefill_base_ms = 0, prefill_per_token_us = 0, inter_token_ms = 0, max_num_seqs = 0,
+           max_waiting = 0, min_out = 0, max_out = 0;
+  uint64_t seed = 0;
+  double failure_rate = 0;
+  opts.add_options()
+      ("help,h", "show this help")
+      ("listen", po::value(&listen)->default_value(listen), "HOST:PORT to serve on (port 0 picks one)")
+      ("profile", po::value(&profile_name)->default_value(profile_name), "built-in profile: default, fast, slow, instant")
+      ("model", po::value(&models)->composing(), "model id listed by /v1/models (repeatable; default: sim-model)")
+      ("threads", po::value(&threads)->default_value(0), "worker threads (0 = one per core)")
+      ("prefill-base-ms", po::value(&prefill_base_ms), "fixed part of time to first token")
+      ("prefill-per-token-us", po::value(&prefill_per_token_us), "time to first token added per prompt token")
+      ("inter-token-ms", po::value(&inter_token_ms), "time between generated tokens")
+      ("max-num-seqs", po::value(&max_num_seqs), "sequences generated at once")
+      ("max-waiting", po::value(&max_waiting), "requests that may wait for a slot before 503")
+      ("min-output-tokens", po::value(&min_out), "shortest natural answer")
+      ("max-output-tokens", po::value(&max_out), "longest natural answer")
+      ("seed", po::value(&seed), "text generator seed")
+      ("failure-rate", po::value(&failure_rate), "fraction of requests to fail (0..1)")
+      ("failure-kind", po::value(&failure_kind)->default_value(failure_kind), "http_500, http_503, http_429 or reset_mid_stream")
+      ("log-level", po::value<std::string>()->default_value("info"), "trace, debug, info, warn, error");
+  po::variables_map vm;
+  try {
+    po::store(po::command_line_parser(argc, argv).options(opts).run(), vm);
+    po::notify(vm);
+  } catch (const po::error& e) {
+    std::cerr << "spillwayd sim: " << e.what() << "\n\n" << opts << "\n";
+    return 2;
+  }
+  if (vm.count("help")) {
+    std::cout << opts << "\n";
+    return 0;
+  }
+  if (!setLogLevel(vm["log-level"].as<std::string>())) {
+    std::cerr << "spillwayd sim: unknown log level\n";
+    return 2;
+  }
+  p.set_profile(profile_name);
+  p.set_prefill_base_ms(prefill_base_ms);
+  p.set_prefill_per_token_us(prefill_per_token_us);
+  p.set_inter_token_ms(inter_token_ms);
+  p.set_max_num_seqs(max_num_seqs);
+  p.set_max_waiting(max_waiting);
+  p.set_min_output_tokens(min_out);
+  p.set_max_output_tokens(max_out);
+  p.set_seed(seed);
+  p.mutable_failures()->set_rate(failure_rate);
+  v1::FailureKind kind;
+  std::string upper = failure_kind;
+  for (auto& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  if (!v1::FailureKind_Parse(upper, &kind) || kind == v1::FAILURE_KIND_UNSPECIFIED) {
+    std::cerr << "spillwayd sim: unknown --failure-kind \"" << failure_kind
+              << "\" (expected http_500, http_503, http_429 or reset_mid_stream)\n";
+    return 2;
+  }
+  p.mutable_failures()->set_kind(kind);
+  if (failure_rate < 0 || failure_rate > 1) {
+    std::cerr << "spillwayd sim: --failure-rate must be between 0 and 1\n";
+    return 2;
+  }
+  if (auto st = config::fillSimDefaults(p); !st.ok()) {
+    std::cerr << "spillwayd sim: " << st.message() << "\n";
+    return 2;
+  }
+  auto hp = common::parseHostPort(listen);
+  if (!hp.ok()) {
+    std::cerr << "spillwayd sim: --listen: " << hp.status().message() << "\n";
+    return 2;
+  }
+  if (models.empty()) models.push_back("sim-model");
+
+  sigset_t signals = blockStopSignals();
+  common::IoPool io(threads);
+  sim::SimServer server(io, p, models, "sim");
+  io.start();
+  if (auto st = server.listen(hp->host, hp->port); !st.ok()) {
+    std::cerr << "spillwayd sim: " << st.message() << "\n";
+    return 1;
+  }
+  std::string host = hp->host.find(':') != std::string::npos ? "[" + hp->host + "]" : hp->host;
+  std::cout << "spillwayd sim: listening on http://" << host << ":" << server.port() << " (profile "
+            << p.profile() << ", " << p.max_num_seqs() << " slots, " << p.max_waiting() << " waiting)"
+            << std::endl;
+  waitForStopSignal(signals);
+  server.stop();
+  io.stop();
+  return 0;
+}
+
+int runEngine(int argc, char** argv) {
+  po::options_description opts(
+      "spillwayd: the Spillway engine, an OpenAI-compatible gateway for LLM inference servers\n\n"
+      "Usage: spillwayd [options]\n       spillwayd sim [options]   (a simulated LLM server; see spillwayd sim --help)\n\n"
+      "Options");
+  std::string config_file, listen, data_dir, check_file;
+  unsigned threads = 0;
+  opts.add_options()
+      ("help,h", "show this help")
+      ("config,c", po::value(&config_file), "YAML config file (default: the embedded default config)")
+      ("listen,l", po::value(&listen), "HOST:PORT of the front listener; overrides server.listen")
+      ("threads", po::value(&threads), "worker threads; overrides server.threads (0 = one per core)")
+      ("data-dir", po::value(&data_dir), "directory for engine state (created if missing)")
+      ("check-config", po::value(&check_file), "validate FILE, print every error, exit 0 when valid, 1 otherwise")
+      ("print-default-config", "print the embedded default config and exit")
+      ("log-level", po::value<std::string>()->default_value("info"), "trace, debug, info, warn, error");
+  po::variables_map vm;
+  try {
+    po::store(po::command_line_parser(argc, argv).options(opts).run(), vm);
+    po::notify(vm);
+  } catch (const po::error& e) {
+    std::cerr << "spillwayd: " << e.what() << "\n\n" << opts << "\n";
+    return 2;
+  }
+  if (vm.count("help")) {
+    std::cout << opts << "\n";
+    return 0;
+  }
+  if (vm.count("print-default-config")) {
+    std::cout << config::defaultConfigYaml();
+    return 0;
+  }
+  if (!setLogLevel(vm["log-level"].as<std::string>())) {
+    std::cerr << "spillwayd: unknown --log-level\n";
+    return 2;
+  }
+  if (vm.count("check-config")) {
+    auto r = config::loadYamlFile(check_file);
+    if (!r.ok()) {
+      std::cerr << config::formatErrors(r.errors);
+      std::cerr << r.errors.size() << " error" << (r.errors.size() == 1 ? "" : "s") << " in " << check_file << "\n";
+      return 1;
+    }
+    std::cout << check_file << ": ok\n";
+    return 0;
+  }
+
+  config::LoadResult loaded = config_file.empty()
+                                  ? config::loadYaml(config::defaultConfigYaml(), "<embedded default.yaml>")
+                                  : config::loadYamlFile(config_file);
+  if (!loaded.ok()) {
+    std::cerr << config::formatErrors(loaded.errors);
+    return 1;
+  }
+  v1::Config cfg = loaded.config;
+  if (vm.count("listen")) cfg.mutable_server()->set_listen(listen);
+  if (vm.count("threads")) cfg.mutable_server()->set_threads(threads);
+  if (!data_dir.empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(data_dir, ec);
+    if (ec) {
+      std::cerr << "spillwayd: cannot create --data-dir " << data_dir << ": " << ec.message() << "\n";
+      return 1;
+    }
+  }
+
+  sigset_t signals = blockStopSignals();
+  auto engine = Engine::start(cfg);
+  if (!engine.ok()) {
+    std::cerr << "spillwayd: " << engine.status().message() << "\n";
+    return 1;
+  }
+  const std::string url = (*engine)->url();
+  std::string model = (*engine)->config().pools_size() ? (*engine)->config().pools(0).model() : "MODEL";
+  std::cout << "spillwayd: listening on " << url << "\n"
+            << "  models:  curl -s " << url << "/v1/models\n"
+            << "  metrics: curl -s " << url << "/metrics\n"
+            << "  try:     curl -s " << url << "/v1/chat/completions -H 'Content-Type: application/json' \\\n"
+            << "             -d '{\"model\":\"" << model << "\",\"messages\":[{\"role\":\"user\",\"content\":\"Hello!\"}]}'\n"
+            << "  Ctrl-C drains in-flight requests and exits." << std::endl;
+
+  int sig = waitForStopSignal(signals);
+  const auto drain_timeout = std::chrono::milliseconds((*engine)->config().server().drain_timeout_ms());
+  spdlog::info("received {}, draining (up to {} ms)", sig == SIGTERM ? "SIGTERM" : "SIGINT", drain_timeout.count());
+  bool clean = (*engine)->drain(drain_timeout);
+  if (!clean) spdlog::warn("drain timeout reached; cutting the requests still in flight");
+  (*engine)->stop();
+  spdlog::info("stopped");
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc > 1 && std::string(argv[1]) == "sim") return runSim(argc - 1, argv + 1);
+  return runEngine(argc, argv);
+}

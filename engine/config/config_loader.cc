@@ -1,0 +1,291 @@
+#include "config/config_loader.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+#include "common/strings.h"
+#include "config/validate.h"
+#include "google/protobuf/descriptor.h"
+#include "google/protobuf/message.h"
+#include "google/protobuf/reflection.h"
+
+namespace spillway::config {
+
+extern const char kDefaultConfigYaml[];  // generated from resources/config/default.yaml
+
+namespace {
+
+using google::protobuf::Descriptor;
+using google::protobuf::FieldDescriptor;
+using google::protobuf::Message;
+using google::protobuf::Reflection;
+
+size_t editDistance(std::string_view a, std::string_view b) {
+  std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) prev[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    cur[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      size_t sub = prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1);
+      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, sub});
+    }
+    std::swap(prev, cur);
+  }
+  return prev[b.size()];
+}
+
+std::string suggestion(const Descriptor* d, std::string_view key) {
+  std::string best;
+  size_t best_d = std::max<size_t>(2, key.size() / 3) + 1;
+  for (int i = 0; i < d->field_count(); ++i) {
+    const std::string& name = d->field(i)->name();
+    size_t dist = editDistance(common::toLower(key), name);
+    if (dist < best_d) {
+      best_d = dist;
+      best = name;
+    }
+  }
+  return best.empty() ? "" : common::strCat(" (did you mean \"", best, "\"?)");
+}
+
+std::string fieldNames(const Descriptor* d) {
+  std::vector<std::string> names;
+  for (int i = 0; i < d->field_count(); ++i) names.push_back(d->field(i)->name());
+  return common::join(names, ", ");
+}
+
+SourcePosition positionOf(const YAML::Node& n) {
+  auto m = n.Mark();
+  if (m.line < 0) return {};
+  return {m.line + 1, m.column + 1};
+}
+
+class Mapper {
+ public:
+  Mapper(const std::string& file, LoadResult& out) : file_(file), out_(out) {}
+
+  void mapMessage(const YAML::Node& node, Message* msg, const std::string& path) {
+    out_.sources.record(path, positionOf(node));
+    if (node.IsNull()) return;
+    if (!node.IsMap()) {
+      error(node, path, common::strCat("expected a mapping of ", msg->GetDescriptor()->name(),
+                                     " fields, got ", kindName(node)));
+      return;
+    }
+    const Descriptor* d = msg->GetDescriptor();
+    for (auto it = node.begin(); it != node.end(); ++it) {
+      const YAML::Node& k = it->first;
+      const YAML::Node& v = it->second;
+      if (!k.IsScalar()) {
+        error(k, path, "keys must be plain names");
+        continue;
+      }
+      const std::string key = k.Scalar();
+      const FieldDescriptor* fd = d->FindFieldByName(key);
+      std::string fpath = path.empty() ? key : common::strCat(path, ".", key);
+      if (!fd) {
+        std::string hint = suggestion(d, key);
+        if (hint.empty()) hint = common::strCat("; valid fields: ", fieldNames(d));
+        error(k, fpath, common::strCat("unknown field \"", key, "\"", hint));
+        continue;
+      }
+      out_.sources.record(fpath, positionOf(v.IsNull() ? k : v));
+      if (v.IsNull()) continue;  // "key:" with no value leaves the default
+      if (fd->is_repeated()) {
+        if (!v.IsSequence()) {
+          error(v, fpath, common::strCat("expected a list, got ", kindName(v)));
+          continue;
+        }
+        for (size_t i = 0; i < v.size(); ++i) {
+          std::string epath = common::strCat(fpath, "[", i, "]");
+          out_.sources.record(epath, positionOf(v[i]));
+          mapRepeatedElement(v[i], msg, fd, epath);
+        }
+      } else if (fd->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) {
+        mapMessage(v, msg->GetReflection()->MutableMessage(msg, fd), fpath);
+      } else {
+        mapScalar(v, msg, fd, fpath, false);
+      }
+    }
+  }
+
+ private:
+  static const char* kindName(const YAML::Node& n) {
+    switch (n.Type()) {
+      case YAML::NodeType::Map: return "a mapping";
+      case YAML::NodeType::Sequence: return "a list";
+      case YAML::NodeType::Scalar: return "a scalar";
+      default: return "nothing";
+    }
+  }
+
+  void error(const YAML::Node& at, const std::string& path, std::string message) {
+    auto pos = positionOf(at);
+    out_.errors.push_back({file_, pos.line, pos.column, path, std::move(message)});
+  }
+
+  void mapRepeatedElement(const YAML::Node& v, Message* msg, const FieldDescriptor* fd,
+                          const std::string& path) {
+    if (fd->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) {
+      mapMessage(v, msg->GetReflection()->AddMessage(msg, fd), path);
+    } else {
+      mapScalar(v, msg, fd, path, true);
+    }
+  }
+
+  template <typename T>
+  bool parseInt(const YAML::Node& v, const std::string& path, T& out, const char* what) {
+    const std::string& s = v.Scalar();
+    std::string_view sv = s;
+    auto [ptr, ec] = std::from_chars(sv.data(), sv.data() + sv.size(), out);
+    if (sv.empty() || ec != std::errc() || ptr != sv.data() + sv.size()) {
+      error(v, path,
+            common::strCat("expected ", what, ", got \"", s, "\"",
+                         ec == std::errc::result_out_of_range ? " (out of range)" : ""));
+      return false;
+    }
+    return true;
+  }
+
+  void mapScalar(const YAML::Node& v, Message* msg, const FieldDescriptor* fd,
+                 const std::string& path, bool repeated) {
+    if (!v.IsScalar()) {
+      error(v, path, common::strCat("expected a single value, got ", kindName(v)));
+      return;
+    }
+    const Reflection* r = msg->GetReflection();
+    const std::string& s = v.Scalar();
+    switch (fd->cpp_type()) {
+      case FieldDescriptor::CPPTYPE_STRING:
+        repeated ? r->AddString(msg, fd, s) : r->SetString(msg, fd, s);
+        break;
+      case FieldDescriptor::CPPTYPE_BOOL: {
+        std::string l = common::toLower(s);
+        bool b;
+        if (l == "true" || l == "yes" || l == "on") b = true;
+        else if (l == "false" || l == "no" || l == "off") b = false;
+        else {
+          error(v, path, common::strCat("expected true or false, got \"", s, "\""));
+          return;
+        }
+        repeated ? r->AddBool(msg, fd, b) : r->SetBool(msg, fd, b);
+        break;
+      }
+      case FieldDescriptor::CPPTYPE_INT32: {
+        int32_t x;
+        if (!parseInt(v, path, x, "an integer")) return;
+        repeated ? r->AddInt32(msg, fd, x) : r->SetInt32(msg, fd, x);
+        break;
+      }
+      case FieldDescriptor::CPPTYPE_INT64: {
+        int64_t x;
+        if (!parseInt(v, path, x, "an integer")) return;
+        repeated ? r->AddInt64(msg, fd, x) : r->SetInt64(msg, fd, x);
+        break;
+      }
+      case FieldDescriptor::CPPTYPE_UINT32: {
+        uint32_t x;
+        if (!parseInt(v, path, x, "a non-negative integer")) return;
+        repeated ? r->AddUInt32(msg, fd, x) : r->SetUInt32(msg, fd, x);
+        break;
+      }
+      case FieldDescriptor::CPPTYPE_UINT64: {
+        uint64_t x;
+        if (!parseInt(v, path, x, "a non-negative integer")) return;
+        repeated ? r->AddUInt64(msg, fd, x) : r->SetUInt64(msg, fd, x);
+        break;
+      }
+      case FieldDescriptor::CPPTYPE_DOUBLE:
+      case FieldDescriptor::CPPTYPE_FLOAT: {
+        char* end = nullptr;
+        errno = 0;
+        double x = std::strtod(s.c_str(), &end);
+        if (s.empty() || end != s.c_str() + s.size() || errno == ERANGE) {
+          error(v, path, common::strCat("expected a number, got \"", s, "\""));
+          return;
+        }
+        if (fd->cpp_type() == FieldDescriptor::CPPTYPE_DOUBLE) {
+          repeated ? r->AddDouble(msg, fd, x) : r->SetDouble(msg, fd, x);
+        } else {
+          repeated ? r->AddFloat(msg, fd, static_cast<float>(x))
+                   : r->SetFloat(msg, fd, static_cast<float>(x));
+        }
+        break;
+      }
+      case FieldDescriptor::CPPTYPE_ENUM: {
+        const auto* e = fd->enum_type()->FindValueByName(common::toUpper(s));
+        if (!e || e->number() == 0) {
+          std::vector<std::string> names;
+          for (int i = 1; i < fd->enum_type()->value_count(); ++i) {
+            names.push_back(common::toLower(fd->enum_type()->value(i)->name()));
+          }
+          error(v, path, common::strCat("unknown value \"", s, "\"; expected one of: ",
+                                      common::join(names, ", ")));
+          return;
+        }
+        repeated ? r->AddEnum(msg, fd, e) : r->SetEnum(msg, fd, e);
+        break;
+      }
+      case FieldDescriptor::CPPTYPE_MESSAGE:
+        break;  // handled by the caller
+    }
+  }
+
+  const std::string& file_;
+  LoadResult& out_;
+};
+
+}  // namespace
+
+std::string_view defaultConfigYaml() { return kDefaultConfigYaml; }
+
+LoadResult loadYaml(std::string_view yaml_text, const std::string& file) {
+  LoadResult out;
+  YAML::Node root;
+  try {
+    root = YAML::Load(std::string(yaml_text));
+  } catch (const YAML::Exception& e) {
+    // yaml-cpp reports syntax errors by exception; turn it into a located error.
+    out.errors.push_back({file, e.mark.line >= 0 ? e.mark.line + 1 : 0,
+                          e.mark.column >= 0 ? e.mark.column + 1 : 0, "", e.msg});
+    return out;
+  }
+  try {
+    Mapper(file, out).mapMessage(root, &out.config, "");
+  } catch (const YAML::Exception& e) {
+    out.errors.push_back({file, e.mark.line + 1, e.mark.column + 1, "", e.msg});
+    return out;
+  }
+  if (out.errors.empty()) {
+    auto more = validate(out.config, &out.sources, file);
+    out.errors.insert(out.errors.end(), more.begin(), more.end());
+  }
+  return out;
+}
+
+LoadResult loadYamlFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    LoadResult out;
+    out.errors.push_back({path, 0, 0, "", common::strCat("cannot read file: ", std::strerror(errno))});
+    return out;
+  }
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return loadYaml(ss.str(), path);
+}
+
+absl::StatusOr<v1::Config> loadEffectiveConfig(std::string_view yaml_text, const std::string& file) {
+  auto r = loadYaml(yaml_text, file);
+  if (!r.ok()) return absl::InvalidArgumentError(formatErrors(r.errors));
+  applyDefaults(r.config);
+  return std::move(r.config);
+}
+
+}  // namespace spillway::config

@@ -1,0 +1,266 @@
+#include "config/validate.h"
+
+#include <cstdlib>
+#include <map>
+#include <set>
+
+#include "common/strings.h"
+#include "common/url.h"
+
+namespace spillway::config {
+namespace {
+
+constexpr uint32_t kMaxTimeoutMs = 3'600'000;  // one hour
+
+struct SimDefaults {
+  uint32_t prefill_base_ms, prefill_per_token_us, inter_token_ms, max_num_seqs, max_waiting,
+      min_output_tokens, max_output_tokens;
+};
+
+// Built-in simulator profiles, loosely modelled on a mid-size model on one
+// GPU ("default"), a small fast model, a large slow one, and a zero-latency
+// server for benchmarks.
+const std::map<std::string, SimDefaults>& simProfiles() {
+  static const std::map<std::string, SimDefaults> profiles = {
+      {"default", {40, 200, 20, 16, 32, 16, 64}},
+      {"fast", {15, 50, 8, 32, 64, 16, 64}},
+      {"slow", {150, 500, 45, 8, 16, 32, 128}},
+      {"instant", {0, 0, 0, 65536, 65536, 8, 8}},
+  };
+  return profiles;
+}
+
+class Checker {
+ public:
+  Checker(const SourceMap* sources, const std::string& file) : sources_(sources), file_(file) {}
+
+  void fail(const std::string& path, std::string message) {
+    SourcePosition pos = sources_ ? sources_->find(path) : SourcePosition{};
+    errors_.push_back({file_, pos.line, pos.column, path, std::move(message)});
+  }
+
+  void timeout(uint32_t v, const std::string& path) {
+    if (v > kMaxTimeoutMs) fail(path, common::strCat("must be at most ", kMaxTimeoutMs, " (one hour)"));
+  }
+
+  void healthCheck(const v1::HealthCheck& h, const std::string& path) {
+    if (!h.path().empty() && h.path() != "none" && h.path().front() != '/') {
+      fail(path + ".path", common::strCat("must start with '/' or be \"none\", got \"", h.path(), "\""));
+    }
+    timeout(h.interval_ms(), path + ".interval_ms");
+    timeout(h.timeout_ms(), path + ".timeout_ms");
+  }
+
+  std::vector<ConfigError> take() { return std::move(errors_); }
+
+ private:
+  const SourceMap* sources_;
+  const std::string& file_;
+  std::vector<ConfigError> errors_;
+};
+
+bool validName(const std::string& s) {
+  if (s.empty() || s.size() > 128) return false;
+  for (char c : s) {
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.')) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+std::vector<ConfigError> validate(const v1::Config& c, const SourceMap* sources,
+                                  const std::string& file) {
+  Checker ck(sources, file);
+
+  const auto& s = c.server();
+  if (!s.listen().empty()) {
+    auto hp = common::parseHostPort(s.listen());
+    if (!hp.ok()) ck.fail("server.listen", std::string(hp.status().message()));
+  }
+  if (s.threads() > 256) ck.fail("server.threads", "must be at most 256");
+  if (s.max_body_bytes() != 0 && s.max_body_bytes() < 1024) {
+    ck.fail("server.max_body_bytes", "must be at least 1024");
+  }
+  if (s.max_header_bytes() != 0 && s.max_header_bytes() < 1024) {
+    ck.fail("server.max_header_bytes", "must be at least 1024");
+  }
+  ck.timeout(s.header_timeout_ms(), "server.header_timeout_ms");
+  ck.timeout(s.body_timeout_ms(), "server.body_timeout_ms");
+  ck.timeout(s.drain_timeout_ms(), "server.drain_timeout_ms");
+
+  ck.timeout(c.upstream().connect_timeout_ms(), "upstream.connect_timeout_ms");
+  ck.timeout(c.upstream().first_byte_timeout_ms(), "upstream.first_byte_timeout_ms");
+  ck.timeout(c.upstream().idle_timeout_ms(), "upstream.idle_timeout_ms");
+  ck.healthCheck(c.upstream().health_check(), "upstream.health_check");
+
+  if (c.backends_size() == 0) ck.fail("backends", "at least one backend is required");
+
+  std::map<std::string, int> names;
+  std::map<std::string, std::set<std::string>> models_of;  // backend -> models
+  for (int i = 0; i < c.backends_size(); ++i) {
+    const auto& b = c.backends(i);
+    std::string p = common::strCat("backends[", i, "]");
+    if (b.name().empty()) {
+      ck.fail(p + ".name", "is required");
+    } else if (!validName(b.name())) {
+      ck.fail(p + ".name", common::strCat("\"", b.name(), "\" may only hold letters, digits, '-', '_' and '.'"));
+    } else if (auto [it, fresh] = names.emplace(b.name(), i); !fresh) {
+      ck.fail(p + ".name", common::strCat("duplicate backend name \"", b.name(), "\" (first used by backends[",
+                                        it->second, "])"));
+    }
+    bool is_sim = false;
+    if (b.url().empty()) {
+      ck.fail(p + ".url", "is required");
+    } else {
+      auto u = common::parseUrl(b.url());
+      if (!u.ok()) ck.fail(p + ".url", std::string(u.status().message()));
+      else is_sim = u->scheme == "sim";
+    }
+    if (b.models_size() == 0) ck.fail(p + ".models", "at least one model is required");
+    for (int m = 0; m < b.models_size(); ++m) {
+      if (b.models(m).empty()) ck.fail(common::strCat(p, ".models[", m, "]"), "must not be empty");
+      models_of[b.name()].insert(b.models(m));
+    }
+    if (b.weight() > 10000) ck.fail(p + ".weight", "must be at most 10000");
+    ck.timeout(b.connect_timeout_ms(), p + ".connect_timeout_ms");
+    ck.timeout(b.first_byte_timeout_ms(), p + ".first_byte_timeout_ms");
+    ck.timeout(b.idle_timeout_ms(), p + ".idle_timeout_ms");
+    if (b.has_health_check()) ck.healthCheck(b.health_check(), p + ".health_check");
+    if (b.has_sim()) {
+      if (!is_sim && !b.url().empty()) ck.fail(p + ".sim", "only sim:// backends take simulator settings");
+      const auto& sim = b.sim();
+      if (!sim.profile().empty() && !simProfiles().count(sim.profile())) {
+        ck.fail(p + ".sim.profile",
+                common::strCat("unknown profile \"", sim.profile(), "\"; expected one of: default, fast, slow, instant"));
+      }
+      if (sim.max_output_tokens() != 0 && sim.min_output_tokens() > sim.max_output_tokens()) {
+        ck.fail(p + ".sim.min_output_tokens", "must not exceed max_output_tokens");
+      }
+      if (sim.failures().rate() < 0 || sim.failures().rate() > 1) {
+        ck.fail(p + ".sim.failures.rate", "must be between 0 and 1");
+      }
+    }
+  }
+
+  std::set<std::string> pool_models;
+  for (int i = 0; i < c.pools_size(); ++i) {
+    const auto& pool = c.pools(i);
+    std::string p = common::strCat("pools[", i, "]");
+    if (pool.model().empty()) ck.fail(p + ".model", "is required");
+    else if (!pool_models.insert(pool.model()).second) {
+      ck.fail(p + ".model", common::strCat("duplicate pool for model \"", pool.model(), "\""));
+    }
+    if (pool.backends_size() == 0) ck.fail(p + ".backends", "at least one backend is required");
+    for (int j = 0; j < pool.backends_size(); ++j) {
+      const auto& name = pool.backends(j);
+      std::string bp = common::strCat(p, ".backends[", j, "]");
+      auto it = models_of.find(name);
+      if (!names.count(name)) {
+        ck.fail(bp, common::strCat("no backend named \"", name, "\""));
+      } else if (it == models_of.end() || !it->second.count(pool.model())) {
+        ck.fail(bp, common::strCat("backend \"", name, "\" does not list model \"", pool.model(),
+                                 "\" in its models"));
+      }
+    }
+  }
+  return ck.take();
+}
+
+namespace {
+
+template <typename T>
+void orDefault(T current, T fallback, void (v1::Backend::*set)(T), v1::Backend& b) {
+  (b.*set)(current != 0 ? current : fallback);
+}
+
+void fillHealthCheck(v1::HealthCheck& h, const v1::HealthCheck& base) {
+  if (h.path().empty()) h.set_path(base.path());
+  if (h.interval_ms() == 0) h.set_interval_ms(base.interval_ms() ? base.interval_ms() : 2000);
+  if (h.timeout_ms() == 0) h.set_timeout_ms(base.timeout_ms() ? base.timeout_ms() : 1000);
+  if (h.unhealthy_threshold() == 0) {
+    h.set_unhealthy_threshold(base.unhealthy_threshold() ? base.unhealthy_threshold() : 2);
+  }
+  if (h.healthy_threshold() == 0) {
+    h.set_healthy_threshold(base.healthy_threshold() ? base.healthy_threshold() : 1);
+  }
+}
+
+}  // namespace
+
+void applyDefaults(v1::Config& c) {
+  auto* s = c.mutable_server();
+  if (s->listen().empty()) s->set_listen("127.0.0.1:8080");
+  if (s->max_body_bytes() == 0) s->set_max_body_bytes(4 << 20);
+  if (s->max_header_bytes() == 0) s->set_max_header_bytes(16384);
+  if (s->header_timeout_ms() == 0) s->set_header_timeout_ms(10000);
+  if (s->body_timeout_ms() == 0) s->set_body_timeout_ms(30000);
+  if (s->drain_timeout_ms() == 0) s->set_drain_timeout_ms(30000);
+  if (s->retry_after_seconds() == 0) s->set_retry_after_seconds(1);
+
+  auto* u = c.mutable_upstream();
+  if (u->connect_timeout_ms() == 0) u->set_connect_timeout_ms(2000);
+  if (u->first_byte_timeout_ms() == 0) u->set_first_byte_timeout_ms(60000);
+  if (u->idle_timeout_ms() == 0) u->set_idle_timeout_ms(30000);
+  if (u->max_idle_connections() == 0) u->set_max_idle_connections(32);
+
+  for (auto& b : *c.mutable_backends()) {
+    if (b.weight() == 0) b.set_weight(1);
+    orDefault(b.connect_timeout_ms(), u->connect_timeout_ms(), &v1::Backend::set_connect_timeout_ms, b);
+    orDefault(b.first_byte_timeout_ms(), u->first_byte_timeout_ms(),
+              &v1::Backend::set_first_byte_timeout_ms, b);
+    orDefault(b.idle_timeout_ms(), u->idle_timeout_ms(), &v1::Backend::set_idle_timeout_ms, b);
+    bool is_sim = b.url().rfind("sim://", 0) == 0;
+    auto* h = b.mutable_health_check();
+    fillHealthCheck(*h, u->health_check());
+    if (h->path().empty()) h->set_path(is_sim ? "/healthz" : "/health");
+    if (is_sim) (void)fillSimDefaults(*b.mutable_sim());  // validated: name is known
+  }
+
+  if (c.pools_size() == 0) {
+    std::map<std::string, std::vector<std::string>> by_model;  // sorted: stable output
+    std::vector<std::string> order;
+    for (const auto& b : c.backends()) {
+      for (const auto& m : b.models()) {
+        if (!by_model.count(m)) order.push_back(m);
+        by_model[m].push_back(b.name());
+      }
+    }
+    for (const auto& m : order) {
+      auto* pool = c.add_pools();
+      pool->set_model(m);
+      for (const auto& name : by_model[m]) pool->add_backends(name);
+    }
+  }
+}
+
+absl::Status fillSimDefaults(v1::SimProfile& sim) {
+  if (sim.profile().empty()) sim.set_profile("default");
+  auto it = simProfiles().find(sim.profile());
+  if (it == simProfiles().end()) {
+    return absl::InvalidArgumentError(common::strCat(
+        "unknown simulator profile \"", sim.profile(), "\"; expected one of: default, fast, slow, instant"));
+  }
+  const SimDefaults& d = it->second;
+  if (sim.prefill_base_ms() == 0) sim.set_prefill_base_ms(d.prefill_base_ms);
+  if (sim.prefill_per_token_us() == 0) sim.set_prefill_per_token_us(d.prefill_per_token_us);
+  if (sim.inter_token_ms() == 0) sim.set_inter_token_ms(d.inter_token_ms);
+  if (sim.max_num_seqs() == 0) sim.set_max_num_seqs(d.max_num_seqs);
+  if (sim.max_waiting() == 0) sim.set_max_waiting(d.max_waiting);
+  if (sim.min_output_tokens() == 0) sim.set_min_output_tokens(d.min_output_tokens);
+  if (sim.max_output_tokens() == 0) {
+    sim.set_max_output_tokens(std::max(d.max_output_tokens, sim.min_output_tokens()));
+  }
+  if (sim.seed() == 0) sim.set_seed(42);
+  if (sim.failures().retry_after_seconds() == 0) sim.mutable_failures()->set_retry_after_seconds(1);
+  return absl::OkStatus();
+}
+
+std::string resolveApiKey(const v1::Backend& b) {
+  if (!b.api_key_env().empty()) {
+    if (const char* v = std::getenv(b.api_key_env().c_str()); v && *v) return v;
+  }
+  return b.api_key();
+}
+
+}  // namespace spillway::config

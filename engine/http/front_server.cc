@@ -1,0 +1,244 @@
+#include "http/front_server.h"
+
+#include <utility>  // before asio/awaitable.hpp, which uses std::exchange
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <list>
+
+#include "common/strings.h"
+#include "common/url.h"
+#include "http/responses.h"
+
+namespace spillway::http {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = beast::http;
+using net::awaitable;
+using net::use_awaitable;
+using tcp = net::ip::tcp;
+
+namespace {
+
+// A connection as the drain logic sees it; lives in its worker's list and is
+// touched on that worker's thread only.
+struct SessionEntry {
+  beast::tcp_stream* stream = nullptr;
+  bool idle = true;  // waiting for the next request's headers
+};
+
+}  // namespace
+
+struct FrontServer::Shared {
+  Shared(common::IoPool& io_pool, Gateway& gw, v1::Server s)
+      : io(io_pool), gateway(gw), server(std::move(s)), acceptor(io_pool.context(0)),
+        sessions(io_pool.size()) {}
+
+  common::IoPool& io;
+  Gateway& gateway;
+  const v1::Server server;
+  tcp::acceptor acceptor;  // used on context 0 only
+  std::atomic<bool> draining{false};
+  std::vector<std::list<SessionEntry>> sessions;  // per worker, that worker's thread only
+
+  std::mutex mu;
+  std::condition_variable closed_cv;  // signalled when open_ drops to 0
+  std::atomic<int64_t> open{0};
+
+  void connectionClosed() {
+    if (open.fetch_sub(1) == 1) {
+      std::lock_guard lock(mu);
+      closed_cv.notify_all();
+    }
+  }
+};
+
+namespace {
+
+using Shared = FrontServer::Shared;
+
+awaitable<void> rejectAndClose(Shared& sh, beast::tcp_stream& stream, openai::ApiError e) {
+  sh.gateway.countRejected(e.status);
+  stream.expires_after(std::chrono::seconds(5));
+  co_await writeApiError(stream, e, false);
+}
+
+awaitable<void> session(std::shared_ptr<Shared> sh, size_t worker, tcp::socket socket) {
+  beast::tcp_stream stream(std::move(socket));
+  auto& list = sh->sessions[worker];
+  auto entry = list.insert(list.end(), SessionEntry{&stream, true});
+  beast::flat_buffer buffer;
+  const auto& cfg = sh->server;
+
+  for (;;) {
+    if (sh->draining.load()) break;
+    bhttp::request_parser<bhttp::string_body> parser;
+    parser.header_limit(cfg.max_header_bytes());
+    parser.body_limit(cfg.max_body_bytes());
+    stream.expires_after(std::chrono::milliseconds(cfg.header_timeout_ms()));
+    entry->idle = true;
+    boost::system::error_code ec;
+    co_await bhttp::async_read_header(stream, buffer, parser, net::redirect_error(use_awaitable, ec));
+    entry->idle = false;
+    if (ec) {
+      const bool started = parser.got_some() || buffer.size() > 0;
+      if (ec == beast::error::timeout && started) {
+        co_await rejectAndClose(*sh, stream,
+                                {408, "The request headers did not arrive in time.",
+                                 "invalid_request_error", "", "request_timeout"});
+      } else if (ec == bhttp::error::header_limit) {
+        co_await rejectAndClose(*sh, stream,
+                                {431, common::strCat("Request headers exceed ", cfg.max_header_bytes(), " bytes."),
+                                 "invalid_request_error", "", "headers_too_large"});
+      } else if (ec == bhttp::error::body_limit) {
+        co_await rejectAndClose(*sh, stream,
+                                {413, common::strCat("Request body exceeds ", cfg.max_body_bytes(), " bytes."),
+                                 "invalid_request_error", "", "body_too_large"});
+      } else if (started && ec != bhttp::error::end_of_stream && ec != net::error::eof &&
+                 ec != net::error::operation_aborted && ec != beast::error::timeout) {
+        co_await rejectAndClose(*sh, stream,
+                                {400, common::strCat("Malformed HTTP request: ", ec.message(), "."),
+                                 "invalid_request_error", "", "bad_request"});
+      }
+      break;  // idle timeout, client closed, or answered above
+    }
+
+    const auto& head = parser.get();
+    // Request smuggling guard: a message framed both ways (or with several
+    // lengths) is ambiguous between us and any proxy in front of us.
+    if (head.count(bhttp::field::content_length) > 1 ||
+        (head.count(bhttp::field::transfer_encoding) && head.count(bhttp::field::content_length))) {
+      co_await rejectAndClose(*sh, stream,
+                              {400, "Conflicting Content-Length and Transfer-Encoding headers.",
+                               "invalid_request_error", "", "bad_request"});
+      break;
+    }
+    if (beast::iequals(head[bhttp::field::expect], "100-continue")) {
+      bhttp::response<bhttp::empty_body> cont{bhttp::status::continue_, 11};
+      co_await bhttp::async_write(stream, cont, net::redirect_error(use_awaitable, ec));
+      if (ec) break;
+    }
+    stream.expires_after(std::chrono::milliseconds(cfg.body_timeout_ms()));
+    co_await bhttp::async_read(stream, buffer, parser, net::redirect_error(use_awaitable, ec));
+    if (ec) {
+      if (ec == beast::error::timeout) {
+        co_await rejectAndClose(*sh, stream,
+                                {408, "The request body did not arrive in time.", "invalid_request_error", "",
+                                 "request_timeout"});
+      } else if (ec == bhttp::error::body_limit) {
+        co_await rejectAndClose(*sh, stream,
+                                {413, common::strCat("Request body exceeds ", cfg.max_body_bytes(), " bytes."),
+                                 "invalid_request_error", "", "body_too_large"});
+      } else if (ec != net::error::eof && ec != bhttp::error::end_of_stream &&
+                 ec != bhttp::error::partial_message) {
+        co_await rejectAndClose(*sh, stream,
+                                {400, common::strCat("Malformed HTTP request body: ", ec.message(), "."),
+                                 "invalid_request_error", "", "bad_request"});
+      }
+      break;
+    }
+    stream.expires_never();
+    Request req = parser.release();
+    const bool keep_alive = req.keep_alive() && !sh->draining.load();
+    if (!co_await sh->gateway.handle(worker, stream, req, keep_alive)) break;
+  }
+  boost::system::error_code ec;
+  stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+  stream.close();
+  list.erase(entry);
+  sh->connectionClosed();
+}
+
+awaitable<void> acceptLoop(std::shared_ptr<Shared> sh) {
+  for (;;) {
+    const size_t worker = sh->io.nextIndex();
+    boost::system::error_code ec;
+    tcp::socket socket =
+        co_await sh->acceptor.async_accept(sh->io.context(worker), net::redirect_error(use_awaitable, ec));
+    if (ec) {
+      if (ec == net::error::operation_aborted || !sh->acceptor.is_open()) co_return;
+      spdlog::warn("accept failed: {}", ec.message());
+      continue;
+    }
+    if (sh->draining.load()) continue;  // closes the socket
+    socket.set_option(tcp::no_delay(true), ec);
+    sh->open.fetch_add(1);
+    net::co_spawn(sh->io.context(worker), session(sh, worker, std::move(socket)), net::detached);
+  }
+}
+
+}  // namespace
+
+FrontServer::FrontServer(common::IoPool& io, Gateway& gateway, v1::Server server)
+    : shared_(std::make_shared<Shared>(io, gateway, std::move(server))) {}
+
+int64_t FrontServer::openConnections() const { return shared_->open.load(); }
+
+FrontServer::~FrontServer() {
+  if (!shared_->draining.load()) drain(std::chrono::milliseconds(0));
+}
+
+absl::Status FrontServer::start() {
+  auto hp = common::parseHostPort(shared_->server.listen());
+  if (!hp.ok()) return hp.status();
+  boost::system::error_code ec;
+  auto addr = net::ip::make_address(hp->host, ec);
+  if (ec) {
+    // A host name: resolve it once at start-up.
+    tcp::resolver resolver(shared_->io.context(0));
+    auto results = resolver.resolve(hp->host, std::to_string(hp->port), ec);
+    if (ec || results.empty()) {
+      return absl::InvalidArgumentError(common::strCat("cannot resolve listen host \"", hp->host, "\""));
+    }
+    addr = results.begin()->endpoint().address();
+  }
+  tcp::endpoint ep(addr, hp->port);
+  auto& a = shared_->acceptor;
+  a.open(ep.protocol(), ec);
+  if (!ec) a.set_option(net::socket_base::reuse_address(true), ec);
+  if (!ec) a.bind(ep, ec);
+  if (!ec) a.listen(net::socket_base::max_listen_connections, ec);
+  if (ec) {
+    return absl::UnavailableError(common::strCat("cannot listen on ", shared_->server.listen(), ": ", ec.message()));
+  }
+  port_ = a.local_endpoint().port();
+  net::co_spawn(shared_->io.context(0), acceptLoop(shared_), net::detached);
+  return absl::OkStatus();
+}
+
+std::string FrontServer::url() const {
+  auto hp = common::parseHostPort(shared_->server.listen());
+  std::string host = hp.ok() ? hp->host : "127.0.0.1";
+  if (host.find(':') != std::string::npos) host = "[" + host + "]";
+  return common::strCat("http://", host, ":", port());
+}
+
+bool FrontServer::drain(std::chrono::milliseconds timeout) {
+  auto sh = shared_;
+  sh->draining.store(true);
+  net::post(sh->io.context(0), [sh] {
+    boost::system::error_code ec;
+    sh->acceptor.close(ec);
+  });
+  // Idle keep-alive connections have nothing in flight: close them now.
+  // Busy ones see `draining` and close after their response.
+  for (size_t i = 0; i < sh->io.size(); ++i) {
+    net::post(sh->io.context(i), [sh, i] {
+      for (auto& e : sh->sessions[i]) {
+        if (e.idle) e.stream->socket().cancel();
+      }
+    });
+  }
+  std::unique_lock lock(sh->mu);
+  return sh->closed_cv.wait_for(lock, timeout, [&] { return sh->open.load() == 0; });
+}
+
+}  // namespace spillway::http

@@ -1,0 +1,513 @@
+#include "http/gateway.h"
+
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/http.hpp>
+#include <chrono>
+#include <limits>
+#include <unordered_map>
+
+#include "common/json_writer.h"
+#include "common/strings.h"
+#include "http/responses.h"
+#include "openai/openai.h"
+#include "upstream/connection_pool.h"
+
+namespace spillway::http {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = beast::http;
+using net::awaitable;
+using net::use_awaitable;
+using Clock = std::chrono::steady_clock;
+
+struct Gateway::Metrics {
+  explicit Metrics(metrics::Registry& r)
+      : requests(r.counter("spillway_requests_total",
+                           "Requests answered, by route, model, backend and HTTP status code.",
+                           {"route", "model", "backend", "code"})),
+        in_flight(r.gauge("spillway_requests_in_flight", "Requests being served now.", {}).with({})),
+        duration(r.histogram("spillway_request_duration_seconds",
+                             "End-to-end request latency as the client sees it.", {"route", "model"},
+                             metrics::latencyBucketsSeconds())),
+        ttft(r.histogram("spillway_time_to_first_token_seconds",
+                         "Time from request arrival to the first body byte from the backend.",
+                         {"model", "backend"}, metrics::latencyBucketsSeconds())),
+        connects(r.counter("spillway_upstream_connects_total",
+                           "Upstream connection attempts, by backend and result.", {"backend", "result"})),
+        retries(r.counter("spillway_upstream_retries_total",
+                          "Requests re-sent before any response byte, by backend and reason.",
+                          {"backend", "reason"})) {}
+
+  metrics::Family<metrics::Counter>& requests;
+  metrics::Gauge& in_flight;
+  metrics::Family<metrics::Histogram>& duration;
+  metrics::Family<metrics::Histogram>& ttft;
+  metrics::Family<metrics::Counter>& connects;
+  metrics::Family<metrics::Counter>& retries;
+};
+
+// Per-worker state: only its own thread touches it.
+struct Gateway::Worker {
+  std::unordered_map<uint64_t, std::unique_ptr<upstream::ConnectionPool>> pools;  // by backend id
+  openai::RequestParser parser;
+  // Metric children looked up once per label set; afterwards updates are
+  // lock-free atomics.
+  std::unordered_map<std::string, metrics::Counter*> request_counters;
+  std::unordered_map<std::string, metrics::Histogram*> histograms;
+
+  upstream::ConnectionPool& pool(const upstream::BackendPtr& b, size_t max_idle) {
+    auto& p = pools[b->id()];
+    if (!p) p = std::make_unique<upstream::ConnectionPool>(b, max_idle);
+    return *p;
+  }
+};
+
+namespace {
+
+const char* routeName(std::string_view target) {
+  auto q = target.find('?');
+  if (q != std::string_view::npos) target = target.substr(0, q);
+  if (target == "/v1/chat/completions") return "chat_completions";
+  if (target == "/v1/completions") return "completions";
+  if (target == "/v1/models") return "models";
+  if (target == "/healthz") return "healthz";
+  if (target == "/readyz") return "readyz";
+  if (target == "/metrics") return "metrics";
+  return "other";
+}
+
+double secondsSince(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+// What became of one attempt at the upstream exchange.
+enum class Exchange {
+  kDone,             // response relayed in full
+  kRetryable,        // failed before any response byte on a reused connection
+  kFailedBeforeResponse,  // nothing sent to the client yet; error already chosen
+  kClientGone,       // the client stopped reading; connection must close
+  kAbortedMidBody,   // upstream failed after the client got headers
+};
+
+struct ExchangeResult {
+  Exchange outcome = Exchange::kDone;
+  openai::ApiError error;        // for kFailedBeforeResponse
+  int status = 0;                // upstream status relayed
+  bool upstream_reusable = false;
+  bool client_keep_alive = false;
+  bool saw_first_byte = false;
+  Clock::time_point first_byte;
+};
+
+ExchangeResult retryable() {
+  ExchangeResult r;
+  r.outcome = Exchange::kRetryable;
+  return r;
+}
+
+struct ExchangeArgs {
+  upstream::Connection& conn;
+  beast::tcp_stream& client;
+  const Request& req;
+  const upstream::Backend& backend;
+  bool keep_alive;
+  bool reused;
+};
+
+template <typename Stream>
+awaitable<ExchangeResult> exchange(Stream& up, ExchangeArgs a) {
+  ExchangeResult r;
+  const auto& cfg = a.backend.config();
+  const auto first_byte_timeout = std::chrono::milliseconds(cfg.first_byte_timeout_ms());
+  const auto idle_timeout = std::chrono::milliseconds(cfg.idle_timeout_ms());
+  boost::system::error_code ec;
+
+  bhttp::request<bhttp::string_body> out{a.req.method(), a.backend.url().path_prefix + std::string(a.req.target()), 11};
+  out.set(bhttp::field::host, a.backend.url().hostHeader());
+  out.set(bhttp::field::content_type, "application/json");
+  out.set(bhttp::field::accept, a.req[bhttp::field::accept].empty() ? "*/*" : a.req[bhttp::field::accept]);
+  out.set(bhttp::field::user_agent, "spillway");
+  if (!a.backend.apiKey().empty()) out.set(bhttp::field::authorization, "Bearer " + a.backend.apiKey());
+  out.keep_alive(true);
+  out.body() = a.req.body();
+  out.prepare_payload();
+
+  auto& lowest = a.conn.lowest();
+  lowest.expires_after(first_byte_timeout);
+  co_await bhttp::async_write(up, out, net::redirect_error(use_awaitable, ec));
+  if (ec) {
+    if (a.reused) co_return retryable();
+    r.outcome = Exchange::kFailedBeforeResponse;
+    r.error = {502, common::strCat("Upstream ", a.backend.name(), " failed while receiving the request: ", ec.message()),
+               "upstream_error", "", "upstream_error"};
+    co_return r;
+  }
+
+  bhttp::response_parser<bhttp::buffer_body> parser;
+  // Not boost::none: Boost 1.74 compares the length against it as "greater than none".
+  parser.body_limit(std::numeric_limits<std::uint64_t>::max());
+  co_await bhttp::async_read_header(up, a.conn.buffer, parser, net::redirect_error(use_awaitable, ec));
+  if (ec) {
+    if (ec == beast::error::timeout) {
+      r.outcome = Exchange::kFailedBeforeResponse;
+      r.error = {504, common::strCat("Upstream ", a.backend.name(), " did not answer within ",
+                                     cfg.first_byte_timeout_ms(), " ms."),
+                 "upstream_error", "", "upstream_timeout"};
+      co_return r;
+    }
+    if (a.reused && !parser.got_some()) co_return retryable();
+    r.outcome = Exchange::kFailedBeforeResponse;
+    r.error = {502, common::strCat("Upstream ", a.backend.name(), " closed the connection before answering: ", ec.message()),
+               "upstream_error", "", "upstream_error"};
+    co_return r;
+  }
+
+  auto& head = parser.get();
+  r.status = head.result_int();
+  const bool sse = head[bhttp::field::content_type].find("text/event-stream") != std::string_view::npos;
+  const auto content_length = parser.content_length();
+
+  bhttp::response<bhttp::empty_body> res{head.result(), 11};
+  res.set(bhttp::field::server, kServerName);
+  for (auto f : {bhttp::field::content_type, bhttp::field::retry_after, bhttp::field::cache_control}) {
+    if (auto v = head[f]; !v.empty()) res.set(f, v);
+  }
+  res.set(kBackendHeader, a.backend.name());
+  res.keep_alive(a.keep_alive);
+  const bool chunked = !content_length.has_value() && !parser.is_done();
+  if (chunked) res.chunked(true);
+  else res.content_length(content_length.value_or(0));
+  r.client_keep_alive = a.keep_alive;
+
+  a.client.expires_after(idle_timeout);
+  bhttp::response_serializer<bhttp::empty_body> sr{res};
+  co_await bhttp::async_write_header(a.client, sr, net::redirect_error(use_awaitable, ec));
+  if (ec) {
+    r.outcome = Exchange::kClientGone;
+    co_return r;
+  }
+
+  // Relay the body one buffer at a time: the next upstream read starts only
+  // once the client took the previous buffer, so a slow reader slows the
+  // upstream (TCP backpressure) instead of growing our memory.
+  char buf[16 * 1024];
+  while (!parser.is_done()) {
+    head.body().data = buf;
+    head.body().size = sizeof buf;
+    lowest.expires_after(idle_timeout);
+    co_await bhttp::async_read_some(up, a.conn.buffer, parser, net::redirect_error(use_awaitable, ec));
+    if (ec == bhttp::error::need_buffer) ec = {};
+    const size_t n = sizeof buf - head.body().size;
+    if (n > 0) {
+      if (!r.saw_first_byte) {
+        r.saw_first_byte = true;
+        r.first_byte = Clock::now();
+      }
+      a.client.expires_after(idle_timeout);
+      boost::system::error_code wec;
+      if (chunked) {
+        co_await net::async_write(a.client, bhttp::make_chunk(net::buffer(buf, n)),
+                                  net::redirect_error(use_awaitable, wec));
+      } else {
+        co_await net::async_write(a.client, net::buffer(buf, n), net::redirect_error(use_awaitable, wec));
+      }
+      if (wec) {
+        r.outcome = Exchange::kClientGone;
+        co_return r;
+      }
+    }
+    if (ec) {
+      // The upstream broke after the client got its headers. Never let that
+      // look like a clean end: streams get an SSE error event, and the
+      // connection closes without the final chunk either way.
+      spdlog::warn("upstream {} failed mid-response: {}", a.backend.name(), ec.message());
+      if (sse && chunked) {
+        openai::ApiError e{502, common::strCat("Upstream ", a.backend.name(), " failed mid-stream: ", ec.message()),
+                           "upstream_error", "", "upstream_disconnected"};
+        std::string event = openai::sseData(openai::errorBody(e));
+        boost::system::error_code wec;
+        co_await net::async_write(a.client, bhttp::make_chunk(net::buffer(event)),
+                                  net::redirect_error(use_awaitable, wec));
+      }
+      r.outcome = Exchange::kAbortedMidBody;
+      co_return r;
+    }
+  }
+  if (chunked) {
+    co_await net::async_write(a.client, bhttp::make_chunk_last(), net::redirect_error(use_awaitable, ec));
+    if (ec) {
+      r.outcome = Exchange::kClientGone;
+      co_return r;
+    }
+  }
+  a.client.expires_never();
+  r.upstream_reusable = parser.keep_alive();
+  r.outcome = Exchange::kDone;
+  co_return r;
+}
+
+class BackendSlot {
+ public:
+  explicit BackendSlot(upstream::BackendPtr b) : b_(std::move(b)) {}
+  ~BackendSlot() {
+    if (b_) b_->release();
+  }
+  BackendSlot(const BackendSlot&) = delete;
+  BackendSlot& operator=(const BackendSlot&) = delete;
+
+ private:
+  upstream::BackendPtr b_;
+};
+
+}  // namespace
+
+Gateway::Gateway(RouteTablePtr routes, size_t workers, metrics::Registry& registry)
+    : routes_(std::move(routes)), metrics_(std::make_unique<Metrics>(registry)), registry_(registry) {
+  tls_verify_ = std::make_unique<net::ssl::context>(net::ssl::context::tls_client);
+  tls_verify_->set_default_verify_paths();
+  tls_insecure_ = std::make_unique<net::ssl::context>(net::ssl::context::tls_client);
+  for (size_t i = 0; i < workers; ++i) workers_.push_back(std::make_unique<Worker>());
+
+  registry.callbackGauge("spillway_backend_up", "1 when the backend is healthy, else 0.", {"backend"}, [this] {
+    std::vector<std::pair<metrics::Labels, double>> out;
+    for (const auto& b : this->routes()->backends) out.push_back({{b->name()}, b->healthy() ? 1.0 : 0.0});
+    return out;
+  });
+  registry.callbackGauge("spillway_backend_in_flight", "Requests in flight to each backend.", {"backend"}, [this] {
+    std::vector<std::pair<metrics::Labels, double>> out;
+    for (const auto& b : this->routes()->backends) out.push_back({{b->name()}, static_cast<double>(b->inFlight())});
+    return out;
+  });
+  registry.callbackGauge(
+      "spillway_upstream_connections", "Open upstream connections, by backend and state (idle, active).",
+      {"backend", "state"}, [this] {
+        std::vector<std::pair<metrics::Labels, double>> out;
+        for (const auto& b : this->routes()->backends) {
+          double open = static_cast<double>(b->open_connections.load());
+          double idle = static_cast<double>(b->idle_connections.load());
+          out.push_back({{b->name(), "idle"}, idle});
+          out.push_back({{b->name(), "active"}, open - idle});
+        }
+        return out;
+      });
+}
+
+Gateway::~Gateway() = default;
+
+void Gateway::setRoutes(RouteTablePtr routes) { routes_.store(std::move(routes)); }
+
+RouteTablePtr Gateway::routes() const { return routes_.load(); }
+
+net::ssl::context* Gateway::tlsFor(const upstream::Backend& b) const {
+  return b.config().tls_insecure_skip_verify() ? tls_insecure_.get() : tls_verify_.get();
+}
+
+void Gateway::countRejected(int status) {
+  metrics_->requests.with({"other", "", "", std::to_string(status)}).inc();
+}
+
+awaitable<bool> Gateway::handle(size_t worker, beast::tcp_stream& client, Request& req, bool keep_alive) {
+  Worker& w = *workers_[worker];
+  const char* route = routeName(req.target());
+  auto count = [&](const std::string& model, std::string_view backend, int code) {
+    std::string key = common::strCat(route, '\x1f', model, '\x1f', backend, '\x1f', code);
+    auto& c = w.request_counters[key];
+    if (!c) c = &metrics_->requests.with({route, model, std::string(backend), std::to_string(code)});
+    c->inc();
+  };
+
+  if (req.method() == bhttp::verb::get) {
+    std::string_view r = route;
+    if (r == "healthz") {
+      count("", "", 200);
+      co_return co_await writeBody(client, bhttp::status::ok, R"({"status":"ok"})", "application/json", keep_alive);
+    }
+    if (r == "readyz") {
+      auto routes = this->routes();
+      bool ready = routes->anyHealthy();
+      common::JsonWriter j;
+      j.beginObject().key("status").value(ready ? "ready" : "unavailable").key("backends").beginObject();
+      for (const auto& b : routes->backends) j.key(b->name()).value(b->healthy() ? "up" : "down");
+      j.endObject().endObject();
+      count("", "", ready ? 200 : 503);
+      co_return co_await writeBody(client, ready ? bhttp::status::ok : bhttp::status::service_unavailable,
+                                   j.take(), "application/json", keep_alive);
+    }
+    if (r == "metrics") {
+      count("", "", 200);
+      co_return co_await writeBody(client, bhttp::status::ok, registry_.render(),
+                                   "text/plain; version=0.0.4; charset=utf-8", keep_alive);
+    }
+    if (r == "models") {
+      auto routes = this->routes();
+      common::JsonWriter j;
+      j.beginObject().key("object").value("list").key("data").beginArray();
+      for (const auto& [model, pool] : routes->pools) {
+        j.beginObject().key("id").value(model).key("object").value("model");
+        j.key("created").value(int64_t{0}).key("owned_by").value("spillway").endObject();
+      }
+      j.endArray().endObject();
+      count("", "", 200);
+      co_return co_await writeBody(client, bhttp::status::ok, j.take(), "application/json", keep_alive);
+    }
+  }
+
+  auto endpoint = openai::endpointForTarget(req.target());
+  if (!endpoint) {
+    count("", "", 404);
+    co_return co_await writeApiError(
+        client,
+        {404, common::strCat("Unknown request URL: ", req.method_string(), " ", req.target(), "."),
+         "invalid_request_error", "", "unknown_url"},
+        keep_alive);
+  }
+  if (req.method() != bhttp::verb::post) {
+    count("", "", 405);
+    co_return co_await writeApiError(
+        client,
+        {405, common::strCat("Method ", req.method_string(), " is not allowed on ", req.target(), "; use POST."),
+         "invalid_request_error", "", "method_not_allowed"},
+        keep_alive);
+  }
+
+  in_flight_.fetch_add(1, std::memory_order_relaxed);
+  metrics_->in_flight.add(1);
+  bool keep = co_await proxy(w, client, req, keep_alive);
+  metrics_->in_flight.add(-1);
+  in_flight_.fetch_sub(1, std::memory_order_relaxed);
+  co_return keep;
+}
+
+awaitable<bool> Gateway::proxy(Worker& w, beast::tcp_stream& client, Request& req, bool keep_alive) {
+  const auto start = Clock::now();
+  const char* route = routeName(req.target());
+  std::string model;
+  std::string backend_name;
+  int status = 0;
+
+  auto finish = [&](int code) {
+    std::string key = common::strCat(route, '\x1f', model, '\x1f', backend_name, '\x1f', code);
+    auto& c = w.request_counters[key];
+    if (!c) c = &metrics_->requests.with({route, model, backend_name, std::to_string(code)});
+    c->inc();
+    std::string hkey = common::strCat(route, '\x1f', model);
+    auto& h = w.histograms[hkey];
+    if (!h) h = &metrics_->duration.with({route, model});
+    h->observe(secondsSince(start));
+  };
+
+  auto parsed = w.parser.parse(*openai::endpointForTarget(req.target()), req.body());
+  if (auto* e = std::get_if<openai::ApiError>(&parsed)) {
+    finish(e->status);
+    co_return co_await writeApiError(client, *e, keep_alive);
+  }
+  auto& pr = std::get<openai::ParsedRequest>(parsed);
+
+  RouteTablePtr routes = this->routes();
+  const PoolRoute* pool = routes->find(pr.model);
+  if (!pool) {
+    // Unknown models are not a label value: clients choose them freely.
+    finish(404);
+    co_return co_await writeApiError(client, openai::modelNotFound(pr.model), keep_alive);
+  }
+  model = pr.model;
+  const uint32_t retry_after = routes->config.server().retry_after_seconds();
+  const size_t max_idle = routes->config.upstream().max_idle_connections();
+
+  // Up to three tries before the first response byte: a stale keep-alive
+  // connection is retried on a fresh one; a backend that refuses connections
+  // is marked down and another one picked.
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    auto pick = pool->balancer->pick(pool->backends);
+    if (pick.outcome != balance::PickOutcome::kPicked) {
+      bool busy = pick.outcome == balance::PickOutcome::kAllBusy;
+      finish(503);
+      co_return co_await writeApiError(
+          client,
+          busy ? openai::serverBusy(common::strCat("Every backend serving `", model,
+                                                   "` is at its concurrency limit. Please retry shortly."))
+               : openai::ApiError{503, common::strCat("No healthy backend is serving `", model, "` right now."),
+                                  "server_error", "", "no_healthy_backend"},
+          keep_alive, {.retry_after_seconds = retry_after});
+    }
+    BackendSlot slot(pick.backend);
+    const upstream::Backend& b = *pick.backend;
+    backend_name = b.name();
+    auto& cpool = w.pool(pick.backend, max_idle);
+
+    for (int fresh_try = 0; fresh_try < 2; ++fresh_try) {
+      upstream::ConnectionPtr conn = cpool.takeIdle();
+      const bool reused = conn != nullptr;
+      if (!conn) {
+        auto opened = co_await upstream::openConnection(pick.backend, tlsFor(b),
+                                                        std::chrono::milliseconds(b.config().connect_timeout_ms()));
+        if (!opened.ok()) {
+          metrics_->connects.with({b.name(), "error"}).inc();
+          if (!absl::IsDeadlineExceeded(opened.status())) {
+            // Refused or unreachable: stop sending it traffic until the
+            // health checker sees it answer again.
+            if (pick.backend->healthy()) {
+              spdlog::warn("backend {} marked down: {}", b.name(), std::string(opened.status().message()));
+            }
+            pick.backend->setHealthy(false);
+          }
+          if (attempt < 2) {
+            metrics_->retries.with({b.name(), "connect_failed"}).inc();
+            break;  // pick another backend
+          }
+          bool timeout = absl::IsDeadlineExceeded(opened.status());
+          finish(timeout ? 504 : 502);
+          co_return co_await writeApiError(
+              client,
+              {timeout ? 504 : 502, common::strCat("Upstream ", b.name(), " is unreachable: ", opened.status().message()),
+               "upstream_error", "", timeout ? "upstream_timeout" : "upstream_unreachable"},
+              keep_alive, {.backend = b.name()});
+        }
+        metrics_->connects.with({b.name(), "ok"}).inc();
+        conn = std::move(*opened);
+      }
+
+      ExchangeArgs args{*conn, client, req, b, keep_alive, reused};
+      ExchangeResult r = co_await std::visit([&](auto& s) { return exchange(s, args); }, conn->stream);
+      switch (r.outcome) {
+        case Exchange::kRetryable:
+          metrics_->retries.with({b.name(), "stale_connection"}).inc();
+          continue;  // the same backend, on a new connection
+        case Exchange::kFailedBeforeResponse:
+          finish(r.error.status);
+          co_return co_await writeApiError(client, r.error, keep_alive, {.backend = b.name()});
+        case Exchange::kDone:
+        case Exchange::kClientGone:
+        case Exchange::kAbortedMidBody: {
+          status = r.status;
+          if (r.saw_first_byte) {
+            std::string hkey = common::strCat("ttft\x1f", model, '\x1f', b.name());
+            auto& h = w.histograms[hkey];
+            if (!h) h = &metrics_->ttft.with({model, b.name()});
+            h->observe(std::chrono::duration<double>(r.first_byte - start).count());
+          }
+          if (r.outcome == Exchange::kDone) {
+            conn->requests++;
+            if (r.upstream_reusable) cpool.putBack(std::move(conn));
+            finish(status);
+            co_return r.client_keep_alive;
+          }
+          // Count broken responses apart from clean ones: 499 (client gone)
+          // and 502 (upstream broke mid-body), as nginx does.
+          finish(r.outcome == Exchange::kClientGone ? 499 : 502);
+          co_return false;
+        }
+      }
+    }
+  }
+  finish(502);
+  co_return co_await writeApiError(
+      client, {502, "Every upstream attempt failed before a response began.", "upstream_error", "", "upstream_error"},
+      keep_alive);
+}
+
+}  // namespace spillway::http

@@ -1,0 +1,68 @@
+// The request handler behind the front server: routes each request of the
+// OpenAI surface and the admin endpoints, and proxies completions to a
+// backend picked by the pool's balancer, streaming the answer back.
+//
+// Threading: handle() runs on the worker thread that owns the connection;
+// everything per worker (connection pools, metric handles) lives in that
+// worker's slot and is touched by that thread only.
+#pragma once
+
+#include <utility>  // before asio/awaitable.hpp, which uses std::exchange
+#include <atomic>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/message.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "http/route_table.h"
+#include "metrics/registry.h"
+
+namespace spillway::http {
+
+using Request = boost::beast::http::request<boost::beast::http::string_body>;
+
+class Gateway {
+ public:
+  // `workers` must equal the number of threads that will call handle().
+  Gateway(RouteTablePtr routes, size_t workers, metrics::Registry& registry);
+  ~Gateway();
+
+  // Serves one request; returns whether the connection may be kept open.
+  // `keep_alive` is false when the client or a drain asked to close.
+  boost::asio::awaitable<bool> handle(size_t worker, boost::beast::tcp_stream& client, Request& req,
+                                      bool keep_alive);
+
+  // Swaps in a new routing table (config reload). Thread-safe.
+  void setRoutes(RouteTablePtr routes);
+  RouteTablePtr routes() const;
+
+  // Counts a request the front server answered itself (400/408/413/431).
+  void countRejected(int status);
+
+  int64_t inFlight() const { return in_flight_.load(std::memory_order_relaxed); }
+
+  struct Worker;
+  struct Metrics;
+
+ private:
+  boost::asio::awaitable<bool> proxy(Worker& w, boost::beast::tcp_stream& client, Request& req,
+                                     bool keep_alive);
+
+  std::atomic<std::shared_ptr<const RouteTable>> routes_;
+  std::unique_ptr<boost::asio::ssl::context> tls_verify_;
+  std::unique_ptr<boost::asio::ssl::context> tls_insecure_;
+  std::unique_ptr<Metrics> metrics_;
+  std::vector<std::unique_ptr<Worker>> workers_;
+  metrics::Registry& registry_;
+  std::atomic<int64_t> in_flight_{0};
+
+ public:
+  // The TLS context for https backends (health checks share it).
+  boost::asio::ssl::context* tlsFor(const upstream::Backend& b) const;
+};
+
+}  // namespace spillway::http

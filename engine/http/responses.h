@@ -1,0 +1,36 @@
+// Writing complete responses on a client connection: JSON bodies and
+// OpenAI-style errors, with the headers every Spillway response carries.
+#pragma once
+
+#include <utility>  // before asio/awaitable.hpp, which uses std::exchange
+#include <boost/asio/awaitable.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/status.hpp>
+#include <string>
+#include <string_view>
+
+#include "openai/openai.h"
+
+namespace spillway::http {
+
+struct ExtraHeaders {
+  uint32_t retry_after_seconds = 0;  // adds Retry-After when > 0
+  std::string_view backend;          // adds x-spillway-backend when set
+};
+
+// Writes a whole response; returns true when the connection may serve another
+// request (keep_alive and the write succeeded).
+boost::asio::awaitable<bool> writeBody(boost::beast::tcp_stream& stream,
+                                       boost::beast::http::status status, std::string body,
+                                       std::string_view content_type, bool keep_alive,
+                                       ExtraHeaders extra = {});
+
+// {"error":{...}} with the error's status.
+boost::asio::awaitable<bool> writeApiError(boost::beast::tcp_stream& stream,
+                                           const openai::ApiError& error, bool keep_alive,
+                                           ExtraHeaders extra = {});
+
+inline constexpr std::string_view kServerName = "spillway";
+inline constexpr std::string_view kBackendHeader = "x-spillway-backend";
+
+}  // namespace spillway::http

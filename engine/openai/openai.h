@@ -1,0 +1,77 @@
+// The OpenAI API surface shared by the gateway and the simulator: request
+// parsing and validation (simdjson), error bodies, and the SSE frames of a
+// streamed completion. One place, so both speak exactly the same dialect.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+
+namespace spillway::openai {
+
+enum class Endpoint { kChatCompletions, kCompletions };
+
+// The route for a request target ("/v1/chat/completions?x" -> chat), if any.
+std::optional<Endpoint> endpointForTarget(std::string_view target);
+
+// An error as the OpenAI API reports it: HTTP status plus the JSON fields of
+// {"error":{"message","type","param","code"}}. Empty param/code render as null.
+struct ApiError {
+  int status = 400;
+  std::string message;
+  std::string type = "invalid_request_error";
+  std::string param;
+  std::string code;
+};
+
+// {"error":{...}}
+std::string errorBody(const ApiError& e);
+
+// Common errors, so every producer words them the same way.
+ApiError invalidJson(std::string detail);
+ApiError modelNotFound(std::string_view model);
+ApiError serverBusy(std::string message = "The server is busy. Please try again later.");
+
+struct ParsedRequest {
+  Endpoint endpoint = Endpoint::kChatCompletions;
+  std::string model;
+  bool stream = false;
+  bool include_usage = false;            // stream_options.include_usage
+  std::optional<uint32_t> max_tokens;    // max_tokens or max_completion_tokens
+  std::string prompt_text;               // all text content, for token counting
+  uint32_t message_count = 0;            // chat only
+  uint32_t prompt_token_ids = 0;         // completions given as token arrays
+};
+
+// Parses and validates a request body. Reuse one parser per connection: it
+// keeps its buffers. Not thread-safe.
+class RequestParser {
+ public:
+  RequestParser();
+  ~RequestParser();
+  RequestParser(const RequestParser&) = delete;
+  RequestParser& operator=(const RequestParser&) = delete;
+
+  std::variant<ParsedRequest, ApiError> parse(Endpoint endpoint, std::string_view body);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// The simulator's tokenizer: each whitespace-separated word counts
+// ceil(length / 4) tokens. Simple, deterministic, and close enough to BPE
+// counts for English to make usage figures realistic.
+uint32_t countTokens(std::string_view text);
+// Prompt tokens of a parsed request under the same tokenizer, with a
+// per-message overhead of 3 tokens plus 3 for the reply priming (chat).
+uint32_t promptTokens(const ParsedRequest& r);
+
+// Server-Sent Events framing: "data: <json>\n\n".
+std::string sseData(std::string_view json);
+inline constexpr std::string_view kSseDone = "data: [DONE]\n\n";
+
+}  // namespace spillway::openai

@@ -1,0 +1,498 @@
+#include "sim/sim_server.h"
+
+#include <utility>  // before asio/awaitable.hpp, which uses std::exchange
+#include <atomic>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <chrono>
+#include <deque>
+#include <mutex>
+#include <random>
+
+#include "common/strings.h"
+#include "common/json_writer.h"
+#include "metrics/registry.h"
+#include "openai/openai.h"
+#include "sim/text_generator.h"
+
+namespace spillway::sim {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = net::ip::tcp;
+using net::awaitable;
+using net::use_awaitable;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+struct Waiter {
+  explicit Waiter(net::any_io_executor ex) : timer(ex) {}
+  net::steady_timer timer;
+  bool granted = false;  // GUARDED_BY(State::mu)
+};
+
+}  // namespace
+
+struct SimServer::State {
+  State(common::IoPool& io_pool, v1::SimProfile p, std::vector<std::string> m, std::string n)
+      : io(io_pool), profile(std::move(p)), models(std::move(m)), name(std::move(n)),
+        acceptor(io_pool.context(0)), rng(profile.seed()) {
+    requests = &registry.counter("spillway_sim_requests_total",
+                                 "Requests answered by the simulator, by HTTP status.", {"code"});
+    tokens = &registry.counter("spillway_sim_generated_tokens_total", "Tokens generated.", {})
+                  .with({});
+    registry.callbackGauge("spillway_sim_running_sequences", "Sequences generating now.", {},
+                           [this] { return one(static_cast<double>(snapshot().running)); });
+    registry.callbackGauge("spillway_sim_waiting_requests", "Requests waiting for a slot.", {},
+                           [this] { return one(static_cast<double>(snapshot().waiting)); });
+    registry.callbackGauge("spillway_sim_slots", "Sequence slots (max_num_seqs).", {},
+                           [this] { return one(profile.max_num_seqs()); });
+    registry.callbackGauge("spillway_sim_max_waiting", "Capacity of the waiting queue.", {},
+                           [this] { return one(profile.max_waiting()); });
+  }
+
+  static std::vector<std::pair<metrics::Labels, double>> one(double v) { return {{{}, v}}; }
+
+  SimCounters snapshot() {
+    SimCounters c;
+    {
+      std::lock_guard lock(mu);
+      c.running = running;
+      c.waiting = waiters.size();
+    }
+    c.completed = completed.load();
+    c.rejected_busy = rejected_busy.load();
+    c.injected_failures = injected.load();
+    return c;
+  }
+
+  // Takes a sequence slot, waiting in FIFO order when all are busy. False
+  // when the waiting queue is full too (the caller answers 503) or on stop.
+  awaitable<bool> acquireSlot() {
+    std::shared_ptr<Waiter> w;
+    {
+      std::lock_guard lock(mu);
+      if (stopped) co_return false;
+      if (running < profile.max_num_seqs()) {
+        ++running;
+        co_return true;
+      }
+      if (waiters.size() >= profile.max_waiting()) co_return false;
+      w = std::make_shared<Waiter>(co_await net::this_coro::executor);
+      w->timer.expires_at(Clock::time_point::max());
+      waiters.push_back(w);
+    }
+    boost::system::error_code ec;
+    co_await w->timer.async_wait(net::redirect_error(use_awaitable, ec));
+    std::lock_guard lock(mu);
+    co_return w->granted;
+  }
+
+  // Frees a slot, handing it straight to the oldest waiter if there is one.
+  void releaseSlot() {
+    std::shared_ptr<Waiter> w;
+    {
+      std::lock_guard lock(mu);
+      if (!waiters.empty()) {
+        w = std::move(waiters.front());
+        waiters.pop_front();
+        w->granted = true;  // the slot passes on; running stays the same
+      } else {
+        --running;
+      }
+    }
+    // Timers are not thread-safe: cancel on the waiter's own thread.
+    if (w) net::post(w->timer.get_executor(), [w] { w->timer.cancel(); });
+  }
+
+  bool injectFailure() {
+    if (profile.failures().rate() <= 0) return false;
+    std::lock_guard lock(mu);
+    return std::uniform_real_distribution<double>(0, 1)(rng) < profile.failures().rate();
+  }
+
+  common::IoPool& io;
+  const v1::SimProfile profile;
+  const std::vector<std::string> models;
+  const std::string name;
+  tcp::acceptor acceptor;  // used on io.context(0) only
+  std::atomic<uint16_t> port{0};
+  std::atomic<uint64_t> next_id{1};
+  std::atomic<uint64_t> completed{0}, rejected_busy{0}, injected{0};
+
+  std::mutex mu;
+  bool stopped = false;                        // GUARDED_BY(mu)
+  uint32_t running = 0;                        // GUARDED_BY(mu)
+  std::deque<std::shared_ptr<Waiter>> waiters;  // GUARDED_BY(mu)
+  std::mt19937_64 rng;                         // GUARDED_BY(mu)
+
+  metrics::Registry registry;
+  metrics::Family<metrics::Counter>* requests;
+  metrics::Counter* tokens;
+};
+
+namespace {
+
+using State = SimServer::State;
+
+class SlotGuard {
+ public:
+  explicit SlotGuard(State& s) : s_(s) {}
+  ~SlotGuard() { s_.releaseSlot(); }
+  SlotGuard(const SlotGuard&) = delete;
+  SlotGuard& operator=(const SlotGuard&) = delete;
+
+ private:
+  State& s_;
+};
+
+int64_t unixNow() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+awaitable<bool> writeResponse(beast::tcp_stream& stream, State& st, http::status status,
+                              std::string body, std::string_view content_type, bool keep_alive,
+                              uint32_t retry_after = 0) {
+  http::response<http::string_body> res{status, 11};
+  res.set(http::field::server, "spillway-sim");
+  res.set(http::field::content_type, content_type);
+  if (retry_after) res.set(http::field::retry_after, std::to_string(retry_after));
+  res.keep_alive(keep_alive);
+  res.body() = std::move(body);
+  res.prepare_payload();
+  st.requests->with({std::to_string(static_cast<int>(status))}).inc();
+  boost::system::error_code ec;
+  co_await http::async_write(stream, res, net::redirect_error(use_awaitable, ec));
+  co_return !ec && keep_alive;
+}
+
+awaitable<bool> writeError(beast::tcp_stream& stream, State& st, const openai::ApiError& e,
+                           bool keep_alive, uint32_t retry_after = 0) {
+  co_return co_await writeResponse(stream, st, static_cast<http::status>(e.status),
+                                   openai::errorBody(e), "application/json", keep_alive,
+                                   retry_after);
+}
+
+struct Completion {
+  const openai::ParsedRequest& req;
+  std::string id;
+  int64_t created;
+  uint32_t prompt_tokens;
+  uint32_t completion_tokens;
+  const char* finish_reason;
+  bool chat() const { return req.endpoint == openai::Endpoint::kChatCompletions; }
+
+  void usage(common::JsonWriter& w) const {
+    w.key("usage").beginObject();
+    w.key("prompt_tokens").value(prompt_tokens);
+    w.key("completion_tokens").value(completion_tokens);
+    w.key("total_tokens").value(prompt_tokens + completion_tokens);
+    w.endObject();
+  }
+
+  void head(common::JsonWriter& w, const char* object) const {
+    w.key("id").value(id);
+    w.key("object").value(object);
+    w.key("created").value(created);
+    w.key("model").value(req.model);
+    w.key("system_fingerprint").value("spillway-sim");
+  }
+
+  std::string full(const std::string& text) const {
+    common::JsonWriter w;
+    w.beginObject();
+    head(w, chat() ? "chat.completion" : "text_completion");
+    w.key("choices").beginArray().beginObject();
+    w.key("index").value(0);
+    if (chat()) {
+      w.key("message").beginObject().key("role").value("assistant").key("content").value(text);
+      w.key("refusal").null().endObject();
+    } else {
+      w.key("text").value(text);
+    }
+    w.key("logprobs").null();
+    w.key("finish_reason").value(finish_reason);
+    w.endObject().endArray();
+    usage(w);
+    w.endObject();
+    return w.take();
+  }
+
+  // One streamed chunk: `role` only on the first chat chunk, `finish` on the last.
+  std::string chunk(std::string_view text, bool role, const char* finish) const {
+    common::JsonWriter w;
+    w.beginObject();
+    head(w, chat() ? "chat.completion.chunk" : "text_completion");
+    w.key("choices").beginArray().beginObject();
+    w.key("index").value(0);
+    if (chat()) {
+      w.key("delta").beginObject();
+      if (role) w.key("role").value("assistant");
+      if (role || !finish) w.key("content").value(text);
+      w.endObject();
+    } else {
+      w.key("text").value(text);
+    }
+    w.key("logprobs").null();
+    w.key("finish_reason");
+    finish ? w.value(finish) : w.null();
+    w.endObject().endArray();
+    if (req.include_usage) w.key("usage").null();
+    w.endObject();
+    return openai::sseData(w.str());
+  }
+
+  std::string usageChunk() const {
+    common::JsonWriter w;
+    w.beginObject();
+    head(w, chat() ? "chat.completion.chunk" : "text_completion");
+    w.key("choices").beginArray().endArray();
+    usage(w);
+    w.endObject();
+    return openai::sseData(w.str());
+  }
+};
+
+awaitable<bool> writeChunk(beast::tcp_stream& stream, const std::string& data) {
+  boost::system::error_code ec;
+  co_await net::async_write(stream, http::make_chunk(net::buffer(data)),
+                            net::redirect_error(use_awaitable, ec));
+  co_return !ec;
+}
+
+void resetConnection(beast::tcp_stream& stream) {
+  boost::system::error_code ec;
+  stream.socket().set_option(net::socket_base::linger(true, 0), ec);
+  stream.socket().close(ec);
+}
+
+awaitable<bool> complete(beast::tcp_stream& stream, State& st, const openai::ParsedRequest& req,
+                         bool keep_alive) {
+  const auto& prof = st.profile;
+  bool reset_mid_stream = false;
+  if (st.injectFailure()) {
+    st.injected.fetch_add(1);
+    switch (prof.failures().kind()) {
+      case v1::HTTP_503:
+        co_return co_await writeError(stream, st, openai::serverBusy("Injected failure: server busy."),
+                                      keep_alive);
+      case v1::HTTP_429:
+        co_return co_await writeError(
+            stream, st,
+            {429, "Injected failure: rate limit reached.", "rate_limit_error", "", "rate_limit_exceeded"},
+            keep_alive, prof.failures().retry_after_seconds());
+      case v1::RESET_MID_STREAM:
+        if (!req.stream) {
+          resetConnection(stream);
+          co_return false;
+        }
+        reset_mid_stream = true;
+        break;
+      default:
+        co_return co_await writeError(
+            stream, st, {500, "Injected failure: internal error.", "server_error", "", "internal_error"},
+            keep_alive);
+    }
+  }
+
+  if (!co_await st.acquireSlot()) {
+    st.rejected_busy.fetch_add(1);
+    co_return co_await writeError(stream, st, openai::serverBusy(), keep_alive, 1);
+  }
+  SlotGuard slot(st);
+
+  const auto start = Clock::now();
+  TextGenerator gen(prof.seed(), req.prompt_text);
+  const uint32_t natural = gen.naturalLength(prof.min_output_tokens(), prof.max_output_tokens());
+  const uint32_t n = req.max_tokens ? std::min(natural, *req.max_tokens) : natural;
+  const uint32_t prompt_tokens = openai::promptTokens(req);
+  Completion c{req,
+               common::strCat(req.endpoint == openai::Endpoint::kChatCompletions ? "chatcmpl-" : "cmpl-",
+                            st.name, "-", st.next_id.fetch_add(1)),
+               unixNow(), prompt_tokens, n, n < natural ? "length" : "stop"};
+
+  const auto prefill = std::chrono::microseconds(
+      uint64_t{prof.prefill_base_ms()} * 1000 + uint64_t{prof.prefill_per_token_us()} * prompt_tokens);
+  const auto itl = std::chrono::milliseconds(prof.inter_token_ms());
+  const auto first_token_at = start + prefill;
+  net::steady_timer timer(co_await net::this_coro::executor);
+  boost::system::error_code ec;
+
+  if (!req.stream) {
+    std::string text;
+    for (uint32_t i = 0; i < n; ++i) text += gen.next();
+    timer.expires_at(first_token_at + itl * (n > 0 ? n - 1 : 0));
+    co_await timer.async_wait(net::redirect_error(use_awaitable, ec));
+    st.tokens->inc(n);
+    st.completed.fetch_add(1);
+    co_return co_await writeResponse(stream, st, http::status::ok, c.full(text), "application/json",
+                                     keep_alive);
+  }
+
+  http::response<http::empty_body> res{http::status::ok, 11};
+  res.set(http::field::server, "spillway-sim");
+  res.set(http::field::content_type, "text/event-stream");
+  res.set(http::field::cache_control, "no-cache");
+  res.keep_alive(keep_alive);
+  res.chunked(true);
+  http::response_serializer<http::empty_body> sr{res};
+  co_await http::async_write_header(stream, sr, net::redirect_error(use_awaitable, ec));
+  if (ec) co_return false;
+  st.requests->with({"200"}).inc();
+
+  if (c.chat()) {
+    timer.expires_at(first_token_at);
+    co_await timer.async_wait(net::redirect_error(use_awaitable, ec));
+    if (!co_await writeChunk(stream, c.chunk("", true, nullptr))) co_return false;
+  }
+  for (uint32_t i = 0; i < n; ++i) {
+    timer.expires_at(first_token_at + itl * i);
+    co_await timer.async_wait(net::redirect_error(use_awaitable, ec));
+    if (reset_mid_stream && i == n / 2) {
+      resetConnection(stream);
+      co_return false;
+    }
+    if (!co_await writeChunk(stream, c.chunk(gen.next(), false, nullptr))) co_return false;
+    st.tokens->inc();
+  }
+  if (!co_await writeChunk(stream, c.chunk("", false, c.finish_reason))) co_return false;
+  if (req.include_usage && !co_await writeChunk(stream, c.usageChunk())) co_return false;
+  if (!co_await writeChunk(stream, std::string(openai::kSseDone))) co_return false;
+  co_await net::async_write(stream, http::make_chunk_last(), net::redirect_error(use_awaitable, ec));
+  st.completed.fetch_add(1);
+  co_return !ec && keep_alive;
+}
+
+awaitable<bool> handle(beast::tcp_stream& stream, State& st, http::request<http::string_body>& req,
+                       openai::RequestParser& parser) {
+  const bool keep = req.keep_alive();
+  std::string_view target = req.target();
+  if (req.method() == http::verb::get) {
+    if (target == "/healthz" || target == "/health") {
+      co_return co_await writeResponse(stream, st, http::status::ok, R"({"status":"ok"})",
+                                       "application/json", keep);
+    }
+    if (target == "/metrics") {
+      co_return co_await writeResponse(stream, st, http::status::ok, st.registry.render(),
+                                       "text/plain; version=0.0.4; charset=utf-8", keep);
+    }
+    if (target == "/v1/models") {
+      common::JsonWriter w;
+      w.beginObject().key("object").value("list").key("data").beginArray();
+      for (const auto& m : st.models) {
+        w.beginObject().key("id").value(m).key("object").value("model");
+        w.key("created").value(int64_t{0}).key("owned_by").value("spillway-sim").endObject();
+      }
+      w.endArray().endObject();
+      co_return co_await writeResponse(stream, st, http::status::ok, w.take(), "application/json", keep);
+    }
+  }
+  auto endpoint = openai::endpointForTarget(target);
+  if (!endpoint || req.method() != http::verb::post) {
+    co_return co_await writeError(
+        stream, st,
+        {404, common::strCat("Unknown request URL: ", std::string(req.method_string()), " ", target, "."),
+         "invalid_request_error", "", "unknown_url"},
+        keep);
+  }
+  auto parsed = parser.parse(*endpoint, req.body());
+  if (auto* e = std::get_if<openai::ApiError>(&parsed)) co_return co_await writeError(stream, st, *e, keep);
+  co_return co_await complete(stream, st, std::get<openai::ParsedRequest>(parsed), keep);
+}
+
+awaitable<void> session(std::shared_ptr<State> st, tcp::socket socket) {
+  beast::tcp_stream stream(std::move(socket));
+  beast::flat_buffer buffer;
+  openai::RequestParser parser;
+  for (;;) {
+    http::request_parser<http::string_body> p;
+    p.body_limit(16 << 20);
+    stream.expires_after(std::chrono::seconds(120));
+    boost::system::error_code ec;
+    co_await http::async_read(stream, buffer, p, net::redirect_error(use_awaitable, ec));
+    if (ec) break;
+    stream.expires_never();
+    auto req = p.release();
+    if (!co_await handle(stream, *st, req, parser)) break;
+  }
+  boost::system::error_code ec;
+  stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+}
+
+awaitable<void> acceptLoop(std::shared_ptr<State> st) {
+  for (;;) {
+    size_t idx = st->io.nextIndex();
+    boost::system::error_code ec;
+    tcp::socket socket = co_await st->acceptor.async_accept(
+        st->io.context(idx), net::redirect_error(use_awaitable, ec));
+    if (ec) {
+      if (ec == net::error::operation_aborted || !st->acceptor.is_open()) co_return;
+      continue;  // e.g. EMFILE: keep serving the connections we have
+    }
+    socket.set_option(tcp::no_delay(true), ec);
+    net::co_spawn(st->io.context(idx), session(st, std::move(socket)), net::detached);
+  }
+}
+
+}  // namespace
+
+SimServer::SimServer(common::IoPool& io, v1::SimProfile profile, std::vector<std::string> models,
+                     std::string name)
+    : state_(std::make_shared<State>(io, std::move(profile), std::move(models), std::move(name))) {}
+
+SimServer::~SimServer() { stop(); }
+
+absl::Status SimServer::listen(const std::string& host, uint16_t port) {
+  boost::system::error_code ec;
+  auto addr = net::ip::make_address(host, ec);
+  if (ec) return absl::InvalidArgumentError(common::strCat("invalid address \"", host, "\""));
+  tcp::endpoint ep(addr, port);
+  auto& a = state_->acceptor;
+  a.open(ep.protocol(), ec);
+  if (!ec) a.set_option(net::socket_base::reuse_address(true), ec);
+  if (!ec) a.bind(ep, ec);
+  if (!ec) a.listen(net::socket_base::max_listen_connections, ec);
+  if (ec) {
+    return absl::UnavailableError(
+        common::strCat("simulator ", state_->name, ": cannot listen on ", host, ":", port, ": ", ec.message()));
+  }
+  state_->port = a.local_endpoint().port();
+  net::co_spawn(state_->io.context(0), acceptLoop(state_), net::detached);
+  return absl::OkStatus();
+}
+
+uint16_t SimServer::port() const { return state_->port.load(); }
+
+void SimServer::stop() {
+  std::vector<std::shared_ptr<Waiter>> waiters;
+  {
+    std::lock_guard lock(state_->mu);
+    if (state_->stopped) return;
+    state_->stopped = true;
+    waiters.assign(state_->waiters.begin(), state_->waiters.end());
+    state_->waiters.clear();
+  }
+  for (auto& w : waiters) net::post(w->timer.get_executor(), [w] { w->timer.cancel(); });
+  // The acceptor belongs to context 0's thread; close it there.
+  net::post(state_->io.context(0), [st = state_] {
+    boost::system::error_code ec;
+    st->acceptor.close(ec);
+  });
+}
+
+SimCounters SimServer::counters() const { return state_->snapshot(); }
+
+std::string SimServer::metricsText() const { return state_->registry.render(); }
+
+}  // namespace spillway::sim

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages Spillway needs to build, run and test.
+# Skips apt-get entirely when everything is already present.
+# Usage: installer/debian-deps.sh [--quiet]
+set -euo pipefail
+
+packages=(
+  # toolchain
+  build-essential cmake ninja-build ccache pkg-config
+  # engine
+  libboost-dev libboost-program-options-dev libssl-dev
+  libprotobuf-dev protobuf-compiler
+  libabsl-dev libyaml-cpp-dev libsimdjson-dev libspdlog-dev
+  libsqlite3-dev
+  # console and Qt Test
+  qt6-base-dev qt6-charts-dev
+  # tests: real clients and validators, a display for the console
+  curl prometheus xvfb xauth
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+
+echo "spillway: installing missing Debian packages: ${missing[*]}" >&2
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y --no-install-recommends "${missing[@]}"
