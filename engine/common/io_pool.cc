@@ -5,11 +5,15 @@ namespace spillway::common {
 IoPool::IoPool(unsigned threads) {
   if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
   for (unsigned i = 0; i < threads; ++i) {
-    contexts_.push_back(std::make_unique<boost::asio::io_context>(1));
+    contexts_.push_back(std::make_unique<Context>(1));
   }
 }
 
-IoPool::~IoPool() { stop(); }
+IoPool::~IoPool() {
+  stop();
+  for (auto& ctx : contexts_) ctx->shutdownServices();  // destroys pending handlers
+  contexts_.clear();
+}
 
 void IoPool::start() {
   if (!threads_.empty()) return;

@@ -24,14 +24,25 @@ class IoPool {
   // Stops every io_context (pending handlers are abandoned) and joins.
   void stop();
 
+  // Destruction shuts down every context's services before destroying any
+  // context: a pending coroutine on one context may own an I/O object of
+  // another (an acceptor on context 0 kept alive by a session on context 1),
+  // and that object must die while its own context still exists.
+
   size_t size() const { return contexts_.size(); }
   boost::asio::io_context& context(size_t i) { return *contexts_[i]; }
   // Round-robin choice of a context for a new connection. Thread-safe.
   size_t nextIndex();
 
  private:
+  // io_context with its protected shutdown() reachable.
+  class Context : public boost::asio::io_context {
+   public:
+    using io_context::io_context;
+    void shutdownServices() { shutdown(); }
+  };
   using Guard = boost::asio::executor_work_guard<boost::asio::io_context::executor_type>;
-  std::vector<std::unique_ptr<boost::asio::io_context>> contexts_;
+  std::vector<std::unique_ptr<Context>> contexts_;
   std::vector<Guard> guards_;
   std::vector<std::thread> threads_;
   std::atomic<size_t> next_{0};

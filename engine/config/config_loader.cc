@@ -262,9 +262,21 @@ LoadResult loadYaml(std::string_view yaml_text, const std::string& file) {
     out.errors.push_back({file, e.mark.line + 1, e.mark.column + 1, "", e.msg});
     return out;
   }
-  if (out.errors.empty()) {
-    auto more = validate(out.config, &out.sources, file);
-    out.errors.insert(out.errors.end(), more.begin(), more.end());
+  // Validate even when mapping failed, so every error shows at once; but
+  // drop what a mapping error already explains (its path or anything under
+  // or above it), e.g. "url is required" after "url: expected a string".
+  auto related = [](const std::string& a, const std::string& b) {
+    auto under = [](const std::string& x, const std::string& parent) {
+      return x.size() > parent.size() && x.compare(0, parent.size(), parent) == 0 &&
+             (x[parent.size()] == '.' || x[parent.size()] == '[');
+    };
+    return a == b || under(a, b) || under(b, a);
+  };
+  const size_t mapping_errors = out.errors.size();
+  for (auto& e : validate(out.config, &out.sources, file)) {
+    bool explained = false;
+    for (size_t i = 0; i < mapping_errors && !explained; ++i) explained = related(e.path, out.errors[i].path);
+    if (!explained) out.errors.push_back(std::move(e));
   }
   return out;
 }

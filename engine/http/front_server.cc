@@ -8,10 +8,12 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <list>
+#include <optional>
 
 #include "common/strings.h"
 #include "common/url.h"
@@ -65,6 +67,42 @@ namespace {
 
 using Shared = FrontServer::Shared;
 
+// A read deadline that cancels the pending read instead of closing the
+// socket (as beast::tcp_stream's own timeouts do), so that a client too slow
+// to send its request can still be told so with a 408.
+class ReadDeadline {
+ public:
+  explicit ReadDeadline(beast::tcp_stream& stream)
+      : stream_(stream), timer_(stream.get_executor()), generation_(std::make_shared<uint64_t>(0)) {}
+  ~ReadDeadline() { disarm(); }
+  ReadDeadline(const ReadDeadline&) = delete;
+  ReadDeadline& operator=(const ReadDeadline&) = delete;
+
+  void arm(std::chrono::milliseconds d) {
+    const uint64_t g = ++*generation_;
+    fired_ = false;
+    timer_.expires_after(d);
+    // The generation check keeps a handler that was already queued when we
+    // disarmed (or destroyed) this deadline from touching anything.
+    timer_.async_wait([this, gen = generation_, g](boost::system::error_code ec) {
+      if (ec || *gen != g) return;
+      fired_ = true;
+      stream_.socket().cancel(ec);
+    });
+  }
+  void disarm() {
+    ++*generation_;
+    timer_.cancel();
+  }
+  bool fired() const { return fired_; }
+
+ private:
+  beast::tcp_stream& stream_;
+  net::steady_timer timer_;
+  std::shared_ptr<uint64_t> generation_;
+  bool fired_ = false;
+};
+
 awaitable<void> rejectAndClose(Shared& sh, beast::tcp_stream& stream, openai::ApiError e) {
   sh.gateway.countRejected(e.status);
   stream.expires_after(std::chrono::seconds(5));
@@ -77,37 +115,36 @@ awaitable<void> session(std::shared_ptr<Shared> sh, size_t worker, tcp::socket s
   auto entry = list.insert(list.end(), SessionEntry{&stream, true});
   beast::flat_buffer buffer;
   const auto& cfg = sh->server;
+  ReadDeadline deadline(stream);
 
   for (;;) {
     if (sh->draining.load()) break;
     bhttp::request_parser<bhttp::string_body> parser;
     parser.header_limit(cfg.max_header_bytes());
     parser.body_limit(cfg.max_body_bytes());
-    stream.expires_after(std::chrono::milliseconds(cfg.header_timeout_ms()));
+    deadline.arm(std::chrono::milliseconds(cfg.header_timeout_ms()));
     entry->idle = true;
     boost::system::error_code ec;
     co_await bhttp::async_read_header(stream, buffer, parser, net::redirect_error(use_awaitable, ec));
     entry->idle = false;
+    deadline.disarm();
+    if (ec == net::error::operation_aborted && deadline.fired()) ec = beast::error::timeout;
+    // Errors we answer before closing. Named, not a temporary in the
+    // co_await expression: GCC 12 may destroy such temporaries twice.
+    std::optional<openai::ApiError> reject;
     if (ec) {
       const bool started = parser.got_some() || buffer.size() > 0;
       if (ec == beast::error::timeout && started) {
-        co_await rejectAndClose(*sh, stream,
-                                {408, "The request headers did not arrive in time.",
-                                 "invalid_request_error", "", "request_timeout"});
+        reject = openai::ApiError{408, "The request headers did not arrive in time.", "invalid_request_error", "", "request_timeout"};
       } else if (ec == bhttp::error::header_limit) {
-        co_await rejectAndClose(*sh, stream,
-                                {431, common::strCat("Request headers exceed ", cfg.max_header_bytes(), " bytes."),
-                                 "invalid_request_error", "", "headers_too_large"});
+        reject = openai::ApiError{431, common::strCat("Request headers exceed ", cfg.max_header_bytes(), " bytes."), "invalid_request_error", "", "headers_too_large"};
       } else if (ec == bhttp::error::body_limit) {
-        co_await rejectAndClose(*sh, stream,
-                                {413, common::strCat("Request body exceeds ", cfg.max_body_bytes(), " bytes."),
-                                 "invalid_request_error", "", "body_too_large"});
+        reject = openai::ApiError{413, common::strCat("Request body exceeds ", cfg.max_body_bytes(), " bytes."), "invalid_request_error", "", "body_too_large"};
       } else if (started && ec != bhttp::error::end_of_stream && ec != net::error::eof &&
                  ec != net::error::operation_aborted && ec != beast::error::timeout) {
-        co_await rejectAndClose(*sh, stream,
-                                {400, common::strCat("Malformed HTTP request: ", ec.message(), "."),
-                                 "invalid_request_error", "", "bad_request"});
+        reject = openai::ApiError{400, common::strCat("Malformed HTTP request: ", ec.message(), "."), "invalid_request_error", "", "bad_request"};
       }
+      if (reject) co_await rejectAndClose(*sh, stream, std::move(*reject));
       break;  // idle timeout, client closed, or answered above
     }
 
@@ -116,9 +153,8 @@ awaitable<void> session(std::shared_ptr<Shared> sh, size_t worker, tcp::socket s
     // lengths) is ambiguous between us and any proxy in front of us.
     if (head.count(bhttp::field::content_length) > 1 ||
         (head.count(bhttp::field::transfer_encoding) && head.count(bhttp::field::content_length))) {
-      co_await rejectAndClose(*sh, stream,
-                              {400, "Conflicting Content-Length and Transfer-Encoding headers.",
-                               "invalid_request_error", "", "bad_request"});
+      reject = openai::ApiError{400, "Conflicting Content-Length and Transfer-Encoding headers.", "invalid_request_error", "", "bad_request"};
+      co_await rejectAndClose(*sh, stream, std::move(*reject));
       break;
     }
     if (beast::iequals(head[bhttp::field::expect], "100-continue")) {
@@ -126,23 +162,20 @@ awaitable<void> session(std::shared_ptr<Shared> sh, size_t worker, tcp::socket s
       co_await bhttp::async_write(stream, cont, net::redirect_error(use_awaitable, ec));
       if (ec) break;
     }
-    stream.expires_after(std::chrono::milliseconds(cfg.body_timeout_ms()));
+    deadline.arm(std::chrono::milliseconds(cfg.body_timeout_ms()));
     co_await bhttp::async_read(stream, buffer, parser, net::redirect_error(use_awaitable, ec));
+    deadline.disarm();
+    if (ec == net::error::operation_aborted && deadline.fired()) ec = beast::error::timeout;
     if (ec) {
       if (ec == beast::error::timeout) {
-        co_await rejectAndClose(*sh, stream,
-                                {408, "The request body did not arrive in time.", "invalid_request_error", "",
-                                 "request_timeout"});
+        reject = openai::ApiError{408, "The request body did not arrive in time.", "invalid_request_error", "", "request_timeout"};
       } else if (ec == bhttp::error::body_limit) {
-        co_await rejectAndClose(*sh, stream,
-                                {413, common::strCat("Request body exceeds ", cfg.max_body_bytes(), " bytes."),
-                                 "invalid_request_error", "", "body_too_large"});
+        reject = openai::ApiError{413, common::strCat("Request body exceeds ", cfg.max_body_bytes(), " bytes."), "invalid_request_error", "", "body_too_large"};
       } else if (ec != net::error::eof && ec != bhttp::error::end_of_stream &&
                  ec != bhttp::error::partial_message) {
-        co_await rejectAndClose(*sh, stream,
-                                {400, common::strCat("Malformed HTTP request body: ", ec.message(), "."),
-                                 "invalid_request_error", "", "bad_request"});
+        reject = openai::ApiError{400, common::strCat("Malformed HTTP request body: ", ec.message(), "."), "invalid_request_error", "", "bad_request"};
       }
+      if (reject) co_await rejectAndClose(*sh, stream, std::move(*reject));
       break;
     }
     stream.expires_never();

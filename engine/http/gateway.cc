@@ -7,6 +7,7 @@
 #include <boost/beast/http.hpp>
 #include <chrono>
 #include <limits>
+#include <optional>
 #include <unordered_map>
 
 #include "common/json_writer.h"
@@ -359,19 +360,15 @@ awaitable<bool> Gateway::handle(size_t worker, beast::tcp_stream& client, Reques
   auto endpoint = openai::endpointForTarget(req.target());
   if (!endpoint) {
     count("", "", 404);
-    co_return co_await writeApiError(
-        client,
-        {404, common::strCat("Unknown request URL: ", req.method_string(), " ", req.target(), "."),
-         "invalid_request_error", "", "unknown_url"},
-        keep_alive);
+    openai::ApiError e{404, common::strCat("Unknown request URL: ", req.method_string(), " ", req.target(), "."),
+                       "invalid_request_error", "", "unknown_url"};
+    co_return co_await writeApiError(client, std::move(e), keep_alive);
   }
   if (req.method() != bhttp::verb::post) {
     count("", "", 405);
-    co_return co_await writeApiError(
-        client,
-        {405, common::strCat("Method ", req.method_string(), " is not allowed on ", req.target(), "; use POST."),
-         "invalid_request_error", "", "method_not_allowed"},
-        keep_alive);
+    openai::ApiError e{405, common::strCat("Method ", req.method_string(), " is not allowed on ", req.target(), "; use POST."),
+                       "invalid_request_error", "", "method_not_allowed"};
+    co_return co_await writeApiError(client, std::move(e), keep_alive);
   }
 
   in_flight_.fetch_add(1, std::memory_order_relaxed);
@@ -412,7 +409,8 @@ awaitable<bool> Gateway::proxy(Worker& w, beast::tcp_stream& client, Request& re
   if (!pool) {
     // Unknown models are not a label value: clients choose them freely.
     finish(404);
-    co_return co_await writeApiError(client, openai::modelNotFound(pr.model), keep_alive);
+    openai::ApiError e = openai::modelNotFound(pr.model);
+    co_return co_await writeApiError(client, std::move(e), keep_alive);
   }
   model = pr.model;
   const uint32_t retry_after = routes->config.server().retry_after_seconds();
@@ -421,18 +419,23 @@ awaitable<bool> Gateway::proxy(Worker& w, beast::tcp_stream& client, Request& re
   // Up to three tries before the first response byte: a stale keep-alive
   // connection is retried on a fresh one; a backend that refuses connections
   // is marked down and another one picked.
+  std::optional<openai::ApiError> last_error;  // why the previous attempt failed
   for (int attempt = 0; attempt < 3; ++attempt) {
     auto pick = pool->balancer->pick(pool->backends);
     if (pick.outcome != balance::PickOutcome::kPicked) {
+      if (last_error) {
+        // Failover found nobody else: report the failure we actually saw.
+        finish(last_error->status);
+        co_return co_await writeApiError(client, *last_error, keep_alive, {.backend = backend_name});
+      }
       bool busy = pick.outcome == balance::PickOutcome::kAllBusy;
       finish(503);
-      co_return co_await writeApiError(
-          client,
+      openai::ApiError e =
           busy ? openai::serverBusy(common::strCat("Every backend serving `", model,
                                                    "` is at its concurrency limit. Please retry shortly."))
                : openai::ApiError{503, common::strCat("No healthy backend is serving `", model, "` right now."),
-                                  "server_error", "", "no_healthy_backend"},
-          keep_alive, {.retry_after_seconds = retry_after});
+                                  "server_error", "", "no_healthy_backend"};
+      co_return co_await writeApiError(client, std::move(e), keep_alive, {.retry_after_seconds = retry_after});
     }
     BackendSlot slot(pick.backend);
     const upstream::Backend& b = *pick.backend;
@@ -447,7 +450,8 @@ awaitable<bool> Gateway::proxy(Worker& w, beast::tcp_stream& client, Request& re
                                                         std::chrono::milliseconds(b.config().connect_timeout_ms()));
         if (!opened.ok()) {
           metrics_->connects.with({b.name(), "error"}).inc();
-          if (!absl::IsDeadlineExceeded(opened.status())) {
+          const bool timeout = absl::IsDeadlineExceeded(opened.status());
+          if (!timeout) {
             // Refused or unreachable: stop sending it traffic until the
             // health checker sees it answer again.
             if (pick.backend->healthy()) {
@@ -455,17 +459,11 @@ awaitable<bool> Gateway::proxy(Worker& w, beast::tcp_stream& client, Request& re
             }
             pick.backend->setHealthy(false);
           }
-          if (attempt < 2) {
-            metrics_->retries.with({b.name(), "connect_failed"}).inc();
-            break;  // pick another backend
-          }
-          bool timeout = absl::IsDeadlineExceeded(opened.status());
-          finish(timeout ? 504 : 502);
-          co_return co_await writeApiError(
-              client,
-              {timeout ? 504 : 502, common::strCat("Upstream ", b.name(), " is unreachable: ", opened.status().message()),
-               "upstream_error", "", timeout ? "upstream_timeout" : "upstream_unreachable"},
-              keep_alive, {.backend = b.name()});
+          last_error = openai::ApiError{
+              timeout ? 504 : 502, common::strCat("Upstream ", b.name(), " is unreachable: ", opened.status().message()),
+              "upstream_error", "", timeout ? "upstream_timeout" : "upstream_unreachable"};
+          metrics_->retries.with({b.name(), "connect_failed"}).inc();
+          break;  // pick another backend
         }
         metrics_->connects.with({b.name(), "ok"}).inc();
         conn = std::move(*opened);
@@ -504,10 +502,12 @@ awaitable<bool> Gateway::proxy(Worker& w, beast::tcp_stream& client, Request& re
       }
     }
   }
-  finish(502);
-  co_return co_await writeApiError(
-      client, {502, "Every upstream attempt failed before a response began.", "upstream_error", "", "upstream_error"},
-      keep_alive);
+  if (!last_error) {
+    last_error = openai::ApiError{502, "Every upstream attempt failed before a response began.", "upstream_error", "",
+                                  "upstream_error"};
+  }
+  finish(last_error->status);
+  co_return co_await writeApiError(client, *last_error, keep_alive, {.backend = backend_name});
 }
 
 }  // namespace spillway::http

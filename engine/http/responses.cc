@@ -25,10 +25,11 @@ net::awaitable<bool> writeBody(boost::beast::tcp_stream& stream, bhttp::status s
   co_return !ec && keep_alive;
 }
 
-net::awaitable<bool> writeApiError(boost::beast::tcp_stream& stream, const openai::ApiError& error,
+net::awaitable<bool> writeApiError(boost::beast::tcp_stream& stream, openai::ApiError error,
                                    bool keep_alive, ExtraHeaders extra) {
-  co_return co_await writeBody(stream, static_cast<bhttp::status>(error.status),
-                               openai::errorBody(error), "application/json", keep_alive, extra);
+  std::string body = openai::errorBody(error);
+  co_return co_await writeBody(stream, static_cast<bhttp::status>(error.status), std::move(body),
+                               "application/json", keep_alive, extra);
 }
 
 }  // namespace spillway::http

@@ -26,9 +26,12 @@ boost::asio::awaitable<bool> writeBody(boost::beast::tcp_stream& stream,
                                        ExtraHeaders extra = {});
 
 // {"error":{...}} with the error's status.
-boost::asio::awaitable<bool> writeApiError(boost::beast::tcp_stream& stream,
-                                           const openai::ApiError& error, bool keep_alive,
-                                           ExtraHeaders extra = {});
+//
+// Coroutine rule for this code base: never pass a class-type temporary in a
+// co_await expression (build a named local and move it): GCC 12 can destroy
+// such temporaries twice. Hence `error` by value, moved in by callers.
+boost::asio::awaitable<bool> writeApiError(boost::beast::tcp_stream& stream, openai::ApiError error,
+                                           bool keep_alive, ExtraHeaders extra = {});
 
 inline constexpr std::string_view kServerName = "spillway";
 inline constexpr std::string_view kBackendHeader = "x-spillway-backend";

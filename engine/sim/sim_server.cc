@@ -72,6 +72,7 @@ struct SimServer::State {
     c.completed = completed.load();
     c.rejected_busy = rejected_busy.load();
     c.injected_failures = injected.load();
+    c.generated_tokens = tokens->value();
     return c;
   }
 
@@ -177,11 +178,13 @@ awaitable<bool> writeResponse(beast::tcp_stream& stream, State& st, http::status
   co_return !ec && keep_alive;
 }
 
-awaitable<bool> writeError(beast::tcp_stream& stream, State& st, const openai::ApiError& e,
-                           bool keep_alive, uint32_t retry_after = 0) {
-  co_return co_await writeResponse(stream, st, static_cast<http::status>(e.status),
-                                   openai::errorBody(e), "application/json", keep_alive,
-                                   retry_after);
+// Takes the error by value: callers pass named locals, never temporaries, as
+// GCC 12 can destroy a temporary in a co_await full-expression twice.
+awaitable<bool> writeError(beast::tcp_stream& stream, State& st, openai::ApiError e, bool keep_alive,
+                           uint32_t retry_after = 0) {
+  std::string body = openai::errorBody(e);
+  co_return co_await writeResponse(stream, st, static_cast<http::status>(e.status), std::move(body),
+                                   "application/json", keep_alive, retry_after);
 }
 
 struct Completion {
@@ -284,14 +287,15 @@ awaitable<bool> complete(beast::tcp_stream& stream, State& st, const openai::Par
   if (st.injectFailure()) {
     st.injected.fetch_add(1);
     switch (prof.failures().kind()) {
-      case v1::HTTP_503:
-        co_return co_await writeError(stream, st, openai::serverBusy("Injected failure: server busy."),
-                                      keep_alive);
-      case v1::HTTP_429:
-        co_return co_await writeError(
-            stream, st,
-            {429, "Injected failure: rate limit reached.", "rate_limit_error", "", "rate_limit_exceeded"},
-            keep_alive, prof.failures().retry_after_seconds());
+      case v1::HTTP_503: {
+        openai::ApiError e = openai::serverBusy("Injected failure: server busy.");
+        co_return co_await writeError(stream, st, std::move(e), keep_alive);
+      }
+      case v1::HTTP_429: {
+        openai::ApiError e{429, "Injected failure: rate limit reached.", "rate_limit_error", "",
+                           "rate_limit_exceeded"};
+        co_return co_await writeError(stream, st, std::move(e), keep_alive, prof.failures().retry_after_seconds());
+      }
       case v1::RESET_MID_STREAM:
         if (!req.stream) {
           resetConnection(stream);
@@ -299,16 +303,17 @@ awaitable<bool> complete(beast::tcp_stream& stream, State& st, const openai::Par
         }
         reset_mid_stream = true;
         break;
-      default:
-        co_return co_await writeError(
-            stream, st, {500, "Injected failure: internal error.", "server_error", "", "internal_error"},
-            keep_alive);
+      default: {
+        openai::ApiError e{500, "Injected failure: internal error.", "server_error", "", "internal_error"};
+        co_return co_await writeError(stream, st, std::move(e), keep_alive);
+      }
     }
   }
 
   if (!co_await st.acquireSlot()) {
     st.rejected_busy.fetch_add(1);
-    co_return co_await writeError(stream, st, openai::serverBusy(), keep_alive, 1);
+    openai::ApiError e = openai::serverBusy();
+    co_return co_await writeError(stream, st, std::move(e), keep_alive, 1);
   }
   SlotGuard slot(st);
 
@@ -400,11 +405,9 @@ awaitable<bool> handle(beast::tcp_stream& stream, State& st, http::request<http:
   }
   auto endpoint = openai::endpointForTarget(target);
   if (!endpoint || req.method() != http::verb::post) {
-    co_return co_await writeError(
-        stream, st,
-        {404, common::strCat("Unknown request URL: ", std::string(req.method_string()), " ", target, "."),
-         "invalid_request_error", "", "unknown_url"},
-        keep);
+    openai::ApiError e{404, common::strCat("Unknown request URL: ", req.method_string(), " ", target, "."),
+                       "invalid_request_error", "", "unknown_url"};
+    co_return co_await writeError(stream, st, std::move(e), keep);
   }
   auto parsed = parser.parse(*endpoint, req.body());
   if (auto* e = std::get_if<openai::ApiError>(&parsed)) co_return co_await writeError(stream, st, *e, keep);

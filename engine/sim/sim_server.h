@@ -23,6 +23,7 @@ struct SimCounters {
   uint64_t completed = 0;  // requests answered in full
   uint64_t rejected_busy = 0;
   uint64_t injected_failures = 0;
+  uint64_t generated_tokens = 0;
 };
 
 class SimServer {

@@ -1,0 +1,157 @@
+// The spillwayd binary as an operator runs it: --help, --check-config exit
+// codes and messages, serving on the port it prints, and a graceful drain on
+// SIGTERM that lets an in-flight stream finish.
+#include "spillwayd_test.h"
+
+#include <QtTest>
+
+#include <QProcess>
+#include <QRegularExpression>
+#include <QTemporaryDir>
+#include <future>
+#include <signal.h>
+
+#include "support/json.h"
+#include "support/test_http.h"
+
+using namespace spillway::testing;
+
+namespace {
+
+struct Daemon {
+  QProcess proc;
+  uint16_t port = 0;
+
+  bool start(const QStringList& args) {
+    proc.setProgram(SPILLWAYD_PATH);
+    proc.setArguments(args);
+    proc.start();
+    if (!proc.waitForStarted(10000)) return false;
+    QByteArray out;
+    QRegularExpression re("listening on http://127\\.0\\.0\\.1:(\\d+)");
+    while (proc.waitForReadyRead(10000)) {
+      out += proc.readAllStandardOutput();
+      auto m = re.match(QString::fromUtf8(out));
+      if (m.hasMatch()) {
+        port = static_cast<uint16_t>(m.captured(1).toUInt());
+        return true;
+      }
+    }
+    qWarning() << "spillwayd did not report its port:" << out << proc.readAllStandardError();
+    return false;
+  }
+
+  ~Daemon() {
+    if (proc.state() != QProcess::NotRunning) {
+      proc.kill();
+      proc.waitForFinished(5000);
+    }
+  }
+};
+
+std::string writeFile(QTemporaryDir& dir, const QString& name, const std::string& text) {
+  QFile f(dir.filePath(name));
+  f.open(QIODevice::WriteOnly);
+  f.write(text.c_str());
+  return dir.filePath(name).toStdString();
+}
+
+}  // namespace
+
+void SpillwaydTest::helpDocumentsEveryFlag() {
+  QProcess p;
+  p.start(SPILLWAYD_PATH, {"--help"});
+  QVERIFY(p.waitForFinished(10000));
+  QCOMPARE(p.exitCode(), 0);
+  QString out = p.readAllStandardOutput();
+  for (const char* flag : {"--config", "--listen", "--data-dir", "--check-config", "--threads", "--log-level"}) {
+    QVERIFY2(out.contains(flag), flag);
+  }
+  QProcess bad;
+  bad.start(SPILLWAYD_PATH, {"--no-such-flag"});
+  QVERIFY(bad.waitForFinished(10000));
+  QCOMPARE(bad.exitCode(), 2);
+}
+
+void SpillwaydTest::checkConfigReportsEveryErrorWithItsLocation() {
+  QTemporaryDir dir;
+  auto bad = writeFile(dir, "bad.yaml", "backends:\n  - name: a\n    url: htp://x:1\n    models: [m]\n    wieght: 2\n");
+  QProcess p;
+  p.start(SPILLWAYD_PATH, {"--check-config", QString::fromStdString(bad)});
+  QVERIFY(p.waitForFinished(10000));
+  QCOMPARE(p.exitCode(), 1);
+  QString err = p.readAllStandardError();
+  QVERIFY2(err.contains("bad.yaml:3:10: backends[0].url: unsupported scheme \"htp\""), qPrintable(err));
+  QVERIFY2(err.contains("bad.yaml:5:5: backends[0].wieght: unknown field \"wieght\" (did you mean \"weight\"?)"),
+           qPrintable(err));
+
+  auto good = writeFile(dir, "good.yaml", "backends:\n  - {name: a, url: \"sim://a\", models: [m]}\n");
+  QProcess ok;
+  ok.start(SPILLWAYD_PATH, {"--check-config", QString::fromStdString(good)});
+  QVERIFY(ok.waitForFinished(10000));
+  QCOMPARE(ok.exitCode(), 0);
+}
+
+void SpillwaydTest::servesTheEmbeddedDefaults() {
+  QTemporaryDir dir;
+  Daemon d;
+  QVERIFY(d.start({"--listen", "127.0.0.1:0", "--data-dir", dir.filePath("state")}));
+  QVERIFY(QDir(dir.filePath("state")).exists());
+  auto models = httpRequest(d.port, "GET", "/v1/models");
+  QCOMPARE(models.status, 200);
+  QVERIFY(models.body.find("spillway-small") != std::string::npos);
+  auto r = postJson(d.port, "/v1/chat/completions",
+                    R"({"model":"spillway-small","max_tokens":5,"messages":[{"role":"user","content":"hi"}]})");
+  QCOMPARE(r.status, 200);
+  QCOMPARE(jsonObject(r.body)["usage"].toObject()["completion_tokens"].toInt(), 5);
+}
+
+void SpillwaydTest::sigtermDrainsInFlightRequests() {
+  QTemporaryDir dir;
+  auto cfg = writeFile(dir, "drain.yaml", R"(server:
+  listen: 127.0.0.1:0
+  drain_timeout_ms: 20000
+backends:
+  - name: steady
+    url: sim://steady
+    models: [m]
+    sim: {profile: instant, inter_token_ms: 25, min_output_tokens: 40, max_output_tokens: 40}
+)");
+  Daemon d;
+  QVERIFY(d.start({"--config", QString::fromStdString(cfg)}));
+  std::promise<void> first;
+  bool once = false;
+  auto stream = std::async(std::launch::async, [&] {
+    return streamRequest(d.port, "/v1/chat/completions",
+                         R"({"model":"m","stream":true,"messages":[{"role":"user","content":"x"}]})", 30s,
+                         [&](const SseEvent&) {
+                           if (!once) {
+                             once = true;
+                             first.set_value();
+                           }
+                         });
+  });
+  first.get_future().wait();
+  ::kill(static_cast<pid_t>(d.proc.processId()), SIGTERM);
+  auto r = stream.get();
+  QVERIFY2(r.complete && r.sawDone(), r.error.c_str());
+  QCOMPARE(r.events.size(), size_t{1 + 40 + 1 + 1});
+  QVERIFY(d.proc.waitForFinished(20000));
+  QCOMPARE(d.proc.exitStatus(), QProcess::NormalExit);
+  QCOMPARE(d.proc.exitCode(), 0);
+}
+
+void SpillwaydTest::simSubcommandServesOpenAiApi() {
+  Daemon d;
+  QVERIFY(d.start({"sim", "--listen", "127.0.0.1:0", "--profile", "instant", "--model", "x"}));
+  auto r = postJson(d.port, "/v1/completions", R"({"model":"x","prompt":"p","max_tokens":2})");
+  QCOMPARE(r.status, 200);
+  QCOMPARE(jsonObject(r.body)["usage"].toObject()["completion_tokens"].toInt(), 2);
+  QProcess bad;
+  bad.start(SPILLWAYD_PATH, {"sim", "--profile", "warp"});
+  QVERIFY(bad.waitForFinished(10000));
+  QCOMPARE(bad.exitCode(), 2);
+  QVERIFY(QString(bad.readAllStandardError()).contains("unknown simulator profile"));
+}
+
+QTEST_APPLESS_MAIN(SpillwaydTest)

@@ -1,0 +1,18 @@
+// The spillwayd binary as an operator runs it: --help, --check-config exit
+// codes and messages, serving on the port it prints, and a graceful drain on
+// SIGTERM that lets an in-flight stream finish.
+// The test class is declared here so that moc reads only this header: its
+// lexer does not understand raw string literals, which the fixtures use.
+#pragma once
+
+#include <QObject>
+
+class SpillwaydTest : public QObject {
+  Q_OBJECT
+ private slots:
+  void helpDocumentsEveryFlag();
+  void checkConfigReportsEveryErrorWithItsLocation();
+  void servesTheEmbeddedDefaults();
+  void sigtermDrainsInFlightRequests();
+  void simSubcommandServesOpenAiApi();
+};

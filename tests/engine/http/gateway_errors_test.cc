@@ -1,0 +1,235 @@
+// Every error a client can get from the gateway: OpenAI-style JSON bodies
+// with the right status, for bad input, protocol abuse, and every way an
+// upstream can fail.
+#include "gateway_errors_test.h"
+
+#include <QtTest>
+
+#include <future>
+
+#include "engine.h"
+#include "support/json.h"
+#include "support/test_config.h"
+#include "support/test_http.h"
+
+using namespace spillway;
+using namespace spillway::testing;
+
+namespace {
+
+std::unique_ptr<Engine> startEngine(const std::string& backends, const std::string& extra = "") {
+  auto e = Engine::start(configFromYaml(engineYaml(backends, extra)));
+  if (!e.ok()) qFatal("engine start failed: %s", std::string(e.status().message()).c_str());
+  return std::move(*e);
+}
+
+const char* kInstant = R"(  - name: sim-a
+    url: sim://a
+    models: [small]
+    sim: {profile: instant}
+)";
+
+const std::string kChat = R"({"model":"small","messages":[{"role":"user","content":"hello"}]})";
+
+QJsonObject errorOf(const HttpResult& r) { return jsonObject(r.body)["error"].toObject(); }
+
+// Status and error code of a raw HTTP response.
+std::pair<int, std::string> parseRaw(const std::string& raw) {
+  if (raw.rfind("HTTP/1.1 ", 0) != 0) return {0, ""};
+  int status = std::stoi(raw.substr(9, 3));
+  auto body = raw.find("\r\n\r\n");
+  return {status, body == std::string::npos ? "" : str(jsonObject(raw.substr(body + 4))["error"].toObject()["code"])};
+}
+
+}  // namespace
+
+void GatewayErrorsTest::badRequests() {
+  auto engine = startEngine(kInstant);
+  auto bad_json = postJson(engine->port(), "/v1/chat/completions", "{\"model\":");
+  QCOMPARE(bad_json.status, 400);
+  QCOMPARE(str(errorOf(bad_json)["code"]), "invalid_json");
+  QCOMPARE(str(errorOf(bad_json)["type"]), "invalid_request_error");
+  QVERIFY(errorOf(bad_json)["param"].isNull());
+
+  auto missing = postJson(engine->port(), "/v1/chat/completions", R"({"model":"small"})");
+  QCOMPARE(missing.status, 400);
+  QCOMPARE(str(errorOf(missing)["param"]), "messages");
+
+  auto unknown = postJson(engine->port(), "/v1/chat/completions",
+                          R"({"model":"gpt-nothing","messages":[{"role":"user","content":"x"}]})");
+  QCOMPARE(unknown.status, 404);
+  QCOMPARE(str(errorOf(unknown)["code"]), "model_not_found");
+  QVERIFY(str(errorOf(unknown)["message"]).find("gpt-nothing") != std::string::npos);
+
+  auto wrong_method = httpRequest(engine->port(), "GET", "/v1/chat/completions");
+  QCOMPARE(wrong_method.status, 405);
+  auto wrong_url = postJson(engine->port(), "/v1/nothing", kChat);
+  QCOMPARE(wrong_url.status, 404);
+  QCOMPARE(str(errorOf(wrong_url)["code"]), "unknown_url");
+  // The connection survives a client error: keep-alive is not broken.
+  QCOMPARE(postJson(engine->port(), "/v1/chat/completions", kChat).status, 200);
+}
+
+void GatewayErrorsTest::bodyTooLarge() {
+  auto engine = startEngine(kInstant, "  max_body_bytes: 2048\n");
+  std::string big(4096, 'x');
+  auto r = postJson(engine->port(), "/v1/chat/completions", big);
+  QCOMPARE(r.status, 413);
+  QCOMPARE(str(errorOf(r)["code"]), "body_too_large");
+  // Chunked bodies are counted as they arrive.
+  std::string chunked = "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
+  for (int i = 0; i < 4; ++i) chunked += "400\r\n" + std::string(1024, 'y') + "\r\n";
+  chunked += "0\r\n\r\n";
+  auto raw = rawExchange(engine->port(), chunked);
+  QCOMPARE(parseRaw(raw.received), std::make_pair(413, std::string("body_too_large")));
+}
+
+void GatewayErrorsTest::headersTooLarge() {
+  auto engine = startEngine(kInstant);
+  auto r = httpRequest(engine->port(), "POST", "/v1/chat/completions", kChat,
+                       {{"Content-Type", "application/json"}, {"X-Padding", std::string(20000, 'p')}});
+  QCOMPARE(r.status, 431);
+  QCOMPARE(str(errorOf(r)["code"]), "headers_too_large");
+}
+
+void GatewayErrorsTest::slowClientsGet408() {
+  auto engine = startEngine(kInstant, "  header_timeout_ms: 300\n  body_timeout_ms: 300\n");
+  auto slow_headers = rawExchange(engine->port(), "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n");
+  QVERIFY(!slow_headers.timed_out);
+  QCOMPARE(parseRaw(slow_headers.received), std::make_pair(408, std::string("request_timeout")));
+  auto slow_body = rawExchange(engine->port(),
+                               "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"mo");
+  QCOMPARE(parseRaw(slow_body.received), std::make_pair(408, std::string("request_timeout")));
+  // An idle keep-alive connection is closed quietly, not answered 408.
+  auto idle = rawExchange(engine->port(), "");
+  QVERIFY(!idle.timed_out);
+  QCOMPARE(idle.received, "");
+}
+
+void GatewayErrorsTest::requestSmugglingIsRejected() {
+  auto engine = startEngine(kInstant);
+  auto both = rawExchange(engine->port(),
+                          "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n"
+                          "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n");
+  QCOMPARE(parseRaw(both.received).first, 400);
+  auto two_lengths = rawExchange(engine->port(),
+                                 "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n"
+                                 "Content-Length: 40\r\n\r\n{}");
+  QCOMPARE(parseRaw(two_lengths.received).first, 400);
+  auto garbage = rawExchange(engine->port(), "HELLO\r\n\r\n");
+  QCOMPARE(parseRaw(garbage.received).first, 400);
+}
+
+void GatewayErrorsTest::noHealthyBackendIs503WithRetryAfter() {
+  const uint16_t dead = closedPort();
+  auto engine = startEngine(R"(  - name: dead
+    url: http://127.0.0.1:)" + std::to_string(dead) + R"(
+    models: [small]
+    health_check: {interval_ms: 50, unhealthy_threshold: 1}
+)", "  retry_after_seconds: 3\n");
+  QVERIFY(waitFor([&] { return httpRequest(engine->port(), "GET", "/readyz").status == 503; }));
+  auto r = postJson(engine->port(), "/v1/chat/completions", kChat);
+  QCOMPARE(r.status, 503);
+  QCOMPARE(str(errorOf(r)["code"]), "no_healthy_backend");
+  QCOMPARE(r.header("retry-after"), "3");
+}
+
+void GatewayErrorsTest::refusedConnectionIs502AndFailsOver() {
+  const uint16_t dead = closedPort();
+  auto engine = startEngine(R"(  - name: dead
+    url: http://127.0.0.1:)" + std::to_string(dead) + R"(
+    models: [small]
+    health_check: {path: none}
+)");
+  auto r = postJson(engine->port(), "/v1/chat/completions", kChat);
+  QCOMPARE(r.status, 502);
+  QCOMPARE(str(errorOf(r)["code"]), "upstream_unreachable");
+  QCOMPARE(r.header("x-spillway-backend"), "dead");
+
+  // With a live peer in the pool, the same failure is invisible to clients.
+  auto engine2 = startEngine(R"(  - name: dead
+    url: http://127.0.0.1:)" + std::to_string(dead) + R"(
+    models: [small]
+    health_check: {path: none}
+  - name: alive
+    url: sim://alive
+    models: [small]
+    sim: {profile: instant}
+)");
+  for (int i = 0; i < 4; ++i) {
+    auto ok = postJson(engine2->port(), "/v1/chat/completions", kChat);
+    QCOMPARE(ok.status, 200);
+    QCOMPARE(ok.header("x-spillway-backend"), "alive");
+  }
+}
+
+void GatewayErrorsTest::slowUpstreamIs504() {
+  auto engine = startEngine(R"(  - name: slow
+    url: sim://slow
+    models: [small]
+    first_byte_timeout_ms: 200
+    sim: {profile: instant, prefill_base_ms: 5000}
+)");
+  auto r = postJson(engine->port(), "/v1/chat/completions", kChat);
+  QCOMPARE(r.status, 504);
+  QCOMPARE(str(errorOf(r)["code"]), "upstream_timeout");
+}
+
+void GatewayErrorsTest::upstreamFailureMidStreamEndsWithAnErrorEvent() {
+  auto engine = startEngine(R"(  - name: flaky
+    url: sim://flaky
+    models: [small]
+    sim: {profile: instant, min_output_tokens: 20, max_output_tokens: 20, failures: {rate: 1, kind: reset_mid_stream}}
+)");
+  auto r = streamRequest(engine->port(), "/v1/chat/completions",
+                         R"({"model":"small","stream":true,"messages":[{"role":"user","content":"x"}]})");
+  QCOMPARE(r.status, 200);
+  QVERIFY(!r.sawDone());
+  QVERIFY(!r.complete);  // no clean end of the HTTP message either
+  QVERIFY(r.events.size() >= 2);
+  auto last = jsonObject(r.events.back().data)["error"].toObject();
+  QCOMPARE(str(last["code"]), "upstream_disconnected");
+}
+
+void GatewayErrorsTest::allBackendsAtTheirLimitIs503Busy() {
+  auto engine = startEngine(R"(  - name: one
+    url: sim://one
+    models: [small]
+    max_concurrency: 1
+    sim: {profile: instant, inter_token_ms: 20, min_output_tokens: 30, max_output_tokens: 30}
+)");
+  std::promise<void> started;
+  bool once = false;
+  auto stream = std::async(std::launch::async, [&] {
+    return streamRequest(engine->port(), "/v1/chat/completions",
+                         R"({"model":"small","stream":true,"messages":[{"role":"user","content":"x"}]})", 30s,
+                         [&](const SseEvent&) {
+                           if (!once) {
+                             once = true;
+                             started.set_value();
+                           }
+                         });
+  });
+  started.get_future().wait();
+  auto r = postJson(engine->port(), "/v1/chat/completions", kChat);
+  QCOMPARE(r.status, 503);
+  QCOMPARE(str(errorOf(r)["code"]), "server_busy");
+  QCOMPARE(r.header("retry-after"), "1");
+  QVERIFY(stream.get().sawDone());
+  QCOMPARE(postJson(engine->port(), "/v1/chat/completions", kChat).status, 200);
+}
+
+void GatewayErrorsTest::upstreamErrorsPassThrough() {
+  auto engine = startEngine(R"(  - name: limited
+    url: sim://limited
+    models: [small]
+    sim: {profile: instant, failures: {rate: 1, kind: http_429, retry_after_seconds: 9}}
+)");
+  auto r = postJson(engine->port(), "/v1/chat/completions", kChat);
+  QCOMPARE(r.status, 429);
+  QCOMPARE(r.header("retry-after"), "9");
+  QCOMPARE(r.header("x-spillway-backend"), "limited");
+  QCOMPARE(str(errorOf(r)["code"]), "rate_limit_exceeded");
+}
+
+QTEST_APPLESS_MAIN(GatewayErrorsTest)

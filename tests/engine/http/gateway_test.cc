@@ -1,0 +1,260 @@
+// The gateway end to end on real loopback sockets: OpenAI endpoints through
+// the engine to in-process simulators, streaming and not, with real clients
+// (our Beast client, curl, promtool), keep-alive pooling, backpressure and
+// graceful drain.
+#include "gateway_test.h"
+
+#include <QtTest>
+
+#include <QProcess>
+#include <QStandardPaths>
+#include <future>
+#include <set>
+#include <sys/socket.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/read_until.hpp>
+#include <boost/asio/streambuf.hpp>
+#include <boost/asio/write.hpp>
+
+#include "engine.h"
+#include "sim/sim_server.h"
+#include "support/json.h"
+#include "support/test_config.h"
+#include "support/test_http.h"
+
+using namespace spillway;
+using namespace spillway::testing;
+
+namespace {
+
+const char* kTwoBackends = R"(  - name: sim-a
+    url: sim://a
+    models: [small]
+    sim: {profile: instant, min_output_tokens: 12, max_output_tokens: 12}
+  - name: sim-b
+    url: sim://b
+    models: [small, big]
+    sim: {profile: instant, min_output_tokens: 12, max_output_tokens: 12}
+)";
+
+std::unique_ptr<Engine> startEngine(const std::string& backends, const std::string& extra = "") {
+  auto e = Engine::start(configFromYaml(engineYaml(backends, extra)));
+  if (!e.ok()) qFatal("engine start failed: %s", std::string(e.status().message()).c_str());
+  return std::move(*e);
+}
+
+const std::string kChat = R"({"model":"small","messages":[{"role":"user","content":"hello"}]})";
+const std::string kStreamChat =
+    R"({"model":"small","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hello"}]})";
+
+std::string runTool(const QString& program, const QStringList& args, const QByteArray& input, int* exit_code) {
+  QProcess p;
+  p.start(program, args);
+  p.write(input);
+  p.closeWriteChannel();
+  if (!p.waitForFinished(30000)) {
+    p.kill();
+    *exit_code = -1;
+    return "timed out";
+  }
+  *exit_code = p.exitCode();
+  return (p.readAllStandardOutput() + p.readAllStandardError()).toStdString();
+}
+
+}  // namespace
+
+void GatewayTest::listsTheModelsOfEveryPool() {
+  auto engine = startEngine(kTwoBackends);
+  auto r = httpRequest(engine->port(), "GET", "/v1/models");
+  QCOMPARE(r.status, 200);
+  auto o = jsonObject(r.body);
+  QCOMPARE(str(o["object"]), "list");
+  std::set<std::string> ids;
+  for (const auto& m : o["data"].toArray()) ids.insert(str(m.toObject()["id"]));
+  QCOMPARE(ids, (std::set<std::string>{"big", "small"}));
+}
+
+void GatewayTest::nonStreamingCompletion() {
+  auto engine = startEngine(kTwoBackends);
+  auto r = postJson(engine->port(), "/v1/chat/completions", kChat);
+  QCOMPARE(r.status, 200);
+  QVERIFY(r.header("x-spillway-backend") == "sim-a" || r.header("x-spillway-backend") == "sim-b");
+  auto o = jsonObject(r.body);
+  QCOMPARE(str(o["object"]), "chat.completion");
+  QCOMPARE(o["usage"].toObject()["completion_tokens"].toInt(), 12);
+  auto legacy = postJson(engine->port(), "/v1/completions", R"({"model":"big","prompt":"hi","max_tokens":4})");
+  QCOMPARE(legacy.status, 200);
+  QCOMPARE(legacy.header("x-spillway-backend"), "sim-b");
+  QCOMPARE(jsonObject(legacy.body)["usage"].toObject()["completion_tokens"].toInt(), 4);
+}
+
+void GatewayTest::streamingCompletion() {
+  auto engine = startEngine(kTwoBackends);
+  auto r = streamRequest(engine->port(), "/v1/chat/completions", kStreamChat);
+  QCOMPARE(r.status, 200);
+  QVERIFY(r.complete);
+  QVERIFY(r.sawDone());
+  QVERIFY(!r.headers["x-spillway-backend"].empty());
+  QCOMPARE(r.headers["content-type"], "text/event-stream");
+  QCOMPARE(r.events.size(), size_t{1 + 12 + 1 + 1 + 1});
+  std::string text;
+  for (size_t i = 1; i <= 12; ++i) {
+    text += str(jsonObject(r.events[i].data)["choices"].toArray()[0].toObject()["delta"].toObject()["content"]);
+  }
+  auto usage = jsonObject(r.events[14].data)["usage"].toObject();
+  QCOMPARE(usage["completion_tokens"].toInt(), 12);
+  QVERIFY(!text.empty());
+}
+
+void GatewayTest::roundRobinSpreadsRequests() {
+  auto engine = startEngine(kTwoBackends);
+  std::map<std::string, int> by_backend;
+  for (int i = 0; i < 6; ++i) by_backend[postJson(engine->port(), "/v1/chat/completions", kChat).header("x-spillway-backend")]++;
+  QCOMPARE(by_backend["sim-a"], 3);
+  QCOMPARE(by_backend["sim-b"], 3);
+}
+
+void GatewayTest::keepAliveReusesUpstreamConnections() {
+  auto engine = startEngine(kTwoBackends);
+  const std::string body = R"({"model":"big","prompt":"x"})";
+  for (int i = 0; i < 20; ++i) QCOMPARE(postJson(engine->port(), "/v1/completions", body).status, 200);
+  // Sequential requests: at most one connection per worker thread (2).
+  auto m = engine->metricsText();
+  auto line = m.find("spillway_upstream_connects_total{backend=\"sim-b\",result=\"ok\"} ");
+  QVERIFY(line != std::string::npos);
+  int connects = std::stoi(m.substr(line + std::string("spillway_upstream_connects_total{backend=\"sim-b\",result=\"ok\"} ").size()));
+  QVERIFY2(connects <= 2, qPrintable(QString("connects: %1").arg(connects)));
+  auto b = engine->backends();
+  QCOMPARE(b[1].name, "sim-b");
+  QVERIFY(b[1].idle_connections >= 1);
+}
+
+void GatewayTest::curlGetsStreamingAndNonStreamingAnswers() {
+  const QString curl = QStandardPaths::findExecutable("curl");
+  QVERIFY2(!curl.isEmpty(), "curl is installed by installer/debian-deps.sh");
+  auto engine = startEngine(kTwoBackends);
+  const QString url = QString::fromStdString(engine->url()) + "/v1/chat/completions";
+  int code = 0;
+  auto plain = runTool(curl, {"-sS", "--fail-with-body", "-H", "Content-Type: application/json", "-d",
+                              QString::fromStdString(kChat), url}, {}, &code);
+  QCOMPARE(code, 0);
+  QCOMPARE(str(jsonObject(plain)["object"]), "chat.completion");
+  auto streamed = runTool(curl, {"-sS", "-N", "--fail-with-body", "-H", "Content-Type: application/json", "-d",
+                                 QString::fromStdString(kStreamChat), url}, {}, &code);
+  QCOMPARE(code, 0);
+  auto events = sseData(streamed);
+  QVERIFY(events.size() > 12);
+  QCOMPARE(events.back(), "[DONE]");
+}
+
+void GatewayTest::healthAndReadiness() {
+  auto engine = startEngine(kTwoBackends);
+  auto h = httpRequest(engine->port(), "GET", "/healthz");
+  QCOMPARE(h.status, 200);
+  auto r = httpRequest(engine->port(), "GET", "/readyz");
+  QCOMPARE(r.status, 200);
+  QCOMPARE(str(jsonObject(r.body)["backends"].toObject()["sim-a"]), "up");
+}
+
+void GatewayTest::metricsAreValidPrometheusText() {
+  const QString promtool = QStandardPaths::findExecutable("promtool");
+  QVERIFY2(!promtool.isEmpty(), "promtool is installed by installer/debian-deps.sh");
+  auto engine = startEngine(kTwoBackends);
+  QCOMPARE(postJson(engine->port(), "/v1/chat/completions", kChat).status, 200);
+  QCOMPARE(streamRequest(engine->port(), "/v1/chat/completions", kStreamChat).status, 200);
+  const std::string invalid = R"({"model":"nope","messages":[]})";
+  QCOMPARE(postJson(engine->port(), "/v1/chat/completions", invalid).status, 400);
+  auto m = httpRequest(engine->port(), "GET", "/metrics");
+  QCOMPARE(m.status, 200);
+  QVERIFY(m.header("content-type").find("text/plain; version=0.0.4") == 0);
+  int code = 0;
+  auto out = runTool(promtool, {"check", "metrics"}, QByteArray::fromStdString(m.body), &code);
+  QVERIFY2(code == 0, out.c_str());
+  QVERIFY(m.body.find("spillway_requests_total{route=\"chat_completions\",model=\"small\",backend=\"sim-a\",code=\"200\"} 1") != std::string::npos);
+  QVERIFY(m.body.find("spillway_requests_total{route=\"chat_completions\",model=\"\",backend=\"\",code=\"400\"} 1") != std::string::npos);
+  QVERIFY(m.body.find("spillway_time_to_first_token_seconds_count{model=\"small\",backend=\"sim-b\"} 1") != std::string::npos);
+  QVERIFY(m.body.find("spillway_backend_up{backend=\"sim-a\"} 1") != std::string::npos);
+  QVERIFY(m.body.find("spillway_upstream_connections{backend=\"sim-a\",state=\"idle\"}") != std::string::npos);
+}
+
+void GatewayTest::slowReaderBackpressuresTheUpstream() {
+  constexpr int kTokens = 400000;  // ~80 MB of SSE, far beyond socket buffers
+  auto engine = startEngine(std::string(R"(  - name: big
+    url: sim://big
+    models: [small]
+    sim: {profile: instant, min_output_tokens: )") + std::to_string(kTokens) +
+                                ", max_output_tokens: " + std::to_string(kTokens) + "}\n");
+  namespace net = boost::asio;
+  net::io_context ioc;
+  net::ip::tcp::socket sock(ioc);
+  sock.open(net::ip::tcp::v4());
+  sock.set_option(net::socket_base::receive_buffer_size(16 * 1024));
+  sock.connect({net::ip::make_address("127.0.0.1"), engine->port()});
+  std::string body = R"({"model":"small","stream":true,"messages":[{"role":"user","content":"go"}]})";
+  std::string req = "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " +
+                    std::to_string(body.size()) + "\r\n\r\n" + body;
+  net::write(sock, net::buffer(req));
+  net::streambuf head;
+  net::read_until(sock, head, "\r\n\r\n");
+
+  auto* sim = engine->simulator("big");
+  // Stop reading. Generation must stall well short of the whole answer.
+  auto generated = [&] { return sim->counters().generated_tokens; };
+  // Stalled = no new token for 300 ms. Bounded: gives up after ~30 s.
+  uint64_t stalled_at = 0;
+  bool stalled = false;
+  const auto give_up = std::chrono::steady_clock::now() + 30s;
+  while (!stalled && std::chrono::steady_clock::now() < give_up) {
+    uint64_t now = generated();
+    stalled = now > 0 && !waitFor([&] { return generated() != now; }, 300ms);
+    stalled_at = now;
+  }
+  QVERIFY(stalled);
+  qInfo("upstream stalled after %llu of %d tokens", static_cast<unsigned long long>(stalled_at), kTokens);
+  QVERIFY2(stalled_at < kTokens / 4,
+           qPrintable(QString("generated %1 of %2 tokens with the client not reading").arg(stalled_at).arg(kTokens)));
+
+  // Now read everything: the stream completes with [DONE].
+  std::string tail;
+  boost::system::error_code ec;
+  char buf[65536];
+  while (tail.find("data: [DONE]") == std::string::npos) {
+    size_t n = sock.read_some(net::buffer(buf), ec);
+    if (ec) break;
+    tail.append(buf, n);
+    if (tail.size() > 4096) tail.erase(0, tail.size() - 4096);
+  }
+  QVERIFY(tail.find("data: [DONE]") != std::string::npos);
+  QCOMPARE(generated(), uint64_t{kTokens});
+}
+
+void GatewayTest::drainLetsInFlightStreamsFinish() {
+  auto engine = startEngine(R"(  - name: slowish
+    url: sim://s
+    models: [small]
+    sim: {profile: instant, inter_token_ms: 20, min_output_tokens: 25, max_output_tokens: 25}
+)");
+  std::promise<void> first_event;
+  bool signalled = false;
+  auto stream = std::async(std::launch::async, [&] {
+    return streamRequest(engine->port(), "/v1/chat/completions", kStreamChat, 30s, [&](const SseEvent&) {
+      if (!signalled) {
+        signalled = true;
+        first_event.set_value();
+      }
+    });
+  });
+  first_event.get_future().wait();
+  QVERIFY(engine->drain(10s));
+  auto r = stream.get();
+  QVERIFY(r.complete);
+  QVERIFY(r.sawDone());
+  // No longer accepting.
+  auto after = httpRequest(engine->port(), "GET", "/healthz", "", {}, 2s);
+  QCOMPARE(after.status, 0);
+}
+
+QTEST_APPLESS_MAIN(GatewayTest)

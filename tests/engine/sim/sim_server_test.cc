@@ -1,0 +1,240 @@
+// The simulated inference server: timing model, slots and queue, 503 when
+// saturated, usage counts, determinism and fault injection — over real
+// loopback HTTP.
+#include "sim_server_test.h"
+
+#include <QtTest>
+
+#include <algorithm>
+#include <future>
+#include <thread>
+
+#include "common/io_pool.h"
+#include "config/validate.h"
+#include "openai/openai.h"
+#include "sim/sim_server.h"
+#include "support/json.h"
+#include "support/test_http.h"
+
+using namespace spillway;
+using namespace spillway::testing;
+
+namespace {
+
+v1::SimProfile profile(const std::string& name, const std::function<void(v1::SimProfile&)>& edit = {}) {
+  v1::SimProfile p;
+  p.set_profile(name);
+  if (edit) edit(p);
+  auto st = config::fillSimDefaults(p);
+  if (!st.ok()) qFatal("bad profile");
+  return p;
+}
+
+struct Sim {
+  explicit Sim(v1::SimProfile p) : io(1), server(io, std::move(p), {"sim-a", "sim-b"}, "t") {
+    io.start();
+    auto st = server.listen("127.0.0.1", 0);
+    if (!st.ok()) qFatal("listen failed: %s", std::string(st.message()).c_str());
+  }
+  ~Sim() {
+    server.stop();
+    io.stop();
+  }
+  uint16_t port() const { return server.port(); }
+  common::IoPool io;
+  sim::SimServer server;
+};
+
+const std::string kChat = R"({"model":"sim-a","messages":[{"role":"user","content":"Tell me about spillways"}]})";
+
+std::string chat(const std::string& extra, const std::string& content = "Tell me about spillways") {
+  return R"({"model":"sim-a",)" + extra + R"("messages":[{"role":"user","content":")" + content + R"("}]})";
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0 : v[v.size() / 2];
+}
+
+}  // namespace
+
+void SimServerTest::usageMatchesGeneratedText() {
+  Sim sim(profile("instant", [](auto& p) {
+    p.set_min_output_tokens(20);
+    p.set_max_output_tokens(40);
+  }));
+  auto r = postJson(sim.port(), "/v1/chat/completions", kChat);
+  QCOMPARE(r.status, 200);
+  auto o = jsonObject(r.body);
+  QCOMPARE(str(o["object"]), "chat.completion");
+  QCOMPARE(str(o["model"]), "sim-a");
+  auto choice = o["choices"].toArray()[0].toObject();
+  std::string content = str(choice["message"].toObject()["content"]);
+  auto usage = o["usage"].toObject();
+  const int completion = usage["completion_tokens"].toInt();
+  QCOMPARE(static_cast<uint32_t>(completion), openai::countTokens(content));
+  QVERIFY(completion >= 20 && completion <= 40);
+  openai::RequestParser parser;
+  auto parsed = std::get<openai::ParsedRequest>(parser.parse(openai::Endpoint::kChatCompletions, kChat));
+  QCOMPARE(static_cast<uint32_t>(usage["prompt_tokens"].toInt()), openai::promptTokens(parsed));
+  QCOMPARE(usage["total_tokens"].toInt(), usage["prompt_tokens"].toInt() + completion);
+  QCOMPARE(str(choice["finish_reason"]), "stop");
+}
+
+void SimServerTest::textIsDeterministicPerSeedAndPrompt() {
+  Sim a(profile("instant"));
+  Sim b(profile("instant", [](auto& p) { p.set_seed(7); }));
+  auto content = [](uint16_t port, const std::string& prompt) {
+    auto r = postJson(port, "/v1/chat/completions", chat("", prompt));
+    return str(jsonObject(r.body)["choices"].toArray()[0].toObject()["message"].toObject()["content"]);
+  };
+  QCOMPARE(content(a.port(), "x"), content(a.port(), "x"));
+  QVERIFY(content(a.port(), "x") != content(b.port(), "x"));
+  QVERIFY(content(a.port(), "x") != content(a.port(), "y"));
+}
+
+void SimServerTest::maxTokensCapsTheAnswer() {
+  Sim sim(profile("instant", [](auto& p) { p.set_min_output_tokens(50); p.set_max_output_tokens(50); }));
+  auto r = postJson(sim.port(), "/v1/completions", R"({"model":"m","prompt":"p","max_tokens":3})");
+  QCOMPARE(r.status, 200);
+  auto o = jsonObject(r.body);
+  QCOMPARE(str(o["object"]), "text_completion");
+  QCOMPARE(o["usage"].toObject()["completion_tokens"].toInt(), 3);
+  QCOMPARE(str(o["choices"].toArray()[0].toObject()["finish_reason"]), "length");
+}
+
+void SimServerTest::streamFollowsTheTimingModel() {
+  Sim sim(profile("instant", [](auto& p) {
+    p.set_prefill_base_ms(100);
+    p.set_inter_token_ms(30);
+    p.set_min_output_tokens(10);
+    p.set_max_output_tokens(10);
+  }));
+  auto r = streamRequest(sim.port(), "/v1/chat/completions",
+                         chat(R"("stream":true,"stream_options":{"include_usage":true},)"));
+  QCOMPARE(r.status, 200);
+  QVERIFY(r.complete);
+  QVERIFY(r.sawDone());
+  QCOMPARE(r.headers["content-type"], "text/event-stream");
+  // role chunk, 10 tokens, finish chunk, usage chunk, [DONE]
+  QCOMPARE(r.events.size(), size_t{14});
+  auto first = jsonObject(r.events[0].data);
+  QCOMPARE(str(first["choices"].toArray()[0].toObject()["delta"].toObject()["role"]), "assistant");
+  std::vector<double> gaps;
+  for (size_t i = 2; i <= 10; ++i) gaps.push_back(r.events[i].at_ms - r.events[i - 1].at_ms);
+  const double ttft = r.events[1].at_ms;
+  QVERIFY2(ttft >= 95 && ttft < 400, qPrintable(QString("ttft %1 ms").arg(ttft)));
+  QVERIFY2(median(gaps) >= 25 && median(gaps) < 80, qPrintable(QString("itl median %1 ms").arg(median(gaps))));
+  auto finish = jsonObject(r.events[11].data);
+  QCOMPARE(str(finish["choices"].toArray()[0].toObject()["finish_reason"]), "stop");
+  auto usage = jsonObject(r.events[12].data);
+  QCOMPARE(usage["choices"].toArray().size(), 0);
+  QCOMPARE(usage["usage"].toObject()["completion_tokens"].toInt(), 10);
+}
+
+void SimServerTest::prefillGrowsWithThePrompt() {
+  Sim sim(profile("instant", [](auto& p) {
+    p.set_prefill_per_token_us(2000);  // 2 ms per prompt token
+    p.set_min_output_tokens(1);
+    p.set_max_output_tokens(1);
+  }));
+  std::string long_prompt;
+  for (int i = 0; i < 100; ++i) long_prompt += "word ";
+  auto shortr = streamRequest(sim.port(), "/v1/completions", R"({"model":"m","stream":true,"prompt":"hi"})");
+  auto longr = streamRequest(sim.port(), "/v1/completions",
+                             R"({"model":"m","stream":true,"prompt":")" + long_prompt + R"("})");
+  QVERIFY(shortr.sawDone() && longr.sawDone());
+  QVERIFY2(shortr.events[0].at_ms < 100, qPrintable(QString::number(shortr.events[0].at_ms)));
+  QVERIFY2(longr.events[0].at_ms >= 200, qPrintable(QString::number(longr.events[0].at_ms)));  // 100 tokens x 2 ms
+}
+
+void SimServerTest::answers503WhenSlotsAndQueueAreFull() {
+  Sim sim(profile("instant", [](auto& p) {
+    p.set_max_num_seqs(1);
+    p.set_max_waiting(1);
+    p.set_inter_token_ms(20);
+    p.set_min_output_tokens(15);
+    p.set_max_output_tokens(15);
+  }));
+  auto running = std::async(std::launch::async, [&] {
+    return streamRequest(sim.port(), "/v1/chat/completions", chat(R"("stream":true,)"));
+  });
+  QVERIFY(waitFor([&] { return sim.server.counters().running == 1; }));
+  auto waiting = std::async(std::launch::async, [&] {
+    return postJson(sim.port(), "/v1/chat/completions", kChat);
+  });
+  QVERIFY(waitFor([&] { return sim.server.counters().waiting == 1; }));
+
+  auto busy = postJson(sim.port(), "/v1/chat/completions", kChat);
+  QCOMPARE(busy.status, 503);
+  QCOMPARE(str(jsonObject(busy.body)["error"].toObject()["code"]), "server_busy");
+  QCOMPARE(busy.header("retry-after"), "1");
+
+  QVERIFY(running.get().sawDone());
+  QCOMPARE(waiting.get().status, 200);  // got the slot when the first finished
+  auto c = sim.server.counters();
+  QCOMPARE(c.completed, 2u);
+  QCOMPARE(c.rejected_busy, 1u);
+  QCOMPARE(c.running, 0u);
+  QCOMPARE(c.waiting, 0u);
+}
+
+void SimServerTest::injectsFailures_data() {
+  QTest::addColumn<int>("kind");
+  QTest::addColumn<int>("status");
+  QTest::addColumn<QString>("code");
+  QTest::newRow("500") << int(v1::HTTP_500) << 500 << "internal_error";
+  QTest::newRow("503") << int(v1::HTTP_503) << 503 << "server_busy";
+  QTest::newRow("429") << int(v1::HTTP_429) << 429 << "rate_limit_exceeded";
+}
+
+void SimServerTest::injectsFailures() {
+  QFETCH(int, kind);
+  QFETCH(int, status);
+  QFETCH(QString, code);
+  Sim sim(profile("instant", [&](auto& p) {
+    p.mutable_failures()->set_rate(1);
+    p.mutable_failures()->set_kind(static_cast<v1::FailureKind>(kind));
+    p.mutable_failures()->set_retry_after_seconds(7);
+  }));
+  auto r = postJson(sim.port(), "/v1/chat/completions", kChat);
+  QCOMPARE(r.status, status);
+  QCOMPARE(QString::fromStdString(str(jsonObject(r.body)["error"].toObject()["code"])), code);
+  if (status == 429) QCOMPARE(r.header("retry-after"), "7");
+  QCOMPARE(sim.server.counters().injected_failures, 1u);
+}
+
+void SimServerTest::resetMidStreamCutsTheConnection() {
+  Sim sim(profile("instant", [](auto& p) {
+    p.set_min_output_tokens(10);
+    p.set_max_output_tokens(10);
+    p.mutable_failures()->set_rate(1);
+    p.mutable_failures()->set_kind(v1::RESET_MID_STREAM);
+  }));
+  auto r = streamRequest(sim.port(), "/v1/chat/completions", chat(R"("stream":true,)"));
+  QCOMPARE(r.status, 200);
+  QVERIFY(!r.complete);
+  QVERIFY(!r.sawDone());
+  QVERIFY(r.events.size() >= 2);  // the role chunk and some tokens made it
+}
+
+void SimServerTest::adminEndpoints() {
+  Sim sim(profile("default"));
+  auto models = httpRequest(sim.port(), "GET", "/v1/models");
+  QCOMPARE(models.status, 200);
+  auto data = jsonObject(models.body)["data"].toArray();
+  QCOMPARE(data.size(), 2);
+  QCOMPARE(str(data[1].toObject()["id"]), "sim-b");
+  QCOMPARE(httpRequest(sim.port(), "GET", "/healthz").status, 200);
+  auto metrics = httpRequest(sim.port(), "GET", "/metrics");
+  QCOMPARE(metrics.status, 200);
+  QVERIFY(metrics.body.find("spillway_sim_slots 16\n") != std::string::npos);
+  QVERIFY(metrics.body.find("spillway_sim_running_sequences 0\n") != std::string::npos);
+  auto missing = httpRequest(sim.port(), "GET", "/v2/nothing");
+  QCOMPARE(missing.status, 404);
+  QCOMPARE(str(jsonObject(missing.body)["error"].toObject()["code"]), "unknown_url");
+  auto bad = postJson(sim.port(), "/v1/chat/completions", "{");
+  QCOMPARE(bad.status, 400);
+}
+
+QTEST_APPLESS_MAIN(SimServerTest)

@@ -1,0 +1,18 @@
+// Config builders for tests: YAML in, a validated v1::Config out.
+#pragma once
+
+#include <string>
+
+#include "spillway/v1/config.pb.h"
+
+namespace spillway::testing {
+
+// Parses and validates `yaml`; aborts the test binary with every error
+// printed when it is invalid (a broken fixture is a bug in the test).
+v1::Config configFromYaml(const std::string& yaml);
+
+// A config listening on 127.0.0.1:0 with the given backends block (YAML,
+// already indented as a list under "backends:"), one worker thread.
+std::string engineYaml(const std::string& backends_block, const std::string& extra = "");
+
+}  // namespace spillway::testing
