@@ -26,6 +26,7 @@ run: build
 	@installer/run.sh $(BUILD)
 
 test: build
+	@installer/sdk-deps.sh
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 300
 
 clean:

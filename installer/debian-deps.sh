@@ -15,8 +15,13 @@ packages=(
   # console and Qt Test
   qt6-base-dev qt6-charts-dev
   # tests: real clients and validators, a display for the console
-  curl prometheus xvfb xauth
+  curl openssl prometheus xvfb xauth
 )
+# The OpenAI SDK test runs on Node.js; keep a Node.js that is already there
+# (e.g. a newer one from elsewhere), else take Debian's.
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  packages+=(nodejs npm)
+fi
 
 missing=()
 for p in "${packages[@]}"; do

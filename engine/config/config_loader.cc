@@ -80,8 +80,9 @@ class Mapper {
     }
     const Descriptor* d = msg->GetDescriptor();
     for (auto it = node.begin(); it != node.end(); ++it) {
-      const YAML::Node& k = it->first;
-      const YAML::Node& v = it->second;
+      // Copies: yaml-cpp's iterator yields a temporary pair (ASan caught a reference).
+      const YAML::Node k = it->first;
+      const YAML::Node v = it->second;
       if (!k.IsScalar()) {
         error(k, path, "keys must be plain names");
         continue;

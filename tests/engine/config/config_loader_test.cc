@@ -6,6 +6,9 @@
 
 #include <filesystem>
 #include <fstream>
+#include <set>
+
+#include "google/protobuf/descriptor.h"
 
 #include "config/config_loader.h"
 #include "config/validate.h"
@@ -244,6 +247,29 @@ void ConfigLoaderTest::loadsFromFile() {
   auto r = config::loadYamlFile(path);
   QVERIFY2(r.ok(), dump(r).c_str());
   QCOMPARE(r.config.backends(1).name(), "b");
+}
+
+// docs/config.md is generated from the proto comments; this keeps it from
+// falling behind the schema.
+void ConfigLoaderTest::everyFieldIsDocumented() {
+  QFile f(QString(SPILLWAY_SOURCE_DIR) + "/docs/config.md");
+  QVERIFY(f.open(QIODevice::ReadOnly));
+  const std::string doc = f.readAll().toStdString();
+  std::vector<const google::protobuf::Descriptor*> todo{v1::Config::descriptor()};
+  std::set<const google::protobuf::Descriptor*> seen;
+  while (!todo.empty()) {
+    const auto* d = todo.back();
+    todo.pop_back();
+    if (!seen.insert(d).second) continue;
+    QVERIFY2(doc.find("## " + d->name() + "\n") != std::string::npos, d->name().c_str());
+    for (int i = 0; i < d->field_count(); ++i) {
+      const auto* field = d->field(i);
+      std::string row = "| `" + field->name() + "` |";
+      QVERIFY2(doc.find(row) != std::string::npos,
+               (d->name() + "." + field->name() + " missing: run docs/tools/gen_config_md.py").c_str());
+      if (field->message_type()) todo.push_back(field->message_type());
+    }
+  }
 }
 
 QTEST_APPLESS_MAIN(ConfigLoaderTest)

@@ -23,4 +23,5 @@ class ConfigLoaderTest : public QObject {
   void apiKeyFromEnvironmentWins();
   void missingFileIsOneClearError();
   void loadsFromFile();
+  void everyFieldIsDocumented();
 };

@@ -1,0 +1,43 @@
+// The official OpenAI Node SDK, unmodified but for base_url, against the
+// gateway: the compatibility promise tested with a real client.
+#include "openai_sdk_test.h"
+
+#include <QtTest>
+
+#include <QProcess>
+#include <QStandardPaths>
+
+#include "engine.h"
+#include "support/test_config.h"
+
+using namespace spillway;
+using namespace spillway::testing;
+
+void OpenAiSdkTest::officialSdkWorksUnmodified() {
+  const QString node = QStandardPaths::findExecutable("node");
+  const QString sdk_dir = QString(SPILLWAY_SOURCE_DIR) + "/tests/sdk";
+  QVERIFY2(!node.isEmpty(), "node is installed by installer/debian-deps.sh");
+  QVERIFY2(QFile::exists(sdk_dir + "/node_modules/openai/package.json"),
+           "the SDK is installed by installer/sdk-deps.sh (make test runs it)");
+  auto engine = Engine::start(configFromYaml(engineYaml(R"(  - name: sim-a
+    url: sim://a
+    models: [spillway-small]
+    sim: {profile: instant, min_output_tokens: 10, max_output_tokens: 10}
+  - name: sim-b
+    url: sim://b
+    models: [spillway-small]
+    sim: {profile: fast}
+)")));
+  QVERIFY(engine.ok());
+  QProcess p;
+  p.setWorkingDirectory(sdk_dir);
+  p.setProcessChannelMode(QProcess::MergedChannels);
+  p.start(node, {"check.mjs", QString::fromStdString((*engine)->url()), "spillway-small"});
+  QVERIFY(p.waitForFinished(60000));
+  const QString out = p.readAll();
+  qInfo().noquote() << out;
+  QCOMPARE(p.exitCode(), 0);
+  QVERIFY(out.contains("all SDK checks passed"));
+}
+
+QTEST_APPLESS_MAIN(OpenAiSdkTest)

@@ -1,0 +1,55 @@
+// Drives a Spillway gateway with the official OpenAI Node SDK, unmodified
+// except for baseURL. Usage: node check.mjs http://127.0.0.1:PORT MODEL
+// Prints one line per check and exits non-zero on the first failure.
+import OpenAI from "openai";
+
+const [base, model] = process.argv.slice(2);
+const client = new OpenAI({ baseURL: `${base}/v1`, apiKey: "unused", maxRetries: 0, timeout: 20000 });
+
+function check(cond, what) {
+  if (!cond) {
+    console.error(`FAIL ${what}`);
+    process.exit(1);
+  }
+  console.log(`ok ${what}`);
+}
+
+const models = await client.models.list();
+check(models.data.some((m) => m.id === model), "models.list includes the model");
+
+const chat = await client.chat.completions.create({
+  model,
+  messages: [{ role: "user", content: "Say hello" }],
+  max_tokens: 6,
+});
+check(chat.object === "chat.completion", "chat completion object");
+check(chat.choices[0].message.role === "assistant", "assistant message");
+check(chat.usage.completion_tokens === 6 && chat.choices[0].finish_reason === "length", "max_tokens honoured");
+
+const stream = await client.chat.completions.create({
+  model,
+  messages: [{ role: "user", content: "Stream please" }],
+  stream: true,
+  stream_options: { include_usage: true },
+});
+let text = "";
+let usage = null;
+let chunks = 0;
+for await (const chunk of stream) {
+  chunks++;
+  if (chunk.choices.length > 0) text += chunk.choices[0].delta.content ?? "";
+  if (chunk.usage) usage = chunk.usage;
+}
+check(chunks > 2 && text.length > 0, "streamed chat deltas");
+check(usage !== null && usage.completion_tokens > 0, "stream_options.include_usage");
+
+const legacy = await client.completions.create({ model, prompt: "Once upon a time", max_tokens: 3 });
+check(legacy.choices[0].text.length > 0 && legacy.usage.completion_tokens === 3, "legacy completions");
+
+try {
+  await client.chat.completions.create({ model: "no-such-model", messages: [{ role: "user", content: "x" }] });
+  check(false, "unknown model raises");
+} catch (e) {
+  check(e instanceof OpenAI.NotFoundError && e.code === "model_not_found", "unknown model is NotFoundError(model_not_found)");
+}
+console.log("all SDK checks passed");
