@@ -16,6 +16,8 @@ packages=(
   qt6-base-dev qt6-charts-dev
   # tests: real clients and validators, a display for the console
   curl openssl prometheus xvfb xauth
+  # benchmarks: nginx as the reference proxy, python3 runs the suite
+  nginx-light python3
 )
 # The OpenAI SDK test runs on Node.js; keep a Node.js that is already there
 # (e.g. a newer one from elsewhere), else take Debian's.

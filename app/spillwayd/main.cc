@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "common/io_pool.h"
+#include "common/process.h"
 #include "common/url.h"
 #include "config/config_loader.h"
 #include "config/validate.h"
@@ -235,6 +236,7 @@ int runEngine(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  common::raiseOpenFileLimit();
   if (argc > 1 && std::string(argv[1]) == "sim") return runSim(argc - 1, argv + 1);
   return runEngine(argc, argv);
 }

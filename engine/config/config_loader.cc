@@ -66,12 +66,21 @@ SourcePosition positionOf(const YAML::Node& n) {
   return {m.line + 1, m.column + 1};
 }
 
+// Where mapping writes: errors and (optionally) positions.
+struct MapOutput {
+  std::vector<ConfigError>& errors;
+  SourceMap* sources;
+  void record(const std::string& path, SourcePosition pos) {
+    if (sources) sources->record(path, pos);
+  }
+};
+
 class Mapper {
  public:
-  Mapper(const std::string& file, LoadResult& out) : file_(file), out_(out) {}
+  Mapper(const std::string& file, MapOutput out) : file_(file), out_(out) {}
 
   void mapMessage(const YAML::Node& node, Message* msg, const std::string& path) {
-    out_.sources.record(path, positionOf(node));
+    out_.record(path, positionOf(node));
     if (node.IsNull()) return;
     if (!node.IsMap()) {
       error(node, path, common::strCat("expected a mapping of ", msg->GetDescriptor()->name(),
@@ -96,7 +105,7 @@ class Mapper {
         error(k, fpath, common::strCat("unknown field \"", key, "\"", hint));
         continue;
       }
-      out_.sources.record(fpath, positionOf(v.IsNull() ? k : v));
+      out_.record(fpath, positionOf(v.IsNull() ? k : v));
       if (v.IsNull()) continue;  // "key:" with no value leaves the default
       if (fd->is_repeated()) {
         if (!v.IsSequence()) {
@@ -105,7 +114,7 @@ class Mapper {
         }
         for (size_t i = 0; i < v.size(); ++i) {
           std::string epath = common::strCat(fpath, "[", i, "]");
-          out_.sources.record(epath, positionOf(v[i]));
+          out_.record(epath, positionOf(v[i]));
           mapRepeatedElement(v[i], msg, fd, epath);
         }
       } else if (fd->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) {
@@ -239,29 +248,34 @@ class Mapper {
   }
 
   const std::string& file_;
-  LoadResult& out_;
+  MapOutput out_;
 };
 
 }  // namespace
 
 std::string_view defaultConfigYaml() { return kDefaultConfigYaml; }
 
-LoadResult loadYaml(std::string_view yaml_text, const std::string& file) {
-  LoadResult out;
+std::vector<ConfigError> mapYaml(std::string_view yaml_text, const std::string& file,
+                                 google::protobuf::Message* message, SourceMap* sources) {
+  std::vector<ConfigError> errors;
   YAML::Node root;
   try {
     root = YAML::Load(std::string(yaml_text));
+    Mapper(file, MapOutput{errors, sources}).mapMessage(root, message, "");
   } catch (const YAML::Exception& e) {
     // yaml-cpp reports syntax errors by exception; turn it into a located error.
-    out.errors.push_back({file, e.mark.line >= 0 ? e.mark.line + 1 : 0,
-                          e.mark.column >= 0 ? e.mark.column + 1 : 0, "", e.msg});
-    return out;
+    errors.push_back({file, e.mark.line >= 0 ? e.mark.line + 1 : 0, e.mark.column >= 0 ? e.mark.column + 1 : 0,
+                      "", e.msg});
   }
-  try {
-    Mapper(file, out).mapMessage(root, &out.config, "");
-  } catch (const YAML::Exception& e) {
-    out.errors.push_back({file, e.mark.line + 1, e.mark.column + 1, "", e.msg});
-    return out;
+  return errors;
+}
+
+LoadResult loadYaml(std::string_view yaml_text, const std::string& file) {
+  LoadResult out;
+  out.errors = mapYaml(yaml_text, file, &out.config, &out.sources);
+  if (!out.errors.empty() && out.errors[0].path.empty() && out.errors.size() == 1 &&
+      out.config.ByteSizeLong() == 0) {
+    return out;  // a syntax error: nothing to validate
   }
   // Validate even when mapping failed, so every error shows at once; but
   // drop what a mapping error already explains (its path or anything under

@@ -11,6 +11,7 @@
 #include "absl/status/statusor.h"
 #include "config/config_error.h"
 #include "config/source_map.h"
+#include "google/protobuf/message.h"
 #include "spillway/v1/config.pb.h"
 
 namespace spillway::config {
@@ -21,6 +22,11 @@ struct LoadResult {
   std::vector<ConfigError> errors;  // parse, mapping and validation errors
   bool ok() const { return errors.empty(); }
 };
+
+// Maps YAML onto any protobuf message by reflection (no semantic checks).
+// Returns every mapping error; `sources` (optional) records positions.
+std::vector<ConfigError> mapYaml(std::string_view yaml_text, const std::string& file,
+                                 google::protobuf::Message* message, SourceMap* sources = nullptr);
 
 // Parses and validates. `file` names the source in error messages.
 LoadResult loadYaml(std::string_view yaml_text, const std::string& file = "");

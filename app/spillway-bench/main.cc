@@ -1,0 +1,182 @@
+// spillway-bench: the load generator. Runs a scenario file, or a quick
+// single-class load from flags, against any OpenAI-compatible server, prints
+// a table and optionally writes the full JSON report.
+#include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/read_until.hpp>
+#include <boost/asio/streambuf.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/program_options.hpp>
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <thread>
+
+#include "common/process.h"
+#include "common/url.h"
+#include "sim/load_generator.h"
+
+namespace po = boost::program_options;
+using namespace spillway;
+
+namespace {
+
+// Opens N keep-alive connections, makes one request on each, and holds them
+// idle: for measuring what idle clients cost the server.
+int runIdle(const std::string& target, unsigned connections, unsigned hold_ms) {
+  auto url = common::parseUrl(target);
+  if (!url.ok()) {
+    std::cerr << "spillway-bench idle: --target: " << url.status().message() << "\n";
+    return 2;
+  }
+  namespace net = boost::asio;
+  net::io_context ioc;
+  net::ip::tcp::resolver resolver(ioc);
+  auto eps = resolver.resolve(url->host, std::to_string(url->port));
+  std::vector<net::ip::tcp::socket> socks;
+  std::string req = "GET /healthz HTTP/1.1\r\nHost: " + url->hostHeader() + "\r\n\r\n";
+  unsigned ok = 0;
+  for (unsigned i = 0; i < connections; ++i) {
+    net::ip::tcp::socket s(ioc);
+    boost::system::error_code ec;
+    net::connect(s, eps, ec);
+    if (ec) break;
+    net::write(s, net::buffer(req), ec);
+    net::streambuf head;
+    net::read_until(s, head, "\r\n\r\n", ec);
+    if (!ec) ++ok;
+    socks.push_back(std::move(s));
+  }
+  std::printf("{\"idle_connections\": %u, \"answered\": %u}\n", static_cast<unsigned>(socks.size()), ok);
+  std::fflush(stdout);
+  std::this_thread::sleep_for(std::chrono::milliseconds(hold_ms));  // holding them idle is the point
+  return ok == connections ? 0 : 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  common::raiseOpenFileLimit();
+  if (argc > 1 && std::string(argv[1]) == "idle") {
+    po::options_description o("spillway-bench idle: hold N idle keep-alive connections\n\nOptions");
+    std::string target;
+    unsigned n = 1000, hold = 5000;
+    o.add_options()("help,h", "show this help")("target", po::value(&target)->required(), "http://HOST:PORT")(
+        "connections", po::value(&n)->default_value(n), "connections to open")(
+        "hold-ms", po::value(&hold)->default_value(hold), "how long to hold them");
+    po::variables_map vm;
+    try {
+      po::store(po::parse_command_line(argc - 1, argv + 1, o), vm);
+      if (vm.count("help")) {
+        std::cout << o << "\n";
+        return 0;
+      }
+      po::notify(vm);
+    } catch (const po::error& e) {
+      std::cerr << "spillway-bench idle: " << e.what() << "\n";
+      return 2;
+    }
+    return runIdle(target, n, hold);
+  }
+
+  po::options_description opts(
+      "spillway-bench: load generator for OpenAI-compatible servers\n\n"
+      "Usage: spillway-bench --scenario FILE [--target URL] [--json FILE]\n"
+      "       spillway-bench --target URL --model M (--rate R | --concurrency C) [options]\n"
+      "       spillway-bench idle --target URL --connections N --hold-ms MS\n\nOptions");
+  std::string scenario_file, target, json_file, model, endpoint = "chat";
+  double rate = 0;
+  unsigned concurrency = 0, duration_ms = 5000, threads = 1, max_tokens = 0, prompt_tokens = 8, itl = 0,
+           max_connections = 0;
+  opts.add_options()
+      ("help,h", "show this help")
+      ("scenario", po::value(&scenario_file), "scenario YAML (classes, phases); see docs/benchmarks.md")
+      ("target", po::value(&target), "base URL; overrides the scenario's")
+      ("json", po::value(&json_file), "write the full report as JSON to FILE")
+      ("model", po::value(&model), "quick mode: model to request")
+      ("endpoint", po::value(&endpoint)->default_value(endpoint), "quick mode: chat or completions")
+      ("rate", po::value(&rate), "quick mode: open-loop Poisson arrivals per second")
+      ("concurrency", po::value(&concurrency), "quick mode: closed-loop clients instead of --rate")
+      ("duration-ms", po::value(&duration_ms)->default_value(duration_ms), "quick mode: how long to send")
+      ("stream", "quick mode: request streams")
+      ("max-tokens", po::value(&max_tokens), "quick mode: max_tokens to send")
+      ("prompt-tokens", po::value(&prompt_tokens)->default_value(prompt_tokens), "quick mode: prompt length")
+      ("expected-itl-ms", po::value(&itl), "quick mode: stall threshold is 10x this")
+      ("threads", po::value(&threads), "generator threads")
+      ("max-connections", po::value(&max_connections), "most connections at once")
+      ("time-scale", po::value<double>(), "multiply every phase duration (e.g. 0.1 for a quick smoke run)")
+      ("quiet", "no progress line");
+  po::variables_map vm;
+  try {
+    po::store(po::command_line_parser(argc, argv).options(opts).run(), vm);
+    po::notify(vm);
+  } catch (const po::error& e) {
+    std::cerr << "spillway-bench: " << e.what() << "\n\n" << opts << "\n";
+    return 2;
+  }
+  if (vm.count("help") || argc == 1) {
+    std::cout << opts << "\n";
+    return 0;
+  }
+
+  v1::Scenario scenario;
+  if (!scenario_file.empty()) {
+    auto s = sim::loadScenarioFile(scenario_file);
+    if (!s.ok()) {
+      std::cerr << s.status().message();
+      return 2;
+    }
+    scenario = *s;
+  } else {
+    auto* c = scenario.add_classes();
+    c->set_name(model);
+    c->set_model(model);
+    c->set_endpoint(endpoint);
+    c->set_stream(vm.count("stream") > 0);
+    c->set_max_tokens(max_tokens);
+    c->set_prompt_tokens_min(prompt_tokens);
+    c->set_prompt_tokens_max(prompt_tokens);
+    c->set_expected_itl_ms(itl);
+    auto* p = scenario.add_phases();
+    p->set_name("steady");
+    p->set_duration_ms(duration_ms);
+    p->set_rate(rate);
+    p->set_concurrency(concurrency);
+  }
+  if (!target.empty()) scenario.set_target(target);
+  if (vm.count("threads")) scenario.set_threads(threads);
+  if (vm.count("max-connections")) scenario.set_max_connections(max_connections);
+  if (vm.count("time-scale")) {
+    const double k = vm["time-scale"].as<double>();
+    if (k <= 0) {
+      std::cerr << "spillway-bench: --time-scale must be positive\n";
+      return 2;
+    }
+    for (auto& p : *scenario.mutable_phases()) p.set_duration_ms(std::max<uint32_t>(1, static_cast<uint32_t>(p.duration_ms() * k)));
+  }
+
+  const bool quiet = vm.count("quiet") > 0;
+  auto report = sim::runLoad(scenario, [&](double t, uint64_t sent, uint64_t ok, uint64_t failed) {
+    if (!quiet) std::fprintf(stderr, "\r%6.1fs  sent %llu  ok %llu  failed %llu   ", t,
+                             static_cast<unsigned long long>(sent), static_cast<unsigned long long>(ok),
+                             static_cast<unsigned long long>(failed));
+  });
+  if (!quiet) std::fprintf(stderr, "\n");
+  if (!report.ok()) {
+    std::cerr << "spillway-bench: " << report.status().message() << "\n";
+    return 2;
+  }
+  std::cout << sim::formatReport(*report);
+  if (!json_file.empty()) {
+    std::ofstream out(json_file);
+    out << sim::reportJson(*report) << "\n";
+    if (!out) {
+      std::cerr << "spillway-bench: cannot write " << json_file << "\n";
+      return 1;
+    }
+  }
+  return 0;
+}

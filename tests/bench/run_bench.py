@@ -1,0 +1,431 @@
+#!/usr/bin/env python3
+"""Spillway benchmark suite: the gateway against direct access and against nginx.
+
+Runs, in one go and on loopback only:
+  overhead   the same load straight to a fast upstream, through spillwayd, and
+             through nginx as a keep-alive reverse proxy, in interleaved rounds
+  streaming  64-delta streams at 20 ms through spillwayd vs direct
+  memory     spillwayd's peak RSS in those runs and with 1,000 idle clients
+  loadgen    what the load generator itself sustains on one core
+  scenario   the scenario files in tests/bench/scenarios/ through spillwayd
+
+Writes every raw report (JSON) and summary.json / summary.md into --out.
+Usage: tests/bench/run_bench.py [--build build/release] [--out bench-results]
+                                [--rounds 3] [--seconds 2] [--smoke]
+--smoke runs everything with a tiny load and checks that the JSON is sane
+(CTest runs it so the suite cannot rot); it asserts nothing about speed.
+"""
+import argparse
+import json
+import os
+import platform
+import re
+import resource
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+FAST_BODY = ('{"id":"fast","object":"chat.completion","created":0,"model":"bench","choices":[{"index":0,'
+             '"message":{"role":"assistant","content":"ok"},"finish_reason":"stop"}],'
+             '"usage":{"prompt_tokens":8,"completion_tokens":1,"total_tokens":9}}')
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, timeout=15):
+    end = time.time() + timeout
+    while time.time() < end:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listening on {port}")
+
+
+class Procs:
+    def __init__(self):
+        self.procs = []
+
+    def start(self, args, **kw):
+        p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
+        self.procs.append(p)
+        return p
+
+    def stop_all(self):
+        for p in reversed(self.procs):
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in self.procs:
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+def read_listen_port(proc):
+    for _ in range(50):
+        line = proc.stdout.readline()
+        m = re.search(r"listening on http://127\.0\.0\.1:(\d+)", line)
+        if m:
+            return int(m.group(1))
+    raise RuntimeError("process did not report its port")
+
+
+def rss_kb(pid, field="VmHWM"):
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+def nginx_conf(workdir, listen, upstreams, workers):
+    """upstreams: {location_prefix: port} proxied with keep-alive; or 'fast' for a static answer."""
+    blocks, servers = [], []
+    for i, (prefix, target) in enumerate(upstreams.items()):
+        if target == "fast":
+            servers.append(f"""    location {prefix} {{ default_type application/json; return 200 '{FAST_BODY}'; }}""")
+        else:
+            blocks.append(f"  upstream u{i} {{ server 127.0.0.1:{target}; keepalive 256; }}")
+            servers.append(f"""    location {prefix} {{
+      proxy_pass http://u{i};
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_buffering off;
+    }}""")
+    body = "\n".join(servers)
+    ups = "\n".join(blocks)
+    user = "user root;" if os.geteuid() == 0 else ""
+    return f"""{user}
+worker_processes {workers};
+pid {workdir}/nginx.pid;
+error_log {workdir}/error.log warn;
+events {{ worker_connections 16384; }}
+http {{
+  access_log off;
+  client_body_temp_path {workdir}/body; proxy_temp_path {workdir}/proxy;
+  fastcgi_temp_path {workdir}/fcgi; uwsgi_temp_path {workdir}/uwsgi; scgi_temp_path {workdir}/scgi;
+  keepalive_requests 1000000;
+{ups}
+  server {{
+    listen 127.0.0.1:{listen};
+    location /health {{ return 200 '{{"status":"ok"}}'; }}
+{body}
+  }}
+}}
+"""
+
+
+def start_nginx(procs, nginx, workdir, name, upstreams, workers):
+    d = Path(workdir) / name
+    d.mkdir()
+    port = free_port()
+    (d / "nginx.conf").write_text(nginx_conf(d, port, upstreams, workers))
+    procs.start([nginx, "-p", str(d), "-c", str(d / "nginx.conf"), "-g", "daemon off;"])
+    wait_port(port)
+    return port
+
+
+class Bench:
+    def __init__(self, args):
+        self.args = args
+        self.build = Path(args.build)
+        self.bench = str(self.build / "app" / "spillway-bench")
+        self.spillwayd = str(self.build / "app" / "spillwayd")
+        self.out = Path(args.out)
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.runs = 0
+
+    def load(self, name, target, model, seconds, rate=None, concurrency=None, stream=False, itl=0,
+             max_connections=4096, threads=1):
+        self.runs += 1
+        path = self.out / f"{self.runs:03d}-{name}.json"
+        cmd = [self.bench, "--quiet", "--target", target, "--model", model, "--duration-ms", str(int(seconds * 1000)),
+               "--json", str(path), "--max-connections", str(max_connections), "--threads", str(threads)]
+        if rate:
+            cmd += ["--rate", str(rate)]
+        if concurrency:
+            cmd += ["--concurrency", str(concurrency)]
+        if stream:
+            cmd += ["--stream"]
+        if itl:
+            cmd += ["--expected-itl-ms", str(itl)]
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+        return json.loads(path.read_text())
+
+
+def q(report, key="latency", p="p50_us"):
+    return report["overall"][key][p]
+
+
+def med(values):
+    return statistics.median(values) if values else 0
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--build", default=str(ROOT / "build" / "release"))
+    ap.add_argument("--out", default=str(ROOT / "bench-results"))
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--seconds", type=float, default=2.0)
+    ap.add_argument("--smoke", action="store_true")
+    args = ap.parse_args()
+    if args.smoke:
+        args.rounds, args.seconds = 1, 0.3
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # children inherit: thousands of sockets
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    if not Path(nginx).exists():
+        sys.exit("nginx not found: installer/debian-deps.sh installs nginx-light")
+
+    b = Bench(args)
+    procs = Procs()
+    workdir = tempfile.mkdtemp(prefix="spillway-bench-")
+    cores = os.cpu_count() or 1
+    summary = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+               "machine": {"cores": cores, "cpu": cpu_model(), "kernel": platform.release()},
+               "commit": git_commit(), "smoke": args.smoke, "rounds": args.rounds, "seconds_per_run": args.seconds}
+    try:
+        # Upstreams: a fast static server (nginx, 1 worker) and a streaming simulator.
+        fast = start_nginx(procs, nginx, workdir, "fast", {"/v1/": "fast"}, 1)
+        sim = procs.start([b.spillwayd, "sim", "--listen", "127.0.0.1:0", "--profile", "instant", "--threads", "1",
+                           "--inter-token-ms", "20", "--min-output-tokens", "64", "--max-output-tokens", "64",
+                           "--max-num-seqs", "100000", "--max-waiting", "100000", "--model", "stream"])
+        sim_port = read_listen_port(sim)
+        # spillwayd in front of both.
+        cfg = Path(workdir) / "spillway.yaml"
+        cfg.write_text(f"""server: {{listen: "127.0.0.1:0"}}
+upstream: {{max_idle_connections: 1024}}
+backends:
+  - {{name: fast, url: "http://127.0.0.1:{fast}", models: [bench], health_check: {{path: /health}}}}
+  - {{name: stream, url: "http://127.0.0.1:{sim_port}", models: [stream], health_check: {{path: /healthz}}}}
+""")
+        gw = procs.start([b.spillwayd, "--config", str(cfg), "--log-level", "warn"])
+        gw_port = read_listen_port(gw)
+        # nginx as the reference reverse proxy, one worker per core.
+        ngx = start_nginx(procs, nginx, workdir, "proxy", {"/v1/": fast}, cores)
+        targets = {"direct": f"http://127.0.0.1:{fast}", "spillway": f"http://127.0.0.1:{gw_port}",
+                   "nginx": f"http://127.0.0.1:{ngx}"}
+
+        summary["overhead"] = overhead(b, targets, args)
+        summary["memory"] = {"after_overhead_peak_rss_kb": rss_kb(gw.pid)}
+        summary["streaming"] = streaming(b, f"http://127.0.0.1:{sim_port}", f"http://127.0.0.1:{gw_port}", args)
+        summary["memory"]["after_streaming_peak_rss_kb"] = rss_kb(gw.pid)
+        summary["memory"]["idle_clients"] = idle_clients(b, gw, f"http://127.0.0.1:{gw_port}", args)
+        summary["loadgen"] = loadgen_capacity(b, targets["direct"], args)
+        # Scenarios describe the default fleet: run them on a spillwayd with the embedded config.
+        demo = procs.start([b.spillwayd, "--listen", "127.0.0.1:0", "--log-level", "warn"])
+        summary["scenarios"] = scenarios(b, f"http://127.0.0.1:{read_listen_port(demo)}", args)
+    finally:
+        procs.stop_all()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    (b.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    md = markdown(summary)
+    (b.out / "summary.md").write_text(md)
+    print(md)
+    if args.smoke:
+        check_sane(summary)
+        print("smoke: JSON sane")
+
+
+def overhead(b, targets, args):
+    res = {"one_client": {}, "fixed_rate": {}, "max_throughput": {}, "max_rate_p99_under": {}}
+    order = list(targets)
+    rates = [200] if args.smoke else [1000, 5000, 10000]
+    lat = {t: {"p50": [], "p99": []} for t in targets}
+    fixed = {r: {t: {"p50": [], "p99": [], "errors": []} for t in targets} for r in rates}
+    thr = {t: [] for t in targets}
+    for rnd in range(args.rounds):
+        rot = order[rnd % len(order):] + order[:rnd % len(order)]  # interleave, rotating who goes first
+        for t in rot:
+            r = b.load(f"1client-{t}", targets[t], "bench", args.seconds, concurrency=1)
+            lat[t]["p50"].append(q(r))
+            lat[t]["p99"].append(q(r, p="p99_us"))
+        for rate in rates:
+            for t in rot:
+                r = b.load(f"rate{rate}-{t}", targets[t], "bench", args.seconds, rate=rate)
+                fixed[rate][t]["p50"].append(q(r))
+                fixed[rate][t]["p99"].append(q(r, p="p99_us"))
+                fixed[rate][t]["errors"].append(r["overall"]["sent"] - r["overall"]["ok"])
+        for t in rot:
+            r = b.load(f"max-{t}", targets[t], "bench", args.seconds, concurrency=64)
+            thr[t].append(r["throughput"])
+    for t in targets:
+        res["one_client"][t] = {"p50_us": med(lat[t]["p50"]), "p99_us": med(lat[t]["p99"])}
+        res["max_throughput"][t] = med(thr[t])
+    for rate in rates:
+        res["fixed_rate"][str(rate)] = {t: {"p50_us": med(fixed[rate][t]["p50"]), "p99_us": med(fixed[rate][t]["p99"]),
+                                            "errors": max(fixed[rate][t]["errors"])} for t in targets}
+    # The highest of a ladder of rates each target serves with p99 under 1 ms / 10 ms and no error.
+    ladder = [200, 400] if args.smoke else [1000, 2000, 5000, 10000, 15000, 20000, 30000, 40000]
+    for t in targets:
+        best = {"1ms": 0, "10ms": 0}
+        for rate in ladder:
+            r = b.load(f"ladder{rate}-{t}", targets[t], "bench", args.seconds, rate=rate)
+            p99 = q(r, p="p99_us")
+            clean = r["overall"]["ok"] == r["overall"]["sent"]
+            if clean and p99 < 1000:
+                best["1ms"] = rate
+            if clean and p99 < 10000:
+                best["10ms"] = rate
+            if not clean or p99 >= 10000:
+                break
+        res["max_rate_p99_under"][t] = best
+    return res
+
+
+def streaming(b, direct, gateway, args):
+    levels = [20] if args.smoke else [100, 500, 1000, 2000]
+    seconds = 1.5 if args.smoke else max(args.seconds, 3.0)
+    out = {"levels": {}, "max_clean_concurrency": {}}
+    for level in levels:
+        row = {}
+        for name, target in (("direct", direct), ("spillway", gateway)):
+            r = b.load(f"stream{level}-{name}", target, "stream", seconds, concurrency=level, stream=True, itl=20,
+                       max_connections=level + 16)
+            o = r["overall"]
+            row[name] = {"ttft_p50_us": o["ttft"]["p50_us"], "ttft_p99_us": o["ttft"]["p99_us"],
+                         "gap_p50_us": o["frame_gap"]["p50_us"], "gap_p99_us": o["frame_gap"]["p99_us"],
+                         "streams": o["ok"], "frames": o["frames"], "stalls": o["stalls"],
+                         "lost": o["streams_lost"], "errors": sum(o["errors"].values())}
+        out["levels"][str(level)] = row
+        for name in ("direct", "spillway"):
+            x = row[name]
+            if x["stalls"] == 0 and x["lost"] == 0 and x["errors"] == 0 and x["streams"] > 0:
+                out["max_clean_concurrency"][name] = level
+    return out
+
+
+def idle_clients(b, gw, target, args):
+    n = 50 if args.smoke else 1000
+    before = rss_kb(gw.pid, "VmRSS")
+    p = subprocess.Popen([b.bench, "idle", "--target", target, "--connections", str(n), "--hold-ms", "1500"],
+                         stdout=subprocess.PIPE, text=True)
+    info = json.loads(p.stdout.readline())
+    during = rss_kb(gw.pid, "VmRSS")  # all connections are open and idle now
+    p.wait()
+    return {"connections": info["idle_connections"], "answered": info["answered"], "rss_before_kb": before,
+            "rss_with_idle_kb": during}
+
+
+def loadgen_capacity(b, direct, args):
+    r = b.load("loadgen-capacity", direct, "bench", args.seconds, concurrency=64, threads=1)
+    return {"requests_per_s_one_thread": r["throughput"], "p99_us": q(r, p="p99_us")}
+
+
+def scenarios(b, gateway, args):
+    out = {}
+    for f in sorted((ROOT / "tests" / "bench" / "scenarios").glob("*.yaml")):
+        b.runs += 1
+        path = b.out / f"{b.runs:03d}-scenario-{f.stem}.json"
+        cmd = [b.bench, "--quiet", "--scenario", str(f), "--target", gateway, "--json", str(path)]
+        if args.smoke:
+            cmd += ["--time-scale", "0.05"]
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+        r = json.loads(path.read_text())
+        out[f.stem] = {"sent": r["overall"]["sent"], "ok": r["overall"]["ok"], "errors": r["overall"]["errors"],
+                       "p99_us": q(r, p="p99_us")}
+    return out
+
+
+def us(x):
+    return f"{x / 1000:.2f} ms" if x >= 1000 else f"{x:.0f} µs"
+
+
+def markdown(s):
+    o = s["overhead"]
+    L = [f"# Benchmark results", "",
+         f"{s['date']} · commit {s['commit']} · {s['machine']['cores']} cores · {s['machine']['cpu']}"
+         f"{' · SMOKE (tiny load, numbers meaningless)' if s['smoke'] else ''}",
+         f"Medians of {s['rounds']} interleaved rounds, {s['seconds_per_run']} s per run.", "",
+         "## Overhead: one client (closed loop)", "",
+         "| path | p50 | p99 | added p50 | added p99 |", "|---|---|---|---|---|"]
+    d = o["one_client"]["direct"]
+    for t, v in o["one_client"].items():
+        L.append(f"| {t} | {us(v['p50_us'])} | {us(v['p99_us'])} | {us(v['p50_us'] - d['p50_us'])} | "
+                 f"{us(v['p99_us'] - d['p99_us'])} |")
+    L += ["", "## Overhead: fixed open-loop rates", "", "| rate | path | p50 | p99 | added p99 | errors |",
+          "|---|---|---|---|---|---|"]
+    for rate, row in o["fixed_rate"].items():
+        for t, v in row.items():
+            L.append(f"| {rate}/s | {t} | {us(v['p50_us'])} | {us(v['p99_us'])} | "
+                     f"{us(v['p99_us'] - row['direct']['p99_us'])} | {v['errors']} |")
+    L += ["", "## Throughput", "", "| path | max req/s (64 clients) | highest rate with p99 < 1 ms | with p99 < 10 ms |",
+          "|---|---|---|---|"]
+    for t, v in o["max_throughput"].items():
+        m = o["max_rate_p99_under"][t]
+        L.append(f"| {t} | {v:.0f} | {m['1ms']} | {m['10ms']} |")
+    st = s["streaming"]
+    L += ["", "## Streaming (64 deltas, 20 ms apart)", "",
+          "| streams | path | TTFT p50 | TTFT p99 | frame gap p50 | gap p99 | stalls | lost | errors |",
+          "|---|---|---|---|---|---|---|---|---|"]
+    for level, row in st["levels"].items():
+        for t, v in row.items():
+            L.append(f"| {level} | {t} | {us(v['ttft_p50_us'])} | {us(v['ttft_p99_us'])} | {us(v['gap_p50_us'])} | "
+                     f"{us(v['gap_p99_us'])} | {v['stalls']} | {v['lost']} | {v['errors']} |")
+    L.append(f"\nMost concurrent streams with no stall, loss or error: "
+             f"{', '.join(f'{k} {v}' for k, v in st['max_clean_concurrency'].items())}")
+    m = s["memory"]
+    L += ["", "## Memory (spillwayd)", "",
+          f"- peak RSS after the overhead runs: {m['after_overhead_peak_rss_kb'] / 1024:.1f} MiB",
+          f"- peak RSS after the streaming runs: {m['after_streaming_peak_rss_kb'] / 1024:.1f} MiB",
+          f"- RSS with {m['idle_clients']['connections']} idle keep-alive clients: "
+          f"{m['idle_clients']['rss_with_idle_kb'] / 1024:.1f} MiB (before: {m['idle_clients']['rss_before_kb'] / 1024:.1f} MiB)",
+          "", "## Load generator", "",
+          f"- one thread, 64 closed-loop clients against the fast upstream: "
+          f"{s['loadgen']['requests_per_s_one_thread']:.0f} req/s", "", "## Scenarios (through spillwayd)", "",
+          "| scenario | sent | ok | errors | p99 |", "|---|---|---|---|---|"]
+    for name, v in s["scenarios"].items():
+        L.append(f"| {name} | {v['sent']} | {v['ok']} | {v['errors']} | {us(v['p99_us'])} |")
+    return "\n".join(L) + "\n"
+
+
+def check_sane(s):
+    o = s["overhead"]
+    for t in ("direct", "spillway", "nginx"):
+        assert o["one_client"][t]["p50_us"] > 0, t
+        assert o["max_throughput"][t] > 0, t
+    for row in s["streaming"]["levels"].values():
+        for v in row.values():
+            assert v["streams"] > 0 and v["frames"] > 0, v
+    assert s["memory"]["after_overhead_peak_rss_kb"] > 0
+    assert s["memory"]["idle_clients"]["answered"] == s["memory"]["idle_clients"]["connections"] > 0
+    assert s["loadgen"]["requests_per_s_one_thread"] > 0
+    for v in s["scenarios"].values():
+        assert v["ok"] > 0, v
+
+
+def cpu_model():
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def git_commit():
+    try:
+        return subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+if __name__ == "__main__":
+    main()
