@@ -73,6 +73,7 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::start(v1::Config config) {
   }
   for (const auto& p : d.config.pools()) {
     http::PoolRoute route;
+    route.id = next_id++;
     route.model = p.model();
     for (const auto& name : p.backends()) route.backends.push_back(by_name.at(name));
     auto balancer = balance::makeBalancer("round_robin");

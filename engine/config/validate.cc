@@ -202,7 +202,7 @@ void applyDefaults(v1::Config& c) {
   if (u->connect_timeout_ms() == 0) u->set_connect_timeout_ms(2000);
   if (u->first_byte_timeout_ms() == 0) u->set_first_byte_timeout_ms(60000);
   if (u->idle_timeout_ms() == 0) u->set_idle_timeout_ms(30000);
-  if (u->max_idle_connections() == 0) u->set_max_idle_connections(32);
+  if (u->max_idle_connections() == 0) u->set_max_idle_connections(256);
 
   for (auto& b : *c.mutable_backends()) {
     if (b.weight() == 0) b.set_weight(1);

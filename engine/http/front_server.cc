@@ -162,9 +162,13 @@ awaitable<void> session(std::shared_ptr<Shared> sh, size_t worker, tcp::socket s
       co_await bhttp::async_write(stream, cont, net::redirect_error(use_awaitable, ec));
       if (ec) break;
     }
-    deadline.arm(std::chrono::milliseconds(cfg.body_timeout_ms()));
+    // Small bodies usually arrived with the headers; only a body still on
+    // the wire needs a deadline (saves a timer per request).
+    const auto body_length = parser.content_length();
+    const bool buffered = parser.is_done() || (body_length && buffer.size() >= *body_length);
+    if (!buffered) deadline.arm(std::chrono::milliseconds(cfg.body_timeout_ms()));
     co_await bhttp::async_read(stream, buffer, parser, net::redirect_error(use_awaitable, ec));
-    deadline.disarm();
+    if (!buffered) deadline.disarm();
     if (ec == net::error::operation_aborted && deadline.fired()) ec = beast::error::timeout;
     if (ec) {
       if (ec == beast::error::timeout) {

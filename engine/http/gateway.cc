@@ -51,14 +51,46 @@ struct Gateway::Metrics {
   metrics::Family<metrics::Counter>& retries;
 };
 
+namespace {
+
+// Identifies a label set by ids instead of strings, so the per-request
+// metric lookup allocates nothing. Pool and backend ids are unique for the
+// engine's lifetime (never reused after a config reload).
+struct MetricKey {
+  uint8_t route = 0;
+  uint64_t pool = 0;     // PoolRoute::id, 0 for none
+  uint64_t backend = 0;  // Backend::id(), 0 for none
+  int code = 0;
+  bool operator==(const MetricKey&) const = default;
+};
+
+struct MetricKeyHash {
+  size_t operator()(const MetricKey& k) const {
+    uint64_t h = k.pool * 0x9e3779b97f4a7c15ull ^ (k.backend + 0x632be59bd9b4e019ull) * 0xbf58476d1ce4e5b9ull;
+    return static_cast<size_t>(h ^ (static_cast<uint64_t>(k.code) << 8) ^ k.route);
+  }
+};
+
+}  // namespace
+
 // Per-worker state: only its own thread touches it.
 struct Gateway::Worker {
   std::unordered_map<uint64_t, std::unique_ptr<upstream::ConnectionPool>> pools;  // by backend id
   openai::RequestParser parser;
   // Metric children looked up once per label set; afterwards updates are
   // lock-free atomics.
-  std::unordered_map<std::string, metrics::Counter*> request_counters;
-  std::unordered_map<std::string, metrics::Histogram*> histograms;
+  std::unordered_map<MetricKey, metrics::Counter*, MetricKeyHash> request_counters;
+  std::unordered_map<MetricKey, metrics::Histogram*, MetricKeyHash> durations;
+  std::unordered_map<MetricKey, metrics::Histogram*, MetricKeyHash> ttfts;
+
+  // The child for `key`, looked up in the family (under its lock) only the
+  // first time this worker sees the label set.
+  template <typename T, typename Make>
+  T& child(std::unordered_map<MetricKey, T*, MetricKeyHash>& cache, const MetricKey& key, Make make) {
+    auto& slot = cache[key];
+    if (!slot) slot = &make();
+    return *slot;
+  }
 
   upstream::ConnectionPool& pool(const upstream::BackendPtr& b, size_t max_idle) {
     auto& p = pools[b->id()];
@@ -69,16 +101,18 @@ struct Gateway::Worker {
 
 namespace {
 
-const char* routeName(std::string_view target) {
+constexpr const char* kRouteNames[] = {"other", "chat_completions", "completions", "models",
+                                       "healthz", "readyz", "metrics"};
+
+uint8_t routeIndex(std::string_view target) {
   auto q = target.find('?');
   if (q != std::string_view::npos) target = target.substr(0, q);
-  if (target == "/v1/chat/completions") return "chat_completions";
-  if (target == "/v1/completions") return "completions";
-  if (target == "/v1/models") return "models";
-  if (target == "/healthz") return "healthz";
-  if (target == "/readyz") return "readyz";
-  if (target == "/metrics") return "metrics";
-  return "other";
+  for (uint8_t i = 1; i < std::size(kRouteNames); ++i) {
+    static const std::string_view kPaths[] = {"", "/v1/chat/completions", "/v1/completions", "/v1/models",
+                                              "/healthz", "/readyz", "/metrics"};
+    if (target == kPaths[i]) return i;
+  }
+  return 0;
 }
 
 double secondsSince(Clock::time_point t) {
@@ -109,6 +143,10 @@ ExchangeResult retryable() {
   r.outcome = Exchange::kRetryable;
   return r;
 }
+
+// Answers up to this size (with a Content-Length) are read whole and sent in
+// one write; larger ones and streams are relayed buffer by buffer.
+constexpr uint64_t kWholeBodyBytes = 64 * 1024;
 
 struct ExchangeArgs {
   upstream::Connection& conn;
@@ -172,17 +210,52 @@ awaitable<ExchangeResult> exchange(Stream& up, ExchangeArgs a) {
   const bool sse = head[bhttp::field::content_type].find("text/event-stream") != std::string_view::npos;
   const auto content_length = parser.content_length();
 
-  bhttp::response<bhttp::empty_body> res{head.result(), 11};
-  res.set(bhttp::field::server, kServerName);
-  for (auto f : {bhttp::field::content_type, bhttp::field::retry_after, bhttp::field::cache_control}) {
-    if (auto v = head[f]; !v.empty()) res.set(f, v);
+  auto copyHeaders = [&](const auto& from, auto& msg) {
+    msg.set(bhttp::field::server, kServerName);
+    for (auto f : {bhttp::field::content_type, bhttp::field::retry_after, bhttp::field::cache_control}) {
+      if (auto v = from[f]; !v.empty()) msg.set(f, v);
+    }
+    msg.set(kBackendHeader, a.backend.name());
+    msg.keep_alive(a.keep_alive);
+  };
+  r.client_keep_alive = a.keep_alive;
+
+  // Fast path for small, complete-length answers (every non-streamed
+  // completion): read the body whole and send header and body in one write.
+  if (!sse && content_length && *content_length <= kWholeBodyBytes) {
+    bhttp::response_parser<bhttp::string_body> whole{std::move(parser)};
+    co_await bhttp::async_read(up, a.conn.buffer, whole, net::redirect_error(use_awaitable, ec));
+    if (ec) {
+      r.outcome = Exchange::kFailedBeforeResponse;
+      r.error = {502, common::strCat("Upstream ", a.backend.name(), " broke off its answer: ", ec.message()),
+                 "upstream_error", "", "upstream_error"};
+      co_return r;
+    }
+    r.saw_first_byte = true;
+    r.first_byte = Clock::now();
+    // `parser` (and `head`) were moved from: everything comes from `whole`.
+    auto& got = whole.get();
+    bhttp::response<bhttp::string_body> out{got.result(), 11};
+    copyHeaders(got, out);
+    out.body() = std::move(got.body());
+    out.prepare_payload();
+    a.client.expires_after(idle_timeout);
+    co_await bhttp::async_write(a.client, out, net::redirect_error(use_awaitable, ec));
+    if (ec) {
+      r.outcome = Exchange::kClientGone;
+      co_return r;
+    }
+    a.client.expires_never();
+    r.upstream_reusable = whole.keep_alive();
+    r.outcome = Exchange::kDone;
+    co_return r;
   }
-  res.set(kBackendHeader, a.backend.name());
-  res.keep_alive(a.keep_alive);
+
+  bhttp::response<bhttp::empty_body> res{head.result(), 11};
+  copyHeaders(head, res);
   const bool chunked = !content_length.has_value() && !parser.is_done();
   if (chunked) res.chunked(true);
   else res.content_length(content_length.value_or(0));
-  r.client_keep_alive = a.keep_alive;
 
   a.client.expires_after(idle_timeout);
   bhttp::response_serializer<bhttp::empty_body> sr{res};
@@ -313,18 +386,18 @@ void Gateway::countRejected(int status) {
 
 awaitable<bool> Gateway::handle(size_t worker, beast::tcp_stream& client, Request& req, bool keep_alive) {
   Worker& w = *workers_[worker];
-  const char* route = routeName(req.target());
-  auto count = [&](const std::string& model, std::string_view backend, int code) {
-    std::string key = common::strCat(route, '\x1f', model, '\x1f', backend, '\x1f', code);
-    auto& c = w.request_counters[key];
-    if (!c) c = &metrics_->requests.with({route, model, std::string(backend), std::to_string(code)});
-    c->inc();
+  const uint8_t route_index = routeIndex(req.target());
+  const char* route = kRouteNames[route_index];
+  auto count = [&](int code) {
+    w.child(w.request_counters, MetricKey{route_index, 0, 0, code}, [&]() -> metrics::Counter& {
+       return metrics_->requests.with({route, "", "", std::to_string(code)});
+     }).inc();
   };
 
   if (req.method() == bhttp::verb::get) {
     std::string_view r = route;
     if (r == "healthz") {
-      count("", "", 200);
+      count(200);
       co_return co_await writeBody(client, bhttp::status::ok, R"({"status":"ok"})", "application/json", keep_alive);
     }
     if (r == "readyz") {
@@ -334,12 +407,12 @@ awaitable<bool> Gateway::handle(size_t worker, beast::tcp_stream& client, Reques
       j.beginObject().key("status").value(ready ? "ready" : "unavailable").key("backends").beginObject();
       for (const auto& b : routes->backends) j.key(b->name()).value(b->healthy() ? "up" : "down");
       j.endObject().endObject();
-      count("", "", ready ? 200 : 503);
+      count(ready ? 200 : 503);
       co_return co_await writeBody(client, ready ? bhttp::status::ok : bhttp::status::service_unavailable,
                                    j.take(), "application/json", keep_alive);
     }
     if (r == "metrics") {
-      count("", "", 200);
+      count(200);
       co_return co_await writeBody(client, bhttp::status::ok, registry_.render(),
                                    "text/plain; version=0.0.4; charset=utf-8", keep_alive);
     }
@@ -352,20 +425,20 @@ awaitable<bool> Gateway::handle(size_t worker, beast::tcp_stream& client, Reques
         j.key("created").value(int64_t{0}).key("owned_by").value("spillway").endObject();
       }
       j.endArray().endObject();
-      count("", "", 200);
+      count(200);
       co_return co_await writeBody(client, bhttp::status::ok, j.take(), "application/json", keep_alive);
     }
   }
 
   auto endpoint = openai::endpointForTarget(req.target());
   if (!endpoint) {
-    count("", "", 404);
+    count(404);
     openai::ApiError e{404, common::strCat("Unknown request URL: ", req.method_string(), " ", req.target(), "."),
                        "invalid_request_error", "", "unknown_url"};
     co_return co_await writeApiError(client, std::move(e), keep_alive);
   }
   if (req.method() != bhttp::verb::post) {
-    count("", "", 405);
+    count(405);
     openai::ApiError e{405, common::strCat("Method ", req.method_string(), " is not allowed on ", req.target(), "; use POST."),
                        "invalid_request_error", "", "method_not_allowed"};
     co_return co_await writeApiError(client, std::move(e), keep_alive);
@@ -381,23 +454,27 @@ awaitable<bool> Gateway::handle(size_t worker, beast::tcp_stream& client, Reques
 
 awaitable<bool> Gateway::proxy(Worker& w, beast::tcp_stream& client, Request& req, bool keep_alive) {
   const auto start = Clock::now();
-  const char* route = routeName(req.target());
-  std::string model;
-  std::string backend_name;
+  const uint8_t route_index = routeIndex(req.target());
+  const char* route = kRouteNames[route_index];
+  const PoolRoute* pool = nullptr;
+  const upstream::Backend* backend = nullptr;
+  std::string_view backend_name;
   int status = 0;
 
+  // Counts the request under its route, pool's model and backend, once.
   auto finish = [&](int code) {
-    std::string key = common::strCat(route, '\x1f', model, '\x1f', backend_name, '\x1f', code);
-    auto& c = w.request_counters[key];
-    if (!c) c = &metrics_->requests.with({route, model, backend_name, std::to_string(code)});
-    c->inc();
-    std::string hkey = common::strCat(route, '\x1f', model);
-    auto& h = w.histograms[hkey];
-    if (!h) h = &metrics_->duration.with({route, model});
-    h->observe(secondsSince(start));
+    const uint64_t pool_id = pool ? pool->id : 0;
+    const uint64_t backend_id = backend ? backend->id() : 0;
+    const std::string model = pool ? pool->model : "";
+    w.child(w.request_counters, MetricKey{route_index, pool_id, backend_id, code}, [&]() -> metrics::Counter& {
+       return metrics_->requests.with({route, model, std::string(backend_name), std::to_string(code)});
+     }).inc();
+    w.child(w.durations, MetricKey{route_index, pool_id, 0, 0}, [&]() -> metrics::Histogram& {
+       return metrics_->duration.with({route, model});
+     }).observe(secondsSince(start));
   };
 
-  auto parsed = w.parser.parse(*openai::endpointForTarget(req.target()), req.body());
+  auto parsed = w.parser.parse(*openai::endpointForTarget(req.target()), req.body(), /*collect_text=*/false);
   if (auto* e = std::get_if<openai::ApiError>(&parsed)) {
     finish(e->status);
     co_return co_await writeApiError(client, *e, keep_alive);
@@ -405,14 +482,14 @@ awaitable<bool> Gateway::proxy(Worker& w, beast::tcp_stream& client, Request& re
   auto& pr = std::get<openai::ParsedRequest>(parsed);
 
   RouteTablePtr routes = this->routes();
-  const PoolRoute* pool = routes->find(pr.model);
+  pool = routes->find(pr.model);
   if (!pool) {
     // Unknown models are not a label value: clients choose them freely.
     finish(404);
     openai::ApiError e = openai::modelNotFound(pr.model);
     co_return co_await writeApiError(client, std::move(e), keep_alive);
   }
-  model = pr.model;
+  const std::string& model = pool->model;
   const uint32_t retry_after = routes->config.server().retry_after_seconds();
   const size_t max_idle = routes->config.upstream().max_idle_connections();
 
@@ -439,6 +516,7 @@ awaitable<bool> Gateway::proxy(Worker& w, beast::tcp_stream& client, Request& re
     }
     BackendSlot slot(pick.backend);
     const upstream::Backend& b = *pick.backend;
+    backend = &b;
     backend_name = b.name();
     auto& cpool = w.pool(pick.backend, max_idle);
 
@@ -483,10 +561,9 @@ awaitable<bool> Gateway::proxy(Worker& w, beast::tcp_stream& client, Request& re
         case Exchange::kAbortedMidBody: {
           status = r.status;
           if (r.saw_first_byte) {
-            std::string hkey = common::strCat("ttft\x1f", model, '\x1f', b.name());
-            auto& h = w.histograms[hkey];
-            if (!h) h = &metrics_->ttft.with({model, b.name()});
-            h->observe(std::chrono::duration<double>(r.first_byte - start).count());
+            w.child(w.ttfts, MetricKey{0, pool->id, b.id(), 0}, [&]() -> metrics::Histogram& {
+               return metrics_->ttft.with({model, b.name()});
+             }).observe(std::chrono::duration<double>(r.first_byte - start).count());
           }
           if (r.outcome == Exchange::kDone) {
             conn->requests++;

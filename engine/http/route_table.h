@@ -16,6 +16,7 @@
 namespace spillway::http {
 
 struct PoolRoute {
+  uint64_t id = 0;  // unique for the engine's lifetime (metric caches key on it)
   std::string model;
   std::vector<upstream::BackendPtr> backends;
   balance::BalancerPtr balancer;

@@ -66,7 +66,9 @@ ApiError invalidValue(std::string_view param, std::string message) {
 
 // Appends the text of a message "content": a string, or an array of parts
 // whose "text" fields count. Returns an error for other shapes.
-std::optional<ApiError> appendContent(element content, const std::string& param, std::string& out) {
+// `param` is the field's path, built only when there is an error to report.
+template <typename ParamFn>
+std::optional<ApiError> appendContent(element content, ParamFn param, std::string& out) {
   switch (content.type()) {
     case element_type::STRING:
       out.append(content.get_string().value_unsafe());
@@ -78,19 +80,20 @@ std::optional<ApiError> appendContent(element content, const std::string& param,
       size_t i = 0;
       simdjson::dom::array parts = content.get_array().value_unsafe();  // a copy: range-for must not bind a temporary
       for (element part : parts) {
-        std::string pp = common::strCat(param, "[", i++, "]");
-        if (!part.is_object()) return invalidType(pp, "an object");
+        auto pp = [&] { return common::strCat(param(), "[", i, "]"); };
+        if (!part.is_object()) return invalidType(pp(), "an object");
         auto text = part["text"];
         if (!text.error()) {
-          if (!text.value_unsafe().is_string()) return invalidType(pp + ".text", "a string");
+          if (!text.value_unsafe().is_string()) return invalidType(pp() + ".text", "a string");
           out.append(text.value_unsafe().get_string().value_unsafe());
           out.push_back('\n');
         }
+        ++i;
       }
       return std::nullopt;
     }
     default:
-      return invalidType(param, "a string or an array of content parts");
+      return invalidType(param(), "a string or an array of content parts");
   }
 }
 
@@ -103,7 +106,8 @@ struct RequestParser::Impl {
 RequestParser::RequestParser() : impl_(std::make_unique<Impl>()) {}
 RequestParser::~RequestParser() = default;
 
-std::variant<ParsedRequest, ApiError> RequestParser::parse(Endpoint endpoint, std::string_view body) {
+std::variant<ParsedRequest, ApiError> RequestParser::parse(Endpoint endpoint, std::string_view body,
+                                                          bool collect_text) {
   ParsedRequest r;
   r.endpoint = endpoint;
   element root;
@@ -152,25 +156,28 @@ std::variant<ParsedRequest, ApiError> RequestParser::parse(Endpoint endpoint, st
     size_t i = 0;
     simdjson::dom::array list = msgs.value_unsafe().get_array().value_unsafe();  // a copy: range-for must not bind a temporary
     for (element m : list) {
-      std::string p = common::strCat("messages[", i++, "]");
-      if (!m.is_object()) return invalidType(p, "an object");
+      // Paths are built only for errors: the success path allocates nothing here.
+      auto p = [&] { return common::strCat("messages[", i, "]"); };
+      if (!m.is_object()) return invalidType(p(), "an object");
       auto role = m["role"];
-      if (role.error()) return missing(p + ".role");
-      if (!role.value_unsafe().is_string()) return invalidType(p + ".role", "a string");
+      if (role.error()) return missing(p() + ".role");
+      if (!role.value_unsafe().is_string()) return invalidType(p() + ".role", "a string");
       std::string_view rv = role.value_unsafe().get_string().value_unsafe();
       if (rv != "system" && rv != "user" && rv != "assistant" && rv != "tool" &&
           rv != "developer" && rv != "function") {
-        return invalidValue(p + ".role",
-                            common::strCat("Invalid value for '", p, ".role': '", rv,
+        return invalidValue(p() + ".role",
+                            common::strCat("Invalid value for '", p(), ".role': '", rv,
                                          "'. Supported values are: 'system', 'developer', 'user', "
                                          "'assistant', 'tool' and 'function'."));
       }
       auto content = m["content"];
       if (content.error()) {
-        if (rv != "assistant") return missing(p + ".content");
-      } else if (auto e = appendContent(content.value_unsafe(), p + ".content", r.prompt_text)) {
+        if (rv != "assistant") return missing(p() + ".content");
+      } else if (auto e = appendContent(content.value_unsafe(), [&] { return p() + ".content"; }, r.prompt_text)) {
         return *e;
       }
+      if (!collect_text) r.prompt_text.clear();
+      ++i;
     }
     if (i == 0) return invalidValue("messages", "'messages' must contain at least one message.");
     r.message_count = static_cast<uint32_t>(i);

@@ -55,7 +55,9 @@ class RequestParser {
   RequestParser(const RequestParser&) = delete;
   RequestParser& operator=(const RequestParser&) = delete;
 
-  std::variant<ParsedRequest, ApiError> parse(Endpoint endpoint, std::string_view body);
+  // `collect_text` false skips copying the prompt text (the gateway only
+  // validates; the simulator needs the text for token counts).
+  std::variant<ParsedRequest, ApiError> parse(Endpoint endpoint, std::string_view body, bool collect_text = true);
 
  private:
   struct Impl;

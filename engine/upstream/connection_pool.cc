@@ -89,13 +89,10 @@ ConnectionPtr ConnectionPool::takeIdle() {
     ConnectionPtr c = std::move(idle_.back());
     idle_.pop_back();
     backend_->idle_connections.fetch_sub(1, std::memory_order_relaxed);
-    // A peer that closed while idle shows as readable with nothing to read
-    // (or an error); skip it rather than fail a request on it.
-    boost::system::error_code ec;
-    auto& sock = c->lowest().socket();
-    if (!sock.is_open()) continue;
-    size_t avail = sock.available(ec);
-    if (ec || avail > 0) continue;  // unexpected bytes: not reusable
+    // No liveness probe here (it would cost a syscall per request): a
+    // connection the peer closed while idle fails before any response byte,
+    // and the gateway retries such a request once on a fresh connection.
+    if (!c->lowest().socket().is_open()) continue;
     return c;
   }
   return nullptr;

@@ -82,6 +82,8 @@ void GatewayTest::nonStreamingCompletion() {
   auto r = postJson(engine->port(), "/v1/chat/completions", kChat);
   QCOMPARE(r.status, 200);
   QVERIFY(r.header("x-spillway-backend") == "sim-a" || r.header("x-spillway-backend") == "sim-b");
+  QCOMPARE(r.header("content-type"), "application/json");  // relayed from the upstream
+  QCOMPARE(r.header("server"), "spillway");
   auto o = jsonObject(r.body);
   QCOMPARE(str(o["object"]), "chat.completion");
   QCOMPARE(o["usage"].toObject()["completion_tokens"].toInt(), 12);
