@@ -5,7 +5,7 @@ PRESET ?= release
 BUILD  := build/$(PRESET)
 JOBS   ?= $(shell nproc)
 
-.PHONY: all deps configure build run test clean
+.PHONY: all deps configure build run test bench clean
 
 all: build
 
@@ -28,6 +28,11 @@ run: build
 test: build
 	@installer/sdk-deps.sh
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 300
+
+# The benchmark suite (docs/benchmarks.md): direct vs spillwayd vs nginx on
+# loopback; JSON and a markdown summary land in bench-results/.
+bench: build
+	python3 tests/bench/run_bench.py --build $(BUILD) --out bench-results
 
 clean:
 	rm -rf build
