@@ -2,11 +2,15 @@
 
 #include <spdlog/spdlog.h>
 
+#include <filesystem>
 #include <map>
+#include <mutex>
+#include <thread>
 
 #include "common/io_pool.h"
 #include "common/strings.h"
 #include "config/config_error.h"
+#include "config/diff.h"
 #include "config/validate.h"
 #include "http/front_server.h"
 #include "http/gateway.h"
@@ -16,104 +20,313 @@
 
 namespace spillway {
 
+namespace {
+
+int64_t nowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
 struct Engine::Impl {
-  // Declaration order is destruction order in reverse: the listener and
+  // Declaration order is destruction order in reverse: listeners and the
   // checker go first, worker threads before the simulators they talk to.
-  v1::Config config;
+  mutable std::mutex mu;  // serializes changes; guards what follows up to `front`
+  v1::Config config;      // effective (defaults applied)
+  int64_t version = 0;
+  uint64_t next_id = 1;   // backend and pool ids, never reused
   metrics::Registry registry;
-  std::unique_ptr<common::IoPool> sim_io;
-  std::map<std::string, std::unique_ptr<sim::SimServer>> sims;  // by backend name
+  std::unique_ptr<store::Store> store;
+  std::unique_ptr<common::IoPool> sim_io;  // created with the first sim:// backend
+  std::map<uint64_t, std::shared_ptr<sim::SimServer>> sims;  // by backend id, current backends only
   std::unique_ptr<common::IoPool> io;
   std::unique_ptr<http::Gateway> gateway;
   std::unique_ptr<upstream::HealthChecker> health;
+  std::vector<std::unique_ptr<http::FrontServer>> retired_fronts;  // old listeners, draining
+  std::vector<std::thread> drainers;
   std::unique_ptr<http::FrontServer> front;
   bool stopped = false;
+
+  void audit(const std::string& actor, const std::string& action, const std::string& target,
+             const std::string& detail, const std::string& outcome) {
+    if (!store) return;
+    if (auto st = store->appendAudit({0, nowMs(), actor, action, target, detail, outcome}); !st.ok()) {
+      spdlog::error("audit log write failed: {}", std::string(st.message()));
+    }
+  }
+
+  // A routing table for `cfg`. Backends whose config did not change are
+  // reused (with their health, drain state and connection pools); new or
+  // changed sim:// backends get a new in-process simulator.
+  absl::StatusOr<std::shared_ptr<http::RouteTable>> buildRoutes(const v1::Config& cfg, const http::RouteTable* old,
+                                                                std::map<uint64_t, std::shared_ptr<sim::SimServer>>& new_sims) {
+    auto routes = std::make_shared<http::RouteTable>();
+    routes->config = cfg;
+    std::map<std::string, upstream::BackendPtr> by_name;
+    for (const auto& b : cfg.backends()) {
+      upstream::BackendPtr backend;
+      if (old) {
+        const std::string wanted = b.SerializeAsString();
+        for (const auto& ob : old->backends) {
+          if (ob->name() == b.name() && ob->config().SerializeAsString() == wanted) backend = ob;
+        }
+      }
+      if (backend) {
+        if (auto it = sims.find(backend->id()); it != sims.end()) new_sims[backend->id()] = it->second;
+      } else {
+        auto url = common::parseUrl(b.url());
+        if (!url.ok()) return url.status();
+        std::shared_ptr<sim::SimServer> sim;
+        if (url->scheme == "sim") {
+          // Simulated backends run in-process on their own threads, behind
+          // real loopback sockets, so requests take exactly the real path.
+          if (!sim_io) {
+            sim_io = std::make_unique<common::IoPool>(std::min(2u, std::max(1u, std::thread::hardware_concurrency())));
+            sim_io->start();
+          }
+          std::vector<std::string> models(b.models().begin(), b.models().end());
+          sim = std::make_shared<sim::SimServer>(*sim_io, b.sim(), models, b.name());
+          if (auto st = sim->listen("127.0.0.1", 0); !st.ok()) return st;
+          url = common::parseUrl(common::strCat("http://127.0.0.1:", sim->port()));
+        }
+        backend = std::make_shared<upstream::Backend>(next_id++, b, *url, config::resolveApiKey(b));
+        if (sim) {
+          backend->holdAlive(sim);
+          new_sims[backend->id()] = sim;
+        }
+      }
+      routes->backends.push_back(backend);
+      by_name[b.name()] = backend;
+    }
+    for (const auto& p : cfg.pools()) {
+      http::PoolRoute route;
+      route.id = next_id++;
+      route.model = p.model();
+      for (const auto& name : p.backends()) route.backends.push_back(by_name.at(name));
+      auto balancer = balance::makeBalancer("round_robin");
+      if (!balancer.ok()) return balancer.status();
+      route.balancer = std::move(*balancer);
+      routes->pools.emplace(p.model(), std::move(route));
+    }
+    return routes;
+  }
+
+  absl::StatusOr<ApplyResult> applyLocked(v1::Config proposed, const ChangeRequest& change, const std::string& action);
 };
 
 Engine::Engine() : impl_(std::make_unique<Impl>()) {}
 
 Engine::~Engine() { stop(); }
 
-absl::StatusOr<std::unique_ptr<Engine>> Engine::start(v1::Config config) {
+absl::StatusOr<std::unique_ptr<Engine>> Engine::start(v1::Config config, EngineOptions options) {
   auto errors = config::validate(config);
   if (!errors.empty()) return absl::InvalidArgumentError(config::formatErrors(errors));
   config::applyDefaults(config);
 
   std::unique_ptr<Engine> engine(new Engine());
   Impl& d = *engine->impl_;
-  d.config = std::move(config);
+  std::lock_guard lock(d.mu);
+  d.config = config;
 
-  // Simulated backends run in-process on their own threads, behind real
-  // loopback sockets, so requests to them take exactly the path real
-  // backends do.
-  bool any_sim = false;
-  for (const auto& b : d.config.backends()) any_sim |= b.url().rfind("sim://", 0) == 0;
-  if (any_sim) {
-    d.sim_io = std::make_unique<common::IoPool>(std::min(2u, std::max(1u, std::thread::hardware_concurrency())));
-    d.sim_io->start();
+  std::string db = ":memory:";
+  if (!options.data_dir.empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(options.data_dir, ec);
+    if (ec) return absl::UnavailableError(common::strCat("cannot create ", options.data_dir, ": ", ec.message()));
+    db = (std::filesystem::path(options.data_dir) / "spillway.db").string();
   }
+  auto store = store::Store::open(db);
+  if (!store.ok()) return store.status();
+  d.store = std::move(*store);
 
-  auto routes = std::make_shared<http::RouteTable>();
-  routes->config = d.config;
-  uint64_t next_id = 1;
-  std::map<std::string, upstream::BackendPtr> by_name;
-  for (const auto& b : d.config.backends()) {
-    auto url = common::parseUrl(b.url());
-    if (!url.ok()) return url.status();
-    if (url->scheme == "sim") {
-      std::vector<std::string> models(b.models().begin(), b.models().end());
-      auto sim = std::make_unique<sim::SimServer>(*d.sim_io, b.sim(), models, b.name());
-      if (auto st = sim->listen("127.0.0.1", 0); !st.ok()) return st;
-      url = common::parseUrl(common::strCat("http://127.0.0.1:", sim->port()));
-      d.sims[b.name()] = std::move(sim);
-    }
-    auto backend = std::make_shared<upstream::Backend>(next_id++, b, *url, config::resolveApiKey(b));
-    routes->backends.push_back(backend);
-    by_name[b.name()] = backend;
-  }
-  for (const auto& p : d.config.pools()) {
-    http::PoolRoute route;
-    route.id = next_id++;
-    route.model = p.model();
-    for (const auto& name : p.backends()) route.backends.push_back(by_name.at(name));
-    auto balancer = balance::makeBalancer("round_robin");
-    if (!balancer.ok()) return balancer.status();
-    route.balancer = std::move(*balancer);
-    routes->pools.emplace(p.model(), std::move(route));
-  }
+  auto routes = d.buildRoutes(d.config, nullptr, d.sims);
+  if (!routes.ok()) return routes.status();
 
   d.io = std::make_unique<common::IoPool>(d.config.server().threads());
-  d.gateway = std::make_unique<http::Gateway>(routes, d.io->size(), d.registry);
+  d.gateway = std::make_unique<http::Gateway>(*routes, d.io->size(), d.registry);
   d.front = std::make_unique<http::FrontServer>(*d.io, *d.gateway, d.config.server());
   if (auto st = d.front->start(); !st.ok()) return st;
   d.io->start();
-  d.health = std::make_unique<upstream::HealthChecker>(d.io->context(0), routes->backends,
-                                                       d.gateway->tlsFor(*routes->backends.front()));
+  d.health = std::make_unique<upstream::HealthChecker>(d.io->context(0), (*routes)->backends,
+                                                       d.gateway->tlsFor(*(*routes)->backends.front()));
   d.health->start();
-  spdlog::info("spillway engine listening on {} ({} worker threads, {} backends, {} models)",
-               engine->url(), d.io->size(), routes->backends.size(), routes->pools.size());
+
+  // The config we start with is the running version: reuse the stored
+  // active version when identical, else record it as a new one.
+  const std::string serialized = d.config.SerializeAsString();
+  auto active = d.store->activeVersion();
+  if (active && active->config == serialized) {
+    d.version = active->id;
+  } else {
+    v1::Config previous;
+    std::string diff = active && previous.ParseFromString(active->config) ? config::diffText(previous, d.config)
+                                                                          : "initial version";
+    auto id = d.store->addConfigVersion({0, nowMs(), options.actor, "config at start-up", diff, serialized,
+                                         active ? active->id : 0, true});
+    if (!id.ok()) return id.status();
+    d.version = *id;
+    d.audit(options.actor, "config.startup", common::strCat("v", d.version), "", "ok");
+  }
+  spdlog::info("spillway engine listening on {} ({} worker threads, {} backends, {} models, config v{})",
+               d.front->url(), d.io->size(), (*routes)->backends.size(), (*routes)->pools.size(), d.version);
   return engine;
 }
 
-std::string Engine::url() const { return impl_->front ? impl_->front->url() : ""; }
+absl::StatusOr<ApplyResult> Engine::Impl::applyLocked(v1::Config proposed, const ChangeRequest& change,
+                                                      const std::string& action) {
+  if (stopped) return absl::FailedPreconditionError("the engine is stopped");
+  auto errors = config::validate(proposed);
+  if (!errors.empty()) {
+    audit(change.actor, action, "", change.comment, "failed: invalid config");
+    return absl::InvalidArgumentError(config::formatErrors(errors));
+  }
+  config::applyDefaults(proposed);
+  if (change.base_version >= 0 && change.base_version != version) {
+    audit(change.actor, action, "", change.comment,
+          common::strCat("failed: based on v", change.base_version, ", running v", version));
+    return absl::FailedPreconditionError(common::strCat("the config changed since version ", change.base_version,
+                                                        " (now version ", version,
+                                                        "); review the new version and try again"));
+  }
+  ApplyResult result;
+  result.version = version;
+  result.diff = config::diffMessages(config, proposed);
+  if (proposed.server().threads() != config.server().threads()) {
+    result.notes.push_back("server.threads takes effect on restart");
+  }
+  if (change.dry_run || result.diff.empty()) return result;
 
-uint16_t Engine::port() const { return impl_->front ? impl_->front->port() : 0; }
+  // Everything that can fail comes before the swap, so a failed apply
+  // changes nothing.
+  auto old_routes = gateway->routes();
+  std::map<uint64_t, std::shared_ptr<sim::SimServer>> new_sims;
+  auto routes = buildRoutes(proposed, old_routes.get(), new_sims);
+  if (!routes.ok()) return routes.status();
+  std::unique_ptr<http::FrontServer> new_front;
+  if (proposed.server().listen() != config.server().listen()) {
+    new_front = std::make_unique<http::FrontServer>(*io, *gateway, proposed.server());
+    if (auto st = new_front->start(); !st.ok()) {
+      audit(change.actor, action, "", change.comment, common::strCat("failed: ", st.message()));
+      return st;
+    }
+  }
+  auto id = store->addConfigVersion({0, nowMs(), change.actor, change.comment, common::join(result.diff, "\n"),
+                                     proposed.SerializeAsString(), version, true});
+  if (!id.ok()) return id.status();  // new_front (if any) closes unused
 
-const v1::Config& Engine::config() const { return impl_->config; }
+  // The swap: new requests route by the new table; requests in flight
+  // finish on the table (and backends) they started with.
+  gateway->setRoutes(*routes);
+  if (new_front) {
+    std::unique_ptr<http::FrontServer> old = std::move(front);
+    front = std::move(new_front);
+    http::FrontServer* raw = old.get();
+    retired_fronts.push_back(std::move(old));
+    const auto timeout = std::chrono::milliseconds(proposed.server().drain_timeout_ms());
+    drainers.emplace_back([raw, timeout] { raw->drain(timeout); });  // accepted connections finish
+  } else {
+    front->setServerConfig(proposed.server());
+  }
+  auto checker = std::make_unique<upstream::HealthChecker>(io->context(0), (*routes)->backends,
+                                                           gateway->tlsFor(*(*routes)->backends.front()));
+  checker->start();
+  health = std::move(checker);  // the old one stops as it is destroyed
+  sims = std::move(new_sims);
+  config = std::move(proposed);
+  version = *id;
+  result.version = version;
+  audit(change.actor, action, common::strCat("v", version), change.comment, "ok");
+  spdlog::info("config v{} applied by {} ({} changes)", version, change.actor, result.diff.size());
+  return result;
+}
+
+std::vector<config::ConfigError> Engine::validateConfig(const v1::Config& proposed) const {
+  return config::validate(proposed);
+}
+
+absl::StatusOr<ApplyResult> Engine::applyConfig(v1::Config proposed, const ChangeRequest& change) {
+  std::lock_guard lock(impl_->mu);
+  return impl_->applyLocked(std::move(proposed), change, change.dry_run ? "config.dry_run" : "config.apply");
+}
+
+absl::StatusOr<ApplyResult> Engine::rollback(int64_t version, const ChangeRequest& change) {
+  std::lock_guard lock(impl_->mu);
+  auto v = impl_->store->configVersion(version);
+  if (!v.ok()) return v.status();
+  v1::Config target;
+  if (!target.ParseFromString(v->config)) return absl::DataLossError(common::strCat("config version ", version, " is unreadable"));
+  ChangeRequest c = change;
+  if (c.comment.empty()) c.comment = common::strCat("rollback to v", version);
+  return impl_->applyLocked(std::move(target), c, "config.rollback");
+}
+
+std::vector<store::ConfigVersion> Engine::configHistory(size_t limit) const {
+  return impl_->store->listConfigVersions(limit);
+}
+
+std::vector<store::AuditEvent> Engine::audit(const store::AuditFilter& filter) const {
+  return impl_->store->listAudit(filter);
+}
+
+void Engine::recordAudit(const std::string& actor, const std::string& action, const std::string& target,
+                         const std::string& detail, const std::string& outcome) {
+  impl_->audit(actor, action, target, detail, outcome);
+}
+
+absl::Status Engine::setBackendDrained(const std::string& backend, bool drained, const std::string& actor) {
+  std::lock_guard lock(impl_->mu);
+  for (const auto& b : impl_->gateway->routes()->backends) {
+    if (b->name() != backend) continue;
+    b->setDraining(drained);
+    impl_->audit(actor, drained ? "backend.drain" : "backend.undrain", backend, "", "ok");
+    spdlog::info("backend {} {} by {}", backend, drained ? "drained" : "back in rotation", actor);
+    return absl::OkStatus();
+  }
+  impl_->audit(actor, drained ? "backend.drain" : "backend.undrain", backend, "", "failed: no such backend");
+  return absl::NotFoundError(common::strCat("no backend named \"", backend, "\""));
+}
+
+std::string Engine::url() const {
+  std::lock_guard lock(impl_->mu);
+  return impl_->front ? impl_->front->url() : "";
+}
+
+uint16_t Engine::port() const {
+  std::lock_guard lock(impl_->mu);
+  return impl_->front ? impl_->front->port() : 0;
+}
+
+v1::Config Engine::config() const {
+  std::lock_guard lock(impl_->mu);
+  return impl_->config;
+}
+
+int64_t Engine::configVersion() const {
+  std::lock_guard lock(impl_->mu);
+  return impl_->version;
+}
 
 bool Engine::drain(std::chrono::milliseconds timeout) {
-  if (!impl_->front) return true;
-  return impl_->front->drain(timeout);
+  http::FrontServer* front = nullptr;
+  {
+    std::lock_guard lock(impl_->mu);
+    front = impl_->front.get();
+  }
+  return front ? front->drain(timeout) : true;
 }
 
 void Engine::stop() {
   Impl& d = *impl_;
+  std::lock_guard lock(d.mu);
   if (d.stopped) return;
   d.stopped = true;
   if (d.front) d.front->drain(std::chrono::milliseconds(0));
+  for (auto& f : d.retired_fronts) f->drain(std::chrono::milliseconds(0));
   if (d.health) d.health->stop();
   if (d.io) d.io->stop();
-  for (auto& [name, sim] : d.sims) sim->stop();
+  for (auto& t : d.drainers) t.join();
+  for (auto& [id, sim] : d.sims) sim->stop();
   if (d.sim_io) d.sim_io->stop();
 }
 
@@ -124,14 +337,19 @@ std::vector<BackendStatus> Engine::backends() const {
   if (!impl_->gateway) return out;
   for (const auto& b : impl_->gateway->routes()->backends) {
     out.push_back({b->name(), common::strCat(b->url().scheme, "://", b->url().hostHeader(), b->url().path_prefix),
-                   b->healthy(), b->inFlight(), b->open_connections.load(), b->idle_connections.load()});
+                   b->healthy(), b->draining(), b->inFlight(), b->open_connections.load(), b->idle_connections.load()});
   }
   return out;
 }
 
 sim::SimServer* Engine::simulator(const std::string& backend_name) const {
-  auto it = impl_->sims.find(backend_name);
-  return it == impl_->sims.end() ? nullptr : it->second.get();
+  std::lock_guard lock(impl_->mu);
+  for (const auto& b : impl_->gateway->routes()->backends) {
+    if (b->name() != backend_name) continue;
+    auto it = impl_->sims.find(b->id());
+    return it == impl_->sims.end() ? nullptr : it->second.get();
+  }
+  return nullptr;
 }
 
 }  // namespace spillway

@@ -1,9 +1,10 @@
 // The engine facade: what the daemon (spillwayd) and the console use. It
 // owns the worker threads, the in-process simulators of sim:// backends, the
-// gateway and its front listener, and the health checker.
+// gateway and its front listener, the health checker, and the store of
+// config versions and audit events.
 //
-// Threading: every public method may be called from any one thread (the
-// caller's "control" thread); the engine's own threads never call back.
+// Threading: every public method is thread-safe; changes (apply, rollback,
+// drain) are serialized. The engine's own threads never call back.
 #pragma once
 
 #include <chrono>
@@ -12,7 +13,9 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "config/config_error.h"
 #include "spillway/v1/config.pb.h"
+#include "store/store.h"
 
 namespace spillway {
 
@@ -24,16 +27,41 @@ struct BackendStatus {
   std::string name;
   std::string url;  // where requests go (sim:// backends show their loopback port)
   bool healthy = false;
+  bool draining = false;
   int64_t in_flight = 0;
   int64_t open_connections = 0;
   int64_t idle_connections = 0;
 };
 
+struct EngineOptions {
+  // Directory for the store (spillway.db); "" keeps state in memory only.
+  std::string data_dir;
+  // Who is recorded as the author of the start-up config version.
+  std::string actor = "startup";
+};
+
+// Who changes what, and on which version the change was based.
+struct ChangeRequest {
+  std::string actor = "local";
+  std::string comment;
+  // Optimistic concurrency: the version the caller read. The change is
+  // refused when another landed since. -1 skips the check.
+  int64_t base_version = -1;
+  bool dry_run = false;  // validate and diff only
+};
+
+struct ApplyResult {
+  int64_t version = 0;            // the version now active (unchanged on a dry run or no-op)
+  std::vector<std::string> diff;  // field by field, against the running config
+  std::vector<std::string> notes; // e.g. settings that take effect on restart
+};
+
 class Engine {
  public:
-  // Validates `config`, applies defaults, starts simulators, health checks
-  // and the listener. Errors name every config problem, or the bind failure.
-  static absl::StatusOr<std::unique_ptr<Engine>> start(v1::Config config);
+  // Validates `config`, applies defaults, opens the store, starts
+  // simulators, health checks and the listener, and records the config as a
+  // version when it differs from the stored active one.
+  static absl::StatusOr<std::unique_ptr<Engine>> start(v1::Config config, EngineOptions options = {});
   ~Engine();  // stop()
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
@@ -41,11 +69,30 @@ class Engine {
   // The front listener, e.g. "http://127.0.0.1:8080", and its bound port.
   std::string url() const;
   uint16_t port() const;
-  // The effective config (defaults applied).
-  const v1::Config& config() const;
+  // The effective config (defaults applied) and its version in the store.
+  v1::Config config() const;
+  int64_t configVersion() const;
 
-  // Graceful drain: stop accepting, close idle connections, wait up to
-  // `timeout` for requests in flight. True when all finished in time.
+  // Config lifecycle. Errors: InvalidArgument (every validation error, one
+  // per line), FailedPrecondition (base_version is stale), NotFound
+  // (rollback to an unknown version), Unavailable (a new listen address
+  // cannot be bound; nothing changed).
+  std::vector<config::ConfigError> validateConfig(const v1::Config& proposed) const;
+  absl::StatusOr<ApplyResult> applyConfig(v1::Config proposed, const ChangeRequest& change);
+  absl::StatusOr<ApplyResult> rollback(int64_t version, const ChangeRequest& change);
+  std::vector<store::ConfigVersion> configHistory(size_t limit = 100) const;
+  std::vector<store::AuditEvent> audit(const store::AuditFilter& filter = {}) const;
+  // Records an operator action (callers that act on the engine from outside,
+  // e.g. an RPC refused for lack of rights).
+  void recordAudit(const std::string& actor, const std::string& action, const std::string& target,
+                   const std::string& detail, const std::string& outcome);
+
+  // Backend drain: no new requests, in-flight ones finish. NotFound for an
+  // unknown backend. Audited.
+  absl::Status setBackendDrained(const std::string& backend, bool drained, const std::string& actor);
+
+  // Graceful drain of the whole engine: stop accepting, close idle
+  // connections, wait up to `timeout` for requests in flight.
   bool drain(std::chrono::milliseconds timeout);
   // Stops everything now; requests still in flight are cut. Idempotent.
   void stop();

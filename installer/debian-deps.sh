@@ -12,6 +12,7 @@ packages=(
   libprotobuf-dev protobuf-compiler
   libabsl-dev libyaml-cpp-dev libsimdjson-dev libspdlog-dev
   libsqlite3-dev
+  libgrpc++-dev protobuf-compiler-grpc
   # console and Qt Test
   qt6-base-dev qt6-charts-dev
   # tests: real clients and validators, a display for the console

@@ -5,7 +5,6 @@
 
 #include <boost/program_options.hpp>
 #include <cstdio>
-#include <filesystem>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -154,7 +153,7 @@ int runEngine(int argc, char** argv) {
       ("config,c", po::value(&config_file), "YAML config file (default: the embedded default config)")
       ("listen,l", po::value(&listen), "HOST:PORT of the front listener; overrides server.listen")
       ("threads", po::value(&threads), "worker threads; overrides server.threads (0 = one per core)")
-      ("data-dir", po::value(&data_dir), "directory for engine state (created if missing)")
+      ("data-dir", po::value(&data_dir), "directory for engine state: config versions, audit log (created if missing; default: in memory)")
       ("check-config", po::value(&check_file), "validate FILE, print every error, exit 0 when valid, 1 otherwise")
       ("print-default-config", "print the embedded default config and exit")
       ("log-level", po::value<std::string>()->default_value("info"), "trace, debug, info, warn, error");
@@ -199,17 +198,8 @@ int runEngine(int argc, char** argv) {
   v1::Config cfg = loaded.config;
   if (vm.count("listen")) cfg.mutable_server()->set_listen(listen);
   if (vm.count("threads")) cfg.mutable_server()->set_threads(threads);
-  if (!data_dir.empty()) {
-    std::error_code ec;
-    std::filesystem::create_directories(data_dir, ec);
-    if (ec) {
-      std::cerr << "spillwayd: cannot create --data-dir " << data_dir << ": " << ec.message() << "\n";
-      return 1;
-    }
-  }
-
   sigset_t signals = blockStopSignals();
-  auto engine = Engine::start(cfg);
+  auto engine = Engine::start(cfg, EngineOptions{data_dir, "startup"});
   if (!engine.ok()) {
     std::cerr << "spillwayd: " << engine.status().message() << "\n";
     return 1;

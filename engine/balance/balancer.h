@@ -19,7 +19,7 @@ namespace spillway::balance {
 
 enum class PickOutcome {
   kPicked,
-  kNoHealthyBackend,  // every backend is down
+  kNoHealthyBackend,  // every backend is down (or drained)
   kAllBusy,           // healthy ones exist but all are at max_concurrency
 };
 

@@ -10,7 +10,7 @@ PickResult RoundRobinBalancer::pick(std::span<const upstream::BackendPtr> backen
   bool any_healthy = false;
   for (size_t i = 0; i < n; ++i) {
     const auto& b = backends[(start + i) % n];
-    if (!b->healthy()) continue;
+    if (!b->available()) continue;
     any_healthy = true;
     if (b->tryAcquire()) {
       r.outcome = PickOutcome::kPicked;

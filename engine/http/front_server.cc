@@ -41,12 +41,12 @@ struct SessionEntry {
 
 struct FrontServer::Shared {
   Shared(common::IoPool& io_pool, Gateway& gw, v1::Server s)
-      : io(io_pool), gateway(gw), server(std::move(s)), acceptor(io_pool.context(0)),
-        sessions(io_pool.size()) {}
+      : io(io_pool), gateway(gw), server(std::make_shared<const v1::Server>(std::move(s))),
+        acceptor(io_pool.context(0)), sessions(io_pool.size()) {}
 
   common::IoPool& io;
   Gateway& gateway;
-  const v1::Server server;
+  std::atomic<std::shared_ptr<const v1::Server>> server;  // swapped whole on reload
   tcp::acceptor acceptor;  // used on context 0 only
   std::atomic<bool> draining{false};
   std::vector<std::list<SessionEntry>> sessions;  // per worker, that worker's thread only
@@ -114,11 +114,12 @@ awaitable<void> session(std::shared_ptr<Shared> sh, size_t worker, tcp::socket s
   auto& list = sh->sessions[worker];
   auto entry = list.insert(list.end(), SessionEntry{&stream, true});
   beast::flat_buffer buffer;
-  const auto& cfg = sh->server;
   ReadDeadline deadline(stream);
 
   for (;;) {
     if (sh->draining.load()) break;
+    const std::shared_ptr<const v1::Server> cfg_ptr = sh->server.load();  // this request's limits
+    const v1::Server& cfg = *cfg_ptr;
     bhttp::request_parser<bhttp::string_body> parser;
     parser.header_limit(cfg.max_header_bytes());
     parser.body_limit(cfg.max_body_bytes());
@@ -223,8 +224,12 @@ FrontServer::~FrontServer() {
   if (!shared_->draining.load()) drain(std::chrono::milliseconds(0));
 }
 
+void FrontServer::setServerConfig(v1::Server server) {
+  shared_->server.store(std::make_shared<const v1::Server>(std::move(server)));
+}
+
 absl::Status FrontServer::start() {
-  auto hp = common::parseHostPort(shared_->server.listen());
+  auto hp = common::parseHostPort(shared_->server.load()->listen());
   if (!hp.ok()) return hp.status();
   boost::system::error_code ec;
   auto addr = net::ip::make_address(hp->host, ec);
@@ -244,7 +249,7 @@ absl::Status FrontServer::start() {
   if (!ec) a.bind(ep, ec);
   if (!ec) a.listen(net::socket_base::max_listen_connections, ec);
   if (ec) {
-    return absl::UnavailableError(common::strCat("cannot listen on ", shared_->server.listen(), ": ", ec.message()));
+    return absl::UnavailableError(common::strCat("cannot listen on ", shared_->server.load()->listen(), ": ", ec.message()));
   }
   port_ = a.local_endpoint().port();
   net::co_spawn(shared_->io.context(0), acceptLoop(shared_), net::detached);
@@ -252,7 +257,7 @@ absl::Status FrontServer::start() {
 }
 
 std::string FrontServer::url() const {
-  auto hp = common::parseHostPort(shared_->server.listen());
+  auto hp = common::parseHostPort(shared_->server.load()->listen());
   std::string host = hp.ok() ? hp->host : "127.0.0.1";
   if (host.find(':') != std::string::npos) host = "[" + host + "]";
   return common::strCat("http://", host, ":", port());

@@ -35,6 +35,10 @@ class FrontServer {
   // Returns true when every connection closed before `timeout`.
   bool drain(std::chrono::milliseconds timeout);
 
+  // Swaps in new limits and timeouts (not the listen address: that needs a
+  // new FrontServer). Requests that already started keep the old ones.
+  void setServerConfig(v1::Server server);
+
   // Connections open now (for tests and metrics).
   int64_t openConnections() const;
 

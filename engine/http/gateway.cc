@@ -402,10 +402,10 @@ awaitable<bool> Gateway::handle(size_t worker, beast::tcp_stream& client, Reques
     }
     if (r == "readyz") {
       auto routes = this->routes();
-      bool ready = routes->anyHealthy();
+      bool ready = routes->anyAvailable();
       common::JsonWriter j;
       j.beginObject().key("status").value(ready ? "ready" : "unavailable").key("backends").beginObject();
-      for (const auto& b : routes->backends) j.key(b->name()).value(b->healthy() ? "up" : "down");
+      for (const auto& b : routes->backends) j.key(b->name()).value(!b->healthy() ? "down" : b->draining() ? "draining" : "up");
       j.endObject().endObject();
       count(ready ? 200 : 503);
       co_return co_await writeBody(client, ready ? bhttp::status::ok : bhttp::status::service_unavailable,

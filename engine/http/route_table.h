@@ -31,9 +31,9 @@ struct RouteTable {
     auto it = pools.find(model);
     return it == pools.end() ? nullptr : &it->second;
   }
-  bool anyHealthy() const {
+  bool anyAvailable() const {
     for (const auto& b : backends) {
-      if (b->healthy()) return true;
+      if (b->available()) return true;
     }
     return false;
   }

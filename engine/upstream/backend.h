@@ -30,6 +30,17 @@ class Backend {
   bool healthy() const { return healthy_.load(std::memory_order_relaxed); }
   void setHealthy(bool h) { healthy_.store(h, std::memory_order_relaxed); }
 
+  // Drained backends get no new requests; those in flight finish.
+  bool draining() const { return draining_.load(std::memory_order_relaxed); }
+  void setDraining(bool d) { draining_.store(d, std::memory_order_relaxed); }
+  // Healthy and not drained: may take new requests.
+  bool available() const { return healthy() && !draining(); }
+
+  // Keeps an object (the in-process simulator behind a sim:// backend)
+  // alive as long as this backend is referenced by any routing table or
+  // request in flight.
+  void holdAlive(std::shared_ptr<void> keep) { keep_alive_ = std::move(keep); }
+
   // Reserves one request slot; false when max_concurrency is reached.
   bool tryAcquire();
   void release();
@@ -45,6 +56,8 @@ class Backend {
   const common::Url url_;
   const std::string api_key_;
   std::atomic<bool> healthy_{true};
+  std::atomic<bool> draining_{false};
+  std::shared_ptr<void> keep_alive_;
   std::atomic<int64_t> in_flight_{0};
 };
 

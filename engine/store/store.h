@@ -1,0 +1,103 @@
+// The engine's durable state in one SQLite file (WAL mode): config versions
+// and which one is active, the audit log of operator actions, and metrics
+// history (1-second points for an hour, 1-minute rollups for 7 days).
+//
+// Every write is its own transaction, so a crash (even kill -9) at any
+// moment leaves the file consistent with every call that returned. All
+// methods are thread-safe (one connection behind a mutex). Times are passed
+// in by the caller (milliseconds since the Unix epoch) so tests control them.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+struct sqlite3;
+
+namespace spillway::store {
+
+struct ConfigVersion {
+  int64_t id = 0;
+  int64_t created_ms = 0;
+  std::string author;
+  std::string comment;
+  std::string diff;     // human-readable, against the version it was based on
+  std::string config;   // serialized spillway.v1.Config
+  int64_t based_on = 0; // 0 for the first version
+  bool active = false;
+};
+
+struct AuditEvent {
+  int64_t id = 0;
+  int64_t ts_ms = 0;
+  std::string actor;    // who (token name, "local", "console")
+  std::string action;   // "config.apply", "config.rollback", "backend.drain", ...
+  std::string target;   // what it acted on
+  std::string detail;   // free text (never secrets)
+  std::string outcome;  // "ok", "denied", "failed: ..."
+};
+
+struct AuditFilter {
+  int64_t since_ms = 0;
+  std::string action_prefix;  // "" for all
+  std::string actor;          // "" for all
+  size_t limit = 1000;
+};
+
+struct MetricPoint {
+  int64_t ts_ms = 0;
+  double value = 0;
+};
+
+class Store {
+ public:
+  // Opens (creating if needed) the database at `path` and migrates it to the
+  // current schema. ":memory:" gives a private in-memory store.
+  static absl::StatusOr<std::unique_ptr<Store>> open(const std::string& path);
+  ~Store();
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+
+  int schemaVersion();
+
+  // Config versions. addConfigVersion also makes the new version active.
+  absl::StatusOr<int64_t> addConfigVersion(const ConfigVersion& v);
+  absl::Status setActiveVersion(int64_t id);
+  absl::StatusOr<ConfigVersion> configVersion(int64_t id);
+  std::optional<ConfigVersion> activeVersion();
+  // Newest first, without the config blobs.
+  std::vector<ConfigVersion> listConfigVersions(size_t limit = 100);
+
+  // Audit log.
+  absl::Status appendAudit(const AuditEvent& e);
+  std::vector<AuditEvent> listAudit(const AuditFilter& f = {});
+
+  // Metrics history. appendMetrics records one 1-second sample per series;
+  // full minutes are rolled up (mean) into the 1-minute table; 1-second
+  // points older than an hour and rollups older than 7 days are dropped.
+  absl::Status appendMetrics(int64_t ts_ms, const std::map<std::string, double>& values);
+  // Points of `series` in [from_ms, to_ms], from the 1-second table when
+  // the range starts within its hour, else from the rollups.
+  std::vector<MetricPoint> queryHistory(const std::string& series, int64_t from_ms, int64_t to_ms);
+  size_t pointCount(bool rollups);  // for tests and status
+
+  static constexpr int64_t kSecondRetentionMs = 3600'000;
+  static constexpr int64_t kMinuteRetentionMs = 7 * 24 * 3600'000LL;
+
+ private:
+  explicit Store(sqlite3* db) : db_(db) {}
+  absl::Status exec(const char* sql);
+  absl::Status migrate();
+
+  std::mutex mu_;
+  sqlite3* db_;                     // GUARDED_BY(mu_)
+  int64_t last_rolled_minute_ = 0;  // GUARDED_BY(mu_)
+};
+
+}  // namespace spillway::store
