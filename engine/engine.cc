@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <map>
+#include <condition_variable>
 #include <mutex>
 #include <thread>
 
@@ -47,6 +48,13 @@ struct Engine::Impl {
   std::vector<std::thread> drainers;
   std::unique_ptr<http::FrontServer> front;
   bool stopped = false;
+  std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
+
+  // The history sampler: one thread, one point per second per series.
+  std::thread sampler;
+  std::mutex sampler_mu;
+  std::condition_variable sampler_cv;
+  bool sampler_stop = false;  // GUARDED_BY(sampler_mu)
 
   void audit(const std::string& actor, const std::string& action, const std::string& target,
              const std::string& detail, const std::string& outcome) {
@@ -168,6 +176,24 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::start(v1::Config config, EngineO
     d.version = *id;
     d.audit(options.actor, "config.startup", common::strCat("v", d.version), "", "ok");
   }
+  if (options.record_history) {
+    Engine* self = engine.get();
+    d.sampler = std::thread([self] {
+      Impl& i = *self->impl_;
+      EngineTotals prev = self->totals();
+      std::unique_lock lock(i.sampler_mu);
+      while (!i.sampler_cv.wait_for(lock, std::chrono::seconds(1), [&] { return i.sampler_stop; })) {
+        EngineTotals now = self->totals();
+        IntervalStats s = intervalStats(prev, now);
+        prev = now;
+        auto st = i.store->appendMetrics(now.ts_ms, {{"requests_per_second", s.requests_per_second},
+                                                     {"error_rate", s.error_rate},
+                                                     {"latency_p99_seconds", s.latency_p99_seconds},
+                                                     {"in_flight", static_cast<double>(now.in_flight)}});
+        if (!st.ok()) spdlog::warn("metrics history: {}", std::string(st.message()));
+      }
+    });
+  }
   spdlog::info("spillway engine listening on {} ({} worker threads, {} backends, {} models, config v{})",
                d.front->url(), d.io->size(), (*routes)->backends.size(), (*routes)->pools.size(), d.version);
   return engine;
@@ -194,6 +220,9 @@ absl::StatusOr<ApplyResult> Engine::Impl::applyLocked(v1::Config proposed, const
   result.diff = config::diffMessages(config, proposed);
   if (proposed.server().threads() != config.server().threads()) {
     result.notes.push_back("server.threads takes effect on restart");
+  }
+  if (proposed.control().SerializeAsString() != config.control().SerializeAsString()) {
+    result.notes.push_back("control.* takes effect on restart");
   }
   if (change.dry_run || result.diff.empty()) return result;
 
@@ -318,6 +347,12 @@ bool Engine::drain(std::chrono::milliseconds timeout) {
 
 void Engine::stop() {
   Impl& d = *impl_;
+  {
+    std::lock_guard lock(d.sampler_mu);
+    d.sampler_stop = true;
+  }
+  d.sampler_cv.notify_all();
+  if (d.sampler.joinable()) d.sampler.join();
   std::lock_guard lock(d.mu);
   if (d.stopped) return;
   d.stopped = true;
@@ -331,6 +366,42 @@ void Engine::stop() {
 }
 
 std::string Engine::metricsText() const { return impl_->registry.render(); }
+
+EngineTotals Engine::totals() const {
+  EngineTotals t;
+  t.ts_ms = nowMs();
+  if (!impl_->gateway) return t;
+  auto g = impl_->gateway->totals();
+  t.requests = g.requests;
+  t.errors = g.errors;
+  t.in_flight = impl_->gateway->inFlight();
+  t.latency_buckets = std::move(g.latency_buckets);
+  t.ttft_buckets = std::move(g.ttft_buckets);
+  return t;
+}
+
+IntervalStats intervalStats(const EngineTotals& before, const EngineTotals& after) {
+  IntervalStats s;
+  const double seconds = std::max(0.001, (after.ts_ms - before.ts_ms) / 1000.0);
+  const uint64_t requests = after.requests - std::min(after.requests, before.requests);
+  const uint64_t errors = after.errors - std::min(after.errors, before.errors);
+  s.requests_per_second = static_cast<double>(requests) / seconds;
+  s.error_rate = requests ? static_cast<double>(errors) / static_cast<double>(requests) : 0;
+  static const std::vector<double> bounds = metrics::latencyBucketsSeconds();
+  s.latency_p50_seconds = metrics::quantileOfDelta(bounds, before.latency_buckets, after.latency_buckets, 0.5);
+  s.latency_p99_seconds = metrics::quantileOfDelta(bounds, before.latency_buckets, after.latency_buckets, 0.99);
+  s.ttft_p95_seconds = metrics::quantileOfDelta(bounds, before.ttft_buckets, after.ttft_buckets, 0.95);
+  return s;
+}
+
+std::vector<store::MetricPoint> Engine::history(const std::string& series, int64_t from_ms, int64_t to_ms) const {
+  return impl_->store->queryHistory(series, from_ms, to_ms);
+}
+
+int64_t Engine::uptimeMs() const {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - impl_->started)
+      .count();
+}
 
 std::vector<BackendStatus> Engine::backends() const {
   std::vector<BackendStatus> out;

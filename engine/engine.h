@@ -33,11 +33,33 @@ struct BackendStatus {
   int64_t idle_connections = 0;
 };
 
+// Counters since start, for live views; two of them give an interval.
+struct EngineTotals {
+  int64_t ts_ms = 0;
+  uint64_t requests = 0;
+  uint64_t errors = 0;  // status >= 500 and broken responses
+  int64_t in_flight = 0;
+  std::vector<uint64_t> latency_buckets;  // cumulative; bounds metrics::latencyBucketsSeconds()
+  std::vector<uint64_t> ttft_buckets;
+};
+
+struct IntervalStats {
+  double requests_per_second = 0;
+  double error_rate = 0;  // errors / requests in the interval
+  double latency_p50_seconds = 0;
+  double latency_p99_seconds = 0;
+  double ttft_p95_seconds = 0;
+};
+
+IntervalStats intervalStats(const EngineTotals& before, const EngineTotals& after);
+
 struct EngineOptions {
   // Directory for the store (spillway.db); "" keeps state in memory only.
   std::string data_dir;
   // Who is recorded as the author of the start-up config version.
   std::string actor = "startup";
+  // Record 1-second metric points in the store (history for charts).
+  bool record_history = true;
 };
 
 // Who changes what, and on which version the change was based.
@@ -98,6 +120,11 @@ class Engine {
   void stop();
 
   std::string metricsText() const;
+  EngineTotals totals() const;
+  // Recorded history of a series ("requests_per_second", "error_rate",
+  // "latency_p99_seconds", "in_flight") in [from_ms, to_ms].
+  std::vector<store::MetricPoint> history(const std::string& series, int64_t from_ms, int64_t to_ms) const;
+  int64_t uptimeMs() const;
   std::vector<BackendStatus> backends() const;
   // The in-process simulator behind a sim:// backend, or nullptr.
   sim::SimServer* simulator(const std::string& backend_name) const;

@@ -14,6 +14,7 @@
 #include "common/url.h"
 #include "config/config_loader.h"
 #include "config/validate.h"
+#include "control/control_server.h"
 #include "engine.h"
 #include "sim/sim_server.h"
 
@@ -146,13 +147,14 @@ int runEngine(int argc, char** argv) {
       "spillwayd: the Spillway engine, an OpenAI-compatible gateway for LLM inference servers\n\n"
       "Usage: spillwayd [options]\n       spillwayd sim [options]   (a simulated LLM server; see spillwayd sim --help)\n\n"
       "Options");
-  std::string config_file, listen, data_dir, check_file;
+  std::string config_file, listen, data_dir, check_file, control_listen;
   unsigned threads = 0;
   opts.add_options()
       ("help,h", "show this help")
       ("config,c", po::value(&config_file), "YAML config file (default: the embedded default config)")
       ("listen,l", po::value(&listen), "HOST:PORT of the front listener; overrides server.listen")
       ("threads", po::value(&threads), "worker threads; overrides server.threads (0 = one per core)")
+      ("control-listen", po::value(&control_listen), "HOST:PORT of the gRPC control plane; overrides control.listen (default 127.0.0.1:50051; \"none\" disables)")
       ("data-dir", po::value(&data_dir), "directory for engine state: config versions, audit log (created if missing; default: in memory)")
       ("check-config", po::value(&check_file), "validate FILE, print every error, exit 0 when valid, 1 otherwise")
       ("print-default-config", "print the embedded default config and exit")
@@ -198,11 +200,22 @@ int runEngine(int argc, char** argv) {
   v1::Config cfg = loaded.config;
   if (vm.count("listen")) cfg.mutable_server()->set_listen(listen);
   if (vm.count("threads")) cfg.mutable_server()->set_threads(threads);
+  if (vm.count("control-listen")) cfg.mutable_control()->set_listen(control_listen);
+  if (cfg.control().listen().empty()) cfg.mutable_control()->set_listen("127.0.0.1:50051");
   sigset_t signals = blockStopSignals();
   auto engine = Engine::start(cfg, EngineOptions{data_dir, "startup"});
   if (!engine.ok()) {
     std::cerr << "spillwayd: " << engine.status().message() << "\n";
     return 1;
+  }
+  std::unique_ptr<control::ControlServer> control_server;
+  if ((*engine)->config().control().listen() != "none") {
+    auto cs = control::ControlServer::start(**engine, {(*engine)->config().control(), data_dir});
+    if (!cs.ok()) {
+      std::cerr << "spillwayd: " << cs.status().message() << "\n";
+      return 1;
+    }
+    control_server = std::move(*cs);
   }
   const std::string url = (*engine)->url();
   std::string model = (*engine)->config().pools_size() ? (*engine)->config().pools(0).model() : "MODEL";
@@ -212,10 +225,27 @@ int runEngine(int argc, char** argv) {
             << "  try:     curl -s " << url << "/v1/chat/completions -H 'Content-Type: application/json' \\\n"
             << "             -d '{\"model\":\"" << model << "\",\"messages\":[{\"role\":\"user\",\"content\":\"Hello!\"}]}'\n"
             << "  Ctrl-C drains in-flight requests and exits." << std::endl;
+  if (control_server) {
+    auto hp = common::parseHostPort((*engine)->config().control().listen());
+    std::cout << "spillwayd: control plane on " << hp->host << ":" << control_server->port()
+              << (control_server->tls() ? " (TLS, certificate SHA-256 " + control_server->fingerprint() + ")"
+                                        : " (plaintext, loopback only)")
+              << "\n";
+    if (!control_server->generatedToken().empty()) {
+      if (!control_server->generatedTokenFile().empty()) {
+        std::cout << "  operator token written to " << control_server->generatedTokenFile()
+                  << " (spillctl --token-file " << control_server->generatedTokenFile() << " status)\n";
+      } else {
+        std::cout << "  operator token (no --data-dir to keep it): " << control_server->generatedToken() << "\n";
+      }
+    }
+    std::cout << std::flush;
+  }
 
   int sig = waitForStopSignal(signals);
   const auto drain_timeout = std::chrono::milliseconds((*engine)->config().server().drain_timeout_ms());
   spdlog::info("received {}, draining (up to {} ms)", sig == SIGTERM ? "SIGTERM" : "SIGINT", drain_timeout.count());
+  control_server.reset();  // no more changes while draining
   bool clean = (*engine)->drain(drain_timeout);
   if (!clean) spdlog::warn("drain timeout reached; cutting the requests still in flight");
   (*engine)->stop();

@@ -229,8 +229,10 @@ class Mapper {
         break;
       }
       case FieldDescriptor::CPPTYPE_ENUM: {
+        // The zero value's name (e.g. FAILURE_KIND_UNSPECIFIED, as printed by
+        // `spillctl config get`) is accepted and means "unset".
         const auto* e = fd->enum_type()->FindValueByName(common::toUpper(s));
-        if (!e || e->number() == 0) {
+        if (!e) {
           std::vector<std::string> names;
           for (int i = 1; i < fd->enum_type()->value_count(); ++i) {
             names.push_back(common::toLower(fd->enum_type()->value(i)->name()));

@@ -143,6 +143,38 @@ std::vector<ConfigError> validate(const v1::Config& c, const SourceMap* sources,
     }
   }
 
+  const auto& ctl = c.control();
+  if (!ctl.listen().empty() && ctl.listen() != "none") {
+    auto hp = common::parseHostPort(ctl.listen());
+    if (!hp.ok()) {
+      ck.fail("control.listen", std::string(hp.status().message()));
+    } else {
+      const bool loopback = hp->host == "127.0.0.1" || hp->host == "::1" || hp->host == "localhost";
+      const bool tls = (!ctl.tls_cert_file().empty() && !ctl.tls_key_file().empty()) || ctl.generate_self_signed();
+      if (!loopback && !tls) {
+        ck.fail("control.listen", "a non-loopback control address needs TLS: set tls_cert_file and tls_key_file, "
+                                  "or generate_self_signed: true");
+      }
+    }
+  }
+  if (ctl.tls_cert_file().empty() != ctl.tls_key_file().empty()) {
+    ck.fail(ctl.tls_cert_file().empty() ? "control.tls_cert_file" : "control.tls_key_file",
+            "tls_cert_file and tls_key_file go together");
+  }
+  std::set<std::string> token_names;
+  for (int i = 0; i < ctl.tokens_size(); ++i) {
+    const auto& t = ctl.tokens(i);
+    std::string p = common::strCat("control.tokens[", i, "]");
+    if (t.name().empty()) ck.fail(p + ".name", "is required");
+    else if (!token_names.insert(t.name()).second) ck.fail(p + ".name", common::strCat("duplicate token name \"", t.name(), "\""));
+    bool hex = t.sha256().size() == 64;
+    for (char ch : t.sha256()) hex = hex && ((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f'));
+    if (!hex) ck.fail(p + ".sha256", "must be 64 lower-case hex digits (spillctl hash-token prints them)");
+    if (t.role() != "viewer" && t.role() != "operator") {
+      ck.fail(p + ".role", common::strCat("must be \"viewer\" or \"operator\", got \"", t.role(), "\""));
+    }
+  }
+
   std::set<std::string> pool_models;
   for (int i = 0; i < c.pools_size(); ++i) {
     const auto& pool = c.pools(i);

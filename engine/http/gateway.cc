@@ -340,7 +340,9 @@ class BackendSlot {
 }  // namespace
 
 Gateway::Gateway(RouteTablePtr routes, size_t workers, metrics::Registry& registry)
-    : routes_(std::move(routes)), metrics_(std::make_unique<Metrics>(registry)), registry_(registry) {
+    : routes_(std::move(routes)), metrics_(std::make_unique<Metrics>(registry)), registry_(registry),
+      latency_all_(std::make_shared<const std::vector<double>>(metrics::latencyBucketsSeconds())),
+      ttft_all_(std::make_shared<const std::vector<double>>(metrics::latencyBucketsSeconds())) {
   tls_verify_ = std::make_unique<net::ssl::context>(net::ssl::context::tls_client);
   tls_verify_->set_default_verify_paths();
   tls_insecure_ = std::make_unique<net::ssl::context>(net::ssl::context::tls_client);
@@ -371,6 +373,11 @@ Gateway::Gateway(RouteTablePtr routes, size_t workers, metrics::Registry& regist
 }
 
 Gateway::~Gateway() = default;
+
+Gateway::Totals Gateway::totals() const {
+  return {requests_total_.load(std::memory_order_relaxed), errors_total_.load(std::memory_order_relaxed),
+          latency_all_.cumulativeCounts(), ttft_all_.cumulativeCounts()};
+}
 
 void Gateway::setRoutes(RouteTablePtr routes) { routes_.store(std::move(routes)); }
 
@@ -469,9 +476,13 @@ awaitable<bool> Gateway::proxy(Worker& w, beast::tcp_stream& client, Request& re
     w.child(w.request_counters, MetricKey{route_index, pool_id, backend_id, code}, [&]() -> metrics::Counter& {
        return metrics_->requests.with({route, model, std::string(backend_name), std::to_string(code)});
      }).inc();
+    const double seconds = secondsSince(start);
     w.child(w.durations, MetricKey{route_index, pool_id, 0, 0}, [&]() -> metrics::Histogram& {
        return metrics_->duration.with({route, model});
-     }).observe(secondsSince(start));
+     }).observe(seconds);
+    requests_total_.fetch_add(1, std::memory_order_relaxed);
+    if (code >= 500) errors_total_.fetch_add(1, std::memory_order_relaxed);
+    latency_all_.observe(seconds);
   };
 
   auto parsed = w.parser.parse(*openai::endpointForTarget(req.target()), req.body(), /*collect_text=*/false);
@@ -561,9 +572,11 @@ awaitable<bool> Gateway::proxy(Worker& w, beast::tcp_stream& client, Request& re
         case Exchange::kAbortedMidBody: {
           status = r.status;
           if (r.saw_first_byte) {
+            const double ttft = std::chrono::duration<double>(r.first_byte - start).count();
             w.child(w.ttfts, MetricKey{0, pool->id, b.id(), 0}, [&]() -> metrics::Histogram& {
                return metrics_->ttft.with({model, b.name()});
-             }).observe(std::chrono::duration<double>(r.first_byte - start).count());
+             }).observe(ttft);
+            ttft_all_.observe(ttft);
           }
           if (r.outcome == Exchange::kDone) {
             conn->requests++;

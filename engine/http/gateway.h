@@ -45,6 +45,15 @@ class Gateway {
 
   int64_t inFlight() const { return in_flight_.load(std::memory_order_relaxed); }
 
+  // Totals since start over every proxied request, for live snapshots.
+  struct Totals {
+    uint64_t requests = 0;
+    uint64_t errors = 0;  // status >= 500, and responses broken mid-body
+    std::vector<uint64_t> latency_buckets;  // cumulative, bounds latencyBucketsSeconds()
+    std::vector<uint64_t> ttft_buckets;
+  };
+  Totals totals() const;
+
   struct Worker;
   struct Metrics;
 
@@ -59,6 +68,10 @@ class Gateway {
   std::vector<std::unique_ptr<Worker>> workers_;
   metrics::Registry& registry_;
   std::atomic<int64_t> in_flight_{0};
+  std::atomic<uint64_t> requests_total_{0};
+  std::atomic<uint64_t> errors_total_{0};
+  metrics::Histogram latency_all_;  // not exported: feeds snapshots
+  metrics::Histogram ttft_all_;
 
  public:
   // The TLS context for https backends (health checks share it).

@@ -109,23 +109,29 @@ std::vector<uint64_t> Histogram::cumulativeCounts() const {
   return out;
 }
 
-double Histogram::quantile(double q) const {
-  auto cum = cumulativeCounts();
+double quantileOfDelta(const std::vector<double>& bounds, const std::vector<uint64_t>& before,
+                       const std::vector<uint64_t>& after, double q) {
+  if (after.size() != bounds.size() + 1) return 0;
+  std::vector<uint64_t> cum(after.size());
+  for (size_t i = 0; i < after.size(); ++i) cum[i] = after[i] - (i < before.size() ? before[i] : 0);
   uint64_t total = cum.back();
   if (total == 0) return 0;
   double rank = q * static_cast<double>(total);
   for (size_t i = 0; i < cum.size(); ++i) {
     if (static_cast<double>(cum[i]) >= rank) {
-      if (i == bounds_->size()) return bounds_->back();  // in +Inf: best we know
-      double lo = i == 0 ? 0 : (*bounds_)[i - 1];
-      double hi = (*bounds_)[i];
+      if (i == bounds.size()) return bounds.back();
+      double lo = i == 0 ? 0 : bounds[i - 1];
       uint64_t below = i == 0 ? 0 : cum[i - 1];
       uint64_t in = cum[i] - below;
-      if (in == 0) return hi;
-      return lo + (hi - lo) * (rank - static_cast<double>(below)) / static_cast<double>(in);
+      if (in == 0) return bounds[i];
+      return lo + (bounds[i] - lo) * (rank - static_cast<double>(below)) / static_cast<double>(in);
     }
   }
-  return bounds_->back();
+  return bounds.back();
+}
+
+double Histogram::quantile(double q) const {
+  return quantileOfDelta(*bounds_, {}, cumulativeCounts(), q);
 }
 
 template <>

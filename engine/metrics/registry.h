@@ -59,6 +59,11 @@ class Histogram {
   std::atomic<uint64_t> count_{0};
 };
 
+// The q-quantile of the observations made between two cumulative-count
+// snapshots of a histogram with `bounds` (interpolated in the bucket).
+double quantileOfDelta(const std::vector<double>& bounds, const std::vector<uint64_t>& before,
+                       const std::vector<uint64_t>& after, double q);
+
 template <typename T>
 class Family;
 

@@ -1,0 +1,360 @@
+// spillctl: the command line over the Spillway control plane (gRPC).
+#include <google/protobuf/util/json_util.h>
+
+#include <boost/program_options.hpp>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <ctime>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include "control/auth.h"
+#include "control/grpc_client.h"
+#include "control/tls.h"
+
+namespace po = boost::program_options;
+using namespace spillway;
+
+namespace {
+
+const char* kUsage = R"(spillctl: control a running Spillway engine over gRPC
+
+Usage: spillctl [options] COMMAND [ARGS]
+
+Commands:
+  status                          version, uptime, config version, readiness
+  config get                      the running config (JSON, which is valid YAML)
+  config validate FILE            check a YAML config; every error with file:line:column
+  config diff FILE                what applying FILE would change
+  config apply FILE               apply it (--comment, --base VERSION, --dry-run)
+  config history                  versions with author, time, comment
+  config rollback VERSION         make an earlier version active again
+  backends                        backend states
+  drain NAME | undrain NAME       take a backend out of rotation, or back in
+  audit                           the audit log (--action PREFIX, --actor NAME, --limit N)
+  history SERIES                  recorded points (--minutes N): requests_per_second,
+                                  error_rate, latency_p99_seconds, in_flight
+  watch                           live table (--interval-ms, --count N)
+  hash-token [TOKEN]              SHA-256 for control.tokens[].sha256 (reads stdin without TOKEN)
+
+Connection settings come from flags, else SPILLCTL_ADDR, SPILLCTL_TOKEN,
+SPILLCTL_TOKEN_FILE, SPILLCTL_CA, SPILLCTL_SERVER_NAME, else
+~/.config/spillway/spillctl.conf (lines "addr = ...", "token_file = ...",
+"ca = ...", "server_name = ..."), else 127.0.0.1:50051 in plaintext.
+
+Options)";
+
+std::string env(const char* name) {
+  const char* v = std::getenv(name);
+  return v ? v : "";
+}
+
+std::map<std::string, std::string> configFile() {
+  std::map<std::string, std::string> out;
+  std::string home = env("HOME");
+  if (home.empty()) return out;
+  std::ifstream in(home + "/.config/spillway/spillctl.conf");
+  std::string line;
+  while (std::getline(in, line)) {
+    auto eq = line.find('=');
+    if (eq == std::string::npos || line[0] == '#') continue;
+    auto trim = [](std::string s) {
+      s.erase(0, s.find_first_not_of(" \t"));
+      s.erase(s.find_last_not_of(" \t\r") + 1);
+      return s;
+    };
+    out[trim(line.substr(0, eq))] = trim(line.substr(eq + 1));
+  }
+  return out;
+}
+
+std::string json(const google::protobuf::Message& m) {
+  std::string out;
+  google::protobuf::util::JsonPrintOptions o;
+  o.add_whitespace = true;
+  o.preserve_proto_field_names = true;
+  o.always_print_primitive_fields = true;  // a stable shape for scripts
+  (void)google::protobuf::util::MessageToJsonString(m, &out, o);
+  return out;
+}
+
+std::string when(int64_t ms) {
+  std::time_t t = static_cast<std::time_t>(ms / 1000);
+  char b[32];
+  std::strftime(b, sizeof b, "%Y-%m-%d %H:%M:%S", std::localtime(&t));
+  return b;
+}
+
+int fail(const absl::Status& s) {
+  std::cerr << "spillctl: " << s.message() << "\n";
+  switch (s.code()) {
+    case absl::StatusCode::kInvalidArgument: return 3;
+    case absl::StatusCode::kFailedPrecondition: return 4;
+    case absl::StatusCode::kUnauthenticated:
+    case absl::StatusCode::kPermissionDenied: return 5;
+    case absl::StatusCode::kUnavailable:
+    case absl::StatusCode::kDeadlineExceeded: return 6;
+    default: return 1;
+  }
+}
+
+absl::StatusOr<v1::ConfigSource> readSource(const std::string& file) {
+  auto text = control::readFile(file);
+  if (!text.ok()) return text.status();
+  v1::ConfigSource s;
+  s.set_yaml(*text);
+  s.set_file(file);
+  return s;
+}
+
+void printBackends(const v1::BackendList& l) {
+  std::printf("%-20s %-9s %9s %7s %7s  %s\n", "BACKEND", "STATE", "IN-FLIGHT", "OPEN", "IDLE", "URL");
+  for (const auto& b : l.backends()) {
+    std::printf("%-20s %-9s %9lld %7lld %7lld  %s\n", b.name().c_str(), b.state().c_str(),
+                static_cast<long long>(b.in_flight()), static_cast<long long>(b.open_connections()),
+                static_cast<long long>(b.idle_connections()), b.url().c_str());
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  po::options_description opts(kUsage);
+  std::string addr, token, token_file, ca, server_name, cert, key, comment, action, actor;
+  int64_t base = 0;
+  unsigned limit = 50, minutes = 10, interval_ms = 1000, count = 0, timeout_ms = 10000;
+  std::vector<std::string> args;
+  opts.add_options()
+      ("help,h", "show this help")
+      ("addr", po::value(&addr), "engine control address HOST:PORT")
+      ("token", po::value(&token), "bearer token")
+      ("token-file", po::value(&token_file), "file holding the bearer token")
+      ("ca", po::value(&ca), "PEM certificate(s) to trust; implies TLS")
+      ("tls", "use TLS with the system's trusted roots")
+      ("server-name", po::value(&server_name), "name expected in the engine's certificate")
+      ("cert", po::value(&cert), "client certificate (mutual TLS)")
+      ("key", po::value(&key), "client key (mutual TLS)")
+      ("timeout-ms", po::value(&timeout_ms)->default_value(timeout_ms), "per-call deadline")
+      ("json", "print JSON instead of tables")
+      ("comment", po::value(&comment), "config apply/rollback: why")
+      ("base", po::value(&base), "config apply/rollback: refuse if the running version is not this")
+      ("dry-run", "config apply: validate and diff only")
+      ("limit", po::value(&limit)->default_value(limit), "history/audit: how many")
+      ("action", po::value(&action), "audit: action prefix, e.g. config.")
+      ("actor", po::value(&actor), "audit: only this actor")
+      ("minutes", po::value(&minutes)->default_value(minutes), "history: how far back")
+      ("interval-ms", po::value(&interval_ms)->default_value(interval_ms), "watch: refresh interval")
+      ("count", po::value(&count)->default_value(count), "watch: stop after N snapshots (0 = until Ctrl-C)")
+      ("args", po::value(&args), "command and arguments");
+  po::positional_options_description pos;
+  pos.add("args", -1);
+  po::variables_map vm;
+  try {
+    po::store(po::command_line_parser(argc, argv).options(opts).positional(pos).run(), vm);
+    po::notify(vm);
+  } catch (const po::error& e) {
+    std::cerr << "spillctl: " << e.what() << "\n";
+    return 2;
+  }
+  if (vm.count("help") || args.empty()) {
+    std::cout << opts << "\n";
+    return args.empty() && !vm.count("help") ? 2 : 0;
+  }
+  const bool as_json = vm.count("json") > 0;
+  const std::string cmd = args[0];
+  const std::string sub = args.size() > 1 ? args[1] : "";
+
+  if (cmd == "hash-token") {
+    std::string t = sub;
+    if (t.empty()) std::getline(std::cin, t);
+    std::cout << control::TokenAuthority::sha256Hex(t) << "\n";
+    return 0;
+  }
+
+  auto file = configFile();
+  auto pick = [&](std::string flag, const char* env_name, const char* file_key) {
+    if (!flag.empty()) return flag;
+    if (auto e = env(env_name); !e.empty()) return e;
+    auto it = file.find(file_key);
+    return it == file.end() ? std::string() : it->second;
+  };
+  control::GrpcClientOptions o;
+  o.address = pick(addr, "SPILLCTL_ADDR", "addr");
+  if (o.address.empty()) o.address = "127.0.0.1:50051";
+  o.token = pick(token, "SPILLCTL_TOKEN", "token");
+  if (o.token.empty()) {
+    std::string tf = pick(token_file, "SPILLCTL_TOKEN_FILE", "token_file");
+    if (!tf.empty()) {
+      auto t = control::readFile(tf);
+      if (!t.ok()) return fail(t.status());
+      o.token = *t;
+      o.token.erase(o.token.find_last_not_of(" \n\r\t") + 1);
+    }
+  }
+  o.ca_file = pick(ca, "SPILLCTL_CA", "ca");
+  o.server_name = pick(server_name, "SPILLCTL_SERVER_NAME", "server_name");
+  o.tls = vm.count("tls") > 0;
+  o.client_cert_file = cert;
+  o.client_key_file = key;
+  o.timeout = std::chrono::milliseconds(timeout_ms);
+  auto client = control::GrpcEngineClient::connect(o);
+  if (!client.ok()) return fail(client.status());
+  auto& c = **client;
+
+  if (cmd == "status") {
+    auto s = c.status();
+    if (!s.ok()) return fail(s.status());
+    if (as_json) {
+      std::cout << json(*s);
+    } else {
+      std::printf("spillway %s, up %.0f s, config v%lld, %s, backends %u/%u available, serving %s\n",
+                  s->version().c_str(), s->uptime_ms() / 1000.0, static_cast<long long>(s->config_version()),
+                  s->ready() ? "ready" : "NOT READY", s->backends_available(), s->backends_total(),
+                  s->listen_url().c_str());
+    }
+    return 0;
+  }
+  if (cmd == "config") {
+    if (sub == "get") {
+      auto v = c.getConfig();
+      if (!v.ok()) return fail(v.status());
+      if (as_json) std::cout << json(*v);
+      else std::cout << "# config version " << v->version() << "\n" << json(v->config());
+      return 0;
+    }
+    if (sub == "history") {
+      auto l = c.listConfigVersions(limit);
+      if (!l.ok()) return fail(l.status());
+      if (as_json) {
+        std::cout << json(*l);
+        return 0;
+      }
+      for (const auto& v : l->versions()) {
+        std::printf("%s v%-4lld %s  %-12s %s\n", v.active() ? "*" : " ", static_cast<long long>(v.id()),
+                    when(v.created_ms()).c_str(), v.author().c_str(), v.comment().c_str());
+        std::istringstream diff(v.diff());
+        for (std::string line; std::getline(diff, line);) std::printf("            %s\n", line.c_str());
+      }
+      return 0;
+    }
+    if (sub == "rollback") {
+      if (args.size() < 3) return fail(absl::InvalidArgumentError("usage: spillctl config rollback VERSION"));
+      v1::RollbackRequest r;
+      r.set_version(std::atoll(args[2].c_str()));
+      r.set_comment(comment);
+      r.set_base_version(base);
+      auto res = c.rollback(r);
+      if (!res.ok()) return fail(res.status());
+      if (as_json) std::cout << json(*res);
+      else std::printf("rolled back: now config v%lld\n", static_cast<long long>(res->version()));
+      return 0;
+    }
+    if (sub == "validate" || sub == "diff" || sub == "apply") {
+      if (args.size() < 3) return fail(absl::InvalidArgumentError("usage: spillctl config " + sub + " FILE"));
+      auto src = readSource(args[2]);
+      if (!src.ok()) return fail(src.status());
+      if (sub == "validate") {
+        auto r = c.validateConfig(*src);
+        if (!r.ok()) return fail(r.status());
+        if (as_json) std::cout << json(*r);
+        else if (r->valid()) std::cout << args[2] << ": ok\n";
+        for (const auto& e : r->errors()) {
+          if (!as_json) std::cerr << e << "\n";
+        }
+        return r->valid() ? 0 : 3;
+      }
+      if (sub == "diff") {
+        auto r = c.diffConfig(*src);
+        if (!r.ok()) return fail(r.status());
+        if (as_json) std::cout << json(*r);
+        else if (r->lines().empty()) std::cout << "no changes against v" << r->against_version() << "\n";
+        else for (const auto& l : r->lines()) std::cout << l << "\n";
+        return 0;
+      }
+      v1::ApplyConfigRequest req;
+      *req.mutable_source() = *src;
+      req.set_comment(comment);
+      req.set_base_version(base);
+      req.set_dry_run(vm.count("dry-run") > 0);
+      auto r = c.applyConfig(req);
+      if (!r.ok()) return fail(r.status());
+      if (as_json) {
+        std::cout << json(*r);
+        return 0;
+      }
+      for (const auto& l : r->diff()) std::cout << l << "\n";
+      for (const auto& n : r->notes()) std::cout << "note: " << n << "\n";
+      if (req.dry_run()) std::cout << "dry run: nothing applied\n";
+      else if (r->diff().empty()) std::cout << "no changes; still config v" << r->version() << "\n";
+      else std::cout << "applied: now config v" << r->version() << "\n";
+      return 0;
+    }
+    return fail(absl::InvalidArgumentError("unknown config command \"" + sub + "\" (get, validate, diff, apply, history, rollback)"));
+  }
+  if (cmd == "backends" || cmd == "drain" || cmd == "undrain") {
+    absl::StatusOr<v1::BackendList> l;
+    if (cmd == "backends") {
+      l = c.listBackends();
+    } else {
+      if (sub.empty()) return fail(absl::InvalidArgumentError("usage: spillctl " + cmd + " NAME"));
+      l = c.setBackendDrained(sub, cmd == "drain");
+    }
+    if (!l.ok()) return fail(l.status());
+    if (as_json) std::cout << json(*l);
+    else printBackends(*l);
+    return 0;
+  }
+  if (cmd == "audit") {
+    v1::ListAuditEventsRequest r;
+    r.set_action_prefix(action);
+    r.set_actor(actor);
+    r.set_limit(limit);
+    auto l = c.listAuditEvents(r);
+    if (!l.ok()) return fail(l.status());
+    if (as_json) {
+      std::cout << json(*l);
+      return 0;
+    }
+    for (const auto& e : l->events()) {
+      std::printf("%s  %-18s %-18s %-10s %-28s %s\n", when(e.ts_ms()).c_str(), e.actor().c_str(), e.action().c_str(),
+                  e.target().c_str(), e.outcome().c_str(), e.detail().c_str());
+    }
+    return 0;
+  }
+  if (cmd == "history") {
+    if (sub.empty()) return fail(absl::InvalidArgumentError("usage: spillctl history SERIES"));
+    v1::QueryHistoryRequest r;
+    r.set_series(sub);
+    const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                            std::chrono::system_clock::now().time_since_epoch()).count();
+    r.set_from_ms(now - int64_t{minutes} * 60000);
+    r.set_to_ms(now);
+    auto h = c.queryHistory(r);
+    if (!h.ok()) return fail(h.status());
+    if (as_json) std::cout << json(*h);
+    else for (const auto& p : h->points()) std::printf("%s  %g\n", when(p.ts_ms()).c_str(), p.value());
+    return 0;
+  }
+  if (cmd == "watch") {
+    unsigned seen = 0;
+    auto st = c.watch(std::chrono::milliseconds(interval_ms), [&](const v1::MetricsSnapshot& s) {
+      if (as_json) {
+        std::cout << json(s) << std::flush;
+      } else {
+        std::printf("\033[2J\033[H%s  %.1f req/s  errors %.2f%%  p50 %.1f ms  p99 %.1f ms  TTFT p95 %.1f ms  in-flight %lld\n\n",
+                    when(s.ts_ms()).c_str(), s.requests_per_second(), s.error_rate() * 100,
+                    s.latency_p50_seconds() * 1e3, s.latency_p99_seconds() * 1e3, s.ttft_p95_seconds() * 1e3,
+                    static_cast<long long>(s.in_flight()));
+        v1::BackendList l;
+        *l.mutable_backends() = s.backends();
+        printBackends(l);
+        std::fflush(stdout);
+      }
+      return count == 0 || ++seen < count;
+    });
+    return st.ok() ? 0 : fail(st);
+  }
+  return fail(absl::InvalidArgumentError("unknown command \"" + cmd + "\"; see spillctl --help"));
+}

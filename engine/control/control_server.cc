@@ -1,0 +1,242 @@
+#include "control/control_server.h"
+
+#include <grpcpp/grpcpp.h>
+#include <spdlog/spdlog.h>
+
+#include <condition_variable>
+#include <filesystem>
+#include <fstream>
+#include <sys/stat.h>
+#include <thread>
+
+#include "common/strings.h"
+#include "common/url.h"
+#include "control/auth.h"
+#include "control/local_client.h"
+#include "control/tls.h"
+#include "spillway/v1/control.grpc.pb.h"
+
+namespace spillway::control {
+namespace {
+
+grpc::Status toGrpc(const absl::Status& s) {
+  return grpc::Status(static_cast<grpc::StatusCode>(s.code()), std::string(s.message()));
+}
+
+// Streams a snapshot every interval until the client goes away.
+class Watcher final : public grpc::ServerWriteReactor<v1::MetricsSnapshot> {
+ public:
+  Watcher(Engine& engine, std::string actor, std::chrono::milliseconds interval)
+      : client_(engine, std::move(actor)), interval_(interval) {
+    thread_ = std::thread([this] { loop(); });
+  }
+
+  void OnWriteDone(bool ok) override {
+    std::lock_guard lock(mu_);
+    writing_ = false;
+    write_ok_ = ok;
+    cv_.notify_all();
+  }
+  void OnCancel() override {
+    std::lock_guard lock(mu_);
+    cancelled_ = true;
+    cv_.notify_all();
+  }
+  void OnDone() override {
+    thread_.join();  // it called Finish and is exiting
+    delete this;
+  }
+
+ private:
+  void loop() {
+    std::unique_lock lock(mu_);
+    bool ok = true;
+    while (ok) {
+      if (cv_.wait_for(lock, interval_, [&] { return cancelled_; })) break;
+      auto snap = client_.snapshot();
+      if (!snap.ok()) break;
+      message_ = std::move(*snap);
+      writing_ = true;
+      StartWrite(&message_);
+      cv_.wait(lock, [&] { return !writing_ || cancelled_; });
+      ok = !cancelled_ && write_ok_;
+    }
+    const bool cancelled = cancelled_;
+    lock.unlock();
+    Finish(cancelled ? grpc::Status::CANCELLED : grpc::Status::OK);
+  }
+
+  LocalEngineClient client_;
+  const std::chrono::milliseconds interval_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool writing_ = false, write_ok_ = true, cancelled_ = false;  // GUARDED_BY(mu_)
+  v1::MetricsSnapshot message_;
+  std::thread thread_;
+};
+
+class Service final : public v1::ControlPlane::CallbackService {
+ public:
+  Service(Engine& engine, const TokenAuthority& auth) : engine_(engine), auth_(auth) {}
+
+#define SPILLWAY_UNARY(Method, Req, Resp, role, call)                                                  \
+  grpc::ServerUnaryReactor* Method(grpc::CallbackServerContext* ctx, const v1::Req* req, v1::Resp* resp) \
+      override {                                                                                       \
+    auto* reactor = ctx->DefaultReactor();                                                             \
+    reactor->Finish(run(ctx, role, #Method, resp, [&](LocalEngineClient& c) { return call; }));      \
+    return reactor;                                                                                    \
+  }
+
+  SPILLWAY_UNARY(GetStatus, GetStatusRequest, Status, Role::kViewer, c.status())
+  SPILLWAY_UNARY(GetConfig, GetConfigRequest, ConfigView, Role::kViewer, c.getConfig())
+  SPILLWAY_UNARY(ValidateConfig, ConfigSource, ValidationResult, Role::kViewer, c.validateConfig(*req))
+  SPILLWAY_UNARY(DiffConfig, ConfigSource, DiffResult, Role::kViewer, c.diffConfig(*req))
+  SPILLWAY_UNARY(ApplyConfig, ApplyConfigRequest, ApplyConfigResponse, Role::kOperator, c.applyConfig(*req))
+  SPILLWAY_UNARY(ListConfigVersions, ListConfigVersionsRequest, ConfigVersionList, Role::kViewer,
+                 c.listConfigVersions(req->limit()))
+  SPILLWAY_UNARY(Rollback, RollbackRequest, ApplyConfigResponse, Role::kOperator, c.rollback(*req))
+  SPILLWAY_UNARY(ListBackends, ListBackendsRequest, BackendList, Role::kViewer, c.listBackends())
+  SPILLWAY_UNARY(DrainBackend, BackendRequest, BackendList, Role::kOperator, c.setBackendDrained(req->name(), true))
+  SPILLWAY_UNARY(UndrainBackend, BackendRequest, BackendList, Role::kOperator,
+                 c.setBackendDrained(req->name(), false))
+  SPILLWAY_UNARY(QueryHistory, QueryHistoryRequest, HistorySeries, Role::kViewer, c.queryHistory(*req))
+  SPILLWAY_UNARY(ListAuditEvents, ListAuditEventsRequest, AuditEventList, Role::kViewer, c.listAuditEvents(*req))
+#undef SPILLWAY_UNARY
+
+  grpc::ServerWriteReactor<v1::MetricsSnapshot>* WatchMetrics(grpc::CallbackServerContext* ctx,
+                                                              const v1::WatchMetricsRequest* req) override {
+    Identity who;
+    grpc::Status st = authorize(ctx, Role::kViewer, "WatchMetrics", &who);
+    if (!st.ok()) {
+      struct Refuse final : grpc::ServerWriteReactor<v1::MetricsSnapshot> {
+        explicit Refuse(grpc::Status s) { Finish(std::move(s)); }
+        void OnDone() override { delete this; }
+      };
+      return new Refuse(st);
+    }
+    const uint32_t ms = req->interval_ms() ? std::max<uint32_t>(100, req->interval_ms()) : 1000;
+    return new Watcher(engine_, who.name, std::chrono::milliseconds(ms));
+  }
+
+ private:
+  grpc::Status authorize(grpc::CallbackServerContext* ctx, Role need, const char* method, Identity* who) {
+    std::string token;
+    const auto& md = ctx->client_metadata();
+    if (auto it = md.find("authorization"); it != md.end()) {
+      std::string_view v(it->second.data(), it->second.size());
+      if (v.rfind("Bearer ", 0) == 0) token = std::string(v.substr(7));
+    }
+    auto id = auth_.identify(token);
+    if (!id) {
+      engine_.recordAudit("unknown", "control.denied", method, ctx->peer(), "denied: unauthenticated");
+      return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
+                          token.empty() ? "no bearer token: send \"authorization: Bearer <token>\""
+                                        : "unknown token");
+    }
+    if (static_cast<int>(id->role) < static_cast<int>(need)) {
+      engine_.recordAudit(id->name, "control.denied", method, "", "denied: needs the operator role");
+      return grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
+                          common::strCat(method, " needs the operator role; token \"", id->name, "\" is a viewer"));
+    }
+    *who = *id;
+    return grpc::Status::OK;
+  }
+
+  template <typename Resp, typename Fn>
+  grpc::Status run(grpc::CallbackServerContext* ctx, Role need, const char* method, Resp* resp, Fn&& fn) {
+    Identity who;
+    if (auto st = authorize(ctx, need, method, &who); !st.ok()) return st;
+    LocalEngineClient client(engine_, who.name);
+    auto r = fn(client);
+    if (!r.ok()) return toGrpc(r.status());
+    *resp = std::move(*r);
+    return grpc::Status::OK;
+  }
+
+  Engine& engine_;
+  const TokenAuthority& auth_;
+};
+
+bool isLoopback(const std::string& host) { return host == "127.0.0.1" || host == "::1" || host == "localhost"; }
+
+}  // namespace
+
+struct ControlServer::Impl {
+  std::unique_ptr<TokenAuthority> auth;
+  std::unique_ptr<Service> service;
+  std::unique_ptr<grpc::Server> server;
+  int port = 0;
+  bool tls = false;
+  std::string fingerprint;
+  std::string generated_token, generated_token_file;
+};
+
+ControlServer::ControlServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+ControlServer::~ControlServer() {
+  if (impl_->server) impl_->server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+}
+
+absl::StatusOr<std::unique_ptr<ControlServer>> ControlServer::start(Engine& engine, const ControlServerOptions& o) {
+  auto hp = common::parseHostPort(o.control.listen());
+  if (!hp.ok()) return absl::InvalidArgumentError(common::strCat("control.listen: ", hp.status().message()));
+  auto impl = std::make_unique<Impl>();
+  impl->auth = std::make_unique<TokenAuthority>(o.control.tokens());
+  if (impl->auth->size() == 0) {
+    impl->generated_token = impl->auth->addGenerated("generated-operator", Role::kOperator);
+    if (!o.data_dir.empty()) {
+      std::error_code ec;
+      std::filesystem::create_directories(o.data_dir, ec);
+      impl->generated_token_file = (std::filesystem::path(o.data_dir) / "control.token").string();
+      {
+        std::ofstream out(impl->generated_token_file, std::ios::trunc);
+        out << impl->generated_token << "\n";
+      }
+      chmod(impl->generated_token_file.c_str(), 0600);
+    }
+  }
+
+  std::shared_ptr<grpc::ServerCredentials> creds;
+  const bool want_tls = !o.control.tls_cert_file().empty() || o.control.generate_self_signed();
+  if (!want_tls && !isLoopback(hp->host)) {
+    return absl::InvalidArgumentError("control.listen: a non-loopback control address needs TLS");
+  }
+  if (want_tls) {
+    absl::StatusOr<TlsMaterial> tls = !o.control.tls_cert_file().empty()
+                                          ? loadTls(o.control.tls_cert_file(), o.control.tls_key_file())
+                                          : loadOrCreateSelfSigned(o.data_dir.empty() ? "." : o.data_dir, hp->host);
+    if (!tls.ok()) return tls.status();
+    grpc::SslServerCredentialsOptions opts(GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
+    opts.pem_key_cert_pairs.push_back({tls->key_pem, tls->cert_pem});
+    if (!o.control.tls_client_ca_file().empty()) {
+      auto ca = readFile(o.control.tls_client_ca_file());
+      if (!ca.ok()) return ca.status();
+      opts.pem_root_certs = *ca;
+      opts.client_certificate_request = GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
+    }
+    creds = grpc::SslServerCredentials(opts);
+    impl->tls = true;
+    impl->fingerprint = tls->fingerprint;
+  } else {
+    creds = grpc::InsecureServerCredentials();
+  }
+  impl->service = std::make_unique<Service>(engine, *impl->auth);
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(o.control.listen(), creds, &impl->port);
+  builder.RegisterService(impl->service.get());
+  impl->server = builder.BuildAndStart();
+  if (!impl->server || impl->port == 0) {
+    return absl::UnavailableError(common::strCat("cannot listen for the control plane on ", o.control.listen()));
+  }
+  spdlog::info("control plane on {}:{} ({})", hp->host, impl->port,
+               impl->tls ? "TLS, certificate SHA-256 " + impl->fingerprint : "plaintext, loopback only");
+  return std::unique_ptr<ControlServer>(new ControlServer(std::move(impl)));
+}
+
+uint16_t ControlServer::port() const { return static_cast<uint16_t>(impl_->port); }
+bool ControlServer::tls() const { return impl_->tls; }
+std::string ControlServer::fingerprint() const { return impl_->fingerprint; }
+std::string ControlServer::generatedToken() const { return impl_->generated_token; }
+std::string ControlServer::generatedTokenFile() const { return impl_->generated_token_file; }
+
+}  // namespace spillway::control

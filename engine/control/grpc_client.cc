@@ -1,0 +1,172 @@
+#include "control/grpc_client.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include "common/strings.h"
+#include "common/url.h"
+#include "control/tls.h"
+#include "spillway/v1/control.grpc.pb.h"
+
+namespace spillway::control {
+
+struct GrpcEngineClient::Impl {
+  GrpcClientOptions options;
+  std::shared_ptr<grpc::Channel> channel;
+  std::unique_ptr<v1::ControlPlane::Stub> stub;
+
+  void prepare(grpc::ClientContext& ctx, bool deadline = true) const {
+    if (!options.token.empty()) ctx.AddMetadata("authorization", "Bearer " + options.token);
+    if (deadline) ctx.set_deadline(std::chrono::system_clock::now() + options.timeout);
+  }
+
+  absl::Status convert(const grpc::Status& s) const {
+    if (s.ok()) return absl::OkStatus();
+    std::string msg = s.error_message();
+    switch (s.error_code()) {
+      case grpc::StatusCode::UNAVAILABLE:
+        if (msg.find("ssl") != std::string::npos || msg.find("SSL") != std::string::npos ||
+            msg.find("handshake") != std::string::npos || msg.find("certificate") != std::string::npos) {
+          msg = common::strCat("TLS with ", options.address, " failed (is the certificate trusted, and does it "
+                               "name this host? use --ca / --server-name): ", msg);
+        } else {
+          msg = common::strCat("cannot reach the engine at ", options.address, ": ", msg);
+        }
+        break;
+      case grpc::StatusCode::DEADLINE_EXCEEDED:
+        msg = common::strCat("the engine at ", options.address, " did not answer within ", options.timeout.count(),
+                             " ms (is it a Spillway control port? plaintext to a TLS port hangs like this)");
+        break;
+      case grpc::StatusCode::UNAUTHENTICATED:
+        msg = common::strCat("the engine refused the token: ", msg, " (set --token or SPILLCTL_TOKEN)");
+        break;
+      default:
+        break;
+    }
+    return absl::Status(static_cast<absl::StatusCode>(s.error_code()), msg);
+  }
+
+  template <typename Req, typename Resp, typename Call>
+  absl::StatusOr<Resp> unary(const Req& req, Call call) const {
+    grpc::ClientContext ctx;
+    prepare(ctx);
+    Resp resp;
+    grpc::Status s = (stub.get()->*call)(&ctx, req, &resp);
+    if (!s.ok()) return convert(s);
+    return resp;
+  }
+};
+
+GrpcEngineClient::GrpcEngineClient(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+GrpcEngineClient::~GrpcEngineClient() = default;
+
+absl::StatusOr<std::unique_ptr<GrpcEngineClient>> GrpcEngineClient::connect(const GrpcClientOptions& o) {
+  auto hp = common::parseHostPort(o.address);
+  if (!hp.ok()) return absl::InvalidArgumentError(common::strCat("address: ", hp.status().message()));
+  auto impl = std::make_unique<Impl>();
+  impl->options = o;
+  std::shared_ptr<grpc::ChannelCredentials> creds;
+  grpc::ChannelArguments args;
+  if (o.tls || !o.ca_file.empty()) {
+    grpc::SslCredentialsOptions ssl;
+    if (!o.ca_file.empty()) {
+      auto ca = readFile(o.ca_file);
+      if (!ca.ok()) return ca.status();
+      ssl.pem_root_certs = *ca;
+    }
+    if (!o.client_cert_file.empty()) {
+      auto cert = readFile(o.client_cert_file);
+      auto key = readFile(o.client_key_file);
+      if (!cert.ok()) return cert.status();
+      if (!key.ok()) return key.status();
+      ssl.pem_cert_chain = *cert;
+      ssl.pem_private_key = *key;
+    }
+    creds = grpc::SslCredentials(ssl);
+    if (!o.server_name.empty()) args.SetSslTargetNameOverride(o.server_name);
+  } else {
+    creds = grpc::InsecureChannelCredentials();
+  }
+  impl->channel = grpc::CreateCustomChannel(o.address, creds, args);
+  impl->stub = v1::ControlPlane::NewStub(impl->channel);
+  return std::unique_ptr<GrpcEngineClient>(new GrpcEngineClient(std::move(impl)));
+}
+
+using Stub = v1::ControlPlane::Stub;
+
+absl::StatusOr<v1::Status> GrpcEngineClient::status() {
+  return impl_->unary<v1::GetStatusRequest, v1::Status>(v1::GetStatusRequest(), &Stub::GetStatus);
+}
+
+absl::StatusOr<v1::MetricsSnapshot> GrpcEngineClient::snapshot() {
+  v1::MetricsSnapshot last;
+  auto st = watch(std::chrono::milliseconds(100), [&](const v1::MetricsSnapshot& s) {
+    last = s;
+    return false;
+  });
+  if (!st.ok()) return st;
+  return last;
+}
+
+absl::StatusOr<v1::ConfigView> GrpcEngineClient::getConfig() {
+  return impl_->unary<v1::GetConfigRequest, v1::ConfigView>(v1::GetConfigRequest(), &Stub::GetConfig);
+}
+
+absl::StatusOr<v1::ValidationResult> GrpcEngineClient::validateConfig(const v1::ConfigSource& source) {
+  return impl_->unary<v1::ConfigSource, v1::ValidationResult>(source, &Stub::ValidateConfig);
+}
+
+absl::StatusOr<v1::DiffResult> GrpcEngineClient::diffConfig(const v1::ConfigSource& source) {
+  return impl_->unary<v1::ConfigSource, v1::DiffResult>(source, &Stub::DiffConfig);
+}
+
+absl::StatusOr<v1::ApplyConfigResponse> GrpcEngineClient::applyConfig(const v1::ApplyConfigRequest& request) {
+  return impl_->unary<v1::ApplyConfigRequest, v1::ApplyConfigResponse>(request, &Stub::ApplyConfig);
+}
+
+absl::StatusOr<v1::ConfigVersionList> GrpcEngineClient::listConfigVersions(uint32_t limit) {
+  v1::ListConfigVersionsRequest r;
+  r.set_limit(limit);
+  return impl_->unary<v1::ListConfigVersionsRequest, v1::ConfigVersionList>(r, &Stub::ListConfigVersions);
+}
+
+absl::StatusOr<v1::ApplyConfigResponse> GrpcEngineClient::rollback(const v1::RollbackRequest& request) {
+  return impl_->unary<v1::RollbackRequest, v1::ApplyConfigResponse>(request, &Stub::Rollback);
+}
+
+absl::StatusOr<v1::BackendList> GrpcEngineClient::listBackends() {
+  return impl_->unary<v1::ListBackendsRequest, v1::BackendList>(v1::ListBackendsRequest(), &Stub::ListBackends);
+}
+
+absl::StatusOr<v1::BackendList> GrpcEngineClient::setBackendDrained(const std::string& name, bool drained) {
+  v1::BackendRequest r;
+  r.set_name(name);
+  return impl_->unary<v1::BackendRequest, v1::BackendList>(r, drained ? &Stub::DrainBackend : &Stub::UndrainBackend);
+}
+
+absl::StatusOr<v1::HistorySeries> GrpcEngineClient::queryHistory(const v1::QueryHistoryRequest& request) {
+  return impl_->unary<v1::QueryHistoryRequest, v1::HistorySeries>(request, &Stub::QueryHistory);
+}
+
+absl::StatusOr<v1::AuditEventList> GrpcEngineClient::listAuditEvents(const v1::ListAuditEventsRequest& request) {
+  return impl_->unary<v1::ListAuditEventsRequest, v1::AuditEventList>(request, &Stub::ListAuditEvents);
+}
+
+absl::Status GrpcEngineClient::watch(std::chrono::milliseconds interval,
+                                     const std::function<bool(const v1::MetricsSnapshot&)>& on_snapshot) {
+  grpc::ClientContext ctx;
+  impl_->prepare(ctx, /*deadline=*/false);
+  v1::WatchMetricsRequest req;
+  req.set_interval_ms(static_cast<uint32_t>(interval.count()));
+  auto reader = impl_->stub->WatchMetrics(&ctx, req);
+  v1::MetricsSnapshot s;
+  while (reader->Read(&s)) {
+    if (!on_snapshot(s)) {
+      ctx.TryCancel();
+      reader->Finish();
+      return absl::OkStatus();
+    }
+  }
+  return impl_->convert(reader->Finish());
+}
+
+}  // namespace spillway::control

@@ -1,0 +1,211 @@
+#include "control/local_client.h"
+
+#include "config/config_loader.h"
+#include "config/diff.h"
+#include "config/validate.h"
+
+namespace spillway::control {
+
+LocalEngineClient::LocalEngineClient(Engine& engine, std::string actor)
+    : engine_(engine), actor_(std::move(actor)), previous_(engine.totals()) {}
+
+v1::Config LocalEngineClient::redacted(v1::Config c) {
+  for (auto& b : *c.mutable_backends()) {
+    if (!b.api_key().empty()) b.set_api_key("");
+  }
+  return c;
+}
+
+namespace {
+
+v1::BackendList backendList(Engine& e) {
+  v1::BackendList out;
+  for (const auto& b : e.backends()) {
+    auto* s = out.add_backends();
+    s->set_name(b.name);
+    s->set_url(b.url);
+    s->set_state(!b.healthy ? "down" : b.draining ? "draining" : "up");
+    s->set_in_flight(b.in_flight);
+    s->set_open_connections(b.open_connections);
+    s->set_idle_connections(b.idle_connections);
+  }
+  return out;
+}
+
+v1::ApplyConfigResponse toResponse(const ApplyResult& r) {
+  v1::ApplyConfigResponse out;
+  out.set_version(r.version);
+  for (const auto& l : r.diff) out.add_diff(l);
+  for (const auto& n : r.notes) out.add_notes(n);
+  return out;
+}
+
+}  // namespace
+
+absl::StatusOr<v1::Config> LocalEngineClient::resolve(const v1::ConfigSource& source,
+                                                      std::vector<std::string>* errors) {
+  if (source.has_config()) {
+    for (const auto& e : config::validate(source.config())) errors->push_back(e.toString());
+    return source.config();
+  }
+  auto loaded = config::loadYaml(source.yaml(), source.file().empty() ? "config.yaml" : source.file());
+  for (const auto& e : loaded.errors) errors->push_back(e.toString());
+  return loaded.config;
+}
+
+absl::StatusOr<v1::Status> LocalEngineClient::status() {
+  v1::Status s;
+  s.set_version(SPILLWAY_VERSION);
+  s.set_uptime_ms(engine_.uptimeMs());
+  s.set_config_version(engine_.configVersion());
+  s.set_listen_url(engine_.url());
+  uint32_t available = 0;
+  auto backends = engine_.backends();
+  for (const auto& b : backends) available += b.healthy && !b.draining;
+  s.set_backends_total(static_cast<uint32_t>(backends.size()));
+  s.set_backends_available(available);
+  s.set_ready(available > 0);
+  return s;
+}
+
+absl::StatusOr<v1::MetricsSnapshot> LocalEngineClient::snapshot() {
+  EngineTotals now = engine_.totals();
+  EngineTotals before;
+  {
+    std::lock_guard lock(mu_);
+    before = std::move(previous_);
+    previous_ = now;
+  }
+  IntervalStats s = intervalStats(before, now);
+  v1::MetricsSnapshot out;
+  out.set_ts_ms(now.ts_ms);
+  out.set_requests_total(now.requests);
+  out.set_errors_total(now.errors);
+  out.set_requests_per_second(s.requests_per_second);
+  out.set_error_rate(s.error_rate);
+  out.set_in_flight(now.in_flight);
+  out.set_latency_p50_seconds(s.latency_p50_seconds);
+  out.set_latency_p99_seconds(s.latency_p99_seconds);
+  out.set_ttft_p95_seconds(s.ttft_p95_seconds);
+  *out.mutable_backends() = backendList(engine_).backends();
+  return out;
+}
+
+absl::StatusOr<v1::ConfigView> LocalEngineClient::getConfig() {
+  v1::ConfigView v;
+  v.set_version(engine_.configVersion());
+  *v.mutable_config() = redacted(engine_.config());
+  return v;
+}
+
+absl::StatusOr<v1::ValidationResult> LocalEngineClient::validateConfig(const v1::ConfigSource& source) {
+  std::vector<std::string> errors;
+  auto c = resolve(source, &errors);
+  if (!c.ok()) return c.status();
+  v1::ValidationResult r;
+  r.set_valid(errors.empty());
+  for (auto& e : errors) r.add_errors(std::move(e));
+  return r;
+}
+
+absl::StatusOr<v1::DiffResult> LocalEngineClient::diffConfig(const v1::ConfigSource& source) {
+  std::vector<std::string> errors;
+  auto c = resolve(source, &errors);
+  if (!c.ok()) return c.status();
+  std::string joined;
+  for (const auto& e : errors) joined += e + "\n";
+  if (!errors.empty()) return absl::InvalidArgumentError(joined);
+  v1::Config proposed = *c;
+  config::applyDefaults(proposed);
+  v1::DiffResult r;
+  r.set_against_version(engine_.configVersion());
+  for (const auto& l : config::diffMessages(engine_.config(), proposed)) r.add_lines(l);
+  return r;
+}
+
+absl::StatusOr<v1::ApplyConfigResponse> LocalEngineClient::applyConfig(const v1::ApplyConfigRequest& request) {
+  std::vector<std::string> errors;
+  auto c = resolve(request.source(), &errors);
+  if (!c.ok()) return c.status();
+  if (!errors.empty()) {
+    std::string joined;
+    for (const auto& e : errors) joined += e + "\n";
+    engine_.recordAudit(actor_, "config.apply", "", request.comment(), "failed: invalid config");
+    return absl::InvalidArgumentError(joined);
+  }
+  // GetConfig hands out configs with api_key blanked; an empty api_key on a
+  // backend that has one means "keep it", so a fetched, edited and
+  // re-applied config does not lose its secrets.
+  v1::Config proposed = *c;
+  const v1::Config running = engine_.config();
+  for (auto& b : *proposed.mutable_backends()) {
+    if (!b.api_key().empty()) continue;
+    for (const auto& rb : running.backends()) {
+      if (rb.name() == b.name() && !rb.api_key().empty()) b.set_api_key(rb.api_key());
+    }
+  }
+  ChangeRequest change{actor_, request.comment(), request.base_version() > 0 ? request.base_version() : -1,
+                       request.dry_run()};
+  auto r = engine_.applyConfig(std::move(proposed), change);
+  if (!r.ok()) return r.status();
+  return toResponse(*r);
+}
+
+absl::StatusOr<v1::ConfigVersionList> LocalEngineClient::listConfigVersions(uint32_t limit) {
+  v1::ConfigVersionList out;
+  for (const auto& v : engine_.configHistory(limit ? limit : 100)) {
+    auto* i = out.add_versions();
+    i->set_id(v.id);
+    i->set_created_ms(v.created_ms);
+    i->set_author(v.author);
+    i->set_comment(v.comment);
+    i->set_diff(v.diff);
+    i->set_based_on(v.based_on);
+    i->set_active(v.active);
+  }
+  return out;
+}
+
+absl::StatusOr<v1::ApplyConfigResponse> LocalEngineClient::rollback(const v1::RollbackRequest& request) {
+  ChangeRequest change{actor_, request.comment(), request.base_version() > 0 ? request.base_version() : -1, false};
+  auto r = engine_.rollback(request.version(), change);
+  if (!r.ok()) return r.status();
+  return toResponse(*r);
+}
+
+absl::StatusOr<v1::BackendList> LocalEngineClient::listBackends() { return backendList(engine_); }
+
+absl::StatusOr<v1::BackendList> LocalEngineClient::setBackendDrained(const std::string& name, bool drained) {
+  if (auto st = engine_.setBackendDrained(name, drained, actor_); !st.ok()) return st;
+  return backendList(engine_);
+}
+
+absl::StatusOr<v1::HistorySeries> LocalEngineClient::queryHistory(const v1::QueryHistoryRequest& request) {
+  v1::HistorySeries out;
+  out.set_series(request.series());
+  const int64_t to = request.to_ms() ? request.to_ms() : INT64_MAX;
+  for (const auto& p : engine_.history(request.series(), request.from_ms(), to)) {
+    auto* q = out.add_points();
+    q->set_ts_ms(p.ts_ms);
+    q->set_value(p.value);
+  }
+  return out;
+}
+
+absl::StatusOr<v1::AuditEventList> LocalEngineClient::listAuditEvents(const v1::ListAuditEventsRequest& request) {
+  v1::AuditEventList out;
+  store::AuditFilter f{request.since_ms(), request.action_prefix(), request.actor(), request.limit() ? request.limit() : 100};
+  for (const auto& e : engine_.audit(f)) {
+    auto* a = out.add_events();
+    a->set_id(e.id);
+    a->set_ts_ms(e.ts_ms);
+    a->set_actor(e.actor);
+    a->set_action(e.action);
+    a->set_target(e.target);
+    a->set_detail(e.detail);
+    a->set_outcome(e.outcome);
+  }
+  return out;
+}
+
+}  // namespace spillway::control

@@ -1,0 +1,43 @@
+// EngineClient over an Engine in this process. Changes are recorded in the
+// audit log under `actor`. Thread-safe.
+#pragma once
+
+#include <mutex>
+#include <string>
+
+#include "control/engine_client.h"
+#include "engine.h"
+
+namespace spillway::control {
+
+class LocalEngineClient final : public EngineClient {
+ public:
+  LocalEngineClient(Engine& engine, std::string actor);
+
+  absl::StatusOr<v1::Status> status() override;
+  absl::StatusOr<v1::MetricsSnapshot> snapshot() override;
+  absl::StatusOr<v1::ConfigView> getConfig() override;
+  absl::StatusOr<v1::ValidationResult> validateConfig(const v1::ConfigSource& source) override;
+  absl::StatusOr<v1::DiffResult> diffConfig(const v1::ConfigSource& source) override;
+  absl::StatusOr<v1::ApplyConfigResponse> applyConfig(const v1::ApplyConfigRequest& request) override;
+  absl::StatusOr<v1::ConfigVersionList> listConfigVersions(uint32_t limit) override;
+  absl::StatusOr<v1::ApplyConfigResponse> rollback(const v1::RollbackRequest& request) override;
+  absl::StatusOr<v1::BackendList> listBackends() override;
+  absl::StatusOr<v1::BackendList> setBackendDrained(const std::string& name, bool drained) override;
+  absl::StatusOr<v1::HistorySeries> queryHistory(const v1::QueryHistoryRequest& request) override;
+  absl::StatusOr<v1::AuditEventList> listAuditEvents(const v1::ListAuditEventsRequest& request) override;
+
+  // The config with secrets (api_key) removed: what GetConfig may return.
+  static v1::Config redacted(v1::Config c);
+
+ private:
+  // A source as a config message; YAML errors come back located.
+  absl::StatusOr<v1::Config> resolve(const v1::ConfigSource& source, std::vector<std::string>* errors);
+
+  Engine& engine_;
+  const std::string actor_;
+  std::mutex mu_;
+  EngineTotals previous_;  // GUARDED_BY(mu_)
+};
+
+}  // namespace spillway::control

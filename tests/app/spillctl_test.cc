@@ -1,0 +1,178 @@
+// spillctl against a live spillwayd: every command, human and JSON output,
+// and its error messages and exit codes (bad file, refused token,
+// unreachable engine).
+#include "spillctl_test.h"
+
+#include <QtTest>
+
+#include <QJsonDocument>
+#include <QRegularExpression>
+
+#include "support/test_http.h"
+
+using namespace spillway::testing;
+
+SpillctlTest::Run SpillctlTest::ctl(const QStringList& args, bool with_token) {
+  QProcess p;
+  QStringList all = {"--addr", control_addr_};
+  if (with_token) all << "--token-file" << token_file_;
+  all << args;
+  p.start(SPILLCTL_PATH, all);
+  Run r;
+  if (!p.waitForFinished(30000)) {
+    p.kill();
+    return r;
+  }
+  r.code = p.exitCode();
+  r.out = p.readAllStandardOutput();
+  r.err = p.readAllStandardError();
+  return r;
+}
+
+void SpillctlTest::initTestCase() {
+  QVERIFY(dir_.isValid());
+  daemon_.setProgram(SPILLWAYD_PATH);
+  daemon_.setArguments({"--listen", "127.0.0.1:0", "--control-listen", "127.0.0.1:0", "--data-dir", dir_.path()});
+  daemon_.start();
+  QVERIFY(daemon_.waitForStarted());
+  QByteArray out;
+  QRegularExpression re("control plane on 127\\.0\\.0\\.1:(\\d+)");
+  while (!re.match(QString::fromUtf8(out)).hasMatch() && daemon_.waitForReadyRead(10000)) {
+    out += daemon_.readAllStandardOutput();
+  }
+  auto m = re.match(QString::fromUtf8(out));
+  QVERIFY2(m.hasMatch(), out.constData());
+  control_addr_ = "127.0.0.1:" + m.captured(1);
+  token_file_ = dir_.filePath("control.token");
+  QVERIFY(QFile::exists(token_file_));
+  QCOMPARE(QFile(token_file_).permissions() & (QFile::ReadGroup | QFile::ReadOther), QFileDevice::Permissions());
+}
+
+void SpillctlTest::cleanupTestCase() {
+  daemon_.terminate();
+  daemon_.waitForFinished(20000);
+}
+
+void SpillctlTest::status() {
+  auto r = ctl({"status"});
+  QCOMPARE(r.code, 0);
+  QVERIFY2(r.out.contains("config v1") && r.out.contains("ready") && r.out.contains("backends 3/3 available"),
+           qPrintable(r.out));
+  auto j = ctl({"--json", "status"});
+  QCOMPARE(j.code, 0);
+  QCOMPARE(QJsonDocument::fromJson(j.out.toUtf8()).object()["backends_total"].toInt(), 3);
+}
+
+void SpillctlTest::configRoundTrip() {
+  auto got = ctl({"config", "get"});
+  QCOMPARE(got.code, 0);
+  QString edited = got.out;
+  // The JSON that `config get` prints is valid YAML: edit it and send it back.
+  QVERIFY(edited.contains("\"max_concurrency\": 0"));
+  edited.replace(QRegularExpression("(\"name\": \"sim-large\",[^}]*?\"max_concurrency\": )0"), "\\15");
+  QFile f(dir_.filePath("edited.yaml"));
+  QVERIFY(f.open(QIODevice::WriteOnly));
+  f.write(edited.toUtf8());
+  f.close();
+  auto diff = ctl({"config", "diff", f.fileName()});
+  QCOMPARE(diff.code, 0);
+  QVERIFY2(diff.out.contains("backends[sim-large].max_concurrency: 0 -> 5"), qPrintable(diff.out));
+  auto dry = ctl({"config", "apply", f.fileName(), "--dry-run"});
+  QCOMPARE(dry.code, 0);
+  QVERIFY(dry.out.contains("dry run: nothing applied"));
+  auto stale = ctl({"config", "apply", f.fileName(), "--base", "99"});
+  QCOMPARE(stale.code, 4);
+  QVERIFY(stale.err.contains("changed since version 99"));
+  auto apply = ctl({"config", "apply", f.fileName(), "--comment", "large gets more", "--base", "1"});
+  QCOMPARE(apply.code, 0);
+  QVERIFY2(apply.out.contains("applied: now config v2"), qPrintable(apply.out));
+  QVERIFY(ctl({"status"}).out.contains("config v2"));
+}
+
+void SpillctlTest::validateReportsLocatedErrors() {
+  QFile f(dir_.filePath("bad.yaml"));
+  QVERIFY(f.open(QIODevice::WriteOnly));
+  f.write("backends:\n  - name: x\n    url: htp://h:1\n    models: [m]\n    wieght: 2\n");
+  f.close();
+  auto r = ctl({"config", "validate", f.fileName()});
+  QCOMPARE(r.code, 3);
+  QVERIFY2(r.err.contains("bad.yaml:3:10: backends[0].url: unsupported scheme \"htp\""), qPrintable(r.err));
+  QVERIFY(r.err.contains("bad.yaml:5:5: backends[0].wieght: unknown field \"wieght\" (did you mean \"weight\"?)"));
+  auto apply = ctl({"config", "apply", f.fileName()});
+  QCOMPARE(apply.code, 3);
+  auto missing = ctl({"config", "validate", dir_.filePath("nope.yaml")});
+  QCOMPARE(missing.code, 1);
+  QVERIFY(missing.err.contains("cannot read"));
+}
+
+void SpillctlTest::historyAndRollback() {
+  auto h = ctl({"config", "history"});
+  QCOMPARE(h.code, 0);
+  QVERIFY2(h.out.contains("* v2") && h.out.contains("large gets more") && h.out.contains("v1"), qPrintable(h.out));
+  auto rb = ctl({"config", "rollback", "1", "--comment", "undo"});
+  QCOMPARE(rb.code, 0);
+  QVERIFY(rb.out.contains("now config v3"));
+  auto unknown = ctl({"config", "rollback", "77"});
+  QCOMPARE(unknown.code, 1);
+  QVERIFY(unknown.err.contains("no config version 77"));
+}
+
+void SpillctlTest::drainAndUndrain() {
+  auto d = ctl({"drain", "sim-small-a"});
+  QCOMPARE(d.code, 0);
+  QVERIFY(d.out.contains(QRegularExpression("sim-small-a\\s+draining")));
+  QVERIFY(ctl({"undrain", "sim-small-a"}).out.contains(QRegularExpression("sim-small-a\\s+up")));
+  auto b = ctl({"backends"});
+  QCOMPARE(b.code, 0);
+  QVERIFY(b.out.contains("sim-large"));
+  auto nope = ctl({"drain", "ghost"});
+  QCOMPARE(nope.code, 1);
+  QVERIFY(nope.err.contains("no backend named \"ghost\""));
+}
+
+void SpillctlTest::auditAndHistorySeries() {
+  auto a = ctl({"audit", "--action", "backend."});
+  QCOMPARE(a.code, 0);
+  QVERIFY2(a.out.contains("backend.drain") && a.out.contains("backend.undrain"), qPrintable(a.out));
+  QVERIFY(!a.out.contains("config.apply"));
+  // The engine records a point a second: wait for two, bounded.
+  QVERIFY(waitFor([&] { return ctl({"history", "in_flight"}).out.count('\n') >= 2; }, 10s));
+  auto j = ctl({"--json", "history", "requests_per_second"});
+  QCOMPARE(j.code, 0);
+  QVERIFY(QJsonDocument::fromJson(j.out.toUtf8()).object()["points"].toArray().size() >= 1);
+}
+
+void SpillctlTest::watchPrintsSnapshots() {
+  auto w = ctl({"watch", "--interval-ms", "100", "--count", "2", "--json"});
+  QCOMPARE(w.code, 0);
+  QCOMPARE(w.out.count("\"requests_total\""), 2);
+}
+
+void SpillctlTest::refusedTokenAndUnreachableEngine() {
+  auto none = ctl({"status"}, false);
+  QCOMPARE(none.code, 5);
+  QVERIFY2(none.err.contains("refused the token") && none.err.contains("no bearer token"), qPrintable(none.err));
+  auto bad = ctl({"--token", "nope", "status"}, false);
+  QCOMPARE(bad.code, 5);
+  QVERIFY(bad.err.contains("unknown token"));
+  QProcess p;
+  p.start(SPILLCTL_PATH, {"--addr", "127.0.0.1:" + QString::number(closedPort()), "--token", "x", "--timeout-ms",
+                          "3000", "status"});
+  QVERIFY(p.waitForFinished(20000));
+  QCOMPARE(p.exitCode(), 6);
+  QVERIFY2(QString(p.readAllStandardError()).contains("cannot reach the engine at 127.0.0.1:"), "unreachable message");
+  QProcess unknown;
+  unknown.start(SPILLCTL_PATH, {"frobnicate"});
+  QVERIFY(unknown.waitForFinished(10000));
+  QVERIFY(unknown.exitCode() != 0);
+}
+
+void SpillctlTest::hashToken() {
+  QProcess p;
+  p.start(SPILLCTL_PATH, {"hash-token", "abc"});
+  QVERIFY(p.waitForFinished(10000));
+  QCOMPARE(QString(p.readAllStandardOutput()).trimmed(),
+           QString("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"));
+}
+
+QTEST_APPLESS_MAIN(SpillctlTest)

@@ -1,0 +1,230 @@
+// The gRPC control plane end to end on loopback: TLS with a certificate the
+// server generates, each role against each kind of method, missing and
+// unknown tokens, plaintext against the TLS port, secrets never returned,
+// located YAML errors, optimistic concurrency, the metrics stream, audit.
+#include "control_plane_test.h"
+
+#include <QtTest>
+
+#include "control/auth.h"
+#include "control/control_server.h"
+#include "control/grpc_client.h"
+#include "engine.h"
+#include "support/test_config.h"
+#include "support/test_http.h"
+
+using namespace spillway;
+using namespace spillway::control;
+using namespace spillway::testing;
+
+namespace {
+
+const std::string kViewerToken = "viewer-secret-token";
+const std::string kOperatorToken = "operator-secret-token";
+
+std::unique_ptr<GrpcEngineClient> client(uint16_t port, const std::string& token, const std::string& ca,
+                                         std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
+  GrpcClientOptions o;
+  o.address = "127.0.0.1:" + std::to_string(port);
+  o.token = token;
+  o.ca_file = ca;
+  o.server_name = "localhost";
+  o.timeout = timeout;
+  auto c = GrpcEngineClient::connect(o);
+  if (!c.ok()) qFatal("connect");
+  return std::move(*c);
+}
+
+}  // namespace
+
+void ControlPlaneTest::initTestCase() {
+  QVERIFY(dir_.isValid());
+  const std::string yaml = engineYaml(R"(  - name: a
+    url: sim://a
+    models: [m]
+    api_key: sk-never-show-this
+    sim: {profile: instant}
+)", "control:\n  listen: 127.0.0.1:0\n  generate_self_signed: true\n  tokens:\n"
+    "    - {name: vera, role: viewer, sha256: " + TokenAuthority::sha256Hex(kViewerToken) + "}\n"
+    "    - {name: otto, role: operator, sha256: " + TokenAuthority::sha256Hex(kOperatorToken) + "}\n");
+  auto e = Engine::start(configFromYaml(yaml), EngineOptions{dir_.path().toStdString(), "test"});
+  QVERIFY2(e.ok(), std::string(e.status().message()).c_str());
+  engine_ = std::move(*e);
+  auto s = ControlServer::start(*engine_, {engine_->config().control(), dir_.path().toStdString()});
+  QVERIFY2(s.ok(), std::string(s.status().message()).c_str());
+  server_ = std::move(*s);
+  QVERIFY(server_->tls());
+  QVERIFY(server_->generatedToken().empty());  // tokens were configured
+  cert_file_ = dir_.filePath("control-cert.pem").toStdString();
+  QVERIFY(QFile::exists(QString::fromStdString(cert_file_)));
+  QCOMPARE(QFile(dir_.filePath("control-key.pem")).permissions() & (QFile::ReadGroup | QFile::ReadOther),
+           QFileDevice::Permissions());
+  QCOMPARE(server_->fingerprint().size(), size_t{32 * 3 - 1});
+}
+
+void ControlPlaneTest::cleanupTestCase() {
+  server_.reset();
+  engine_.reset();
+}
+
+void ControlPlaneTest::viewerCanReadButNotChange() {
+  auto c = client(server_->port(), kViewerToken, cert_file_);
+  auto st = c->status();
+  QVERIFY2(st.ok(), std::string(st.status().message()).c_str());
+  QVERIFY(st->ready());
+  QCOMPARE(st->config_version(), engine_->configVersion());
+  QVERIFY(c->listBackends().ok());
+  QVERIFY(c->getConfig().ok());
+  QVERIFY(c->listConfigVersions(10).ok());
+  QVERIFY(c->listAuditEvents({}).ok());
+  v1::ApplyConfigRequest apply;
+  apply.mutable_source()->set_yaml("backends: []");
+  QCOMPARE(c->applyConfig(apply).status().code(), absl::StatusCode::kPermissionDenied);
+  QCOMPARE(c->setBackendDrained("a", true).status().code(), absl::StatusCode::kPermissionDenied);
+  v1::RollbackRequest rb;
+  rb.set_version(1);
+  auto denied = c->rollback(rb);
+  QCOMPARE(denied.status().code(), absl::StatusCode::kPermissionDenied);
+  QVERIFY(std::string(denied.status().message()).find("needs the operator role") != std::string::npos);
+  auto audit = engine_->audit({0, "control.denied", "vera", 10});
+  QCOMPARE(audit.size(), size_t{3});
+}
+
+void ControlPlaneTest::operatorCanChange() {
+  auto c = client(server_->port(), kOperatorToken, cert_file_);
+  auto view = c->getConfig();
+  QVERIFY(view.ok());
+  v1::ApplyConfigRequest req;
+  *req.mutable_source()->mutable_config() = view->config();
+  req.mutable_source()->mutable_config()->mutable_backends(0)->set_weight(7);  // api_key left redacted
+  req.set_comment("weight up");
+  req.set_base_version(view->version());
+  auto r = c->applyConfig(req);
+  QVERIFY2(r.ok(), std::string(r.status().message()).c_str());
+  QVERIFY(r->version() > view->version());
+  QCOMPARE(engine_->config().backends(0).weight(), 7u);
+  // The redacted (empty) api_key in what GetConfig returned kept the secret.
+  QCOMPARE(engine_->config().backends(0).api_key(), "sk-never-show-this");
+  for (const auto& line : r->diff()) QVERIFY2(line.find("api_key") == std::string::npos, line.c_str());
+  auto drained = c->setBackendDrained("a", true);
+  QVERIFY(drained.ok());
+  QCOMPARE(drained->backends(0).state(), "draining");
+  QVERIFY(c->setBackendDrained("a", false).ok());
+  QCOMPARE(c->setBackendDrained("zzz", true).status().code(), absl::StatusCode::kNotFound);
+  v1::RollbackRequest rb;
+  rb.set_version(view->version());
+  auto back = c->rollback(rb);
+  QVERIFY2(back.ok(), std::string(back.status().message()).c_str());
+  QCOMPARE(engine_->config().backends(0).weight(), 1u);
+  auto events = engine_->audit({0, "", "otto", 20});
+  QVERIFY(events.size() >= 4);  // apply, drain, undrain, failed drain, rollback
+}
+
+void ControlPlaneTest::missingAndUnknownTokensAreRefusedAndAudited() {
+  auto none = client(server_->port(), "", cert_file_);
+  auto r1 = none->status();
+  QCOMPARE(r1.status().code(), absl::StatusCode::kUnauthenticated);
+  QVERIFY(std::string(r1.status().message()).find("no bearer token") != std::string::npos);
+  auto wrong = client(server_->port(), "guess", cert_file_);
+  auto r2 = wrong->listBackends();
+  QCOMPARE(r2.status().code(), absl::StatusCode::kUnauthenticated);
+  QVERIFY(std::string(r2.status().message()).find("unknown token") != std::string::npos);
+  QCOMPARE(wrong->watch(std::chrono::milliseconds(100), [](const auto&) { return true; }).code(),
+           absl::StatusCode::kUnauthenticated);
+  QVERIFY(engine_->audit({0, "control.denied", "unknown", 10}).size() >= 3);
+}
+
+void ControlPlaneTest::plaintextToTheTlsPortFailsClearly() {
+  GrpcClientOptions o;
+  o.address = "127.0.0.1:" + std::to_string(server_->port());
+  o.token = kViewerToken;
+  o.timeout = std::chrono::milliseconds(1500);
+  auto c = GrpcEngineClient::connect(o);
+  QVERIFY(c.ok());
+  auto r = (*c)->status();
+  QVERIFY(!r.ok());
+  QVERIFY(r.status().code() == absl::StatusCode::kUnavailable ||
+          r.status().code() == absl::StatusCode::kDeadlineExceeded);
+}
+
+void ControlPlaneTest::untrustedCertificateFailsClearly() {
+  // Trust only the system roots: the handshake must fail, not fall back.
+  auto c = client(server_->port(), kViewerToken, "", std::chrono::milliseconds(3000));
+  auto r = c->status();  // system roots do not include a self-signed certificate
+  QCOMPARE(r.status().code(), absl::StatusCode::kUnavailable);
+  QVERIFY2(std::string(r.status().message()).find("TLS") != std::string::npos ||
+               std::string(r.status().message()).find("cannot reach") != std::string::npos,
+           std::string(r.status().message()).c_str());
+}
+
+void ControlPlaneTest::secretsAreNeverReturned() {
+  auto c = client(server_->port(), kViewerToken, cert_file_);
+  auto v = c->getConfig();
+  QVERIFY(v.ok());
+  QCOMPARE(v->config().backends(0).api_key(), "");
+  QVERIFY(v->SerializeAsString().find("sk-never-show-this") == std::string::npos);
+  for (const auto& e : engine_->audit({0, "", "", 1000})) {
+    QVERIFY(e.detail.find("sk-never") == std::string::npos);
+  }
+}
+
+void ControlPlaneTest::yamlErrorsAreLocated() {
+  auto c = client(server_->port(), kViewerToken, cert_file_);
+  v1::ConfigSource src;
+  src.set_yaml("backends:\n  - name: a\n    url: htp://x\n    models: [m]\n");
+  src.set_file("edit.yaml");
+  auto r = c->validateConfig(src);
+  QVERIFY(r.ok());
+  QVERIFY(!r->valid());
+  QCOMPARE(r->errors_size(), 1);
+  QCOMPARE(r->errors(0), "edit.yaml:3:10: backends[0].url: unsupported scheme \"htp\" (expected http, https or sim)");
+  auto d = c->diffConfig(src);
+  QCOMPARE(d.status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+void ControlPlaneTest::staleBaseVersionIsRefused() {
+  auto c = client(server_->port(), kOperatorToken, cert_file_);
+  auto v = c->getConfig();
+  v1::ApplyConfigRequest req;
+  *req.mutable_source()->mutable_config() = v->config();
+  req.mutable_source()->mutable_config()->mutable_backends(0)->set_weight(2);
+  req.set_base_version(v->version() - 1 > 0 ? v->version() - 1 : 999);
+  auto r = c->applyConfig(req);
+  QCOMPARE(r.status().code(), absl::StatusCode::kFailedPrecondition);
+}
+
+void ControlPlaneTest::metricsStreamAtTheRequestedInterval() {
+  for (int i = 0; i < 5; ++i) {
+    QCOMPARE(postJson(engine_->port(), "/v1/chat/completions", R"({"model":"m","messages":[{"role":"user","content":"x"}]})").status,
+             200);
+  }
+  auto c = client(server_->port(), kViewerToken, cert_file_);
+  std::vector<v1::MetricsSnapshot> got;
+  auto st = c->watch(std::chrono::milliseconds(100), [&](const v1::MetricsSnapshot& s) {
+    got.push_back(s);
+    return got.size() < 3;
+  });
+  QVERIFY2(st.ok(), std::string(st.message()).c_str());
+  QCOMPARE(got.size(), size_t{3});
+  QVERIFY(got[0].requests_total() >= 5);
+  QCOMPARE(got[0].backends_size(), 1);
+  QVERIFY(got[2].ts_ms() - got[0].ts_ms() >= 150);
+}
+
+void ControlPlaneTest::tokenHashesAreConstantTimeComparable() {
+  google::protobuf::RepeatedPtrField<v1::ControlToken> tokens;
+  auto* t = tokens.Add();
+  t->set_name("x");
+  t->set_role("operator");
+  t->set_sha256(TokenAuthority::sha256Hex("abc"));
+  TokenAuthority auth(tokens);
+  QCOMPARE(auth.identify("abc")->name, "x");
+  QVERIFY(!auth.identify("abd"));
+  QVERIFY(!auth.identify(""));
+  std::string generated = auth.addGenerated("gen", Role::kViewer);
+  QCOMPARE(generated.size(), size_t{64});
+  QCOMPARE(static_cast<int>(auth.identify(generated)->role), static_cast<int>(Role::kViewer));
+  QCOMPARE(TokenAuthority::sha256Hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+}
+
+QTEST_APPLESS_MAIN(ControlPlaneTest)
