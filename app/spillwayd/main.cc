@@ -231,13 +231,10 @@ int runEngine(int argc, char** argv) {
               << (control_server->tls() ? " (TLS, certificate SHA-256 " + control_server->fingerprint() + ")"
                                         : " (plaintext, loopback only)")
               << "\n";
-    if (!control_server->generatedToken().empty()) {
-      if (!control_server->generatedTokenFile().empty()) {
-        std::cout << "  operator token written to " << control_server->generatedTokenFile()
-                  << " (spillctl --token-file " << control_server->generatedTokenFile() << " status)\n";
-      } else {
-        std::cout << "  operator token (no --data-dir to keep it): " << control_server->generatedToken() << "\n";
-      }
+    if (!control_server->generatedTokenFile().empty()) {
+      std::cout << "  operator token written to " << control_server->generatedTokenFile()
+                << " (spillctl --addr " << hp->host << ":" << control_server->port() << " --token-file "
+                << control_server->generatedTokenFile() << " status)\n";
     }
     std::cout << std::flush;
   }

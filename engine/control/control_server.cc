@@ -6,6 +6,7 @@
 #include <condition_variable>
 #include <filesystem>
 #include <fstream>
+#include <stdlib.h>
 #include <sys/stat.h>
 #include <thread>
 
@@ -183,17 +184,23 @@ absl::StatusOr<std::unique_ptr<ControlServer>> ControlServer::start(Engine& engi
   auto impl = std::make_unique<Impl>();
   impl->auth = std::make_unique<TokenAuthority>(o.control.tokens());
   if (impl->auth->size() == 0) {
+    // Never printed or logged: written to a file only its owner can read,
+    // in the data dir or else a fresh private temporary directory.
     impl->generated_token = impl->auth->addGenerated("generated-operator", Role::kOperator);
-    if (!o.data_dir.empty()) {
-      std::error_code ec;
-      std::filesystem::create_directories(o.data_dir, ec);
-      impl->generated_token_file = (std::filesystem::path(o.data_dir) / "control.token").string();
-      {
-        std::ofstream out(impl->generated_token_file, std::ios::trunc);
-        out << impl->generated_token << "\n";
-      }
-      chmod(impl->generated_token_file.c_str(), 0600);
+    std::string dir = o.data_dir;
+    std::error_code ec;
+    if (dir.empty()) {
+      std::string tmpl = (std::filesystem::temp_directory_path(ec) / "spillway-XXXXXX").string();
+      if (!mkdtemp(tmpl.data())) return absl::UnavailableError("cannot create a directory for the control token");
+      dir = tmpl;
     }
+    std::filesystem::create_directories(dir, ec);
+    impl->generated_token_file = (std::filesystem::path(dir) / "control.token").string();
+    {
+      std::ofstream out(impl->generated_token_file, std::ios::trunc);
+      out << impl->generated_token << "\n";
+    }
+    chmod(impl->generated_token_file.c_str(), 0600);
   }
 
   std::shared_ptr<grpc::ServerCredentials> creds;

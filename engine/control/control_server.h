@@ -27,8 +27,9 @@ class ControlServer {
   bool tls() const;
   // SHA-256 of the served certificate ("" without TLS).
   std::string fingerprint() const;
-  // When no token was configured: the generated operator token, and the file
-  // it was written to ("" without a data dir).
+  // When no token was configured: the generated operator token, and the
+  // file (mode 0600) it was written to: <data_dir>/control.token, or a new
+  // private temporary directory without a data dir. Never logged.
   std::string generatedToken() const;
   std::string generatedTokenFile() const;
 

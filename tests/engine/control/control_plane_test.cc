@@ -6,6 +6,8 @@
 
 #include <QtTest>
 
+#include <QProcess>
+
 #include "control/auth.h"
 #include "control/control_server.h"
 #include "control/grpc_client.h"
@@ -225,6 +227,54 @@ void ControlPlaneTest::tokenHashesAreConstantTimeComparable() {
   QCOMPARE(generated.size(), size_t{64});
   QCOMPARE(static_cast<int>(auth.identify(generated)->role), static_cast<int>(Role::kViewer));
   QCOMPARE(TokenAuthority::sha256Hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+}
+
+void ControlPlaneTest::mutualTlsRequiresAClientCertificate() {
+  // A CA made for this run signs the server and the client certificates.
+  QTemporaryDir d;
+  auto path = [&](const char* f) { return d.filePath(f); };
+  auto openssl = [&](const QStringList& args) {
+    QProcess p;
+    p.start("openssl", args);
+    return p.waitForFinished(30000) && p.exitCode() == 0;
+  };
+  QVERIFY(openssl({"req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=test-ca", "-keyout",
+                   path("ca.key"), "-out", path("ca.pem")}));
+  QFile ext(path("san.ext"));
+  QVERIFY(ext.open(QIODevice::WriteOnly));
+  ext.write("subjectAltName=DNS:localhost,IP:127.0.0.1\n");
+  ext.close();
+  for (const char* who : {"server", "client"}) {
+    const QString w(who);
+    QVERIFY(openssl({"req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=" + w, "-keyout", path(who) + ".key",
+                     "-out", path(who) + ".csr"}));
+    QVERIFY(openssl({"x509", "-req", "-in", path(who) + ".csr", "-CA", path("ca.pem"), "-CAkey", path("ca.key"),
+                     "-CAcreateserial", "-days", "1", "-extfile", path("san.ext"), "-out", path(who) + ".pem"}));
+  }
+  v1::Control ctl;
+  ctl.set_listen("127.0.0.1:0");
+  ctl.set_tls_cert_file(path("server.pem").toStdString());
+  ctl.set_tls_key_file(path("server.key").toStdString());
+  ctl.set_tls_client_ca_file(path("ca.pem").toStdString());
+  auto* t = ctl.add_tokens();
+  t->set_name("m");
+  t->set_role("viewer");
+  t->set_sha256(TokenAuthority::sha256Hex("mtls-token"));
+  auto server = ControlServer::start(*engine_, {ctl, ""});
+  QVERIFY2(server.ok(), std::string(server.status().message()).c_str());
+
+  GrpcClientOptions o;
+  o.address = "127.0.0.1:" + std::to_string((*server)->port());
+  o.token = "mtls-token";
+  o.ca_file = path("ca.pem").toStdString();
+  o.timeout = std::chrono::milliseconds(3000);
+  auto without = GrpcEngineClient::connect(o);
+  QVERIFY(!(*without)->status().ok());  // no client certificate: refused in the handshake
+  o.client_cert_file = path("client.pem").toStdString();
+  o.client_key_file = path("client.key").toStdString();
+  auto with = GrpcEngineClient::connect(o);
+  auto st = (*with)->status();
+  QVERIFY2(st.ok(), std::string(st.status().message()).c_str());
 }
 
 QTEST_APPLESS_MAIN(ControlPlaneTest)

@@ -28,6 +28,7 @@ class ControlPlaneTest : public QObject {
   void staleBaseVersionIsRefused();
   void metricsStreamAtTheRequestedInterval();
   void tokenHashesAreConstantTimeComparable();
+  void mutualTlsRequiresAClientCertificate();
 
  private:
   QTemporaryDir dir_;
