@@ -6,6 +6,7 @@
 #include <boost/program_options.hpp>
 #include <cstdio>
 #include <iostream>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -47,6 +48,28 @@ bool setLogLevel(const std::string& level) {
   return true;
 }
 
+// Parses the command line, handles --help and --log-level. Returns the exit
+// code when the program should stop here (bad flags: 2, --help: 0).
+std::optional<int> parseCommandLine(const char* prog, int argc, char** argv, const po::options_description& opts,
+                                    po::variables_map& vm) {
+  try {
+    po::store(po::command_line_parser(argc, argv).options(opts).run(), vm);
+    po::notify(vm);
+  } catch (const po::error& e) {
+    std::cerr << prog << ": " << e.what() << "\n\n" << opts << "\n";
+    return 2;
+  }
+  if (vm.count("help")) {
+    std::cout << opts << "\n";
+    return 0;
+  }
+  if (!setLogLevel(vm["log-level"].as<std::string>())) {
+    std::cerr << prog << ": unknown --log-level\n";
+    return 2;
+  }
+  return std::nullopt;
+}
+
 int runSim(int argc, char** argv) {
   po::options_description opts("spillwayd sim: a simulated OpenAI-compatible LLM server\n\nOptions");
   std::string listen = "127.0.0.1:8000", profile_name = "default", failure_kind = "http_500";
@@ -75,21 +98,7 @@ int runSim(int argc, char** argv) {
       ("failure-kind", po::value(&failure_kind)->default_value(failure_kind), "http_500, http_503, http_429 or reset_mid_stream")
       ("log-level", po::value<std::string>()->default_value("info"), "trace, debug, info, warn, error");
   po::variables_map vm;
-  try {
-    po::store(po::command_line_parser(argc, argv).options(opts).run(), vm);
-    po::notify(vm);
-  } catch (const po::error& e) {
-    std::cerr << "spillwayd sim: " << e.what() << "\n\n" << opts << "\n";
-    return 2;
-  }
-  if (vm.count("help")) {
-    std::cout << opts << "\n";
-    return 0;
-  }
-  if (!setLogLevel(vm["log-level"].as<std::string>())) {
-    std::cerr << "spillwayd sim: unknown log level\n";
-    return 2;
-  }
+  if (auto code = parseCommandLine("spillwayd sim", argc, argv, opts, vm)) return *code;
   p.set_profile(profile_name);
   p.set_prefill_base_ms(prefill_base_ms);
   p.set_prefill_per_token_us(prefill_per_token_us);
@@ -160,24 +169,10 @@ int runEngine(int argc, char** argv) {
       ("print-default-config", "print the embedded default config and exit")
       ("log-level", po::value<std::string>()->default_value("info"), "trace, debug, info, warn, error");
   po::variables_map vm;
-  try {
-    po::store(po::command_line_parser(argc, argv).options(opts).run(), vm);
-    po::notify(vm);
-  } catch (const po::error& e) {
-    std::cerr << "spillwayd: " << e.what() << "\n\n" << opts << "\n";
-    return 2;
-  }
-  if (vm.count("help")) {
-    std::cout << opts << "\n";
-    return 0;
-  }
+  if (auto code = parseCommandLine("spillwayd", argc, argv, opts, vm)) return *code;
   if (vm.count("print-default-config")) {
     std::cout << config::defaultConfigYaml();
     return 0;
-  }
-  if (!setLogLevel(vm["log-level"].as<std::string>())) {
-    std::cerr << "spillwayd: unknown --log-level\n";
-    return 2;
   }
   if (vm.count("check-config")) {
     auto r = config::loadYamlFile(check_file);

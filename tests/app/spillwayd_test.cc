@@ -119,19 +119,7 @@ backends:
 )");
   Daemon d;
   QVERIFY(d.start({"--config", QString::fromStdString(cfg)}));
-  std::promise<void> first;
-  bool once = false;
-  auto stream = std::async(std::launch::async, [&] {
-    return streamRequest(d.port, "/v1/chat/completions",
-                         R"({"model":"m","stream":true,"messages":[{"role":"user","content":"x"}]})", 30s,
-                         [&](const SseEvent&) {
-                           if (!once) {
-                             once = true;
-                             first.set_value();
-                           }
-                         });
-  });
-  first.get_future().wait();
+  auto stream = startStream(d.port, "/v1/chat/completions", R"({"model":"m","stream":true,"messages":[{"role":"user","content":"x"}]})");
   ::kill(static_cast<pid_t>(d.proc.processId()), SIGTERM);
   auto r = stream.get();
   QVERIFY2(r.complete && r.sawDone(), r.error.c_str());

@@ -10,6 +10,8 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <atomic>
+#include <memory>
 #include <thread>
 
 namespace spillway::testing {
@@ -25,6 +27,18 @@ using Clock = std::chrono::steady_clock;
 namespace {
 
 tcp::endpoint loopback(uint16_t port) { return {net::ip::make_address("127.0.0.1"), port}; }
+
+// Response headers with lower-cased names.
+template <typename Message>
+std::map<std::string, std::string> lowerCaseHeaders(const Message& m) {
+  std::map<std::string, std::string> out;
+  for (const auto& f : m) {
+    std::string name(f.name_string());
+    for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    out[name] = std::string(f.value());
+  }
+  return out;
+}
 
 template <typename Fn>
 void runBounded(Fn&& fn, std::chrono::milliseconds timeout) {
@@ -64,11 +78,7 @@ HttpResult httpRequest(uint16_t port, const std::string& method, const std::stri
         co_await http::async_read(s, buf, p, net::redirect_error(use_awaitable, ec));
         if (p.is_header_done()) {
           out.status = p.get().result_int();
-          for (const auto& f : p.get()) {
-            std::string name(f.name_string());
-            for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-            out.headers[name] = std::string(f.value());
-          }
+          out.headers = lowerCaseHeaders(p.get());
           out.body = p.get().body();
         }
         if (ec) out.error = "read: " + ec.message();
@@ -111,11 +121,7 @@ StreamResult streamRequest(uint16_t port, const std::string& target, const std::
           co_return;
         }
         out.status = p.get().result_int();
-        for (const auto& f : p.get()) {
-          std::string name(f.name_string());
-          for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-          out.headers[name] = std::string(f.value());
-        }
+        out.headers = lowerCaseHeaders(p.get());
         std::string pending;
         char chunk[8192];
         while (!p.is_done()) {
@@ -143,6 +149,22 @@ StreamResult streamRequest(uint16_t port, const std::string& target, const std::
       },
       timeout);
   return out;
+}
+
+std::future<StreamResult> startStream(uint16_t port, const std::string& target, const std::string& body,
+                                      std::chrono::milliseconds timeout) {
+  auto started = std::make_shared<std::promise<void>>();
+  auto fired = std::make_shared<std::atomic<bool>>(false);
+  auto signal = [started, fired] {
+    if (!fired->exchange(true)) started->set_value();
+  };
+  auto result = std::async(std::launch::async, [=] {
+    auto r = streamRequest(port, target, body, timeout, [&](const SseEvent&) { signal(); });
+    signal();
+    return r;
+  });
+  started->get_future().wait();
+  return result;
 }
 
 RawResult rawExchange(uint16_t port, std::string_view bytes, std::chrono::milliseconds timeout) {

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <future>
 #include <map>
 #include <string>
 #include <string_view>
@@ -57,6 +58,12 @@ struct StreamResult {
 StreamResult streamRequest(uint16_t port, const std::string& target, const std::string& body,
                            std::chrono::milliseconds timeout = 30s,
                            const std::function<void(const SseEvent&)>& on_event = {});
+
+// Starts a streaming request on another thread and returns once its first
+// event has arrived (or the stream ended without one); the future yields the
+// whole result.
+std::future<StreamResult> startStream(uint16_t port, const std::string& target, const std::string& body,
+                                      std::chrono::milliseconds timeout = 30s);
 
 // Sends raw bytes and returns everything received until the peer closes
 // or `timeout` passes (then `timed_out` is set).

@@ -182,17 +182,7 @@ void ConfigLifecycleTest::rollbackRestoresAnEarlierVersion() {
 
 void ConfigLifecycleTest::inFlightStreamFinishesOnTheOldConfig() {
   auto engine = start(cfg(kSlowStream));
-  std::promise<void> started;
-  bool once = false;
-  auto stream = std::async(std::launch::async, [&] {
-    return streamRequest(engine->port(), "/v1/chat/completions", kStream, 30s, [&](const SseEvent&) {
-      if (!once) {
-        once = true;
-        started.set_value();
-      }
-    });
-  });
-  started.get_future().wait();
+  auto stream = startStream(engine->port(), "/v1/chat/completions", kStream);
   // Replace the backend serving the stream with a different one.
   auto next = cfg(R"(  - name: z
     url: sim://z
@@ -210,17 +200,7 @@ void ConfigLifecycleTest::inFlightStreamFinishesOnTheOldConfig() {
 void ConfigLifecycleTest::listenerMovesWithoutDroppingAcceptedConnections() {
   auto engine = start(cfg(kSlowStream));
   const uint16_t old_port = engine->port();
-  std::promise<void> started;
-  bool once = false;
-  auto stream = std::async(std::launch::async, [&] {
-    return streamRequest(old_port, "/v1/chat/completions", kStream, 30s, [&](const SseEvent&) {
-      if (!once) {
-        once = true;
-        started.set_value();
-      }
-    });
-  });
-  started.get_future().wait();
+  auto stream = startStream(old_port, "/v1/chat/completions", kStream);
   const uint16_t wanted = closedPort();
   auto moved = engine->config();
   moved.mutable_server()->set_listen("127.0.0.1:" + std::to_string(wanted));

@@ -198,19 +198,7 @@ void GatewayErrorsTest::allBackendsAtTheirLimitIs503Busy() {
     max_concurrency: 1
     sim: {profile: instant, inter_token_ms: 20, min_output_tokens: 30, max_output_tokens: 30}
 )");
-  std::promise<void> started;
-  bool once = false;
-  auto stream = std::async(std::launch::async, [&] {
-    return streamRequest(engine->port(), "/v1/chat/completions",
-                         R"({"model":"small","stream":true,"messages":[{"role":"user","content":"x"}]})", 30s,
-                         [&](const SseEvent&) {
-                           if (!once) {
-                             once = true;
-                             started.set_value();
-                           }
-                         });
-  });
-  started.get_future().wait();
+  auto stream = startStream(engine->port(), "/v1/chat/completions", R"({"model":"small","stream":true,"messages":[{"role":"user","content":"x"}]})");
   auto r = postJson(engine->port(), "/v1/chat/completions", kChat);
   QCOMPARE(r.status, 503);
   QCOMPARE(str(errorOf(r)["code"]), "server_busy");

@@ -239,17 +239,7 @@ void GatewayTest::drainLetsInFlightStreamsFinish() {
     models: [small]
     sim: {profile: instant, inter_token_ms: 20, min_output_tokens: 25, max_output_tokens: 25}
 )");
-  std::promise<void> first_event;
-  bool signalled = false;
-  auto stream = std::async(std::launch::async, [&] {
-    return streamRequest(engine->port(), "/v1/chat/completions", kStreamChat, 30s, [&](const SseEvent&) {
-      if (!signalled) {
-        signalled = true;
-        first_event.set_value();
-      }
-    });
-  });
-  first_event.get_future().wait();
+  auto stream = startStream(engine->port(), "/v1/chat/completions", kStreamChat);
   QVERIFY(engine->drain(10s));
   auto r = stream.get();
   QVERIFY(r.complete);
