@@ -75,7 +75,10 @@ struct MetricKeyHash {
 
 // Per-worker state: only its own thread touches it.
 struct Gateway::Worker {
-  std::unordered_map<uint64_t, std::unique_ptr<upstream::ConnectionPool>> pools;  // by backend id
+  // By backend id. Shared so a request keeps its pool even if a config
+  // reload prunes it meanwhile; the pool then closes with the request.
+  std::unordered_map<uint64_t, std::shared_ptr<upstream::ConnectionPool>> pools;
+  std::weak_ptr<const RouteTable> pools_for;  // the table `pools` was last pruned against
   openai::RequestParser parser;
   // Metric children looked up once per label set; afterwards updates are
   // lock-free atomics.
@@ -92,10 +95,22 @@ struct Gateway::Worker {
     return *slot;
   }
 
-  upstream::ConnectionPool& pool(const upstream::BackendPtr& b, size_t max_idle) {
+  std::shared_ptr<upstream::ConnectionPool> pool(const upstream::BackendPtr& b, size_t max_idle) {
     auto& p = pools[b->id()];
-    if (!p) p = std::make_unique<upstream::ConnectionPool>(b, max_idle);
-    return *p;
+    if (!p) p = std::make_shared<upstream::ConnectionPool>(b, max_idle);
+    return p;
+  }
+
+  // After a reload, drops the pools (and their idle connections, and the
+  // backends they keep alive) of backends the new table no longer has.
+  void prunePools(const RouteTablePtr& routes) {
+    if (pools_for.lock() == routes) return;
+    pools_for = routes;
+    for (auto it = pools.begin(); it != pools.end();) {
+      bool live = false;
+      for (const auto& b : routes->backends) live |= b->id() == it->first;
+      it = live ? std::next(it) : pools.erase(it);
+    }
   }
 };
 
@@ -493,6 +508,7 @@ awaitable<bool> Gateway::proxy(Worker& w, beast::tcp_stream& client, Request& re
   auto& pr = std::get<openai::ParsedRequest>(parsed);
 
   RouteTablePtr routes = this->routes();
+  w.prunePools(routes);
   pool = routes->find(pr.model);
   if (!pool) {
     // Unknown models are not a label value: clients choose them freely.
@@ -529,7 +545,8 @@ awaitable<bool> Gateway::proxy(Worker& w, beast::tcp_stream& client, Request& re
     const upstream::Backend& b = *pick.backend;
     backend = &b;
     backend_name = b.name();
-    auto& cpool = w.pool(pick.backend, max_idle);
+    std::shared_ptr<upstream::ConnectionPool> pool_ref = w.pool(pick.backend, max_idle);
+    upstream::ConnectionPool& cpool = *pool_ref;
 
     for (int fresh_try = 0; fresh_try < 2; ++fresh_try) {
       upstream::ConnectionPtr conn = cpool.takeIdle();

@@ -299,4 +299,27 @@ void ConfigLifecycleTest::noRequestLostAcrossTwentyApplies() {
   QCOMPARE(engine->configHistory(100).size(), size_t{21});
 }
 
+void ConfigLifecycleTest::removedBackendsAreReleased() {
+  // After a backend leaves the config and its requests are done, nothing
+  // keeps it alive: not the workers' pooled connections to it, not its
+  // in-process simulator, whose port then stops accepting.
+  auto engine = start(cfg(kTwo));
+  for (int i = 0; i < 4; ++i) QCOMPARE(postJson(engine->port(), "/v1/chat/completions", kChat).status, 200);
+  uint16_t sim_b_port = 0;
+  for (const auto& b : engine->backends()) {
+    if (b.name == "b") sim_b_port = static_cast<uint16_t>(std::stoi(b.url.substr(b.url.rfind(':') + 1)));
+  }
+  QVERIFY(sim_b_port != 0);
+  QCOMPARE(httpRequest(sim_b_port, "GET", "/healthz").status, 200);
+  auto only_a = engine->config();
+  only_a.mutable_backends()->DeleteSubrange(1, 1);
+  only_a.mutable_pools(0)->mutable_backends()->RemoveLast();
+  QVERIFY(engine->applyConfig(only_a, {"t", "drop b", -1}).ok());
+  QVERIFY(engine->simulator("b") == nullptr);
+  // Requests after the reload prune the old pools on every worker (new
+  // connections are spread over the workers).
+  for (int i = 0; i < 8; ++i) QCOMPARE(postJson(engine->port(), "/v1/chat/completions", kChat).status, 200);
+  QVERIFY(waitFor([&] { return httpRequest(sim_b_port, "GET", "/healthz", "", {}, 1s).status == 0; }));
+}
+
 QTEST_APPLESS_MAIN(ConfigLifecycleTest)

@@ -22,4 +22,5 @@ class ConfigLifecycleTest : public QObject {
   void drainedBackendGetsNoNewRequests();
   void versionsSurviveARestart();
   void noRequestLostAcrossTwentyApplies();
+  void removedBackendsAreReleased();
 };
