@@ -2,6 +2,9 @@
 # packages first (installer/debian-deps.sh), then configure and build with the
 # CMake preset named by PRESET (release by default).
 PRESET ?= release
+# ccache hits across clones in other folders (CI builds a fresh clone).
+export CCACHE_BASEDIR := $(CURDIR)
+export CCACHE_NOHASHDIR := true
 BUILD  := build/$(PRESET)
 JOBS   ?= $(shell nproc)
 

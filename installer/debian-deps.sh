@@ -14,7 +14,7 @@ packages=(
   libsqlite3-dev
   libgrpc++-dev protobuf-compiler-grpc
   # console and Qt Test
-  qt6-base-dev qt6-charts-dev
+  qt6-base-dev qt6-charts-dev libqt6opengl6-dev
   # tests: real clients and validators, a display for the console
   curl openssl prometheus xvfb xauth
   # benchmarks: nginx as the reference proxy, python3 runs the suite

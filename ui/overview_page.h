@@ -1,0 +1,48 @@
+// The Overview page: KPI tiles and live charts (throughput by outcome,
+// latency p50/p99) over the last five minutes, fed one snapshot at a time.
+// Each chart is refreshed with one QXYSeries::replace() from a preallocated
+// buffer per snapshot, never one append per point.
+#pragma once
+
+#include <QWidget>
+#include <deque>
+
+#include "spillway/v1/control.pb.h"
+
+class QGridLayout;
+class QLabel;
+class QLineSeries;
+class QValueAxis;
+class QChart;
+
+namespace spillway::ui {
+
+class OverviewPage final : public QWidget {
+  Q_OBJECT
+ public:
+  explicit OverviewPage(QWidget* parent = nullptr);
+
+  // The tile texts, by name ("rps", "success", "p99", "ttft", "backends", "in_flight").
+  QString tileText(const QString& name) const;
+  int pointCount() const { return static_cast<int>(points_.size()); }
+
+ public slots:
+  void showSnapshot(const spillway::v1::MetricsSnapshot& snapshot);
+
+ private:
+  struct Point {
+    double t_s;
+    double ok_per_s, errors_per_s, p50_ms, p99_ms;
+  };
+  QLabel* addTile(QGridLayout* grid, int index, const QString& name, const QString& title);
+  void redraw();
+
+  std::map<QString, QLabel*> tiles_;
+  std::deque<Point> points_;  // the last kWindow seconds
+  QLineSeries *ok_, *errors_, *p50_, *p99_;
+  QValueAxis *throughput_x_, *throughput_y_, *latency_x_, *latency_y_;
+  int64_t first_ts_ms_ = 0;
+  static constexpr double kWindowSeconds = 300;
+};
+
+}  // namespace spillway::ui
