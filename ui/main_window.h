@@ -18,6 +18,7 @@ namespace spillway::ui {
 class OverviewPage;
 class BackendsPage;
 class PoliciesPage;
+class FleetPage;
 
 class MainWindow final : public QMainWindow {
   Q_OBJECT
@@ -28,6 +29,7 @@ class MainWindow final : public QMainWindow {
   OverviewPage* overview() { return overview_; }
   BackendsPage* backends() { return backends_; }
   PoliciesPage* policies() { return policies_; }
+  FleetPage* fleet() { return fleet_; }
   void showPage(int index);
   int pageCount() const;
   QString pageName(int index) const;
@@ -47,6 +49,7 @@ class MainWindow final : public QMainWindow {
   OverviewPage* overview_;
   BackendsPage* backends_;
   PoliciesPage* policies_;
+  FleetPage* fleet_;
   QTimer* timer_;
   QToolBar* toolbar_;
 };

@@ -16,7 +16,15 @@
 #include <atomic>
 #include <thread>
 
+#include <QSettings>
+#include <QSignalSpy>
+#include <QStandardPaths>
+#include <google/protobuf/util/json_util.h>
+
+#include "control/auth.h"
+#include "control/control_server.h"
 #include "support/test_config.h"
+#include "ui/fleet_page.h"
 #include "support/test_http.h"
 #include "ui/backends_page.h"
 #include "ui/overview_page.h"
@@ -40,6 +48,15 @@ const char* kTwo = R"(  - name: a
 const std::string kChat = R"({"model":"m","messages":[{"role":"user","content":"hi"}]})";
 
 }  // namespace
+
+void ConsoleTest::initTestCase() {
+  // Settings and the fleet token file go to test locations, not the user's.
+  QStandardPaths::setTestModeEnabled(true);
+  QCoreApplication::setOrganizationName("SpillwayTest");
+  QCoreApplication::setApplicationName("console_test");
+  QSettings().clear();
+  QFile::remove(ui::FleetPage::tokenFilePath());
+}
 
 void ConsoleTest::init() {
   auto e = Engine::start(configFromYaml(engineYaml(kTwo)), EngineOptions{"", "test", false});
@@ -180,6 +197,76 @@ void ConsoleTest::staysResponsiveUnderLoad() {
   stop = true;
   for (auto& t : load) t.join();
   QVERIFY2(worst_ms < 500, qPrintable(QString("a UI turn took %1 ms").arg(worst_ms)));
+}
+
+void ConsoleTest::fleetShowsRemoteEnginesAndPushesCanaryFirst() {
+  // Two remote engines with their control planes on loopback; on "west" the
+  // console's token is only a viewer, so applying there must fail.
+  struct Remote {
+    std::unique_ptr<Engine> engine;
+    std::unique_ptr<control::ControlServer> server;
+  };
+  auto remote = [](const std::string& role) {
+    Remote r;
+    auto yaml = engineYaml(kTwo, "control:\n  listen: 127.0.0.1:0\n  tokens:\n    - {name: console, role: " + role +
+                                     ", sha256: " + control::TokenAuthority::sha256Hex("fleet-token") + "}\n");
+    r.engine = std::move(*Engine::start(configFromYaml(yaml), EngineOptions{"", "test", false}));
+    r.server = std::move(*control::ControlServer::start(*r.engine, {r.engine->config().control(), ""}));
+    return r;
+  };
+  Remote east = remote("operator"), west = remote("viewer");
+  auto* fleet = window_->fleet();
+  QSignalSpy refreshed(fleet, &ui::FleetPage::refreshed);
+  for (auto [name, r] : {std::pair{"east", &east}, std::pair{"west", &west}}) {
+    ui::RemoteEngine e;
+    e.name = name;
+    e.options.address = "127.0.0.1:" + std::to_string(r->server->port());
+    e.options.token = "fleet-token";
+    fleet->addEngine(e);
+  }
+  QTRY_VERIFY_WITH_TIMEOUT(fleet->model()->state("east") && fleet->model()->state("west") &&
+                               fleet->model()->state("east")->reachable && fleet->model()->state("west")->reachable,
+                           10000);
+  QCOMPARE(fleet->model()->rowCount(), 2);
+  QVERIFY(fleet->model()->state("east")->detail.contains("ready"));
+  // The token is in a file only the user can read, not in the settings.
+  QFile tokens(ui::FleetPage::tokenFilePath());
+  QVERIFY(tokens.exists());
+  QCOMPARE(tokens.permissions() & (QFile::ReadGroup | QFile::ReadOther), QFileDevice::Permissions());
+  QVERIFY(!QSettings().allKeys().join(",").contains("token"));
+
+  auto view = control::LocalEngineClient(*east.engine, "t").getConfig();
+  std::string json;
+  google::protobuf::util::JsonPrintOptions o;
+  o.preserve_proto_field_names = true;
+  (void)google::protobuf::util::MessageToJsonString(view->config(), &json, o);
+  QString yaml = QString::fromStdString(json);
+  QVERIFY(yaml.contains("\"weight\":1"));
+  yaml.replace(yaml.indexOf("\"weight\":1"), 10, "\"weight\":4");
+
+  // An invalid config goes nowhere.
+  auto bad = fleet->push("backends: [{name: x, url: 'htp://y', models: [m]}]", "bad", {"east", "west"});
+  QCOMPARE(bad.size(), size_t{2});
+  QVERIFY(!bad[0].applied && !bad[1].applied);
+  QVERIFY(bad[0].detail.contains("unsupported scheme"));
+  QCOMPARE(east.engine->configHistory().size(), size_t{1});
+
+  // Canary east applies; west refuses (viewer token); the push stops there.
+  auto results = fleet->push(yaml, "fleet change", {"east", "west"});
+  QCOMPARE(results.size(), size_t{2});
+  QVERIFY2(results[0].applied, qPrintable(results[0].detail));
+  QCOMPARE(east.engine->config().backends(0).weight(), 4u);
+  QVERIFY(!results[1].applied);
+  QVERIFY2(results[1].detail.contains("operator role"), qPrintable(results[1].detail));
+  QCOMPARE(west.engine->config().backends(0).weight(), 1u);
+
+  // West as canary: it fails first, so east is not touched again.
+  auto again = fleet->push(yaml.replace("\"weight\":4", "\"weight\":5"), "second", {"west", "east"});
+  QVERIFY(!again[0].applied && !again[1].applied);
+  QVERIFY(again[1].detail.contains("skipped"));
+  QCOMPARE(east.engine->config().backends(0).weight(), 4u);
+  fleet->removeEngine("east");
+  fleet->removeEngine("west");
 }
 
 QTEST_MAIN(ConsoleTest)

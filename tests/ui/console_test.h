@@ -17,6 +17,7 @@
 class ConsoleTest : public QObject {
   Q_OBJECT
  private slots:
+  void initTestCase();
   void init();
   void cleanup();
   void backendsModelPassesTheModelTester();
@@ -26,6 +27,7 @@ class ConsoleTest : public QObject {
   void rollbackFromTheHistory();
   void overviewShowsLiveTraffic();
   void staysResponsiveUnderLoad();
+  void fleetShowsRemoteEnginesAndPushesCanaryFirst();
 
  private:
   std::unique_ptr<spillway::Engine> engine_;

@@ -1,0 +1,376 @@
+#include "ui/fleet_page.h"
+
+#include <QDialog>
+#include <QDialogButtonBox>
+#include <QDir>
+#include <QFile>
+#include <QFileDialog>
+#include <QFormLayout>
+#include <QHBoxLayout>
+#include <QHeaderView>
+#include <QInputDialog>
+#include <QJsonDocument>
+#include <QJsonObject>
+#include <QLineEdit>
+#include <QPlainTextEdit>
+#include <QApplication>
+#include <QPointer>
+#include <QPushButton>
+#include <QSettings>
+#include <QStandardPaths>
+#include <QTableView>
+#include <QTimer>
+#include <QVBoxLayout>
+#include <thread>
+
+namespace spillway::ui {
+
+namespace {
+
+template <typename S>
+QString qs(const S& s) {
+  return QString::fromUtf8(s.data(), static_cast<qsizetype>(s.size()));
+}
+
+QJsonObject readTokens() {
+  QFile f(FleetPage::tokenFilePath());
+  if (!f.open(QIODevice::ReadOnly)) return {};
+  return QJsonDocument::fromJson(f.readAll()).object();
+}
+
+void writeTokens(const QJsonObject& tokens) {
+  const QString path = FleetPage::tokenFilePath();
+  QDir().mkpath(QFileInfo(path).path());
+  QFile f(path);
+  // Restrict before writing, so the token never sits in a readable file.
+  if (!f.open(QIODevice::WriteOnly | QIODevice::Truncate)) return;
+  f.setPermissions(QFile::ReadOwner | QFile::WriteOwner);
+  f.write(QJsonDocument(tokens).toJson());
+}
+
+}  // namespace
+
+// ---- model -------------------------------------------------------------------
+
+void FleetModel::setEngines(const std::vector<RemoteEngine>& engines) {
+  beginResetModel();
+  engines_ = engines;
+  endResetModel();
+}
+
+void FleetModel::setState(const QString& name, const RemoteState& state) {
+  states_[name] = state;
+  for (int r = 0; r < rowCount(); ++r) {
+    if (engines_[static_cast<size_t>(r)].name == name) emit dataChanged(index(r, 0), index(r, kColumnCount - 1));
+  }
+}
+
+const RemoteState* FleetModel::state(const QString& name) const {
+  auto it = states_.find(name);
+  return it == states_.end() ? nullptr : &it->second;
+}
+
+int FleetModel::rowCount(const QModelIndex& parent) const {
+  return parent.isValid() ? 0 : static_cast<int>(engines_.size());
+}
+int FleetModel::columnCount(const QModelIndex& parent) const { return parent.isValid() ? 0 : kColumnCount; }
+
+QVariant FleetModel::data(const QModelIndex& index, int role) const {
+  if (!index.isValid() || index.row() >= rowCount() || role != Qt::DisplayRole) return {};
+  const auto& e = engines_[static_cast<size_t>(index.row())];
+  const RemoteState* s = state(e.name);
+  switch (index.column()) {
+    case kName: return e.name;
+    case kAddress: return qs(e.options.address) + (e.options.tls || !e.options.ca_file.empty() ? " (TLS)" : "");
+    case kStatus: return s ? s->detail : tr("checking…");
+    case kConfig: return s && s->reachable ? QString("v%1").arg(s->config_version) : QString();
+    case kRps: return s && s->reachable ? QString::number(s->rps, 'f', 1) : QString();
+    case kErrors: return s && s->reachable ? QString("%1 %").arg(s->error_rate * 100, 0, 'f', 1) : QString();
+    case kP99: return s && s->reachable ? QString("%1 ms").arg(s->p99_ms, 0, 'f', 0) : QString();
+    default: return {};
+  }
+}
+
+QVariant FleetModel::headerData(int section, Qt::Orientation orientation, int role) const {
+  if (orientation != Qt::Horizontal || role != Qt::DisplayRole) return {};
+  static const char* kNames[] = {"Engine", "Address", "Status", "Config", "Req/s", "Errors", "p99"};
+  return section >= 0 && section < kColumnCount ? QString(kNames[section]) : QVariant();
+}
+
+// ---- page --------------------------------------------------------------------
+
+QString FleetPage::tokenFilePath() {
+  return QDir(QStandardPaths::writableLocation(QStandardPaths::AppConfigLocation)).filePath("fleet-tokens.json");
+}
+
+FleetPage::FleetPage(QWidget* parent)
+    : QWidget(parent), model_(new FleetModel(this)), view_(new QTableView(this)), results_(new QPlainTextEdit(this)) {
+  view_->setModel(model_);
+  view_->setSelectionBehavior(QAbstractItemView::SelectRows);
+  view_->setSelectionMode(QAbstractItemView::ExtendedSelection);
+  view_->horizontalHeader()->setStretchLastSection(true);
+  view_->verticalHeader()->hide();
+  results_->setReadOnly(true);
+  results_->setPlaceholderText(tr("Push results appear here, engine by engine"));
+
+  auto* add = new QPushButton(tr("&Add engine…"), this);
+  auto* remove = new QPushButton(tr("Remove"), this);
+  auto* refresh = new QPushButton(tr("Refresh"), this);
+  auto* push_button = new QPushButton(tr("&Push config to selected…"), this);
+  push_button->setToolTip(tr("Validate on every selected engine, then apply one by one (the first is the canary)"));
+  QObject::connect(refresh, &QPushButton::clicked, this, &FleetPage::refreshNow);
+  QObject::connect(add, &QPushButton::clicked, this, [this] {
+    QDialog d(this);
+    d.setWindowTitle(tr("Add a remote engine"));
+    auto* name = new QLineEdit(&d);
+    auto* address = new QLineEdit("127.0.0.1:50051", &d);
+    auto* token = new QLineEdit(&d);
+    token->setEchoMode(QLineEdit::Password);
+    auto* ca = new QLineEdit(&d);
+    ca->setPlaceholderText(tr("PEM file to trust (enables TLS); empty for plaintext loopback"));
+    auto* server_name = new QLineEdit(&d);
+    auto* form = new QFormLayout(&d);
+    form->addRow(tr("Name"), name);
+    form->addRow(tr("Control address"), address);
+    form->addRow(tr("Token"), token);
+    form->addRow(tr("CA / certificate"), ca);
+    form->addRow(tr("Server name"), server_name);
+    auto* box = new QDialogButtonBox(QDialogButtonBox::Ok | QDialogButtonBox::Cancel, &d);
+    form->addRow(box);
+    QObject::connect(box, &QDialogButtonBox::accepted, &d, &QDialog::accept);
+    QObject::connect(box, &QDialogButtonBox::rejected, &d, &QDialog::reject);
+    if (d.exec() != QDialog::Accepted || name->text().isEmpty()) return;
+    RemoteEngine e;
+    e.name = name->text();
+    e.options.address = address->text().toStdString();
+    e.options.token = token->text().toStdString();
+    e.options.ca_file = ca->text().toStdString();
+    e.options.server_name = server_name->text().toStdString();
+    addEngine(e);
+  });
+  QObject::connect(remove, &QPushButton::clicked, this, [this] {
+    for (const auto& idx : view_->selectionModel()->selectedRows()) removeEngine(model_->data(idx, Qt::DisplayRole).toString());
+  });
+  QObject::connect(push_button, &QPushButton::clicked, this, [this] {
+    QStringList names;
+    for (const auto& idx : view_->selectionModel()->selectedRows()) names << model_->data(idx, Qt::DisplayRole).toString();
+    if (names.isEmpty()) {
+      emit message(tr("Select the engines to push to (the first selected is the canary)."));
+      return;
+    }
+    const QString file = QFileDialog::getOpenFileName(this, tr("Config to push"), {}, tr("YAML (*.yaml *.yml *.json)"));
+    if (file.isEmpty()) return;
+    QFile f(file);
+    if (!f.open(QIODevice::ReadOnly)) return;
+    const QString yaml = QString::fromUtf8(f.readAll());
+    const QString comment = QInputDialog::getText(this, tr("Push"), tr("Why this change"));
+    results_->setPlainText(tr("Pushing to %1…").arg(names.join(", ")));
+    // Off the UI thread, on a copy of the engine list; the result comes back
+    // to the UI thread, where the page is checked to still exist.
+    startWorker([self = QPointer<FleetPage>(this), engines = engines_, yaml, comment, names] {
+      auto results = pushTo(engines, yaml, comment, names);
+      QString text;
+      for (const auto& r : results) {
+        text += QString("%1: %2\n%3\n\n").arg(r.engine, r.applied ? tr("applied, now v%1").arg(r.version) : tr("NOT applied"), r.detail);
+      }
+      QMetaObject::invokeMethod(qApp, [self, text] {
+        if (self) self->results_->setPlainText(text);
+      }, Qt::QueuedConnection);
+    });
+  });
+
+  auto* timer = new QTimer(this);
+  timer->setInterval(5000);
+  QObject::connect(timer, &QTimer::timeout, this, [this] {
+    if (isVisible() && !engines_.empty()) refreshNow();
+  });
+  timer->start();
+
+  auto* buttons = new QHBoxLayout;
+  buttons->addWidget(add);
+  buttons->addWidget(remove);
+  buttons->addWidget(refresh);
+  buttons->addStretch(1);
+  buttons->addWidget(push_button);
+  auto* layout = new QVBoxLayout(this);
+  layout->addLayout(buttons);
+  layout->addWidget(view_, 2);
+  layout->addWidget(results_, 1);
+  load();
+}
+
+FleetPage::~FleetPage() {
+  // Calls carry 3 s deadlines, so this waits at most about that long.
+  for (auto& w : workers_) w.thread.join();
+}
+
+template <typename Fn>
+void FleetPage::startWorker(Fn fn) {
+  for (auto it = workers_.begin(); it != workers_.end();) {
+    if (it->done->load()) {
+      it->thread.join();
+      it = workers_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  auto done = std::make_shared<std::atomic<bool>>(false);
+  workers_.push_back({std::thread([fn = std::move(fn), done] {
+                        fn();
+                        done->store(true);
+                      }),
+                      done});
+}
+
+std::unique_ptr<control::GrpcEngineClient> FleetPage::connect(const RemoteEngine& e) {
+  auto opts = e.options;
+  opts.timeout = std::chrono::milliseconds(3000);
+  auto c = control::GrpcEngineClient::connect(opts);
+  return c.ok() ? std::move(*c) : nullptr;
+}
+
+void FleetPage::addEngine(const RemoteEngine& engine) {
+  removeEngine(engine.name);
+  engines_.push_back(engine);
+  save();
+  model_->setEngines(engines_);
+  refreshNow();
+}
+
+void FleetPage::removeEngine(const QString& name) {
+  auto it = std::remove_if(engines_.begin(), engines_.end(), [&](const RemoteEngine& e) { return e.name == name; });
+  if (it == engines_.end()) return;
+  engines_.erase(it, engines_.end());
+  save();
+  model_->setEngines(engines_);
+}
+
+void FleetPage::load() {
+  QSettings s;
+  const QJsonObject tokens = readTokens();
+  const int n = s.beginReadArray("fleet");
+  for (int i = 0; i < n; ++i) {
+    s.setArrayIndex(i);
+    RemoteEngine e;
+    e.name = s.value("name").toString();
+    e.options.address = s.value("address").toString().toStdString();
+    e.options.ca_file = s.value("ca").toString().toStdString();
+    e.options.server_name = s.value("server_name").toString().toStdString();
+    e.options.tls = s.value("tls").toBool();
+    e.options.token = tokens.value(e.name).toString().toStdString();
+    engines_.push_back(e);
+  }
+  s.endArray();
+  model_->setEngines(engines_);
+}
+
+void FleetPage::save() const {
+  QSettings s;
+  QJsonObject tokens;
+  s.beginWriteArray("fleet", static_cast<int>(engines_.size()));
+  for (size_t i = 0; i < engines_.size(); ++i) {
+    const auto& e = engines_[i];
+    s.setArrayIndex(static_cast<int>(i));
+    s.setValue("name", e.name);
+    s.setValue("address", qs(e.options.address));
+    s.setValue("ca", qs(e.options.ca_file));
+    s.setValue("server_name", qs(e.options.server_name));
+    s.setValue("tls", e.options.tls);
+    tokens.insert(e.name, qs(e.options.token));
+  }
+  s.endArray();
+  writeTokens(tokens);
+}
+
+void FleetPage::refreshNow() {
+  startWorker([self = QPointer<FleetPage>(this), engines = engines_] {
+    std::vector<std::pair<QString, RemoteState>> states;
+    for (const auto& e : engines) {
+      RemoteState st;
+      auto c = FleetPage::connect(e);
+      auto status = c ? c->status() : absl::UnavailableError("bad address");
+      if (!status.ok()) {
+        st.detail = tr("unreachable: %1").arg(qs(status.status().message()));
+      } else {
+        st.reachable = true;
+        st.config_version = status->config_version();
+        st.detail = tr("%1, %2, backends %3/%4")
+                        .arg(qs(status->version()), status->ready() ? tr("ready") : tr("NOT READY"))
+                        .arg(status->backends_available())
+                        .arg(status->backends_total());
+        if (auto snap = c->snapshot(); snap.ok()) {
+          st.rps = snap->requests_per_second();
+          st.error_rate = snap->error_rate();
+          st.p99_ms = snap->latency_p99_seconds() * 1e3;
+        }
+      }
+      states.emplace_back(e.name, st);
+    }
+    QMetaObject::invokeMethod(
+        qApp,
+        [self, states] {
+          if (!self) return;
+          for (const auto& [name, st] : states) self->model_->setState(name, st);
+          emit self->refreshed();
+        },
+        Qt::QueuedConnection);
+  });
+}
+
+std::vector<FleetPage::PushResult> FleetPage::push(const QString& yaml, const QString& comment, const QStringList& names) {
+  return pushTo(engines_, yaml, comment, names);
+}
+
+std::vector<FleetPage::PushResult> FleetPage::pushTo(const std::vector<RemoteEngine>& engines_, const QString& yaml,
+                                                     const QString& comment, const QStringList& names) {
+  std::vector<PushResult> out;
+  std::vector<std::pair<RemoteEngine, std::unique_ptr<control::GrpcEngineClient>>> targets;
+  for (const auto& n : names) {
+    auto it = std::find_if(engines_.begin(), engines_.end(), [&](const RemoteEngine& e) { return e.name == n; });
+    if (it == engines_.end()) {
+      out.push_back({n, false, tr("no such engine")});
+      return out;
+    }
+    targets.emplace_back(*it, connect(*it));
+  }
+  v1::ConfigSource source;
+  source.set_yaml(yaml.toStdString());
+  source.set_file("pushed.yaml");
+  // 1. Validate and diff everywhere first: a config any engine refuses goes nowhere.
+  std::vector<int64_t> base(targets.size());
+  bool all_valid = true;
+  for (size_t i = 0; i < targets.size(); ++i) {
+    auto& [engine, client] = targets[i];
+    PushResult r{engine.name};
+    auto diff = client ? client->diffConfig(source) : absl::UnavailableError("bad address");
+    if (!diff.ok()) {
+      r.detail = tr("refused: %1").arg(qs(diff.status().message()));
+      all_valid = false;
+    } else {
+      base[i] = diff->against_version();
+      QStringList lines;
+      for (const auto& l : diff->lines()) lines << qs(l);
+      r.detail = lines.isEmpty() ? tr("no changes") : lines.join('\n');
+    }
+    out.push_back(r);
+  }
+  if (!all_valid) return out;
+  // 2. Apply one by one, canary first; stop at the first failure.
+  for (size_t i = 0; i < targets.size(); ++i) {
+    v1::ApplyConfigRequest req;
+    *req.mutable_source() = source;
+    req.set_comment(comment.toStdString());
+    req.set_base_version(base[i]);
+    auto r = targets[i].second->applyConfig(req);
+    if (!r.ok()) {
+      out[i].detail = tr("apply failed: %1").arg(qs(r.status().message()));
+      for (size_t j = i + 1; j < out.size(); ++j) out[j].detail = tr("skipped: an earlier engine failed");
+      break;
+    }
+    out[i].applied = true;
+    out[i].version = r->version();
+  }
+  return out;
+}
+
+}  // namespace spillway::ui
