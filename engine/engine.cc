@@ -376,6 +376,7 @@ EngineTotals Engine::totals() const {
   t.errors = g.errors;
   t.in_flight = impl_->gateway->inFlight();
   t.latency_buckets = std::move(g.latency_buckets);
+  t.latency_sum_seconds = g.latency_sum_seconds;
   t.ttft_buckets = std::move(g.ttft_buckets);
   return t;
 }
@@ -387,6 +388,8 @@ IntervalStats intervalStats(const EngineTotals& before, const EngineTotals& afte
   const uint64_t errors = after.errors - std::min(after.errors, before.errors);
   s.requests_per_second = static_cast<double>(requests) / seconds;
   s.error_rate = requests ? static_cast<double>(errors) / static_cast<double>(requests) : 0;
+  s.latency_mean_seconds =
+      requests ? std::max(0.0, after.latency_sum_seconds - before.latency_sum_seconds) / static_cast<double>(requests) : 0;
   static const std::vector<double> bounds = metrics::latencyBucketsSeconds();
   s.latency_p50_seconds = metrics::quantileOfDelta(bounds, before.latency_buckets, after.latency_buckets, 0.5);
   s.latency_p99_seconds = metrics::quantileOfDelta(bounds, before.latency_buckets, after.latency_buckets, 0.99);

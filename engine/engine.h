@@ -40,12 +40,14 @@ struct EngineTotals {
   uint64_t errors = 0;  // status >= 500 and broken responses
   int64_t in_flight = 0;
   std::vector<uint64_t> latency_buckets;  // cumulative; bounds metrics::latencyBucketsSeconds()
+  double latency_sum_seconds = 0;
   std::vector<uint64_t> ttft_buckets;
 };
 
 struct IntervalStats {
   double requests_per_second = 0;
   double error_rate = 0;  // errors / requests in the interval
+  double latency_mean_seconds = 0;
   double latency_p50_seconds = 0;
   double latency_p99_seconds = 0;
   double ttft_p95_seconds = 0;

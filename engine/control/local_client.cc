@@ -84,6 +84,7 @@ absl::StatusOr<v1::MetricsSnapshot> LocalEngineClient::snapshot() {
   out.set_requests_per_second(s.requests_per_second);
   out.set_error_rate(s.error_rate);
   out.set_in_flight(now.in_flight);
+  out.set_latency_mean_seconds(s.latency_mean_seconds);
   out.set_latency_p50_seconds(s.latency_p50_seconds);
   out.set_latency_p99_seconds(s.latency_p99_seconds);
   out.set_ttft_p95_seconds(s.ttft_p95_seconds);

@@ -390,8 +390,13 @@ Gateway::Gateway(RouteTablePtr routes, size_t workers, metrics::Registry& regist
 Gateway::~Gateway() = default;
 
 Gateway::Totals Gateway::totals() const {
-  return {requests_total_.load(std::memory_order_relaxed), errors_total_.load(std::memory_order_relaxed),
-          latency_all_.cumulativeCounts(), ttft_all_.cumulativeCounts()};
+  Totals t;
+  t.requests = requests_total_.load(std::memory_order_relaxed);
+  t.errors = errors_total_.load(std::memory_order_relaxed);
+  t.latency_buckets = latency_all_.cumulativeCounts();
+  t.latency_sum_seconds = latency_all_.sum();
+  t.ttft_buckets = ttft_all_.cumulativeCounts();
+  return t;
 }
 
 void Gateway::setRoutes(RouteTablePtr routes) { routes_.store(std::move(routes)); }

@@ -50,6 +50,7 @@ class Gateway {
     uint64_t requests = 0;
     uint64_t errors = 0;  // status >= 500, and responses broken mid-body
     std::vector<uint64_t> latency_buckets;  // cumulative, bounds latencyBucketsSeconds()
+    double latency_sum_seconds = 0;
     std::vector<uint64_t> ttft_buckets;
   };
   Totals totals() const;

@@ -118,6 +118,8 @@ struct Shared {
   std::atomic<int64_t> max_open{0};
   std::atomic<uint64_t> sent{0}, ok{0}, failed{0};
   std::atomic<size_t> workers_done{0};
+  const std::atomic<bool>* cancel = nullptr;
+  bool cancelled() const { return cancel && cancel->load(std::memory_order_relaxed); }
   std::mutex mu;
   std::condition_variable done_cv;
   Clock::time_point start;
@@ -176,7 +178,8 @@ awaitable<void> oneRequest(Worker& w, size_t phase, size_t cls, Clock::time_poin
   ClassReport& rep = w.reports[phase][cls];
   rep.sent++;
   sh.sent.fetch_add(1, std::memory_order_relaxed);
-  w.in_flight++;
+  // in_flight was counted by the caller, before this coroutine was spawned,
+  // so a drain that starts meanwhile still waits for it.
   struct Done {
     Worker& w;
     ~Done() {
@@ -325,7 +328,8 @@ double rateAt(const v1::Phase& p, double fraction) {
 }
 
 awaitable<void> closedLoopClient(Worker& w, size_t phase, Clock::time_point end) {
-  while (Clock::now() < end) {
+  while (Clock::now() < end && !w.sh.cancelled()) {
+    w.in_flight++;
     co_await oneRequest(w, phase, w.pickClass(), Clock::now());
   }
 }
@@ -335,7 +339,7 @@ awaitable<void> drive(Worker& w, size_t index) {
   const size_t threads = sh.scenario.threads();
   net::steady_timer timer(w.ioc);
   Clock::time_point phase_start = sh.start;
-  for (size_t ph = 0; ph < static_cast<size_t>(sh.scenario.phases_size()); ++ph) {
+  for (size_t ph = 0; ph < static_cast<size_t>(sh.scenario.phases_size()) && !sh.cancelled(); ++ph) {
     const auto& p = sh.scenario.phases(static_cast<int>(ph));
     const auto duration = std::chrono::milliseconds(p.duration_ms());
     const auto phase_end = phase_start + duration;
@@ -343,9 +347,11 @@ awaitable<void> drive(Worker& w, size_t index) {
       // This thread's share of the clients.
       uint32_t mine = p.concurrency() / threads + (index < p.concurrency() % threads ? 1 : 0);
       for (uint32_t i = 0; i < mine; ++i) net::co_spawn(w.ioc, closedLoopClient(w, ph, phase_end), net::detached);
-      timer.expires_at(phase_end);
-      boost::system::error_code ec;
-      co_await timer.async_wait(net::redirect_error(use_awaitable, ec));
+      while (Clock::now() < phase_end && !sh.cancelled()) {
+        timer.expires_at(std::min(phase_end, Clock::now() + std::chrono::milliseconds(50)));
+        boost::system::error_code ec;
+        co_await timer.async_wait(net::redirect_error(use_awaitable, ec));
+      }
     } else {
       std::exponential_distribution<double> unit(1.0);
       auto t = phase_start;
@@ -354,17 +360,20 @@ awaitable<void> drive(Worker& w, size_t index) {
         double rate = rateAt(p, frac) / static_cast<double>(threads);
         if (rate <= 0) break;
         t += std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(unit(w.rng) / rate));
-        if (t >= phase_end) break;
+        if (t >= phase_end || sh.cancelled()) break;
         if (t > Clock::now()) {
           timer.expires_at(t);
           boost::system::error_code ec;
           co_await timer.async_wait(net::redirect_error(use_awaitable, ec));
         }
+        w.in_flight++;
         net::co_spawn(w.ioc, oneRequest(w, ph, w.pickClass(), t), net::detached);
       }
-      timer.expires_at(phase_end);
-      boost::system::error_code ec;
-      co_await timer.async_wait(net::redirect_error(use_awaitable, ec));
+      if (!sh.cancelled()) {
+        timer.expires_at(phase_end);
+        boost::system::error_code ec;
+        co_await timer.async_wait(net::redirect_error(use_awaitable, ec));
+      }
     }
     phase_start = phase_end;
   }
@@ -421,13 +430,14 @@ std::string fmtUs(uint64_t us) {
 
 }  // namespace
 
-absl::StatusOr<Report> runLoad(v1::Scenario scenario, const ProgressFn& progress) {
+absl::StatusOr<Report> runLoad(v1::Scenario scenario, const ProgressFn& progress, const std::atomic<bool>* cancel) {
   if (auto st = validateScenario(scenario); !st.ok()) return st;
   auto url = common::parseUrl(scenario.target());
   if (!url.ok()) return url.status();
 
   Shared sh;
   sh.scenario = scenario;
+  sh.cancel = cancel;
   sh.host_header = url->hostHeader();
   sh.path_prefix = url->path_prefix;
   {
@@ -441,8 +451,11 @@ absl::StatusOr<Report> runLoad(v1::Scenario scenario, const ProgressFn& progress
   uint32_t acc = 0;
   for (const auto& c : scenario.classes()) sh.class_weights.push_back(acc += c.weight());
 
-  common::IoPool io(scenario.threads());
+  // Declared before the pool, so they outlive it: coroutines still pending
+  // when the pool is destroyed (a drain that timed out) touch their worker
+  // as they are destroyed.
   std::vector<std::unique_ptr<Worker>> workers;
+  common::IoPool io(scenario.threads());
   for (size_t i = 0; i < io.size(); ++i) workers.push_back(std::make_unique<Worker>(sh, io.context(i), i));
   sh.start = Clock::now() + std::chrono::milliseconds(20);  // all threads start together
   for (size_t i = 0; i < io.size(); ++i) net::co_spawn(io.context(i), drive(*workers[i], i), net::detached);

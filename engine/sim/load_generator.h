@@ -6,6 +6,7 @@
 // that quietly slows down (no coordinated omission).
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -61,8 +62,10 @@ absl::StatusOr<v1::Scenario> loadScenarioFile(const std::string& path);
 // Progress while running, about once a second: (seconds elapsed, sent, ok, errors).
 using ProgressFn = std::function<void(double, uint64_t, uint64_t, uint64_t)>;
 
-// Runs the scenario to completion (all phases, then the drain).
-absl::StatusOr<Report> runLoad(v1::Scenario scenario, const ProgressFn& progress = {});
+// Runs the scenario to completion (all phases, then the drain), or until
+// `*cancel` turns true (no new requests; those in flight are drained).
+absl::StatusOr<Report> runLoad(v1::Scenario scenario, const ProgressFn& progress = {},
+                               const std::atomic<bool>* cancel = nullptr);
 
 // Human-readable tables, and the full JSON document.
 std::string formatReport(const Report& r);

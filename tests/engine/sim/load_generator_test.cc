@@ -5,7 +5,11 @@
 
 #include <QtTest>
 
+#include <QElapsedTimer>
 #include <QTemporaryDir>
+#include <future>
+
+#include "support/test_http.h"
 #include <cmath>
 
 #include "common/io_pool.h"
@@ -221,6 +225,24 @@ void LoadGeneratorTest::reportJsonIsComplete() {
   QCOMPARE(j["phases"].toArray().size(), 1);
   QCOMPARE(j["classes"].toArray().size(), 1);
   QVERIFY(formatReport(*r).find("p99.9") != std::string::npos);
+}
+
+void LoadGeneratorTest::cancelStopsEarly() {
+  Sim sim([](auto&) {});
+  std::atomic<bool> cancel{false};
+  QElapsedTimer timer;
+  timer.start();
+  auto run = std::async(std::launch::async, [&] { return runLoad(quick(sim.url(), 100, 0, 60000), {}, &cancel); });
+  QVERIFY(waitFor([&] { return sim.server->counters().completed > 5; }));
+  cancel = true;
+  auto r = run.get();
+  QVERIFY(r.ok());
+  QVERIFY2(timer.elapsed() < 20000, "a 60 s run was cancelled");
+  QVERIFY(r->overall.sent > 5);
+  std::string errs;
+  for (const auto& [k, v] : r->overall.errors) errs += k + "=" + std::to_string(v) + " ";
+  QVERIFY2(r->overall.ok == r->overall.sent,
+           (std::to_string(r->overall.ok) + " ok of " + std::to_string(r->overall.sent) + " " + errs).c_str());
 }
 
 QTEST_APPLESS_MAIN(LoadGeneratorTest)

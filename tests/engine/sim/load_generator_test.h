@@ -21,4 +21,5 @@ class LoadGeneratorTest : public QObject {
   void overflowIsCountedNotWaitedFor();
   void scenarioFilesAreValidated();
   void reportJsonIsComplete();
+  void cancelStopsEarly();
 };
