@@ -11,7 +11,9 @@
 #include <QTimer>
 #include <QToolBar>
 
+#include "ui/audit_page.h"
 #include "ui/backends_page.h"
+#include "ui/drill_page.h"
 #include "ui/fleet_page.h"
 #include "ui/overview_page.h"
 #include "ui/policies_page.h"
@@ -21,11 +23,13 @@ namespace spillway::ui {
 MainWindow::MainWindow(control::EngineClient& client, const QString& engine_label, QWidget* parent)
     : QMainWindow(parent), client_(client), nav_(new QListWidget(this)), stack_(new QStackedWidget(this)),
       overview_(new OverviewPage(this)), backends_(new BackendsPage(client, this)),
-      policies_(new PoliciesPage(client, this)), fleet_(new FleetPage(this)), timer_(new QTimer(this)), toolbar_(addToolBar(tr("Main"))) {
+      policies_(new PoliciesPage(client, this)), fleet_(new FleetPage(this)),
+      drill_(new DrillPage(engine_label, this)), audit_(new AuditPage(client, this)), timer_(new QTimer(this)), toolbar_(addToolBar(tr("Main"))) {
   setWindowTitle(tr("Spillway console — %1").arg(engine_label));
   toolbar_->setObjectName("main-toolbar");
   const QList<QPair<QString, QWidget*>> pages = {
-      {tr("Overview"), overview_}, {tr("Backends"), backends_}, {tr("Policies"), policies_}, {tr("Fleet"), fleet_}};
+      {tr("Overview"), overview_}, {tr("Backends"), backends_}, {tr("Policies"), policies_}, {tr("Fleet"), fleet_},
+      {tr("Traffic drill"), drill_}, {tr("Audit"), audit_}};
   for (int i = 0; i < pages.size(); ++i) {
     nav_->addItem(pages[i].first);
     stack_->addWidget(pages[i].second);
@@ -44,7 +48,8 @@ MainWindow::MainWindow(control::EngineClient& client, const QString& engine_labe
   h->addWidget(stack_, 1);
   setCentralWidget(central);
 
-  for (auto* page : {static_cast<QObject*>(backends_), static_cast<QObject*>(policies_), static_cast<QObject*>(fleet_)}) {
+  for (auto* page : {static_cast<QObject*>(backends_), static_cast<QObject*>(policies_), static_cast<QObject*>(fleet_),
+                     static_cast<QObject*>(drill_), static_cast<QObject*>(audit_)}) {
     connect(page, SIGNAL(message(QString)), statusBar(), SLOT(showMessage(QString)));
   }
   statusBar()->showMessage(tr("Engine: %1").arg(engine_label));

@@ -19,17 +19,22 @@ class OverviewPage;
 class BackendsPage;
 class PoliciesPage;
 class FleetPage;
+class AuditPage;
+class DrillPage;
 
 class MainWindow final : public QMainWindow {
   Q_OBJECT
  public:
-  // `engine_label` names the engine in the status bar (e.g. its URL).
+  // `engine_label` names the engine in the status bar (e.g. its URL); it is
+  // also the drill page's default target.
   MainWindow(control::EngineClient& client, const QString& engine_label, QWidget* parent = nullptr);
 
   OverviewPage* overview() { return overview_; }
   BackendsPage* backends() { return backends_; }
   PoliciesPage* policies() { return policies_; }
   FleetPage* fleet() { return fleet_; }
+  AuditPage* audit() { return audit_; }
+  DrillPage* drill() { return drill_; }
   void showPage(int index);
   int pageCount() const;
   QString pageName(int index) const;
@@ -50,6 +55,8 @@ class MainWindow final : public QMainWindow {
   BackendsPage* backends_;
   PoliciesPage* policies_;
   FleetPage* fleet_;
+  DrillPage* drill_;
+  AuditPage* audit_;
   QTimer* timer_;
   QToolBar* toolbar_;
 };

@@ -37,7 +37,10 @@ QChartView* makeChart(const QString& title, std::initializer_list<QLineSeries*> 
 
 }  // namespace
 
-OverviewPage::OverviewPage(QWidget* parent) : QWidget(parent) {
+OverviewPage::OverviewPage(QWidget* parent) : QWidget(parent), banner_(new QLabel(this)) {
+  banner_->setStyleSheet("QLabel { background: #c62828; color: white; padding: 8px; font-weight: bold; }");
+  banner_->setWordWrap(true);
+  banner_->hide();
   auto* grid = new QGridLayout;
   addTile(grid, 0, "rps", tr("Requests/s"));
   addTile(grid, 1, "success", tr("Success"));
@@ -59,6 +62,7 @@ OverviewPage::OverviewPage(QWidget* parent) : QWidget(parent) {
   auto* latency = makeChart(tr("Latency"), {p50_, p99_}, latency_x_, latency_y_, tr("ms"), this);
 
   auto* layout = new QVBoxLayout(this);
+  layout->addWidget(banner_);
   layout->addLayout(grid);
   layout->addWidget(throughput, 1);
   layout->addWidget(latency, 1);
@@ -83,6 +87,8 @@ QLabel* OverviewPage::addTile(QGridLayout* grid, int index, const QString& name,
   return value;
 }
 
+QString OverviewPage::alertText() const { return banner_->isVisible() ? banner_->text() : QString(); }
+
 QString OverviewPage::tileText(const QString& name) const {
   auto it = tiles_.find(name);
   return it == tiles_.end() ? QString() : it->second->text();
@@ -105,6 +111,9 @@ void OverviewPage::showSnapshot(const v1::MetricsSnapshot& s) {
   tiles_["ttft"]->setText(QString("%1 ms").arg(s.ttft_p95_seconds() * 1e3, 0, 'f', 0));
   tiles_["backends"]->setText(QString("%1 / %2").arg(up).arg(s.backends_size()));
   tiles_["in_flight"]->setText(QString::number(s.in_flight()));
+  const QStringList firing = rules_.feed(s.ts_ms(), s.error_rate(), s.latency_mean_seconds());
+  banner_->setText(firing.join("\n"));
+  banner_->setVisible(!firing.isEmpty());
   redraw();
 }
 

@@ -8,6 +8,7 @@
 #include <deque>
 
 #include "spillway/v1/control.pb.h"
+#include "ui/alert_rules.h"
 
 class QGridLayout;
 class QLabel;
@@ -25,6 +26,8 @@ class OverviewPage final : public QWidget {
   // The tile texts, by name ("rps", "success", "p99", "ttft", "backends", "in_flight").
   QString tileText(const QString& name) const;
   int pointCount() const { return static_cast<int>(points_.size()); }
+  AlertRules& alertRules() { return rules_; }
+  QString alertText() const;  // "" when no alert fires
 
  public slots:
   void showSnapshot(const spillway::v1::MetricsSnapshot& snapshot);
@@ -38,6 +41,8 @@ class OverviewPage final : public QWidget {
   void redraw();
 
   std::map<QString, QLabel*> tiles_;
+  QLabel* banner_;
+  AlertRules rules_;
   std::deque<Point> points_;  // the last kWindow seconds
   QLineSeries *ok_, *errors_, *p50_, *p99_;
   QValueAxis *throughput_x_, *throughput_y_, *latency_x_, *latency_y_;

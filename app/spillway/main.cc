@@ -98,7 +98,7 @@ int main(int argc, char** argv) {
       for (int i = 0; i < window.pageCount(); ++i) {
         window.showPage(i);
         QApplication::processEvents();  // the 1 s timer has kept the pages live
-        window.grab().save(QDir(dir).filePath(QString("%1.png").arg(window.pageName(i).toLower())));
+        window.grab().save(QDir(dir).filePath(QString("%1.png").arg(window.pageName(i).toLower().replace(' ', '-'))));
       }
       toggle->setChecked(false);
       QApplication::quit();

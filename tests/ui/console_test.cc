@@ -24,7 +24,16 @@
 #include "control/auth.h"
 #include "control/control_server.h"
 #include "support/test_config.h"
+#include "ui/alert_rules.h"
+#include "ui/audit_page.h"
+#include "ui/drill_page.h"
 #include "ui/fleet_page.h"
+#include <QDoubleSpinBox>
+#include <QLineEdit>
+#include <QSortFilterProxyModel>
+#include <QStandardItemModel>
+#include <QSpinBox>
+#include <QTemporaryDir>
 #include "support/test_http.h"
 #include "ui/backends_page.h"
 #include "ui/overview_page.h"
@@ -267,6 +276,81 @@ void ConsoleTest::fleetShowsRemoteEnginesAndPushesCanaryFirst() {
   QCOMPARE(east.engine->config().backends(0).weight(), 4u);
   fleet->removeEngine("east");
   fleet->removeEngine("west");
+}
+
+void ConsoleTest::auditFiltersAndExportsCsv() {
+  engine_->recordAudit("alice", "config.apply", "v9", "comma, and \"quotes\"", "ok");
+  engine_->recordAudit("bob", "backend.drain", "a", "", "ok");
+  auto* audit = window_->audit();
+  audit->reload();
+  QVERIFY(audit->model()->rowCount() >= 3);  // + the start-up version
+  audit->filter()->setText("alice");
+  QCOMPARE(audit->filtered()->rowCount(), 1);
+  QTemporaryDir dir;
+  const QString path = dir.filePath("audit.csv");
+  QVERIFY(audit->exportCsv(path));
+  QFile f(path);
+  QVERIFY(f.open(QIODevice::ReadOnly));
+  const QStringList lines = QString::fromUtf8(f.readAll()).split("\r\n", Qt::SkipEmptyParts);
+  QCOMPARE(lines.size(), 2);  // header + the one filtered row
+  QCOMPARE(lines[0], "When,Who,Action,Target,Outcome,Detail");
+  QVERIFY2(lines[1].endsWith(",alice,config.apply,v9,ok,\"comma, and \"\"quotes\"\"\""), qPrintable(lines[1]));
+}
+
+void ConsoleTest::alertRulesFireAfterTheirDurationAndClear() {
+  ui::AlertRules rules;
+  const int64_t t0 = 1'000'000;
+  QVERIFY(rules.feed(t0, 0.10, 0.1).isEmpty());                 // bad, but not for long yet
+  QVERIFY(rules.feed(t0 + 4 * 60'000, 0.10, 0.1).isEmpty());
+  auto firing = rules.feed(t0 + 5 * 60'000, 0.10, 0.1);         // 5 min above 5 %
+  QCOMPARE(firing.size(), 1);
+  QVERIFY(firing[0].startsWith("Error rate 10.0 % above 5.0 %"));
+  QVERIFY(rules.feed(t0 + 6 * 60'000, 0.01, 0.1).isEmpty());    // recovered: clears at once
+  QVERIFY(rules.feed(t0 + 7 * 60'000, 0.10, 0.1).isEmpty());    // and the clock restarts
+  // Mean latency over 2 s for 10 min; thresholds are editable.
+  ui::AlertRules slow;
+  slow.mean_latency_seconds = {1.0, 60'000};
+  QVERIFY(slow.feed(t0, 0, 1.5).isEmpty());
+  QCOMPARE(slow.feed(t0 + 60'000, 0, 1.5).size(), 1);
+  QVERIFY(slow.feed(t0 + 61'000, 0, 0.5).isEmpty());
+}
+
+void ConsoleTest::alertBannerShowsOnTheOverview() {
+  auto* o = window_->overview();
+  o->alertRules().error_rate = {0.05, 0};  // fire at once, for the test
+  v1::MetricsSnapshot bad;
+  bad.set_ts_ms(1000);
+  bad.set_requests_per_second(10);
+  bad.set_error_rate(0.5);
+  o->showSnapshot(bad);
+  QVERIFY(o->alertText().startsWith("Error rate 50.0 %"));
+  v1::MetricsSnapshot good = bad;
+  good.set_ts_ms(2000);
+  good.set_error_rate(0);
+  o->showSnapshot(good);
+  QVERIFY(o->alertText().isEmpty());
+}
+
+void ConsoleTest::trafficDrillRunsAndStops() {
+  auto* drill = window_->drill();
+  drill->target()->setText(QString::fromStdString(engine_->url()));
+  drill->model()->setText("m");
+  drill->rate()->setValue(50);
+  drill->seconds()->setValue(1);
+  QSignalSpy finished(drill, &ui::DrillPage::finished);
+  drill->start();
+  QVERIFY(drill->running());
+  QVERIFY(finished.wait(20000));
+  QVERIFY(!drill->running());
+  QVERIFY2(drill->report()->toPlainText().contains("p99.9"), qPrintable(drill->report()->toPlainText()));
+  QVERIFY(engine_->totals().requests > 20);
+  // A long drill stops early on request.
+  drill->seconds()->setValue(600);
+  drill->start();
+  QTRY_VERIFY_WITH_TIMEOUT(engine_->totals().requests > 60, 10000);
+  drill->stop();
+  QVERIFY(finished.wait(20000));
+  QCOMPARE(finished.count(), 2);
 }
 
 QTEST_MAIN(ConsoleTest)

@@ -28,6 +28,10 @@ class ConsoleTest : public QObject {
   void overviewShowsLiveTraffic();
   void staysResponsiveUnderLoad();
   void fleetShowsRemoteEnginesAndPushesCanaryFirst();
+  void auditFiltersAndExportsCsv();
+  void alertRulesFireAfterTheirDurationAndClear();
+  void alertBannerShowsOnTheOverview();
+  void trafficDrillRunsAndStops();
 
  private:
   std::unique_ptr<spillway::Engine> engine_;
