@@ -23,15 +23,7 @@ using namespace spillway::testing;
 
 namespace {
 
-const char* kTwo = R"(  - name: a
-    url: sim://a
-    models: [m]
-    sim: {profile: instant}
-  - name: b
-    url: sim://b
-    models: [m]
-    sim: {profile: instant}
-)";
+const char* kTwo = kTwoInstantSims;  // backends a and b serving model m
 
 const char* kSlowStream = R"(  - name: a
     url: sim://a
