@@ -8,7 +8,7 @@ export CCACHE_NOHASHDIR := true
 BUILD  := build/$(PRESET)
 JOBS   ?= $(shell nproc)
 
-.PHONY: all deps configure build run test bench clean
+.PHONY: all deps configure build apps run test bench clean
 
 all: build
 
@@ -24,8 +24,13 @@ configure: deps
 build: deps $(BUILD)/build.ninja
 	cmake --build $(BUILD) -j $(JOBS)
 
+# Just the programs (no test executables): what `make run` needs.
+APPS := spillwayd spillctl spillway-bench spillway
+apps: deps $(BUILD)/build.ninja
+	cmake --build $(BUILD) -j $(JOBS) --target $(APPS)
+
 # The console when a display is available, else the headless engine.
-run: build
+run: apps
 	@installer/run.sh $(BUILD)
 
 test: build
