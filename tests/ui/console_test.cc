@@ -270,6 +270,34 @@ void ConsoleTest::fleetShowsRemoteEnginesAndPushesCanaryFirst() {
   fleet->removeEngine("west");
 }
 
+void ConsoleTest::fleetModelPassesTheModelTester() {
+  ui::FleetModel model;
+  QAbstractItemModelTester tester(&model, QAbstractItemModelTester::FailureReportingMode::QtTest);
+  ui::RemoteEngine a, b;
+  a.name = "a";
+  a.options.address = "127.0.0.1:1";
+  b.name = "b";
+  b.options.address = "127.0.0.1:2";
+  b.options.tls = true;
+  model.setEngines({a, b});
+  QCOMPARE(model.rowCount(), 2);
+  QCOMPARE(model.index(1, ui::FleetModel::kAddress).data().toString(), "127.0.0.1:2 (TLS)");
+  QCOMPARE(model.index(0, ui::FleetModel::kStatus).data().toString(), "checking…");
+  QSignalSpy changed(&model, &QAbstractItemModel::dataChanged);
+  ui::RemoteState up;
+  up.reachable = true;
+  up.detail = "0.1.0, ready";
+  up.rps = 12.5;
+  up.config_version = 3;
+  model.setState("b", up);
+  QCOMPARE(changed.count(), 1);
+  QCOMPARE(model.index(1, ui::FleetModel::kConfig).data().toString(), "v3");
+  QCOMPARE(model.index(1, ui::FleetModel::kRps).data().toString(), "12.5");
+  QCOMPARE(model.index(0, ui::FleetModel::kRps).data().toString(), "");  // unknown yet
+  model.setEngines({a});
+  QCOMPARE(model.rowCount(), 1);
+}
+
 void ConsoleTest::auditFiltersAndExportsCsv() {
   engine_->recordAudit("alice", "config.apply", "v9", "comma, and \"quotes\"", "ok");
   engine_->recordAudit("bob", "backend.drain", "a", "", "ok");

@@ -28,6 +28,7 @@ class ConsoleTest : public QObject {
   void overviewShowsLiveTraffic();
   void staysResponsiveUnderLoad();
   void fleetShowsRemoteEnginesAndPushesCanaryFirst();
+  void fleetModelPassesTheModelTester();
   void auditFiltersAndExportsCsv();
   void alertRulesFireAfterTheirDurationAndClear();
   void alertBannerShowsOnTheOverview();
