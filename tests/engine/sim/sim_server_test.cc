@@ -123,8 +123,10 @@ void SimServerTest::streamFollowsTheTimingModel() {
   std::vector<double> gaps;
   for (size_t i = 2; i <= 10; ++i) gaps.push_back(r.events[i].at_ms - r.events[i - 1].at_ms);
   const double ttft = r.events[1].at_ms;
-  QVERIFY2(ttft >= 95 && ttft < 400, qPrintable(QString("ttft %1 ms").arg(ttft)));
-  QVERIFY2(median(gaps) >= 25 && median(gaps) < 80, qPrintable(QString("itl median %1 ms").arg(median(gaps))));
+  // Lower bounds are the model's; upper bounds are generous for loaded CI
+  // machines and sanitizer builds.
+  QVERIFY2(ttft >= 95 && ttft < 1000, qPrintable(QString("ttft %1 ms").arg(ttft)));
+  QVERIFY2(median(gaps) >= 25 && median(gaps) < 150, qPrintable(QString("itl median %1 ms").arg(median(gaps))));
   auto finish = jsonObject(r.events[11].data);
   QCOMPARE(str(finish["choices"].toArray()[0].toObject()["finish_reason"]), "stop");
   auto usage = jsonObject(r.events[12].data);
@@ -144,8 +146,12 @@ void SimServerTest::prefillGrowsWithThePrompt() {
   auto longr = streamRequest(sim.port(), "/v1/completions",
                              R"({"model":"m","stream":true,"prompt":")" + long_prompt + R"("})");
   QVERIFY(shortr.sawDone() && longr.sawDone());
-  QVERIFY2(shortr.events[0].at_ms < 100, qPrintable(QString::number(shortr.events[0].at_ms)));
-  QVERIFY2(longr.events[0].at_ms >= 200, qPrintable(QString::number(longr.events[0].at_ms)));  // 100 tokens x 2 ms
+  // 100 prompt tokens x 2 ms: the long prompt waits at least 200 ms, and
+  // about that much longer than the short one (a difference, so the test
+  // holds on a loaded machine or under sanitizers).
+  QVERIFY2(longr.events[0].at_ms >= 200, qPrintable(QString::number(longr.events[0].at_ms)));
+  QVERIFY2(longr.events[0].at_ms - shortr.events[0].at_ms >= 150,
+           qPrintable(QString("short %1 ms, long %2 ms").arg(shortr.events[0].at_ms).arg(longr.events[0].at_ms)));
 }
 
 void SimServerTest::answers503WhenSlotsAndQueueAreFull() {
