@@ -39,6 +39,7 @@ MainWindow::MainWindow(control::EngineClient& client, const QString& engine_labe
     addAction(go);
   }
   nav_->setFixedWidth(150);
+  overview_->setHistorySource(&client_);
   connect(nav_, &QListWidget::currentRowChanged, stack_, &QStackedWidget::setCurrentIndex);
   nav_->setCurrentRow(0);
 

@@ -2,7 +2,10 @@
 
 #include <QChart>
 #include <QChartView>
+#include <QComboBox>
+#include <QDateTime>
 #include <QGridLayout>
+#include <QHBoxLayout>
 #include <QLabel>
 #include <QLineSeries>
 #include <QValueAxis>
@@ -37,7 +40,14 @@ QChartView* makeChart(const QString& title, std::initializer_list<QLineSeries*> 
 
 }  // namespace
 
-OverviewPage::OverviewPage(QWidget* parent) : QWidget(parent), banner_(new QLabel(this)) {
+OverviewPage::OverviewPage(QWidget* parent)
+    : QWidget(parent), banner_(new QLabel(this)), window_box_(new QComboBox(this)) {
+  window_box_->addItem(tr("Live, 5 minutes"), 0);
+  window_box_->addItem(tr("Last hour"), 3600);
+  window_box_->addItem(tr("Last 24 hours"), 86400);
+  window_box_->setToolTip(tr("Hour and day views come from the engine's recorded history"));
+  connect(window_box_, &QComboBox::currentIndexChanged, this,
+          [this](int i) { setWindow(window_box_->itemData(i).toInt()); });
   banner_->setStyleSheet("QLabel { background: #c62828; color: white; padding: 8px; font-weight: bold; }");
   banner_->setWordWrap(true);
   banner_->hide();
@@ -64,6 +74,11 @@ OverviewPage::OverviewPage(QWidget* parent) : QWidget(parent), banner_(new QLabe
   auto* layout = new QVBoxLayout(this);
   layout->addWidget(banner_);
   layout->addLayout(grid);
+  auto* bar = new QHBoxLayout;
+  bar->addStretch(1);
+  bar->addWidget(new QLabel(tr("Charts:"), this));
+  bar->addWidget(window_box_);
+  layout->addLayout(bar);
   layout->addWidget(throughput, 1);
   layout->addWidget(latency, 1);
 }
@@ -94,7 +109,58 @@ QString OverviewPage::tileText(const QString& name) const {
   return it == tiles_.end() ? QString() : it->second->text();
 }
 
+void OverviewPage::setWindow(int seconds) {
+  window_s_ = seconds;
+  const int index = window_box_->findData(seconds);
+  if (index >= 0 && index != window_box_->currentIndex()) window_box_->setCurrentIndex(index);
+  history_loaded_ms_ = 0;
+  if (window_s_ == 0) redraw();
+  else loadHistory();
+}
+
+void OverviewPage::loadHistory() {
+  if (!history_) return;
+  const int64_t to = last_ts_ms_ ? last_ts_ms_ : QDateTime::currentMSecsSinceEpoch();
+  const int64_t from = to - int64_t{window_s_} * 1000;
+  auto series = [&](const char* name) {
+    v1::QueryHistoryRequest r;
+    r.set_series(name);
+    r.set_from_ms(from);
+    r.set_to_ms(to);
+    auto h = history_->queryHistory(r);
+    return h.ok() ? *h : v1::HistorySeries();
+  };
+  const auto rps = series("requests_per_second");
+  const auto err = series("error_rate");
+  const auto p99 = series("latency_p99_seconds");
+  QList<QPointF> ok, errors, lat;
+  double max_rps = 1, max_ms = 1;
+  for (int i = 0; i < rps.points_size(); ++i) {
+    const double t = (rps.points(i).ts_ms() - to) / 1000.0;  // seconds before now
+    const double e = i < err.points_size() ? err.points(i).value() : 0;
+    ok.append({t, rps.points(i).value() * (1 - e)});
+    errors.append({t, rps.points(i).value() * e});
+    max_rps = std::max(max_rps, rps.points(i).value());
+  }
+  for (const auto& p : p99.points()) {
+    lat.append({(p.ts_ms() - to) / 1000.0, p.value() * 1e3});
+    max_ms = std::max(max_ms, p.value() * 1e3);
+  }
+  ok_->replace(ok);
+  errors_->replace(errors);
+  p50_->replace({});
+  p99_->replace(lat);
+  throughput_x_->setRange(-window_s_, 0);
+  latency_x_->setRange(-window_s_, 0);
+  throughput_y_->setRange(0, max_rps * 1.15);
+  latency_y_->setRange(0, max_ms * 1.15);
+  history_loaded_ms_ = to;
+}
+
+int OverviewPage::chartPointCount() const { return static_cast<int>(ok_->count()); }
+
 void OverviewPage::showSnapshot(const v1::MetricsSnapshot& s) {
+  last_ts_ms_ = s.ts_ms();
   if (first_ts_ms_ == 0) first_ts_ms_ = s.ts_ms();
   const double t = (s.ts_ms() - first_ts_ms_) / 1000.0;
   const double errors = s.requests_per_second() * s.error_rate();
@@ -114,7 +180,8 @@ void OverviewPage::showSnapshot(const v1::MetricsSnapshot& s) {
   const QStringList firing = rules_.feed(s.ts_ms(), s.error_rate(), s.latency_mean_seconds());
   banner_->setText(firing.join("\n"));
   banner_->setVisible(!firing.isEmpty());
-  redraw();
+  if (window_s_ == 0) redraw();
+  else if (s.ts_ms() - history_loaded_ms_ >= 10'000) loadHistory();  // history changes slowly
 }
 
 void OverviewPage::redraw() {

@@ -18,6 +18,8 @@
 #include <QTimer>
 #include <QVBoxLayout>
 
+#include "ui/yaml_highlighter.h"
+
 namespace spillway::ui {
 
 namespace {
@@ -34,6 +36,7 @@ PoliciesPage::PoliciesPage(control::EngineClient& client, QWidget* parent)
       debounce_(new QTimer(this)) {
   editor_->setFont(QFontDatabase::systemFont(QFontDatabase::FixedFont));
   editor_->setLineWrapMode(QPlainTextEdit::NoWrap);
+  new YamlHighlighter(editor_->document());
   diff_->setReadOnly(true);
   diff_->setFont(QFontDatabase::systemFont(QFontDatabase::FixedFont));
   diff_->setPlaceholderText(tr("Diff against the running config appears here"));

@@ -8,6 +8,7 @@
 #include <QtTest>
 
 #include <QAbstractItemModelTester>
+#include <QDateTime>
 #include <QElapsedTimer>
 #include <QLineEdit>
 #include <QListWidget>
@@ -173,6 +174,28 @@ void ConsoleTest::overviewShowsLiveTraffic() {
   QCOMPARE(o->tileText("success"), "100.0 %");
   QCOMPARE(o->tileText("backends"), "2 / 2");
   QVERIFY(o->pointCount() >= 2);
+}
+
+void ConsoleTest::overviewChartsRecordedHistory() {
+  // An engine that records history (one point a second), with traffic.
+  window_.reset();
+  client_.reset();
+  engine_.reset();
+  auto e = Engine::start(configFromYaml(engineYaml(kTwo)), EngineOptions{"", "test", true});
+  QVERIFY(e.ok());
+  engine_ = std::move(*e);
+  client_ = std::make_unique<control::LocalEngineClient>(*engine_, "console-test");
+  window_ = std::make_unique<ui::MainWindow>(*client_, "test");
+  for (int i = 0; i < 10; ++i) QCOMPARE(postJson(engine_->port(), "/v1/chat/completions", kChat).status, 200);
+  const int64_t since = QDateTime::currentMSecsSinceEpoch() - 60'000;
+  QVERIFY(waitFor([&] { return engine_->history("requests_per_second", since, INT64_MAX).size() >= 2; }, 10s));
+  window_->refresh();  // the page learns "now" from a snapshot
+  auto* o = window_->overview();
+  o->setWindow(3600);
+  QCOMPARE(o->window(), 3600);
+  QVERIFY(o->chartPointCount() >= 2);  // drawn from the store, not from snapshots
+  o->setWindow(0);
+  QCOMPARE(o->chartPointCount(), o->pointCount());
 }
 
 void ConsoleTest::staysResponsiveUnderLoad() {

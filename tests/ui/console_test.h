@@ -26,6 +26,7 @@ class ConsoleTest : public QObject {
   void invalidConfigShowsLocatedErrorsAndChangesNothing();
   void rollbackFromTheHistory();
   void overviewShowsLiveTraffic();
+  void overviewChartsRecordedHistory();
   void staysResponsiveUnderLoad();
   void fleetShowsRemoteEnginesAndPushesCanaryFirst();
   void fleetModelPassesTheModelTester();
