@@ -389,6 +389,8 @@ Gateway::Gateway(RouteTablePtr routes, size_t workers, metrics::Registry& regist
 
 Gateway::~Gateway() = default;
 
+int64_t Gateway::inFlight() const { return metrics_->in_flight.value(); }
+
 Gateway::Totals Gateway::totals() const {
   Totals t;
   t.requests = requests_total_.load(std::memory_order_relaxed);
@@ -471,11 +473,9 @@ awaitable<bool> Gateway::handle(size_t worker, beast::tcp_stream& client, Reques
     co_return co_await writeApiError(client, std::move(e), keep_alive);
   }
 
-  in_flight_.fetch_add(1, std::memory_order_relaxed);
   metrics_->in_flight.add(1);
   bool keep = co_await proxy(w, client, req, keep_alive);
   metrics_->in_flight.add(-1);
-  in_flight_.fetch_sub(1, std::memory_order_relaxed);
   co_return keep;
 }
 

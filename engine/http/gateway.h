@@ -43,7 +43,7 @@ class Gateway {
   // Counts a request the front server answered itself (400/408/413/431).
   void countRejected(int status);
 
-  int64_t inFlight() const { return in_flight_.load(std::memory_order_relaxed); }
+  int64_t inFlight() const;
 
   // Totals since start over every proxied request, for live snapshots.
   struct Totals {
@@ -68,7 +68,6 @@ class Gateway {
   std::unique_ptr<Metrics> metrics_;
   std::vector<std::unique_ptr<Worker>> workers_;
   metrics::Registry& registry_;
-  std::atomic<int64_t> in_flight_{0};
   std::atomic<uint64_t> requests_total_{0};
   std::atomic<uint64_t> errors_total_{0};
   metrics::Histogram latency_all_;  // not exported: feeds snapshots

@@ -67,12 +67,17 @@ ApiError invalidValue(std::string_view param, std::string message) {
 // Appends the text of a message "content": a string, or an array of parts
 // whose "text" fields count. Returns an error for other shapes.
 // `param` is the field's path, built only when there is an error to report.
+// Text goes to `out` unless it is null (validation only).
 template <typename ParamFn>
-std::optional<ApiError> appendContent(element content, ParamFn param, std::string& out) {
+std::optional<ApiError> appendContent(element content, ParamFn param, std::string* out) {
+  auto append = [out](std::string_view t) {
+    if (!out) return;
+    out->append(t);
+    out->push_back('\n');
+  };
   switch (content.type()) {
     case element_type::STRING:
-      out.append(content.get_string().value_unsafe());
-      out.push_back('\n');
+      append(content.get_string().value_unsafe());
       return std::nullopt;
     case element_type::NULL_VALUE:
       return std::nullopt;
@@ -85,8 +90,7 @@ std::optional<ApiError> appendContent(element content, ParamFn param, std::strin
         auto text = part["text"];
         if (!text.error()) {
           if (!text.value_unsafe().is_string()) return invalidType(pp() + ".text", "a string");
-          out.append(text.value_unsafe().get_string().value_unsafe());
-          out.push_back('\n');
+          append(text.value_unsafe().get_string().value_unsafe());
         }
         ++i;
       }
@@ -110,6 +114,7 @@ std::variant<ParsedRequest, ApiError> RequestParser::parse(Endpoint endpoint, st
                                                           bool collect_text) {
   ParsedRequest r;
   r.endpoint = endpoint;
+  std::string* text = collect_text ? &r.prompt_text : nullptr;
   element root;
   auto err = impl_->parser.parse(body.data(), body.size(), true).get(root);
   if (err) return invalidJson(simdjson::error_message(err));
@@ -173,10 +178,9 @@ std::variant<ParsedRequest, ApiError> RequestParser::parse(Endpoint endpoint, st
       auto content = m["content"];
       if (content.error()) {
         if (rv != "assistant") return missing(p() + ".content");
-      } else if (auto e = appendContent(content.value_unsafe(), [&] { return p() + ".content"; }, r.prompt_text)) {
+      } else if (auto e = appendContent(content.value_unsafe(), [&] { return p() + ".content"; }, text)) {
         return *e;
       }
-      if (!collect_text) r.prompt_text.clear();
       ++i;
     }
     if (i == 0) return invalidValue("messages", "'messages' must contain at least one message.");
@@ -186,14 +190,16 @@ std::variant<ParsedRequest, ApiError> RequestParser::parse(Endpoint endpoint, st
     if (prompt.error()) return missing("prompt");
     element p = prompt.value_unsafe();
     if (p.is_string()) {
-      r.prompt_text = std::string(p.get_string().value_unsafe());
+      if (text) *text = std::string(p.get_string().value_unsafe());
     } else if (p.is_array()) {
       size_t i = 0;
       simdjson::dom::array items = p.get_array().value_unsafe();  // a copy: range-for must not bind a temporary
       for (element e : items) {
         if (e.is_string()) {
-          r.prompt_text.append(e.get_string().value_unsafe());
-          r.prompt_text.push_back('\n');
+          if (text) {
+            text->append(e.get_string().value_unsafe());
+            text->push_back('\n');
+          }
         } else if (e.is_int64() || e.is_uint64()) {
           ++r.prompt_token_ids;
         } else if (e.is_array()) {

@@ -49,6 +49,5 @@ uint32_t TextGenerator::naturalLength(uint32_t min, uint32_t max) {
   return min + static_cast<uint32_t>(nextRaw() % (max - min + 1));
 }
 
-double TextGenerator::uniform() { return static_cast<double>(nextRaw() >> 11) * 0x1.0p-53; }
 
 }  // namespace spillway::sim

@@ -17,8 +17,6 @@ class TextGenerator {
   std::string next();
   // A length in [min, max] drawn from this generator's stream.
   uint32_t naturalLength(uint32_t min, uint32_t max);
-  // A uniform number in [0, 1), for fault injection.
-  double uniform();
 
  private:
   uint64_t nextRaw();

@@ -47,6 +47,16 @@ void runBounded(Fn&& fn, std::chrono::milliseconds timeout) {
   ioc.run_for(timeout + 1s);  // the stream timeouts fire first; this is a backstop
 }
 
+// Connects to 127.0.0.1:port and writes `req`; returns "" or what failed.
+awaitable<std::string> connectAndSend(beast::tcp_stream& s, uint16_t port, http::request<http::string_body>& req) {
+  boost::system::error_code ec;
+  co_await s.async_connect(loopback(port), net::redirect_error(use_awaitable, ec));
+  if (ec) co_return "connect: " + ec.message();
+  co_await http::async_write(s, req, net::redirect_error(use_awaitable, ec));
+  if (ec) co_return "write: " + ec.message();
+  co_return std::string();
+}
+
 }  // namespace
 
 HttpResult httpRequest(uint16_t port, const std::string& method, const std::string& target,
@@ -56,22 +66,14 @@ HttpResult httpRequest(uint16_t port, const std::string& method, const std::stri
       [&](net::io_context& ioc) -> awaitable<void> {
         beast::tcp_stream s(ioc);
         s.expires_after(timeout);
-        boost::system::error_code ec;
-        co_await s.async_connect(loopback(port), net::redirect_error(use_awaitable, ec));
-        if (ec) {
-          out.error = "connect: " + ec.message();
-          co_return;
-        }
         http::request<http::string_body> req{http::string_to_verb(method), target, 11};
         req.set(http::field::host, "127.0.0.1");
         for (const auto& [k, v] : headers) req.set(k, v);
         req.body() = body;
         if (!body.empty() || method == "POST") req.prepare_payload();
-        co_await http::async_write(s, req, net::redirect_error(use_awaitable, ec));
-        if (ec) {
-          out.error = "write: " + ec.message();
-          co_return;
-        }
+        out.error = co_await connectAndSend(s, port, req);
+        if (!out.error.empty()) co_return;
+        boost::system::error_code ec;
         beast::flat_buffer buf;
         http::response_parser<http::string_body> p;
         p.body_limit(64 << 20);
@@ -95,23 +97,15 @@ StreamResult streamRequest(uint16_t port, const std::string& target, const std::
       [&](net::io_context& ioc) -> awaitable<void> {
         beast::tcp_stream s(ioc);
         s.expires_after(timeout);
-        boost::system::error_code ec;
-        co_await s.async_connect(loopback(port), net::redirect_error(use_awaitable, ec));
-        if (ec) {
-          out.error = "connect: " + ec.message();
-          co_return;
-        }
         http::request<http::string_body> req{http::verb::post, target, 11};
         req.set(http::field::host, "127.0.0.1");
         req.set(http::field::content_type, "application/json");
         req.body() = body;
         req.prepare_payload();
         const auto sent = Clock::now();
-        co_await http::async_write(s, req, net::redirect_error(use_awaitable, ec));
-        if (ec) {
-          out.error = "write: " + ec.message();
-          co_return;
-        }
+        out.error = co_await connectAndSend(s, port, req);
+        if (!out.error.empty()) co_return;
+        boost::system::error_code ec;
         beast::flat_buffer buf;
         http::response_parser<http::buffer_body> p;
         p.body_limit(std::numeric_limits<std::uint64_t>::max());
