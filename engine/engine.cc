@@ -3,6 +3,8 @@
 #include <spdlog/spdlog.h>
 
 #include <filesystem>
+#include <functional>
+#include <tuple>
 #include <map>
 #include <condition_variable>
 #include <mutex>
@@ -121,6 +123,8 @@ struct Engine::Impl {
   }
 
   absl::StatusOr<ApplyResult> applyLocked(v1::Config proposed, const ChangeRequest& change, const std::string& action);
+  absl::Status changeBackend(const std::string& backend, const std::string& actor, const std::string& action,
+                             const std::string& detail, const std::function<void(upstream::Backend&)>& change);
 };
 
 Engine::Engine() : impl_(std::make_unique<Impl>()) {}
@@ -176,13 +180,19 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::start(v1::Config config, EngineO
     d.version = *id;
     d.audit(options.actor, "config.startup", common::strCat("v", d.version), "", "ok");
   }
-  if (options.record_history) {
+  {
+    // Once a second: end due ejections and advance slow starts, and record
+    // a history point per series.
     Engine* self = engine.get();
-    d.sampler = std::thread([self] {
+    const bool record = options.record_history;
+    d.sampler = std::thread([self, record] {
       Impl& i = *self->impl_;
       EngineTotals prev = self->totals();
       std::unique_lock lock(i.sampler_mu);
       while (!i.sampler_cv.wait_for(lock, std::chrono::seconds(1), [&] { return i.sampler_stop; })) {
+        const int64_t now_ms = nowMs();
+        for (const auto& b : i.gateway->routes()->backends) b->tick(now_ms);
+        if (!record) continue;
         EngineTotals now = self->totals();
         IntervalStats s = intervalStats(prev, now);
         prev = now;
@@ -303,17 +313,52 @@ void Engine::recordAudit(const std::string& actor, const std::string& action, co
   impl_->audit(actor, action, target, detail, outcome);
 }
 
-absl::Status Engine::setBackendDrained(const std::string& backend, bool drained, const std::string& actor) {
-  std::lock_guard lock(impl_->mu);
-  for (const auto& b : impl_->gateway->routes()->backends) {
+// Runs `change` on the named backend under the engine's lock and audits
+// it; NotFound (also audited) when there is no such backend.
+absl::Status Engine::Impl::changeBackend(const std::string& backend, const std::string& actor,
+                                         const std::string& action, const std::string& detail,
+                                         const std::function<void(upstream::Backend&)>& change) {
+  std::lock_guard lock(mu);
+  for (const auto& b : gateway->routes()->backends) {
     if (b->name() != backend) continue;
-    b->setDraining(drained);
-    impl_->audit(actor, drained ? "backend.drain" : "backend.undrain", backend, "", "ok");
-    spdlog::info("backend {} {} by {}", backend, drained ? "drained" : "back in rotation", actor);
+    change(*b);
+    audit(actor, action, backend, detail, "ok");
+    spdlog::info("{} {} {} by {}", action, backend, detail, actor);
     return absl::OkStatus();
   }
-  impl_->audit(actor, drained ? "backend.drain" : "backend.undrain", backend, "", "failed: no such backend");
+  audit(actor, action, backend, detail, "failed: no such backend");
   return absl::NotFoundError(common::strCat("no backend named \"", backend, "\""));
+}
+
+absl::Status Engine::setBackendDrained(const std::string& backend, bool drained, const std::string& actor) {
+  return impl_->changeBackend(backend, actor, drained ? "backend.drain" : "backend.undrain", "",
+                              [drained](upstream::Backend& b) { b.setDraining(drained); });
+}
+
+absl::Status Engine::ejectBackend(const std::string& backend, std::chrono::milliseconds duration,
+                                  const std::string& actor) {
+  if (duration.count() < 0 || duration > std::chrono::hours(24)) {
+    return absl::InvalidArgumentError("an ejection lasts between 0 (readmit now) and 24 hours");
+  }
+  const int64_t slow_start = config().upstream().slow_start_ms();
+  const bool readmit = duration.count() == 0;
+  return impl_->changeBackend(
+      backend, actor, readmit ? "backend.readmit" : "backend.eject",
+      readmit                       ? std::string()
+      : duration.count() % 1000 == 0 ? common::strCat("for ", duration.count() / 1000, " s")
+                                     : common::strCat("for ", duration.count(), " ms"),
+      [&](upstream::Backend& b) {
+        const int64_t now = nowMs();
+        b.eject(now, now + duration.count(), slow_start);
+      });
+}
+
+absl::Status Engine::setBackendWeight(const std::string& backend, std::optional<uint32_t> weight,
+                                      const std::string& actor) {
+  if (weight && *weight > 10000) return absl::InvalidArgumentError("weight must be between 0 and 10000");
+  return impl_->changeBackend(backend, actor, "backend.weight",
+                              weight ? common::strCat("weight ", *weight) : std::string("configured weight"),
+                              [&](upstream::Backend& b) { b.setWeightOverride(weight ? static_cast<int32_t>(*weight) : -1); });
 }
 
 std::string Engine::url() const {
@@ -409,9 +454,33 @@ int64_t Engine::uptimeMs() const {
 std::vector<BackendStatus> Engine::backends() const {
   std::vector<BackendStatus> out;
   if (!impl_->gateway) return out;
-  for (const auto& b : impl_->gateway->routes()->backends) {
-    out.push_back({b->name(), common::strCat(b->url().scheme, "://", b->url().hostHeader(), b->url().path_prefix),
-                   b->healthy(), b->draining(), b->inFlight(), b->open_connections.load(), b->idle_connections.load()});
+  auto routes = impl_->gateway->routes();
+  for (const auto& b : routes->backends) {
+    BackendStatus st;
+    st.name = b->name();
+    st.url = common::strCat(b->url().scheme, "://", b->url().hostHeader(), b->url().path_prefix);
+    st.healthy = b->healthy();
+    st.draining = b->draining();
+    st.ejected = b->ejected();
+    st.cooling_down = b->coolingDown();
+    st.ejected_until_ms = st.ejected ? b->ejectedUntilMs() : 0;
+    for (const auto& [model, pool] : routes->pools) {
+      for (const auto& pb : pool.backends) {
+        if (pb == b) st.pools.push_back(model);
+      }
+    }
+    st.configured_weight = b->configuredWeight();
+    st.weight_override = b->weightOverride();
+    st.weight = b->available() ? b->weight() : 0;
+    st.max_concurrency = b->config().max_concurrency();
+    st.in_flight = b->inFlight();
+    st.open_connections = b->open_connections.load();
+    st.idle_connections = b->idle_connections.load();
+    st.requests = b->requests();
+    st.failures = b->failures();
+    st.ewma_latency_seconds = b->ewmaLatencySeconds();
+    std::tie(st.last_error_ms, st.last_error) = b->lastError();
+    out.push_back(std::move(st));
   }
   return out;
 }

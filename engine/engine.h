@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -28,9 +29,22 @@ struct BackendStatus {
   std::string url;  // where requests go (sim:// backends show their loopback port)
   bool healthy = false;
   bool draining = false;
+  bool ejected = false;
+  bool cooling_down = false;  // back from an ejection, weight still ramping up
+  int64_t ejected_until_ms = 0;
+  std::vector<std::string> pools;  // models whose pools include it
+  uint32_t configured_weight = 1;
+  int32_t weight_override = -1;  // -1: none
+  uint32_t weight = 1;           // what the balancer uses now
+  uint32_t max_concurrency = 0;
   int64_t in_flight = 0;
   int64_t open_connections = 0;
   int64_t idle_connections = 0;
+  uint64_t requests = 0;  // finished through it, since it was created
+  uint64_t failures = 0;  // of those, status >= 500 or broken
+  double ewma_latency_seconds = 0;
+  int64_t last_error_ms = 0;
+  std::string last_error;
 };
 
 // Counters since start, for live views; two of them give an interval.
@@ -114,6 +128,14 @@ class Engine {
   // Backend drain: no new requests, in-flight ones finish. NotFound for an
   // unknown backend. Audited.
   absl::Status setBackendDrained(const std::string& backend, bool drained, const std::string& actor);
+  // Ejection: out of rotation for `duration`, then back with a slow start
+  // (upstream.slow_start_ms). A zero duration readmits now. Audited.
+  absl::Status ejectBackend(const std::string& backend, std::chrono::milliseconds duration,
+                            const std::string& actor);
+  // Operator weight override (0..10000; nullopt clears it). It lasts until
+  // cleared or until a config change replaces the backend. Audited.
+  absl::Status setBackendWeight(const std::string& backend, std::optional<uint32_t> weight,
+                                const std::string& actor);
 
   // Graceful drain of the whole engine: stop accepting, close idle
   // connections, wait up to `timeout` for requests in flight.

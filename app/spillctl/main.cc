@@ -33,6 +33,9 @@ Commands:
   config rollback VERSION         make an earlier version active again
   backends                        backend states
   drain NAME | undrain NAME       take a backend out of rotation, or back in
+  eject NAME [SECONDS]            out of rotation for SECONDS (default 30), then a slow start
+  readmit NAME                    end an ejection now (with the slow start)
+  weight NAME N|default           override the balancing weight (0..10000), or drop the override
   audit                           the audit log (--action PREFIX, --actor NAME, --limit N)
   history SERIES                  recorded points (--minutes N): requests_per_second,
                                   error_rate, latency_p99_seconds, in_flight
@@ -110,11 +113,20 @@ absl::StatusOr<v1::ConfigSource> readSource(const std::string& file) {
 }
 
 void printBackends(const v1::BackendList& l) {
-  std::printf("%-20s %-9s %9s %7s %7s  %s\n", "BACKEND", "STATE", "IN-FLIGHT", "OPEN", "IDLE", "URL");
+  std::printf("%-20s %-12s %-7s %9s %7s %7s %9s %6s %9s  %s\n", "BACKEND", "STATE", "WEIGHT", "IN-FLIGHT", "OPEN",
+              "IDLE", "REQUESTS", "FAIL%", "EWMA-MS", "URL");
   for (const auto& b : l.backends()) {
-    std::printf("%-20s %-9s %9lld %7lld %7lld  %s\n", b.name().c_str(), b.state().c_str(),
-                static_cast<long long>(b.in_flight()), static_cast<long long>(b.open_connections()),
-                static_cast<long long>(b.idle_connections()), b.url().c_str());
+    const std::string weight = std::to_string(b.effective_weight()) + "/" +
+                               std::to_string(b.weight_overridden() ? b.weight_override() : b.configured_weight()) +
+                               (b.weight_overridden() ? "*" : "");
+    const double fail = b.requests_total() ? 100.0 * static_cast<double>(b.failures_total()) /
+                                                 static_cast<double>(b.requests_total())
+                                           : 0.0;
+    std::printf("%-20s %-12s %-7s %9lld %7lld %7lld %9llu %6.1f %9.1f  %s\n", b.name().c_str(), b.state().c_str(),
+                weight.c_str(), static_cast<long long>(b.in_flight()), static_cast<long long>(b.open_connections()),
+                static_cast<long long>(b.idle_connections()), static_cast<unsigned long long>(b.requests_total()),
+                fail, b.ewma_latency_seconds() * 1000, b.url().c_str());
+    if (!b.last_error().empty()) std::printf("%20s last error: %s\n", "", b.last_error().c_str());
   }
 }
 
@@ -293,10 +305,40 @@ int main(int argc, char** argv) {
     }
     return fail(absl::InvalidArgumentError("unknown config command \"" + sub + "\" (get, validate, diff, apply, history, rollback)"));
   }
-  if (cmd == "backends" || cmd == "drain" || cmd == "undrain") {
+  if (cmd == "backends" || cmd == "drain" || cmd == "undrain" || cmd == "eject" || cmd == "readmit" ||
+      cmd == "weight") {
     absl::StatusOr<v1::BackendList> l;
+    const std::string arg = args.size() > 2 ? args[2] : "";
     if (cmd == "backends") {
       l = c.listBackends();
+    } else if (cmd == "eject" || cmd == "readmit") {
+      if (sub.empty()) return fail(absl::InvalidArgumentError("usage: spillctl " + cmd + " NAME"));
+      v1::EjectBackendRequest r;
+      r.set_name(sub);
+      if (cmd == "eject") {
+        char* end = nullptr;
+        const double seconds = arg.empty() ? 30 : std::strtod(arg.c_str(), &end);
+        if (!arg.empty() && (end == arg.c_str() || *end != '\0' || seconds <= 0 || seconds > 86400)) {
+          return fail(absl::InvalidArgumentError("eject: SECONDS must be a number in (0, 86400], got \"" + arg + "\""));
+        }
+        r.set_duration_ms(static_cast<uint32_t>(seconds * 1000));
+      }
+      l = c.ejectBackend(r);
+    } else if (cmd == "weight") {
+      if (sub.empty() || arg.empty()) return fail(absl::InvalidArgumentError("usage: spillctl weight NAME N|default"));
+      v1::SetBackendWeightRequest r;
+      r.set_name(sub);
+      if (arg == "default") {
+        r.set_clear(true);
+      } else {
+        char* end = nullptr;
+        const long w = std::strtol(arg.c_str(), &end, 10);
+        if (end == arg.c_str() || *end != '\0' || w < 0 || w > 10000) {
+          return fail(absl::InvalidArgumentError("weight: N must be an integer in 0..10000 or \"default\", got \"" + arg + "\""));
+        }
+        r.set_weight(static_cast<uint32_t>(w));
+      }
+      l = c.setBackendWeight(r);
     } else {
       if (sub.empty()) return fail(absl::InvalidArgumentError("usage: spillctl " + cmd + " NAME"));
       l = c.setBackendDrained(sub, cmd == "drain");

@@ -93,6 +93,7 @@ std::vector<ConfigError> validate(const v1::Config& c, const SourceMap* sources,
   ck.timeout(c.upstream().first_byte_timeout_ms(), "upstream.first_byte_timeout_ms");
   ck.timeout(c.upstream().idle_timeout_ms(), "upstream.idle_timeout_ms");
   ck.healthCheck(c.upstream().health_check(), "upstream.health_check");
+  if (c.upstream().slow_start_ms() > 600'000) ck.fail("upstream.slow_start_ms", "must be at most 600000 (10 minutes)");
 
   if (c.backends_size() == 0) ck.fail("backends", "at least one backend is required");
 
@@ -235,6 +236,7 @@ void applyDefaults(v1::Config& c) {
   if (u->first_byte_timeout_ms() == 0) u->set_first_byte_timeout_ms(60000);
   if (u->idle_timeout_ms() == 0) u->set_idle_timeout_ms(30000);
   if (u->max_idle_connections() == 0) u->set_max_idle_connections(256);
+  if (u->slow_start_ms() == 0) u->set_slow_start_ms(30000);
 
   for (auto& b : *c.mutable_backends()) {
     if (b.weight() == 0) b.set_weight(1);

@@ -100,6 +100,8 @@ class Service final : public v1::ControlPlane::CallbackService {
   SPILLWAY_UNARY(DrainBackend, BackendRequest, BackendList, Role::kOperator, c.setBackendDrained(req->name(), true))
   SPILLWAY_UNARY(UndrainBackend, BackendRequest, BackendList, Role::kOperator,
                  c.setBackendDrained(req->name(), false))
+  SPILLWAY_UNARY(EjectBackend, EjectBackendRequest, BackendList, Role::kOperator, c.ejectBackend(*req))
+  SPILLWAY_UNARY(SetBackendWeight, SetBackendWeightRequest, BackendList, Role::kOperator, c.setBackendWeight(*req))
   SPILLWAY_UNARY(QueryHistory, QueryHistoryRequest, HistorySeries, Role::kViewer, c.queryHistory(*req))
   SPILLWAY_UNARY(ListAuditEvents, ListAuditEventsRequest, AuditEventList, Role::kViewer, c.listAuditEvents(*req))
 #undef SPILLWAY_UNARY

@@ -32,6 +32,8 @@ class EngineClient {
   virtual absl::StatusOr<v1::ApplyConfigResponse> rollback(const v1::RollbackRequest& request) = 0;
   virtual absl::StatusOr<v1::BackendList> listBackends() = 0;
   virtual absl::StatusOr<v1::BackendList> setBackendDrained(const std::string& name, bool drained) = 0;
+  virtual absl::StatusOr<v1::BackendList> ejectBackend(const v1::EjectBackendRequest& request) = 0;
+  virtual absl::StatusOr<v1::BackendList> setBackendWeight(const v1::SetBackendWeightRequest& request) = 0;
   virtual absl::StatusOr<v1::HistorySeries> queryHistory(const v1::QueryHistoryRequest& request) = 0;
   virtual absl::StatusOr<v1::AuditEventList> listAuditEvents(const v1::ListAuditEventsRequest& request) = 0;
 };

@@ -143,6 +143,14 @@ absl::StatusOr<v1::BackendList> GrpcEngineClient::setBackendDrained(const std::s
   return impl_->unary<v1::BackendRequest, v1::BackendList>(r, drained ? &Stub::DrainBackend : &Stub::UndrainBackend);
 }
 
+absl::StatusOr<v1::BackendList> GrpcEngineClient::ejectBackend(const v1::EjectBackendRequest& request) {
+  return impl_->unary<v1::EjectBackendRequest, v1::BackendList>(request, &Stub::EjectBackend);
+}
+
+absl::StatusOr<v1::BackendList> GrpcEngineClient::setBackendWeight(const v1::SetBackendWeightRequest& request) {
+  return impl_->unary<v1::SetBackendWeightRequest, v1::BackendList>(request, &Stub::SetBackendWeight);
+}
+
 absl::StatusOr<v1::HistorySeries> GrpcEngineClient::queryHistory(const v1::QueryHistoryRequest& request) {
   return impl_->unary<v1::QueryHistoryRequest, v1::HistorySeries>(request, &Stub::QueryHistory);
 }

@@ -24,10 +24,26 @@ v1::BackendList backendList(Engine& e) {
     auto* s = out.add_backends();
     s->set_name(b.name);
     s->set_url(b.url);
-    s->set_state(!b.healthy ? "down" : b.draining ? "draining" : "up");
+    s->set_state(!b.healthy     ? "down"
+                 : b.draining   ? "draining"
+                 : b.ejected    ? "ejected"
+                 : b.cooling_down ? "cooling_down"
+                                  : "up");
     s->set_in_flight(b.in_flight);
     s->set_open_connections(b.open_connections);
     s->set_idle_connections(b.idle_connections);
+    for (const auto& p : b.pools) s->add_pools(p);
+    s->set_configured_weight(b.configured_weight);
+    s->set_weight_overridden(b.weight_override >= 0);
+    if (b.weight_override >= 0) s->set_weight_override(static_cast<uint32_t>(b.weight_override));
+    s->set_effective_weight(b.weight);
+    s->set_max_concurrency(b.max_concurrency);
+    s->set_requests_total(b.requests);
+    s->set_failures_total(b.failures);
+    s->set_ewma_latency_seconds(b.ewma_latency_seconds);
+    s->set_last_error(b.last_error);
+    s->set_last_error_ms(b.last_error_ms);
+    s->set_ejected_until_ms(b.ejected_until_ms);
   }
   return out;
 }
@@ -178,6 +194,21 @@ absl::StatusOr<v1::BackendList> LocalEngineClient::listBackends() { return backe
 
 absl::StatusOr<v1::BackendList> LocalEngineClient::setBackendDrained(const std::string& name, bool drained) {
   if (auto st = engine_.setBackendDrained(name, drained, actor_); !st.ok()) return st;
+  return backendList(engine_);
+}
+
+absl::StatusOr<v1::BackendList> LocalEngineClient::ejectBackend(const v1::EjectBackendRequest& request) {
+  if (auto st = engine_.ejectBackend(request.name(), std::chrono::milliseconds(request.duration_ms()), actor_);
+      !st.ok()) {
+    return st;
+  }
+  return backendList(engine_);
+}
+
+absl::StatusOr<v1::BackendList> LocalEngineClient::setBackendWeight(const v1::SetBackendWeightRequest& request) {
+  std::optional<uint32_t> weight;
+  if (!request.clear()) weight = request.weight();
+  if (auto st = engine_.setBackendWeight(request.name(), weight, actor_); !st.ok()) return st;
   return backendList(engine_);
 }
 

@@ -24,6 +24,8 @@ class LocalEngineClient final : public EngineClient {
   absl::StatusOr<v1::ApplyConfigResponse> rollback(const v1::RollbackRequest& request) override;
   absl::StatusOr<v1::BackendList> listBackends() override;
   absl::StatusOr<v1::BackendList> setBackendDrained(const std::string& name, bool drained) override;
+  absl::StatusOr<v1::BackendList> ejectBackend(const v1::EjectBackendRequest& request) override;
+  absl::StatusOr<v1::BackendList> setBackendWeight(const v1::SetBackendWeightRequest& request) override;
   absl::StatusOr<v1::HistorySeries> queryHistory(const v1::QueryHistoryRequest& request) override;
   absl::StatusOr<v1::AuditEventList> listAuditEvents(const v1::ListAuditEventsRequest& request) override;
 

@@ -479,12 +479,19 @@ awaitable<bool> Gateway::handle(size_t worker, beast::tcp_stream& client, Reques
   co_return keep;
 }
 
+namespace {
+int64_t wallMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+}  // namespace
+
 awaitable<bool> Gateway::proxy(Worker& w, beast::tcp_stream& client, Request& req, bool keep_alive) {
   const auto start = Clock::now();
   const uint8_t route_index = routeIndex(req.target());
   const char* route = kRouteNames[route_index];
   const PoolRoute* pool = nullptr;
-  const upstream::Backend* backend = nullptr;
+  upstream::Backend* backend = nullptr;
   std::string_view backend_name;
   int status = 0;
 
@@ -502,6 +509,7 @@ awaitable<bool> Gateway::proxy(Worker& w, beast::tcp_stream& client, Request& re
      }).observe(seconds);
     requests_total_.fetch_add(1, std::memory_order_relaxed);
     if (code >= 500) errors_total_.fetch_add(1, std::memory_order_relaxed);
+    if (backend) backend->recordOutcome(code >= 500, seconds);
     latency_all_.observe(seconds);
   };
 
@@ -548,7 +556,7 @@ awaitable<bool> Gateway::proxy(Worker& w, beast::tcp_stream& client, Request& re
     }
     BackendSlot slot(pick.backend);
     const upstream::Backend& b = *pick.backend;
-    backend = &b;
+    backend = pick.backend.get();
     backend_name = b.name();
     std::shared_ptr<upstream::ConnectionPool> pool_ref = w.pool(pick.backend, max_idle);
     upstream::ConnectionPool& cpool = *pool_ref;
@@ -573,6 +581,7 @@ awaitable<bool> Gateway::proxy(Worker& w, beast::tcp_stream& client, Request& re
           last_error = openai::ApiError{
               timeout ? 504 : 502, common::strCat("Upstream ", b.name(), " is unreachable: ", opened.status().message()),
               "upstream_error", "", timeout ? "upstream_timeout" : "upstream_unreachable"};
+          pick.backend->noteError(wallMs(), last_error->message);
           metrics_->retries.with({b.name(), "connect_failed"}).inc();
           break;  // pick another backend
         }
@@ -587,12 +596,18 @@ awaitable<bool> Gateway::proxy(Worker& w, beast::tcp_stream& client, Request& re
           metrics_->retries.with({b.name(), "stale_connection"}).inc();
           continue;  // the same backend, on a new connection
         case Exchange::kFailedBeforeResponse:
+          pick.backend->noteError(wallMs(), r.error.message);
           finish(r.error.status);
           co_return co_await writeApiError(client, r.error, keep_alive, {.backend = b.name()});
         case Exchange::kDone:
         case Exchange::kClientGone:
         case Exchange::kAbortedMidBody: {
           status = r.status;
+          if (r.outcome == Exchange::kAbortedMidBody) {
+            pick.backend->noteError(wallMs(), "the response broke off mid-body");
+          } else if (status >= 500) {
+            pick.backend->noteError(wallMs(), common::strCat("answered HTTP ", status));
+          }
           if (r.saw_first_byte) {
             const double ttft = std::chrono::duration<double>(r.first_byte - start).count();
             w.child(w.ttfts, MetricKey{0, pool->id, b.id(), 0}, [&]() -> metrics::Histogram& {

@@ -1,9 +1,83 @@
 #include "upstream/backend.h"
 
+#include <algorithm>
+
 namespace spillway::upstream {
 
 Backend::Backend(uint64_t id, v1::Backend config, common::Url url, std::string api_key)
-    : id_(id), config_(std::move(config)), url_(std::move(url)), api_key_(std::move(api_key)) {}
+    : id_(id), config_(std::move(config)), url_(std::move(url)), api_key_(std::move(api_key)),
+      weight_(config_.weight()) {}
+
+void Backend::eject(int64_t now_ms, int64_t until_ms, int64_t slow_start_ms) {
+  std::lock_guard lock(state_mu_);
+  slow_start_ms_ = slow_start_ms;
+  ejected_until_ms_.store(until_ms, std::memory_order_relaxed);
+  ejected_.store(until_ms > now_ms, std::memory_order_relaxed);
+  cooling_.store(false, std::memory_order_relaxed);
+  if (until_ms <= now_ms) {
+    cool_from_ms_ = now_ms;
+    cooling_.store(slow_start_ms > 0, std::memory_order_relaxed);
+  }
+  recomputeWeight(now_ms);
+}
+
+void Backend::tick(int64_t now_ms) {
+  if (!ejected() && !coolingDown()) return;
+  std::lock_guard lock(state_mu_);
+  if (ejected() && now_ms >= ejected_until_ms_.load(std::memory_order_relaxed)) {
+    ejected_.store(false, std::memory_order_relaxed);
+    cool_from_ms_ = now_ms;
+    cooling_.store(slow_start_ms_ > 0, std::memory_order_relaxed);
+  }
+  recomputeWeight(now_ms);
+}
+
+void Backend::setWeightOverride(int32_t weight) {
+  std::lock_guard lock(state_mu_);
+  weight_override_.store(weight < 0 ? -1 : weight, std::memory_order_relaxed);
+  recomputeWeight(last_now_ms_);
+}
+
+void Backend::recomputeWeight(int64_t now_ms) {
+  last_now_ms_ = now_ms;
+  const int32_t over = weight_override_.load(std::memory_order_relaxed);
+  const uint32_t base = over >= 0 ? static_cast<uint32_t>(over) : config_.weight();
+  uint32_t w = base;
+  if (cooling_.load(std::memory_order_relaxed)) {
+    const int64_t elapsed = now_ms - cool_from_ms_;
+    if (elapsed >= slow_start_ms_) {
+      cooling_.store(false, std::memory_order_relaxed);
+    } else {
+      // From a tenth of the weight up to all of it, never below 1 unless 0.
+      const double share = 0.1 + 0.9 * static_cast<double>(std::max<int64_t>(0, elapsed)) /
+                                     static_cast<double>(slow_start_ms_);
+      w = base == 0 ? 0 : std::max<uint32_t>(1, static_cast<uint32_t>(base * share));
+    }
+  }
+  weight_.store(w, std::memory_order_relaxed);
+}
+
+void Backend::recordOutcome(bool failed, double seconds) {
+  requests_.fetch_add(1, std::memory_order_relaxed);
+  if (failed) failures_.fetch_add(1, std::memory_order_relaxed);
+  // Exponentially weighted mean, alpha 0.1: about the last 20 requests.
+  double cur = ewma_latency_.load(std::memory_order_relaxed);
+  double next;
+  do {
+    next = cur == 0 ? seconds : cur + 0.1 * (seconds - cur);
+  } while (!ewma_latency_.compare_exchange_weak(cur, next, std::memory_order_relaxed));
+}
+
+void Backend::noteError(int64_t now_ms, std::string_view message) {
+  std::lock_guard lock(error_mu_);
+  last_error_ms_ = now_ms;
+  last_error_.assign(message);
+}
+
+std::pair<int64_t, std::string> Backend::lastError() const {
+  std::lock_guard lock(error_mu_);
+  return {last_error_ms_, last_error_};
+}
 
 bool Backend::tryAcquire() {
   const int64_t limit = config_.max_concurrency();

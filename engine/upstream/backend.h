@@ -1,12 +1,21 @@
 // Runtime state of one upstream backend, shared by every worker thread:
-// health, in-flight accounting, and the resolved address. The immutable
-// config rides along. All methods are thread-safe (atomics).
+// health, drain and ejection, weight, in-flight accounting, passive outcome
+// statistics and the resolved address. The immutable config rides along.
+// All methods are thread-safe (atomics; the last error text has a mutex,
+// taken only on failures and by readers of the state).
+//
+// Weight: the balancer reads weight(), the configured weight or the
+// operator's override, scaled down while the backend cools down after an
+// ejection (slow start). tick() advances that ramp; the engine calls it
+// once a second with the wall clock, tests with their own.
 #pragma once
 
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <string_view>
 
 #include "common/url.h"
 #include "spillway/v1/config.pb.h"
@@ -33,8 +42,26 @@ class Backend {
   // Drained backends get no new requests; those in flight finish.
   bool draining() const { return draining_.load(std::memory_order_relaxed); }
   void setDraining(bool d) { draining_.store(d, std::memory_order_relaxed); }
-  // Healthy and not drained: may take new requests.
-  bool available() const { return healthy() && !draining(); }
+  // Healthy, not drained and not ejected: may take new requests.
+  bool available() const { return healthy() && !draining() && !ejected(); }
+
+  // Operator ejection: out of rotation until `until_ms` (wall clock), then
+  // back with its weight ramping up over `slow_start_ms`. until_ms <= now
+  // readmits at once (still with the ramp).
+  void eject(int64_t now_ms, int64_t until_ms, int64_t slow_start_ms);
+  bool ejected() const { return ejected_.load(std::memory_order_relaxed); }
+  int64_t ejectedUntilMs() const { return ejected_until_ms_.load(std::memory_order_relaxed); }
+  bool coolingDown() const { return cooling_; }
+  // Ends ejections that are due and advances the slow-start ramp.
+  void tick(int64_t now_ms);
+
+  // Weights. The override (-1: none) replaces the configured weight until
+  // cleared or the backend's config changes.
+  uint32_t configuredWeight() const { return config_.weight(); }
+  int32_t weightOverride() const { return weight_override_.load(std::memory_order_relaxed); }
+  void setWeightOverride(int32_t weight);
+  // What the balancer uses now: the base weight, ramped while cooling down.
+  uint32_t weight() const { return weight_.load(std::memory_order_relaxed); }
 
   // Keeps an object (the in-process simulator behind a sim:// backend)
   // alive as long as this backend is referenced by any routing table or
@@ -45,6 +72,15 @@ class Backend {
   bool tryAcquire();
   void release();
   int64_t inFlight() const { return in_flight_.load(std::memory_order_relaxed); }
+
+  // Passive statistics: every finished request through this backend, and
+  // the last failure seen (with its wall-clock time).
+  void recordOutcome(bool failed, double seconds);
+  void noteError(int64_t now_ms, std::string_view message);
+  uint64_t requests() const { return requests_.load(std::memory_order_relaxed); }
+  uint64_t failures() const { return failures_.load(std::memory_order_relaxed); }
+  double ewmaLatencySeconds() const { return ewma_latency_.load(std::memory_order_relaxed); }
+  std::pair<int64_t, std::string> lastError() const;
 
   // Connection accounting, for the pool gauges.
   std::atomic<int64_t> open_connections{0};
@@ -59,6 +95,25 @@ class Backend {
   std::atomic<bool> draining_{false};
   std::shared_ptr<void> keep_alive_;
   std::atomic<int64_t> in_flight_{0};
+
+  // Weight and ejection; changed under state_mu_, read lock-free.
+  void recomputeWeight(int64_t now_ms);  // REQUIRES(state_mu_)
+  std::mutex state_mu_;
+  std::atomic<bool> ejected_{false};
+  std::atomic<int64_t> ejected_until_ms_{0};
+  std::atomic<bool> cooling_{false};
+  int64_t cool_from_ms_ = 0;   // GUARDED_BY(state_mu_)
+  int64_t slow_start_ms_ = 0;  // GUARDED_BY(state_mu_)
+  int64_t last_now_ms_ = 0;    // GUARDED_BY(state_mu_): the latest clock seen
+  std::atomic<int32_t> weight_override_{-1};
+  std::atomic<uint32_t> weight_;
+
+  std::atomic<uint64_t> requests_{0};
+  std::atomic<uint64_t> failures_{0};
+  std::atomic<double> ewma_latency_{0};
+  mutable std::mutex error_mu_;
+  int64_t last_error_ms_ = 0;  // GUARDED_BY(error_mu_)
+  std::string last_error_;     // GUARDED_BY(error_mu_)
 };
 
 using BackendPtr = std::shared_ptr<Backend>;

@@ -130,6 +130,28 @@ void SpillctlTest::drainAndUndrain() {
   QVERIFY(nope.err.contains("no backend named \"ghost\""));
 }
 
+void SpillctlTest::ejectReadmitAndWeight() {
+  auto e = ctl({"eject", "sim-small-a", "90"});
+  QCOMPARE(e.code, 0);
+  QVERIFY2(e.out.contains(QRegularExpression("sim-small-a\\s+ejected\\s+0/1 ")), qPrintable(e.out));
+  auto r = ctl({"readmit", "sim-small-a"});
+  QVERIFY2(r.out.contains(QRegularExpression("sim-small-a\\s+cooling_down")), qPrintable(r.out));
+  auto w = ctl({"weight", "sim-small-b", "5"});
+  QCOMPARE(w.code, 0);
+  QVERIFY2(w.out.contains(QRegularExpression("sim-small-b\\s+up\\s+5/5\\* ")), qPrintable(w.out));
+  auto j = ctl({"--json", "weight", "sim-small-b", "default"});
+  QCOMPARE(j.code, 0);
+  QVERIFY(!j.out.contains("weightOverridden"));
+  auto bad = ctl({"weight", "sim-small-b", "lots"});
+  QCOMPARE(bad.code, 3);
+  QVERIFY2(bad.err.contains("N must be an integer in 0..10000"), qPrintable(bad.err));
+  auto bad_time = ctl({"eject", "sim-small-a", "0"});
+  QCOMPARE(bad_time.code, 3);
+  QVERIFY2(bad_time.err.contains("SECONDS must be a number"), qPrintable(bad_time.err));
+  auto ghost = ctl({"eject", "ghost"});
+  QCOMPARE(ghost.code, 1);
+}
+
 void SpillctlTest::auditAndHistorySeries() {
   auto a = ctl({"audit", "--action", "backend."});
   QCOMPARE(a.code, 0);
@@ -145,7 +167,7 @@ void SpillctlTest::auditAndHistorySeries() {
 void SpillctlTest::watchPrintsSnapshots() {
   auto w = ctl({"watch", "--interval-ms", "100", "--count", "2", "--json"});
   QCOMPARE(w.code, 0);
-  QCOMPARE(w.out.count("\"requests_total\""), 2);
+  QCOMPARE(w.out.count("\"requests_per_second\""), 2);  // one per snapshot
 }
 
 void SpillctlTest::refusedTokenAndUnreachableEngine() {

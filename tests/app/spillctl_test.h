@@ -19,6 +19,7 @@ class SpillctlTest : public QObject {
   void validateReportsLocatedErrors();
   void historyAndRollback();
   void drainAndUndrain();
+  void ejectReadmitAndWeight();
   void auditAndHistorySeries();
   void watchPrintsSnapshots();
   void refusedTokenAndUnreachableEngine();

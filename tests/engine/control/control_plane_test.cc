@@ -83,13 +83,22 @@ void ControlPlaneTest::viewerCanReadButNotChange() {
   apply.mutable_source()->set_yaml("backends: []");
   QCOMPARE(c->applyConfig(apply).status().code(), absl::StatusCode::kPermissionDenied);
   QCOMPARE(c->setBackendDrained("a", true).status().code(), absl::StatusCode::kPermissionDenied);
+  v1::EjectBackendRequest eject;
+  eject.set_name("a");
+  eject.set_duration_ms(1000);
+  QCOMPARE(c->ejectBackend(eject).status().code(), absl::StatusCode::kPermissionDenied);
+  v1::SetBackendWeightRequest weight;
+  weight.set_name("a");
+  weight.set_weight(5);
+  QCOMPARE(c->setBackendWeight(weight).status().code(), absl::StatusCode::kPermissionDenied);
+  QCOMPARE(engine_->backends()[0].weight_override, -1);
   v1::RollbackRequest rb;
   rb.set_version(1);
   auto denied = c->rollback(rb);
   QCOMPARE(denied.status().code(), absl::StatusCode::kPermissionDenied);
   QVERIFY(std::string(denied.status().message()).find("needs the operator role") != std::string::npos);
   auto audit = engine_->audit({0, "control.denied", "vera", 10});
-  QCOMPARE(audit.size(), size_t{3});
+  QCOMPARE(audit.size(), size_t{5});
 }
 
 void ControlPlaneTest::operatorCanChange() {
@@ -113,13 +122,34 @@ void ControlPlaneTest::operatorCanChange() {
   QCOMPARE(drained->backends(0).state(), "draining");
   QVERIFY(c->setBackendDrained("a", false).ok());
   QCOMPARE(c->setBackendDrained("zzz", true).status().code(), absl::StatusCode::kNotFound);
+  v1::EjectBackendRequest eject;
+  eject.set_name("a");
+  eject.set_duration_ms(60'000);
+  auto ejected = c->ejectBackend(eject);
+  QVERIFY2(ejected.ok(), std::string(ejected.status().message()).c_str());
+  QCOMPARE(ejected->backends(0).state(), "ejected");
+  QVERIFY(ejected->backends(0).ejected_until_ms() > 0);
+  eject.set_duration_ms(0);
+  QCOMPARE(c->ejectBackend(eject)->backends(0).state(), "cooling_down");
+  v1::SetBackendWeightRequest weight;
+  weight.set_name("a");
+  weight.set_weight(4);
+  auto weighted = c->setBackendWeight(weight);
+  QVERIFY(weighted.ok());
+  QVERIFY(weighted->backends(0).weight_overridden());
+  QCOMPARE(weighted->backends(0).weight_override(), 4u);
+  weight.set_clear(true);
+  QVERIFY(!c->setBackendWeight(weight)->backends(0).weight_overridden());
+  weight.set_clear(false);
+  weight.set_weight(20000);
+  QCOMPARE(c->setBackendWeight(weight).status().code(), absl::StatusCode::kInvalidArgument);
   v1::RollbackRequest rb;
   rb.set_version(view->version());
   auto back = c->rollback(rb);
   QVERIFY2(back.ok(), std::string(back.status().message()).c_str());
   QCOMPARE(engine_->config().backends(0).weight(), 1u);
   auto events = engine_->audit({0, "", "otto", 20});
-  QVERIFY(events.size() >= 4);  // apply, drain, undrain, failed drain, rollback
+  QVERIFY(events.size() >= 8);  // apply, drain, undrain, failed drain, eject, readmit, 2 weights, rollback
 }
 
 void ControlPlaneTest::missingAndUnknownTokensAreRefusedAndAudited() {

@@ -1,0 +1,229 @@
+#include "balancing_test.h"
+
+#include <QtTest>
+
+#include <map>
+
+#include "balance/balancer.h"
+#include "engine.h"
+#include "support/test_config.h"
+#include "support/test_http.h"
+#include "upstream/backend.h"
+
+using namespace spillway;
+using namespace spillway::testing;
+
+namespace {
+
+upstream::BackendPtr makeBackend(const std::string& name, uint32_t weight, uint32_t max_concurrency = 0) {
+  v1::Backend c;
+  c.set_name(name);
+  c.set_weight(weight);
+  c.set_max_concurrency(max_concurrency);
+  return std::make_shared<upstream::Backend>(0, c, common::Url{}, "");
+}
+
+// Picks `n` times (releasing each slot) and counts the winners by name.
+std::map<std::string, int> spread(balance::Balancer& lb, const std::vector<upstream::BackendPtr>& pool, int n) {
+  std::map<std::string, int> out;
+  for (int i = 0; i < n; ++i) {
+    auto r = lb.pick(pool);
+    if (r.outcome != balance::PickOutcome::kPicked) {
+      out["<none>"]++;
+      continue;
+    }
+    out[r.backend->name()]++;
+    r.backend->release();
+  }
+  return out;
+}
+
+balance::BalancerPtr roundRobin() { return std::move(*balance::makeBalancer("round_robin")); }
+
+const std::string kChat = R"({"model":"m","messages":[{"role":"user","content":"hi"}]})";
+
+}  // namespace
+
+void BalancingTest::equalWeightsAlternate() {
+  auto lb = roundRobin();
+  std::vector<upstream::BackendPtr> pool = {makeBackend("a", 1), makeBackend("b", 1)};
+  std::string seq;
+  for (int i = 0; i < 6; ++i) {
+    auto r = lb->pick(pool);
+    QCOMPARE(r.outcome, balance::PickOutcome::kPicked);
+    seq += r.backend->name();
+    r.backend->release();
+  }
+  QCOMPARE(seq, std::string("ababab"));
+}
+
+void BalancingTest::weightsSplitTrafficProportionally() {
+  auto lb = roundRobin();
+  std::vector<upstream::BackendPtr> pool = {makeBackend("a", 3), makeBackend("b", 1), makeBackend("c", 4)};
+  auto got = spread(*lb, pool, 800);
+  QCOMPARE(got["a"], 300);
+  QCOMPARE(got["b"], 100);
+  QCOMPARE(got["c"], 400);
+}
+
+void BalancingTest::zeroWeightTakesABackendOutOfRotation() {
+  auto lb = roundRobin();
+  std::vector<upstream::BackendPtr> pool = {makeBackend("a", 1), makeBackend("b", 1)};
+  pool[0]->setWeightOverride(0);
+  auto got = spread(*lb, pool, 10);
+  QCOMPARE(got["b"], 10);
+  QCOMPARE(got.count("a"), size_t(0));
+  pool[1]->setWeightOverride(0);
+  QCOMPARE(lb->pick(pool).outcome, balance::PickOutcome::kNoHealthyBackend);
+}
+
+void BalancingTest::busyBackendFallsThroughToTheNext() {
+  auto lb = roundRobin();
+  std::vector<upstream::BackendPtr> pool = {makeBackend("a", 5, 1), makeBackend("b", 1, 1)};
+  auto first = lb->pick(pool);  // slot 0: a
+  QCOMPARE(first.backend->name(), std::string("a"));
+  auto second = lb->pick(pool);  // slot 1 is a's too, but a is full: b
+  QCOMPARE(second.outcome, balance::PickOutcome::kPicked);
+  QCOMPARE(second.backend->name(), std::string("b"));
+  QCOMPARE(lb->pick(pool).outcome, balance::PickOutcome::kAllBusy);
+  first.backend->release();
+  second.backend->release();
+}
+
+void BalancingTest::ejectionEndsWithASlowStart() {
+  auto b = makeBackend("a", 100);
+  const int64_t t0 = 1'000'000;
+  b->eject(t0, t0 + 5'000, 10'000);
+  QVERIFY(b->ejected());
+  QVERIFY(!b->available());
+  QCOMPARE(b->ejectedUntilMs(), t0 + 5'000);
+  b->tick(t0 + 4'999);
+  QVERIFY(b->ejected());
+  b->tick(t0 + 5'000);  // due: back, at a tenth of the weight
+  QVERIFY(!b->ejected());
+  QVERIFY(b->available());
+  QVERIFY(b->coolingDown());
+  QCOMPARE(b->weight(), 10u);
+  b->tick(t0 + 10'000);  // half way through the ramp: 0.1 + 0.9 * 0.5
+  QCOMPARE(b->weight(), 55u);
+  b->tick(t0 + 15'000);
+  QVERIFY(!b->coolingDown());
+  QCOMPARE(b->weight(), 100u);
+}
+
+void BalancingTest::readmitEndsAnEjectionAtOnce() {
+  auto b = makeBackend("a", 10);
+  b->eject(0, 60'000, 1'000);
+  QVERIFY(!b->available());
+  b->eject(100, 100, 1'000);  // readmit: until <= now
+  QVERIFY(b->available());
+  QVERIFY(b->coolingDown());
+  QCOMPARE(b->weight(), 1u);
+  b->tick(1'100);
+  QCOMPARE(b->weight(), 10u);
+}
+
+void BalancingTest::overrideReplacesTheConfiguredWeight() {
+  auto b = makeBackend("a", 2);
+  QCOMPARE(b->weight(), 2u);
+  b->setWeightOverride(7);
+  QCOMPARE(b->weightOverride(), 7);
+  QCOMPARE(b->weight(), 7u);
+  QCOMPARE(b->configuredWeight(), 2u);
+  b->setWeightOverride(-1);
+  QCOMPARE(b->weightOverride(), -1);
+  QCOMPARE(b->weight(), 2u);
+}
+
+void BalancingTest::outcomesFeedTheEwmaAndFailureCounts() {
+  auto b = makeBackend("a", 1);
+  b->recordOutcome(false, 1.0);
+  QCOMPARE(b->ewmaLatencySeconds(), 1.0);  // the first sample seeds it
+  b->recordOutcome(true, 2.0);
+  QCOMPARE(b->ewmaLatencySeconds(), 1.1);
+  QCOMPARE(b->requests(), uint64_t(2));
+  QCOMPARE(b->failures(), uint64_t(1));
+  QCOMPARE(b->lastError().first, int64_t(0));
+  b->noteError(42, "boom");
+  QCOMPARE(b->lastError().first, int64_t(42));
+  QCOMPARE(b->lastError().second, std::string("boom"));
+}
+
+void BalancingTest::engineEjectAndWeightSteerLiveTraffic() {
+  auto started = Engine::start(configFromYaml(engineYaml(kTwoInstantSims)), {.actor = "test"});
+  QVERIFY2(started.ok(), std::string(started.status().message()).c_str());
+  auto& engine = **started;
+  // Counts answers by backend; failed requests count under "<status>".
+  auto count = [&](int n) {
+    std::map<std::string, int> by;
+    for (int i = 0; i < n; ++i) {
+      auto r = postJson(engine.port(), "/v1/chat/completions", kChat);
+      by[r.status == 200 ? r.header("x-spillway-backend") : std::to_string(r.status)]++;
+    }
+    return by;
+  };
+  QVERIFY(engine.ejectBackend("a", std::chrono::minutes(1), "alice").ok());
+  auto b = engine.backends();
+  QVERIFY(b[0].ejected);
+  QVERIFY(b[0].ejected_until_ms > 0);
+  QCOMPARE(b[0].weight, 0u);
+  QCOMPARE(b[0].pools, std::vector<std::string>{"m"});
+  QCOMPARE(count(6)["b"], 6);
+
+  QVERIFY(engine.ejectBackend("a", std::chrono::milliseconds(0), "alice").ok());  // readmit
+  QVERIFY(engine.setBackendWeight("a", 3, "alice").ok());
+  b = engine.backends();
+  QVERIFY(!b[0].ejected);
+  QVERIFY(b[0].cooling_down);
+  QCOMPARE(b[0].weight_override, 3);
+  QCOMPARE(b[0].configured_weight, 1u);
+  QVERIFY(engine.setBackendWeight("a", std::nullopt, "alice").ok());
+  QCOMPARE(engine.backends()[0].weight_override, -1);
+  QVERIFY(engine.setBackendWeight("b", 0, "alice").ok());
+  QCOMPARE(count(4)["a"], 4);
+
+  // A request is counted just after its answer is written: wait for the last.
+  QVERIFY(waitFor([&] { return engine.backends()[0].requests == 4; }, std::chrono::seconds(10)));
+  b = engine.backends();
+  QCOMPARE(b[1].requests, uint64_t(6));
+  QCOMPARE(b[1].failures, uint64_t(0));
+  QVERIFY(b[1].ewma_latency_seconds > 0);
+
+  std::vector<std::string> actions;
+  for (const auto& e : engine.audit({.actor = "alice"})) actions.push_back(e.action + " " + e.target + " " + e.detail);
+  std::sort(actions.begin(), actions.end());
+  QCOMPARE(actions, (std::vector<std::string>{"backend.eject a for 60 s", "backend.readmit a ",
+                                              "backend.weight a configured weight", "backend.weight a weight 3",
+                                              "backend.weight b weight 0"}));
+}
+
+void BalancingTest::engineReportsUpstreamErrorsPerBackend() {
+  // One simulator that fails every request with a 500.
+  const std::string backends = R"(  - name: bad
+    url: sim://bad
+    models: [m]
+    sim: {profile: instant, failures: {rate: 1, kind: http_500}}
+)";
+  auto started = Engine::start(configFromYaml(engineYaml(backends)));
+  QVERIFY2(started.ok(), std::string(started.status().message()).c_str());
+  auto& engine = **started;
+  for (int i = 0; i < 3; ++i) QVERIFY(postJson(engine.port(), "/v1/chat/completions", kChat).status >= 500);
+  QVERIFY(waitFor([&] { return engine.backends()[0].requests == 3; }, std::chrono::seconds(10)));
+  auto b = engine.backends();
+  QCOMPARE(b[0].failures, uint64_t(3));
+  QVERIFY2(b[0].last_error.find("answered HTTP 5") == 0, b[0].last_error.c_str());
+  QVERIFY(b[0].last_error_ms > 0);
+}
+
+void BalancingTest::engineRefusesBadBackendChanges() {
+  auto started = Engine::start(configFromYaml(engineYaml(kTwoInstantSims)));
+  QVERIFY(started.ok());
+  auto& engine = **started;
+  QCOMPARE(engine.ejectBackend("nope", std::chrono::seconds(1), "t").code(), absl::StatusCode::kNotFound);
+  QCOMPARE(engine.setBackendWeight("nope", 1, "t").code(), absl::StatusCode::kNotFound);
+  QCOMPARE(engine.setBackendWeight("a", 10001, "t").code(), absl::StatusCode::kInvalidArgument);
+  QCOMPARE(engine.ejectBackend("a", std::chrono::hours(25), "t").code(), absl::StatusCode::kInvalidArgument);
+  QVERIFY(engine.backends()[0].weight == 1);
+}
+
+QTEST_GUILESS_MAIN(BalancingTest)
