@@ -1,15 +1,17 @@
-// The Backends page: a sortable, filterable table of backend states, with
-// drain and undrain (confirmed, audited by the engine).
+// The Backends page: a sortable, filterable table of backend states with a
+// requests/s sparkline per row, and the incident actions — drain, undrain,
+// eject for a while, readmit, change or reset the weight. Every action is
+// confirmed first and audited by the engine.
 #pragma once
 
 #include <QWidget>
 #include <functional>
+#include <optional>
 
 #include "control/engine_client.h"
 #include "ui/backends_model.h"
 
 class QLineEdit;
-class QPushButton;
 class QSortFilterProxyModel;
 class QTableView;
 
@@ -21,8 +23,12 @@ class BackendsPage final : public QWidget {
   BackendsPage(control::EngineClient& client, QWidget* parent = nullptr);
 
   BackendsModel* model() { return model_; }
-  // Asked before drain/undrain; defaults to a confirmation dialog.
+  QTableView* view() { return view_; }
+  // Asked before every action; defaults to a confirmation dialog.
   void setConfirm(std::function<bool(const QString&)> confirm) { confirm_ = std::move(confirm); }
+  // Asks for a number (eject seconds, weight); defaults to an input dialog.
+  using AskNumber = std::function<std::optional<int>(const QString& label, int value, int min, int max)>;
+  void setAskNumber(AskNumber ask) { ask_ = std::move(ask); }
   // Selects the row of `backend` (for keyboard users and tests).
   bool select(const QString& backend);
 
@@ -30,19 +36,29 @@ class BackendsPage final : public QWidget {
   void showSnapshot(const spillway::v1::MetricsSnapshot& snapshot);
   void drainSelected();
   void undrainSelected();
+  void ejectSelected();
+  void readmitSelected();
+  void changeWeightOfSelected();
+  void resetWeightOfSelected();
 
  signals:
   void message(const QString& text);
 
  private:
-  void setDrained(bool drained);
+  // The selected backend's name, or "" (with a hint to select one).
+  QString selected();
+  // Confirms, runs `call`, shows the new states and reports the outcome.
+  void act(const QString& question, const QString& done,
+           const std::function<absl::StatusOr<v1::BackendList>()>& call);
 
   control::EngineClient& client_;
   BackendsModel* model_;
   QSortFilterProxyModel* proxy_;
   QTableView* view_;
   QLineEdit* filter_;
+  int64_t last_ts_ms_ = 0;
   std::function<bool(const QString&)> confirm_;
+  AskNumber ask_;
 };
 
 }  // namespace spillway::ui

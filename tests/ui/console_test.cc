@@ -82,17 +82,31 @@ void ConsoleTest::backendsModelPassesTheModelTester() {
   QAbstractItemModelTester tester(&model, QAbstractItemModelTester::FailureReportingMode::QtTest);
   auto snap = client_->snapshot();
   QVERIFY(snap.ok());
-  model.update(snap->backends());
+  model.update(snap->backends(), 1'000);
   QCOMPARE(model.rowCount(), 2);
   QCOMPARE(model.index(0, ui::BackendsModel::kState).data().toString(), "up");
+  QCOMPARE(model.index(0, ui::BackendsModel::kPools).data().toString(), "m");
+  QCOMPARE(model.index(0, ui::BackendsModel::kWeight).data().toString(), "1 / 1");
   QSignalSpy changed(&model, &QAbstractItemModel::dataChanged);
   QSignalSpy reset(&model, &QAbstractItemModel::modelReset);
-  model.update(snap->backends());  // same backends: one dataChanged for the table
+  // Two seconds later a has finished 10 more requests, 5 of them failed.
+  auto later = snap->backends();
+  later[0].set_requests_total(later[0].requests_total() + 10);
+  later[0].set_failures_total(later[0].failures_total() + 5);
+  later[0].set_last_error("answered HTTP 500");
+  later[0].set_last_error_ms(1'500);
+  model.update(later, 3'000);  // same backends: one dataChanged for the table
   QCOMPARE(changed.count(), 1);
   QCOMPARE(reset.count(), 0);
-  auto fewer = snap->backends();
+  QCOMPARE(model.index(0, ui::BackendsModel::kRate).data(Qt::UserRole).toDouble(), 5.0);
+  QCOMPARE(model.index(0, ui::BackendsModel::kErrorRate).data().toString(), "50.0 %");
+  QCOMPARE(model.index(1, ui::BackendsModel::kRate).data(Qt::UserRole).toDouble(), 0.0);
+  QVERIFY(model.index(0, ui::BackendsModel::kLastError).data().toString().endsWith("answered HTTP 500"));
+  QCOMPARE(model.index(0, ui::BackendsModel::kTrend).data(ui::BackendsModel::kTrendRole).toList(),
+           QVariantList{5.0});
+  auto fewer = later;
   fewer.RemoveLast();
-  model.update(fewer);  // a different set: a reset
+  model.update(fewer, 4'000);  // a different set: a reset
   QCOMPARE(reset.count(), 1);
   QCOMPARE(model.rowCount(), 1);
 }
@@ -108,6 +122,44 @@ void ConsoleTest::drainFromTheBackendsPage() {
   window_->backends()->undrainSelected();
   QVERIFY(!engine_->backends()[1].draining);
   QCOMPARE(engine_->audit({0, "backend.", "console-test", 10}).size(), size_t{2});
+}
+
+void ConsoleTest::ejectAndReweighFromTheBackendsPage() {
+  auto* page = window_->backends();
+  QStringList asked;
+  page->setAskNumber([&](const QString& label, int value, int min, int max) -> std::optional<int> {
+    asked << QString("%1 [%2, %3..%4]").arg(label).arg(value).arg(min).arg(max);
+    return label.startsWith("Eject") ? 120 : 4;
+  });
+  window_->showPage(1);
+  window_->refresh();
+  QVERIFY(page->select("a"));
+  page->ejectSelected();
+  QVERIFY(engine_->backends()[0].ejected);
+  QCOMPARE(asked.value(0), "Eject a for how many seconds? [30, 1..86400]");
+  for (int i = 0; i < 3; ++i) QCOMPARE(postJson(engine_->port(), "/v1/chat/completions", kChat).header("x-spillway-backend"), "b");
+  window_->refresh();
+  QVERIFY(page->select("a"));
+  QCOMPARE(page->model()->index(0, ui::BackendsModel::kState).data().toString(), "ejected");
+  page->readmitSelected();
+  QCOMPARE(page->model()->index(0, ui::BackendsModel::kState).data().toString(), "cooling down");
+  QVERIFY(page->select("b"));
+  page->changeWeightOfSelected();
+  QCOMPARE(asked.value(1), "New weight for b (0 takes it out of rotation): [1, 0..10000]");
+  QCOMPARE(engine_->backends()[1].weight_override, 4);
+  QCOMPARE(page->model()->index(1, ui::BackendsModel::kWeight).data().toString(), "4 / 4*");
+  QVERIFY(page->select("b"));
+  page->resetWeightOfSelected();
+  QCOMPARE(engine_->backends()[1].weight_override, -1);
+  // A refused confirmation changes nothing.
+  page->setConfirm([](const QString&) { return false; });
+  QVERIFY(page->select("a"));
+  page->ejectSelected();
+  QVERIFY(!engine_->backends()[0].ejected);
+  std::vector<std::string> actions;
+  for (const auto& e : engine_->audit({0, "backend.", "console-test", 10})) actions.push_back(e.action);
+  std::sort(actions.begin(), actions.end());
+  QCOMPARE(actions, (std::vector<std::string>{"backend.eject", "backend.readmit", "backend.weight", "backend.weight"}));
 }
 
 void ConsoleTest::applyValidConfigFromThePoliciesPage() {

@@ -22,6 +22,7 @@ class ConsoleTest : public QObject {
   void cleanup();
   void backendsModelPassesTheModelTester();
   void drainFromTheBackendsPage();
+  void ejectAndReweighFromTheBackendsPage();
   void applyValidConfigFromThePoliciesPage();
   void invalidConfigShowsLocatedErrorsAndChangesNothing();
   void rollbackFromTheHistory();
