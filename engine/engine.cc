@@ -198,7 +198,9 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::start(v1::Config config, EngineO
         prev = now;
         auto st = i.store->appendMetrics(now.ts_ms, {{"requests_per_second", s.requests_per_second},
                                                      {"error_rate", s.error_rate},
+                                                     {"latency_p50_seconds", s.latency_p50_seconds},
                                                      {"latency_p99_seconds", s.latency_p99_seconds},
+                                                     {"ttft_p95_seconds", s.ttft_p95_seconds},
                                                      {"in_flight", static_cast<double>(now.in_flight)}});
         if (!st.ok()) spdlog::warn("metrics history: {}", std::string(st.message()));
       }

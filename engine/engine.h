@@ -146,7 +146,7 @@ class Engine {
   std::string metricsText() const;
   EngineTotals totals() const;
   // Recorded history of a series ("requests_per_second", "error_rate",
-  // "latency_p99_seconds", "in_flight") in [from_ms, to_ms].
+  // "latency_p50_seconds", "latency_p99_seconds", "ttft_p95_seconds", "in_flight") in [from_ms, to_ms].
   std::vector<store::MetricPoint> history(const std::string& series, int64_t from_ms, int64_t to_ms) const;
   int64_t uptimeMs() const;
   std::vector<BackendStatus> backends() const;

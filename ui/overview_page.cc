@@ -4,44 +4,26 @@
 #include <QChartView>
 #include <QComboBox>
 #include <QDateTime>
+#include <QDialog>
+#include <QDialogButtonBox>
+#include <QDoubleSpinBox>
+#include <QEvent>
+#include <QFormLayout>
 #include <QGridLayout>
 #include <QHBoxLayout>
 #include <QLabel>
 #include <QLineSeries>
-#include <QValueAxis>
+#include <QPushButton>
+#include <QSettings>
+#include <QSpinBox>
 #include <QVBoxLayout>
+#include <QValueAxis>
 
 namespace spillway::ui {
 
-namespace {
-
-QChartView* makeChart(const QString& title, std::initializer_list<QLineSeries*> series, QValueAxis*& x,
-                      QValueAxis*& y, const QString& y_title, QWidget* parent) {
-  auto* chart = new QChart;
-  chart->setTitle(title);
-  chart->legend()->setAlignment(Qt::AlignBottom);
-  x = new QValueAxis;
-  y = new QValueAxis;
-  x->setTitleText(QObject::tr("seconds"));
-  y->setTitleText(y_title);
-  x->setLabelFormat("%.0f");
-  chart->addAxis(x, Qt::AlignBottom);
-  chart->addAxis(y, Qt::AlignLeft);
-  for (auto* s : series) {
-    chart->addSeries(s);
-    s->attachAxis(x);
-    s->attachAxis(y);
-  }
-  auto* view = new QChartView(chart, parent);
-  view->setRenderHint(QPainter::Antialiasing);
-  view->setMinimumHeight(220);
-  return view;
-}
-
-}  // namespace
-
 OverviewPage::OverviewPage(QWidget* parent)
     : QWidget(parent), banner_(new QLabel(this)), window_box_(new QComboBox(this)) {
+  rules_.load(QSettings());
   window_box_->addItem(tr("Live, 5 minutes"), 0);
   window_box_->addItem(tr("Last hour"), 3600);
   window_box_->addItem(tr("Last 24 hours"), 86400);
@@ -51,36 +33,37 @@ OverviewPage::OverviewPage(QWidget* parent)
   banner_->setStyleSheet("QLabel { background: #c62828; color: white; padding: 8px; font-weight: bold; }");
   banner_->setWordWrap(true);
   banner_->hide();
-  auto* grid = new QGridLayout;
-  addTile(grid, 0, "rps", tr("Requests/s"));
-  addTile(grid, 1, "success", tr("Success"));
-  addTile(grid, 2, "p99", tr("Latency p99"));
-  addTile(grid, 3, "ttft", tr("TTFT p95"));
-  addTile(grid, 4, "backends", tr("Backends up"));
-  addTile(grid, 5, "in_flight", tr("In flight"));
+  auto* tiles = new QGridLayout;
+  addTile(tiles, 0, "rps", tr("Requests/s"));
+  addTile(tiles, 1, "success", tr("Success"));
+  addTile(tiles, 2, "p99", tr("Latency p99"));
+  addTile(tiles, 3, "ttft", tr("TTFT p95"));
+  addTile(tiles, 4, "backends", tr("Backends up"));
+  addTile(tiles, 5, "in_flight", tr("In flight"));
 
-  ok_ = new QLineSeries;
-  ok_->setName(tr("ok/s"));
-  errors_ = new QLineSeries;
-  errors_->setName(tr("errors/s"));
-  p50_ = new QLineSeries;
-  p50_->setName(tr("p50"));
-  p99_ = new QLineSeries;
-  p99_->setName(tr("p99"));
-  auto* throughput = makeChart(tr("Throughput by outcome"), {ok_, errors_}, throughput_x_, throughput_y_,
-                               tr("requests/s"), this);
-  auto* latency = makeChart(tr("Latency"), {p50_, p99_}, latency_x_, latency_y_, tr("ms"), this);
+  auto* charts = new QGridLayout;
+  addChart(charts, 0, 0, tr("Throughput by outcome"), tr("requests/s"),
+           {{tr("ok/s"), &Sample::ok_per_s}, {tr("errors/s"), &Sample::errors_per_s}});
+  addChart(charts, 0, 1, tr("Latency"), tr("ms"), {{tr("p50"), &Sample::p50_ms}, {tr("p99"), &Sample::p99_ms}});
+  addChart(charts, 0, 2, tr("Time to first token"), tr("ms"), {{tr("p95"), &Sample::ttft_p95_ms}});
+  addChart(charts, 1, 0, tr("Error rate"), tr("%"), {{tr("errors"), &Sample::error_pct}});
+  addChart(charts, 1, 1, tr("In flight"), tr("requests"), {{tr("in flight"), &Sample::in_flight}});
+  applyChartTheme();
+
+  auto* rules_button = new QPushButton(tr("Alert &rules…"), this);
+  rules_button->setToolTip(tr("Thresholds and durations of the alert banners"));
+  connect(rules_button, &QPushButton::clicked, this, &OverviewPage::editAlertRules);
 
   auto* layout = new QVBoxLayout(this);
   layout->addWidget(banner_);
-  layout->addLayout(grid);
+  layout->addLayout(tiles);
   auto* bar = new QHBoxLayout;
+  bar->addWidget(rules_button);
   bar->addStretch(1);
   bar->addWidget(new QLabel(tr("Charts:"), this));
   bar->addWidget(window_box_);
   layout->addLayout(bar);
-  layout->addWidget(throughput, 1);
-  layout->addWidget(latency, 1);
+  layout->addLayout(charts, 1);
 }
 
 QLabel* OverviewPage::addTile(QGridLayout* grid, int index, const QString& name, const QString& title) {
@@ -102,11 +85,71 @@ QLabel* OverviewPage::addTile(QGridLayout* grid, int index, const QString& name,
   return value;
 }
 
+void OverviewPage::addChart(QGridLayout* grid, int row, int col, const QString& title, const QString& unit,
+                            std::vector<std::pair<QString, double Sample::*>> lines) {
+  Chart c;
+  c.chart = new QChart;
+  c.chart->setTitle(title);
+  c.chart->legend()->setAlignment(Qt::AlignBottom);
+  c.chart->legend()->setVisible(lines.size() > 1);
+  c.chart->setMargins(QMargins(4, 4, 4, 4));
+  c.x = new QValueAxis;
+  c.y = new QValueAxis;
+  c.x->setLabelFormat("%.0f");
+  c.x->setTitleText(tr("seconds"));
+  c.y->setTitleText(unit);
+  c.chart->addAxis(c.x, Qt::AlignBottom);
+  c.chart->addAxis(c.y, Qt::AlignLeft);
+  for (auto& [name, field] : lines) {
+    auto* s = new QLineSeries;
+    s->setName(name);
+    c.chart->addSeries(s);
+    s->attachAxis(c.x);
+    s->attachAxis(c.y);
+    c.lines.push_back({s, field});
+  }
+  auto* view = new QChartView(c.chart, this);
+  view->setRenderHint(QPainter::Antialiasing);
+  view->setMinimumHeight(200);
+  grid->addWidget(view, row, col);
+  charts_.push_back(std::move(c));
+}
+
+void OverviewPage::applyChartTheme() {
+  const bool dark = palette().color(QPalette::Window).lightness() < 128;
+  for (auto& c : charts_) {
+    // setTheme resets fonts and colours only; titles, series and axes stay.
+    c.chart->setTheme(dark ? QChart::ChartThemeDark : QChart::ChartThemeLight);
+    c.chart->setBackgroundBrush(palette().base());
+  }
+}
+
+void OverviewPage::changeEvent(QEvent* event) {
+  if (event->type() == QEvent::PaletteChange) applyChartTheme();
+  QWidget::changeEvent(event);
+}
+
 QString OverviewPage::alertText() const { return banner_->isVisible() ? banner_->text() : QString(); }
 
 QString OverviewPage::tileText(const QString& name) const {
   auto it = tiles_.find(name);
   return it == tiles_.end() ? QString() : it->second->text();
+}
+
+QStringList OverviewPage::chartTitles() const {
+  QStringList out;
+  for (const auto& c : charts_) out << c.chart->title();
+  return out;
+}
+
+QList<QPointF> OverviewPage::linePoints(const QString& chart, const QString& line) const {
+  for (const auto& c : charts_) {
+    if (c.chart->title() != chart) continue;
+    for (const auto& l : c.lines) {
+      if (l.series->name() == line) return l.series->points();
+    }
+  }
+  return {};
 }
 
 void OverviewPage::setWindow(int seconds) {
@@ -122,51 +165,52 @@ void OverviewPage::loadHistory() {
   if (!history_) return;
   const int64_t to = last_ts_ms_ ? last_ts_ms_ : QDateTime::currentMSecsSinceEpoch();
   const int64_t from = to - int64_t{window_s_} * 1000;
-  auto series = [&](const char* name) {
+  // Every series is recorded at the same instants: zip them by timestamp.
+  std::map<int64_t, Sample> by_ts;
+  auto load = [&](const char* series, auto&& set) {
     v1::QueryHistoryRequest r;
-    r.set_series(name);
+    r.set_series(series);
     r.set_from_ms(from);
     r.set_to_ms(to);
     auto h = history_->queryHistory(r);
-    return h.ok() ? *h : v1::HistorySeries();
+    if (!h.ok()) return;
+    for (const auto& p : h->points()) set(by_ts[p.ts_ms()], p.value());
   };
-  const auto rps = series("requests_per_second");
-  const auto err = series("error_rate");
-  const auto p99 = series("latency_p99_seconds");
-  QList<QPointF> ok, errors, lat;
-  double max_rps = 1, max_ms = 1;
-  for (int i = 0; i < rps.points_size(); ++i) {
-    const double t = (rps.points(i).ts_ms() - to) / 1000.0;  // seconds before now
-    const double e = i < err.points_size() ? err.points(i).value() : 0;
-    ok.append({t, rps.points(i).value() * (1 - e)});
-    errors.append({t, rps.points(i).value() * e});
-    max_rps = std::max(max_rps, rps.points(i).value());
+  load("requests_per_second", [](Sample& s, double v) { s.ok_per_s = v; });
+  load("error_rate", [](Sample& s, double v) { s.error_pct = v * 100; });
+  load("latency_p50_seconds", [](Sample& s, double v) { s.p50_ms = v * 1e3; });
+  load("latency_p99_seconds", [](Sample& s, double v) { s.p99_ms = v * 1e3; });
+  load("ttft_p95_seconds", [](Sample& s, double v) { s.ttft_p95_ms = v * 1e3; });
+  load("in_flight", [](Sample& s, double v) { s.in_flight = v; });
+  std::vector<Sample> samples;
+  samples.reserve(by_ts.size());
+  for (auto& [ts, s] : by_ts) {
+    s.t_s = (ts - to) / 1000.0;  // seconds before now
+    const double all = s.ok_per_s;
+    s.errors_per_s = all * s.error_pct / 100;
+    s.ok_per_s = all - s.errors_per_s;
+    samples.push_back(s);
   }
-  for (const auto& p : p99.points()) {
-    lat.append({(p.ts_ms() - to) / 1000.0, p.value() * 1e3});
-    max_ms = std::max(max_ms, p.value() * 1e3);
-  }
-  ok_->replace(ok);
-  errors_->replace(errors);
-  p50_->replace({});
-  p99_->replace(lat);
-  throughput_x_->setRange(-window_s_, 0);
-  latency_x_->setRange(-window_s_, 0);
-  throughput_y_->setRange(0, max_rps * 1.15);
-  latency_y_->setRange(0, max_ms * 1.15);
+  draw(samples, -window_s_, 0);
   history_loaded_ms_ = to;
 }
 
-int OverviewPage::chartPointCount() const { return static_cast<int>(ok_->count()); }
+int OverviewPage::chartPointCount() const { return static_cast<int>(charts_.front().lines.front().series->count()); }
 
 void OverviewPage::showSnapshot(const v1::MetricsSnapshot& s) {
   last_ts_ms_ = s.ts_ms();
   if (first_ts_ms_ == 0) first_ts_ms_ = s.ts_ms();
-  const double t = (s.ts_ms() - first_ts_ms_) / 1000.0;
-  const double errors = s.requests_per_second() * s.error_rate();
-  points_.push_back({t, s.requests_per_second() - errors, errors, s.latency_p50_seconds() * 1e3,
-                     s.latency_p99_seconds() * 1e3});
-  while (!points_.empty() && points_.front().t_s < t - kWindowSeconds) points_.pop_front();
+  Sample p;
+  p.t_s = (s.ts_ms() - first_ts_ms_) / 1000.0;
+  p.errors_per_s = s.requests_per_second() * s.error_rate();
+  p.ok_per_s = s.requests_per_second() - p.errors_per_s;
+  p.p50_ms = s.latency_p50_seconds() * 1e3;
+  p.p99_ms = s.latency_p99_seconds() * 1e3;
+  p.ttft_p95_ms = s.ttft_p95_seconds() * 1e3;
+  p.error_pct = s.error_rate() * 100;
+  p.in_flight = static_cast<double>(s.in_flight());
+  points_.push_back(p);
+  while (!points_.empty() && points_.front().t_s < p.t_s - kWindowSeconds) points_.pop_front();
 
   int up = 0;
   for (const auto& b : s.backends()) up += b.state() == "up";
@@ -185,30 +229,73 @@ void OverviewPage::showSnapshot(const v1::MetricsSnapshot& s) {
 }
 
 void OverviewPage::redraw() {
-  QList<QPointF> ok, err, p50, p99;
-  ok.reserve(static_cast<qsizetype>(points_.size()));
-  err.reserve(ok.capacity());
-  p50.reserve(ok.capacity());
-  p99.reserve(ok.capacity());
-  double max_rps = 1, max_ms = 1;
-  for (const auto& p : points_) {
-    ok.append({p.t_s, p.ok_per_s});
-    err.append({p.t_s, p.errors_per_s});
-    p50.append({p.t_s, p.p50_ms});
-    p99.append({p.t_s, p.p99_ms});
-    max_rps = std::max({max_rps, p.ok_per_s, p.errors_per_s});
-    max_ms = std::max({max_ms, p.p99_ms});
+  const std::vector<Sample> samples(points_.begin(), points_.end());
+  const double x0 = samples.empty() ? 0 : samples.front().t_s;
+  const double x1 = samples.empty() ? 1 : std::max(samples.back().t_s, x0 + 1);
+  draw(samples, x0, x1);
+}
+
+void OverviewPage::draw(const std::vector<Sample>& samples, double x0, double x1) {
+  for (auto& c : charts_) {
+    double max = 1;
+    for (auto& l : c.lines) {
+      QList<QPointF> pts;
+      pts.reserve(static_cast<qsizetype>(samples.size()));
+      for (const auto& s : samples) {
+        pts.append({s.t_s, s.*l.field});
+        max = std::max(max, s.*l.field);
+      }
+      l.series->replace(pts);
+    }
+    c.x->setRange(x0, x1);
+    c.y->setRange(0, max * 1.15);
+    c.y->applyNiceNumbers();
   }
-  ok_->replace(ok);
-  errors_->replace(err);
-  p50_->replace(p50);
-  p99_->replace(p99);
-  const double x0 = points_.empty() ? 0 : points_.front().t_s;
-  const double x1 = points_.empty() ? 1 : std::max(points_.back().t_s, x0 + 1);
-  throughput_x_->setRange(x0, x1);
-  latency_x_->setRange(x0, x1);
-  throughput_y_->setRange(0, max_rps * 1.15);
-  latency_y_->setRange(0, max_ms * 1.15);
+}
+
+void OverviewPage::editAlertRules() {
+  QDialog dialog(this);
+  dialog.setWindowTitle(tr("Alert rules"));
+  auto* form = new QFormLayout(&dialog);
+  struct Row {
+    AlertRules::Rule* rule;
+    double scale;  // threshold shown = stored * scale
+    QDoubleSpinBox* threshold;
+    QSpinBox* minutes;
+  };
+  std::vector<Row> rows;
+  auto add = [&](const QString& label, AlertRules::Rule& rule, double scale, double max, const QString& unit) {
+    auto* t = new QDoubleSpinBox(&dialog);
+    t->setRange(0, max);
+    t->setDecimals(scale == 1 ? 2 : 1);
+    t->setSuffix(unit);
+    t->setValue(rule.threshold * scale);
+    auto* m = new QSpinBox(&dialog);
+    m->setRange(0, 24 * 60);
+    m->setSuffix(tr(" min"));
+    m->setValue(static_cast<int>(rule.for_ms / 60'000));
+    auto* h = new QHBoxLayout;
+    h->addWidget(new QLabel(tr("above"), &dialog));
+    h->addWidget(t);
+    h->addWidget(new QLabel(tr("for"), &dialog));
+    h->addWidget(m);
+    form->addRow(label, h);
+    rows.push_back({&rule, scale, t, m});
+  };
+  add(tr("Error rate"), rules_.error_rate, 100, 100, " %");
+  add(tr("Mean latency"), rules_.mean_latency_seconds, 1, 600, " s");
+  add(tr("GPU utilisation"), rules_.gpu_utilisation, 100, 100, " %");
+  auto* buttons = new QDialogButtonBox(QDialogButtonBox::Ok | QDialogButtonBox::Cancel, &dialog);
+  connect(buttons, &QDialogButtonBox::accepted, &dialog, &QDialog::accept);
+  connect(buttons, &QDialogButtonBox::rejected, &dialog, &QDialog::reject);
+  form->addRow(buttons);
+  if (dialog.exec() != QDialog::Accepted) return;
+  for (const auto& r : rows) {
+    r.rule->threshold = r.threshold->value() / r.scale;
+    r.rule->for_ms = int64_t{r.minutes->value()} * 60'000;
+  }
+  QSettings settings;
+  rules_.save(settings);
 }
 
 }  // namespace spillway::ui

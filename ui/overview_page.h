@@ -1,12 +1,17 @@
-// The Overview page: KPI tiles and charts (throughput by outcome, latency)
-// over the last five minutes live, fed one snapshot at a time, or over the
-// last hour or day from the engine's recorded history.
-// Each chart is refreshed with one QXYSeries::replace() from a preallocated
-// buffer per snapshot, never one append per point.
+// The Overview page: KPI tiles and charts — throughput by outcome, latency
+// percentiles, TTFT, error rate and requests in flight — over the last five
+// minutes live, fed one snapshot at a time, or over the last hour or day
+// from the engine's recorded history. Alert banners when the article's
+// rules fire; their thresholds are editable and remembered.
+//
+// Charts are declared as data (which sample field each line shows), so a
+// later signal is one more line in the table, not new drawing code. Each
+// chart is refreshed with one QXYSeries::replace() per line per snapshot.
 #pragma once
 
 #include <QWidget>
 #include <deque>
+#include <vector>
 
 #include "control/engine_client.h"
 #include "spillway/v1/control.pb.h"
@@ -37,25 +42,45 @@ class OverviewPage final : public QWidget {
   void setWindow(int seconds);
   int window() const { return window_s_; }
   int chartPointCount() const;  // points in the throughput chart now
+  // The chart titles, in layout order, and a line's points (for tests).
+  QStringList chartTitles() const;
+  QList<QPointF> linePoints(const QString& chart, const QString& line) const;
 
  public slots:
   void showSnapshot(const spillway::v1::MetricsSnapshot& snapshot);
+  // A dialog for the alert thresholds; saved in QSettings on OK.
+  void editAlertRules();
+
+ protected:
+  void changeEvent(QEvent* event) override;  // palette changes re-theme the charts
 
  private:
-  struct Point {
-    double t_s;
-    double ok_per_s, errors_per_s, p50_ms, p99_ms;
+  struct Sample {
+    double t_s = 0;
+    double ok_per_s = 0, errors_per_s = 0, p50_ms = 0, p99_ms = 0, ttft_p95_ms = 0, error_pct = 0, in_flight = 0;
+  };
+  struct Line {
+    QLineSeries* series;
+    double Sample::*field;
+  };
+  struct Chart {
+    QChart* chart;
+    QValueAxis *x, *y;
+    std::vector<Line> lines;
   };
   QLabel* addTile(QGridLayout* grid, int index, const QString& name, const QString& title);
+  void addChart(QGridLayout* grid, int row, int col, const QString& title, const QString& unit,
+                std::vector<std::pair<QString, double Sample::*>> lines);
+  void draw(const std::vector<Sample>& samples, double x0, double x1);
   void redraw();
   void loadHistory();
+  void applyChartTheme();
 
   std::map<QString, QLabel*> tiles_;
   QLabel* banner_;
   AlertRules rules_;
-  std::deque<Point> points_;  // the last kWindow seconds
-  QLineSeries *ok_, *errors_, *p50_, *p99_;
-  QValueAxis *throughput_x_, *throughput_y_, *latency_x_, *latency_y_;
+  std::deque<Sample> points_;  // the last kWindowSeconds
+  std::vector<Chart> charts_;
   int64_t first_ts_ms_ = 0;
   int64_t last_ts_ms_ = 0;
   control::EngineClient* history_ = nullptr;

@@ -38,7 +38,8 @@ Commands:
   weight NAME N|default           override the balancing weight (0..10000), or drop the override
   audit                           the audit log (--action PREFIX, --actor NAME, --limit N)
   history SERIES                  recorded points (--minutes N): requests_per_second,
-                                  error_rate, latency_p99_seconds, in_flight
+                                  error_rate, latency_p50_seconds, latency_p99_seconds,
+                                  ttft_p95_seconds, in_flight
   watch                           live table (--interval-ms, --count N)
   hash-token [TOKEN]              SHA-256 for control.tokens[].sha256 (reads stdin without TOKEN)
 

@@ -226,6 +226,15 @@ void ConsoleTest::overviewShowsLiveTraffic() {
   QCOMPARE(o->tileText("success"), "100.0 %");
   QCOMPARE(o->tileText("backends"), "2 / 2");
   QVERIFY(o->pointCount() >= 2);
+  QCOMPARE(o->chartTitles(), (QStringList{"Throughput by outcome", "Latency", "Time to first token", "Error rate",
+                                         "In flight"}));
+  // Every chart line has one point per snapshot; the last interval had traffic.
+  const auto ttft = o->linePoints("Time to first token", "p95");
+  QCOMPARE(ttft.size(), o->pointCount());
+  QVERIFY(ttft.last().y() > 0);
+  QCOMPARE(o->linePoints("In flight", "in flight").size(), o->pointCount());
+  QCOMPARE(o->linePoints("Error rate", "errors").last().y(), 0.0);
+  QVERIFY(o->linePoints("Throughput by outcome", "ok/s").last().y() > 0);
 }
 
 void ConsoleTest::overviewChartsRecordedHistory() {
@@ -246,6 +255,8 @@ void ConsoleTest::overviewChartsRecordedHistory() {
   o->setWindow(3600);
   QCOMPARE(o->window(), 3600);
   QVERIFY(o->chartPointCount() >= 2);  // drawn from the store, not from snapshots
+  QCOMPARE(o->linePoints("Time to first token", "p95").size(), o->chartPointCount());
+  for (const auto& p : o->linePoints("Throughput by outcome", "ok/s")) QVERIFY(p.x() <= 0 && p.x() >= -3600);
   o->setWindow(0);
   QCOMPARE(o->chartPointCount(), o->pointCount());
 }
@@ -408,6 +419,36 @@ void ConsoleTest::alertRulesFireAfterTheirDurationAndClear() {
   QVERIFY(slow.feed(t0, 0, 1.5).isEmpty());
   QCOMPARE(slow.feed(t0 + 60'000, 0, 1.5).size(), 1);
   QVERIFY(slow.feed(t0 + 61'000, 0, 0.5).isEmpty());
+  // GPU utilisation > 90 % for 3 min, once the engine reports it.
+  ui::AlertRules gpu;
+  QVERIFY(gpu.feed(t0, 0, 0, 0.95).isEmpty());
+  QVERIFY(gpu.feed(t0 + 3 * 60'000, 0, 0).isEmpty());  // no reading: not firing, and the clock restarts
+  QVERIFY(gpu.feed(t0 + 4 * 60'000, 0, 0, 0.95).isEmpty());
+  auto hot = gpu.feed(t0 + 7 * 60'000, 0, 0, 0.97);
+  QCOMPARE(hot.size(), 1);
+  QVERIFY(hot[0].startsWith("GPU utilisation 97 % above 90 %"));
+}
+
+void ConsoleTest::alertThresholdsAreRemembered() {
+  QTemporaryDir dir;
+  QSettings settings(dir.filePath("s.ini"), QSettings::IniFormat);
+  ui::AlertRules edited;
+  edited.error_rate = {0.2, 60'000};
+  edited.gpu_utilisation = {0.75, 0};
+  edited.save(settings);
+  ui::AlertRules loaded;
+  loaded.load(settings);
+  QCOMPARE(loaded.error_rate.threshold, 0.2);
+  QCOMPARE(loaded.error_rate.for_ms, int64_t{60'000});
+  QCOMPARE(loaded.gpu_utilisation.threshold, 0.75);
+  QCOMPARE(loaded.mean_latency_seconds.threshold, 2.0);
+  // Garbage in the settings file keeps the defaults.
+  settings.setValue("alerts/mean_latency_seconds/threshold", "lots");
+  settings.setValue("alerts/mean_latency_seconds/for_ms", -5);
+  ui::AlertRules defaults;
+  defaults.load(settings);
+  QCOMPARE(defaults.mean_latency_seconds.threshold, 2.0);
+  QCOMPARE(defaults.mean_latency_seconds.for_ms, int64_t{10 * 60'000});
 }
 
 void ConsoleTest::alertBannerShowsOnTheOverview() {

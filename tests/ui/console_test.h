@@ -33,6 +33,7 @@ class ConsoleTest : public QObject {
   void fleetModelPassesTheModelTester();
   void auditFiltersAndExportsCsv();
   void alertRulesFireAfterTheirDurationAndClear();
+  void alertThresholdsAreRemembered();
   void alertBannerShowsOnTheOverview();
   void trafficDrillRunsAndStops();
 
