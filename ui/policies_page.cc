@@ -14,10 +14,15 @@
 #include <QPushButton>
 #include <QSplitter>
 #include <QTableWidget>
+#include <QTabWidget>
+#include <QToolButton>
+#include <QTreeView>
 #include <QTextBlock>
 #include <QTimer>
 #include <QVBoxLayout>
 
+#include "config/config_loader.h"
+#include "ui/config_form_model.h"
 #include "ui/yaml_highlighter.h"
 
 namespace spillway::ui {
@@ -31,7 +36,9 @@ QString qs(const S& s) {
 }  // namespace
 
 PoliciesPage::PoliciesPage(control::EngineClient& client, QWidget* parent)
-    : QWidget(parent), client_(client), editor_(new QPlainTextEdit(this)), errors_(new QListWidget(this)),
+    : QWidget(parent), client_(client), tabs_(new QTabWidget(this)), form_(new ConfigFormModel(this)),
+      form_view_(new QTreeView(this)), help_(new QLabel(this)), editor_(new QPlainTextEdit(this)),
+      errors_(new QListWidget(this)),
       diff_(new QPlainTextEdit(this)), comment_(new QLineEdit(this)), history_(new QTableWidget(this)),
       debounce_(new QTimer(this)) {
   editor_->setFont(QFontDatabase::systemFont(QFontDatabase::FixedFont));
@@ -43,9 +50,46 @@ PoliciesPage::PoliciesPage(control::EngineClient& client, QWidget* parent)
   comment_->setPlaceholderText(tr("Why this change (recorded with the version)"));
   debounce_->setSingleShot(true);
   debounce_->setInterval(300);
-  connect(editor_, &QPlainTextEdit::textChanged, debounce_, qOverload<>(&QTimer::start));
+  connect(editor_, &QPlainTextEdit::textChanged, this, [this] {
+    text_edited_ = true;
+    debounce_->start();
+  });
+  connect(form_, &ConfigFormModel::edited, this, [this] {
+    form_edited_ = true;
+    debounce_->start();
+  });
+  form_view_->setModel(form_);
+  form_view_->setItemDelegate(new ConfigFormDelegate(form_view_));
+  form_view_->setAlternatingRowColors(true);
+  form_view_->setEditTriggers(QAbstractItemView::DoubleClicked | QAbstractItemView::EditKeyPressed |
+                              QAbstractItemView::SelectedClicked | QAbstractItemView::AnyKeyPressed);
+  form_view_->setColumnWidth(ConfigFormModel::kField, 260);
+  help_->setWordWrap(true);
+  help_->setTextInteractionFlags(Qt::TextSelectableByMouse);
+  help_->setMinimumHeight(48);
+  help_->setText(tr("Select a setting to see its help."));
+  help_->setAlignment(Qt::AlignTop | Qt::AlignLeft);
+  connect(form_view_->selectionModel(), &QItemSelectionModel::currentChanged, this, [this](const QModelIndex& i) {
+    const QString path = i.data(ConfigFormModel::kPathRole).toString();
+    const QString help = i.data(ConfigFormModel::kHelpRole).toString();
+    const QString err = i.data(ConfigFormModel::kErrorRole).toString();
+    help_->setText(QString("<b>%1</b><br>%2%3")
+                       .arg(path.toHtmlEscaped(), help.toHtmlEscaped(),
+                            err.isEmpty() ? QString() : "<br><font color=#d03030>" + err.toHtmlEscaped() + "</font>"));
+  });
   connect(debounce_, &QTimer::timeout, this, &PoliciesPage::validateNow);
   connect(errors_, &QListWidget::itemActivated, this, [this](QListWidgetItem* item) {
+    if (currentView() == 0) {  // the form: select the field the error names ("path: message")
+      const QString text = item->text();
+      const int colon = text.indexOf(": ");
+      const QModelIndex at = form_->indexOfPath(colon > 0 ? text.left(colon) : text);
+      if (at.isValid()) {
+        form_view_->scrollTo(at);
+        form_view_->setCurrentIndex(at);
+        form_view_->setFocus();
+      }
+      return;
+    }
     // Jump to the error's line ("file:LINE:COL: ...").
     const QStringList parts = item->text().split(':');
     bool ok = false;
@@ -79,11 +123,58 @@ PoliciesPage::PoliciesPage(control::EngineClient& client, QWidget* parent)
   buttons->addWidget(reload_button);
   buttons->addWidget(diff);
   buttons->addWidget(apply);
+  auto* add = new QToolButton(this);
+  add->setText(tr("Add item"));
+  add->setToolTip(tr("Append an element to the selected list (backends, pools, tokens…)"));
+  auto* remove = new QToolButton(this);
+  remove->setText(tr("Remove item"));
+  remove->setToolTip(tr("Remove the selected list element"));
+  connect(add, &QToolButton::clicked, this, [this] {
+    QModelIndex at = form_view_->currentIndex().siblingAtColumn(0);
+    while (at.isValid() && !form_->isList(at)) at = at.parent();
+    if (!at.isValid()) {
+      emit message(tr("Select a list (e.g. backends) first."));
+      return;
+    }
+    const QModelIndex el = form_->addElement(at);
+    form_view_->expand(at);
+    form_view_->expand(el);
+    form_view_->setCurrentIndex(el);
+  });
+  connect(remove, &QToolButton::clicked, this, [this] {
+    QModelIndex at = form_view_->currentIndex().siblingAtColumn(0);
+    while (at.isValid() && !form_->isListElement(at)) at = at.parent();
+    if (!at.isValid()) {
+      emit message(tr("Select a list element first."));
+      return;
+    }
+    form_->removeElement(at);
+  });
+  auto* form_page = new QWidget(this);
+  auto* fv = new QVBoxLayout(form_page);
+  fv->setContentsMargins(0, 0, 0, 0);
+  auto* form_buttons = new QHBoxLayout;
+  form_buttons->addWidget(new QLabel(tr("Double-click a value to edit; hover for help"), form_page), 1);
+  form_buttons->addWidget(add);
+  form_buttons->addWidget(remove);
+  fv->addLayout(form_buttons);
+  fv->addWidget(form_view_, 1);
+  fv->addWidget(help_);
+  tabs_->addTab(form_page, tr("&Form"));
+  tabs_->addTab(editor_, tr("&YAML"));
+  connect(tabs_, &QTabWidget::currentChanged, this, [this](int index) {
+    if (index == view_) return;
+    if (!showView(index)) {
+      const QSignalBlocker block(tabs_);
+      tabs_->setCurrentIndex(view_);
+    }
+  });
+
   auto* left = new QWidget(this);
   auto* lv = new QVBoxLayout(left);
   lv->setContentsMargins(0, 0, 0, 0);
-  lv->addWidget(new QLabel(tr("Config (YAML; JSON is YAML too)"), left));
-  lv->addWidget(editor_, 3);
+  lv->addWidget(new QLabel(tr("Config: as a form generated from the schema, or as YAML (JSON is YAML too)"), left));
+  lv->addWidget(tabs_, 3);
   lv->addWidget(new QLabel(tr("Problems"), left));
   lv->addWidget(errors_, 1);
   lv->addLayout(buttons);
@@ -107,9 +198,66 @@ PoliciesPage::PoliciesPage(control::EngineClient& client, QWidget* parent)
 
 v1::ConfigSource PoliciesPage::source() const {
   v1::ConfigSource s;
+  if (view_ == 0) {
+    *s.mutable_config() = form_->config();
+    return s;
+  }
   s.set_yaml(editor_->toPlainText().toStdString());
   s.set_file("editor");
   return s;
+}
+
+int PoliciesPage::currentView() const { return view_; }
+
+bool PoliciesPage::showView(int index) {
+  if (index == view_) return true;
+  if (index == 0) {
+    if (!syncTextToForm()) {
+      emit message(tr("The YAML has problems: fix them to edit it as a form."));
+      return false;
+    }
+  } else {
+    syncFormToText();
+  }
+  view_ = index;
+  if (tabs_->currentIndex() != index) {
+    const QSignalBlocker block(tabs_);
+    tabs_->setCurrentIndex(index);
+  }
+  validateNow();
+  return true;
+}
+
+void PoliciesPage::setEditorText(const QString& text) {
+  const QSignalBlocker block(editor_);
+  editor_->setPlainText(text);
+  text_edited_ = false;
+}
+
+bool PoliciesPage::syncTextToForm() {
+  if (!text_edited_) return true;
+  auto loaded = config::loadYaml(editor_->toPlainText().toStdString(), "editor");
+  if (!loaded.errors.empty()) {
+    validateNow();
+    return false;
+  }
+  form_->setConfig(loaded.config);
+  form_view_->expandToDepth(0);
+  text_edited_ = false;
+  form_edited_ = true;  // the form now differs from what was loaded
+  return true;
+}
+
+void PoliciesPage::syncFormToText() {
+  if (!form_edited_) return;
+  std::string json;
+  google::protobuf::util::JsonPrintOptions o;
+  o.add_whitespace = true;
+  o.preserve_proto_field_names = true;
+  (void)google::protobuf::util::MessageToJsonString(form_->config(), &json, o);
+  setEditorText(qs(json));
+  form_edited_ = false;
+  text_edited_ = true;  // so switching back re-reads it
 }
 
 void PoliciesPage::reload() {
@@ -124,7 +272,10 @@ void PoliciesPage::reload() {
   o.preserve_proto_field_names = true;
   (void)google::protobuf::util::MessageToJsonString(view->config(), &json, o);
   loaded_version_ = view->version();
-  editor_->setPlainText(qs(json));
+  setEditorText(qs(json));
+  form_->setConfig(view->config());
+  form_view_->expandToDepth(0);
+  text_edited_ = form_edited_ = false;
   debounce_->stop();
   errors_->clear();
   diff_->clear();
@@ -149,13 +300,17 @@ void PoliciesPage::loadHistory() {
 }
 
 void PoliciesPage::validateNow() {
+  debounce_->stop();
   errors_->clear();
   auto r = client_.validateConfig(source());
   if (!r.ok()) {
     errors_->addItem(qs(r.status().message()));
     return;
   }
-  for (const auto& e : r->errors()) errors_->addItem(qs(e));
+  QStringList errors;
+  for (const auto& e : r->errors()) errors << qs(e);
+  errors_->addItems(errors);
+  if (view_ == 0) form_->setErrors(errors);
 }
 
 bool PoliciesPage::showDiff() {

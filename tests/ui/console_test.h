@@ -24,6 +24,8 @@ class ConsoleTest : public QObject {
   void drainFromTheBackendsPage();
   void ejectAndReweighFromTheBackendsPage();
   void applyValidConfigFromThePoliciesPage();
+  void configFormModelPassesTheModelTester();
+  void formEditsValidateAndApply();
   void invalidConfigShowsLocatedErrorsAndChangesNothing();
   void rollbackFromTheHistory();
   void overviewShowsLiveTraffic();

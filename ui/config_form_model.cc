@@ -1,0 +1,533 @@
+#include "ui/config_form_model.h"
+
+#include <QBrush>
+#include <QColor>
+#include <QComboBox>
+#include <limits>
+
+#include "ui/config_schema.h"
+
+namespace spillway::ui {
+
+namespace pb = google::protobuf;
+
+struct ConfigFormModel::Node {
+  enum Kind { kRoot, kMessage, kList, kElement, kLeaf };
+  Kind kind = kRoot;
+  Node* parent = nullptr;
+  int row = 0;
+  const pb::FieldDescriptor* field = nullptr;  // null for the root
+  int element = -1;                            // position in its list, for kElement
+  std::string path;
+  std::vector<std::unique_ptr<Node>> children;
+
+  bool contains(const std::string& p) const {
+    return p.size() > path.size() && p.compare(0, path.size(), path) == 0 &&
+           (p[path.size()] == '.' || p[path.size()] == '[');
+  }
+};
+
+namespace {
+
+QString scalarText(const pb::Message& m, const pb::FieldDescriptor* f, int i) {
+  const pb::Reflection* r = m.GetReflection();
+  const bool rep = f->is_repeated();
+  switch (f->cpp_type()) {
+    case pb::FieldDescriptor::CPPTYPE_STRING:
+      return QString::fromStdString(rep ? r->GetRepeatedString(m, f, i) : r->GetString(m, f));
+    case pb::FieldDescriptor::CPPTYPE_INT32: return QString::number(rep ? r->GetRepeatedInt32(m, f, i) : r->GetInt32(m, f));
+    case pb::FieldDescriptor::CPPTYPE_INT64: return QString::number(rep ? r->GetRepeatedInt64(m, f, i) : r->GetInt64(m, f));
+    case pb::FieldDescriptor::CPPTYPE_UINT32:
+      return QString::number(rep ? r->GetRepeatedUInt32(m, f, i) : r->GetUInt32(m, f));
+    case pb::FieldDescriptor::CPPTYPE_UINT64:
+      return QString::number(rep ? r->GetRepeatedUInt64(m, f, i) : r->GetUInt64(m, f));
+    case pb::FieldDescriptor::CPPTYPE_DOUBLE:
+      return QString::number(rep ? r->GetRepeatedDouble(m, f, i) : r->GetDouble(m, f), 'g', 12);
+    case pb::FieldDescriptor::CPPTYPE_FLOAT:
+      return QString::number(rep ? r->GetRepeatedFloat(m, f, i) : r->GetFloat(m, f), 'g', 7);
+    case pb::FieldDescriptor::CPPTYPE_BOOL:
+      return (rep ? r->GetRepeatedBool(m, f, i) : r->GetBool(m, f)) ? "true" : "false";
+    case pb::FieldDescriptor::CPPTYPE_ENUM:
+      return QString::fromStdString((rep ? r->GetRepeatedEnum(m, f, i) : r->GetEnum(m, f))->name());
+    case pb::FieldDescriptor::CPPTYPE_MESSAGE: return {};
+  }
+  return {};
+}
+
+// A scalar parsed from text for field `f`, written with `set` (one of the
+// Set*/Add* pairs). False when the text is not a valid value of its type.
+struct Parsed {
+  std::string s;
+  int64_t i = 0;
+  uint64_t u = 0;
+  double d = 0;
+  bool b = false;
+  const pb::EnumValueDescriptor* e = nullptr;
+};
+
+bool parse(const pb::FieldDescriptor* f, const QString& raw, Parsed* out) {
+  const QString text = raw.trimmed();
+  bool ok = true;
+  switch (f->cpp_type()) {
+    case pb::FieldDescriptor::CPPTYPE_STRING: out->s = raw.toStdString(); return true;
+    case pb::FieldDescriptor::CPPTYPE_INT32:
+      out->i = text.toLongLong(&ok);
+      return ok && out->i >= std::numeric_limits<int32_t>::min() && out->i <= std::numeric_limits<int32_t>::max();
+    case pb::FieldDescriptor::CPPTYPE_INT64: out->i = text.toLongLong(&ok); return ok;
+    case pb::FieldDescriptor::CPPTYPE_UINT32:
+      out->u = text.toULongLong(&ok);
+      return ok && !text.startsWith('-') && out->u <= std::numeric_limits<uint32_t>::max();
+    case pb::FieldDescriptor::CPPTYPE_UINT64: out->u = text.toULongLong(&ok); return ok && !text.startsWith('-');
+    case pb::FieldDescriptor::CPPTYPE_DOUBLE:
+    case pb::FieldDescriptor::CPPTYPE_FLOAT: out->d = text.toDouble(&ok); return ok;
+    case pb::FieldDescriptor::CPPTYPE_BOOL:
+      if (text == "true" || text == "1") out->b = true;
+      else if (text == "false" || text == "0") out->b = false;
+      else return false;
+      return true;
+    case pb::FieldDescriptor::CPPTYPE_ENUM: {
+      out->e = f->enum_type()->FindValueByName(text.toUpper().toStdString());
+      if (!out->e) {
+        const int n = text.toInt(&ok);
+        if (ok) out->e = f->enum_type()->FindValueByNumber(n);
+      }
+      return out->e != nullptr;
+    }
+    case pb::FieldDescriptor::CPPTYPE_MESSAGE: return false;
+  }
+  return false;
+}
+
+void write(pb::Message* m, const pb::FieldDescriptor* f, const Parsed& v) {
+  const pb::Reflection* r = m->GetReflection();
+  const bool rep = f->is_repeated();
+  switch (f->cpp_type()) {
+    case pb::FieldDescriptor::CPPTYPE_STRING: rep ? r->AddString(m, f, v.s) : r->SetString(m, f, v.s); break;
+    case pb::FieldDescriptor::CPPTYPE_INT32:
+      rep ? r->AddInt32(m, f, static_cast<int32_t>(v.i)) : r->SetInt32(m, f, static_cast<int32_t>(v.i));
+      break;
+    case pb::FieldDescriptor::CPPTYPE_INT64: rep ? r->AddInt64(m, f, v.i) : r->SetInt64(m, f, v.i); break;
+    case pb::FieldDescriptor::CPPTYPE_UINT32:
+      rep ? r->AddUInt32(m, f, static_cast<uint32_t>(v.u)) : r->SetUInt32(m, f, static_cast<uint32_t>(v.u));
+      break;
+    case pb::FieldDescriptor::CPPTYPE_UINT64: rep ? r->AddUInt64(m, f, v.u) : r->SetUInt64(m, f, v.u); break;
+    case pb::FieldDescriptor::CPPTYPE_DOUBLE: rep ? r->AddDouble(m, f, v.d) : r->SetDouble(m, f, v.d); break;
+    case pb::FieldDescriptor::CPPTYPE_FLOAT:
+      rep ? r->AddFloat(m, f, static_cast<float>(v.d)) : r->SetFloat(m, f, static_cast<float>(v.d));
+      break;
+    case pb::FieldDescriptor::CPPTYPE_BOOL: rep ? r->AddBool(m, f, v.b) : r->SetBool(m, f, v.b); break;
+    case pb::FieldDescriptor::CPPTYPE_ENUM: rep ? r->AddEnum(m, f, v.e) : r->SetEnum(m, f, v.e); break;
+    case pb::FieldDescriptor::CPPTYPE_MESSAGE: break;
+  }
+}
+
+// The field that names a list element in its row ("name", else "model").
+const pb::FieldDescriptor* labelField(const pb::Descriptor* type) {
+  for (const char* n : {"name", "model"}) {
+    const auto* f = type->FindFieldByName(n);
+    if (f && f->cpp_type() == pb::FieldDescriptor::CPPTYPE_STRING && !f->is_repeated()) return f;
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+ConfigFormModel::ConfigFormModel(QObject* parent) : QAbstractItemModel(parent) { setConfig(v1::Config()); }
+
+ConfigFormModel::~ConfigFormModel() = default;
+
+void ConfigFormModel::setConfig(const v1::Config& config) {
+  beginResetModel();
+  config_ = config;
+  errors_.clear();
+  root_ = std::make_unique<Node>();
+  build(root_.get(), v1::Config::descriptor());
+  endResetModel();
+}
+
+void ConfigFormModel::build(Node* n, const pb::Descriptor* type) {
+  n->children.clear();
+  const pb::Message& m = messageOf(n);
+  for (int i = 0; i < type->field_count(); ++i) {
+    const pb::FieldDescriptor* f = type->field(i);
+    auto child = std::make_unique<Node>();
+    child->parent = n;
+    child->row = static_cast<int>(n->children.size());
+    child->field = f;
+    child->path = n->path.empty() ? f->name() : n->path + "." + f->name();
+    if (f->cpp_type() != pb::FieldDescriptor::CPPTYPE_MESSAGE) {
+      child->kind = Node::kLeaf;
+    } else if (f->is_repeated()) {
+      child->kind = Node::kList;
+      const int size = m.GetReflection()->FieldSize(m, f);
+      for (int e = 0; e < size; ++e) {
+        auto el = std::make_unique<Node>();
+        el->kind = Node::kElement;
+        el->parent = child.get();
+        el->row = e;
+        el->field = f;
+        el->element = e;
+        el->path = child->path + "[" + std::to_string(e) + "]";
+        child->children.push_back(std::move(el));
+      }
+    } else {
+      child->kind = Node::kMessage;
+    }
+    n->children.push_back(std::move(child));
+  }
+  for (auto& c : n->children) {
+    if (c->kind == Node::kMessage) build(c.get(), c->field->message_type());
+    if (c->kind != Node::kList) continue;
+    for (auto& el : c->children) build(el.get(), c->field->message_type());
+  }
+}
+
+void ConfigFormModel::reindex(Node* n) {
+  for (size_t i = 0; i < n->children.size(); ++i) {
+    Node* c = n->children[i].get();
+    c->row = static_cast<int>(i);
+    if (c->kind == Node::kElement) {
+      c->element = c->row;
+      c->path = n->path + "[" + std::to_string(c->element) + "]";
+    } else {
+      c->path = n->path.empty() ? c->field->name() : n->path + "." + c->field->name();
+    }
+    reindex(c);
+  }
+}
+
+const pb::Message& ConfigFormModel::messageOf(const Node* n) const {
+  switch (n->kind) {
+    case Node::kRoot: return config_;
+    case Node::kMessage: {
+      const pb::Message& m = messageOf(n->parent);
+      return m.GetReflection()->GetMessage(m, n->field);
+    }
+    case Node::kElement: {
+      const pb::Message& m = messageOf(n->parent->parent);
+      return m.GetReflection()->GetRepeatedMessage(m, n->field, n->element);
+    }
+    case Node::kList:
+    case Node::kLeaf: return messageOf(n->parent);  // the message holding the field
+  }
+  return config_;
+}
+
+pb::Message* ConfigFormModel::mutableMessageOf(const Node* n) {
+  switch (n->kind) {
+    case Node::kRoot: return &config_;
+    case Node::kMessage: {
+      pb::Message* m = mutableMessageOf(n->parent);
+      return m->GetReflection()->MutableMessage(m, n->field);
+    }
+    case Node::kElement: {
+      pb::Message* m = mutableMessageOf(n->parent->parent);
+      return m->GetReflection()->MutableRepeatedMessage(m, n->field, n->element);
+    }
+    case Node::kList:
+    case Node::kLeaf: return mutableMessageOf(n->parent);
+  }
+  return &config_;
+}
+
+ConfigFormModel::Node* ConfigFormModel::node(const QModelIndex& index) const {
+  return index.isValid() ? static_cast<Node*>(index.internalPointer()) : root_.get();
+}
+
+QModelIndex ConfigFormModel::indexOf(const Node* n, int column) const {
+  if (!n || n == root_.get()) return {};
+  return createIndex(n->row, column, const_cast<Node*>(n));
+}
+
+QModelIndex ConfigFormModel::index(int row, int column, const QModelIndex& parent) const {
+  const Node* p = node(parent);
+  if (row < 0 || column < 0 || column >= kColumnCount || row >= static_cast<int>(p->children.size())) return {};
+  return createIndex(row, column, p->children[static_cast<size_t>(row)].get());
+}
+
+QModelIndex ConfigFormModel::parent(const QModelIndex& child) const {
+  if (!child.isValid()) return {};
+  return indexOf(node(child)->parent, 0);
+}
+
+int ConfigFormModel::rowCount(const QModelIndex& parent) const {
+  if (parent.isValid() && parent.column() != 0) return 0;
+  return static_cast<int>(node(parent)->children.size());
+}
+
+int ConfigFormModel::columnCount(const QModelIndex&) const { return kColumnCount; }
+
+QVariant ConfigFormModel::value(const Node* n, int role) const {
+  const pb::Message& m = messageOf(n);
+  const pb::Reflection* r = m.GetReflection();
+  const pb::FieldDescriptor* f = n->field;
+  if (f->is_repeated()) {
+    QStringList parts;
+    for (int i = 0; i < r->FieldSize(m, f); ++i) parts << scalarText(m, f, i);
+    return parts.join(", ");
+  }
+  if (role == Qt::EditRole) {
+    switch (f->cpp_type()) {
+      case pb::FieldDescriptor::CPPTYPE_INT32: return r->GetInt32(m, f);
+      case pb::FieldDescriptor::CPPTYPE_UINT32:
+        // Qt's spin boxes hold an int: larger values edit as text.
+        if (r->GetUInt32(m, f) <= static_cast<uint32_t>(std::numeric_limits<int>::max())) {
+          return static_cast<int>(r->GetUInt32(m, f));
+        }
+        break;
+      case pb::FieldDescriptor::CPPTYPE_DOUBLE: return r->GetDouble(m, f);
+      default: break;
+    }
+  }
+  return scalarText(m, f, 0);
+}
+
+QVariant ConfigFormModel::data(const QModelIndex& index, int role) const {
+  if (!index.isValid()) return {};
+  const Node* n = node(index);
+  const bool is_bool = n->kind == Node::kLeaf && !n->field->is_repeated() &&
+                       n->field->cpp_type() == pb::FieldDescriptor::CPPTYPE_BOOL;
+  auto own_error = [&]() -> QString {
+    auto it = errors_.find(n->path);
+    return it == errors_.end() ? QString() : it->second;
+  };
+  switch (role) {
+    case Qt::DisplayRole:
+    case Qt::EditRole:
+      if (index.column() == kField) {
+        if (n->kind != Node::kElement) return QString::fromStdString(n->field->name());
+        // Named elements show their name (stable when others are removed).
+        if (const auto* lf = labelField(n->field->message_type())) {
+          const QString name = scalarText(messageOf(n), lf, 0);
+          if (!name.isEmpty()) return name;
+        }
+        return QString("[%1]").arg(n->element);
+      }
+      if (n->kind == Node::kList) {
+        return n->children.size() == 1 ? tr("1 item") : tr("%1 items").arg(n->children.size());
+      }
+      if (n->kind != Node::kLeaf || is_bool) return {};
+      return value(n, role);
+    case Qt::CheckStateRole:
+      if (index.column() == kValue && is_bool) {
+        const pb::Message& m = messageOf(n);
+        return m.GetReflection()->GetBool(m, n->field) ? Qt::Checked : Qt::Unchecked;
+      }
+      return {};
+    case Qt::ToolTipRole: {
+      QString tip = ConfigSchema::get().help(n->field);
+      if (n->field->is_repeated() && n->kind == Node::kLeaf) tip += tr(" (comma-separated)");
+      const QString err = own_error();
+      return err.isEmpty() ? tip : err + "\n\n" + tip;
+    }
+    case kHelpRole: return ConfigSchema::get().help(n->field);
+    case kPathRole: return QString::fromStdString(n->path);
+    case kErrorRole: return own_error();
+    case kEnumNamesRole:
+      if (n->kind == Node::kLeaf && !n->field->is_repeated() && n->field->cpp_type() == pb::FieldDescriptor::CPPTYPE_ENUM) {
+        QStringList names;
+        for (int i = 0; i < n->field->enum_type()->value_count(); ++i) {
+          names << QString::fromStdString(n->field->enum_type()->value(i)->name());
+        }
+        return names;
+      }
+      return {};
+    case Qt::ForegroundRole: {
+      bool bad = errors_.count(n->path) > 0;
+      for (auto it = errors_.begin(); !bad && it != errors_.end(); ++it) bad = n->contains(it->first);
+      if (bad) return QBrush(QColor(0xd0, 0x30, 0x30));
+      return {};
+    }
+    default: return {};
+  }
+}
+
+bool ConfigFormModel::setData(const QModelIndex& index, const QVariant& v, int role) {
+  if (!index.isValid() || index.column() != kValue) return false;
+  Node* n = node(index);
+  if (n->kind != Node::kLeaf) return false;
+  const pb::FieldDescriptor* f = n->field;
+  if (role == Qt::CheckStateRole && !f->is_repeated() && f->cpp_type() == pb::FieldDescriptor::CPPTYPE_BOOL) {
+    pb::Message* m = mutableMessageOf(n);
+    m->GetReflection()->SetBool(m, f, v.toInt() == Qt::Checked);
+  } else if (role == Qt::EditRole) {
+    if (f->is_repeated()) {
+      std::vector<Parsed> values;
+      for (const QString& part : v.toString().split(',', Qt::SkipEmptyParts)) {
+        if (part.trimmed().isEmpty()) continue;
+        Parsed p;
+        if (!parse(f, part.trimmed(), &p)) return false;
+        values.push_back(std::move(p));
+      }
+      pb::Message* m = mutableMessageOf(n);
+      m->GetReflection()->ClearField(m, f);
+      for (const auto& p : values) write(m, f, p);
+    } else {
+      Parsed p;
+      if (!parse(f, v.toString(), &p)) return false;
+      write(mutableMessageOf(n), f, p);
+    }
+  } else {
+    return false;
+  }
+  emit dataChanged(indexOf(n, kField), indexOf(n, kValue));
+  // A renamed element shows its new name in its row.
+  if (n->parent->kind == Node::kElement && labelField(n->parent->field->message_type()) == f) {
+    emit dataChanged(indexOf(n->parent, kField), indexOf(n->parent, kField));
+  }
+  emit edited();
+  return true;
+}
+
+Qt::ItemFlags ConfigFormModel::flags(const QModelIndex& index) const {
+  if (!index.isValid()) return Qt::NoItemFlags;
+  Qt::ItemFlags fl = Qt::ItemIsEnabled | Qt::ItemIsSelectable;
+  const Node* n = node(index);
+  if (index.column() == kValue && n->kind == Node::kLeaf) {
+    if (!n->field->is_repeated() && n->field->cpp_type() == pb::FieldDescriptor::CPPTYPE_BOOL) {
+      fl |= Qt::ItemIsUserCheckable;
+    } else {
+      fl |= Qt::ItemIsEditable;
+    }
+  }
+  return fl;
+}
+
+QVariant ConfigFormModel::headerData(int section, Qt::Orientation orientation, int role) const {
+  if (orientation != Qt::Horizontal || role != Qt::DisplayRole) return {};
+  return section == kField ? tr("Setting") : section == kValue ? tr("Value") : QVariant();
+}
+
+int ConfigFormModel::setErrors(const QStringList& errors) {
+  std::vector<const Node*> all;
+  std::vector<const Node*> stack = {root_.get()};
+  while (!stack.empty()) {
+    const Node* n = stack.back();
+    stack.pop_back();
+    if (n != root_.get()) all.push_back(n);
+    for (const auto& c : n->children) stack.push_back(c.get());
+  }
+  errors_.clear();
+  int placed = 0;
+  for (const QString& e : errors) {
+    const std::string text = e.toStdString();
+    // The longest field path the error names ("path:", or "path[" / "path."
+    // for a part of it that has no row of its own).
+    const Node* best = nullptr;
+    for (const Node* n : all) {
+      if (best && n->path.size() <= best->path.size()) continue;
+      for (const char* end : {":", "[", "."}) {
+        const std::string probe = n->path + end;
+        const size_t at = text.find(probe);
+        // Whole path segments only: "url:" must not match "backends[0].url:".
+        if (at != std::string::npos && (at == 0 || text[at - 1] == ' ' || text[at - 1] == ':')) {
+          best = n;
+          break;
+        }
+      }
+    }
+    if (!best) continue;
+    QString& slot = errors_[best->path];
+    slot = slot.isEmpty() ? e : slot + "\n" + e;
+    ++placed;
+  }
+  for (const Node* n : all) emit dataChanged(indexOf(n, kField), indexOf(n, kValue));
+  return placed;
+}
+
+QModelIndex ConfigFormModel::indexOfPath(const QString& path, int column) const {
+  const std::string p = path.toStdString();
+  const Node* n = root_.get();
+  while (n && n->path != p) {
+    const Node* next = nullptr;
+    for (const auto& c : n->children) {
+      if (c->path == p || c->contains(p)) {
+        next = c.get();
+        break;
+      }
+    }
+    n = next;
+  }
+  return n ? indexOf(n, column) : QModelIndex();
+}
+
+bool ConfigFormModel::isList(const QModelIndex& index) const {
+  return index.isValid() && node(index)->kind == Node::kList;
+}
+
+bool ConfigFormModel::isListElement(const QModelIndex& index) const {
+  return index.isValid() && node(index)->kind == Node::kElement;
+}
+
+QModelIndex ConfigFormModel::addElement(const QModelIndex& list) {
+  if (!isList(list)) return {};
+  Node* n = node(list);
+  const QModelIndex parent = indexOf(n, 0);
+  const int row = static_cast<int>(n->children.size());
+  beginInsertRows(parent, row, row);
+  pb::Message* m = mutableMessageOf(n);
+  m->GetReflection()->AddMessage(m, n->field);
+  auto el = std::make_unique<Node>();
+  el->kind = Node::kElement;
+  el->parent = n;
+  el->row = row;
+  el->field = n->field;
+  el->element = row;
+  el->path = n->path + "[" + std::to_string(row) + "]";
+  Node* raw = el.get();
+  n->children.push_back(std::move(el));
+  build(raw, n->field->message_type());
+  endInsertRows();
+  emit dataChanged(indexOf(n, kValue), indexOf(n, kValue));
+  emit edited();
+  return indexOf(raw, 0);
+}
+
+bool ConfigFormModel::removeElement(const QModelIndex& element) {
+  if (!isListElement(element)) return false;
+  Node* el = node(element);
+  Node* list = el->parent;
+  const int row = el->row;
+  beginRemoveRows(indexOf(list, 0), row, row);
+  pb::Message* m = mutableMessageOf(list);
+  const pb::Reflection* r = m->GetReflection();
+  for (int i = row; i + 1 < r->FieldSize(*m, list->field); ++i) r->SwapElements(m, list->field, i, i + 1);
+  r->RemoveLast(m, list->field);
+  list->children.erase(list->children.begin() + row);
+  reindex(list);
+  endRemoveRows();
+  // Later elements moved up: their labels and paths changed.
+  if (!list->children.empty()) {
+    emit dataChanged(indexOf(list->children.front().get(), kField), indexOf(list->children.back().get(), kValue));
+  }
+  emit dataChanged(indexOf(list, kValue), indexOf(list, kValue));
+  emit edited();
+  return true;
+}
+
+QWidget* ConfigFormDelegate::createEditor(QWidget* parent, const QStyleOptionViewItem& option,
+                                          const QModelIndex& index) const {
+  const QStringList names = index.data(ConfigFormModel::kEnumNamesRole).toStringList();
+  if (names.isEmpty()) return QStyledItemDelegate::createEditor(parent, option, index);
+  auto* box = new QComboBox(parent);
+  box->addItems(names);
+  return box;
+}
+
+void ConfigFormDelegate::setEditorData(QWidget* editor, const QModelIndex& index) const {
+  if (auto* box = qobject_cast<QComboBox*>(editor); box && !index.data(ConfigFormModel::kEnumNamesRole).isNull()) {
+    box->setCurrentText(index.data(Qt::EditRole).toString());
+    return;
+  }
+  QStyledItemDelegate::setEditorData(editor, index);
+}
+
+void ConfigFormDelegate::setModelData(QWidget* editor, QAbstractItemModel* model, const QModelIndex& index) const {
+  if (auto* box = qobject_cast<QComboBox*>(editor); box && !index.data(ConfigFormModel::kEnumNamesRole).isNull()) {
+    model->setData(index, box->currentText(), Qt::EditRole);
+    return;
+  }
+  QStyledItemDelegate::setModelData(editor, model, index);
+}
+
+}  // namespace spillway::ui
