@@ -70,6 +70,8 @@ void MainWindow::refresh() {
     statusBar()->showMessage(tr("Engine unavailable: %1").arg(QString::fromStdString(std::string(s.status().message()))));
     return;
   }
+  if (s->ts_ms() == last_snapshot_ms_) return;  // a remote engine's feed has nothing newer yet
+  last_snapshot_ms_ = s->ts_ms();
   overview_->showSnapshot(*s);
   backends_->showSnapshot(*s);
 }

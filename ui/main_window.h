@@ -59,6 +59,7 @@ class MainWindow final : public QMainWindow {
   AuditPage* audit_;
   QTimer* timer_;
   QToolBar* toolbar_;
+  int64_t last_snapshot_ms_ = 0;
 };
 
 }  // namespace spillway::ui

@@ -22,7 +22,9 @@ class EngineClient {
   virtual ~EngineClient() = default;
 
   virtual absl::StatusOr<v1::Status> status() = 0;
-  // Totals and rates since the previous snapshot taken through this client.
+  // Totals, and rates over an interval: locally, since the previous snapshot
+  // taken through this client; over gRPC, the latest of a 1 s metrics
+  // stream (the same snapshot again until the next one arrives).
   virtual absl::StatusOr<v1::MetricsSnapshot> snapshot() = 0;
   virtual absl::StatusOr<v1::ConfigView> getConfig() = 0;
   virtual absl::StatusOr<v1::ValidationResult> validateConfig(const v1::ConfigSource& source) = 0;

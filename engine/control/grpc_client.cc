@@ -2,6 +2,11 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <condition_variable>
+#include <mutex>
+#include <optional>
+#include <thread>
+
 #include "common/strings.h"
 #include "common/url.h"
 #include "control/tls.h"
@@ -13,6 +18,70 @@ struct GrpcEngineClient::Impl {
   GrpcClientOptions options;
   std::shared_ptr<grpc::Channel> channel;
   std::unique_ptr<v1::ControlPlane::Stub> stub;
+
+  // The metrics feed behind snapshot(): one WatchMetrics stream at 1 s, kept
+  // open by a thread and reopened after a failure, so each snapshot's rates
+  // cover the second before it and reading one never waits on the network.
+  std::mutex feed_mu;
+  std::condition_variable feed_cv;
+  std::thread feed;                            // started by the first snapshot()
+  bool feed_stop = false;                      // GUARDED_BY(feed_mu)
+  grpc::ClientContext* feed_ctx = nullptr;     // GUARDED_BY(feed_mu): the open stream, to cancel
+  std::optional<v1::MetricsSnapshot> latest;   // GUARDED_BY(feed_mu)
+  absl::Status feed_error;                     // GUARDED_BY(feed_mu): why the stream is down
+
+  void runFeed() {
+    std::unique_lock lock(feed_mu);
+    while (!feed_stop) {
+      grpc::ClientContext ctx;
+      prepare(ctx, /*deadline=*/false);
+      feed_ctx = &ctx;
+      lock.unlock();
+      v1::WatchMetricsRequest req;
+      req.set_interval_ms(1000);
+      auto reader = stub->WatchMetrics(&ctx, req);
+      v1::MetricsSnapshot s;
+      while (reader->Read(&s)) {
+        std::lock_guard l(feed_mu);
+        latest = s;
+        feed_error = absl::OkStatus();
+        feed_cv.notify_all();
+      }
+      grpc::Status st = reader->Finish();
+      lock.lock();
+      feed_ctx = nullptr;
+      if (feed_stop) break;
+      feed_error = st.ok() ? absl::UnavailableError(common::strCat("the engine at ", options.address,
+                                                                   " ended the metrics stream"))
+                           : convert(st);
+      latest.reset();
+      feed_cv.notify_all();
+      feed_cv.wait_for(lock, std::chrono::seconds(1), [&] { return feed_stop; });  // then reconnect
+    }
+  }
+
+  absl::StatusOr<v1::MetricsSnapshot> snapshot() {
+    std::unique_lock lock(feed_mu);
+    if (!feed.joinable()) feed = std::thread([this] { runFeed(); });
+    // Only the first call (or one right after a failure) waits, for the
+    // stream's first message or its error.
+    feed_cv.wait_for(lock, options.timeout + std::chrono::seconds(1),
+                     [&] { return latest.has_value() || !feed_error.ok(); });
+    if (latest) return *latest;
+    if (!feed_error.ok()) return feed_error;
+    return absl::DeadlineExceededError(common::strCat("no metrics from the engine at ", options.address, " within ",
+                                                      options.timeout.count(), " ms"));
+  }
+
+  ~Impl() {
+    {
+      std::lock_guard lock(feed_mu);
+      feed_stop = true;
+      if (feed_ctx) feed_ctx->TryCancel();
+    }
+    feed_cv.notify_all();
+    if (feed.joinable()) feed.join();
+  }
 
   void prepare(grpc::ClientContext& ctx, bool deadline = true) const {
     if (!options.token.empty()) ctx.AddMetadata("authorization", "Bearer " + options.token);
@@ -97,15 +166,7 @@ absl::StatusOr<v1::Status> GrpcEngineClient::status() {
   return impl_->unary<v1::GetStatusRequest, v1::Status>(v1::GetStatusRequest(), &Stub::GetStatus);
 }
 
-absl::StatusOr<v1::MetricsSnapshot> GrpcEngineClient::snapshot() {
-  v1::MetricsSnapshot last;
-  auto st = watch(std::chrono::milliseconds(100), [&](const v1::MetricsSnapshot& s) {
-    last = s;
-    return false;
-  });
-  if (!st.ok()) return st;
-  return last;
-}
+absl::StatusOr<v1::MetricsSnapshot> GrpcEngineClient::snapshot() { return impl_->snapshot(); }
 
 absl::StatusOr<v1::ConfigView> GrpcEngineClient::getConfig() {
   return impl_->unary<v1::GetConfigRequest, v1::ConfigView>(v1::GetConfigRequest(), &Stub::GetConfig);

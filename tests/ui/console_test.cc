@@ -1,43 +1,44 @@
-// The console against a real embedded engine (offscreen): the backends
-// model under QAbstractItemModelTester, draining from the Backends page,
-// applying a valid and an invalid config and rolling back from the Policies
-// page, live tiles on the Overview, and a UI that stays responsive while
-// the engine is under load.
+// The console against a real embedded engine (offscreen), and against real
+// spillwayd processes over gRPC: every table model under
+// QAbstractItemModelTester; drain, eject and reweigh from the Backends page;
+// form and YAML editing, invalid configs, apply and rollback on the
+// Policies page; live tiles and charts on the Overview; the fleet push;
+// alert rules; and a UI that stays responsive while the engine is loaded.
 #include "console_test.h"
 
 #include <QtTest>
-
 #include <QAbstractItemModelTester>
 #include <QDateTime>
+#include <QDoubleSpinBox>
 #include <QElapsedTimer>
 #include <QLineEdit>
 #include <QListWidget>
 #include <QPlainTextEdit>
+#include <QSettings>
+#include <QSignalSpy>
+#include <QSortFilterProxyModel>
+#include <QSpinBox>
+#include <QStandardItemModel>
+#include <QStandardPaths>
 #include <QTableWidget>
+#include <QTemporaryDir>
+
 #include <atomic>
 #include <thread>
 
-#include <QSettings>
-#include <QSignalSpy>
-#include <QStandardPaths>
 #include <google/protobuf/util/json_util.h>
 
 #include "control/auth.h"
 #include "control/control_server.h"
+#include "support/spillwayd_process.h"
 #include "support/test_config.h"
+#include "support/test_http.h"
 #include "ui/alert_rules.h"
 #include "ui/audit_page.h"
-#include "ui/drill_page.h"
-#include "ui/fleet_page.h"
-#include <QDoubleSpinBox>
-#include <QLineEdit>
-#include <QSortFilterProxyModel>
-#include <QStandardItemModel>
-#include <QSpinBox>
-#include <QTemporaryDir>
-#include "support/test_http.h"
 #include "ui/backends_page.h"
 #include "ui/config_form_model.h"
+#include "ui/drill_page.h"
+#include "ui/fleet_page.h"
 #include "ui/overview_page.h"
 #include "ui/policies_page.h"
 
@@ -445,6 +446,83 @@ void ConsoleTest::fleetShowsRemoteEnginesAndPushesCanaryFirst() {
   QCOMPARE(east.engine->config().backends(0).weight(), 4u);
   fleet->removeEngine("east");
   fleet->removeEngine("west");
+}
+
+void ConsoleTest::everyPageWorksAgainstARemoteSpillwayd() {
+  // Two real spillwayd processes on the default config (simulated fleet).
+  SpillwaydProcess a, b;
+  QVERIFY2(a.start(SPILLWAYD_PATH), qPrintable(a.error()));
+  QVERIFY2(b.start(SPILLWAYD_PATH), qPrintable(b.error()));
+  control::GrpcClientOptions opts;
+  opts.address = a.controlAddress();
+  opts.token = a.token();
+  auto connected = control::GrpcEngineClient::connect(opts);
+  QVERIFY2(connected.ok(), std::string(connected.status().message()).c_str());
+  control::GrpcEngineClient& remote = **connected;
+  ui::MainWindow window(remote, "remote");
+  window.backends()->setConfirm([](const QString&) { return true; });
+  window.policies()->setConfirm([](const QString&) { return true; });
+
+  // Overview: live figures from the remote engine.
+  const std::string chat = R"({"model":"spillway-small","max_tokens":4,"messages":[{"role":"user","content":"hi"}]})";
+  window.refresh();
+  for (int i = 0; i < 3; ++i) QCOMPARE(postJson(a.port(), "/v1/chat/completions", chat).status, 200);
+  // The remote feed sends a snapshot a second: the next ones cover the requests.
+  QVERIFY(waitFor(
+      [&] {
+        window.refresh();
+        return window.overview()->tileText("success") == "100.0 %";
+      },
+      10s));
+  QCOMPARE(window.overview()->tileText("backends"), "3 / 3");
+
+  // Backends: drain over gRPC.
+  QVERIFY(window.backends()->select("sim-small-a"));
+  window.backends()->drainSelected();
+  auto listed = remote.listBackends();
+  QVERIFY(listed.ok());
+  QCOMPARE(listed->backends(0).name(), "sim-small-a");
+  QCOMPARE(listed->backends(0).state(), "draining");
+
+  // Policies: the form is filled from the remote config; an edit applies there.
+  auto* policies = window.policies();
+  policies->reload();
+  auto* form = policies->form();
+  QCOMPARE(form->indexOfPath("backends[0].name", 1).data().toString(), "sim-small-a");
+  QVERIFY(form->setData(form->indexOfPath("backends[0].weight", 1), 3, Qt::EditRole));
+  policies->comment()->setText("remote form edit");
+  QVERIFY(policies->apply());
+  QCOMPARE(remote.getConfig()->config().backends(0).weight(), 3u);
+
+  // Audit: the remote engine's log, with the changes made above.
+  window.audit()->reload();
+  window.audit()->filter()->setText("remote form edit");
+  QCOMPARE(window.audit()->filtered()->rowCount(), 1);
+
+  // Fleet: both engines side by side, then one push to both, canary first.
+  auto* fleet = window.fleet();
+  for (auto [name, p] : {std::pair{"a", &a}, std::pair{"b", &b}}) {
+    ui::RemoteEngine e;
+    e.name = name;
+    e.options.address = p->controlAddress();
+    e.options.token = p->token();
+    fleet->addEngine(e);
+  }
+  QTRY_VERIFY_WITH_TIMEOUT(fleet->model()->state("a") && fleet->model()->state("b") &&
+                               fleet->model()->state("a")->reachable && fleet->model()->state("b")->reachable,
+                           15000);
+  QCOMPARE(fleet->model()->state("a")->config_version, remote.getConfig()->version());
+  // Both listen on kernel-chosen ports ("127.0.0.1:0"): keep that, or they would move.
+  const QString yaml = "server: {listen: '127.0.0.1:0'}\n"
+                       "backends:\n  - {name: solo, url: 'sim://solo', models: [m], sim: {profile: instant}}\n"
+                       "pools:\n  - {model: m, backends: [solo]}\n";
+  auto results = fleet->push(yaml, "one backend everywhere", {"a", "b"});
+  QCOMPARE(results.size(), size_t{2});
+  QVERIFY2(results[0].applied && results[1].applied, qPrintable(results[0].detail + " / " + results[1].detail));
+  for (auto* p : {&a, &b}) {
+    QVERIFY(waitFor([&] { return postJson(p->port(), "/v1/chat/completions", kChat).header("x-spillway-backend") == "solo"; },
+                    10s));
+  }
 }
 
 void ConsoleTest::fleetModelPassesTheModelTester() {

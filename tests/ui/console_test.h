@@ -1,8 +1,5 @@
-// The console against a real embedded engine (offscreen): the backends
-// model under QAbstractItemModelTester, draining from the Backends page,
-// applying a valid and an invalid config and rolling back from the Policies
-// page, live tiles on the Overview, and a UI that stays responsive while
-// the engine is under load.
+// The console against a real embedded engine (offscreen) and against real
+// spillwayd processes over gRPC; see console_test.cc.
 // The test class is declared here so that moc reads only this header: its
 // lexer does not understand raw string literals, which the fixtures use.
 #pragma once
@@ -32,6 +29,7 @@ class ConsoleTest : public QObject {
   void overviewChartsRecordedHistory();
   void staysResponsiveUnderLoad();
   void fleetShowsRemoteEnginesAndPushesCanaryFirst();
+  void everyPageWorksAgainstARemoteSpillwayd();
   void fleetModelPassesTheModelTester();
   void auditFiltersAndExportsCsv();
   void alertRulesFireAfterTheirDurationAndClear();

@@ -243,6 +243,34 @@ void ControlPlaneTest::metricsStreamAtTheRequestedInterval() {
   QVERIFY(got[2].ts_ms() - got[0].ts_ms() >= 150);
 }
 
+void ControlPlaneTest::remoteSnapshotsCarryRatesOfTheLastSecond() {
+  auto c = client(server_->port(), kViewerToken, cert_file_);
+  auto first = c->snapshot();
+  QVERIFY2(first.ok(), std::string(first.status().message()).c_str());
+  const uint64_t before = first->requests_total();
+  for (int i = 0; i < 4; ++i) {
+    QCOMPARE(postJson(engine_->port(), "/v1/chat/completions", R"({"model":"m","messages":[{"role":"user","content":"x"}]})").status,
+             200);
+  }
+  // Within a few feed ticks a snapshot shows them, as totals and as a rate.
+  absl::StatusOr<v1::MetricsSnapshot> s;
+  QVERIFY(waitFor(
+      [&] {
+        s = c->snapshot();
+        return s.ok() && s->requests_total() >= before + 4 && s->requests_per_second() > 0;
+      },
+      std::chrono::seconds(10)));
+  QVERIFY(s->requests_per_second() <= 4.5);  // 4 requests over a ~1 s interval, not over 100 ms
+  QVERIFY(s->ts_ms() > first->ts_ms());
+
+  // A client of an engine that is not there: an explanatory error, bounded by the timeout.
+  auto gone = client(closedPort(), kViewerToken, cert_file_, std::chrono::milliseconds(500));
+  auto r = gone->snapshot();
+  QVERIFY(!r.ok());
+  QVERIFY2(std::string(r.status().message()).find("127.0.0.1") != std::string::npos,
+           std::string(r.status().message()).c_str());
+}
+
 void ControlPlaneTest::tokenHashesAreConstantTimeComparable() {
   google::protobuf::RepeatedPtrField<v1::ControlToken> tokens;
   auto* t = tokens.Add();

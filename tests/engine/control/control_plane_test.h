@@ -27,6 +27,9 @@ class ControlPlaneTest : public QObject {
   void yamlErrorsAreLocated();
   void staleBaseVersionIsRefused();
   void metricsStreamAtTheRequestedInterval();
+  // snapshot() over gRPC reads a 1 s feed: rates cover real intervals, and
+  // an engine that goes away turns into an error, not a hang.
+  void remoteSnapshotsCarryRatesOfTheLastSecond();
   void tokenHashesAreConstantTimeComparable();
   void mutualTlsRequiresAClientCertificate();
 

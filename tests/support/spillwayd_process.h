@@ -1,0 +1,35 @@
+// A real spillwayd for tests: started on kernel-chosen loopback ports with
+// its state in a temp dir, read back (front port, control address, the
+// generated operator token), and stopped with SIGTERM on destruction.
+#pragma once
+
+#include <QProcess>
+#include <QString>
+#include <QTemporaryDir>
+#include <string>
+
+namespace spillway::testing {
+
+class SpillwaydProcess {
+ public:
+  ~SpillwaydProcess();
+  // Starts spillwayd (SPILLWAYD_PATH) on the embedded default config plus
+  // `extra` arguments; false (with `error()`) if it does not come up in 20 s.
+  bool start(const QString& program, const QStringList& extra = {});
+  const QString& error() const { return error_; }
+
+  uint16_t port() const { return port_; }
+  const std::string& controlAddress() const { return control_address_; }
+  const std::string& token() const { return token_; }
+  QString dataDir() const { return dir_.path(); }
+
+ private:
+  QTemporaryDir dir_;
+  QProcess process_;
+  QString error_;
+  uint16_t port_ = 0;
+  std::string control_address_;
+  std::string token_;
+};
+
+}  // namespace spillway::testing
