@@ -98,7 +98,7 @@ BackendsPage::BackendsPage(control::EngineClient& client, QWidget* parent)
        &BackendsPage::ejectSelected},
       {tr("&Readmit"), tr("End an ejection now (with the slow start)"), QKeySequence("Ctrl+R"),
        &BackendsPage::readmitSelected},
-      {tr("&Weight…"), tr("Override the balancing weight (0 takes it out of rotation)"), QKeySequence("Ctrl+W"),
+      {tr("&Weight…"), tr("Override the balancing weight (0 takes it out of rotation)"), QKeySequence("Ctrl+Shift+W"),
        &BackendsPage::changeWeightOfSelected},
       {tr("Reset weight"), tr("Back to the configured weight"), QKeySequence(), &BackendsPage::resetWeightOfSelected},
   };

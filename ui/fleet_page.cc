@@ -12,6 +12,7 @@
 #include <QJsonDocument>
 #include <QJsonObject>
 #include <QLineEdit>
+#include <QMessageBox>
 #include <QPlainTextEdit>
 #include <QApplication>
 #include <QPointer>
@@ -164,20 +165,27 @@ FleetPage::FleetPage(QWidget* parent)
     if (!f.open(QIODevice::ReadOnly)) return;
     const QString yaml = QString::fromUtf8(f.readAll());
     const QString comment = QInputDialog::getText(this, tr("Push"), tr("Why this change"));
-    results_->setPlainText(tr("Pushing to %1…").arg(names.join(", ")));
-    // Off the UI thread, on a copy of the engine list; the result comes back
-    // to the UI thread, where the page is checked to still exist.
-    startWorker([self = QPointer<FleetPage>(this), engines = engines_, yaml, comment, names] {
-      auto results = pushTo(engines, yaml, comment, names);
-      QString text;
-      for (const auto& r : results) {
-        text += QString("%1: %2\n%3\n\n").arg(r.engine, r.applied ? tr("applied, now v%1").arg(r.version) : tr("NOT applied"), r.detail);
-      }
-      QMetaObject::invokeMethod(qApp, [self, text] {
-        if (self) self->results_->setPlainText(text);
-      }, Qt::QueuedConnection);
-    });
+    pushSelected(yaml, comment, names);
   });
+  auto* open = new QPushButton(tr("&Open console"), this);
+  open->setToolTip(tr("A console window on the selected engine: every page, over gRPC"));
+  QObject::connect(open, &QPushButton::clicked, this, [this] {
+    const auto rows = view_->selectionModel()->selectedRows();
+    if (rows.isEmpty()) {
+      emit message(tr("Select an engine first."));
+      return;
+    }
+    const QString name = model_->data(rows.first(), Qt::DisplayRole).toString();
+    for (const auto& e : engines_) {
+      if (e.name == name) emit openRequested(e);
+    }
+  });
+  confirm_ = [this](const QString& q) {
+    QMessageBox box(QMessageBox::Question, tr("Push config"), q.section("\n\n", 0, 0),
+                    QMessageBox::Yes | QMessageBox::No, this);
+    box.setDetailedText(q.section("\n\n", 1));
+    return box.exec() == QMessageBox::Yes;
+  };
 
   auto* timer = new QTimer(this);
   timer->setInterval(5000);
@@ -190,6 +198,7 @@ FleetPage::FleetPage(QWidget* parent)
   buttons->addWidget(add);
   buttons->addWidget(remove);
   buttons->addWidget(refresh);
+  buttons->addWidget(open);
   buttons->addStretch(1);
   buttons->addWidget(push_button);
   auto* layout = new QVBoxLayout(this);
@@ -317,12 +326,62 @@ void FleetPage::refreshNow() {
   });
 }
 
-std::vector<FleetPage::PushResult> FleetPage::push(const QString& yaml, const QString& comment, const QStringList& names) {
-  return pushTo(engines_, yaml, comment, names);
+std::vector<FleetPage::PushResult> FleetPage::push(const QString& yaml, const QString& comment, const QStringList& names,
+                                                   const PushOptions& options) {
+  return pushTo(engines_, yaml, comment, names, options);
+}
+
+namespace {
+QString describe(const std::vector<FleetPage::PushResult>& results, bool preview) {
+  QString text;
+  for (const auto& r : results) {
+    const QString head = preview       ? QObject::tr("diff against v%1").arg(r.version)
+                         : r.applied ? QObject::tr("applied, now v%1").arg(r.version)
+                                     : QObject::tr("NOT applied");
+    text += QString("%1: %2\n%3\n\n").arg(r.engine, head, r.detail);
+  }
+  return text;
+}
+}  // namespace
+
+void FleetPage::pushSelected(const QString& yaml, const QString& comment, const QStringList& names) {
+  results_->setPlainText(tr("Validating on %1…").arg(names.join(", ")));
+  // Off the UI thread, on a copy of the engine list; results come back to
+  // the UI thread, where the page is checked to still exist. First the
+  // per-engine diffs, then (confirmed) the apply, canary first.
+  startWorker([self = QPointer<FleetPage>(this), engines = engines_, yaml, comment, names] {
+    auto preview = pushTo(engines, yaml, comment, names, {.preview = true});
+    QMetaObject::invokeMethod(qApp, [self, engines, yaml, comment, names, preview] {
+      if (!self) return;
+      self->results_->setPlainText(describe(preview, true));
+      PushOptions apply;
+      for (const auto& r : preview) {
+        if (r.detail.startsWith(tr("refused")) || r.detail == tr("no such engine")) {
+          emit self->message(tr("Not pushed: %1 refused the config.").arg(r.engine));
+          return;
+        }
+        apply.expected[r.engine] = r.version;
+      }
+      if (!self->confirm_(tr("Apply to %1, one by one (%2 first), stopping at the first failure?\n\n%3")
+                              .arg(names.join(", "), names.first(), describe(preview, true)))) {
+        return;
+      }
+      self->results_->setPlainText(tr("Applying to %1…").arg(names.join(", ")));
+      self->startWorker([self, engines, yaml, comment, names, apply] {
+        auto results = pushTo(engines, yaml, comment, names, apply);
+        QMetaObject::invokeMethod(qApp, [self, results] {
+          if (!self) return;
+          self->results_->setPlainText(describe(results, false));
+          emit self->pushed();
+        }, Qt::QueuedConnection);
+      });
+    }, Qt::QueuedConnection);
+  });
 }
 
 std::vector<FleetPage::PushResult> FleetPage::pushTo(const std::vector<RemoteEngine>& engines_, const QString& yaml,
-                                                     const QString& comment, const QStringList& names) {
+                                                     const QString& comment, const QStringList& names,
+                                                     const PushOptions& options) {
   std::vector<PushResult> out;
   std::vector<std::pair<RemoteEngine, std::unique_ptr<control::GrpcEngineClient>>> targets;
   for (const auto& n : names) {
@@ -348,13 +407,18 @@ std::vector<FleetPage::PushResult> FleetPage::pushTo(const std::vector<RemoteEng
       all_valid = false;
     } else {
       base[i] = diff->against_version();
+      r.version = base[i];
       QStringList lines;
       for (const auto& l : diff->lines()) lines << qs(l);
       r.detail = lines.isEmpty() ? tr("no changes") : lines.join('\n');
+      if (auto it = options.expected.find(engine.name); it != options.expected.end() && it->second != base[i]) {
+        r.detail = tr("refused: its config changed since the preview (v%1, now v%2)").arg(it->second).arg(base[i]);
+        all_valid = false;
+      }
     }
     out.push_back(r);
   }
-  if (!all_valid) return out;
+  if (!all_valid || options.preview) return out;
   // 2. Apply one by one, canary first; stop at the first failure.
   for (size_t i = 0; i < targets.size(); ++i) {
     v1::ApplyConfigRequest req;

@@ -9,6 +9,7 @@
 
 #include <QAbstractTableModel>
 #include <QWidget>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -53,6 +54,12 @@ class FleetModel final : public QAbstractTableModel {
   std::map<QString, RemoteState> states_;
 };
 
+// How FleetPage::push runs: see there.
+struct PushOptions {
+  bool preview = false;
+  std::map<QString, int64_t> expected;  // engine -> version its preview diffed against
+};
+
 class FleetPage final : public QWidget {
   Q_OBJECT
  public:
@@ -60,6 +67,11 @@ class FleetPage final : public QWidget {
   ~FleetPage() override;
 
   FleetModel* model() { return model_; }
+  QPlainTextEdit* results() { return results_; }
+  // What the Push button does once a file is chosen: per-engine diffs,
+  // confirmation (setConfirm), then the apply, canary first, all off the UI
+  // thread; results() shows the outcome and pushed() fires.
+  void pushSelected(const QString& yaml, const QString& comment, const QStringList& names);
   const std::vector<RemoteEngine>& engines() const { return engines_; }
   // Adds (or replaces) an engine and remembers it. The token goes to the
   // 0600 token file, never to QSettings.
@@ -72,14 +84,23 @@ class FleetPage final : public QWidget {
     QString detail;  // diff, or the error
     int64_t version = 0;
   };
-  // Validates `yaml` on every engine in `names` (nothing is applied if any
-  // refuses it), then applies in order, stopping at the first failure.
-  // Blocking (calls carry deadlines); the page runs it off the UI thread.
-  std::vector<PushResult> push(const QString& yaml, const QString& comment, const QStringList& names);
+  // Validates `yaml` on every engine in `names` and diffs it against each
+  // one's running config (nothing is applied if any refuses it), then
+  // applies in order, stopping at the first failure. With `preview` it
+  // stops after the diffs (`version` = the version each diff is against).
+  // `expected` (engine -> version, from a preview) refuses an engine whose
+  // config changed since. Blocking (calls carry deadlines); the page runs it
+  // off the UI thread.
+  std::vector<PushResult> push(const QString& yaml, const QString& comment, const QStringList& names,
+                               const PushOptions& options = {});
   static std::vector<PushResult> pushTo(const std::vector<RemoteEngine>& engines, const QString& yaml,
-                                        const QString& comment, const QStringList& names);
+                                        const QString& comment, const QStringList& names,
+                                        const PushOptions& options = {});
 
   static QString tokenFilePath();
+  static std::unique_ptr<control::GrpcEngineClient> connect(const RemoteEngine& e);
+  // Asked before a push with the per-engine diffs; defaults to a dialog.
+  void setConfirm(std::function<bool(const QString&)> confirm) { confirm_ = std::move(confirm); }
 
  public slots:
   void refreshNow();  // fetches every engine's status off the UI thread
@@ -87,11 +108,14 @@ class FleetPage final : public QWidget {
  signals:
   void message(const QString& text);
   void refreshed();
+  // "Open console" on an engine: the app opens a window on it.
+  void openRequested(const spillway::ui::RemoteEngine& engine);
+  void pushed();  // a push from the page finished; results() shows it
 
  private:
   void load();
   void save() const;
-  static std::unique_ptr<control::GrpcEngineClient> connect(const RemoteEngine& e);
+  std::function<bool(const QString&)> confirm_;
 
   std::vector<RemoteEngine> engines_;
   FleetModel* model_;

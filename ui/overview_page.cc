@@ -124,6 +124,8 @@ void OverviewPage::applyChartTheme() {
   }
 }
 
+bool OverviewPage::chartsAreDark() const { return charts_.front().chart->theme() == QChart::ChartThemeDark; }
+
 void OverviewPage::changeEvent(QEvent* event) {
   if (event->type() == QEvent::PaletteChange) applyChartTheme();
   QWidget::changeEvent(event);

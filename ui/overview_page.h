@@ -45,6 +45,7 @@ class OverviewPage final : public QWidget {
   // The chart titles, in layout order, and a line's points (for tests).
   QStringList chartTitles() const;
   QList<QPointF> linePoints(const QString& chart, const QString& line) const;
+  bool chartsAreDark() const;
 
  public slots:
   void showSnapshot(const spillway::v1::MetricsSnapshot& snapshot);

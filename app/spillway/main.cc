@@ -1,50 +1,70 @@
-// spillway: the operations console with an embedded engine on the default
-// config (a simulated fleet), so a new user sees live traffic at once.
-//   spillway [--config FILE] [--demo-traffic] [--screenshot DIR]
+// spillway: the operations console. By default it embeds an engine on the
+// default config (a simulated fleet), so a new user sees live traffic at
+// once; --connect opens it on a remote spillwayd instead.
+//   spillway [--config FILE] [--demo-traffic] [--scenario NAME] [--screenshot DIR]
+//   spillway --connect HOST:PORT [--token-file FILE] [--ca FILE] [--server-name NAME]
 #include <QApplication>
+#include <QComboBox>
 #include <QCommandLineParser>
 #include <QDir>
+#include <QFile>
 #include <QMessageBox>
+#include <QSettings>
 #include <QTimer>
+#include <QToolBar>
 #include <atomic>
 #include <thread>
 
 #include "config/config_loader.h"
+#include "control/grpc_client.h"
 #include "control/local_client.h"
 #include "engine.h"
 #include "sim/load_generator.h"
 #include "ui/main_window.h"
+#include "ui/theme.h"
 
 using namespace spillway;
 
 namespace {
 
-// Drives the embedded engine with a steady mix while `on` is set.
+// The demo scenarios, one second of load each, repeated while on:
+// "steady" a light mix; "burst" quiet with spikes; "busy fleet" the seed's
+// incident, more load than the simulated fleet has slots for.
+const char* const kScenarios[] = {"steady", "burst", "busy fleet"};
+
+v1::Scenario demoSecond(const std::string& target, int scenario, uint64_t tick) {
+  v1::Scenario s;
+  s.set_target(target);
+  s.set_drain_timeout_ms(5000);
+  for (auto [model, weight, stream] : {std::tuple{"spillway-small", 8u, false}, {"spillway-large", 2u, true}}) {
+    auto* c = s.add_classes();
+    c->set_model(model);
+    c->set_weight(weight);
+    c->set_stream(stream);
+    c->set_max_tokens(scenario == 2 ? 64 : 24);
+  }
+  auto* p = s.add_phases();
+  p->set_duration_ms(1000);
+  switch (scenario) {
+    case 1: p->set_rate(tick % 5 == 4 ? 150 : 10); break;  // a spike every fifth second
+    case 2: p->set_rate(120); break;
+    default: p->set_rate(25); break;
+  }
+  return s;
+}
+
+// Drives the embedded engine with the chosen scenario while on.
 class DemoTraffic {
  public:
   explicit DemoTraffic(std::string target) : target_(std::move(target)) {}
   ~DemoTraffic() { set(false); }
+  void setScenario(int s) { scenario_ = s; }
   void set(bool on) {
     if (on == on_.load()) return;
     on_ = on;
     if (on) {
       thread_ = std::thread([this] {
-        while (on_) {
-          v1::Scenario s;
-          s.set_target(target_);
-          for (auto [model, weight, stream] : {std::tuple{"spillway-small", 8u, false}, {"spillway-large", 2u, true}}) {
-            auto* c = s.add_classes();
-            c->set_model(model);
-            c->set_weight(weight);
-            c->set_stream(stream);
-            c->set_max_tokens(24);
-          }
-          auto* p = s.add_phases();
-          p->set_duration_ms(1000);
-          p->set_rate(25);
-          s.set_drain_timeout_ms(5000);
-          (void)sim::runLoad(s);
-        }
+        for (uint64_t tick = 0; on_; ++tick) (void)sim::runLoad(demoSecond(target_, scenario_, tick));
       });
     } else if (thread_.joinable()) {
       thread_.join();
@@ -54,8 +74,18 @@ class DemoTraffic {
  private:
   std::string target_;
   std::atomic<bool> on_{false};
+  std::atomic<int> scenario_{0};
   std::thread thread_;
 };
+
+void saveScreenshots(ui::MainWindow& window, const QString& dir) {
+  QDir().mkpath(dir);
+  for (int i = 0; i < window.pageCount(); ++i) {
+    window.showPage(i);
+    QApplication::processEvents();  // the 1 s timer has kept the pages live
+    window.grab().save(QDir(dir).filePath(QString("%1.png").arg(window.pageName(i).toLower().replace(' ', '-'))));
+  }
+}
 
 }  // namespace
 
@@ -68,9 +98,44 @@ int main(int argc, char** argv) {
   cli.addHelpOption();
   QCommandLineOption config_opt("config", "YAML config for the embedded engine (default: embedded default)", "file");
   QCommandLineOption demo_opt("demo-traffic", "start with demo traffic on");
+  QCommandLineOption scenario_opt("scenario", "demo traffic scenario: steady, burst, busy-fleet", "name");
   QCommandLineOption shot_opt("screenshot", "render every page with live data to PNG files in DIR, then exit", "dir");
-  cli.addOptions({config_opt, demo_opt, shot_opt});
+  QCommandLineOption theme_opt("theme", "system, light or dark (remembered otherwise)", "theme");
+  QCommandLineOption connect_opt("connect", "open the console on a remote spillwayd's control plane", "host:port");
+  QCommandLineOption token_opt("token-file", "with --connect: file holding the bearer token", "file");
+  QCommandLineOption ca_opt("ca", "with --connect: PEM certificate to trust (enables TLS)", "file");
+  QCommandLineOption name_opt("server-name", "with --connect: name expected in the certificate", "name");
+  cli.addOptions({config_opt, demo_opt, scenario_opt, shot_opt, theme_opt, connect_opt, token_opt, ca_opt, name_opt});
   cli.process(app);
+
+  ui::Theme theme = ui::savedTheme();
+  if (cli.isSet(theme_opt)) {
+    const QString t = cli.value(theme_opt);
+    theme = t == "dark" ? ui::Theme::kDark : t == "light" ? ui::Theme::kLight : ui::Theme::kSystem;
+  }
+  ui::applyTheme(theme);
+
+  if (cli.isSet(connect_opt)) {
+    control::GrpcClientOptions o;
+    o.address = cli.value(connect_opt).toStdString();
+    o.ca_file = cli.value(ca_opt).toStdString();
+    o.server_name = cli.value(name_opt).toStdString();
+    if (cli.isSet(token_opt)) {
+      QFile f(cli.value(token_opt));
+      if (!f.open(QIODevice::ReadOnly)) {
+        QMessageBox::critical(nullptr, "Spillway", QString("Cannot read %1: %2").arg(f.fileName(), f.errorString()));
+        return 1;
+      }
+      o.token = QString::fromUtf8(f.readAll()).trimmed().toStdString();
+    }
+    auto client = control::GrpcEngineClient::connect(o);
+    if (!client.ok()) {
+      QMessageBox::critical(nullptr, "Spillway", QString::fromStdString(std::string(client.status().message())));
+      return 1;
+    }
+    ui::MainWindow::openOwned(std::move(*client), cli.value(connect_opt));
+    return QApplication::exec();
+  }
 
   config::LoadResult loaded = cli.isSet(config_opt) ? config::loadYamlFile(cli.value(config_opt).toStdString())
                                                     : config::loadYaml(config::defaultConfigYaml(), "default.yaml");
@@ -86,20 +151,33 @@ int main(int argc, char** argv) {
   control::LocalEngineClient client(**engine, "console");
   ui::MainWindow window(client, QString::fromStdString((*engine)->url()));
   DemoTraffic demo((*engine)->url());
-  QAction* toggle = window.addToggle(QObject::tr("Demo traffic"), QObject::tr("Drive the embedded engine with a steady mix"));
+  QAction* toggle = window.addToggle(QObject::tr("Demo traffic"), QObject::tr("Drive the embedded engine with the chosen scenario (Ctrl+T)"));
+  toggle->setShortcut(QKeySequence("Ctrl+T"));
+  auto* scenario = new QComboBox(&window);
+  scenario->setToolTip(QObject::tr("Demo traffic scenario"));
+  for (const char* s : kScenarios) scenario->addItem(s);
+  QObject::connect(scenario, &QComboBox::currentIndexChanged, [&](int i) {
+    demo.setScenario(i);
+    QSettings().setValue("demo/scenario", i);
+  });
+  scenario->setCurrentIndex(QSettings().value("demo/scenario", 0).toInt());
+  if (cli.isSet(scenario_opt)) {
+    const int i = scenario->findText(cli.value(scenario_opt).replace('-', ' '));
+    if (i < 0) {
+      QMessageBox::critical(nullptr, "Spillway", "unknown --scenario (steady, burst, busy-fleet)");
+      return 2;
+    }
+    scenario->setCurrentIndex(i);
+  }
+  demo.setScenario(scenario->currentIndex());
+  window.toolbar()->addWidget(scenario);
   QObject::connect(toggle, &QAction::toggled, [&](bool on) { demo.set(on); });
   window.show();
   if (cli.isSet(demo_opt) || cli.isSet(shot_opt)) toggle->setChecked(true);
 
   if (cli.isSet(shot_opt)) {
-    const QString dir = cli.value(shot_opt);
-    QDir().mkpath(dir);
     QTimer::singleShot(8000, [&] {
-      for (int i = 0; i < window.pageCount(); ++i) {
-        window.showPage(i);
-        QApplication::processEvents();  // the 1 s timer has kept the pages live
-        window.grab().save(QDir(dir).filePath(QString("%1.png").arg(window.pageName(i).toLower().replace(' ', '-'))));
-      }
+      saveScreenshots(window, cli.value(shot_opt));
       toggle->setChecked(false);
       QApplication::quit();
     });

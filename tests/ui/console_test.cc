@@ -14,6 +14,7 @@
 #include <QLineEdit>
 #include <QListWidget>
 #include <QPlainTextEdit>
+#include <QPointer>
 #include <QSettings>
 #include <QSignalSpy>
 #include <QSortFilterProxyModel>
@@ -41,6 +42,7 @@
 #include "ui/fleet_page.h"
 #include "ui/overview_page.h"
 #include "ui/policies_page.h"
+#include "ui/theme.h"
 
 using namespace spillway;
 using namespace spillway::testing;
@@ -523,6 +525,69 @@ void ConsoleTest::everyPageWorksAgainstARemoteSpillwayd() {
     QVERIFY(waitFor([&] { return postJson(p->port(), "/v1/chat/completions", kChat).header("x-spillway-backend") == "solo"; },
                     10s));
   }
+
+  // The Push button's flow: per-engine diffs first; declining applies nothing.
+  const int64_t version_a = remote.getConfig()->version();
+  QString asked;
+  fleet->setConfirm([&](const QString& q) {
+    asked = q;
+    return false;
+  });
+  QString heavier = yaml;
+  heavier.replace("profile: instant}", "profile: instant}, weight: 9");
+  fleet->pushSelected(heavier, "heavier", {"b", "a"});
+  QTRY_VERIFY_WITH_TIMEOUT(!asked.isEmpty(), 15000);
+  QVERIFY2(asked.contains("b first") && asked.contains("backends[solo].weight: 1 -> 9"), qPrintable(asked));
+  QCOMPARE(remote.getConfig()->version(), version_a);
+  // Confirmed: applied to both, the canary (b) first.
+  fleet->setConfirm([](const QString&) { return true; });
+  QSignalSpy pushed(fleet, &ui::FleetPage::pushed);
+  fleet->pushSelected(heavier, "heavier", {"b", "a"});
+  QVERIFY(pushed.wait(15000));
+  QVERIFY2(fleet->results()->toPlainText().count("applied, now v") == 2, qPrintable(fleet->results()->toPlainText()));
+  QCOMPARE(remote.getConfig()->config().backends(0).weight(), 9u);
+
+  // Fleet > Open console: a window of its own over gRPC, closed cleanly.
+  QVERIFY(window.openRemote(fleet->engines()[1]));
+  ui::MainWindow* opened = nullptr;
+  for (QWidget* w : QApplication::topLevelWidgets()) {
+    if (w->windowTitle().contains("b (127.0.0.1:")) opened = qobject_cast<ui::MainWindow*>(w);
+  }
+  QVERIFY(opened);
+  QVERIFY(waitFor(
+      [&] {
+        opened->refresh();
+        return opened->overview()->tileText("backends") == "1 / 1";
+      },
+      10s));
+  QPointer<ui::MainWindow> guard(opened);
+  opened->close();  // deletes itself, and its client, on close
+  QTRY_VERIFY_WITH_TIMEOUT(guard.isNull(), 5000);
+}
+
+void ConsoleTest::themesSwitchAndAreRemembered() {
+  ui::applyTheme(ui::Theme::kDark);
+  ui::saveTheme(ui::Theme::kDark);
+  QVERIFY(ui::paletteIsDark());
+  QCoreApplication::processEvents();
+  QVERIFY(window_->overview()->chartsAreDark());  // the charts follow the palette
+  QCOMPARE(ui::savedTheme(), ui::Theme::kDark);
+  ui::applyTheme(ui::Theme::kLight);
+  QVERIFY(!ui::paletteIsDark());
+  QCoreApplication::processEvents();
+  QVERIFY(!window_->overview()->chartsAreDark());
+  ui::applyTheme(ui::Theme::kSystem);
+  ui::saveTheme(ui::Theme::kSystem);
+  QCOMPARE(ui::savedTheme(), ui::Theme::kSystem);
+}
+
+void ConsoleTest::windowRemembersItsPage() {
+  window_->showPage(2);
+  window_->close();
+  ui::MainWindow again(*client_, "test");
+  QCOMPARE(again.currentPage(), 2);
+  again.showPage(0);
+  again.close();
 }
 
 void ConsoleTest::fleetModelPassesTheModelTester() {

@@ -30,6 +30,8 @@ class ConsoleTest : public QObject {
   void staysResponsiveUnderLoad();
   void fleetShowsRemoteEnginesAndPushesCanaryFirst();
   void everyPageWorksAgainstARemoteSpillwayd();
+  void themesSwitchAndAreRemembered();
+  void windowRemembersItsPage();
   void fleetModelPassesTheModelTester();
   void auditFiltersAndExportsCsv();
   void alertRulesFireAfterTheirDurationAndClear();
