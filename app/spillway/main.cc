@@ -12,6 +12,7 @@
 #include <QSettings>
 #include <QTimer>
 #include <QToolBar>
+#include <QTreeView>
 #include <atomic>
 #include <thread>
 
@@ -20,7 +21,9 @@
 #include "control/local_client.h"
 #include "engine.h"
 #include "sim/load_generator.h"
+#include "ui/config_form_model.h"
 #include "ui/main_window.h"
+#include "ui/policies_page.h"
 #include "ui/theme.h"
 
 using namespace spillway;
@@ -78,13 +81,26 @@ class DemoTraffic {
   std::thread thread_;
 };
 
+// Every page, plus the Policies page's YAML view; the form shows the help of
+// one field, as it does when a user selects it.
 void saveScreenshots(ui::MainWindow& window, const QString& dir) {
   QDir().mkpath(dir);
+  auto shoot = [&](const QString& name) {
+    QApplication::processEvents();  // the 1 s timer has kept the pages live
+    window.grab().save(QDir(dir).filePath(name + ".png"));
+  };
+  auto* form = window.policies()->form();
+  const QModelIndex weight = form->indexOfPath("backends[0].weight");
+  window.policies()->formView()->expand(weight.parent());
+  window.policies()->formView()->setCurrentIndex(weight);
   for (int i = 0; i < window.pageCount(); ++i) {
     window.showPage(i);
-    QApplication::processEvents();  // the 1 s timer has kept the pages live
-    window.grab().save(QDir(dir).filePath(QString("%1.png").arg(window.pageName(i).toLower().replace(' ', '-'))));
+    shoot(window.pageName(i).toLower().replace(' ', '-'));
   }
+  window.showPage(2);
+  window.policies()->showView(1);
+  shoot("policies-yaml");
+  window.policies()->showView(0);
 }
 
 }  // namespace
@@ -156,10 +172,6 @@ int main(int argc, char** argv) {
   auto* scenario = new QComboBox(&window);
   scenario->setToolTip(QObject::tr("Demo traffic scenario"));
   for (const char* s : kScenarios) scenario->addItem(s);
-  QObject::connect(scenario, &QComboBox::currentIndexChanged, [&](int i) {
-    demo.setScenario(i);
-    QSettings().setValue("demo/scenario", i);
-  });
   scenario->setCurrentIndex(QSettings().value("demo/scenario", 0).toInt());
   if (cli.isSet(scenario_opt)) {
     const int i = scenario->findText(cli.value(scenario_opt).replace('-', ' '));
@@ -170,6 +182,11 @@ int main(int argc, char** argv) {
     scenario->setCurrentIndex(i);
   }
   demo.setScenario(scenario->currentIndex());
+  // Remembered when the operator picks one (not for --scenario).
+  QObject::connect(scenario, &QComboBox::currentIndexChanged, [&](int i) {
+    demo.setScenario(i);
+    QSettings().setValue("demo/scenario", i);
+  });
   window.toolbar()->addWidget(scenario);
   QObject::connect(toggle, &QAction::toggled, [&](bool on) { demo.set(on); });
   window.show();
