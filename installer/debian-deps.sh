@@ -14,9 +14,11 @@ packages=(
   libsqlite3-dev
   libgrpc++-dev protobuf-compiler-grpc
   # console and Qt Test
-  qt6-base-dev qt6-charts-dev libqt6opengl6-dev
+  qt6-base-dev qt6-charts-dev libqt6opengl6-dev qtkeychain-qt6-dev libsecret-1-0
   # tests: real clients and validators, a display for the console
   curl openssl prometheus xvfb xauth
+  # tests: a real Secret Service keyring on a private bus (tests/ui/with_keyring.sh)
+  gnome-keyring dbus-daemon dbus-bin
   # benchmarks: nginx as the reference proxy, python3 runs the suite
   nginx-light python3
 )

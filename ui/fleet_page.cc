@@ -24,6 +24,8 @@
 #include <QVBoxLayout>
 #include <thread>
 
+#include "ui/token_store.h"
+
 namespace spillway::ui {
 
 namespace {
@@ -31,22 +33,6 @@ namespace {
 template <typename S>
 QString qs(const S& s) {
   return QString::fromUtf8(s.data(), static_cast<qsizetype>(s.size()));
-}
-
-QJsonObject readTokens() {
-  QFile f(FleetPage::tokenFilePath());
-  if (!f.open(QIODevice::ReadOnly)) return {};
-  return QJsonDocument::fromJson(f.readAll()).object();
-}
-
-void writeTokens(const QJsonObject& tokens) {
-  const QString path = FleetPage::tokenFilePath();
-  QDir().mkpath(QFileInfo(path).path());
-  QFile f(path);
-  // Restrict before writing, so the token never sits in a readable file.
-  if (!f.open(QIODevice::WriteOnly | QIODevice::Truncate)) return;
-  f.setPermissions(QFile::ReadOwner | QFile::WriteOwner);
-  f.write(QJsonDocument(tokens).toJson());
 }
 
 }  // namespace
@@ -241,6 +227,11 @@ std::unique_ptr<control::GrpcEngineClient> FleetPage::connect(const RemoteEngine
 void FleetPage::addEngine(const RemoteEngine& engine) {
   removeEngine(engine.name);
   engines_.push_back(engine);
+  const auto where = TokenStore(tokenFilePath()).save(engine.name, qs(engine.options.token));
+  emit message(where == TokenStore::Where::kKeyring
+                   ? tr("%1 added; its token is in the keyring.").arg(engine.name)
+                   : tr("%1 added; no keyring answered, so its token is in %2 (readable only by you).")
+                         .arg(engine.name, tokenFilePath()));
   save();
   model_->setEngines(engines_);
   refreshNow();
@@ -250,13 +241,14 @@ void FleetPage::removeEngine(const QString& name) {
   auto it = std::remove_if(engines_.begin(), engines_.end(), [&](const RemoteEngine& e) { return e.name == name; });
   if (it == engines_.end()) return;
   engines_.erase(it, engines_.end());
+  TokenStore(tokenFilePath()).remove(name);
   save();
   model_->setEngines(engines_);
 }
 
 void FleetPage::load() {
   QSettings s;
-  const QJsonObject tokens = readTokens();
+  TokenStore tokens(tokenFilePath());
   const int n = s.beginReadArray("fleet");
   for (int i = 0; i < n; ++i) {
     s.setArrayIndex(i);
@@ -266,7 +258,7 @@ void FleetPage::load() {
     e.options.ca_file = s.value("ca").toString().toStdString();
     e.options.server_name = s.value("server_name").toString().toStdString();
     e.options.tls = s.value("tls").toBool();
-    e.options.token = tokens.value(e.name).toString().toStdString();
+    e.options.token = tokens.load(e.name).toStdString();
     engines_.push_back(e);
   }
   s.endArray();
@@ -274,8 +266,8 @@ void FleetPage::load() {
 }
 
 void FleetPage::save() const {
+  // Addresses and TLS settings; tokens live in the TokenStore.
   QSettings s;
-  QJsonObject tokens;
   s.beginWriteArray("fleet", static_cast<int>(engines_.size()));
   for (size_t i = 0; i < engines_.size(); ++i) {
     const auto& e = engines_[i];
@@ -285,10 +277,8 @@ void FleetPage::save() const {
     s.setValue("ca", qs(e.options.ca_file));
     s.setValue("server_name", qs(e.options.server_name));
     s.setValue("tls", e.options.tls);
-    tokens.insert(e.name, qs(e.options.token));
   }
   s.endArray();
-  writeTokens(tokens);
 }
 
 void FleetPage::refreshNow() {

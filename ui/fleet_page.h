@@ -3,8 +3,9 @@
 // several: validated on every engine first, diffs shown, then applied one
 // by one — the first selected is the canary — stopping at the first failure.
 //
-// Tokens are kept in a file only the user can read (0600) in the app's
-// config directory; the rest of each entry in QSettings.
+// Tokens are kept in the OS keyring when one answers, else in a file only
+// the user can read (0600) in the app's config directory (TokenStore); the
+// rest of each entry in QSettings.
 #pragma once
 
 #include <QAbstractTableModel>
@@ -74,7 +75,7 @@ class FleetPage final : public QWidget {
   void pushSelected(const QString& yaml, const QString& comment, const QStringList& names);
   const std::vector<RemoteEngine>& engines() const { return engines_; }
   // Adds (or replaces) an engine and remembers it. The token goes to the
-  // 0600 token file, never to QSettings.
+  // OS keyring, else to the 0600 token file (TokenStore), never to QSettings.
   void addEngine(const RemoteEngine& engine);
   void removeEngine(const QString& name);
 
@@ -97,7 +98,7 @@ class FleetPage final : public QWidget {
                                         const QString& comment, const QStringList& names,
                                         const PushOptions& options = {});
 
-  static QString tokenFilePath();
+  static QString tokenFilePath();  // the TokenStore's fallback file
   static std::unique_ptr<control::GrpcEngineClient> connect(const RemoteEngine& e);
   // Asked before a push with the per-engine diffs; defaults to a dialog.
   void setConfirm(std::function<bool(const QString&)> confirm) { confirm_ = std::move(confirm); }
