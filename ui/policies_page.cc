@@ -113,6 +113,9 @@ PoliciesPage::PoliciesPage(control::EngineClient& client, QWidget* parent)
   auto* apply = new QPushButton(tr("&Apply"), this);
   auto* rollback = new QPushButton(tr("Roll &back to selected"), this);
   apply->setDefault(true);
+  apply->setShortcut(QKeySequence("Ctrl+Return"));
+  apply->setToolTip(tr("Validate, show the diff, confirm and apply (Ctrl+Return)"));
+  diff->setToolTip(tr("Diff against the running config (Alt+I)"));
   connect(reload_button, &QPushButton::clicked, this, &PoliciesPage::reload);
   connect(diff, &QPushButton::clicked, this, &PoliciesPage::showDiff);
   connect(apply, &QPushButton::clicked, this, &PoliciesPage::apply);
