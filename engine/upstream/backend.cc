@@ -10,6 +10,7 @@ Backend::Backend(uint64_t id, v1::Backend config, common::Url url, std::string a
 
 void Backend::eject(int64_t now_ms, int64_t until_ms, int64_t slow_start_ms) {
   std::lock_guard lock(state_mu_);
+  if (until_ms <= now_ms && !ejected()) return;  // readmitting one that is in: nothing to do
   slow_start_ms_ = slow_start_ms;
   ejected_until_ms_.store(until_ms, std::memory_order_relaxed);
   ejected_.store(until_ms > now_ms, std::memory_order_relaxed);

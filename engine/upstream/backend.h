@@ -47,7 +47,8 @@ class Backend {
 
   // Operator ejection: out of rotation until `until_ms` (wall clock), then
   // back with its weight ramping up over `slow_start_ms`. until_ms <= now
-  // readmits at once (still with the ramp).
+  // readmits an ejected backend at once (still with the ramp), and leaves
+  // one that is not ejected alone.
   void eject(int64_t now_ms, int64_t until_ms, int64_t slow_start_ms);
   bool ejected() const { return ejected_.load(std::memory_order_relaxed); }
   int64_t ejectedUntilMs() const { return ejected_until_ms_.load(std::memory_order_relaxed); }

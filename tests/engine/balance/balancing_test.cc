@@ -121,6 +121,9 @@ void BalancingTest::readmitEndsAnEjectionAtOnce() {
   QCOMPARE(b->weight(), 1u);
   b->tick(1'100);
   QCOMPARE(b->weight(), 10u);
+  b->eject(2'000, 2'000, 1'000);  // readmitting a backend that is in changes nothing
+  QVERIFY(!b->coolingDown());
+  QCOMPARE(b->weight(), 10u);
 }
 
 void BalancingTest::overrideReplacesTheConfiguredWeight() {
