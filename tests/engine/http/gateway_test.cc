@@ -12,11 +12,14 @@
 #include <set>
 #include <sys/socket.h>
 
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/read.hpp>
 #include <boost/asio/read_until.hpp>
 #include <boost/asio/streambuf.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
 #include "engine.h"
@@ -180,6 +183,61 @@ void GatewayTest::metricsAreValidPrometheusText() {
   QVERIFY(m.body.find("spillway_time_to_first_token_seconds_count{model=\"small\",backend=\"sim-b\"} 1") != std::string::npos);
   QVERIFY(m.body.find("spillway_backend_up{backend=\"sim-a\"} 1") != std::string::npos);
   QVERIFY(m.body.find("spillway_upstream_connections{backend=\"sim-a\",state=\"idle\"}") != std::string::npos);
+}
+
+void GatewayTest::headersOnTheWireBothWays() {
+  // A raw upstream: records one request, answers with a fixed response.
+  // It runs on its own io_context for at most 10 s, so the test cannot hang.
+  namespace net = boost::asio;
+  net::io_context io;
+  net::ip::tcp::acceptor acceptor(io, {net::ip::make_address("127.0.0.1"), 0});
+  const uint16_t upstream_port = acceptor.local_endpoint().port();
+  std::string up;
+  net::co_spawn(
+      io,
+      [&]() -> net::awaitable<void> {
+        net::ip::tcp::socket s = co_await acceptor.async_accept(net::use_awaitable);
+        net::streambuf buf;
+        const std::string_view end_of_head = "\r\n\r\n";
+        const size_t head_len = co_await net::async_read_until(s, buf, end_of_head, net::use_awaitable);
+        std::string head{net::buffers_begin(buf.data()), net::buffers_begin(buf.data()) + static_cast<long>(head_len)};
+        const auto at = head.find("Content-Length: ");
+        const size_t length = at == std::string::npos ? 0 : std::stoul(head.substr(at + 16));
+        if (buf.size() < head_len + length) {
+          co_await net::async_read(s, buf, net::transfer_exactly(head_len + length - buf.size()), net::use_awaitable);
+        }
+        up.assign(net::buffers_begin(buf.data()), net::buffers_end(buf.data()));
+        const std::string answer =
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nCache-Control: no-store\r\n"
+            "X-Internal: secret\r\nContent-Length: 11\r\n\r\n{\"ok\":true}";
+        co_await net::async_write(s, net::buffer(answer), net::use_awaitable);
+      },
+      net::detached);
+  std::thread upstream([&] { io.run_for(std::chrono::seconds(10)); });
+  auto engine = startEngine("  - name: wire\n    url: http://127.0.0.1:" + std::to_string(upstream_port) +
+                            "/prefix\n    models: [small]\n    api_key: sk-wire\n    health_check: {path: none}\n");
+  const std::string request = "POST /v1/chat/completions HTTP/1.1\r\nHost: gw\r\nAccept: application/json\r\n"
+                              "Connection: close\r\nContent-Type: application/json\r\nContent-Length: " +
+                              std::to_string(kChat.size()) + "\r\n\r\n" + kChat;
+  auto raw = rawExchange(engine->port(), request);
+  upstream.join();
+  QVERIFY2(up.rfind("POST /prefix/v1/chat/completions HTTP/1.1\r\n", 0) == 0, up.c_str());
+  for (const std::string& line : {"Host: 127.0.0.1:" + std::to_string(upstream_port), std::string("Authorization: Bearer sk-wire"),
+                                  std::string("Accept: application/json"), std::string("Content-Type: application/json"),
+                                  "Content-Length: " + std::to_string(kChat.size())}) {
+    QVERIFY2(up.find("\r\n" + line + "\r\n") != std::string::npos, (line + " missing in:\n" + up).c_str());
+  }
+  QVERIFY2(up.size() >= kChat.size() && up.substr(up.size() - kChat.size()) == kChat, up.c_str());
+
+  const std::string& got = raw.received;
+  QVERIFY2(got.rfind("HTTP/1.1 200 OK\r\n", 0) == 0, got.c_str());
+  for (const char* line : {"Cache-Control: no-store", "Content-Type: application/json", "x-spillway-backend: wire",
+                           "Connection: close", "Content-Length: 11", "Server: spillway"}) {
+    QVERIFY2(got.find(std::string("\r\n") + line + "\r\n") != std::string::npos, (std::string(line) + " missing in:\n" + got).c_str());
+  }
+  QVERIFY2(got.find("X-Internal") == std::string::npos, got.c_str());
+  QVERIFY2(got.size() > 11 && got.substr(got.size() - 15) == "\r\n\r\n{\"ok\":true}", got.c_str());
+  QVERIFY(!raw.timed_out);  // Connection: close was honoured
 }
 
 void GatewayTest::slowReaderBackpressuresTheUpstream() {

@@ -18,6 +18,11 @@ class GatewayTest : public QObject {
   void keepAliveReusesUpstreamConnections();
   void curlGetsStreamingAndNonStreamingAnswers();
   void healthAndReadiness();
+  // The heads the gateway writes itself, byte for byte where it matters:
+  // the request upstream (path prefix, Host, Authorization, Accept,
+  // Content-Length) and the answer to the client (copied and dropped
+  // headers, Connection: close, Content-Length).
+  void headersOnTheWireBothWays();
   void metricsAreValidPrometheusText();
   // A client that stops reading must not make the gateway buffer the rest of
   // the answer: backpressure reaches the upstream, which stops generating.
