@@ -11,7 +11,7 @@ packages=(
   libboost-dev libboost-program-options-dev libssl-dev
   libprotobuf-dev protobuf-compiler
   libabsl-dev libyaml-cpp-dev libsimdjson-dev libspdlog-dev
-  libsqlite3-dev
+  libsqlite3-dev libmimalloc-dev
   libgrpc++-dev protobuf-compiler-grpc
   # console and Qt Test
   qt6-base-dev qt6-charts-dev libqt6opengl6-dev qtkeychain-qt6-dev libsecret-1-0

@@ -10,6 +10,10 @@
 #include <string>
 #include <vector>
 
+#ifdef SPILLWAY_WITH_MIMALLOC
+#include <mimalloc.h>
+#endif
+
 #include "common/io_pool.h"
 #include "common/process.h"
 #include "common/url.h"
@@ -198,6 +202,10 @@ int runEngine(int argc, char** argv) {
   if (vm.count("control-listen")) cfg.mutable_control()->set_listen(control_listen);
   if (cfg.control().listen().empty()) cfg.mutable_control()->set_listen("127.0.0.1:50051");
   sigset_t signals = blockStopSignals();
+#ifdef SPILLWAY_WITH_MIMALLOC
+  // Also keeps the link to mimalloc (its malloc replaces glibc's) explicit.
+  spdlog::debug("allocator: mimalloc {}", mi_version());
+#endif
   auto engine = Engine::start(cfg, EngineOptions{data_dir, "startup"});
   if (!engine.ok()) {
     std::cerr << "spillwayd: " << engine.status().message() << "\n";
