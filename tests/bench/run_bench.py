@@ -11,7 +11,7 @@ Runs, in one go and on loopback only:
 
 Writes every raw report (JSON) and summary.json / summary.md into --out.
 Usage: tests/bench/run_bench.py [--build build/release] [--out bench-results]
-                                [--rounds 3] [--seconds 2] [--smoke]
+                                [--rounds 3] [--seconds 2] [--smoke] [--throughput-only]
 --smoke runs everything with a tiny load and checks that the JSON is sane
 (CTest runs it so the suite cannot rot); it asserts nothing about speed.
 """
@@ -181,6 +181,8 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--seconds", type=float, default=2.0)
     ap.add_argument("--smoke", action="store_true")
+    ap.add_argument("--throughput-only", action="store_true",
+                    help="only the max-throughput A/B (64 clients): direct, spillway, nginx, interleaved")
     args = ap.parse_args()
     if args.smoke:
         args.rounds, args.seconds = 1, 0.3
@@ -220,6 +222,20 @@ backends:
         targets = {"direct": f"http://127.0.0.1:{fast}", "spillway": f"http://127.0.0.1:{gw_port}",
                    "nginx": f"http://127.0.0.1:{ngx}"}
 
+        if args.throughput_only:
+            thr = {t: [] for t in targets}
+            order = list(targets)
+            for rnd in range(args.rounds):
+                rot = order[rnd % len(order):] + order[:rnd % len(order)]
+                for t in rot:
+                    thr[t].append(b.load(f"max-{t}", targets[t], "bench", args.seconds, concurrency=64)["throughput"])
+            summary["max_throughput"] = {t: {"runs": [round(x) for x in v], "median": med(v)} for t, v in thr.items()}
+            summary["spillway_to_nginx"] = med(thr["spillway"]) / med(thr["nginx"])
+            (b.out / "throughput.json").write_text(json.dumps(summary, indent=2) + "\n")
+            for t, v in summary["max_throughput"].items():
+                print(f"{t:9} median {v['median']:8.0f} req/s  runs {v['runs']}")
+            print(f"spillway / nginx: {summary['spillway_to_nginx']:.3f}")
+            return
         summary["overhead"] = overhead(b, targets, args)
         summary["memory"] = {"after_overhead_peak_rss_kb": rss_kb(gw.pid)}
         summary["streaming"] = streaming(b, f"http://127.0.0.1:{sim_port}", f"http://127.0.0.1:{gw_port}", args)
