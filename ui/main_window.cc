@@ -221,10 +221,12 @@ QAction* MainWindow::addToggle(const QString& text, const QString& tip) {
 }
 
 void MainWindow::closeEvent(QCloseEvent* event) {
-  QSettings settings;
-  settings.setValue("window/geometry", saveGeometry());
-  settings.setValue("window/state", saveState());
-  settings.setValue("window/page", currentPage());
+  if (!owned_) {  // the primary window's layout is the one remembered
+    QSettings settings;
+    settings.setValue("window/geometry", saveGeometry());
+    settings.setValue("window/state", saveState());
+    settings.setValue("window/page", currentPage());
+  }
   event->accept();
 }
 
