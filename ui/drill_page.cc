@@ -3,6 +3,7 @@
 #include <QApplication>
 #include <QComboBox>
 #include <QDoubleSpinBox>
+#include <QFileDialog>
 #include <QFontDatabase>
 #include <QFormLayout>
 #include <QHBoxLayout>
@@ -21,10 +22,28 @@ namespace spillway::ui {
 DrillPage::DrillPage(const QString& default_target, QWidget* parent)
     : QWidget(parent), target_(new QLineEdit(default_target, this)), model_(new QLineEdit("spillway-small", this)),
       shape_(new QComboBox(this)), rate_(new QDoubleSpinBox(this)), seconds_(new QSpinBox(this)),
+      file_(new QLineEdit(this)),
       start_(new QPushButton(tr("&Start drill"), this)), stop_(new QPushButton(tr("Sto&p"), this)),
       progress_(new QLabel(this)), report_(new QPlainTextEdit(this)) {
-  shape_->addItems({"steady", "burst", "ramp"});
-  shape_->setToolTip(tr("steady: the rate throughout; burst: 4x the rate for the middle fifth; ramp: 0 to the rate"));
+  shape_->addItems({"steady", "burst", "ramp", "scenario file"});
+  shape_->setToolTip(tr("steady: the rate throughout; burst: 4x the rate for the middle fifth; ramp: 0 to the rate; "
+                        "scenario file: classes and phases from a YAML file (as spillway-bench --scenario)"));
+  file_->setPlaceholderText(tr("e.g. tests/bench/scenarios/busy-fleet.yaml"));
+  auto* browse = new QPushButton(tr("Browse…"), this);
+  connect(browse, &QPushButton::clicked, this, [this] {
+    const QString f = QFileDialog::getOpenFileName(this, tr("Scenario"), {}, tr("YAML (*.yaml *.yml)"));
+    if (!f.isEmpty()) file_->setText(f);
+  });
+  auto enable = [this, browse] {
+    const bool from_file = shape_->currentText() == "scenario file";
+    file_->setEnabled(from_file);
+    browse->setEnabled(from_file);
+    model_->setEnabled(!from_file);
+    rate_->setEnabled(!from_file);
+    seconds_->setEnabled(!from_file);
+  };
+  connect(shape_, &QComboBox::currentIndexChanged, this, enable);
+  enable();
   rate_->setRange(1, 100000);
   rate_->setValue(50);
   rate_->setSuffix(tr(" req/s"));
@@ -44,6 +63,10 @@ DrillPage::DrillPage(const QString& default_target, QWidget* parent)
   form->addRow(tr("Shape"), shape_);
   form->addRow(tr("Rate"), rate_);
   form->addRow(tr("Duration"), seconds_);
+  auto* file_row = new QHBoxLayout;
+  file_row->addWidget(file_, 1);
+  file_row->addWidget(browse);
+  form->addRow(tr("Scenario file"), file_row);
   auto* buttons = new QHBoxLayout;
   buttons->addWidget(start_);
   buttons->addWidget(stop_);
@@ -59,7 +82,14 @@ DrillPage::~DrillPage() {
   if (thread_.joinable()) thread_.join();
 }
 
-v1::Scenario DrillPage::scenario() const {
+absl::StatusOr<v1::Scenario> DrillPage::scenario() const {
+  if (shape_->currentText() == "scenario file") {
+    if (file_->text().isEmpty()) return absl::InvalidArgumentError("choose a scenario file");
+    auto loaded = sim::loadScenarioFile(file_->text().toStdString());
+    if (!loaded.ok()) return loaded.status();
+    loaded->set_target(target_->text().toStdString());  // the page's endpoint wins, as --target does
+    return loaded;
+  }
   v1::Scenario s;
   s.set_target(target_->text().toStdString());
   auto* c = s.add_classes();
@@ -92,9 +122,16 @@ v1::Scenario DrillPage::scenario() const {
 void DrillPage::start() {
   if (running_) return;
   if (thread_.joinable()) thread_.join();
-  auto scenario = this->scenario();
+  auto loaded = this->scenario();
+  if (!loaded.ok()) {
+    emit message(QString::fromStdString(std::string(loaded.status().message())));
+    report_->setPlainText(QString::fromStdString(std::string(loaded.status().message())));
+    return;
+  }
+  v1::Scenario scenario = std::move(*loaded);
   if (auto st = sim::validateScenario(scenario); !st.ok()) {
     emit message(QString::fromStdString(std::string(st.message())));
+    report_->setPlainText(QString::fromStdString(std::string(st.message())));
     return;
   }
   running_ = true;

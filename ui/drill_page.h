@@ -9,6 +9,7 @@
 #include <memory>
 #include <thread>
 
+#include "absl/status/statusor.h"
 #include "spillway/v1/bench.pb.h"
 
 class QComboBox;
@@ -27,8 +28,13 @@ class DrillPage final : public QWidget {
   DrillPage(const QString& default_target, QWidget* parent = nullptr);
   ~DrillPage() override;
 
-  // The scenario the form describes ("steady", "burst" or "ramp").
-  v1::Scenario scenario() const;
+  // The scenario the form describes: a shape ("steady", "burst", "ramp")
+  // at a rate, or a scenario file (the format spillway-bench and
+  // tests/bench/scenarios/ use) aimed at the endpoint above. Errors name the
+  // file and the field.
+  absl::StatusOr<v1::Scenario> scenario() const;
+  QLineEdit* scenarioFile() { return file_; }
+  QComboBox* shape() { return shape_; }
   bool running() const { return running_; }
   QPlainTextEdit* report() { return report_; }
   QLineEdit* target() { return target_; }
@@ -50,6 +56,7 @@ class DrillPage final : public QWidget {
   QComboBox* shape_;
   QDoubleSpinBox* rate_;
   QSpinBox* seconds_;
+  QLineEdit* file_;
   QPushButton* start_;
   QPushButton* stop_;
   QLabel* progress_;

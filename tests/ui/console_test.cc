@@ -8,6 +8,7 @@
 
 #include <QtTest>
 #include <QAbstractItemModelTester>
+#include <QComboBox>
 #include <QDateTime>
 #include <QDoubleSpinBox>
 #include <QElapsedTimer>
@@ -724,6 +725,40 @@ void ConsoleTest::trafficDrillRunsAndStops() {
   drill->stop();
   QVERIFY(finished.wait(20000));
   QCOMPARE(finished.count(), 2);
+}
+
+void ConsoleTest::trafficDrillRunsAScenarioFile() {
+  auto* drill = window_->drill();
+  drill->target()->setText(QString::fromStdString(engine_->url()));
+  drill->shape()->setCurrentText("scenario file");
+  QTemporaryDir dir;
+  // A broken file: the error names the file and the field, and nothing runs.
+  const QString bad = dir.filePath("bad.yaml");
+  QFile b(bad);
+  QVERIFY(b.open(QIODevice::WriteOnly));
+  b.write("classes:\n  - {model: m, wieght: 2}\nphases:\n  - {duration_ms: 500, rate: 20}\n");
+  b.close();
+  drill->scenarioFile()->setText(bad);
+  drill->start();
+  QVERIFY(!drill->running());
+  QVERIFY2(drill->report()->toPlainText().contains("bad.yaml:2") &&
+               drill->report()->toPlainText().contains("wieght"),
+           qPrintable(drill->report()->toPlainText()));
+  // A good one runs against the page's endpoint (the file names another).
+  const QString good = dir.filePath("good.yaml");
+  QFile g(good);
+  QVERIFY(g.open(QIODevice::WriteOnly));
+  g.write("target: http://127.0.0.1:1\nclasses:\n  - {name: chat-m, model: m, max_tokens: 8}\n"
+          "phases:\n  - {name: only, duration_ms: 800, rate: 25}\n");
+  g.close();
+  drill->scenarioFile()->setText(good);
+  QSignalSpy finished(drill, &ui::DrillPage::finished);
+  const uint64_t before = engine_->totals().requests;
+  drill->start();
+  QVERIFY(drill->running());
+  QVERIFY(finished.wait(20000));
+  QVERIFY2(drill->report()->toPlainText().contains("chat-m"), qPrintable(drill->report()->toPlainText()));
+  QVERIFY(engine_->totals().requests > before + 5);
 }
 
 QTEST_MAIN(ConsoleTest)

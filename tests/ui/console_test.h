@@ -38,6 +38,7 @@ class ConsoleTest : public QObject {
   void alertThresholdsAreRemembered();
   void alertBannerShowsOnTheOverview();
   void trafficDrillRunsAndStops();
+  void trafficDrillRunsAScenarioFile();
 
  private:
   std::unique_ptr<spillway::Engine> engine_;
