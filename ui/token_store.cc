@@ -3,6 +3,7 @@
 #include <qt6keychain/keychain.h>
 
 #include <QDir>
+#include <atomic>
 #include <QEventLoop>
 #include <QFile>
 #include <QFileInfo>
@@ -16,8 +17,13 @@ namespace {
 
 constexpr const char* kService = "spillway-fleet";
 
+// Set once a keyring is found missing (no service, or no answer in time), so
+// later calls in this process go straight to the file instead of waiting again.
+std::atomic<bool> keyring_missing{false};
+
 // Runs a keyring job to completion (at most 5 s); true when it succeeded.
 bool run(QKeychain::Job& job) {
+  if (keyring_missing.load()) return false;
   job.setAutoDelete(false);
   bool finished = false;
   QEventLoop loop;
@@ -28,6 +34,9 @@ bool run(QKeychain::Job& job) {
   QTimer::singleShot(5000, &loop, &QEventLoop::quit);
   job.start();
   if (!finished) loop.exec(QEventLoop::ExcludeUserInputEvents);
+  if (!finished || job.error() == QKeychain::NoBackendAvailable || job.error() == QKeychain::NotImplemented) {
+    keyring_missing = true;
+  }
   return finished && job.error() == QKeychain::NoError;
 }
 

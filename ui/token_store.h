@@ -2,7 +2,8 @@
 // (the Secret Service — GNOME Keyring, KWallet — through QtKeychain) when
 // one answers, else a JSON file that only the user can read (0600). A token
 // saved to the keyring is removed from the file, so it lives in one place.
-// Calls block (a local D-Bus round trip, bounded); the fleet page makes few.
+// Calls block (a local D-Bus round trip, at most 5 s); once a keyring is
+// found missing, the process stops asking it. The fleet page makes few calls.
 #pragma once
 
 #include <QString>
