@@ -15,6 +15,7 @@
 #include <list>
 #include <optional>
 
+#include "common/asio_types.h"
 #include "common/strings.h"
 #include "common/url.h"
 #include "http/responses.h"
@@ -24,8 +25,6 @@ namespace spillway::http {
 namespace net = boost::asio;
 namespace beast = boost::beast;
 namespace bhttp = beast::http;
-using net::awaitable;
-using net::use_awaitable;
 using tcp = net::ip::tcp;
 
 namespace {
@@ -33,7 +32,7 @@ namespace {
 // A connection as the drain logic sees it; lives in its worker's list and is
 // touched on that worker's thread only.
 struct SessionEntry {
-  beast::tcp_stream* stream = nullptr;
+  common::TcpStream* stream = nullptr;
   bool idle = true;  // waiting for the next request's headers
 };
 
@@ -47,7 +46,7 @@ struct FrontServer::Shared {
   common::IoPool& io;
   Gateway& gateway;
   std::atomic<std::shared_ptr<const v1::Server>> server;  // swapped whole on reload
-  tcp::acceptor acceptor;  // used on context 0 only
+  common::TcpAcceptor acceptor;  // used on context 0 only
   std::atomic<bool> draining{false};
   std::vector<std::list<SessionEntry>> sessions;  // per worker, that worker's thread only
 
@@ -68,11 +67,11 @@ namespace {
 using Shared = FrontServer::Shared;
 
 // A read deadline that cancels the pending read instead of closing the
-// socket (as beast::tcp_stream's own timeouts do), so that a client too slow
+// socket (as common::TcpStream's own timeouts do), so that a client too slow
 // to send its request can still be told so with a 408.
 class ReadDeadline {
  public:
-  explicit ReadDeadline(beast::tcp_stream& stream)
+  explicit ReadDeadline(common::TcpStream& stream)
       : stream_(stream), timer_(stream.get_executor()), generation_(std::make_shared<uint64_t>(0)) {}
   ~ReadDeadline() { disarm(); }
   ReadDeadline(const ReadDeadline&) = delete;
@@ -97,20 +96,20 @@ class ReadDeadline {
   bool fired() const { return fired_; }
 
  private:
-  beast::tcp_stream& stream_;
-  net::steady_timer timer_;
+  common::TcpStream& stream_;
+  common::SteadyTimer timer_;
   std::shared_ptr<uint64_t> generation_;
   bool fired_ = false;
 };
 
-awaitable<void> rejectAndClose(Shared& sh, beast::tcp_stream& stream, openai::ApiError e) {
+common::Awaitable<void> rejectAndClose(Shared& sh, common::TcpStream& stream, openai::ApiError e) {
   sh.gateway.countRejected(e.status);
   stream.expires_after(std::chrono::seconds(5));
   co_await writeApiError(stream, e, false);
 }
 
-awaitable<void> session(std::shared_ptr<Shared> sh, size_t worker, tcp::socket socket) {
-  beast::tcp_stream stream(std::move(socket));
+common::Awaitable<void> session(std::shared_ptr<Shared> sh, size_t worker, common::TcpSocket socket) {
+  common::TcpStream stream(std::move(socket));
   auto& list = sh->sessions[worker];
   auto entry = list.insert(list.end(), SessionEntry{&stream, true});
   beast::flat_buffer buffer;
@@ -126,7 +125,7 @@ awaitable<void> session(std::shared_ptr<Shared> sh, size_t worker, tcp::socket s
     deadline.arm(std::chrono::milliseconds(cfg.header_timeout_ms()));
     entry->idle = true;
     boost::system::error_code ec;
-    co_await bhttp::async_read_header(stream, buffer, parser, net::redirect_error(use_awaitable, ec));
+    co_await bhttp::async_read_header(stream, buffer, parser, net::redirect_error(common::kUseAwaitable, ec));
     entry->idle = false;
     deadline.disarm();
     if (ec == net::error::operation_aborted && deadline.fired()) ec = beast::error::timeout;
@@ -160,7 +159,7 @@ awaitable<void> session(std::shared_ptr<Shared> sh, size_t worker, tcp::socket s
     }
     if (beast::iequals(head[bhttp::field::expect], "100-continue")) {
       bhttp::response<bhttp::empty_body> cont{bhttp::status::continue_, 11};
-      co_await bhttp::async_write(stream, cont, net::redirect_error(use_awaitable, ec));
+      co_await bhttp::async_write(stream, cont, net::redirect_error(common::kUseAwaitable, ec));
       if (ec) break;
     }
     // Small bodies usually arrived with the headers; only a body still on
@@ -168,7 +167,7 @@ awaitable<void> session(std::shared_ptr<Shared> sh, size_t worker, tcp::socket s
     const auto body_length = parser.content_length();
     const bool buffered = parser.is_done() || (body_length && buffer.size() >= *body_length);
     if (!buffered) deadline.arm(std::chrono::milliseconds(cfg.body_timeout_ms()));
-    co_await bhttp::async_read(stream, buffer, parser, net::redirect_error(use_awaitable, ec));
+    co_await bhttp::async_read(stream, buffer, parser, net::redirect_error(common::kUseAwaitable, ec));
     if (!buffered) deadline.disarm();
     if (ec == net::error::operation_aborted && deadline.fired()) ec = beast::error::timeout;
     if (ec) {
@@ -195,12 +194,12 @@ awaitable<void> session(std::shared_ptr<Shared> sh, size_t worker, tcp::socket s
   sh->connectionClosed();
 }
 
-awaitable<void> acceptLoop(std::shared_ptr<Shared> sh) {
+common::Awaitable<void> acceptLoop(std::shared_ptr<Shared> sh) {
   for (;;) {
     const size_t worker = sh->io.nextIndex();
     boost::system::error_code ec;
-    tcp::socket socket =
-        co_await sh->acceptor.async_accept(sh->io.context(worker), net::redirect_error(use_awaitable, ec));
+    common::TcpSocket socket =
+        co_await sh->acceptor.async_accept(sh->io.context(worker), net::redirect_error(common::kUseAwaitable, ec));
     if (ec) {
       if (ec == net::error::operation_aborted || !sh->acceptor.is_open()) co_return;
       spdlog::warn("accept failed: {}", ec.message());
@@ -235,7 +234,7 @@ absl::Status FrontServer::start() {
   auto addr = net::ip::make_address(hp->host, ec);
   if (ec) {
     // A host name: resolve it once at start-up.
-    tcp::resolver resolver(shared_->io.context(0));
+    common::TcpResolver resolver(shared_->io.context(0));
     auto results = resolver.resolve(hp->host, std::to_string(hp->port), ec);
     if (ec || results.empty()) {
       return absl::InvalidArgumentError(common::strCat("cannot resolve listen host \"", hp->host, "\""));

@@ -12,6 +12,7 @@
 #include <optional>
 #include <unordered_map>
 
+#include "common/asio_types.h"
 #include "common/json_writer.h"
 #include "common/strings.h"
 #include "http/responses.h"
@@ -23,8 +24,6 @@ namespace spillway::http {
 namespace net = boost::asio;
 namespace beast = boost::beast;
 namespace bhttp = beast::http;
-using net::awaitable;
-using net::use_awaitable;
 using Clock = std::chrono::steady_clock;
 
 struct Gateway::Metrics {
@@ -183,7 +182,7 @@ void addLength(std::string& head, size_t n) {
 
 struct ExchangeArgs {
   upstream::Connection& conn;
-  beast::tcp_stream& client;
+  common::TcpStream& client;
   const Request& req;
   const upstream::Backend& backend;
   bool keep_alive;
@@ -191,7 +190,7 @@ struct ExchangeArgs {
 };
 
 template <typename Stream>
-awaitable<ExchangeResult> exchange(Stream& up, ExchangeArgs a) {
+common::Awaitable<ExchangeResult> exchange(Stream& up, ExchangeArgs a) {
   ExchangeResult r;
   const auto& cfg = a.backend.config();
   const auto first_byte_timeout = std::chrono::milliseconds(cfg.first_byte_timeout_ms());
@@ -217,7 +216,7 @@ awaitable<ExchangeResult> exchange(Stream& up, ExchangeArgs a) {
 
   auto& lowest = a.conn.lowest();
   lowest.expires_after(first_byte_timeout);
-  co_await net::async_write(up, request, net::redirect_error(use_awaitable, ec));
+  co_await net::async_write(up, request, net::redirect_error(common::kUseAwaitable, ec));
   if (ec) {
     if (a.reused) co_return retryable();
     r.outcome = Exchange::kFailedBeforeResponse;
@@ -229,7 +228,7 @@ awaitable<ExchangeResult> exchange(Stream& up, ExchangeArgs a) {
   bhttp::response_parser<bhttp::buffer_body> parser;
   // Not boost::none: Boost 1.74 compares the length against it as "greater than none".
   parser.body_limit(std::numeric_limits<std::uint64_t>::max());
-  co_await bhttp::async_read_header(up, a.conn.buffer, parser, net::redirect_error(use_awaitable, ec));
+  co_await bhttp::async_read_header(up, a.conn.buffer, parser, net::redirect_error(common::kUseAwaitable, ec));
   if (ec) {
     if (ec == beast::error::timeout) {
       r.outcome = Exchange::kFailedBeforeResponse;
@@ -264,7 +263,7 @@ awaitable<ExchangeResult> exchange(Stream& up, ExchangeArgs a) {
   // completion): read the body whole and send header and body in one write.
   if (!sse && content_length && *content_length <= kWholeBodyBytes) {
     bhttp::response_parser<bhttp::string_body> whole{std::move(parser)};
-    co_await bhttp::async_read(up, a.conn.buffer, whole, net::redirect_error(use_awaitable, ec));
+    co_await bhttp::async_read(up, a.conn.buffer, whole, net::redirect_error(common::kUseAwaitable, ec));
     if (ec) {
       r.outcome = Exchange::kFailedBeforeResponse;
       r.error = {502, common::strCat("Upstream ", a.backend.name(), " broke off its answer: ", ec.message()),
@@ -291,7 +290,7 @@ awaitable<ExchangeResult> exchange(Stream& up, ExchangeArgs a) {
     out.append("\r\n");
     const std::array<net::const_buffer, 2> response{net::buffer(out), net::buffer(got.body())};
     a.client.expires_after(idle_timeout);
-    co_await net::async_write(a.client, response, net::redirect_error(use_awaitable, ec));
+    co_await net::async_write(a.client, response, net::redirect_error(common::kUseAwaitable, ec));
     if (ec) {
       r.outcome = Exchange::kClientGone;
       co_return r;
@@ -310,7 +309,7 @@ awaitable<ExchangeResult> exchange(Stream& up, ExchangeArgs a) {
 
   a.client.expires_after(idle_timeout);
   bhttp::response_serializer<bhttp::empty_body> sr{res};
-  co_await bhttp::async_write_header(a.client, sr, net::redirect_error(use_awaitable, ec));
+  co_await bhttp::async_write_header(a.client, sr, net::redirect_error(common::kUseAwaitable, ec));
   if (ec) {
     r.outcome = Exchange::kClientGone;
     co_return r;
@@ -324,7 +323,7 @@ awaitable<ExchangeResult> exchange(Stream& up, ExchangeArgs a) {
     head.body().data = buf;
     head.body().size = sizeof buf;
     lowest.expires_after(idle_timeout);
-    co_await bhttp::async_read_some(up, a.conn.buffer, parser, net::redirect_error(use_awaitable, ec));
+    co_await bhttp::async_read_some(up, a.conn.buffer, parser, net::redirect_error(common::kUseAwaitable, ec));
     if (ec == bhttp::error::need_buffer) ec = {};
     const size_t n = sizeof buf - head.body().size;
     if (n > 0) {
@@ -336,9 +335,9 @@ awaitable<ExchangeResult> exchange(Stream& up, ExchangeArgs a) {
       boost::system::error_code wec;
       if (chunked) {
         co_await net::async_write(a.client, bhttp::make_chunk(net::buffer(buf, n)),
-                                  net::redirect_error(use_awaitable, wec));
+                                  net::redirect_error(common::kUseAwaitable, wec));
       } else {
-        co_await net::async_write(a.client, net::buffer(buf, n), net::redirect_error(use_awaitable, wec));
+        co_await net::async_write(a.client, net::buffer(buf, n), net::redirect_error(common::kUseAwaitable, wec));
       }
       if (wec) {
         r.outcome = Exchange::kClientGone;
@@ -356,14 +355,14 @@ awaitable<ExchangeResult> exchange(Stream& up, ExchangeArgs a) {
         std::string event = openai::sseData(openai::errorBody(e));
         boost::system::error_code wec;
         co_await net::async_write(a.client, bhttp::make_chunk(net::buffer(event)),
-                                  net::redirect_error(use_awaitable, wec));
+                                  net::redirect_error(common::kUseAwaitable, wec));
       }
       r.outcome = Exchange::kAbortedMidBody;
       co_return r;
     }
   }
   if (chunked) {
-    co_await net::async_write(a.client, bhttp::make_chunk_last(), net::redirect_error(use_awaitable, ec));
+    co_await net::async_write(a.client, bhttp::make_chunk_last(), net::redirect_error(common::kUseAwaitable, ec));
     if (ec) {
       r.outcome = Exchange::kClientGone;
       co_return r;
@@ -449,7 +448,7 @@ void Gateway::countRejected(int status) {
   metrics_->requests.with({"other", "", "", std::to_string(status)}).inc();
 }
 
-awaitable<bool> Gateway::handle(size_t worker, beast::tcp_stream& client, Request& req, bool keep_alive) {
+common::Awaitable<bool> Gateway::handle(size_t worker, common::TcpStream& client, Request& req, bool keep_alive) {
   Worker& w = *workers_[worker];
   const uint8_t route_index = routeIndex(req.target());
   const char* route = kRouteNames[route_index];
@@ -522,7 +521,7 @@ int64_t wallMs() {
 }
 }  // namespace
 
-awaitable<bool> Gateway::proxy(Worker& w, beast::tcp_stream& client, Request& req, bool keep_alive) {
+common::Awaitable<bool> Gateway::proxy(Worker& w, common::TcpStream& client, Request& req, bool keep_alive) {
   const auto start = Clock::now();
   const uint8_t route_index = routeIndex(req.target());
   const char* route = kRouteNames[route_index];

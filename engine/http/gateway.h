@@ -18,6 +18,7 @@
 #include <mutex>
 #include <vector>
 
+#include "common/asio_types.h"
 #include "http/route_table.h"
 #include "metrics/registry.h"
 
@@ -33,7 +34,7 @@ class Gateway {
 
   // Serves one request; returns whether the connection may be kept open.
   // `keep_alive` is false when the client or a drain asked to close.
-  boost::asio::awaitable<bool> handle(size_t worker, boost::beast::tcp_stream& client, Request& req,
+  common::Awaitable<bool> handle(size_t worker, common::TcpStream& client, Request& req,
                                       bool keep_alive);
 
   // Swaps in a new routing table (config reload). Thread-safe.
@@ -59,7 +60,7 @@ class Gateway {
   struct Metrics;
 
  private:
-  boost::asio::awaitable<bool> proxy(Worker& w, boost::beast::tcp_stream& client, Request& req,
+  common::Awaitable<bool> proxy(Worker& w, common::TcpStream& client, Request& req,
                                      bool keep_alive);
 
   std::atomic<std::shared_ptr<const RouteTable>> routes_;

@@ -9,7 +9,7 @@ namespace spillway::http {
 namespace net = boost::asio;
 namespace bhttp = boost::beast::http;
 
-net::awaitable<bool> writeBody(boost::beast::tcp_stream& stream, bhttp::status status,
+common::Awaitable<bool> writeBody(common::TcpStream& stream, bhttp::status status,
                                std::string body, std::string_view content_type, bool keep_alive,
                                ExtraHeaders extra) {
   bhttp::response<bhttp::string_body> res{status, 11};
@@ -21,11 +21,11 @@ net::awaitable<bool> writeBody(boost::beast::tcp_stream& stream, bhttp::status s
   res.body() = std::move(body);
   res.prepare_payload();
   boost::system::error_code ec;
-  co_await bhttp::async_write(stream, res, net::redirect_error(net::use_awaitable, ec));
+  co_await bhttp::async_write(stream, res, net::redirect_error(common::kUseAwaitable, ec));
   co_return !ec && keep_alive;
 }
 
-net::awaitable<bool> writeApiError(boost::beast::tcp_stream& stream, openai::ApiError error,
+common::Awaitable<bool> writeApiError(common::TcpStream& stream, openai::ApiError error,
                                    bool keep_alive, ExtraHeaders extra) {
   std::string body = openai::errorBody(error);
   co_return co_await writeBody(stream, static_cast<bhttp::status>(error.status), std::move(body),

@@ -9,6 +9,7 @@
 #include <string>
 #include <string_view>
 
+#include "common/asio_types.h"
 #include "openai/openai.h"
 
 namespace spillway::http {
@@ -20,7 +21,7 @@ struct ExtraHeaders {
 
 // Writes a whole response; returns true when the connection may serve another
 // request (keep_alive and the write succeeded).
-boost::asio::awaitable<bool> writeBody(boost::beast::tcp_stream& stream,
+common::Awaitable<bool> writeBody(common::TcpStream& stream,
                                        boost::beast::http::status status, std::string body,
                                        std::string_view content_type, bool keep_alive,
                                        ExtraHeaders extra = {});
@@ -30,7 +31,7 @@ boost::asio::awaitable<bool> writeBody(boost::beast::tcp_stream& stream,
 // Coroutine rule for this code base: never pass a class-type temporary in a
 // co_await expression (build a named local and move it): GCC 12 can destroy
 // such temporaries twice. Hence `error` by value, moved in by callers.
-boost::asio::awaitable<bool> writeApiError(boost::beast::tcp_stream& stream, openai::ApiError error,
+common::Awaitable<bool> writeApiError(common::TcpStream& stream, openai::ApiError error,
                                            bool keep_alive, ExtraHeaders extra = {});
 
 inline constexpr std::string_view kServerName = "spillway";

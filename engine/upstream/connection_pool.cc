@@ -7,13 +7,13 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include "common/asio_types.h"
 #include "common/strings.h"
 
 namespace spillway::upstream {
 
 namespace net = boost::asio;
 namespace beast = boost::beast;
-using net::use_awaitable;
 using tcp = net::ip::tcp;
 
 Connection::Connection(BackendPtr b, PlainStream s) : backend(std::move(b)), stream(std::move(s)) {
@@ -31,20 +31,20 @@ PlainStream& Connection::lowest() {
   return beast::get_lowest_layer(std::get<TlsStream>(stream));
 }
 
-net::awaitable<absl::StatusOr<ConnectionPtr>> openConnection(BackendPtr backend, net::ssl::context* tls,
+common::Awaitable<absl::StatusOr<ConnectionPtr>> openConnection(BackendPtr backend, net::ssl::context* tls,
                                                              std::chrono::milliseconds timeout) {
   auto ex = co_await net::this_coro::executor;
   const auto& url = backend->url();
   boost::system::error_code ec;
-  tcp::resolver resolver(ex);
+  common::TcpResolver resolver(ex);
   auto results = co_await resolver.async_resolve(url.host, std::to_string(url.port),
-                                                 net::redirect_error(use_awaitable, ec));
+                                                 net::redirect_error(common::kUseAwaitable, ec));
   if (ec) {
     co_return absl::UnavailableError(common::strCat("cannot resolve ", url.host, ": ", ec.message()));
   }
-  beast::tcp_stream tcp_stream(ex);
+  common::TcpStream tcp_stream(ex);
   tcp_stream.expires_after(timeout);
-  co_await tcp_stream.async_connect(results, net::redirect_error(use_awaitable, ec));
+  co_await tcp_stream.async_connect(results, net::redirect_error(common::kUseAwaitable, ec));
   if (ec) {
     if (ec == beast::error::timeout) {
       co_return absl::DeadlineExceededError(common::strCat("connect to ", url.hostHeader(), " timed out"));
@@ -72,7 +72,7 @@ net::awaitable<absl::StatusOr<ConnectionPtr>> openConnection(BackendPtr backend,
     tls_stream.set_verify_mode(net::ssl::verify_none);
   }
   co_await tls_stream.async_handshake(net::ssl::stream_base::client,
-                                      net::redirect_error(use_awaitable, ec));
+                                      net::redirect_error(common::kUseAwaitable, ec));
   if (ec) {
     co_return absl::UnavailableError(common::strCat("TLS handshake with ", url.hostHeader(), ": ", ec.message()));
   }

@@ -15,13 +15,14 @@
 #include <variant>
 #include <vector>
 
+#include "common/asio_types.h"
 #include "absl/status/statusor.h"
 #include "upstream/backend.h"
 
 namespace spillway::upstream {
 
-using PlainStream = boost::beast::tcp_stream;
-using TlsStream = boost::beast::ssl_stream<boost::beast::tcp_stream>;
+using PlainStream = common::TcpStream;
+using TlsStream = boost::beast::ssl_stream<common::TcpStream>;
 
 // One open connection. Counts itself in the backend's open_connections.
 struct Connection {
@@ -42,7 +43,7 @@ using ConnectionPtr = std::unique_ptr<Connection>;
 
 // Opens a connection (resolve, connect, TLS handshake with SNI and peer
 // verification) within `timeout`. `tls` is used for https backends.
-boost::asio::awaitable<absl::StatusOr<ConnectionPtr>> openConnection(
+common::Awaitable<absl::StatusOr<ConnectionPtr>> openConnection(
     BackendPtr backend, boost::asio::ssl::context* tls, std::chrono::milliseconds timeout);
 
 class ConnectionPool {

@@ -12,6 +12,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/http.hpp>
 
+#include "common/asio_types.h"
 #include "upstream/connection_pool.h"
 
 namespace spillway::upstream {
@@ -19,7 +20,6 @@ namespace spillway::upstream {
 namespace net = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
-using net::use_awaitable;
 
 struct HealthChecker::State {
   State(net::io_context& c, std::vector<BackendPtr> b, net::ssl::context* t)
@@ -28,13 +28,13 @@ struct HealthChecker::State {
   std::vector<BackendPtr> backends;
   net::ssl::context* tls;
   std::atomic<bool> stopped{false};
-  std::vector<std::unique_ptr<net::steady_timer>> timers;  // one per backend, used on ioc only
+  std::vector<std::unique_ptr<common::SteadyTimer>> timers;  // one per backend, used on ioc only
 };
 
 namespace {
 
 template <typename Stream>
-net::awaitable<bool> probeOver(Stream& stream, beast::flat_buffer& buffer, const Backend& b,
+common::Awaitable<bool> probeOver(Stream& stream, beast::flat_buffer& buffer, const Backend& b,
                                const std::string& target) {
   http::request<http::empty_body> req{http::verb::get, target, 11};
   req.set(http::field::host, b.url().hostHeader());
@@ -42,16 +42,16 @@ net::awaitable<bool> probeOver(Stream& stream, beast::flat_buffer& buffer, const
   if (!b.apiKey().empty()) req.set(http::field::authorization, "Bearer " + b.apiKey());
   req.keep_alive(false);
   boost::system::error_code ec;
-  co_await http::async_write(stream, req, net::redirect_error(use_awaitable, ec));
+  co_await http::async_write(stream, req, net::redirect_error(common::kUseAwaitable, ec));
   if (ec) co_return false;
   http::response_parser<http::string_body> parser;
   parser.body_limit(1 << 20);
-  co_await http::async_read(stream, buffer, parser, net::redirect_error(use_awaitable, ec));
+  co_await http::async_read(stream, buffer, parser, net::redirect_error(common::kUseAwaitable, ec));
   if (ec) co_return false;
   co_return http::to_status_class(parser.get().result()) == http::status_class::successful;
 }
 
-net::awaitable<bool> probe(BackendPtr b, net::ssl::context* tls) {
+common::Awaitable<bool> probe(BackendPtr b, net::ssl::context* tls) {
   const auto& hc = b->config().health_check();
   const auto timeout = std::chrono::milliseconds(hc.timeout_ms());
   auto conn = co_await openConnection(b, tls, timeout);
@@ -64,7 +64,7 @@ net::awaitable<bool> probe(BackendPtr b, net::ssl::context* tls) {
   co_return ok;
 }
 
-net::awaitable<void> loop(std::shared_ptr<HealthChecker::State> st, size_t i) {
+common::Awaitable<void> loop(std::shared_ptr<HealthChecker::State> st, size_t i) {
   BackendPtr b = st->backends[i];
   const auto& hc = b->config().health_check();
   auto& timer = *st->timers[i];
@@ -88,7 +88,7 @@ net::awaitable<void> loop(std::shared_ptr<HealthChecker::State> st, size_t i) {
     }
     timer.expires_after(std::chrono::milliseconds(hc.interval_ms()));
     boost::system::error_code ec;
-    co_await timer.async_wait(net::redirect_error(use_awaitable, ec));
+    co_await timer.async_wait(net::redirect_error(common::kUseAwaitable, ec));
   }
 }
 
@@ -98,7 +98,7 @@ HealthChecker::HealthChecker(net::io_context& ioc, std::vector<BackendPtr> backe
                              net::ssl::context* tls)
     : state_(std::make_shared<State>(ioc, std::move(backends), tls)) {
   for (size_t i = 0; i < state_->backends.size(); ++i) {
-    state_->timers.push_back(std::make_unique<net::steady_timer>(ioc));
+    state_->timers.push_back(std::make_unique<common::SteadyTimer>(ioc));
   }
 }
 
