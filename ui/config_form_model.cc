@@ -3,8 +3,12 @@
 #include <QBrush>
 #include <QColor>
 #include <QComboBox>
+#include <QDoubleSpinBox>
+#include <QSpinBox>
+#include <algorithm>
 #include <limits>
 
+#include "spillway/v1/options.pb.h"
 #include "ui/config_schema.h"
 
 namespace spillway::ui {
@@ -119,6 +123,15 @@ void write(pb::Message* m, const pb::FieldDescriptor* f, const Parsed& v) {
     case pb::FieldDescriptor::CPPTYPE_ENUM: rep ? r->AddEnum(m, f, v.e) : r->SetEnum(m, f, v.e); break;
     case pb::FieldDescriptor::CPPTYPE_MESSAGE: break;
   }
+}
+
+// "At most 256." / "Range: 0–1." from (spillway.v1.range), or "".
+QString rangeText(const pb::FieldDescriptor* f) {
+  if (!f->options().HasExtension(v1::range)) return {};
+  const v1::Range& r = f->options().GetExtension(v1::range);
+  if (r.has_min() && r.has_max()) return QObject::tr("Range: %1–%2.").arg(r.min(), 0, 'g', 15).arg(r.max(), 0, 'g', 15);
+  if (r.has_min()) return QObject::tr("At least %1 when set.").arg(r.min(), 0, 'g', 15);
+  return QObject::tr("At most %1.").arg(r.max(), 0, 'g', 15);
 }
 
 // The field that names a list element in its row ("name", else "model").
@@ -315,12 +328,35 @@ QVariant ConfigFormModel::data(const QModelIndex& index, int role) const {
       }
       return {};
     case Qt::ToolTipRole: {
-      QString tip = ConfigSchema::get().help(n->field);
+      QString tip = data(index, kHelpRole).toString();
       if (n->field->is_repeated() && n->kind == Node::kLeaf) tip += tr(" (comma-separated)");
       const QString err = own_error();
       return err.isEmpty() ? tip : err + "\n\n" + tip;
     }
-    case kHelpRole: return ConfigSchema::get().help(n->field);
+    case kHelpRole: {
+      const QString help = ConfigSchema::get().help(n->field);
+      const QString range = rangeText(n->field);
+      return range.isEmpty() ? help : help + " " + range;
+    }
+    case kBoundsRole: {
+      if (n->kind != Node::kLeaf || n->field->is_repeated()) return {};
+      QVariantMap b;
+      switch (n->field->cpp_type()) {
+        case pb::FieldDescriptor::CPPTYPE_UINT32:
+        case pb::FieldDescriptor::CPPTYPE_UINT64: b["unsigned"] = true; break;
+        case pb::FieldDescriptor::CPPTYPE_INT32:
+        case pb::FieldDescriptor::CPPTYPE_INT64:
+        case pb::FieldDescriptor::CPPTYPE_DOUBLE:
+        case pb::FieldDescriptor::CPPTYPE_FLOAT: b["unsigned"] = false; break;
+        default: return {};
+      }
+      if (n->field->options().HasExtension(v1::range)) {
+        const v1::Range& r = n->field->options().GetExtension(v1::range);
+        if (r.has_min()) b["min"] = r.min();
+        if (r.has_max()) b["max"] = r.max();
+      }
+      return b;
+    }
     case kPathRole: return QString::fromStdString(n->path);
     case kErrorRole: return own_error();
     case kEnumNamesRole:
@@ -508,7 +544,23 @@ bool ConfigFormModel::removeElement(const QModelIndex& element) {
 QWidget* ConfigFormDelegate::createEditor(QWidget* parent, const QStyleOptionViewItem& option,
                                           const QModelIndex& index) const {
   const QStringList names = index.data(ConfigFormModel::kEnumNamesRole).toStringList();
-  if (names.isEmpty()) return QStyledItemDelegate::createEditor(parent, option, index);
+  if (names.isEmpty()) {
+    QWidget* editor = QStyledItemDelegate::createEditor(parent, option, index);
+    const QVariantMap b = index.data(ConfigFormModel::kBoundsRole).toMap();
+    if (b.isEmpty()) return editor;
+    // Zero (unset: take the default) stays allowed below a field's minimum;
+    // validation reports values between 0 and the minimum.
+    const double lowest = b.value("unsigned").toBool() ? 0 : -1e15;
+    if (auto* spin = qobject_cast<QSpinBox*>(editor)) {
+      spin->setMinimum(static_cast<int>(std::max<double>(lowest, std::numeric_limits<int>::min())));
+      if (b.contains("max")) spin->setMaximum(static_cast<int>(std::min<double>(b["max"].toDouble(), std::numeric_limits<int>::max())));
+    } else if (auto* dspin = qobject_cast<QDoubleSpinBox*>(editor)) {
+      dspin->setDecimals(6);
+      dspin->setRange(b.contains("min") ? std::min(0.0, b["min"].toDouble()) : lowest,
+                      b.contains("max") ? b["max"].toDouble() : 1e15);
+    }
+    return editor;
+  }
   auto* box = new QComboBox(parent);
   box->addItems(names);
   return box;

@@ -31,6 +31,9 @@ class ConfigFormModel final : public QAbstractItemModel {
   static constexpr int kPathRole = Qt::UserRole + 2;        // e.g. "backends[0].url"
   static constexpr int kEnumNamesRole = Qt::UserRole + 3;   // QStringList, for enum fields
   static constexpr int kErrorRole = Qt::UserRole + 4;       // the error text on this row, if any
+  // Numeric leaves: QVariantMap with "min"/"max" (from the field's
+  // (spillway.v1.range), the bounds validation enforces) and "unsigned".
+  static constexpr int kBoundsRole = Qt::UserRole + 5;
 
   explicit ConfigFormModel(QObject* parent = nullptr);
   ~ConfigFormModel() override;
@@ -78,7 +81,8 @@ class ConfigFormModel final : public QAbstractItemModel {
   std::map<std::string, QString> errors_;  // by path
 };
 
-// Enum fields edit with a combo box of their value names; the rest as Qt's defaults.
+// Enum fields edit with a combo box of their value names; numbers with spin
+// boxes bounded by the field's range; the rest as Qt's defaults.
 class ConfigFormDelegate final : public QStyledItemDelegate {
  public:
   using QStyledItemDelegate::QStyledItemDelegate;

@@ -33,9 +33,18 @@ for raw in proto.splitlines():
         comment = []
         continue
     if current and kind == "message":
-        f = re.match(r"(repeated )?(\w+) (\w+) = \d+;", line)
+        f = re.match(r"(repeated )?(\w+) (\w+) = \d+(?: \[\(range\) = \{([^}]*)\}\])?;", line)
         if f:
-            messages[current][1].append((f.group(3), f.group(2), bool(f.group(1)), " ".join(comment)))
+            doc = " ".join(comment)
+            if f.group(4):  # (spillway.v1.range) bounds, enforced by validation
+                bounds = dict(kv.split(":") for kv in f.group(4).replace(" ", "").split(","))
+                if "min" in bounds and "max" in bounds:
+                    doc += f" Range: {bounds['min']}–{bounds['max']}."
+                elif "min" in bounds:
+                    doc += f" At least {bounds['min']} when set."
+                else:
+                    doc += f" At most {bounds['max']}."
+            messages[current][1].append((f.group(3), f.group(2), bool(f.group(1)), doc))
         comment = []
     elif current and kind == "enum":
         e = re.match(r"(\w+) = \d+;\s*(//\s*(.*))?", line)

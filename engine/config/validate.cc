@@ -1,16 +1,23 @@
 #include "config/validate.h"
 
+#include <cstdio>
 #include <cstdlib>
 #include <map>
 #include <set>
 
 #include "common/strings.h"
 #include "common/url.h"
+#include "spillway/v1/options.pb.h"
 
 namespace spillway::config {
 namespace {
 
-constexpr uint32_t kMaxTimeoutMs = 3'600'000;  // one hour
+// 3600000, 0.5: integral bounds without a decimal point.
+std::string formatBound(double v) {
+  char out[32];
+  std::snprintf(out, sizeof out, "%.15g", v);
+  return out;
+}
 
 struct SimDefaults {
   uint32_t prefill_base_ms, prefill_per_token_us, inter_token_ms, max_num_seqs, max_waiting,
@@ -39,16 +46,54 @@ class Checker {
     errors_.push_back({file_, pos.line, pos.column, path, std::move(message)});
   }
 
-  void timeout(uint32_t v, const std::string& path) {
-    if (v > kMaxTimeoutMs) fail(path, common::strCat("must be at most ", kMaxTimeoutMs, " (one hour)"));
-  }
-
   void healthCheck(const v1::HealthCheck& h, const std::string& path) {
     if (!h.path().empty() && h.path() != "none" && h.path().front() != '/') {
       fail(path + ".path", common::strCat("must start with '/' or be \"none\", got \"", h.path(), "\""));
     }
-    timeout(h.interval_ms(), path + ".interval_ms");
-    timeout(h.timeout_ms(), path + ".timeout_ms");
+  }
+
+  // Every numeric field annotated with (spillway.v1.range) in config.proto,
+  // anywhere in `m`, by reflection. Zero means "unset, take the default"
+  // and is always accepted.
+  void ranges(const google::protobuf::Message& m, const std::string& path) {
+    namespace pb = google::protobuf;
+    const pb::Descriptor* d = m.GetDescriptor();
+    const pb::Reflection* r = m.GetReflection();
+    for (int i = 0; i < d->field_count(); ++i) {
+      const pb::FieldDescriptor* f = d->field(i);
+      const std::string p = path.empty() ? f->name() : path + "." + f->name();
+      if (f->cpp_type() == pb::FieldDescriptor::CPPTYPE_MESSAGE) {
+        if (f->is_repeated()) {
+          for (int e = 0; e < r->FieldSize(m, f); ++e) ranges(r->GetRepeatedMessage(m, f, e), common::strCat(p, "[", e, "]"));
+        } else if (r->HasField(m, f)) {
+          ranges(r->GetMessage(m, f), p);
+        }
+        continue;
+      }
+      if (f->is_repeated() || !f->options().HasExtension(v1::range)) continue;
+      double v = 0;
+      switch (f->cpp_type()) {
+        case pb::FieldDescriptor::CPPTYPE_INT32: v = r->GetInt32(m, f); break;
+        case pb::FieldDescriptor::CPPTYPE_INT64: v = static_cast<double>(r->GetInt64(m, f)); break;
+        case pb::FieldDescriptor::CPPTYPE_UINT32: v = r->GetUInt32(m, f); break;
+        case pb::FieldDescriptor::CPPTYPE_UINT64: v = static_cast<double>(r->GetUInt64(m, f)); break;
+        case pb::FieldDescriptor::CPPTYPE_DOUBLE: v = r->GetDouble(m, f); break;
+        case pb::FieldDescriptor::CPPTYPE_FLOAT: v = r->GetFloat(m, f); break;
+        default: continue;
+      }
+      if (v == 0) continue;
+      const v1::Range& range = f->options().GetExtension(v1::range);
+      const bool low = range.has_min() && v < range.min();
+      const bool high = range.has_max() && v > range.max();
+      if (!low && !high) continue;
+      if (range.has_min() && range.has_max()) {
+        fail(p, common::strCat("must be between ", formatBound(range.min()), " and ", formatBound(range.max())));
+      } else if (low) {
+        fail(p, common::strCat("must be at least ", formatBound(range.min())));
+      } else {
+        fail(p, common::strCat("must be at most ", formatBound(range.max())));
+      }
+    }
   }
 
   std::vector<ConfigError> take() { return std::move(errors_); }
@@ -78,22 +123,9 @@ std::vector<ConfigError> validate(const v1::Config& c, const SourceMap* sources,
     auto hp = common::parseHostPort(s.listen());
     if (!hp.ok()) ck.fail("server.listen", std::string(hp.status().message()));
   }
-  if (s.threads() > 256) ck.fail("server.threads", "must be at most 256");
-  if (s.max_body_bytes() != 0 && s.max_body_bytes() < 1024) {
-    ck.fail("server.max_body_bytes", "must be at least 1024");
-  }
-  if (s.max_header_bytes() != 0 && s.max_header_bytes() < 1024) {
-    ck.fail("server.max_header_bytes", "must be at least 1024");
-  }
-  ck.timeout(s.header_timeout_ms(), "server.header_timeout_ms");
-  ck.timeout(s.body_timeout_ms(), "server.body_timeout_ms");
-  ck.timeout(s.drain_timeout_ms(), "server.drain_timeout_ms");
-
-  ck.timeout(c.upstream().connect_timeout_ms(), "upstream.connect_timeout_ms");
-  ck.timeout(c.upstream().first_byte_timeout_ms(), "upstream.first_byte_timeout_ms");
-  ck.timeout(c.upstream().idle_timeout_ms(), "upstream.idle_timeout_ms");
+  // Bounds declared on the fields themselves ((spillway.v1.range)).
+  ck.ranges(c, "");
   ck.healthCheck(c.upstream().health_check(), "upstream.health_check");
-  if (c.upstream().slow_start_ms() > 600'000) ck.fail("upstream.slow_start_ms", "must be at most 600000 (10 minutes)");
 
   if (c.backends_size() == 0) ck.fail("backends", "at least one backend is required");
 
@@ -123,10 +155,6 @@ std::vector<ConfigError> validate(const v1::Config& c, const SourceMap* sources,
       if (b.models(m).empty()) ck.fail(common::strCat(p, ".models[", m, "]"), "must not be empty");
       models_of[b.name()].insert(b.models(m));
     }
-    if (b.weight() > 10000) ck.fail(p + ".weight", "must be at most 10000");
-    ck.timeout(b.connect_timeout_ms(), p + ".connect_timeout_ms");
-    ck.timeout(b.first_byte_timeout_ms(), p + ".first_byte_timeout_ms");
-    ck.timeout(b.idle_timeout_ms(), p + ".idle_timeout_ms");
     if (b.has_health_check()) ck.healthCheck(b.health_check(), p + ".health_check");
     if (b.has_sim()) {
       if (!is_sim && !b.url().empty()) ck.fail(p + ".sim", "only sim:// backends take simulator settings");
@@ -137,9 +165,6 @@ std::vector<ConfigError> validate(const v1::Config& c, const SourceMap* sources,
       }
       if (sim.max_output_tokens() != 0 && sim.min_output_tokens() > sim.max_output_tokens()) {
         ck.fail(p + ".sim.min_output_tokens", "must not exceed max_output_tokens");
-      }
-      if (sim.failures().rate() < 0 || sim.failures().rate() > 1) {
-        ck.fail(p + ".sim.failures.rate", "must be between 0 and 1");
       }
     }
   }

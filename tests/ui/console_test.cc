@@ -222,6 +222,22 @@ void ConsoleTest::formEditsValidateAndApply() {
   QVERIFY2(form->indexOfPath("backends[0].weight").data(ui::ConfigFormModel::kHelpRole).toString().contains(
                "Relative weight for balancing"),
            qPrintable(form->indexOfPath("backends[0].weight").data(ui::ConfigFormModel::kHelpRole).toString()));
+  // Bounds come from the field's (spillway.v1.range): in the help and in the editor.
+  QVERIFY(form->indexOfPath("backends[0].weight").data(ui::ConfigFormModel::kHelpRole).toString().endsWith(
+      "At most 10000."));
+  const QVariantMap bounds = form->indexOfPath("backends[0].weight", 1).data(ui::ConfigFormModel::kBoundsRole).toMap();
+  QCOMPARE(bounds.value("max").toDouble(), 10000.0);
+  QVERIFY(bounds.value("unsigned").toBool());
+  {
+    ui::ConfigFormDelegate delegate;
+    QWidget parent;
+    std::unique_ptr<QWidget> editor(
+        delegate.createEditor(&parent, QStyleOptionViewItem(), form->indexOfPath("backends[0].weight", 1)));
+    auto* spin = qobject_cast<QSpinBox*>(editor.get());
+    QVERIFY(spin);
+    QCOMPARE(spin->minimum(), 0);
+    QCOMPARE(spin->maximum(), 10000);
+  }
   // Typed editing: bad values are refused and change nothing.
   const QModelIndex weight = form->indexOfPath("backends[0].weight", 1);
   QVERIFY(!form->setData(weight, "-3", Qt::EditRole));

@@ -12,6 +12,7 @@
 
 #include "config/config_loader.h"
 #include "config/validate.h"
+#include "spillway/v1/options.pb.h"
 
 using namespace spillway;
 
@@ -193,6 +194,34 @@ backends:
   QVERIFY(anyContains(r, "backends[1].sim.min_output_tokens: must not exceed max_output_tokens"));
   QVERIFY(anyContains(r, "backends[1].sim.failures.rate: must be between 0 and 1"));
   QVERIFY(anyContains(r, "backends[1].health_check.path: must start with '/'"));
+}
+
+void ConfigLoaderTest::everyTimeoutIsBounded() {
+  // Bounds live on the fields ((spillway.v1.range)); a timeout added without
+  // one would accept a typo of a week. Walk the whole schema.
+  namespace pb = google::protobuf;
+  std::vector<const pb::Descriptor*> todo = {v1::Config::descriptor()};
+  std::set<const pb::Descriptor*> seen;
+  int timeouts = 0;
+  while (!todo.empty()) {
+    const pb::Descriptor* d = todo.back();
+    todo.pop_back();
+    if (!seen.insert(d).second) continue;
+    for (int i = 0; i < d->field_count(); ++i) {
+      const pb::FieldDescriptor* f = d->field(i);
+      if (f->message_type()) todo.push_back(f->message_type());
+      const std::string& n = f->name();
+      if (n.size() < 3 || n.compare(n.size() - 3, 3, "_ms") != 0) continue;
+      ++timeouts;
+      QVERIFY2(f->options().HasExtension(v1::range) && f->options().GetExtension(v1::range).has_max(),
+               (f->full_name() + " has no (range) max").c_str());
+    }
+  }
+  QVERIFY(timeouts >= 12);
+  // And the bound is enforced where the field is nested deepest.
+  auto r = config::loadYaml("backends:\n  - {name: a, url: sim://a, models: [m], health_check: {interval_ms: 4000000}}\n",
+                            "t.yaml");
+  QVERIFY(anyContains(r, "t.yaml:2:70: backends[0].health_check.interval_ms: must be at most 3600000"));
 }
 
 void ConfigLoaderTest::poolMustNameBackendsThatServeTheModel() {

@@ -18,6 +18,7 @@ class ConfigLoaderTest : public QObject {
   void typeErrors();
   void yamlSyntaxErrorIsLocated();
   void rangeChecks();
+  void everyTimeoutIsBounded();
   void poolMustNameBackendsThatServeTheModel();
   void defaultsFillEveryZeroField();
   void apiKeyFromEnvironmentWins();
