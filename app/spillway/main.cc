@@ -1,7 +1,7 @@
 // spillway: the operations console. By default it embeds an engine on the
 // default config (a simulated fleet), so a new user sees live traffic at
 // once; --connect opens it on a remote spillwayd instead.
-//   spillway [--config FILE] [--demo-traffic] [--scenario NAME] [--screenshot DIR]
+//   spillway [--config FILE] [--demo-traffic | --no-demo-traffic] [--scenario NAME] [--screenshot DIR]
 //   spillway --connect HOST:PORT [--token-file FILE] [--ca FILE] [--server-name NAME]
 #include <QApplication>
 #include <QComboBox>
@@ -113,7 +113,8 @@ int main(int argc, char** argv) {
   cli.setApplicationDescription("Spillway operations console");
   cli.addHelpOption();
   QCommandLineOption config_opt("config", "YAML config for the embedded engine (default: embedded default)", "file");
-  QCommandLineOption demo_opt("demo-traffic", "start with demo traffic on");
+  QCommandLineOption demo_opt("demo-traffic", "start with demo traffic on (the default on the embedded default config)");
+  QCommandLineOption no_demo_opt("no-demo-traffic", "start with demo traffic off");
   QCommandLineOption scenario_opt("scenario", "demo traffic scenario: steady, burst, busy-fleet", "name");
   QCommandLineOption shot_opt("screenshot", "render every page with live data to PNG files in DIR, then exit", "dir");
   QCommandLineOption theme_opt("theme", "system, light or dark (remembered otherwise)", "theme");
@@ -121,7 +122,8 @@ int main(int argc, char** argv) {
   QCommandLineOption token_opt("token-file", "with --connect: file holding the bearer token", "file");
   QCommandLineOption ca_opt("ca", "with --connect: PEM certificate to trust (enables TLS)", "file");
   QCommandLineOption name_opt("server-name", "with --connect: name expected in the certificate", "name");
-  cli.addOptions({config_opt, demo_opt, scenario_opt, shot_opt, theme_opt, connect_opt, token_opt, ca_opt, name_opt});
+  cli.addOptions({config_opt, demo_opt, no_demo_opt, scenario_opt, shot_opt, theme_opt, connect_opt, token_opt, ca_opt,
+                  name_opt});
   cli.process(app);
 
   ui::Theme theme = ui::savedTheme();
@@ -188,9 +190,16 @@ int main(int argc, char** argv) {
     QSettings().setValue("demo/scenario", i);
   });
   window.toolbar()->addWidget(scenario);
-  QObject::connect(toggle, &QAction::toggled, [&](bool on) { demo.set(on); });
+  // A new user sees live traffic at once: on the embedded default fleet the
+  // demo runs unless turned off (the switch's last state is remembered).
+  const bool demo_default = !cli.isSet(config_opt) && QSettings().value("demo/on", true).toBool();
+  const bool demo_on = cli.isSet(shot_opt) || cli.isSet(demo_opt) || (demo_default && !cli.isSet(no_demo_opt));
+  QObject::connect(toggle, &QAction::toggled, [&](bool on) {
+    demo.set(on);
+    if (!cli.isSet(shot_opt)) QSettings().setValue("demo/on", on);
+  });
   window.show();
-  if (cli.isSet(demo_opt) || cli.isSet(shot_opt)) toggle->setChecked(true);
+  if (demo_on) toggle->setChecked(true);
 
   if (cli.isSet(shot_opt)) {
     QTimer::singleShot(8000, [&] {
