@@ -461,6 +461,7 @@ std::vector<BackendStatus> Engine::backends() const {
     BackendStatus st;
     st.name = b->name();
     st.url = common::strCat(b->url().scheme, "://", b->url().hostHeader(), b->url().path_prefix);
+    st.state = std::string(b->state());
     st.healthy = b->healthy();
     st.draining = b->draining();
     st.ejected = b->ejected();

@@ -27,6 +27,7 @@ class SimServer;
 struct BackendStatus {
   std::string name;
   std::string url;  // where requests go (sim:// backends show their loopback port)
+  std::string state;  // upstream::Backend::state(): up, down, draining, ejected, cooling_down
   bool healthy = false;
   bool draining = false;
   bool ejected = false;

@@ -24,11 +24,7 @@ v1::BackendList backendList(Engine& e) {
     auto* s = out.add_backends();
     s->set_name(b.name);
     s->set_url(b.url);
-    s->set_state(!b.healthy     ? "down"
-                 : b.draining   ? "draining"
-                 : b.ejected    ? "ejected"
-                 : b.cooling_down ? "cooling_down"
-                                  : "up");
+    s->set_state(b.state);
     s->set_in_flight(b.in_flight);
     s->set_open_connections(b.open_connections);
     s->set_idle_connections(b.idle_connections);

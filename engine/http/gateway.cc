@@ -403,6 +403,29 @@ Gateway::Gateway(RouteTablePtr routes, size_t workers, metrics::Registry& regist
     for (const auto& b : this->routes()->backends) out.push_back({{b->name()}, b->healthy() ? 1.0 : 0.0});
     return out;
   });
+  registry.callbackGauge(
+      "spillway_backend_state",
+      "1 for the backend's current state (up, down, draining, ejected, cooling_down), 0 for the others.",
+      {"backend", "state"}, [this] {
+        std::vector<std::pair<metrics::Labels, double>> out;
+        for (const auto& b : this->routes()->backends) {
+          const std::string_view now = b->state();
+          for (std::string_view s : upstream::Backend::kStates) {
+            out.push_back({{b->name(), std::string(s)}, s == now ? 1.0 : 0.0});
+          }
+        }
+        return out;
+      });
+  registry.callbackGauge("spillway_backend_weight",
+                         "The weight the balancer uses now (configured or operator override, ramped during a slow "
+                         "start; 0 when out of rotation).",
+                         {"backend"}, [this] {
+                           std::vector<std::pair<metrics::Labels, double>> out;
+                           for (const auto& b : this->routes()->backends) {
+                             out.push_back({{b->name()}, b->available() ? static_cast<double>(b->weight()) : 0.0});
+                           }
+                           return out;
+                         });
   registry.callbackGauge("spillway_backend_in_flight", "Requests in flight to each backend.", {"backend"}, [this] {
     std::vector<std::pair<metrics::Labels, double>> out;
     for (const auto& b : this->routes()->backends) out.push_back({{b->name()}, static_cast<double>(b->inFlight())});
@@ -469,7 +492,7 @@ common::Awaitable<bool> Gateway::handle(size_t worker, common::TcpStream& client
       bool ready = routes->anyAvailable();
       common::JsonWriter j;
       j.beginObject().key("status").value(ready ? "ready" : "unavailable").key("backends").beginObject();
-      for (const auto& b : routes->backends) j.key(b->name()).value(!b->healthy() ? "down" : b->draining() ? "draining" : "up");
+      for (const auto& b : routes->backends) j.key(b->name()).value(b->state());
       j.endObject().endObject();
       count(ready ? 200 : 503);
       co_return co_await writeBody(client, ready ? bhttp::status::ok : bhttp::status::service_unavailable,

@@ -44,6 +44,12 @@ class Backend {
   void setDraining(bool d) { draining_.store(d, std::memory_order_relaxed); }
   // Healthy, not drained and not ejected: may take new requests.
   bool available() const { return healthy() && !draining() && !ejected(); }
+  // One word for all of it, in this order of precedence: "down" (health),
+  // "draining", "ejected", "cooling_down" (slow start), "up".
+  std::string_view state() const {
+    return !healthy() ? "down" : draining() ? "draining" : ejected() ? "ejected" : coolingDown() ? "cooling_down" : "up";
+  }
+  static constexpr std::string_view kStates[] = {"up", "down", "draining", "ejected", "cooling_down"};
 
   // Operator ejection: out of rotation until `until_ms` (wall clock), then
   // back with its weight ramping up over `slow_start_ms`. until_ms <= now

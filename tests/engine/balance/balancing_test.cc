@@ -171,6 +171,15 @@ void BalancingTest::engineEjectAndWeightSteerLiveTraffic() {
   QVERIFY(b[0].ejected_until_ms > 0);
   QCOMPARE(b[0].weight, 0u);
   QCOMPARE(b[0].pools, std::vector<std::string>{"m"});
+  QCOMPARE(b[0].state, "ejected");
+  // Prometheus sees it too: one state series set per backend, and the weight.
+  const std::string metrics = engine.metricsText();
+  for (const char* line : {"spillway_backend_state{backend=\"a\",state=\"ejected\"} 1",
+                           "spillway_backend_state{backend=\"a\",state=\"up\"} 0",
+                           "spillway_backend_state{backend=\"b\",state=\"up\"} 1",
+                           "spillway_backend_weight{backend=\"a\"} 0", "spillway_backend_weight{backend=\"b\"} 1"}) {
+    QVERIFY2(metrics.find(line) != std::string::npos, line);
+  }
   QCOMPARE(count(6)["b"], 6);
 
   QVERIFY(engine.ejectBackend("a", std::chrono::milliseconds(0), "alice").ok());  // readmit
