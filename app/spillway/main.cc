@@ -202,6 +202,7 @@ int main(int argc, char** argv) {
   if (demo_on) toggle->setChecked(true);
 
   if (cli.isSet(shot_opt)) {
+    window.resize(1200, 800);  // the same frame every time, whatever the user's saved layout
     QTimer::singleShot(8000, [&] {
       saveScreenshots(window, cli.value(shot_opt));
       toggle->setChecked(false);
