@@ -30,12 +30,14 @@ using namespace spillway;
 
 namespace {
 
-// The demo scenarios, one second of load each, repeated while on:
-// "steady" a light mix; "burst" quiet with spikes; "busy fleet" the seed's
-// incident, more load than the simulated fleet has slots for.
+// The demo scenarios, an hour of load each (cancelled when switched):
+// "steady" a light mix; "burst" quiet with a spike every fifth second;
+// "busy fleet" the seed's incident, more load than the simulated fleet has
+// slots for. One long run, so the charts show the load, not gaps between
+// short runs draining.
 const char* const kScenarios[] = {"steady", "burst", "busy fleet"};
 
-v1::Scenario demoSecond(const std::string& target, int scenario, uint64_t tick) {
+v1::Scenario demoScenario(const std::string& target, int scenario) {
   v1::Scenario s;
   s.set_target(target);
   s.set_drain_timeout_ms(5000);
@@ -46,37 +48,59 @@ v1::Scenario demoSecond(const std::string& target, int scenario, uint64_t tick) 
     c->set_stream(stream);
     c->set_max_tokens(scenario == 2 ? 64 : 24);
   }
-  auto* p = s.add_phases();
-  p->set_duration_ms(1000);
+  auto phase = [&](uint32_t ms, double rate) {
+    auto* p = s.add_phases();
+    p->set_duration_ms(ms);
+    p->set_rate(rate);
+  };
   switch (scenario) {
-    case 1: p->set_rate(tick % 5 == 4 ? 150 : 10); break;  // a spike every fifth second
-    case 2: p->set_rate(120); break;
-    default: p->set_rate(25); break;
+    case 1:
+      for (int i = 0; i < 720; ++i) {
+        phase(4000, 10);
+        phase(1000, 150);
+      }
+      break;
+    case 2: phase(3'600'000, 120); break;
+    default: phase(3'600'000, 25); break;
   }
   return s;
 }
 
-// Drives the embedded engine with the chosen scenario while on.
+// Drives the embedded engine with the chosen scenario while on. Switching
+// scenario cancels the running one (its requests drain) and starts the next.
+// Turning it off never waits on the UI thread: the drain finishes in the
+// background and the thread is joined when the demo starts again or at exit.
 class DemoTraffic {
  public:
   explicit DemoTraffic(std::string target) : target_(std::move(target)) {}
-  ~DemoTraffic() { set(false); }
-  void setScenario(int s) { scenario_ = s; }
+  ~DemoTraffic() {
+    set(false);
+    if (thread_.joinable()) thread_.join();
+  }
+  void setScenario(int s) {
+    scenario_ = s;
+    cancel_ = true;  // the loop below restarts with the new one
+  }
   void set(bool on) {
     if (on == on_.load()) return;
     on_ = on;
     if (on) {
+      if (thread_.joinable()) thread_.join();  // the previous run's drain, if still going
       thread_ = std::thread([this] {
-        for (uint64_t tick = 0; on_; ++tick) (void)sim::runLoad(demoSecond(target_, scenario_, tick));
+        while (on_) {
+          cancel_ = false;
+          (void)sim::runLoad(demoScenario(target_, scenario_), {}, &cancel_);
+        }
       });
-    } else if (thread_.joinable()) {
-      thread_.join();
+    } else {
+      cancel_ = true;
     }
   }
 
  private:
   std::string target_;
   std::atomic<bool> on_{false};
+  std::atomic<bool> cancel_{false};
   std::atomic<int> scenario_{0};
   std::thread thread_;
 };
