@@ -9,6 +9,9 @@
 #include <QtTest>
 #include <QAbstractItemModelTester>
 #include <QComboBox>
+#include <QDialog>
+#include <QPushButton>
+#include <QTimer>
 #include <QDateTime>
 #include <QDoubleSpinBox>
 #include <QElapsedTimer>
@@ -523,11 +526,36 @@ void ConsoleTest::everyPageWorksAgainstARemoteSpillwayd() {
 
   // Fleet: both engines side by side, then one push to both, canary first.
   auto* fleet = window.fleet();
-  for (auto [name, p] : {std::pair{"a", &a}, std::pair{"b", &b}}) {
+  // "a" through the Add engine dialog, as an operator would; "b" directly.
+  QPushButton* add_button = nullptr;
+  for (auto* button : fleet->findChildren<QPushButton*>()) {
+    if (button->text() == "&Add engine…") add_button = button;
+  }
+  QVERIFY(add_button);
+  bool filled = false;
+  QTimer::singleShot(0, [&] {
+    auto* dialog = qobject_cast<QDialog*>(QApplication::activeModalWidget());
+    if (!dialog) return;
+    const auto edits = dialog->findChildren<QLineEdit*>();  // name, address, token, CA, server name
+    if (edits.size() < 3) return;
+    edits[0]->setText("a");
+    edits[1]->setText(QString::fromStdString(a.controlAddress()));
+    edits[2]->setText(QString::fromStdString(a.token()));
+    filled = true;
+    dialog->accept();
+  });
+  QTest::mouseClick(add_button, Qt::LeftButton);
+  QVERIFY(filled);
+  const auto& engines = fleet->engines();
+  auto added = std::find_if(engines.begin(), engines.end(), [](const ui::RemoteEngine& e) { return e.name == "a"; });
+  QVERIFY(added != engines.end());
+  QCOMPARE(added->options.address, a.controlAddress());
+  QCOMPARE(added->options.token, a.token());
+  {
     ui::RemoteEngine e;
-    e.name = name;
-    e.options.address = p->controlAddress();
-    e.options.token = p->token();
+    e.name = "b";
+    e.options.address = b.controlAddress();
+    e.options.token = b.token();
     fleet->addEngine(e);
   }
   QTRY_VERIFY_WITH_TIMEOUT(fleet->model()->state("a") && fleet->model()->state("b") &&
@@ -568,7 +596,10 @@ void ConsoleTest::everyPageWorksAgainstARemoteSpillwayd() {
   QCOMPARE(remote.getConfig()->config().backends(0).weight(), 9u);
 
   // Fleet > Open console: a window of its own over gRPC, closed cleanly.
-  QVERIFY(window.openRemote(fleet->engines()[1]));
+  // `engines` is the page's own list, which now holds b too.
+  auto engine_b = std::find_if(engines.begin(), engines.end(), [](const ui::RemoteEngine& e) { return e.name == "b"; });
+  QVERIFY(engine_b != engines.end());
+  QVERIFY(window.openRemote(*engine_b));
   ui::MainWindow* opened = nullptr;
   for (QWidget* w : QApplication::topLevelWidgets()) {
     if (w->windowTitle().contains("b (127.0.0.1:")) opened = qobject_cast<ui::MainWindow*>(w);
