@@ -28,7 +28,10 @@ struct GrpcEngineClient::Impl {
   bool feed_stop = false;                      // GUARDED_BY(feed_mu)
   grpc::ClientContext* feed_ctx = nullptr;     // GUARDED_BY(feed_mu): the open stream, to cancel
   std::optional<v1::MetricsSnapshot> latest;   // GUARDED_BY(feed_mu)
+  std::chrono::steady_clock::time_point latest_at;  // GUARDED_BY(feed_mu): when it arrived
   absl::Status feed_error;                     // GUARDED_BY(feed_mu): why the stream is down
+
+  static constexpr std::chrono::seconds kStaleAfter{5};  // five missed 1 s snapshots
 
   void runFeed() {
     std::unique_lock lock(feed_mu);
@@ -44,6 +47,7 @@ struct GrpcEngineClient::Impl {
       while (reader->Read(&s)) {
         std::lock_guard l(feed_mu);
         latest = s;
+        latest_at = std::chrono::steady_clock::now();
         feed_error = absl::OkStatus();
         feed_cv.notify_all();
       }
@@ -67,7 +71,17 @@ struct GrpcEngineClient::Impl {
     // stream's first message or its error.
     feed_cv.wait_for(lock, options.timeout + std::chrono::seconds(1),
                      [&] { return latest.has_value() || !feed_error.ok(); });
-    if (latest) return *latest;
+    if (latest) {
+      // A stream that stays open but stops sending (a hung engine) must not
+      // pass its last numbers off as current.
+      const auto age = std::chrono::steady_clock::now() - latest_at;
+      if (age > kStaleAfter) {
+        return absl::DeadlineExceededError(common::strCat(
+            "no metrics from the engine at ", options.address, " for ",
+            std::chrono::duration_cast<std::chrono::seconds>(age).count(), " s"));
+      }
+      return *latest;
+    }
     if (!feed_error.ok()) return feed_error;
     return absl::DeadlineExceededError(common::strCat("no metrics from the engine at ", options.address, " within ",
                                                       options.timeout.count(), " ms"));

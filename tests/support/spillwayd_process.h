@@ -19,6 +19,7 @@ class SpillwaydProcess {
   const QString& error() const { return error_; }
 
   uint16_t port() const { return port_; }
+  qint64 pid() const { return process_.processId(); }
   const std::string& controlAddress() const { return control_address_; }
   const std::string& token() const { return token_; }
   QString dataDir() const { return dir_.path(); }

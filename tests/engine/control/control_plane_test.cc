@@ -6,6 +6,8 @@
 
 #include <QtTest>
 
+#include <signal.h>
+
 #include <QProcess>
 
 #include "control/auth.h"
@@ -13,6 +15,7 @@
 #include "control/grpc_client.h"
 #include "engine.h"
 #include "support/test_config.h"
+#include "support/spillwayd_process.h"
 #include "support/test_http.h"
 
 using namespace spillway;
@@ -269,6 +272,31 @@ void ControlPlaneTest::remoteSnapshotsCarryRatesOfTheLastSecond() {
   QVERIFY(!r.ok());
   QVERIFY2(std::string(r.status().message()).find("127.0.0.1") != std::string::npos,
            std::string(r.status().message()).c_str());
+}
+
+void ControlPlaneTest::remoteSnapshotsGoStaleWhenTheEngineHangs() {
+  SpillwaydProcess daemon;
+  QVERIFY2(daemon.start(SPILLWAYD_PATH), qPrintable(daemon.error()));
+  GrpcClientOptions o;
+  o.address = daemon.controlAddress();
+  o.token = daemon.token();
+  o.timeout = std::chrono::seconds(2);
+  auto c = GrpcEngineClient::connect(o);
+  QVERIFY(c.ok());
+  QVERIFY((*c)->snapshot().ok());
+  QCOMPARE(::kill(static_cast<pid_t>(daemon.pid()), SIGSTOP), 0);
+  absl::StatusOr<v1::MetricsSnapshot> s;
+  const bool went_stale = waitFor(
+      [&] {
+        s = (*c)->snapshot();
+        return !s.ok();
+      },
+      std::chrono::seconds(15));
+  ::kill(static_cast<pid_t>(daemon.pid()), SIGCONT);
+  QVERIFY(went_stale);
+  QVERIFY2(std::string(s.status().message()).find("no metrics from the engine") != std::string::npos,
+           std::string(s.status().message()).c_str());
+  QVERIFY(waitFor([&] { return (*c)->snapshot().ok(); }, std::chrono::seconds(15)));
 }
 
 void ControlPlaneTest::tokenHashesAreConstantTimeComparable() {

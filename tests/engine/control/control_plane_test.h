@@ -30,6 +30,9 @@ class ControlPlaneTest : public QObject {
   // snapshot() over gRPC reads a 1 s feed: rates cover real intervals, and
   // an engine that goes away turns into an error, not a hang.
   void remoteSnapshotsCarryRatesOfTheLastSecond();
+  // A remote engine that hangs (SIGSTOP) turns into an error after a few
+  // missed snapshots instead of its last numbers; it recovers on SIGCONT.
+  void remoteSnapshotsGoStaleWhenTheEngineHangs();
   void tokenHashesAreConstantTimeComparable();
   void mutualTlsRequiresAClientCertificate();
 
