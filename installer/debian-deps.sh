@@ -18,7 +18,7 @@ packages=(
   # tests: real clients and validators, a display for the console
   curl openssl prometheus xvfb xauth
   # tests: a real Secret Service keyring on a private bus (tests/ui/with_keyring.sh)
-  gnome-keyring dbus-daemon dbus-bin
+  gnome-keyring dbus-daemon libglib2.0-bin
   # benchmarks: nginx as the reference proxy, python3 runs the suite
   nginx-light python3
 )

@@ -15,13 +15,7 @@ chmod 700 "$XDG_RUNTIME_DIR"
 # --foreground keeps it a child we can stop; the password unlocks (creates) the login keyring.
 printf 'test-password' | gnome-keyring-daemon --foreground --unlock --components=secrets >/dev/null 2>&1 &
 keyring_pid=$!
-# Wait (bounded) until the Secret Service name is on the bus.
-for _ in $(seq 1 100); do
-  if dbus-send --session --print-reply --dest=org.freedesktop.DBus /org/freedesktop/DBus \
-       org.freedesktop.DBus.NameHasOwner string:org.freedesktop.secrets 2>/dev/null | grep -q "boolean true"; then
-    break
-  fi
-  sleep 0.1
-done
+# Until the Secret Service is on the bus (at most 10 s).
+gdbus wait --session --timeout 10 org.freedesktop.secrets
 export SPILLWAY_TEST_KEYRING=1
 "$@"
