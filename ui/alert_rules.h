@@ -1,7 +1,8 @@
 // The article's alert rules over live snapshots: error rate above a
 // threshold for a sustained time (default > 5 % for 5 min), mean latency
 // above a threshold (> 2 s for 10 min) and GPU utilisation (> 90 % for
-// 3 min, evaluated once the engine reports it: pass nullopt until then). A
+// 3 min; the Overview passes the snapshot's "gpu_utilisation" figure, absent
+// until the GPU scheduler reports it). A
 // rule fires once its condition has held continuously for the duration and
 // clears as soon as it stops. Time comes from the snapshots, so tests drive
 // it. Thresholds are plain fields; load()/save() keep them in QSettings.

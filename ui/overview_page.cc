@@ -18,6 +18,8 @@
 #include <QSpinBox>
 #include <QVBoxLayout>
 #include <QValueAxis>
+#include <algorithm>
+#include <optional>
 
 namespace spillway::ui {
 
@@ -66,6 +68,19 @@ OverviewPage::OverviewPage(QWidget* parent)
   layout->addLayout(charts, 1);
 }
 
+void OverviewPage::showFigures(const google::protobuf::RepeatedPtrField<v1::Figure>& figures) {
+  for (const auto& f : figures) {
+    const QString name = "figure:" + QString::fromStdString(f.key());
+    if (!tiles_.count(name)) addTile(tile_grid_, tile_count_, name, QString::fromStdString(f.title()));
+    const QString unit = QString::fromStdString(f.unit());
+    QString text;
+    if (unit == "%") text = QString("%1 %").arg(f.value() * 100, 0, 'f', 1);
+    else if (unit.isEmpty()) text = QString::number(f.value(), 'g', 6);
+    else text = QString("%1 %2").arg(f.value(), 0, 'g', 6).arg(unit);
+    tiles_[name]->setText(text);
+  }
+}
+
 QLabel* OverviewPage::addTile(QGridLayout* grid, int index, const QString& name, const QString& title) {
   auto* box = new QWidget(this);
   box->setObjectName("tile");
@@ -80,8 +95,11 @@ QLabel* OverviewPage::addTile(QGridLayout* grid, int index, const QString& name,
   value->setObjectName("tile-" + name);
   v->addWidget(caption);
   v->addWidget(value);
-  grid->addWidget(box, 0, index);
+  // Six tiles a row; figures from later capabilities wrap onto new rows.
+  grid->addWidget(box, index / 6, index % 6);
   tiles_[name] = value;
+  tile_grid_ = grid;
+  tile_count_ = std::max(tile_count_, index + 1);
   return value;
 }
 
@@ -223,7 +241,13 @@ void OverviewPage::showSnapshot(const v1::MetricsSnapshot& s) {
   tiles_["ttft"]->setText(QString("%1 ms").arg(s.ttft_p95_seconds() * 1e3, 0, 'f', 0));
   tiles_["backends"]->setText(QString("%1 / %2").arg(up).arg(s.backends_size()));
   tiles_["in_flight"]->setText(QString::number(s.in_flight()));
-  const QStringList firing = rules_.feed(s.ts_ms(), s.error_rate(), s.latency_mean_seconds());
+  showFigures(s.figures());
+  // The GPU rule reads the "gpu_utilisation" figure once the engine reports it.
+  std::optional<double> gpu;
+  for (const auto& f : s.figures()) {
+    if (f.key() == "gpu_utilisation") gpu = f.value();
+  }
+  const QStringList firing = rules_.feed(s.ts_ms(), s.error_rate(), s.latency_mean_seconds(), gpu);
   banner_->setText(firing.join("\n"));
   banner_->setVisible(!firing.isEmpty());
   if (window_s_ == 0) redraw();

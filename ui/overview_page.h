@@ -31,7 +31,8 @@ class OverviewPage final : public QWidget {
  public:
   explicit OverviewPage(QWidget* parent = nullptr);
 
-  // The tile texts, by name ("rps", "success", "p99", "ttft", "backends", "in_flight").
+  // The tile texts, by name ("rps", "success", "p99", "ttft", "backends",
+  // "in_flight", and "figure:KEY" for each figure a snapshot carries).
   QString tileText(const QString& name) const;
   int pointCount() const { return static_cast<int>(points_.size()); }
   AlertRules& alertRules() { return rules_; }
@@ -70,6 +71,7 @@ class OverviewPage final : public QWidget {
     std::vector<Line> lines;
   };
   QLabel* addTile(QGridLayout* grid, int index, const QString& name, const QString& title);
+  void showFigures(const google::protobuf::RepeatedPtrField<v1::Figure>& figures);
   void addChart(QGridLayout* grid, int row, int col, const QString& title, const QString& unit,
                 std::vector<std::pair<QString, double Sample::*>> lines);
   void draw(const std::vector<Sample>& samples, double x0, double x1);
@@ -78,6 +80,8 @@ class OverviewPage final : public QWidget {
   void applyChartTheme();
 
   std::map<QString, QLabel*> tiles_;
+  QGridLayout* tile_grid_ = nullptr;
+  int tile_count_ = 0;
   QLabel* banner_;
   AlertRules rules_;
   std::deque<Sample> points_;  // the last kWindowSeconds

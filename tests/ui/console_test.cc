@@ -752,6 +752,34 @@ void ConsoleTest::alertBannerShowsOnTheOverview() {
   QVERIFY(o->alertText().isEmpty());
 }
 
+void ConsoleTest::figuresFromLaterCapabilitiesBecomeTiles() {
+  auto* o = window_->overview();
+  o->alertRules().gpu_utilisation = {0.9, 0};  // fire at once, for the test
+  v1::MetricsSnapshot s;
+  s.set_ts_ms(5000);
+  auto* cache = s.add_figures();
+  cache->set_key("cache_hit_rate");
+  cache->set_title("Cache hits");
+  cache->set_value(0.25);
+  cache->set_unit("%");
+  auto* gpu = s.add_figures();
+  gpu->set_key("gpu_utilisation");
+  gpu->set_title("GPU");
+  gpu->set_value(0.95);
+  gpu->set_unit("%");
+  o->showSnapshot(s);
+  QCOMPARE(o->tileText("figure:cache_hit_rate"), "25.0 %");
+  QCOMPARE(o->tileText("figure:gpu_utilisation"), "95.0 %");
+  QVERIFY2(o->alertText().startsWith("GPU utilisation 95 % above 90 %"), qPrintable(o->alertText()));
+  // The next snapshot updates the same tile; without the figure the rule clears.
+  cache->set_value(0.5);
+  s.mutable_figures()->RemoveLast();
+  s.set_ts_ms(6000);
+  o->showSnapshot(s);
+  QCOMPARE(o->tileText("figure:cache_hit_rate"), "50.0 %");
+  QVERIFY(o->alertText().isEmpty());
+}
+
 void ConsoleTest::trafficDrillRunsAndStops() {
   auto* drill = window_->drill();
   drill->target()->setText(QString::fromStdString(engine_->url()));

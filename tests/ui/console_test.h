@@ -37,6 +37,7 @@ class ConsoleTest : public QObject {
   void alertRulesFireAfterTheirDurationAndClear();
   void alertThresholdsAreRemembered();
   void alertBannerShowsOnTheOverview();
+  void figuresFromLaterCapabilitiesBecomeTiles();
   void trafficDrillRunsAndStops();
   void trafficDrillRunsAScenarioFile();
 
