@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <deque>
 #include <filesystem>
 #include <functional>
 #include <tuple>
@@ -52,6 +53,10 @@ struct Engine::Impl {
   bool stopped = false;
   std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
 
+  // The totals at the last two sampler ticks (oldest first), for views that
+  // need an interval right away (recentTotals()).
+  mutable std::mutex ticks_mu;
+  std::deque<EngineTotals> ticks;  // GUARDED_BY(ticks_mu)
   // The history sampler: one thread, one point per second per series.
   std::thread sampler;
   std::mutex sampler_mu;
@@ -192,8 +197,13 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::start(v1::Config config, EngineO
       while (!i.sampler_cv.wait_for(lock, std::chrono::seconds(1), [&] { return i.sampler_stop; })) {
         const int64_t now_ms = nowMs();
         for (const auto& b : i.gateway->routes()->backends) b->tick(now_ms);
-        if (!record) continue;
         EngineTotals now = self->totals();
+        {
+          std::lock_guard ticks_lock(i.ticks_mu);
+          i.ticks.push_back(now);
+          while (i.ticks.size() > 2) i.ticks.pop_front();
+        }
+        if (!record) continue;
         IntervalStats s = intervalStats(prev, now);
         prev = now;
         auto st = i.store->appendMetrics(now.ts_ms, {{"requests_per_second", s.requests_per_second},
@@ -413,6 +423,14 @@ void Engine::stop() {
 }
 
 std::string Engine::metricsText() const { return impl_->registry.render(); }
+
+EngineTotals Engine::recentTotals() const {
+  {
+    std::lock_guard lock(impl_->ticks_mu);
+    if (!impl_->ticks.empty()) return impl_->ticks.front();
+  }
+  return totals();
+}
 
 EngineTotals Engine::totals() const {
   EngineTotals t;

@@ -146,6 +146,9 @@ class Engine {
 
   std::string metricsText() const;
   EngineTotals totals() const;
+  // Totals from one to two seconds ago (the sampler's older tick; totals()
+  // before the first ticks): a baseline that gives an interval at once.
+  EngineTotals recentTotals() const;
   // Recorded history of a series ("requests_per_second", "error_rate",
   // "latency_p50_seconds", "latency_p99_seconds", "ttft_p95_seconds", "in_flight") in [from_ms, to_ms].
   std::vector<store::MetricPoint> history(const std::string& series, int64_t from_ms, int64_t to_ms) const;

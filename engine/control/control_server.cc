@@ -29,6 +29,9 @@ class Watcher final : public grpc::ServerWriteReactor<v1::MetricsSnapshot> {
  public:
   Watcher(Engine& engine, std::string actor, std::chrono::milliseconds interval)
       : client_(engine, std::move(actor)), interval_(interval) {
+    // The first message goes out at once, with rates over the engine's last
+    // one to two seconds; the next ones every `interval`.
+    client_.rebase(engine.recentTotals());
     thread_ = std::thread([this] { loop(); });
   }
 
@@ -52,8 +55,9 @@ class Watcher final : public grpc::ServerWriteReactor<v1::MetricsSnapshot> {
   void loop() {
     std::unique_lock lock(mu_);
     bool ok = true;
-    while (ok) {
-      if (cv_.wait_for(lock, interval_, [&] { return cancelled_; })) break;
+    for (bool first = true; ok; first = false) {
+      if (!first && cv_.wait_for(lock, interval_, [&] { return cancelled_; })) break;
+      if (cancelled_) break;
       auto snap = client_.snapshot();
       if (!snap.ok()) break;
       message_ = std::move(*snap);

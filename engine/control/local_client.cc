@@ -80,6 +80,11 @@ absl::StatusOr<v1::Status> LocalEngineClient::status() {
   return s;
 }
 
+void LocalEngineClient::rebase(EngineTotals baseline) {
+  std::lock_guard lock(mu_);
+  previous_ = std::move(baseline);
+}
+
 absl::StatusOr<v1::MetricsSnapshot> LocalEngineClient::snapshot() {
   EngineTotals now = engine_.totals();
   EngineTotals before;

@@ -13,6 +13,10 @@ namespace spillway::control {
 class LocalEngineClient final : public EngineClient {
  public:
   LocalEngineClient(Engine& engine, std::string actor);
+  // The next snapshot()'s rates start from `baseline` instead of from the
+  // previous snapshot (e.g. Engine::recentTotals(), for a first snapshot
+  // that covers a real interval).
+  void rebase(EngineTotals baseline);
 
   absl::StatusOr<v1::Status> status() override;
   absl::StatusOr<v1::MetricsSnapshot> snapshot() override;

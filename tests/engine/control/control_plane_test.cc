@@ -299,6 +299,23 @@ void ControlPlaneTest::remoteSnapshotsGoStaleWhenTheEngineHangs() {
   QVERIFY(waitFor([&] { return (*c)->snapshot().ok(); }, std::chrono::seconds(15)));
 }
 
+void ControlPlaneTest::firstRemoteSnapshotCoversTheLastSecond() {
+  // Requests, then a brand-new client: its very first snapshot shows them as
+  // a rate, although they were all over before its stream opened. (Retried
+  // while the engine's sampler has not ticked twice since it started.)
+  absl::StatusOr<v1::MetricsSnapshot> s;
+  QVERIFY(waitFor(
+      [&] {
+        for (int i = 0; i < 3; ++i) {
+          postJson(engine_->port(), "/v1/chat/completions", R"({"model":"m","messages":[{"role":"user","content":"x"}]})");
+        }
+        auto c = client(server_->port(), kViewerToken, cert_file_);
+        s = c->snapshot();
+        return s.ok() && s->requests_per_second() > 0;
+      },
+      std::chrono::seconds(10)));
+}
+
 void ControlPlaneTest::tokenHashesAreConstantTimeComparable() {
   google::protobuf::RepeatedPtrField<v1::ControlToken> tokens;
   auto* t = tokens.Add();

@@ -33,6 +33,9 @@ class ControlPlaneTest : public QObject {
   // A remote engine that hangs (SIGSTOP) turns into an error after a few
   // missed snapshots instead of its last numbers; it recovers on SIGCONT.
   void remoteSnapshotsGoStaleWhenTheEngineHangs();
+  // A new client's first snapshot already has rates (the server's first
+  // message covers the engine's last one to two seconds).
+  void firstRemoteSnapshotCoversTheLastSecond();
   void tokenHashesAreConstantTimeComparable();
   void mutualTlsRequiresAClientCertificate();
 
