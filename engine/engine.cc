@@ -11,6 +11,7 @@
 #include <mutex>
 #include <thread>
 
+#include "common/clock.h"
 #include "common/io_pool.h"
 #include "common/strings.h"
 #include "config/config_error.h"
@@ -24,14 +25,7 @@
 
 namespace spillway {
 
-namespace {
-
-int64_t nowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
-}  // namespace
+using common::wallClockMs;
 
 struct Engine::Impl {
   // Declaration order is destruction order in reverse: listeners and the
@@ -66,7 +60,7 @@ struct Engine::Impl {
   void audit(const std::string& actor, const std::string& action, const std::string& target,
              const std::string& detail, const std::string& outcome) {
     if (!store) return;
-    if (auto st = store->appendAudit({0, nowMs(), actor, action, target, detail, outcome}); !st.ok()) {
+    if (auto st = store->appendAudit({0, wallClockMs(), actor, action, target, detail, outcome}); !st.ok()) {
       spdlog::error("audit log write failed: {}", std::string(st.message()));
     }
   }
@@ -179,7 +173,7 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::start(v1::Config config, EngineO
     v1::Config previous;
     std::string diff = active && previous.ParseFromString(active->config) ? config::diffText(previous, d.config)
                                                                           : "initial version";
-    auto id = d.store->addConfigVersion({0, nowMs(), options.actor, "config at start-up", diff, serialized,
+    auto id = d.store->addConfigVersion({0, wallClockMs(), options.actor, "config at start-up", diff, serialized,
                                          active ? active->id : 0, true});
     if (!id.ok()) return id.status();
     d.version = *id;
@@ -195,7 +189,7 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::start(v1::Config config, EngineO
       EngineTotals prev = self->totals();
       std::unique_lock lock(i.sampler_mu);
       while (!i.sampler_cv.wait_for(lock, std::chrono::seconds(1), [&] { return i.sampler_stop; })) {
-        const int64_t now_ms = nowMs();
+        const int64_t now_ms = wallClockMs();
         for (const auto& b : i.gateway->routes()->backends) b->tick(now_ms);
         EngineTotals now = self->totals();
         {
@@ -262,7 +256,7 @@ absl::StatusOr<ApplyResult> Engine::Impl::applyLocked(v1::Config proposed, const
       return st;
     }
   }
-  auto id = store->addConfigVersion({0, nowMs(), change.actor, change.comment, common::join(result.diff, "\n"),
+  auto id = store->addConfigVersion({0, wallClockMs(), change.actor, change.comment, common::join(result.diff, "\n"),
                                      proposed.SerializeAsString(), version, true});
   if (!id.ok()) return id.status();  // new_front (if any) closes unused
 
@@ -360,7 +354,7 @@ absl::Status Engine::ejectBackend(const std::string& backend, std::chrono::milli
       : duration.count() % 1000 == 0 ? common::strCat("for ", duration.count() / 1000, " s")
                                      : common::strCat("for ", duration.count(), " ms"),
       [&](upstream::Backend& b) {
-        const int64_t now = nowMs();
+        const int64_t now = wallClockMs();
         b.eject(now, now + duration.count(), slow_start);
       });
 }
@@ -434,7 +428,7 @@ EngineTotals Engine::recentTotals() const {
 
 EngineTotals Engine::totals() const {
   EngineTotals t;
-  t.ts_ms = nowMs();
+  t.ts_ms = wallClockMs();
   if (!impl_->gateway) return t;
   auto g = impl_->gateway->totals();
   t.requests = g.requests;
@@ -492,7 +486,8 @@ std::vector<BackendStatus> Engine::backends() const {
     }
     st.configured_weight = b->configuredWeight();
     st.weight_override = b->weightOverride();
-    st.weight = b->available() ? b->weight() : 0;
+    st.available = b->available();
+    st.weight = b->effectiveWeight();
     st.max_concurrency = b->config().max_concurrency();
     st.in_flight = b->inFlight();
     st.open_connections = b->open_connections.load();

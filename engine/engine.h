@@ -28,6 +28,7 @@ struct BackendStatus {
   std::string name;
   std::string url;  // where requests go (sim:// backends show their loopback port)
   std::string state;  // upstream::Backend::state(): up, down, draining, ejected, cooling_down
+  bool available = false;  // may take new requests (up or cooling down)
   bool healthy = false;
   bool draining = false;
   bool ejected = false;

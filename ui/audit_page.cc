@@ -13,13 +13,11 @@
 #include <QTextStream>
 #include <QVBoxLayout>
 
+#include "ui/text.h"
+
 namespace spillway::ui {
 
 namespace {
-template <typename S>
-QString qs(const S& s) {
-  return QString::fromUtf8(s.data(), static_cast<qsizetype>(s.size()));
-}
 
 QString csvField(const QString& v) {
   if (!v.contains(',') && !v.contains('"') && !v.contains('\n')) return v;

@@ -16,6 +16,8 @@
 #include <QToolButton>
 #include <QVBoxLayout>
 
+#include "ui/text.h"
+
 namespace spillway::ui {
 
 namespace {
@@ -158,7 +160,7 @@ void BackendsPage::act(const QString& question, const QString& done,
   if (!confirm_(question)) return;
   auto r = call();
   if (!r.ok()) {
-    emit message(tr("Failed: %1").arg(QString::fromStdString(std::string(r.status().message()))));
+    emit message(tr("Failed: %1").arg(qs(r.status().message())));
     return;
   }
   model_->update(r->backends(), QDateTime::currentMSecsSinceEpoch());

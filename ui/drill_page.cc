@@ -16,6 +16,7 @@
 #include <QVBoxLayout>
 
 #include "sim/load_generator.h"
+#include "ui/text.h"
 
 namespace spillway::ui {
 
@@ -124,14 +125,14 @@ void DrillPage::start() {
   if (thread_.joinable()) thread_.join();
   auto loaded = this->scenario();
   if (!loaded.ok()) {
-    emit message(QString::fromStdString(std::string(loaded.status().message())));
-    report_->setPlainText(QString::fromStdString(std::string(loaded.status().message())));
+    emit message(qs(loaded.status().message()));
+    report_->setPlainText(qs(loaded.status().message()));
     return;
   }
   v1::Scenario scenario = std::move(*loaded);
   if (auto st = sim::validateScenario(scenario); !st.ok()) {
-    emit message(QString::fromStdString(std::string(st.message())));
-    report_->setPlainText(QString::fromStdString(std::string(st.message())));
+    emit message(qs(st.message()));
+    report_->setPlainText(qs(st.message()));
     return;
   }
   running_ = true;
@@ -156,7 +157,7 @@ void DrillPage::start() {
         },
         cancel.get());
     const QString text = report.ok() ? QString::fromStdString(sim::formatReport(*report))
-                                     : QString::fromStdString(std::string(report.status().message()));
+                                     : qs(report.status().message());
     post([text](DrillPage& p) {
       p.report_->setPlainText(text);
       p.progress_->setText(tr("done"));

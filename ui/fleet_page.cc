@@ -25,17 +25,9 @@
 #include <thread>
 
 #include "ui/token_store.h"
+#include "ui/text.h"
 
 namespace spillway::ui {
-
-namespace {
-
-template <typename S>
-QString qs(const S& s) {
-  return QString::fromUtf8(s.data(), static_cast<qsizetype>(s.size()));
-}
-
-}  // namespace
 
 // ---- model -------------------------------------------------------------------
 
@@ -225,7 +217,8 @@ std::unique_ptr<control::GrpcEngineClient> FleetPage::connect(const RemoteEngine
 }
 
 void FleetPage::addEngine(const RemoteEngine& engine) {
-  removeEngine(engine.name);
+  // Replaces an engine of the same name; its token is overwritten below.
+  std::erase_if(engines_, [&](const RemoteEngine& e) { return e.name == engine.name; });
   engines_.push_back(engine);
   const auto where = TokenStore(tokenFilePath()).save(engine.name, qs(engine.options.token));
   emit message(where == TokenStore::Where::kKeyring

@@ -6,7 +6,6 @@
 #include <QCloseEvent>
 #include <QDialog>
 #include <QDialogButtonBox>
-#include <QFile>
 #include <QFormLayout>
 #include <QHBoxLayout>
 #include <QKeySequence>
@@ -21,12 +20,14 @@
 #include <QToolBar>
 
 #include "control/grpc_client.h"
+#include "control/tls.h"
 #include "ui/audit_page.h"
 #include "ui/backends_page.h"
 #include "ui/drill_page.h"
 #include "ui/fleet_page.h"
 #include "ui/overview_page.h"
 #include "ui/policies_page.h"
+#include "ui/text.h"
 #include "ui/theme.h"
 
 namespace spillway::ui {
@@ -146,7 +147,7 @@ void MainWindow::buildMenus() {
 void MainWindow::refresh() {
   auto s = client_.snapshot();
   if (!s.ok()) {
-    statusBar()->showMessage(tr("Engine unavailable: %1").arg(QString::fromStdString(std::string(s.status().message()))));
+    statusBar()->showMessage(tr("Engine unavailable: %1").arg(qs(s.status().message())));
     return;
   }
   if (s->ts_ms() == last_snapshot_ms_) return;  // a remote engine's feed has nothing newer yet
@@ -196,12 +197,12 @@ void MainWindow::connectDialog() {
   e.options.ca_file = ca->text().toStdString();
   e.options.server_name = server_name->text().toStdString();
   if (!token_file->text().isEmpty()) {
-    QFile f(token_file->text());
-    if (!f.open(QIODevice::ReadOnly)) {
-      QMessageBox::warning(this, tr("Connect"), tr("Cannot read %1: %2").arg(token_file->text(), f.errorString()));
+    auto token = control::readTokenFile(token_file->text().toStdString());
+    if (!token.ok()) {
+      QMessageBox::warning(this, tr("Connect"), qs(token.status().message()));
       return;
     }
-    e.options.token = QString::fromUtf8(f.readAll()).trimmed().toStdString();
+    e.options.token = *token;
   }
   openRemote(e);
 }

@@ -23,17 +23,10 @@
 
 #include "config/config_loader.h"
 #include "ui/config_form_model.h"
+#include "ui/text.h"
 #include "ui/yaml_highlighter.h"
 
 namespace spillway::ui {
-
-namespace {
-// std::string, std::string_view and absl::string_view (Debian's own type).
-template <typename S>
-QString qs(const S& s) {
-  return QString::fromUtf8(s.data(), static_cast<qsizetype>(s.size()));
-}
-}  // namespace
 
 PoliciesPage::PoliciesPage(control::EngineClient& client, QWidget* parent)
     : QWidget(parent), client_(client), tabs_(new QTabWidget(this)), form_(new ConfigFormModel(this)),

@@ -200,10 +200,9 @@ int main(int argc, char** argv) {
   if (o.token.empty()) {
     std::string tf = pick(token_file, "SPILLCTL_TOKEN_FILE", "token_file");
     if (!tf.empty()) {
-      auto t = control::readFile(tf);
+      auto t = control::readTokenFile(tf);
       if (!t.ok()) return fail(t.status());
       o.token = *t;
-      o.token.erase(o.token.find_last_not_of(" \n\r\t") + 1);
     }
   }
   o.ca_file = pick(ca, "SPILLCTL_CA", "ca");

@@ -7,7 +7,6 @@
 #include <QComboBox>
 #include <QCommandLineParser>
 #include <QDir>
-#include <QFile>
 #include <QMessageBox>
 #include <QSettings>
 #include <QTimer>
@@ -19,11 +18,13 @@
 #include "config/config_loader.h"
 #include "control/grpc_client.h"
 #include "control/local_client.h"
+#include "control/tls.h"
 #include "engine.h"
 #include "sim/load_generator.h"
 #include "ui/config_form_model.h"
 #include "ui/main_window.h"
 #include "ui/policies_page.h"
+#include "ui/text.h"
 #include "ui/theme.h"
 
 using namespace spillway;
@@ -163,16 +164,16 @@ int main(int argc, char** argv) {
     o.ca_file = cli.value(ca_opt).toStdString();
     o.server_name = cli.value(name_opt).toStdString();
     if (cli.isSet(token_opt)) {
-      QFile f(cli.value(token_opt));
-      if (!f.open(QIODevice::ReadOnly)) {
-        QMessageBox::critical(nullptr, "Spillway", QString("Cannot read %1: %2").arg(f.fileName(), f.errorString()));
+      auto token = control::readTokenFile(cli.value(token_opt).toStdString());
+      if (!token.ok()) {
+        QMessageBox::critical(nullptr, "Spillway", ui::qs(token.status().message()));
         return 1;
       }
-      o.token = QString::fromUtf8(f.readAll()).trimmed().toStdString();
+      o.token = *token;
     }
     auto client = control::GrpcEngineClient::connect(o);
     if (!client.ok()) {
-      QMessageBox::critical(nullptr, "Spillway", QString::fromStdString(std::string(client.status().message())));
+      QMessageBox::critical(nullptr, "Spillway", ui::qs(client.status().message()));
       return 1;
     }
     ui::MainWindow::openOwned(std::move(*client), cli.value(connect_opt));
@@ -187,7 +188,7 @@ int main(int argc, char** argv) {
   }
   auto engine = Engine::start(loaded.config, EngineOptions{"", "console"});
   if (!engine.ok()) {
-    QMessageBox::critical(nullptr, "Spillway", QString::fromStdString(std::string(engine.status().message())));
+    QMessageBox::critical(nullptr, "Spillway", ui::qs(engine.status().message()));
     return 1;
   }
   control::LocalEngineClient client(**engine, "console");

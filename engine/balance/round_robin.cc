@@ -12,22 +12,20 @@ PickResult RoundRobinBalancer::pick(std::span<const upstream::BackendPtr> backen
   const size_t n = backends.size();
   if (n == 0) return r;
   uint64_t total = 0;
-  for (const auto& b : backends) {
-    if (b->available()) total += b->weight();
-  }
+  for (const auto& b : backends) total += b->effectiveWeight();
   // Nobody available, or every available backend has weight 0.
   if (total == 0) return r;
   uint64_t slot = next_.fetch_add(1, std::memory_order_relaxed) % total;
   size_t first = 0;
   for (; first < n; ++first) {
     const auto& b = backends[first];
-    const uint64_t w = b->available() ? b->weight() : 0;
+    const uint64_t w = b->effectiveWeight();
     if (slot < w) break;
     slot -= w;
   }
   for (size_t i = 0; i < n; ++i) {
     const auto& b = backends[(first + i) % n];
-    if (!b->available() || b->weight() == 0) continue;
+    if (b->effectiveWeight() == 0) continue;
     if (b->tryAcquire()) {
       r.outcome = PickOutcome::kPicked;
       r.backend = b;

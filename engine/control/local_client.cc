@@ -73,7 +73,7 @@ absl::StatusOr<v1::Status> LocalEngineClient::status() {
   s.set_listen_url(engine_.url());
   uint32_t available = 0;
   auto backends = engine_.backends();
-  for (const auto& b : backends) available += b.healthy && !b.draining;
+  for (const auto& b : backends) available += b.available;
   s.set_backends_total(static_cast<uint32_t>(backends.size()));
   s.set_backends_available(available);
   s.set_ready(available > 0);

@@ -49,6 +49,14 @@ absl::StatusOr<std::string> readFile(const std::string& path) {
   return ss.str();
 }
 
+absl::StatusOr<std::string> readTokenFile(const std::string& path) {
+  auto text = readFile(path);
+  if (!text.ok()) return text.status();
+  const size_t begin = text->find_first_not_of(" \n\r\t");
+  if (begin == std::string::npos) return absl::InvalidArgumentError(common::strCat(path, " holds no token"));
+  return text->substr(begin, text->find_last_not_of(" \n\r\t") + 1 - begin);
+}
+
 absl::StatusOr<std::string> certificateFingerprint(const std::string& cert_pem) {
   BioPtr bio(BIO_new_mem_buf(cert_pem.data(), static_cast<int>(cert_pem.size())));
   X509Ptr cert(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));

@@ -24,5 +24,8 @@ absl::StatusOr<TlsMaterial> loadOrCreateSelfSigned(const std::string& dir, const
 absl::StatusOr<std::string> certificateFingerprint(const std::string& cert_pem);
 
 absl::StatusOr<std::string> readFile(const std::string& path);
+// A bearer token kept in a file (spillwayd's control.token): its content
+// without surrounding whitespace.
+absl::StatusOr<std::string> readTokenFile(const std::string& path);
 
 }  // namespace spillway::control

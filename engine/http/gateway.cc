@@ -13,6 +13,7 @@
 #include <unordered_map>
 
 #include "common/asio_types.h"
+#include "common/clock.h"
 #include "common/json_writer.h"
 #include "common/strings.h"
 #include "http/responses.h"
@@ -422,7 +423,7 @@ Gateway::Gateway(RouteTablePtr routes, size_t workers, metrics::Registry& regist
                          {"backend"}, [this] {
                            std::vector<std::pair<metrics::Labels, double>> out;
                            for (const auto& b : this->routes()->backends) {
-                             out.push_back({{b->name()}, b->available() ? static_cast<double>(b->weight()) : 0.0});
+                             out.push_back({{b->name()}, static_cast<double>(b->effectiveWeight())});
                            }
                            return out;
                          });
@@ -537,13 +538,6 @@ common::Awaitable<bool> Gateway::handle(size_t worker, common::TcpStream& client
   co_return keep;
 }
 
-namespace {
-int64_t wallMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-}  // namespace
-
 common::Awaitable<bool> Gateway::proxy(Worker& w, common::TcpStream& client, Request& req, bool keep_alive) {
   const auto start = Clock::now();
   const uint8_t route_index = routeIndex(req.target());
@@ -639,7 +633,7 @@ common::Awaitable<bool> Gateway::proxy(Worker& w, common::TcpStream& client, Req
           last_error = openai::ApiError{
               timeout ? 504 : 502, common::strCat("Upstream ", b.name(), " is unreachable: ", opened.status().message()),
               "upstream_error", "", timeout ? "upstream_timeout" : "upstream_unreachable"};
-          pick.backend->noteError(wallMs(), last_error->message);
+          pick.backend->noteError(common::wallClockMs(), last_error->message);
           metrics_->retries.with({b.name(), "connect_failed"}).inc();
           break;  // pick another backend
         }
@@ -654,7 +648,7 @@ common::Awaitable<bool> Gateway::proxy(Worker& w, common::TcpStream& client, Req
           metrics_->retries.with({b.name(), "stale_connection"}).inc();
           continue;  // the same backend, on a new connection
         case Exchange::kFailedBeforeResponse:
-          pick.backend->noteError(wallMs(), r.error.message);
+          pick.backend->noteError(common::wallClockMs(), r.error.message);
           finish(r.error.status);
           co_return co_await writeApiError(client, r.error, keep_alive, {.backend = b.name()});
         case Exchange::kDone:
@@ -662,9 +656,9 @@ common::Awaitable<bool> Gateway::proxy(Worker& w, common::TcpStream& client, Req
         case Exchange::kAbortedMidBody: {
           status = r.status;
           if (r.outcome == Exchange::kAbortedMidBody) {
-            pick.backend->noteError(wallMs(), "the response broke off mid-body");
+            pick.backend->noteError(common::wallClockMs(), "the response broke off mid-body");
           } else if (status >= 500) {
-            pick.backend->noteError(wallMs(), common::strCat("answered HTTP ", status));
+            pick.backend->noteError(common::wallClockMs(), common::strCat("answered HTTP ", status));
           }
           if (r.saw_first_byte) {
             const double ttft = std::chrono::duration<double>(r.first_byte - start).count();

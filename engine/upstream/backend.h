@@ -67,8 +67,10 @@ class Backend {
   uint32_t configuredWeight() const { return config_.weight(); }
   int32_t weightOverride() const { return weight_override_.load(std::memory_order_relaxed); }
   void setWeightOverride(int32_t weight);
-  // What the balancer uses now: the base weight, ramped while cooling down.
+  // The base weight, ramped while cooling down.
   uint32_t weight() const { return weight_.load(std::memory_order_relaxed); }
+  // What the balancer uses now: weight(), or 0 while not available.
+  uint32_t effectiveWeight() const { return available() ? weight() : 0; }
 
   // Keeps an object (the in-process simulator behind a sim:// backend)
   // alive as long as this backend is referenced by any routing table or
