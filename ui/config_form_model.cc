@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <limits>
 
+#include "config/fields.h"
 #include "spillway/v1/options.pb.h"
 #include "ui/config_schema.h"
 
@@ -33,96 +34,9 @@ struct ConfigFormModel::Node {
 
 namespace {
 
+// A scalar's text (element `i` of a repeated field; -1 otherwise).
 QString scalarText(const pb::Message& m, const pb::FieldDescriptor* f, int i) {
-  const pb::Reflection* r = m.GetReflection();
-  const bool rep = f->is_repeated();
-  switch (f->cpp_type()) {
-    case pb::FieldDescriptor::CPPTYPE_STRING:
-      return QString::fromStdString(rep ? r->GetRepeatedString(m, f, i) : r->GetString(m, f));
-    case pb::FieldDescriptor::CPPTYPE_INT32: return QString::number(rep ? r->GetRepeatedInt32(m, f, i) : r->GetInt32(m, f));
-    case pb::FieldDescriptor::CPPTYPE_INT64: return QString::number(rep ? r->GetRepeatedInt64(m, f, i) : r->GetInt64(m, f));
-    case pb::FieldDescriptor::CPPTYPE_UINT32:
-      return QString::number(rep ? r->GetRepeatedUInt32(m, f, i) : r->GetUInt32(m, f));
-    case pb::FieldDescriptor::CPPTYPE_UINT64:
-      return QString::number(rep ? r->GetRepeatedUInt64(m, f, i) : r->GetUInt64(m, f));
-    case pb::FieldDescriptor::CPPTYPE_DOUBLE:
-      return QString::number(rep ? r->GetRepeatedDouble(m, f, i) : r->GetDouble(m, f), 'g', 12);
-    case pb::FieldDescriptor::CPPTYPE_FLOAT:
-      return QString::number(rep ? r->GetRepeatedFloat(m, f, i) : r->GetFloat(m, f), 'g', 7);
-    case pb::FieldDescriptor::CPPTYPE_BOOL:
-      return (rep ? r->GetRepeatedBool(m, f, i) : r->GetBool(m, f)) ? "true" : "false";
-    case pb::FieldDescriptor::CPPTYPE_ENUM:
-      return QString::fromStdString((rep ? r->GetRepeatedEnum(m, f, i) : r->GetEnum(m, f))->name());
-    case pb::FieldDescriptor::CPPTYPE_MESSAGE: return {};
-  }
-  return {};
-}
-
-// A scalar parsed from text for field `f`, written with `set` (one of the
-// Set*/Add* pairs). False when the text is not a valid value of its type.
-struct Parsed {
-  std::string s;
-  int64_t i = 0;
-  uint64_t u = 0;
-  double d = 0;
-  bool b = false;
-  const pb::EnumValueDescriptor* e = nullptr;
-};
-
-bool parse(const pb::FieldDescriptor* f, const QString& raw, Parsed* out) {
-  const QString text = raw.trimmed();
-  bool ok = true;
-  switch (f->cpp_type()) {
-    case pb::FieldDescriptor::CPPTYPE_STRING: out->s = raw.toStdString(); return true;
-    case pb::FieldDescriptor::CPPTYPE_INT32:
-      out->i = text.toLongLong(&ok);
-      return ok && out->i >= std::numeric_limits<int32_t>::min() && out->i <= std::numeric_limits<int32_t>::max();
-    case pb::FieldDescriptor::CPPTYPE_INT64: out->i = text.toLongLong(&ok); return ok;
-    case pb::FieldDescriptor::CPPTYPE_UINT32:
-      out->u = text.toULongLong(&ok);
-      return ok && !text.startsWith('-') && out->u <= std::numeric_limits<uint32_t>::max();
-    case pb::FieldDescriptor::CPPTYPE_UINT64: out->u = text.toULongLong(&ok); return ok && !text.startsWith('-');
-    case pb::FieldDescriptor::CPPTYPE_DOUBLE:
-    case pb::FieldDescriptor::CPPTYPE_FLOAT: out->d = text.toDouble(&ok); return ok;
-    case pb::FieldDescriptor::CPPTYPE_BOOL:
-      if (text == "true" || text == "1") out->b = true;
-      else if (text == "false" || text == "0") out->b = false;
-      else return false;
-      return true;
-    case pb::FieldDescriptor::CPPTYPE_ENUM: {
-      out->e = f->enum_type()->FindValueByName(text.toUpper().toStdString());
-      if (!out->e) {
-        const int n = text.toInt(&ok);
-        if (ok) out->e = f->enum_type()->FindValueByNumber(n);
-      }
-      return out->e != nullptr;
-    }
-    case pb::FieldDescriptor::CPPTYPE_MESSAGE: return false;
-  }
-  return false;
-}
-
-void write(pb::Message* m, const pb::FieldDescriptor* f, const Parsed& v) {
-  const pb::Reflection* r = m->GetReflection();
-  const bool rep = f->is_repeated();
-  switch (f->cpp_type()) {
-    case pb::FieldDescriptor::CPPTYPE_STRING: rep ? r->AddString(m, f, v.s) : r->SetString(m, f, v.s); break;
-    case pb::FieldDescriptor::CPPTYPE_INT32:
-      rep ? r->AddInt32(m, f, static_cast<int32_t>(v.i)) : r->SetInt32(m, f, static_cast<int32_t>(v.i));
-      break;
-    case pb::FieldDescriptor::CPPTYPE_INT64: rep ? r->AddInt64(m, f, v.i) : r->SetInt64(m, f, v.i); break;
-    case pb::FieldDescriptor::CPPTYPE_UINT32:
-      rep ? r->AddUInt32(m, f, static_cast<uint32_t>(v.u)) : r->SetUInt32(m, f, static_cast<uint32_t>(v.u));
-      break;
-    case pb::FieldDescriptor::CPPTYPE_UINT64: rep ? r->AddUInt64(m, f, v.u) : r->SetUInt64(m, f, v.u); break;
-    case pb::FieldDescriptor::CPPTYPE_DOUBLE: rep ? r->AddDouble(m, f, v.d) : r->SetDouble(m, f, v.d); break;
-    case pb::FieldDescriptor::CPPTYPE_FLOAT:
-      rep ? r->AddFloat(m, f, static_cast<float>(v.d)) : r->SetFloat(m, f, static_cast<float>(v.d));
-      break;
-    case pb::FieldDescriptor::CPPTYPE_BOOL: rep ? r->AddBool(m, f, v.b) : r->SetBool(m, f, v.b); break;
-    case pb::FieldDescriptor::CPPTYPE_ENUM: rep ? r->AddEnum(m, f, v.e) : r->SetEnum(m, f, v.e); break;
-    case pb::FieldDescriptor::CPPTYPE_MESSAGE: break;
-  }
+  return QString::fromStdString(config::scalarText(m, f, i));
 }
 
 // "At most 256." / "Range: 0–1." from (spillway.v1.range), or "".
@@ -132,15 +46,6 @@ QString rangeText(const pb::FieldDescriptor* f) {
   if (r.has_min() && r.has_max()) return QObject::tr("Range: %1–%2.").arg(r.min(), 0, 'g', 15).arg(r.max(), 0, 'g', 15);
   if (r.has_min()) return QObject::tr("At least %1 when set.").arg(r.min(), 0, 'g', 15);
   return QObject::tr("At most %1.").arg(r.max(), 0, 'g', 15);
-}
-
-// The field that names a list element in its row ("name", else "model").
-const pb::FieldDescriptor* labelField(const pb::Descriptor* type) {
-  for (const char* n : {"name", "model"}) {
-    const auto* f = type->FindFieldByName(n);
-    if (f && f->cpp_type() == pb::FieldDescriptor::CPPTYPE_STRING && !f->is_repeated()) return f;
-  }
-  return nullptr;
 }
 
 }  // namespace
@@ -292,7 +197,7 @@ QVariant ConfigFormModel::value(const Node* n, int role) const {
       default: break;
     }
   }
-  return scalarText(m, f, 0);
+  return scalarText(m, f, -1);
 }
 
 QVariant ConfigFormModel::data(const QModelIndex& index, int role) const {
@@ -310,8 +215,8 @@ QVariant ConfigFormModel::data(const QModelIndex& index, int role) const {
       if (index.column() == kField) {
         if (n->kind != Node::kElement) return QString::fromStdString(n->field->name());
         // Named elements show their name (stable when others are removed).
-        if (const auto* lf = labelField(n->field->message_type())) {
-          const QString name = scalarText(messageOf(n), lf, 0);
+        if (const auto* lf = config::keyField(n->field->message_type())) {
+          const QString name = scalarText(messageOf(n), lf, -1);
           if (!name.isEmpty()) return name;
         }
         return QString("[%1]").arg(n->element);
@@ -387,28 +292,29 @@ bool ConfigFormModel::setData(const QModelIndex& index, const QVariant& v, int r
     pb::Message* m = mutableMessageOf(n);
     m->GetReflection()->SetBool(m, f, v.toInt() == Qt::Checked);
   } else if (role == Qt::EditRole) {
+    // The config loader's own parsing (config::setScalarFromText): a value
+    // the form accepts is one a YAML file could hold.
+    // All or nothing: parse into a scratch message, then swap the field in
+    // (so a refused value changes nothing, not even absent sub-messages).
+    std::unique_ptr<pb::Message> scratch(messageOf(n).New());
     if (f->is_repeated()) {
-      std::vector<Parsed> values;
       for (const QString& part : v.toString().split(',', Qt::SkipEmptyParts)) {
         if (part.trimmed().isEmpty()) continue;
-        Parsed p;
-        if (!parse(f, part.trimmed(), &p)) return false;
-        values.push_back(std::move(p));
+        if (!config::setScalarFromText(scratch.get(), f, part.trimmed().toStdString(), true).ok()) return false;
       }
-      pb::Message* m = mutableMessageOf(n);
-      m->GetReflection()->ClearField(m, f);
-      for (const auto& p : values) write(m, f, p);
     } else {
-      Parsed p;
-      if (!parse(f, v.toString(), &p)) return false;
-      write(mutableMessageOf(n), f, p);
+      const bool is_string = f->cpp_type() == pb::FieldDescriptor::CPPTYPE_STRING;
+      const QString text = is_string ? v.toString() : v.toString().trimmed();
+      if (!config::setScalarFromText(scratch.get(), f, text.toStdString(), false).ok()) return false;
     }
+    pb::Message* m = mutableMessageOf(n);
+    m->GetReflection()->SwapFields(m, scratch.get(), {f});
   } else {
     return false;
   }
   emit dataChanged(indexOf(n, kField), indexOf(n, kValue));
   // A renamed element shows its new name in its row.
-  if (n->parent->kind == Node::kElement && labelField(n->parent->field->message_type()) == f) {
+  if (n->parent->kind == Node::kElement && config::keyField(n->parent->field->message_type()) == f) {
     emit dataChanged(indexOf(n->parent, kField), indexOf(n->parent, kField));
   }
   emit edited();

@@ -4,12 +4,12 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <charconv>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
 
 #include "common/strings.h"
+#include "config/fields.h"
 #include "config/validate.h"
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/message.h"
@@ -149,104 +149,13 @@ class Mapper {
     }
   }
 
-  template <typename T>
-  bool parseInt(const YAML::Node& v, const std::string& path, T& out, const char* what) {
-    const std::string& s = v.Scalar();
-    std::string_view sv = s;
-    auto [ptr, ec] = std::from_chars(sv.data(), sv.data() + sv.size(), out);
-    if (sv.empty() || ec != std::errc() || ptr != sv.data() + sv.size()) {
-      error(v, path,
-            common::strCat("expected ", what, ", got \"", s, "\"",
-                         ec == std::errc::result_out_of_range ? " (out of range)" : ""));
-      return false;
-    }
-    return true;
-  }
-
   void mapScalar(const YAML::Node& v, Message* msg, const FieldDescriptor* fd,
                  const std::string& path, bool repeated) {
     if (!v.IsScalar()) {
       error(v, path, common::strCat("expected a single value, got ", kindName(v)));
       return;
     }
-    const Reflection* r = msg->GetReflection();
-    const std::string& s = v.Scalar();
-    switch (fd->cpp_type()) {
-      case FieldDescriptor::CPPTYPE_STRING:
-        repeated ? r->AddString(msg, fd, s) : r->SetString(msg, fd, s);
-        break;
-      case FieldDescriptor::CPPTYPE_BOOL: {
-        std::string l = common::toLower(s);
-        bool b;
-        if (l == "true" || l == "yes" || l == "on") b = true;
-        else if (l == "false" || l == "no" || l == "off") b = false;
-        else {
-          error(v, path, common::strCat("expected true or false, got \"", s, "\""));
-          return;
-        }
-        repeated ? r->AddBool(msg, fd, b) : r->SetBool(msg, fd, b);
-        break;
-      }
-      case FieldDescriptor::CPPTYPE_INT32: {
-        int32_t x;
-        if (!parseInt(v, path, x, "an integer")) return;
-        repeated ? r->AddInt32(msg, fd, x) : r->SetInt32(msg, fd, x);
-        break;
-      }
-      case FieldDescriptor::CPPTYPE_INT64: {
-        int64_t x;
-        if (!parseInt(v, path, x, "an integer")) return;
-        repeated ? r->AddInt64(msg, fd, x) : r->SetInt64(msg, fd, x);
-        break;
-      }
-      case FieldDescriptor::CPPTYPE_UINT32: {
-        uint32_t x;
-        if (!parseInt(v, path, x, "a non-negative integer")) return;
-        repeated ? r->AddUInt32(msg, fd, x) : r->SetUInt32(msg, fd, x);
-        break;
-      }
-      case FieldDescriptor::CPPTYPE_UINT64: {
-        uint64_t x;
-        if (!parseInt(v, path, x, "a non-negative integer")) return;
-        repeated ? r->AddUInt64(msg, fd, x) : r->SetUInt64(msg, fd, x);
-        break;
-      }
-      case FieldDescriptor::CPPTYPE_DOUBLE:
-      case FieldDescriptor::CPPTYPE_FLOAT: {
-        char* end = nullptr;
-        errno = 0;
-        double x = std::strtod(s.c_str(), &end);
-        if (s.empty() || end != s.c_str() + s.size() || errno == ERANGE) {
-          error(v, path, common::strCat("expected a number, got \"", s, "\""));
-          return;
-        }
-        if (fd->cpp_type() == FieldDescriptor::CPPTYPE_DOUBLE) {
-          repeated ? r->AddDouble(msg, fd, x) : r->SetDouble(msg, fd, x);
-        } else {
-          repeated ? r->AddFloat(msg, fd, static_cast<float>(x))
-                   : r->SetFloat(msg, fd, static_cast<float>(x));
-        }
-        break;
-      }
-      case FieldDescriptor::CPPTYPE_ENUM: {
-        // The zero value's name (e.g. FAILURE_KIND_UNSPECIFIED, as printed by
-        // `spillctl config get`) is accepted and means "unset".
-        const auto* e = fd->enum_type()->FindValueByName(common::toUpper(s));
-        if (!e) {
-          std::vector<std::string> names;
-          for (int i = 1; i < fd->enum_type()->value_count(); ++i) {
-            names.push_back(common::toLower(fd->enum_type()->value(i)->name()));
-          }
-          error(v, path, common::strCat("unknown value \"", s, "\"; expected one of: ",
-                                      common::join(names, ", ")));
-          return;
-        }
-        repeated ? r->AddEnum(msg, fd, e) : r->SetEnum(msg, fd, e);
-        break;
-      }
-      case FieldDescriptor::CPPTYPE_MESSAGE:
-        break;  // handled by the caller
-    }
+    if (auto st = setScalarFromText(msg, fd, v.Scalar(), repeated); !st.ok()) error(v, path, std::string(st.message()));
   }
 
   const std::string& file_;

@@ -3,6 +3,7 @@
 #include <map>
 
 #include "common/strings.h"
+#include "config/fields.h"
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/reflection.h"
 
@@ -15,50 +16,20 @@ using google::protobuf::Reflection;
 
 bool isSecret(const FieldDescriptor* f) { return f->name() == "api_key"; }
 
+// A value as diffs show it: strings quoted, enums as spelled in YAML.
 std::string scalar(const Message& m, const FieldDescriptor* f, int index) {
-  const Reflection* r = m.GetReflection();
-  const bool rep = index >= 0;
   switch (f->cpp_type()) {
-    case FieldDescriptor::CPPTYPE_STRING:
-      return "\"" + (rep ? r->GetRepeatedString(m, f, index) : r->GetString(m, f)) + "\"";
-    case FieldDescriptor::CPPTYPE_BOOL:
-      return (rep ? r->GetRepeatedBool(m, f, index) : r->GetBool(m, f)) ? "true" : "false";
-    case FieldDescriptor::CPPTYPE_INT32:
-      return std::to_string(rep ? r->GetRepeatedInt32(m, f, index) : r->GetInt32(m, f));
-    case FieldDescriptor::CPPTYPE_INT64:
-      return std::to_string(rep ? r->GetRepeatedInt64(m, f, index) : r->GetInt64(m, f));
-    case FieldDescriptor::CPPTYPE_UINT32:
-      return std::to_string(rep ? r->GetRepeatedUInt32(m, f, index) : r->GetUInt32(m, f));
-    case FieldDescriptor::CPPTYPE_UINT64:
-      return std::to_string(rep ? r->GetRepeatedUInt64(m, f, index) : r->GetUInt64(m, f));
-    case FieldDescriptor::CPPTYPE_DOUBLE: {
-      char b[32];
-      std::snprintf(b, sizeof b, "%g", rep ? r->GetRepeatedDouble(m, f, index) : r->GetDouble(m, f));
-      return b;
-    }
-    case FieldDescriptor::CPPTYPE_FLOAT: {
-      char b[32];
-      std::snprintf(b, sizeof b, "%g", rep ? r->GetRepeatedFloat(m, f, index) : r->GetFloat(m, f));
-      return b;
-    }
-    case FieldDescriptor::CPPTYPE_ENUM:
-      return common::toLower((rep ? r->GetRepeatedEnum(m, f, index) : r->GetEnum(m, f))->name());
-    case FieldDescriptor::CPPTYPE_MESSAGE:
-      return "{...}";
+    case FieldDescriptor::CPPTYPE_STRING: return "\"" + scalarText(m, f, index) + "\"";
+    case FieldDescriptor::CPPTYPE_ENUM: return common::toLower(scalarText(m, f, index));
+    case FieldDescriptor::CPPTYPE_MESSAGE: return "{...}";
+    default: return scalarText(m, f, index);
   }
-  return "?";
 }
 
 // The key a list element is matched by: its `name`, else its `model`.
 std::string elementKey(const Message& m) {
-  for (const char* k : {"name", "model"}) {
-    const FieldDescriptor* f = m.GetDescriptor()->FindFieldByName(k);
-    if (f && f->cpp_type() == FieldDescriptor::CPPTYPE_STRING && !f->is_repeated()) {
-      std::string v = m.GetReflection()->GetString(m, f);
-      if (!v.empty()) return v;
-    }
-  }
-  return "";
+  const FieldDescriptor* f = keyField(m.GetDescriptor());
+  return f ? m.GetReflection()->GetString(m, f) : "";
 }
 
 void diffInto(const Message& a, const Message& b, const std::string& path, std::vector<std::string>& out);
