@@ -181,6 +181,30 @@ void addLength(std::string& head, size_t n) {
   addField(head, "Content-Length", std::string_view(digits, static_cast<size_t>(end - digits)));
 }
 
+// The head of the answer to the client: the upstream's status and the
+// headers worth passing on, our Server and backend headers, and the framing
+// (`length`, or chunked when nullopt).
+template <typename Fields>
+std::string clientHead(const bhttp::response_header<Fields>& from, std::string_view backend, bool keep_alive,
+                       std::optional<uint64_t> length) {
+  std::string out;
+  out.reserve(256);
+  char code[8];
+  const auto [code_end, code_ec] = std::to_chars(code, code + sizeof code, from.result_int());
+  const auto reason = bhttp::obsolete_reason(from.result());
+  out.append("HTTP/1.1 ").append(code, code_end).append(" ").append(reason.data(), reason.size()).append("\r\n");
+  addField(out, "Server", kServerName);
+  for (auto f : {bhttp::field::content_type, bhttp::field::retry_after, bhttp::field::cache_control}) {
+    if (auto v = from[f]; !v.empty()) addField(out, bhttp::to_string(f), v);
+  }
+  addField(out, kBackendHeader, backend);
+  if (!keep_alive) addField(out, "Connection", "close");
+  if (length) addLength(out, *length);
+  else addField(out, "Transfer-Encoding", "chunked");
+  out.append("\r\n");
+  return out;
+}
+
 struct ExchangeArgs {
   upstream::Connection& conn;
   common::TcpStream& client;
@@ -250,14 +274,6 @@ common::Awaitable<ExchangeResult> exchange(Stream& up, ExchangeArgs a) {
   const bool sse = head[bhttp::field::content_type].find("text/event-stream") != std::string_view::npos;
   const auto content_length = parser.content_length();
 
-  auto copyHeaders = [&](const auto& from, auto& msg) {
-    msg.set(bhttp::field::server, kServerName);
-    for (auto f : {bhttp::field::content_type, bhttp::field::retry_after, bhttp::field::cache_control}) {
-      if (auto v = from[f]; !v.empty()) msg.set(f, v);
-    }
-    msg.set(kBackendHeader, a.backend.name());
-    msg.keep_alive(a.keep_alive);
-  };
   r.client_keep_alive = a.keep_alive;
 
   // Fast path for small, complete-length answers (every non-streamed
@@ -275,20 +291,7 @@ common::Awaitable<ExchangeResult> exchange(Stream& up, ExchangeArgs a) {
     r.first_byte = Clock::now();
     // `parser` (and `head`) were moved from: everything comes from `whole`.
     auto& got = whole.get();
-    std::string out;
-    out.reserve(256);
-    const auto reason = bhttp::obsolete_reason(got.result());
-    char code[8];
-    const auto [code_end, code_ec] = std::to_chars(code, code + sizeof code, got.result_int());
-    out.append("HTTP/1.1 ").append(code, code_end).append(" ").append(reason.data(), reason.size()).append("\r\n");
-    addField(out, "Server", kServerName);
-    for (auto f : {bhttp::field::content_type, bhttp::field::retry_after, bhttp::field::cache_control}) {
-      if (auto v = got[f]; !v.empty()) addField(out, bhttp::to_string(f), v);
-    }
-    addField(out, kBackendHeader, a.backend.name());
-    if (!a.keep_alive) addField(out, "Connection", "close");
-    addLength(out, got.body().size());
-    out.append("\r\n");
+    const std::string out = clientHead(got, a.backend.name(), a.keep_alive, got.body().size());
     const std::array<net::const_buffer, 2> response{net::buffer(out), net::buffer(got.body())};
     a.client.expires_after(idle_timeout);
     co_await net::async_write(a.client, response, net::redirect_error(common::kUseAwaitable, ec));
@@ -302,15 +305,12 @@ common::Awaitable<ExchangeResult> exchange(Stream& up, ExchangeArgs a) {
     co_return r;
   }
 
-  bhttp::response<bhttp::empty_body> res{head.result(), 11};
-  copyHeaders(head, res);
   const bool chunked = !content_length.has_value() && !parser.is_done();
-  if (chunked) res.chunked(true);
-  else res.content_length(content_length.value_or(0));
-
+  const std::string out =
+      clientHead(head, a.backend.name(), a.keep_alive,
+                 chunked ? std::nullopt : std::optional<uint64_t>(content_length.value_or(0)));
   a.client.expires_after(idle_timeout);
-  bhttp::response_serializer<bhttp::empty_body> sr{res};
-  co_await bhttp::async_write_header(a.client, sr, net::redirect_error(common::kUseAwaitable, ec));
+  co_await net::async_write(a.client, net::buffer(out), net::redirect_error(common::kUseAwaitable, ec));
   if (ec) {
     r.outcome = Exchange::kClientGone;
     co_return r;
