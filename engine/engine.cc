@@ -19,6 +19,7 @@
 #include "config/validate.h"
 #include "http/front_server.h"
 #include "http/gateway.h"
+#include "pipeline/pipeline.h"
 #include "metrics/registry.h"
 #include "sim/sim_server.h"
 #include "upstream/health_checker.h"
@@ -35,6 +36,8 @@ struct Engine::Impl {
   int64_t version = 0;
   uint64_t next_id = 1;   // backend and pool ids, never reused
   metrics::Registry registry;
+  // Automatic ejections and back-offs, for the console (kept across applies).
+  std::shared_ptr<upstream::BackendEvents> events = std::make_shared<upstream::BackendEvents>();
   std::unique_ptr<store::Store> store;
   std::unique_ptr<common::IoPool> sim_io;  // created with the first sim:// backend
   std::map<uint64_t, std::shared_ptr<sim::SimServer>> sims;  // by backend id, current backends only
@@ -68,9 +71,9 @@ struct Engine::Impl {
   // A routing table for `cfg`. Backends whose config did not change are
   // reused (with their health, drain state and connection pools); new or
   // changed sim:// backends get a new in-process simulator.
-  absl::StatusOr<std::shared_ptr<http::RouteTable>> buildRoutes(const v1::Config& cfg, const http::RouteTable* old,
+  absl::StatusOr<std::shared_ptr<pipeline::RouteTable>> buildRoutes(const v1::Config& cfg, const pipeline::RouteTable* old,
                                                                 std::map<uint64_t, std::shared_ptr<sim::SimServer>>& new_sims) {
-    auto routes = std::make_shared<http::RouteTable>();
+    auto routes = std::make_shared<pipeline::RouteTable>();
     routes->config = cfg;
     std::map<std::string, upstream::BackendPtr> by_name;
     for (const auto& b : cfg.backends()) {
@@ -109,16 +112,22 @@ struct Engine::Impl {
       by_name[b.name()] = backend;
     }
     for (const auto& p : cfg.pools()) {
-      http::PoolRoute route;
-      route.id = next_id++;
-      route.model = p.model();
-      for (const auto& name : p.backends()) route.backends.push_back(by_name.at(name));
-      auto balancer = balance::makeBalancer("round_robin");
-      if (!balancer.ok()) return balancer.status();
-      route.balancer = std::move(*balancer);
-      routes->pools.emplace(p.model(), std::move(route));
+      std::vector<upstream::BackendPtr> members;
+      for (const auto& name : p.backends()) members.push_back(by_name.at(name));
+      auto route = pipeline::buildPool(cfg, p, std::move(members), next_id++);
+      if (!route.ok()) return route.status();
+      routes->pools.emplace(p.model(), std::move(*route));
     }
+    routes->stages = pipeline::buildStages(cfg);
+    routes->observers = pipeline::buildObservers(cfg);
+    routes->outliers = pipeline::buildOutlierDetector(cfg, events);
     return routes;
+  }
+
+  // Each backend's own TLS context (verification on or off), for probes.
+  upstream::HealthChecker::TlsFor tlsFor() const {
+    http::Gateway* g = gateway.get();
+    return [g](const upstream::Backend& b) { return g->tlsFor(b); };
   }
 
   absl::StatusOr<ApplyResult> applyLocked(v1::Config proposed, const ChangeRequest& change, const std::string& action);
@@ -159,8 +168,7 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::start(v1::Config config, EngineO
   d.front = std::make_unique<http::FrontServer>(*d.io, *d.gateway, d.config.server());
   if (auto st = d.front->start(); !st.ok()) return st;
   d.io->start();
-  d.health = std::make_unique<upstream::HealthChecker>(d.io->context(0), (*routes)->backends,
-                                                       d.gateway->tlsFor(*(*routes)->backends.front()));
+  d.health = std::make_unique<upstream::HealthChecker>(d.io->context(0), (*routes)->backends, d.tlsFor());
   d.health->start();
 
   // The config we start with is the running version: reuse the stored
@@ -273,8 +281,7 @@ absl::StatusOr<ApplyResult> Engine::Impl::applyLocked(v1::Config proposed, const
   } else {
     front->setServerConfig(proposed.server());
   }
-  auto checker = std::make_unique<upstream::HealthChecker>(io->context(0), (*routes)->backends,
-                                                           gateway->tlsFor(*(*routes)->backends.front()));
+  auto checker = std::make_unique<upstream::HealthChecker>(io->context(0), (*routes)->backends, tlsFor());
   checker->start();
   health = std::move(checker);  // the old one stops as it is destroyed
   sims = std::move(new_sims);

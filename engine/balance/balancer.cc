@@ -1,13 +1,90 @@
 #include "balance/balancer.h"
 
+#include <algorithm>
+
+#include "balance/consistent_hash.h"
+#include "balance/latency_weighted.h"
+#include "balance/least_outstanding.h"
+#include "balance/prefix_affinity.h"
 #include "balance/round_robin.h"
+#include "balance/weighted_random.h"
 #include "common/strings.h"
 
 namespace spillway::balance {
 
-absl::StatusOr<BalancerPtr> makeBalancer(std::string_view policy) {
-  if (policy.empty() || policy == "round_robin") return std::make_unique<RoundRobinBalancer>();
-  return absl::InvalidArgumentError(common::strCat("unknown balancing policy \"", policy, "\""));
+std::string_view policyName(v1::BalancingPolicy policy) {
+  switch (policy) {
+    case v1::ROUND_ROBIN: return "round_robin";
+    case v1::WEIGHTED_RANDOM: return "weighted_random";
+    case v1::LATENCY_WEIGHTED: return "latency_weighted";
+    case v1::CONSISTENT_HASH: return "consistent_hash";
+    case v1::PREFIX_AFFINITY: return "prefix_affinity";
+    case v1::LEAST_OUTSTANDING:
+    default: return "least_outstanding";
+  }
+}
+
+v1::Balancing effectiveBalancing(const v1::Balancing& pool, const v1::Balancing& defaults) {
+  // Unset (zero) fields of the pool take the upstream's, then the built-in
+  // defaults documented in config.proto.
+  v1::Balancing out = defaults;
+  out.MergeFrom(pool);  // proto3 merge copies only the pool's non-zero fields
+  if (out.policy() == v1::BALANCING_POLICY_UNSPECIFIED) out.set_policy(v1::LEAST_OUTSTANDING);
+  if (out.slow_threshold_ms() == 0) out.set_slow_threshold_ms(100);
+  if (out.slow_cut_percent() == 0) out.set_slow_cut_percent(60);
+  if (out.choices() == 0) out.set_choices(2);
+  if (out.active_request_bias() == 0) out.set_active_request_bias(1.0);
+  if (out.hash_key() == v1::HASH_KEY_UNSPECIFIED) out.set_hash_key(v1::COOKIE);
+  if (out.cookie_name().empty()) out.set_cookie_name("route");
+  if (out.header_name().empty()) out.set_header_name("x-session-id");
+  if (out.load_factor() == 0) out.set_load_factor(0.25);
+  if (out.prefix_weight() == 0) out.set_prefix_weight(3);
+  if (out.load_weight() == 0) out.set_load_weight(2);
+  if (out.prefix_block_bytes() == 0) out.set_prefix_block_bytes(256);
+  if (out.prefix_index_entries() == 0) out.set_prefix_index_entries(65536);
+  return out;
+}
+
+absl::StatusOr<BalancerPtr> makeBalancer(const v1::Balancing& s, uint64_t seed) {
+  switch (s.policy()) {
+    case v1::ROUND_ROBIN: return std::make_unique<RoundRobinBalancer>();
+    case v1::WEIGHTED_RANDOM: return std::make_unique<WeightedRandomBalancer>(seed);
+    case v1::LATENCY_WEIGHTED: return std::make_unique<LatencyWeightedBalancer>(s, seed);
+    case v1::BALANCING_POLICY_UNSPECIFIED:
+    case v1::LEAST_OUTSTANDING: return std::make_unique<LeastOutstandingBalancer>(s, seed);
+    case v1::CONSISTENT_HASH: return std::make_unique<ConsistentHashBalancer>(s);
+    case v1::PREFIX_AFFINITY: return std::make_unique<PrefixAffinityBalancer>(s);
+    default: break;
+  }
+  return absl::InvalidArgumentError(common::strCat("unknown balancing policy ", static_cast<int>(s.policy())));
+}
+
+absl::StatusOr<BalancerPtr> makeBalancer(std::string_view policy, uint64_t seed) {
+  v1::BalancingPolicy p;
+  const std::string upper = common::toUpper(policy.empty() ? std::string_view("least_outstanding") : policy);
+  if (!v1::BalancingPolicy_Parse(upper, &p) || p == v1::BALANCING_POLICY_UNSPECIFIED) {
+    return absl::InvalidArgumentError(common::strCat("unknown balancing policy \"", policy, "\""));
+  }
+  v1::Balancing s;
+  s.set_policy(p);
+  return makeBalancer(effectiveBalancing(s, {}), seed);
+}
+
+bool eligible(const upstream::Backend& b, const PickContext& ctx) {
+  if (b.effectiveWeight() == 0) return false;
+  return std::find(ctx.skip.begin(), ctx.skip.end(), &b) == ctx.skip.end();
+}
+
+PickResult acquireInOrder(std::span<const upstream::BackendPtr> backends, std::span<const size_t> order,
+                          const PickContext& ctx) {
+  bool any = false;
+  for (size_t i : order) {
+    const auto& b = backends[i];
+    if (!eligible(*b, ctx)) continue;
+    any = true;
+    if (b->tryAcquire()) return {PickOutcome::kPicked, b, 0};
+  }
+  return {any ? PickOutcome::kAllBusy : PickOutcome::kNoHealthyBackend, nullptr, 0};
 }
 
 }  // namespace spillway::balance

@@ -1,39 +1,52 @@
 #include "balance/round_robin.h"
 
+#include <algorithm>
+#include <numeric>
+
 namespace spillway::balance {
 
-// Weighted round robin without locks: a shared counter walks the sum of the
-// available backends' weights, and each slot maps to the backend whose
-// cumulative weight range holds it (weights 3 and 1 give A A A B). Equal
-// weights reduce to plain round robin. When the chosen backend is at its
-// concurrency limit the next ones with weight are tried in order.
-PickResult RoundRobinBalancer::pick(std::span<const upstream::BackendPtr> backends) {
-  PickResult r;
+PickResult RoundRobinBalancer::pick(std::span<const upstream::BackendPtr> backends, const PickContext& ctx) {
   const size_t n = backends.size();
-  if (n == 0) return r;
-  uint64_t total = 0;
-  for (const auto& b : backends) total += b->effectiveWeight();
-  // Nobody available, or every available backend has weight 0.
-  if (total == 0) return r;
-  uint64_t slot = next_.fetch_add(1, std::memory_order_relaxed) % total;
-  size_t first = 0;
-  for (; first < n; ++first) {
-    const auto& b = backends[first];
-    const uint64_t w = b->effectiveWeight();
-    if (slot < w) break;
-    slot -= w;
+  // Small pools (the common case) order candidates on the stack.
+  size_t order_buf[64];
+  std::vector<size_t> order_heap;
+  size_t* order = order_buf;
+  if (n > std::size(order_buf)) {
+    order_heap.resize(n);
+    order = order_heap.data();
   }
-  for (size_t i = 0; i < n; ++i) {
-    const auto& b = backends[(first + i) % n];
-    if (b->effectiveWeight() == 0) continue;
-    if (b->tryAcquire()) {
-      r.outcome = PickOutcome::kPicked;
-      r.backend = b;
-      return r;
+  size_t count = 0;
+  {
+    std::lock_guard lock(mu_);
+    current_.resize(n, 0);
+    int64_t total = 0;
+    for (size_t i = 0; i < n; ++i) {
+      if (!eligible(*backends[i], ctx)) continue;
+      const int64_t w = backends[i]->effectiveWeight();
+      current_[i] += w;
+      total += w;
+      order[count++] = i;
+    }
+    if (count == 0) return {};
+    size_t best = order[0];
+    for (size_t k = 1; k < count; ++k) {
+      if (current_[order[k]] > current_[best]) best = order[k];
+    }
+    if (backends[best]->tryAcquire()) {
+      current_[best] -= total;
+      return {PickOutcome::kPicked, backends[best], static_cast<double>(current_[best])};
+    }
+    // The winner is full: the others, highest score first; ties go to config order (stable), as in nginx.
+    std::stable_sort(order, order + count, [&](size_t a, size_t b) { return current_[a] > current_[b]; });
+    for (size_t k = 0; k < count; ++k) {
+      const auto& b = backends[order[k]];
+      if (b->tryAcquire()) {
+        current_[order[k]] -= total;
+        return {PickOutcome::kPicked, b, static_cast<double>(current_[order[k]])};
+      }
     }
   }
-  r.outcome = PickOutcome::kAllBusy;
-  return r;
+  return {PickOutcome::kAllBusy, nullptr, 0};
 }
 
 }  // namespace spillway::balance

@@ -1,8 +1,11 @@
-// Round robin over the healthy backends that have room: each pick starts one
-// past the previous start and takes the first backend that accepts.
+// Smooth weighted round robin (nginx's algorithm): every pick adds each
+// available backend's weight to its running score, takes the highest, and
+// subtracts the total from the winner. Weights 5 and 5 alternate, 5 and 1
+// interleave (AAABAA...), and the spread over any window follows the weights.
 #pragma once
 
-#include <atomic>
+#include <mutex>
+#include <vector>
 
 #include "balance/balancer.h"
 
@@ -10,11 +13,12 @@ namespace spillway::balance {
 
 class RoundRobinBalancer final : public Balancer {
  public:
-  PickResult pick(std::span<const upstream::BackendPtr> backends) override;
+  PickResult pick(std::span<const upstream::BackendPtr> backends, const PickContext& ctx) override;
   std::string_view name() const override { return "round_robin"; }
 
  private:
-  std::atomic<uint64_t> next_{0};
+  std::mutex mu_;
+  std::vector<int64_t> current_;  // GUARDED_BY(mu_): running score per backend position
 };
 
 }  // namespace spillway::balance

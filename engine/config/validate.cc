@@ -96,6 +96,22 @@ class Checker {
     }
   }
 
+  void balancing(const v1::Balancing& b, const std::string& path) {
+    // Cookie and header names are HTTP tokens; keep to the safe subset.
+    auto token = [](const std::string& s) {
+      for (char c : s) {
+        if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_')) return false;
+      }
+      return s.size() <= 64;
+    };
+    if (!token(b.cookie_name())) {
+      fail(path + ".cookie_name", common::strCat("\"", b.cookie_name(), "\" may only hold letters, digits, '-' and '_'"));
+    }
+    if (!token(b.header_name())) {
+      fail(path + ".header_name", common::strCat("\"", b.header_name(), "\" may only hold letters, digits, '-' and '_'"));
+    }
+  }
+
   std::vector<ConfigError> take() { return std::move(errors_); }
 
  private:
@@ -201,6 +217,7 @@ std::vector<ConfigError> validate(const v1::Config& c, const SourceMap* sources,
     }
   }
 
+  ck.balancing(c.upstream().balancing(), "upstream.balancing");
   std::set<std::string> pool_models;
   for (int i = 0; i < c.pools_size(); ++i) {
     const auto& pool = c.pools(i);
@@ -210,6 +227,7 @@ std::vector<ConfigError> validate(const v1::Config& c, const SourceMap* sources,
       ck.fail(p + ".model", common::strCat("duplicate pool for model \"", pool.model(), "\""));
     }
     if (pool.backends_size() == 0) ck.fail(p + ".backends", "at least one backend is required");
+    if (pool.has_balancing()) ck.balancing(pool.balancing(), p + ".balancing");
     for (int j = 0; j < pool.backends_size(); ++j) {
       const auto& name = pool.backends(j);
       std::string bp = common::strCat(p, ".backends[", j, "]");
@@ -262,6 +280,19 @@ void applyDefaults(v1::Config& c) {
   if (u->idle_timeout_ms() == 0) u->set_idle_timeout_ms(30000);
   if (u->max_idle_connections() == 0) u->set_max_idle_connections(256);
   if (u->slow_start_ms() == 0) u->set_slow_start_ms(30000);
+  if (u->busy_cooldown_ms() == 0) u->set_busy_cooldown_ms(1000);
+  auto* od = u->mutable_outlier_detection();
+  if (od->consecutive_failures() == 0) od->set_consecutive_failures(5);
+  if (od->base_ejection_ms() == 0) od->set_base_ejection_ms(10000);
+  if (od->max_ejection_ms() == 0) od->set_max_ejection_ms(300000);
+  if (od->max_ejection_percent() == 0) od->set_max_ejection_percent(50);
+  auto* rt = u->mutable_retry();
+  if (rt->max_attempts() == 0) rt->set_max_attempts(3);
+  if (rt->budget_percent() == 0) rt->set_budget_percent(20);
+  if (rt->min_retries() == 0) rt->set_min_retries(3);
+  if (u->balancing().policy() == v1::BALANCING_POLICY_UNSPECIFIED) {
+    u->mutable_balancing()->set_policy(v1::LEAST_OUTSTANDING);
+  }
 
   for (auto& b : *c.mutable_backends()) {
     if (b.weight() == 0) b.set_weight(1);

@@ -16,9 +16,11 @@
 #include "common/clock.h"
 #include "common/json_writer.h"
 #include "common/strings.h"
+#include "http/client_sink.h"
 #include "http/responses.h"
 #include "openai/openai.h"
 #include "upstream/connection_pool.h"
+#include "upstream/exchange.h"
 
 namespace spillway::http {
 
@@ -32,7 +34,6 @@ struct Gateway::Metrics {
       : requests(r.counter("spillway_requests_total",
                            "Requests answered, by route, model, backend and HTTP status code.",
                            {"route", "model", "backend", "code"})),
-        in_flight(r.gauge("spillway_requests_in_flight", "Requests being served now.", {}).with({})),
         duration(r.histogram("spillway_request_duration_seconds",
                              "End-to-end request latency as the client sees it.", {"route", "model"},
                              metrics::latencyBucketsSeconds())),
@@ -46,7 +47,6 @@ struct Gateway::Metrics {
                           {"backend", "reason"})) {}
 
   metrics::Family<metrics::Counter>& requests;
-  metrics::Gauge& in_flight;
   metrics::Family<metrics::Histogram>& duration;
   metrics::Family<metrics::Histogram>& ttft;
   metrics::Family<metrics::Counter>& connects;
@@ -88,12 +88,23 @@ struct Gateway::Worker {
   std::unordered_map<MetricKey, metrics::Histogram*, MetricKeyHash> durations;
   std::unordered_map<MetricKey, metrics::Histogram*, MetricKeyHash> ttfts;
 
+  // Totals every request bumps, sharded per worker (one writer each, so no
+  // cache line bounces between cores) and merged on read by totals().
+  std::atomic<uint64_t> requests{0};
+  std::atomic<uint64_t> errors{0};
+  std::atomic<int64_t> in_flight{0};
+  metrics::Histogram latency_all{std::make_shared<const std::vector<double>>(metrics::latencyBucketsSeconds())};
+  metrics::Histogram ttft_all{std::make_shared<const std::vector<double>>(metrics::latencyBucketsSeconds())};
+
   // The child for `key`, looked up in the family (under its lock) only the
   // first time this worker sees the label set.
   template <typename T, typename Make>
   T& child(std::unordered_map<MetricKey, T*, MetricKeyHash>& cache, const MetricKey& key, Make make) {
     auto& slot = cache[key];
-    if (!slot) slot = &make();
+    if (!slot) {
+      slot = &make();
+      metric_handles.store(cachedMetricHandles(), std::memory_order_relaxed);
+    }
     return *slot;
   }
 
@@ -104,17 +115,41 @@ struct Gateway::Worker {
   }
 
   // After a reload, drops the pools (and their idle connections, and the
-  // backends they keep alive) of backends the new table no longer has.
-  void prunePools(const RouteTablePtr& routes) {
+  // backends they keep alive) of backends the new table no longer has, and
+  // the cached metric handles of pools and backends it no longer has (every
+  // apply makes new pool ids: without this the caches grow per apply).
+  void prune(const RouteTablePtr& routes) {
     if (pools_for.lock() == routes) return;
     pools_for = routes;
-    for (auto it = pools.begin(); it != pools.end();) {
-      bool live = false;
-      for (const auto& b : routes->backends) live |= b->id() == it->first;
-      it = live ? std::next(it) : pools.erase(it);
-    }
+    auto live_backend = [&](uint64_t id) {
+      if (id == 0) return true;
+      for (const auto& b : routes->backends) {
+        if (b->id() == id) return true;
+      }
+      return false;
+    };
+    auto live_pool = [&](uint64_t id) {
+      if (id == 0) return true;
+      for (const auto& [model, p] : routes->pools) {
+        if (p.id == id) return true;
+      }
+      return false;
+    };
+    for (auto it = pools.begin(); it != pools.end();) it = live_backend(it->first) ? std::next(it) : pools.erase(it);
+    auto prune_cache = [&](auto& cache) {
+      for (auto it = cache.begin(); it != cache.end();) {
+        it = live_pool(it->first.pool) && live_backend(it->first.backend) ? std::next(it) : cache.erase(it);
+      }
+    };
+    prune_cache(request_counters);
+    prune_cache(durations);
+    prune_cache(ttfts);
+    metric_handles.store(cachedMetricHandles(), std::memory_order_relaxed);
   }
+  std::atomic<size_t> metric_handles{0};  // cachedMetricHandles(), readable from any thread
+  size_t cachedMetricHandles() const { return request_counters.size() + durations.size() + ttfts.size(); }
 };
+
 
 namespace {
 
@@ -124,257 +159,17 @@ constexpr const char* kRouteNames[] = {"other", "chat_completions", "completions
 uint8_t routeIndex(std::string_view target) {
   auto q = target.find('?');
   if (q != std::string_view::npos) target = target.substr(0, q);
+  static const std::string_view kPaths[] = {"", "/v1/chat/completions", "/v1/completions", "/v1/models",
+                                            "/healthz", "/readyz", "/metrics"};
   for (uint8_t i = 1; i < std::size(kRouteNames); ++i) {
-    static const std::string_view kPaths[] = {"", "/v1/chat/completions", "/v1/completions", "/v1/models",
-                                              "/healthz", "/readyz", "/metrics"};
     if (target == kPaths[i]) return i;
   }
   return 0;
 }
 
-double secondsSince(Clock::time_point t) {
-  return std::chrono::duration<double>(Clock::now() - t).count();
-}
+double secondsSince(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
-// What became of one attempt at the upstream exchange.
-enum class Exchange {
-  kDone,             // response relayed in full
-  kRetryable,        // failed before any response byte on a reused connection
-  kFailedBeforeResponse,  // nothing sent to the client yet; error already chosen
-  kClientGone,       // the client stopped reading; connection must close
-  kAbortedMidBody,   // upstream failed after the client got headers
-};
-
-struct ExchangeResult {
-  Exchange outcome = Exchange::kDone;
-  openai::ApiError error;        // for kFailedBeforeResponse
-  int status = 0;                // upstream status relayed
-  bool upstream_reusable = false;
-  bool client_keep_alive = false;
-  bool saw_first_byte = false;
-  Clock::time_point first_byte;
-};
-
-ExchangeResult retryable() {
-  ExchangeResult r;
-  r.outcome = Exchange::kRetryable;
-  return r;
-}
-
-// Answers up to this size (with a Content-Length) are read whole and sent in
-// one write; larger ones and streams are relayed buffer by buffer.
-constexpr uint64_t kWholeBodyBytes = 64 * 1024;
-
-// Heads of the messages on the hot path are formatted straight into one
-// string and written together with the body in one gather write: Beast's
-// fields container and serializer cost an allocation per field and a deep
-// buffer-sequence adaptor per write (both were visible in profiles). Every
-// value written here was parsed by Beast on the way in (so it holds no CR
-// or LF) or comes from the validated config.
-void addField(std::string& head, std::string_view name, std::string_view value) {
-  head.append(name).append(": ").append(value).append("\r\n");
-}
-
-void addLength(std::string& head, size_t n) {
-  char digits[24];
-  const auto [end, ec] = std::to_chars(digits, digits + sizeof digits, n);
-  addField(head, "Content-Length", std::string_view(digits, static_cast<size_t>(end - digits)));
-}
-
-// The head of the answer to the client: the upstream's status and the
-// headers worth passing on, our Server and backend headers, and the framing
-// (`length`, or chunked when nullopt).
-template <typename Fields>
-std::string clientHead(const bhttp::response_header<Fields>& from, std::string_view backend, bool keep_alive,
-                       std::optional<uint64_t> length) {
-  std::string out;
-  out.reserve(256);
-  char code[8];
-  const auto [code_end, code_ec] = std::to_chars(code, code + sizeof code, from.result_int());
-  const auto reason = bhttp::obsolete_reason(from.result());
-  out.append("HTTP/1.1 ").append(code, code_end).append(" ").append(reason.data(), reason.size()).append("\r\n");
-  addField(out, "Server", kServerName);
-  for (auto f : {bhttp::field::content_type, bhttp::field::retry_after, bhttp::field::cache_control}) {
-    if (auto v = from[f]; !v.empty()) addField(out, bhttp::to_string(f), v);
-  }
-  addField(out, kBackendHeader, backend);
-  if (!keep_alive) addField(out, "Connection", "close");
-  if (length) addLength(out, *length);
-  else addField(out, "Transfer-Encoding", "chunked");
-  out.append("\r\n");
-  return out;
-}
-
-struct ExchangeArgs {
-  upstream::Connection& conn;
-  common::TcpStream& client;
-  const Request& req;
-  const upstream::Backend& backend;
-  bool keep_alive;
-  bool reused;
-};
-
-template <typename Stream>
-common::Awaitable<ExchangeResult> exchange(Stream& up, ExchangeArgs a) {
-  ExchangeResult r;
-  const auto& cfg = a.backend.config();
-  const auto first_byte_timeout = std::chrono::milliseconds(cfg.first_byte_timeout_ms());
-  const auto idle_timeout = std::chrono::milliseconds(cfg.idle_timeout_ms());
-  boost::system::error_code ec;
-
-  // HTTP/1.1 keeps the connection alive without a Connection header.
-  std::string request_head;
-  request_head.reserve(256);
-  request_head.append(a.req.method_string()).append(" ").append(a.backend.url().path_prefix).append(a.req.target());
-  request_head.append(" HTTP/1.1\r\n");
-  addField(request_head, "Host", a.backend.url().hostHeader());
-  addField(request_head, "Content-Type", "application/json");
-  const auto accept = a.req[bhttp::field::accept];
-  addField(request_head, "Accept", accept.empty() ? std::string_view("*/*") : std::string_view(accept));
-  addField(request_head, "User-Agent", "spillway");
-  if (!a.backend.apiKey().empty()) {
-    request_head.append("Authorization: Bearer ").append(a.backend.apiKey()).append("\r\n");
-  }
-  addLength(request_head, a.req.body().size());
-  request_head.append("\r\n");
-  const std::array<net::const_buffer, 2> request{net::buffer(request_head), net::buffer(a.req.body())};
-
-  auto& lowest = a.conn.lowest();
-  lowest.expires_after(first_byte_timeout);
-  co_await net::async_write(up, request, net::redirect_error(common::kUseAwaitable, ec));
-  if (ec) {
-    if (a.reused) co_return retryable();
-    r.outcome = Exchange::kFailedBeforeResponse;
-    r.error = {502, common::strCat("Upstream ", a.backend.name(), " failed while receiving the request: ", ec.message()),
-               "upstream_error", "", "upstream_error"};
-    co_return r;
-  }
-
-  bhttp::response_parser<bhttp::buffer_body> parser;
-  // Not boost::none: Boost 1.74 compares the length against it as "greater than none".
-  parser.body_limit(std::numeric_limits<std::uint64_t>::max());
-  co_await bhttp::async_read_header(up, a.conn.buffer, parser, net::redirect_error(common::kUseAwaitable, ec));
-  if (ec) {
-    if (ec == beast::error::timeout) {
-      r.outcome = Exchange::kFailedBeforeResponse;
-      r.error = {504, common::strCat("Upstream ", a.backend.name(), " did not answer within ",
-                                     cfg.first_byte_timeout_ms(), " ms."),
-                 "upstream_error", "", "upstream_timeout"};
-      co_return r;
-    }
-    if (a.reused && !parser.got_some()) co_return retryable();
-    r.outcome = Exchange::kFailedBeforeResponse;
-    r.error = {502, common::strCat("Upstream ", a.backend.name(), " closed the connection before answering: ", ec.message()),
-               "upstream_error", "", "upstream_error"};
-    co_return r;
-  }
-
-  auto& head = parser.get();
-  r.status = head.result_int();
-  const bool sse = head[bhttp::field::content_type].find("text/event-stream") != std::string_view::npos;
-  const auto content_length = parser.content_length();
-
-  r.client_keep_alive = a.keep_alive;
-
-  // Fast path for small, complete-length answers (every non-streamed
-  // completion): read the body whole and send header and body in one write.
-  if (!sse && content_length && *content_length <= kWholeBodyBytes) {
-    bhttp::response_parser<bhttp::string_body> whole{std::move(parser)};
-    co_await bhttp::async_read(up, a.conn.buffer, whole, net::redirect_error(common::kUseAwaitable, ec));
-    if (ec) {
-      r.outcome = Exchange::kFailedBeforeResponse;
-      r.error = {502, common::strCat("Upstream ", a.backend.name(), " broke off its answer: ", ec.message()),
-                 "upstream_error", "", "upstream_error"};
-      co_return r;
-    }
-    r.saw_first_byte = true;
-    r.first_byte = Clock::now();
-    // `parser` (and `head`) were moved from: everything comes from `whole`.
-    auto& got = whole.get();
-    const std::string out = clientHead(got, a.backend.name(), a.keep_alive, got.body().size());
-    const std::array<net::const_buffer, 2> response{net::buffer(out), net::buffer(got.body())};
-    a.client.expires_after(idle_timeout);
-    co_await net::async_write(a.client, response, net::redirect_error(common::kUseAwaitable, ec));
-    if (ec) {
-      r.outcome = Exchange::kClientGone;
-      co_return r;
-    }
-    a.client.expires_never();
-    r.upstream_reusable = whole.keep_alive();
-    r.outcome = Exchange::kDone;
-    co_return r;
-  }
-
-  const bool chunked = !content_length.has_value() && !parser.is_done();
-  const std::string out =
-      clientHead(head, a.backend.name(), a.keep_alive,
-                 chunked ? std::nullopt : std::optional<uint64_t>(content_length.value_or(0)));
-  a.client.expires_after(idle_timeout);
-  co_await net::async_write(a.client, net::buffer(out), net::redirect_error(common::kUseAwaitable, ec));
-  if (ec) {
-    r.outcome = Exchange::kClientGone;
-    co_return r;
-  }
-
-  // Relay the body one buffer at a time: the next upstream read starts only
-  // once the client took the previous buffer, so a slow reader slows the
-  // upstream (TCP backpressure) instead of growing our memory.
-  char buf[16 * 1024];
-  while (!parser.is_done()) {
-    head.body().data = buf;
-    head.body().size = sizeof buf;
-    lowest.expires_after(idle_timeout);
-    co_await bhttp::async_read_some(up, a.conn.buffer, parser, net::redirect_error(common::kUseAwaitable, ec));
-    if (ec == bhttp::error::need_buffer) ec = {};
-    const size_t n = sizeof buf - head.body().size;
-    if (n > 0) {
-      if (!r.saw_first_byte) {
-        r.saw_first_byte = true;
-        r.first_byte = Clock::now();
-      }
-      a.client.expires_after(idle_timeout);
-      boost::system::error_code wec;
-      if (chunked) {
-        co_await net::async_write(a.client, bhttp::make_chunk(net::buffer(buf, n)),
-                                  net::redirect_error(common::kUseAwaitable, wec));
-      } else {
-        co_await net::async_write(a.client, net::buffer(buf, n), net::redirect_error(common::kUseAwaitable, wec));
-      }
-      if (wec) {
-        r.outcome = Exchange::kClientGone;
-        co_return r;
-      }
-    }
-    if (ec) {
-      // The upstream broke after the client got its headers. Never let that
-      // look like a clean end: streams get an SSE error event, and the
-      // connection closes without the final chunk either way.
-      spdlog::warn("upstream {} failed mid-response: {}", a.backend.name(), ec.message());
-      if (sse && chunked) {
-        openai::ApiError e{502, common::strCat("Upstream ", a.backend.name(), " failed mid-stream: ", ec.message()),
-                           "upstream_error", "", "upstream_disconnected"};
-        std::string event = openai::sseData(openai::errorBody(e));
-        boost::system::error_code wec;
-        co_await net::async_write(a.client, bhttp::make_chunk(net::buffer(event)),
-                                  net::redirect_error(common::kUseAwaitable, wec));
-      }
-      r.outcome = Exchange::kAbortedMidBody;
-      co_return r;
-    }
-  }
-  if (chunked) {
-    co_await net::async_write(a.client, bhttp::make_chunk_last(), net::redirect_error(common::kUseAwaitable, ec));
-    if (ec) {
-      r.outcome = Exchange::kClientGone;
-      co_return r;
-    }
-  }
-  a.client.expires_never();
-  r.upstream_reusable = parser.keep_alive();
-  r.outcome = Exchange::kDone;
-  co_return r;
-}
-
+// Holds a backend's request slot (tryAcquire in the balancer) for one attempt.
 class BackendSlot {
  public:
   explicit BackendSlot(upstream::BackendPtr b) : b_(std::move(b)) {}
@@ -388,50 +183,108 @@ class BackendSlot {
   upstream::BackendPtr b_;
 };
 
+// Counts a request in its pool for the retry budget while it runs, and a
+// retry while it runs.
+class BudgetScope {
+ public:
+  explicit BudgetScope(pipeline::RetryBudget& b) : b_(b) { b_.requestStarted(); }
+  ~BudgetScope() {
+    if (retrying_) b_.retryEnded();
+    b_.requestEnded();
+  }
+  // Reserves a retry (ending the previous one); false when the budget is spent.
+  bool startRetry() {
+    if (retrying_) b_.retryEnded();
+    retrying_ = b_.tryStartRetry();
+    return retrying_;
+  }
+
+ private:
+  pipeline::RetryBudget& b_;
+  bool retrying_ = false;
+};
+
+upstream::AttemptResult classify(int status) {
+  if (status == 429 || status == 503) return upstream::AttemptResult::kBusy;
+  return status >= 500 ? upstream::AttemptResult::kFailure : upstream::AttemptResult::kSuccess;
+}
+
+// An answer a backend gave that we held back to try elsewhere first.
+struct HeldAnswer {
+  int status = 0;
+  std::string body;
+  std::string content_type;
+  uint32_t retry_after_seconds = 0;
+  std::string backend;
+};
+
 }  // namespace
 
 Gateway::Gateway(RouteTablePtr routes, size_t workers, metrics::Registry& registry)
-    : routes_(std::move(routes)), metrics_(std::make_unique<Metrics>(registry)), registry_(registry),
-      latency_all_(std::make_shared<const std::vector<double>>(metrics::latencyBucketsSeconds())),
-      ttft_all_(std::make_shared<const std::vector<double>>(metrics::latencyBucketsSeconds())) {
+    : routes_(std::move(routes)), metrics_(std::make_unique<Metrics>(registry)), registry_(registry) {
   tls_verify_ = std::make_unique<net::ssl::context>(net::ssl::context::tls_client);
   tls_verify_->set_default_verify_paths();
   tls_insecure_ = std::make_unique<net::ssl::context>(net::ssl::context::tls_client);
   for (size_t i = 0; i < workers; ++i) workers_.push_back(std::make_unique<Worker>());
 
-  registry.callbackGauge("spillway_backend_up", "1 when the backend is healthy, else 0.", {"backend"}, [this] {
-    std::vector<std::pair<metrics::Labels, double>> out;
-    for (const auto& b : this->routes()->backends) out.push_back({{b->name()}, b->healthy() ? 1.0 : 0.0});
-    return out;
+  registry.callbackGauge("spillway_requests_in_flight", "Requests being served now.", {}, [this] {
+    return std::vector<std::pair<metrics::Labels, double>>{{{}, static_cast<double>(inFlight())}};
   });
+  // One callback per per-backend figure: each reads the current routing
+  // table, so backends appear and disappear with config applies.
+  auto perBackend = [this, &registry](std::string name, std::string help, auto value) {
+    registry.callbackGauge(std::move(name), std::move(help), {"backend"}, [this, value] {
+      std::vector<std::pair<metrics::Labels, double>> out;
+      for (const auto& b : this->routes()->backends) out.push_back({{b->name()}, value(*b)});
+      return out;
+    });
+  };
+  perBackend("spillway_backend_up", "1 when the backend is healthy, else 0.",
+             [](const upstream::Backend& b) { return b.healthy() ? 1.0 : 0.0; });
   registry.callbackGauge(
       "spillway_backend_state",
-      "1 for the backend's current state (up, down, draining, ejected, cooling_down), 0 for the others.",
+      "1 for the backend's current state (up, down, draining, ejected, backing_off, cooling_down), 0 for the others.",
       {"backend", "state"}, [this] {
         std::vector<std::pair<metrics::Labels, double>> out;
         for (const auto& b : this->routes()->backends) {
           const std::string_view now = b->state();
-          for (std::string_view s : upstream::Backend::kStates) {
-            out.push_back({{b->name(), std::string(s)}, s == now ? 1.0 : 0.0});
+          for (std::string_view st : upstream::Backend::kStates) {
+            out.push_back({{b->name(), std::string(st)}, st == now ? 1.0 : 0.0});
           }
         }
         return out;
       });
-  registry.callbackGauge("spillway_backend_weight",
-                         "The weight the balancer uses now (configured or operator override, ramped during a slow "
-                         "start; 0 when out of rotation).",
-                         {"backend"}, [this] {
+  perBackend("spillway_backend_weight",
+             "The weight the balancer uses now (configured or operator override, ramped during a slow start; 0 when "
+             "out of rotation).",
+             [](const upstream::Backend& b) { return static_cast<double>(b.effectiveWeight()); });
+  perBackend("spillway_backend_in_flight", "Requests in flight to each backend.",
+             [](const upstream::Backend& b) { return static_cast<double>(b.inFlight()); });
+  perBackend("spillway_backend_latency_ewma_seconds", "Exponentially weighted mean request latency (about the last 20).",
+             [](const upstream::Backend& b) { return b.ewmaLatencySeconds(); });
+  perBackend("spillway_backend_latency_per_token_ewma_seconds",
+             "Exponentially weighted mean latency per output token (what latency_weighted balances on).",
+             [](const upstream::Backend& b) { return b.ewmaMsPerToken() / 1000.0; });
+  perBackend("spillway_backend_ejections", "Automatic ejections by passive outlier detection since the backend was configured.",
+             [](const upstream::Backend& b) { return static_cast<double>(b.ejectionsTotal()); });
+  perBackend("spillway_backend_back_offs", "Times the backend was backed off after answering 429 or 503, since it was configured.",
+             [](const upstream::Backend& b) { return static_cast<double>(b.backOffs()); });
+  perBackend("spillway_backend_consecutive_failures", "Failed answers in a row (outlier detection's count).",
+             [](const upstream::Backend& b) { return static_cast<double>(b.consecutiveFailures()); });
+  registry.callbackGauge("spillway_backend_policy_score",
+                         "The pool's balancing policy's current score or weight for each backend (policies that have "
+                         "one: latency_weighted's dynamic weight, least_outstanding's weight/(active+1)^bias).",
+                         {"model", "backend", "policy"}, [this] {
                            std::vector<std::pair<metrics::Labels, double>> out;
-                           for (const auto& b : this->routes()->backends) {
-                             out.push_back({{b->name()}, static_cast<double>(b->effectiveWeight())});
+                           auto routes = this->routes();
+                           for (const auto& [model, pool] : routes->pools) {
+                             for (const auto& b : pool.backends) {
+                               out.push_back({{model, b->name(), std::string(pool.balancer->name())},
+                                              pool.balancer->score(*b)});
+                             }
                            }
                            return out;
                          });
-  registry.callbackGauge("spillway_backend_in_flight", "Requests in flight to each backend.", {"backend"}, [this] {
-    std::vector<std::pair<metrics::Labels, double>> out;
-    for (const auto& b : this->routes()->backends) out.push_back({{b->name()}, static_cast<double>(b->inFlight())});
-    return out;
-  });
   registry.callbackGauge(
       "spillway_upstream_connections", "Open upstream connections, by backend and state (idle, active).",
       {"backend", "state"}, [this] {
@@ -448,15 +301,31 @@ Gateway::Gateway(RouteTablePtr routes, size_t workers, metrics::Registry& regist
 
 Gateway::~Gateway() = default;
 
-int64_t Gateway::inFlight() const { return metrics_->in_flight.value(); }
+int64_t Gateway::inFlight() const {
+  int64_t n = 0;
+  for (const auto& w : workers_) n += w->in_flight.load(std::memory_order_relaxed);
+  return n;
+}
+
+size_t Gateway::cachedMetricHandles() const {
+  size_t n = 0;
+  for (const auto& w : workers_) n += w->metric_handles.load(std::memory_order_relaxed);
+  return n;
+}
 
 Gateway::Totals Gateway::totals() const {
   Totals t;
-  t.requests = requests_total_.load(std::memory_order_relaxed);
-  t.errors = errors_total_.load(std::memory_order_relaxed);
-  t.latency_buckets = latency_all_.cumulativeCounts();
-  t.latency_sum_seconds = latency_all_.sum();
-  t.ttft_buckets = ttft_all_.cumulativeCounts();
+  for (const auto& w : workers_) {
+    t.requests += w->requests.load(std::memory_order_relaxed);
+    t.errors += w->errors.load(std::memory_order_relaxed);
+    auto add = [](std::vector<uint64_t>& into, const std::vector<uint64_t>& from) {
+      if (into.empty()) into.assign(from.size(), 0);
+      for (size_t i = 0; i < from.size(); ++i) into[i] += from[i];
+    };
+    add(t.latency_buckets, w->latency_all.cumulativeCounts());
+    add(t.ttft_buckets, w->ttft_all.cumulativeCounts());
+    t.latency_sum_seconds += w->latency_all.sum();
+  }
   return t;
 }
 
@@ -532,87 +401,93 @@ common::Awaitable<bool> Gateway::handle(size_t worker, common::TcpStream& client
     co_return co_await writeApiError(client, std::move(e), keep_alive);
   }
 
-  metrics_->in_flight.add(1);
+  w.in_flight.fetch_add(1, std::memory_order_relaxed);
   bool keep = co_await proxy(w, client, req, keep_alive);
-  metrics_->in_flight.add(-1);
+  w.in_flight.fetch_sub(1, std::memory_order_relaxed);
   co_return keep;
 }
 
+// The request path, top to bottom: parse, the snapshot's stages, then the
+// attempt loop (forward). Every way out goes through complete() once.
 common::Awaitable<bool> Gateway::proxy(Worker& w, common::TcpStream& client, Request& req, bool keep_alive) {
-  const auto start = Clock::now();
-  const uint8_t route_index = routeIndex(req.target());
-  const char* route = kRouteNames[route_index];
-  const PoolRoute* pool = nullptr;
-  upstream::Backend* backend = nullptr;
-  std::string_view backend_name;
-  int status = 0;
-
-  // Counts the request under its route, pool's model and backend, once.
-  auto finish = [&](int code) {
-    const uint64_t pool_id = pool ? pool->id : 0;
-    const uint64_t backend_id = backend ? backend->id() : 0;
-    const std::string model = pool ? pool->model : "";
-    w.child(w.request_counters, MetricKey{route_index, pool_id, backend_id, code}, [&]() -> metrics::Counter& {
-       return metrics_->requests.with({route, model, std::string(backend_name), std::to_string(code)});
-     }).inc();
-    const double seconds = secondsSince(start);
-    w.child(w.durations, MetricKey{route_index, pool_id, 0, 0}, [&]() -> metrics::Histogram& {
-       return metrics_->duration.with({route, model});
-     }).observe(seconds);
-    requests_total_.fetch_add(1, std::memory_order_relaxed);
-    if (code >= 500) errors_total_.fetch_add(1, std::memory_order_relaxed);
-    if (backend) backend->recordOutcome(code >= 500, seconds);
-    latency_all_.observe(seconds);
-  };
+  pipeline::RequestContext ctx;
+  ctx.start = Clock::now();
+  ctx.route = routeIndex(req.target());
+  ctx.headers = &req.base();
+  ctx.body = req.body();
+  ctx.client = &client.socket();
+  RouteTablePtr routes = this->routes();
+  ctx.routes = routes.get();
+  w.prune(routes);
 
   auto parsed = w.parser.parse(*openai::endpointForTarget(req.target()), req.body(), /*collect_text=*/false);
   if (auto* e = std::get_if<openai::ApiError>(&parsed)) {
-    finish(e->status);
-    co_return co_await writeApiError(client, *e, keep_alive);
+    ctx.error = std::move(*e);
+    co_return co_await answerError(w, client, ctx, keep_alive);
   }
-  auto& pr = std::get<openai::ParsedRequest>(parsed);
+  ctx.parsed = std::move(std::get<openai::ParsedRequest>(parsed));
+  ctx.prompt_tokens_estimate = static_cast<uint32_t>(req.body().size() / 4);
 
-  RouteTablePtr routes = this->routes();
-  w.prunePools(routes);
-  pool = routes->find(pr.model);
-  if (!pool) {
-    // Unknown models are not a label value: clients choose them freely.
-    finish(404);
-    openai::ApiError e = openai::modelNotFound(pr.model);
-    co_return co_await writeApiError(client, std::move(e), keep_alive);
+  for (const auto& stage : routes->stages) {
+    if (stage->process(ctx) == pipeline::Verdict::kAnswered) co_return co_await answerError(w, client, ctx, keep_alive);
   }
-  const std::string& model = pool->model;
-  const uint32_t retry_after = routes->config.server().retry_after_seconds();
-  const size_t max_idle = routes->config.upstream().max_idle_connections();
+  co_return co_await forward(w, client, req, ctx, keep_alive);
+}
 
-  // Up to three tries before the first response byte: a stale keep-alive
-  // connection is retried on a fresh one; a backend that refuses connections
-  // is marked down and another one picked.
-  std::optional<openai::ApiError> last_error;  // why the previous attempt failed
-  for (int attempt = 0; attempt < 3; ++attempt) {
-    auto pick = pool->balancer->pick(pool->backends);
+common::Awaitable<bool> Gateway::answerError(Worker& w, common::TcpStream& client, pipeline::RequestContext& ctx,
+                                             bool keep_alive) {
+  ctx.status = ctx.error->status;
+  complete(w, ctx);
+  const std::string backend = ctx.backend ? ctx.backend->name() : std::string();
+  openai::ApiError e = std::move(*ctx.error);
+  const ExtraHeaders extra{.retry_after_seconds = ctx.retry_after_seconds, .backend = backend};
+  co_return co_await writeApiError(client, std::move(e), keep_alive, extra);
+}
+
+common::Awaitable<bool> Gateway::forward(Worker& w, common::TcpStream& client, const Request& req,
+                                         pipeline::RequestContext& ctx, bool keep_alive) {
+  const pipeline::RouteTable& routes = *ctx.routes;
+  const pipeline::PoolRoute& pool = *ctx.pool;
+  const auto& up = routes.config.upstream();
+  const uint32_t max_attempts = std::max<uint32_t>(1, up.retry().max_attempts());
+  const size_t max_idle = up.max_idle_connections();
+  BudgetScope budget(*pool.retry_budget);
+  std::optional<HeldAnswer> held;  // the latest refusal, relayed if no one else takes the request
+  const upstream::ExchangeRequest exchange_base{req.method_string(), req.target(), req[bhttp::field::accept],
+                                                req.body(), false};
+
+  for (uint32_t attempt = 0; attempt < max_attempts; ++attempt) {
+    if (attempt > 0 && !budget.startRetry()) break;
+    balance::PickContext pc;
+    pc.hash_key = ctx.hash_key;
+    pc.has_hash_key = ctx.has_hash_key;
+    pc.prefix_blocks = ctx.prefix_blocks;
+    pc.skip = ctx.tried;
+    auto pick = pool.balancer->pick(pool.backends, pc);
     if (pick.outcome != balance::PickOutcome::kPicked) {
-      if (last_error) {
-        // Failover found nobody else: report the failure we actually saw.
-        finish(last_error->status);
-        co_return co_await writeApiError(client, *last_error, keep_alive, {.backend = backend_name});
-      }
-      bool busy = pick.outcome == balance::PickOutcome::kAllBusy;
-      finish(503);
-      openai::ApiError e =
-          busy ? openai::serverBusy(common::strCat("Every backend serving `", model,
-                                                   "` is at its concurrency limit. Please retry shortly."))
-               : openai::ApiError{503, common::strCat("No healthy backend is serving `", model, "` right now."),
-                                  "server_error", "", "no_healthy_backend"};
-      co_return co_await writeApiError(client, std::move(e), keep_alive, {.retry_after_seconds = retry_after});
+      if (held || ctx.error) break;  // failover found nobody else: report what we saw
+      const bool busy = pick.outcome == balance::PickOutcome::kAllBusy;
+      ctx.error = busy ? openai::serverBusy(common::strCat("Every backend serving `", pool.model,
+                                                           "` is at its concurrency limit. Please retry shortly."))
+                       : openai::ApiError{503, common::strCat("No healthy backend is serving `", pool.model, "` right now."),
+                                          "server_error", "", "no_healthy_backend"};
+      ctx.retry_after_seconds = routes.config.server().retry_after_seconds();
+      co_return co_await answerError(w, client, ctx, keep_alive);
+    }
+    if (attempt > 0) {
+      ++ctx.retries;
+      metrics_->retries.with({pick.backend->name(), "another_backend"}).inc();
     }
     BackendSlot slot(pick.backend);
-    const upstream::Backend& b = *pick.backend;
-    backend = pick.backend.get();
-    backend_name = b.name();
+    ctx.backend = pick.backend;
+    ++ctx.attempts;
+    upstream::Backend& b = *pick.backend;
     std::shared_ptr<upstream::ConnectionPool> pool_ref = w.pool(pick.backend, max_idle);
     upstream::ConnectionPool& cpool = *pool_ref;
+    upstream::ExchangeRequest er = exchange_base;
+    er.hold_refusals = attempt + 1 < max_attempts;
 
+    // A stale pooled connection is retried once on a fresh one, same backend.
     for (int fresh_try = 0; fresh_try < 2; ++fresh_try) {
       upstream::ConnectionPtr conn = cpool.takeIdle();
       const bool reused = conn != nullptr;
@@ -622,71 +497,124 @@ common::Awaitable<bool> Gateway::proxy(Worker& w, common::TcpStream& client, Req
         if (!opened.ok()) {
           metrics_->connects.with({b.name(), "error"}).inc();
           const bool timeout = absl::IsDeadlineExceeded(opened.status());
-          if (!timeout) {
-            // Refused or unreachable: stop sending it traffic until the
-            // health checker sees it answer again.
-            if (pick.backend->healthy()) {
-              spdlog::warn("backend {} marked down: {}", b.name(), std::string(opened.status().message()));
-            }
-            pick.backend->setHealthy(false);
+          const std::string why(opened.status().message());
+          if (!timeout && b.config().health_check().path() != "none" && b.healthy()) {
+            // Refused or unreachable: out of rotation until the health
+            // checker sees it answer again. (Without health checks the
+            // outlier detector ejects it for a while instead, so it returns.)
+            spdlog::warn("backend {} marked down: {}", b.name(), why);
+            b.setHealthy(false);
           }
-          last_error = openai::ApiError{
-              timeout ? 504 : 502, common::strCat("Upstream ", b.name(), " is unreachable: ", opened.status().message()),
-              "upstream_error", "", timeout ? "upstream_timeout" : "upstream_unreachable"};
-          pick.backend->noteError(common::wallClockMs(), last_error->message);
-          metrics_->retries.with({b.name(), "connect_failed"}).inc();
-          break;  // pick another backend
+          routes.outliers->onAttempt(b, upstream::AttemptResult::kConnectFailed, pool.backends, common::wallClockMs(),
+                                     {}, why);
+          ctx.error = openai::ApiError{timeout ? 504 : 502, common::strCat("Upstream ", b.name(), " is unreachable: ", why),
+                                       "upstream_error", "", timeout ? "upstream_timeout" : "upstream_unreachable"};
+          b.noteError(common::wallClockMs(), ctx.error->message);
+          break;  // another backend
         }
         metrics_->connects.with({b.name(), "ok"}).inc();
         conn = std::move(*opened);
       }
 
-      ExchangeArgs args{*conn, client, req, b, keep_alive, reused};
-      ExchangeResult r = co_await std::visit([&](auto& s) { return exchange(s, args); }, conn->stream);
+      ClientSink sink(client, keep_alive, std::chrono::milliseconds(b.config().idle_timeout_ms()),
+                      ctx.response_headers);
+      upstream::ExchangeResult r = co_await upstream::exchange(*conn, b, er, reused, sink);
       switch (r.outcome) {
-        case Exchange::kRetryable:
+        case upstream::Exchange::kRetryable:
           metrics_->retries.with({b.name(), "stale_connection"}).inc();
-          continue;  // the same backend, on a new connection
-        case Exchange::kFailedBeforeResponse:
-          pick.backend->noteError(common::wallClockMs(), r.error.message);
-          finish(r.error.status);
-          co_return co_await writeApiError(client, r.error, keep_alive, {.backend = b.name()});
-        case Exchange::kDone:
-        case Exchange::kClientGone:
-        case Exchange::kAbortedMidBody: {
-          status = r.status;
-          if (r.outcome == Exchange::kAbortedMidBody) {
-            pick.backend->noteError(common::wallClockMs(), "the response broke off mid-body");
-          } else if (status >= 500) {
-            pick.backend->noteError(common::wallClockMs(), common::strCat("answered HTTP ", status));
+          continue;
+        case upstream::Exchange::kFailedBeforeResponse:
+          b.noteError(common::wallClockMs(), r.error.message);
+          routes.outliers->onAttempt(b, upstream::AttemptResult::kFailure, pool.backends, common::wallClockMs(), {},
+                                     r.error.message);
+          ctx.error = std::move(r.error);
+          if (ctx.error->status == 504) co_return co_await answerError(w, client, ctx, keep_alive);  // waited long enough
+          break;  // another backend
+        case upstream::Exchange::kRefused: {
+          if (r.upstream_reusable) cpool.putBack(std::move(conn));
+          b.noteError(common::wallClockMs(), common::strCat("answered HTTP ", r.status));
+          routes.outliers->onAttempt(b, classify(r.status), pool.backends, common::wallClockMs(), r.held_retry_after,
+                                     common::strCat("answered HTTP ", r.status));
+          uint32_t retry_after = 0;
+          std::from_chars(r.held_retry_after.data(), r.held_retry_after.data() + r.held_retry_after.size(), retry_after);
+          held = HeldAnswer{r.status, std::move(r.held_body), std::move(r.held_content_type), retry_after, b.name()};
+          ctx.error.reset();
+          break;  // another backend
+        }
+        case upstream::Exchange::kDone:
+        case upstream::Exchange::kClientGone:
+        case upstream::Exchange::kAbortedMidBody: {
+          ctx.status = r.status;
+          ctx.output_tokens = r.output_tokens;
+          if (r.saw_first_byte) ctx.first_byte = r.first_byte;
+          if (r.outcome == upstream::Exchange::kAbortedMidBody) {
+            b.noteError(common::wallClockMs(), "the response broke off mid-body");
+          } else if (r.status >= 500) {
+            b.noteError(common::wallClockMs(), common::strCat("answered HTTP ", r.status));
           }
-          if (r.saw_first_byte) {
-            const double ttft = std::chrono::duration<double>(r.first_byte - start).count();
-            w.child(w.ttfts, MetricKey{0, pool->id, b.id(), 0}, [&]() -> metrics::Histogram& {
-               return metrics_->ttft.with({model, b.name()});
-             }).observe(ttft);
-            ttft_all_.observe(ttft);
-          }
-          if (r.outcome == Exchange::kDone) {
+          const bool broken = r.outcome == upstream::Exchange::kAbortedMidBody;
+          routes.outliers->onAttempt(b, broken ? upstream::AttemptResult::kFailure : classify(r.status), pool.backends,
+                                     common::wallClockMs(), {}, broken ? "broke off mid-body" : "");
+          if (r.outcome == upstream::Exchange::kDone) {
             conn->requests++;
             if (r.upstream_reusable) cpool.putBack(std::move(conn));
-            finish(status);
-            co_return r.client_keep_alive;
+            complete(w, ctx);
+            co_return keep_alive;
           }
-          // Count broken responses apart from clean ones: 499 (client gone)
-          // and 502 (upstream broke mid-body), as nginx does.
-          finish(r.outcome == Exchange::kClientGone ? 499 : 502);
+          // Broken responses are counted apart from clean ones: 499 (client
+          // gone) and 502 (upstream broke mid-body), as nginx does.
+          ctx.status = r.outcome == upstream::Exchange::kClientGone ? 499 : 502;
+          complete(w, ctx);
           co_return false;
         }
       }
+      break;
     }
+    ctx.tried.push_back(pick.backend.get());
   }
-  if (!last_error) {
-    last_error = openai::ApiError{502, "Every upstream attempt failed before a response began.", "upstream_error", "",
-                                  "upstream_error"};
+  if (held) {
+    // Nobody else could take it: the backend's own answer, as it gave it.
+    ctx.status = held->status;
+    complete(w, ctx);
+    // Named locals, not temporaries, in the co_await (GCC 12, see ARCHITECTURE).
+    std::string body = std::move(held->body);
+    const std::string content_type = held->content_type.empty() ? std::string("application/json") : held->content_type;
+    const ExtraHeaders extra{.retry_after_seconds = held->retry_after_seconds, .backend = held->backend};
+    co_return co_await writeBody(client, static_cast<bhttp::status>(held->status), std::move(body), content_type,
+                                 keep_alive, extra);
   }
-  finish(last_error->status);
-  co_return co_await writeApiError(client, *last_error, keep_alive, {.backend = backend_name});
+  if (!ctx.error) {
+    ctx.error = openai::ApiError{502, "Every upstream attempt failed before a response began.", "upstream_error", "",
+                                 "upstream_error"};
+  }
+  co_return co_await answerError(w, client, ctx, keep_alive);
+}
+
+void Gateway::complete(Worker& w, pipeline::RequestContext& ctx) {
+  const uint64_t pool_id = ctx.pool ? ctx.pool->id : 0;
+  const uint64_t backend_id = ctx.backend ? ctx.backend->id() : 0;
+  const char* route = kRouteNames[ctx.route];
+  const int code = ctx.status;
+  auto model = [&] { return ctx.pool ? ctx.pool->model : std::string(); };
+  auto backend_name = [&] { return ctx.backend ? ctx.backend->name() : std::string(); };
+  w.child(w.request_counters, MetricKey{ctx.route, pool_id, backend_id, code}, [&]() -> metrics::Counter& {
+     return metrics_->requests.with({route, model(), backend_name(), std::to_string(code)});
+   }).inc();
+  const double seconds = secondsSince(ctx.start);
+  w.child(w.durations, MetricKey{ctx.route, pool_id, 0, 0}, [&]() -> metrics::Histogram& {
+     return metrics_->duration.with({route, model()});
+   }).observe(seconds);
+  if (ctx.first_byte && ctx.backend) {
+    const double ttft = std::chrono::duration<double>(*ctx.first_byte - ctx.start).count();
+    w.child(w.ttfts, MetricKey{0, pool_id, backend_id, 0}, [&]() -> metrics::Histogram& {
+       return metrics_->ttft.with({model(), backend_name()});
+     }).observe(ttft);
+    w.ttft_all.observe(ttft);
+  }
+  w.latency_all.observe(seconds);
+  w.requests.fetch_add(1, std::memory_order_relaxed);
+  if (code >= 500) w.errors.fetch_add(1, std::memory_order_relaxed);
+  for (const auto& o : ctx.routes->observers) o->onComplete(ctx);
 }
 
 }  // namespace spillway::http

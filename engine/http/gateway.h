@@ -1,6 +1,8 @@
-// The request handler behind the front server: routes each request of the
-// OpenAI surface and the admin endpoints, and proxies completions to a
-// backend picked by the pool's balancer, streaming the answer back.
+// The request handler behind the front server: answers the admin endpoints
+// and runs each completion request through the pipeline — parse, the
+// routing snapshot's stages (identify, route, affinity), the pool's
+// balancer, the upstream exchange into a client sink, retries on another
+// backend before the first byte, and the completion observers.
 //
 // Threading: handle() runs on the worker thread that owns the connection;
 // everything per worker (connection pools, metric handles) lives in that
@@ -19,12 +21,15 @@
 #include <vector>
 
 #include "common/asio_types.h"
-#include "http/route_table.h"
+#include "pipeline/request_context.h"
+#include "pipeline/route_table.h"
 #include "metrics/registry.h"
 
 namespace spillway::http {
 
 using Request = boost::beast::http::request<boost::beast::http::string_body>;
+using pipeline::RouteTable;
+using pipeline::RouteTablePtr;
 
 class Gateway {
  public:
@@ -44,6 +49,7 @@ class Gateway {
   // Counts a request the front server answered itself (400/408/413/431).
   void countRejected(int status);
 
+  // Requests in flight now, over every worker.
   int64_t inFlight() const;
 
   // Totals since start over every proxied request, for live snapshots.
@@ -56,12 +62,24 @@ class Gateway {
   };
   Totals totals() const;
 
+  // Metric handles the workers cache (by pool and backend ids); bounded by
+  // the live routing table, whatever the number of config applies.
+  size_t cachedMetricHandles() const;
+
   struct Worker;
   struct Metrics;
 
  private:
   common::Awaitable<bool> proxy(Worker& w, common::TcpStream& client, Request& req,
                                      bool keep_alive);
+  // The attempt loop: pick, exchange, retry elsewhere before the first byte.
+  common::Awaitable<bool> forward(Worker& w, common::TcpStream& client, const Request& req,
+                                  pipeline::RequestContext& ctx, bool keep_alive);
+  // Answers ctx.error (set by a stage or the attempt loop) and completes.
+  common::Awaitable<bool> answerError(Worker& w, common::TcpStream& client, pipeline::RequestContext& ctx,
+                                      bool keep_alive);
+  // The completion observers: metrics here, then the table's observers.
+  void complete(Worker& w, pipeline::RequestContext& ctx);
 
   std::atomic<std::shared_ptr<const RouteTable>> routes_;
   std::unique_ptr<boost::asio::ssl::context> tls_verify_;
@@ -69,10 +87,6 @@ class Gateway {
   std::unique_ptr<Metrics> metrics_;
   std::vector<std::unique_ptr<Worker>> workers_;
   metrics::Registry& registry_;
-  std::atomic<uint64_t> requests_total_{0};
-  std::atomic<uint64_t> errors_total_{0};
-  metrics::Histogram latency_all_;  // not exported: feeds snapshots
-  metrics::Histogram ttft_all_;
 
  public:
   // The TLS context for https backends (health checks share it).

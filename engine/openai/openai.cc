@@ -144,6 +144,11 @@ std::variant<ParsedRequest, ApiError> RequestParser::parse(Endpoint endpoint, st
       r.include_usage = iu.value_unsafe().get_bool().value_unsafe();
     }
   }
+  auto user = root["user"];
+  if (!user.error() && !user.value_unsafe().is_null()) {
+    if (!user.value_unsafe().is_string()) return invalidType("user", "a string");
+    r.user = std::string(user.value_unsafe().get_string().value_unsafe());
+  }
   for (const char* name : {"max_tokens", "max_completion_tokens"}) {
     auto mt = root[name];
     if (mt.error() || mt.value_unsafe().is_null()) continue;

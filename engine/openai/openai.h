@@ -41,6 +41,7 @@ struct ParsedRequest {
   bool stream = false;
   bool include_usage = false;            // stream_options.include_usage
   std::optional<uint32_t> max_tokens;    // max_tokens or max_completion_tokens
+  std::string user;                      // the end-user id, if sent
   std::string prompt_text;               // all text content, for token counting
   uint32_t message_count = 0;            // chat only
   uint32_t prompt_token_ids = 0;         // completions given as token arrays

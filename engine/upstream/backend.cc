@@ -22,7 +22,25 @@ void Backend::eject(int64_t now_ms, int64_t until_ms, int64_t slow_start_ms) {
   recomputeWeight(now_ms);
 }
 
+void Backend::backOff(int64_t until_ms) {
+  int64_t cur = back_off_until_ms_.load(std::memory_order_relaxed);
+  while (cur < until_ms && !back_off_until_ms_.compare_exchange_weak(cur, until_ms, std::memory_order_relaxed)) {
+  }
+  if (!backing_off_.exchange(true, std::memory_order_relaxed)) back_offs_.fetch_add(1, std::memory_order_relaxed);
+}
+
+uint32_t Backend::noteResult(bool failed) {
+  if (!failed) {
+    if (consecutive_failures_.load(std::memory_order_relaxed) != 0) consecutive_failures_.store(0, std::memory_order_relaxed);
+    return 0;
+  }
+  return consecutive_failures_.fetch_add(1, std::memory_order_relaxed) + 1;
+}
+
 void Backend::tick(int64_t now_ms) {
+  if (backingOff() && now_ms >= back_off_until_ms_.load(std::memory_order_relaxed)) {
+    backing_off_.store(false, std::memory_order_relaxed);
+  }
   if (!ejected() && !coolingDown()) return;
   std::lock_guard lock(state_mu_);
   if (ejected() && now_ms >= ejected_until_ms_.load(std::memory_order_relaxed)) {
@@ -58,15 +76,25 @@ void Backend::recomputeWeight(int64_t now_ms) {
   weight_.store(w, std::memory_order_relaxed);
 }
 
-void Backend::recordOutcome(bool failed, double seconds) {
-  requests_.fetch_add(1, std::memory_order_relaxed);
-  if (failed) failures_.fetch_add(1, std::memory_order_relaxed);
-  // Exponentially weighted mean, alpha 0.1: about the last 20 requests.
-  double cur = ewma_latency_.load(std::memory_order_relaxed);
+namespace {
+
+// Exponentially weighted mean, alpha 0.1: about the last 20 samples. The
+// first sample seeds it.
+void ewmaAdd(std::atomic<double>& avg, double sample) {
+  double cur = avg.load(std::memory_order_relaxed);
   double next;
   do {
-    next = cur == 0 ? seconds : cur + 0.1 * (seconds - cur);
-  } while (!ewma_latency_.compare_exchange_weak(cur, next, std::memory_order_relaxed));
+    next = cur == 0 ? sample : cur + 0.1 * (sample - cur);
+  } while (!avg.compare_exchange_weak(cur, next, std::memory_order_relaxed));
+}
+
+}  // namespace
+
+void Backend::recordOutcome(bool failed, double seconds, uint32_t output_tokens) {
+  requests_.fetch_add(1, std::memory_order_relaxed);
+  if (failed) failures_.fetch_add(1, std::memory_order_relaxed);
+  ewmaAdd(ewma_latency_, seconds);
+  if (!failed && output_tokens > 0) ewmaAdd(ewma_ms_per_token_, seconds * 1000.0 / output_tokens);
 }
 
 void Backend::noteError(int64_t now_ms, std::string_view message) {

@@ -17,6 +17,7 @@
 #include <string>
 #include <string_view>
 
+#include "common/clock.h"
 #include "common/url.h"
 #include "spillway/v1/config.pb.h"
 
@@ -42,14 +43,48 @@ class Backend {
   // Drained backends get no new requests; those in flight finish.
   bool draining() const { return draining_.load(std::memory_order_relaxed); }
   void setDraining(bool d) { draining_.store(d, std::memory_order_relaxed); }
-  // Healthy, not drained and not ejected: may take new requests.
-  bool available() const { return healthy() && !draining() && !ejected(); }
+  // Healthy, not drained, not ejected and not backing off: may take new
+  // requests.
+  bool available() const { return healthy() && !draining() && !ejected() && !backingOff(); }
   // One word for all of it, in this order of precedence: "down" (health),
-  // "draining", "ejected", "cooling_down" (slow start), "up".
+  // "draining", "ejected", "backing_off" (it answered 429/503),
+  // "cooling_down" (slow start), "up".
   std::string_view state() const {
-    return !healthy() ? "down" : draining() ? "draining" : ejected() ? "ejected" : coolingDown() ? "cooling_down" : "up";
+    return !healthy()      ? "down"
+           : draining()    ? "draining"
+           : ejected()     ? "ejected"
+           : backingOff()  ? "backing_off"
+           : coolingDown() ? "cooling_down"
+                           : "up";
   }
-  static constexpr std::string_view kStates[] = {"up", "down", "draining", "ejected", "cooling_down"};
+  static constexpr std::string_view kStates[] = {"up", "down", "draining", "ejected", "backing_off", "cooling_down"};
+
+  // Back-off after the backend said it is busy (429, or 503 with or without
+  // Retry-After): no new requests until `until_ms` (wall clock). tick()
+  // ends it; a later until never shortens a running back-off.
+  void backOff(int64_t until_ms);
+  // Reads the wall clock only while a back-off is set, so it ends on time
+  // even between ticks.
+  bool backingOff() const {
+    return backing_off_.load(std::memory_order_relaxed) &&
+           common::wallClockMs() < back_off_until_ms_.load(std::memory_order_relaxed);
+  }
+  int64_t backOffUntilMs() const { return back_off_until_ms_.load(std::memory_order_relaxed); }
+  uint64_t backOffs() const { return back_offs_.load(std::memory_order_relaxed); }
+
+  // Passive outlier detection's bookkeeping: failures in a row (reset by a
+  // success), and how many times it was ejected automatically.
+  // noteResult() returns the run of failures after this one.
+  uint32_t noteResult(bool failed);
+  uint32_t consecutiveFailures() const { return consecutive_failures_.load(std::memory_order_relaxed); }
+  uint32_t autoEjections() const { return auto_ejections_.load(std::memory_order_relaxed); }
+  // Counts an automatic ejection; returns the count including this one.
+  uint32_t countAutoEjection() {
+    ejections_total_.fetch_add(1, std::memory_order_relaxed);
+    return auto_ejections_.fetch_add(1, std::memory_order_relaxed) + 1;
+  }
+  uint64_t ejectionsTotal() const { return ejections_total_.load(std::memory_order_relaxed); }
+  void resetAutoEjections() { auto_ejections_.store(0, std::memory_order_relaxed); }
 
   // Operator ejection: out of rotation until `until_ms` (wall clock), then
   // back with its weight ramping up over `slow_start_ms`. until_ms <= now
@@ -84,11 +119,15 @@ class Backend {
 
   // Passive statistics: every finished request through this backend, and
   // the last failure seen (with its wall-clock time).
-  void recordOutcome(bool failed, double seconds);
+  // `output_tokens` (0 when unknown) feeds the latency-per-token EWMA.
+  void recordOutcome(bool failed, double seconds, uint32_t output_tokens = 0);
   void noteError(int64_t now_ms, std::string_view message);
   uint64_t requests() const { return requests_.load(std::memory_order_relaxed); }
   uint64_t failures() const { return failures_.load(std::memory_order_relaxed); }
   double ewmaLatencySeconds() const { return ewma_latency_.load(std::memory_order_relaxed); }
+  // EWMA of milliseconds per output token (requests with a token count only;
+  // 0 until the first one).
+  double ewmaMsPerToken() const { return ewma_ms_per_token_.load(std::memory_order_relaxed); }
   std::pair<int64_t, std::string> lastError() const;
 
   // Connection accounting, for the pool gauges.
@@ -120,6 +159,13 @@ class Backend {
   std::atomic<uint64_t> requests_{0};
   std::atomic<uint64_t> failures_{0};
   std::atomic<double> ewma_latency_{0};
+  std::atomic<double> ewma_ms_per_token_{0};
+  std::atomic<bool> backing_off_{false};
+  std::atomic<int64_t> back_off_until_ms_{0};
+  std::atomic<uint64_t> back_offs_{0};
+  std::atomic<uint32_t> consecutive_failures_{0};
+  std::atomic<uint32_t> auto_ejections_{0};
+  std::atomic<uint64_t> ejections_total_{0};
   mutable std::mutex error_mu_;
   int64_t last_error_ms_ = 0;  // GUARDED_BY(error_mu_)
   std::string last_error_;     // GUARDED_BY(error_mu_)

@@ -22,11 +22,11 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 
 struct HealthChecker::State {
-  State(net::io_context& c, std::vector<BackendPtr> b, net::ssl::context* t)
-      : ioc(c), backends(std::move(b)), tls(t) {}
+  State(net::io_context& c, std::vector<BackendPtr> b, HealthChecker::TlsFor t)
+      : ioc(c), backends(std::move(b)), tls_for(std::move(t)) {}
   net::io_context& ioc;
   std::vector<BackendPtr> backends;
-  net::ssl::context* tls;
+  HealthChecker::TlsFor tls_for;
   std::atomic<bool> stopped{false};
   std::vector<std::unique_ptr<common::SteadyTimer>> timers;  // one per backend, used on ioc only
 };
@@ -70,7 +70,7 @@ common::Awaitable<void> loop(std::shared_ptr<HealthChecker::State> st, size_t i)
   auto& timer = *st->timers[i];
   uint32_t fails = 0, passes = 0;
   while (!st->stopped.load()) {
-    bool ok = co_await probe(b, st->tls);
+    bool ok = co_await probe(b, st->tls_for(*b));
     if (st->stopped.load()) break;
     if (ok) {
       fails = 0;
@@ -94,9 +94,8 @@ common::Awaitable<void> loop(std::shared_ptr<HealthChecker::State> st, size_t i)
 
 }  // namespace
 
-HealthChecker::HealthChecker(net::io_context& ioc, std::vector<BackendPtr> backends,
-                             net::ssl::context* tls)
-    : state_(std::make_shared<State>(ioc, std::move(backends), tls)) {
+HealthChecker::HealthChecker(net::io_context& ioc, std::vector<BackendPtr> backends, TlsFor tls_for)
+    : state_(std::make_shared<State>(ioc, std::move(backends), std::move(tls_for))) {
   for (size_t i = 0; i < state_->backends.size(); ++i) {
     state_->timers.push_back(std::make_unique<common::SteadyTimer>(ioc));
   }

@@ -6,6 +6,7 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ssl/context.hpp>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -15,10 +16,10 @@ namespace spillway::upstream {
 
 class HealthChecker {
  public:
-  // Probes run on `ioc`. `tls` is used for https backends and must outlive
-  // the checker.
-  HealthChecker(boost::asio::io_context& ioc, std::vector<BackendPtr> backends,
-                boost::asio::ssl::context* tls);
+  // Probes run on `ioc`. `tls_for` gives each https backend's TLS context
+  // (its own verification settings); the contexts must outlive the checker.
+  using TlsFor = std::function<boost::asio::ssl::context*(const Backend&)>;
+  HealthChecker(boost::asio::io_context& ioc, std::vector<BackendPtr> backends, TlsFor tls_for);
   ~HealthChecker();
 
   void start();

@@ -115,7 +115,7 @@ void GatewayTest::streamingCompletion() {
 }
 
 void GatewayTest::roundRobinSpreadsRequests() {
-  auto engine = startEngine(kTwoBackends);
+  auto engine = startEngine(kTwoBackends, "upstream:\n  balancing: {policy: round_robin}\n");
   std::map<std::string, int> by_backend;
   for (int i = 0; i < 6; ++i) by_backend[postJson(engine->port(), "/v1/chat/completions", kChat).header("x-spillway-backend")]++;
   QCOMPARE(by_backend["sim-a"], 3);
@@ -167,11 +167,14 @@ void GatewayTest::healthAndReadiness() {
 void GatewayTest::metricsAreValidPrometheusText() {
   const QString promtool = QStandardPaths::findExecutable("promtool");
   QVERIFY2(!promtool.isEmpty(), "promtool is installed by installer/debian-deps.sh");
-  auto engine = startEngine(kTwoBackends);
+  // Round robin, so the two completions land on sim-a then sim-b.
+  auto engine = startEngine(kTwoBackends, "upstream:\n  balancing: {policy: round_robin}\n");
   QCOMPARE(postJson(engine->port(), "/v1/chat/completions", kChat).status, 200);
   QCOMPARE(streamRequest(engine->port(), "/v1/chat/completions", kStreamChat).status, 200);
   const std::string invalid = R"({"model":"nope","messages":[]})";
   QCOMPARE(postJson(engine->port(), "/v1/chat/completions", invalid).status, 400);
+  // A request is counted just after its answer is written: wait for all three.
+  QVERIFY(waitFor([&] { return engine->totals().requests == 3; }));
   auto m = httpRequest(engine->port(), "GET", "/metrics");
   QCOMPARE(m.status, 200);
   QVERIFY(m.header("content-type").find("text/plain; version=0.0.4") == 0);

@@ -1,0 +1,50 @@
+#include "balance/least_outstanding.h"
+
+#include <cmath>
+#include <vector>
+
+namespace spillway::balance {
+
+double LeastOutstandingBalancer::score(const upstream::Backend& b) const {
+  const double w = b.effectiveWeight();
+  const double active = static_cast<double>(b.inFlight()) + 1.0;
+  return bias_ == 1.0 ? w / active : w / std::pow(active, bias_);
+}
+
+PickResult LeastOutstandingBalancer::pick(std::span<const upstream::BackendPtr> backends, const PickContext& ctx) {
+  const size_t n = backends.size();
+  size_t buf[64];
+  std::vector<size_t> heap;
+  size_t* cand = buf;
+  if (n > std::size(buf)) {
+    heap.resize(n);
+    cand = heap.data();
+  }
+  size_t m = 0;
+  for (size_t i = 0; i < n; ++i) {
+    if (eligible(*backends[i], ctx)) cand[m++] = i;
+  }
+  if (m == 0) return {};
+  // Partial Fisher-Yates: the first k slots become k distinct random picks.
+  const size_t k = std::min<size_t>(std::max<uint32_t>(choices_, 1), m);
+  for (size_t j = 0; j < k; ++j) std::swap(cand[j], cand[j + random_.below(m - j)]);
+  // Best of the sample first, then the rest of the sample, then everyone
+  // else: a full winner never turns a pick into "all busy" while others have room.
+  size_t best = 0;
+  double best_score = score(*backends[cand[0]]);
+  for (size_t j = 1; j < k; ++j) {
+    const double s = score(*backends[cand[j]]);
+    if (s > best_score) {
+      best = j;
+      best_score = s;
+    }
+  }
+  std::swap(cand[0], cand[best]);
+  for (size_t j = 0; j < m; ++j) {
+    const auto& b = backends[cand[j]];
+    if (b->tryAcquire()) return {PickOutcome::kPicked, b, j == 0 ? best_score : score(*b)};
+  }
+  return {PickOutcome::kAllBusy, nullptr, 0};
+}
+
+}  // namespace spillway::balance

@@ -1,0 +1,32 @@
+// Completion observers: told once when a proxied request has ended (its
+// answer written, or the client gone), with everything the request
+// context learned on the way. The gateway counts metrics first, then calls
+// the routing snapshot's observers in order (backend feedback now; usage
+// reconciliation and cache fills come with their issues).
+//
+// Contract: onComplete() runs on the request's worker thread, concurrently
+// for many requests; it must not block.
+#pragma once
+
+#include <memory>
+
+namespace spillway::pipeline {
+
+struct RequestContext;
+
+class CompletionObserver {
+ public:
+  virtual ~CompletionObserver() = default;
+  virtual void onComplete(const RequestContext& ctx) = 0;
+};
+
+using CompletionObserverPtr = std::unique_ptr<CompletionObserver>;
+
+// Feeds each backend's passive statistics (requests, failures, EWMA latency
+// and latency per output token) and the pool's balancer.
+class BackendFeedback final : public CompletionObserver {
+ public:
+  void onComplete(const RequestContext& ctx) override;
+};
+
+}  // namespace spillway::pipeline

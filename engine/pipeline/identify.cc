@@ -1,0 +1,44 @@
+#include "pipeline/identify.h"
+
+#include <boost/beast/core/string.hpp>
+
+#include "pipeline/request_context.h"
+
+namespace spillway::pipeline {
+
+namespace bhttp = boost::beast::http;
+
+std::string_view priorityName(Priority p) {
+  switch (p) {
+    case Priority::kCritical: return "critical";
+    case Priority::kSheddable: return "sheddable";
+    case Priority::kStandard: break;
+  }
+  return "standard";
+}
+
+Verdict IdentifyStage::process(RequestContext& ctx) {
+  if (!ctx.headers) return Verdict::kContinue;
+  const auto& h = *ctx.headers;
+  const std::string_view auth = h[bhttp::field::authorization];
+  if (auth.size() > 7 && boost::beast::iequals(auth.substr(0, 7), "Bearer ")) ctx.caller.api_key = std::string(auth.substr(7));
+  if (auto s = h["x-session-id"]; !s.empty()) ctx.caller.session_key = std::string(s);
+  const std::string_view prio = h["x-spillway-priority"];
+  if (boost::beast::iequals(prio, "critical")) {
+    ctx.caller.priority = Priority::kCritical;
+  } else if (boost::beast::iequals(prio, "sheddable")) {
+    ctx.caller.priority = Priority::kSheddable;
+  }
+  return Verdict::kContinue;
+}
+
+const std::string& clientAddress(RequestContext& ctx) {
+  if (ctx.caller.client_ip.empty() && ctx.client) {
+    boost::system::error_code ec;
+    const auto ep = ctx.client->remote_endpoint(ec);
+    if (!ec) ctx.caller.client_ip = ep.address().to_string();
+  }
+  return ctx.caller.client_ip;
+}
+
+}  // namespace spillway::pipeline

@@ -1,0 +1,46 @@
+#include "pipeline/pipeline.h"
+
+#include "pipeline/affinity.h"
+#include "pipeline/identify.h"
+#include "pipeline/route.h"
+
+namespace spillway::pipeline {
+
+std::vector<StagePtr> buildStages(const v1::Config&) {
+  std::vector<StagePtr> stages;
+  stages.push_back(std::make_unique<IdentifyStage>());
+  stages.push_back(std::make_unique<RouteStage>());
+  stages.push_back(std::make_unique<AffinityStage>());
+  return stages;
+}
+
+std::vector<CompletionObserverPtr> buildObservers(const v1::Config&) {
+  std::vector<CompletionObserverPtr> observers;
+  observers.push_back(std::make_unique<BackendFeedback>());
+  return observers;
+}
+
+absl::StatusOr<PoolRoute> buildPool(const v1::Config& config, const v1::Pool& pool,
+                                    std::vector<upstream::BackendPtr> backends, uint64_t id) {
+  PoolRoute route;
+  route.id = id;
+  route.model = pool.model();
+  route.backends = std::move(backends);
+  route.balancing = balance::effectiveBalancing(pool.balancing(), config.upstream().balancing());
+  auto balancer = balance::makeBalancer(route.balancing, /*seed=*/id * 0x9e3779b97f4a7c15ull);
+  if (!balancer.ok()) return balancer.status();
+  route.balancer = std::move(*balancer);
+  route.needs = route.balancer->needs();
+  const auto& retry = config.upstream().retry();
+  route.retry_budget = std::make_unique<RetryBudget>(retry.budget_percent(), retry.min_retries());
+  return route;
+}
+
+std::unique_ptr<upstream::OutlierDetector> buildOutlierDetector(const v1::Config& config,
+                                                                std::shared_ptr<upstream::BackendEvents> events) {
+  const auto& u = config.upstream();
+  return std::make_unique<upstream::OutlierDetector>(u.outlier_detection(), u.slow_start_ms(), u.busy_cooldown_ms(),
+                                                     std::move(events));
+}
+
+}  // namespace spillway::pipeline

@@ -1,0 +1,73 @@
+// One proxied request on its way through the pipeline: what was parsed,
+// who sent it, where it is going, and how it ended. Created by the gateway
+// for each completion request, filled in by the stages in order, read by
+// the completion observers. Lives on the request's worker thread only.
+#pragma once
+
+#include <boost/beast/http/fields.hpp>
+#include <chrono>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/asio_types.h"
+#include "openai/openai.h"
+#include "upstream/backend.h"
+
+namespace spillway::pipeline {
+
+struct PoolRoute;
+struct RouteTable;
+
+// Priority classes, highest first (x-spillway-priority; admission uses them).
+enum class Priority : uint8_t { kCritical, kStandard, kSheddable };
+std::string_view priorityName(Priority p);
+
+// Who sent the request.
+struct Caller {
+  std::string api_key;      // the bearer token, if any (never logged)
+  std::string client_ip;    // filled on demand (affinity by address)
+  std::string session_key;  // x-session-id, if sent
+  Priority priority = Priority::kStandard;
+};
+
+struct RequestContext {
+  using Clock = std::chrono::steady_clock;
+
+  // --- the request -------------------------------------------------------
+  const boost::beast::http::fields* headers = nullptr;
+  const common::TcpStream::socket_type* client = nullptr;  // for the client's address, asked only when needed
+  std::string_view body;  // owned by the front server's request object
+  uint8_t route = 0;      // index into the gateway's route names
+  openai::ParsedRequest parsed;  // model, stream, max_tokens, user
+  uint32_t prompt_tokens_estimate = 0;  // body bytes / 4: a cheap upper-ish bound
+  // Chained hashes of the prompt prefix in fixed-size blocks (only when the
+  // pool's policy wants them).
+  std::vector<uint64_t> prefix_blocks;
+  Caller caller;
+  Clock::time_point start;
+  std::optional<Clock::time_point> deadline;  // none yet: the admission issue sets one
+
+  // --- routing -----------------------------------------------------------
+  const RouteTable* routes = nullptr;
+  const PoolRoute* pool = nullptr;
+  uint64_t hash_key = 0;  // affinity key for consistent_hash
+  bool has_hash_key = false;
+  upstream::BackendPtr backend;                  // the backend of the current / last attempt
+  std::vector<const upstream::Backend*> tried;  // backends that failed this request
+  uint32_t attempts = 0;
+  uint32_t retries = 0;  // attempts on another backend
+
+  // --- the response --------------------------------------------------------
+  std::string response_headers;  // complete lines stages add ("Set-Cookie: ...\r\n")
+  std::optional<openai::ApiError> error;  // set by a stage that answers itself
+  uint32_t retry_after_seconds = 0;       // with `error`
+
+  // --- the outcome -------------------------------------------------------
+  int status = 0;  // as counted: 499 client gone, 502 broken mid-body
+  std::optional<Clock::time_point> first_byte;
+  uint32_t output_tokens = 0;
+};
+
+}  // namespace spillway::pipeline

@@ -1,0 +1,60 @@
+// The routing snapshot the request path serves from: which backends serve
+// which model, each pool's balancing policy and retry budget, and the
+// stages a request passes through. Immutable once built (its atomics are
+// counters, not settings); a new config builds a new table and swaps it in
+// whole, so policies change atomically with the routes, and requests in
+// flight keep the table they started with.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "balance/balancer.h"
+#include "pipeline/completion.h"
+#include "pipeline/retry_budget.h"
+#include "pipeline/stage.h"
+#include "spillway/v1/config.pb.h"
+#include "upstream/backend.h"
+#include "upstream/backend_events.h"
+#include "upstream/outlier_detector.h"
+
+namespace spillway::pipeline {
+
+struct PoolRoute {
+  uint64_t id = 0;  // unique for the engine's lifetime (metric caches key on it)
+  std::string model;
+  std::vector<upstream::BackendPtr> backends;
+  v1::Balancing balancing;  // effective settings (defaults applied)
+  balance::BalancerPtr balancer;
+  balance::Needs needs;     // what the balancer wants computed per request
+  std::unique_ptr<RetryBudget> retry_budget;
+};
+
+struct RouteTable {
+  v1::Config config;                           // effective (defaults applied)
+  std::vector<upstream::BackendPtr> backends;  // config order
+  std::map<std::string, PoolRoute> pools;      // by model id
+  // The stages every proxied request runs through, in order (stage.h).
+  std::vector<StagePtr> stages;
+  // Passive outlier detection and back-off, fed by every attempt.
+  std::unique_ptr<upstream::OutlierDetector> outliers;
+  // Told when each request ends, after the gateway's own metrics.
+  std::vector<CompletionObserverPtr> observers;
+
+  const PoolRoute* find(const std::string& model) const {
+    auto it = pools.find(model);
+    return it == pools.end() ? nullptr : &it->second;
+  }
+  bool anyAvailable() const {
+    for (const auto& b : backends) {
+      if (b->available()) return true;
+    }
+    return false;
+  }
+};
+
+using RouteTablePtr = std::shared_ptr<const RouteTable>;
+
+}  // namespace spillway::pipeline
