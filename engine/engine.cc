@@ -503,17 +503,52 @@ std::vector<BackendStatus> Engine::backends() const {
     st.failures = b->failures();
     st.ewma_latency_seconds = b->ewmaLatencySeconds();
     std::tie(st.last_error_ms, st.last_error) = b->lastError();
+    st.backing_off = b->backingOff();
+    st.back_off_until_ms = st.backing_off ? b->backOffUntilMs() : 0;
+    st.back_offs = b->backOffs();
+    st.ejections = b->ejectionsTotal();
+    st.consecutive_failures = b->consecutiveFailures();
+    st.ewma_ms_per_token = b->ewmaMsPerToken();
     out.push_back(std::move(st));
   }
   return out;
 }
 
-sim::SimServer* Engine::simulator(const std::string& backend_name) const {
+std::vector<PoolStatus> Engine::pools() const {
+  std::vector<PoolStatus> out;
+  if (!impl_->gateway) return out;
+  auto routes = impl_->gateway->routes();
+  for (const auto& [model, pool] : routes->pools) {
+    PoolStatus p;
+    p.model = model;
+    p.policy = std::string(pool.balancer->name());
+    for (const auto& b : pool.backends) {
+      p.backends.push_back(b->name());
+      p.scores.push_back(pool.balancer->score(*b));
+    }
+    p.active_requests = pool.retry_budget->active();
+    p.retries_in_progress = pool.retry_budget->retries();
+    out.push_back(std::move(p));
+  }
+  return out;
+}
+
+std::vector<BackendEventInfo> Engine::backendEvents() const {
+  std::vector<BackendEventInfo> out;
+  for (auto& e : impl_->events->list()) out.push_back({e.ts_ms, e.backend, e.kind, e.reason, e.until_ms});
+  return out;
+}
+
+uint64_t Engine::retriesTotal() const { return impl_->gateway ? impl_->gateway->retriesTotal() : 0; }
+
+size_t Engine::cachedMetricHandles() const { return impl_->gateway ? impl_->gateway->cachedMetricHandles() : 0; }
+
+std::shared_ptr<sim::SimServer> Engine::simulator(const std::string& backend_name) const {
   std::lock_guard lock(impl_->mu);
   for (const auto& b : impl_->gateway->routes()->backends) {
     if (b->name() != backend_name) continue;
     auto it = impl_->sims.find(b->id());
-    return it == impl_->sims.end() ? nullptr : it->second.get();
+    return it == impl_->sims.end() ? nullptr : it->second;
   }
   return nullptr;
 }

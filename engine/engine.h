@@ -47,6 +47,33 @@ struct BackendStatus {
   double ewma_latency_seconds = 0;
   int64_t last_error_ms = 0;
   std::string last_error;
+  // Resilience and balancing inputs.
+  bool backing_off = false;         // answered 429/503: no new requests until back_off_until_ms
+  int64_t back_off_until_ms = 0;
+  uint64_t back_offs = 0;           // since the backend was configured
+  uint64_t ejections = 0;           // automatic (outlier detection), since configured
+  uint32_t consecutive_failures = 0;
+  double ewma_ms_per_token = 0;     // what latency_weighted balances on
+};
+
+// How a pool picks, and what it decides on now.
+struct PoolStatus {
+  std::string model;
+  std::string policy;  // "least_outstanding", ...
+  std::vector<std::string> backends;
+  std::vector<double> scores;  // per backend (same order): the policy's score, 0 where it has none
+  int64_t active_requests = 0;  // in the pool now (the retry budget's base)
+  int64_t retries_in_progress = 0;
+};
+
+// Something that happened to a backend without an operator (automatic
+// ejection, back-off after 429/503).
+struct BackendEventInfo {
+  int64_t ts_ms = 0;
+  std::string backend;
+  std::string kind;  // "ejected", "backed_off"
+  std::string reason;
+  int64_t until_ms = 0;
 };
 
 // Counters since start, for live views; two of them give an interval.
@@ -155,8 +182,18 @@ class Engine {
   std::vector<store::MetricPoint> history(const std::string& series, int64_t from_ms, int64_t to_ms) const;
   int64_t uptimeMs() const;
   std::vector<BackendStatus> backends() const;
-  // The in-process simulator behind a sim:// backend, or nullptr.
-  sim::SimServer* simulator(const std::string& backend_name) const;
+  std::vector<PoolStatus> pools() const;
+  // Automatic ejections and back-offs, oldest first (the newest 256).
+  std::vector<BackendEventInfo> backendEvents() const;
+  // Requests retried on another backend since start.
+  uint64_t retriesTotal() const;
+  // Metric handles the request path caches (diagnostics and tests: bounded
+  // by the live config, however many applies).
+  size_t cachedMetricHandles() const;
+  // The in-process simulator behind a sim:// backend, or nullptr. Shared:
+  // it stays valid after a reload replaces the backend (it just no longer
+  // receives traffic).
+  std::shared_ptr<sim::SimServer> simulator(const std::string& backend_name) const;
 
  private:
   Engine();

@@ -1,5 +1,7 @@
 #include "common/json_writer.h"
 
+#include <charconv>
+
 #include <cmath>
 #include <cstdio>
 
@@ -99,9 +101,11 @@ JsonWriter& JsonWriter::value(double v) {
   if (!std::isfinite(v)) {
     out_ += "null";
   } else {
+    // The shortest text that reads back as the same double (0.1, not
+    // 0.10000000000000001).
     char buf[32];
-    int n = std::snprintf(buf, sizeof buf, "%.17g", v);
-    out_.append(buf, static_cast<size_t>(n));
+    const auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
+    out_.append(buf, static_cast<size_t>(end - buf));
   }
   need_comma_ = true;
   return *this;

@@ -1,5 +1,7 @@
 #include "control/control_server.h"
 
+#include "common/files.h"
+
 #include <grpcpp/grpcpp.h>
 #include <spdlog/spdlog.h>
 
@@ -202,11 +204,9 @@ absl::StatusOr<std::unique_ptr<ControlServer>> ControlServer::start(Engine& engi
     }
     std::filesystem::create_directories(dir, ec);
     impl->generated_token_file = (std::filesystem::path(dir) / "control.token").string();
-    {
-      std::ofstream out(impl->generated_token_file, std::ios::trunc);
-      out << impl->generated_token << "\n";
+    if (auto st = common::writePrivateFile(impl->generated_token_file, impl->generated_token + "\n", 0600); !st.ok()) {
+      return st;
     }
-    chmod(impl->generated_token_file.c_str(), 0600);
   }
 
   std::shared_ptr<grpc::ServerCredentials> creds;

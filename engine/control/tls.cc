@@ -1,5 +1,7 @@
 #include "control/tls.h"
 
+#include "common/files.h"
+
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
@@ -31,12 +33,7 @@ std::string bioString(BIO* b) {
 }
 
 absl::Status writeFile(const std::string& path, const std::string& data, mode_t mode) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out << data;
-  out.close();
-  if (!out) return absl::UnavailableError(common::strCat("cannot write ", path));
-  chmod(path.c_str(), mode);
-  return absl::OkStatus();
+  return common::writePrivateFile(path, data, mode);
 }
 
 }  // namespace

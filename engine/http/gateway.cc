@@ -93,6 +93,7 @@ struct Gateway::Worker {
   std::atomic<uint64_t> requests{0};
   std::atomic<uint64_t> errors{0};
   std::atomic<int64_t> in_flight{0};
+  std::atomic<uint64_t> retries{0};
   metrics::Histogram latency_all{std::make_shared<const std::vector<double>>(metrics::latencyBucketsSeconds())};
   metrics::Histogram ttft_all{std::make_shared<const std::vector<double>>(metrics::latencyBucketsSeconds())};
 
@@ -227,21 +228,21 @@ Gateway::Gateway(RouteTablePtr routes, size_t workers, metrics::Registry& regist
   tls_insecure_ = std::make_unique<net::ssl::context>(net::ssl::context::tls_client);
   for (size_t i = 0; i < workers; ++i) workers_.push_back(std::make_unique<Worker>());
 
-  registry.callbackGauge("spillway_requests_in_flight", "Requests being served now.", {}, [this] {
+  gauges_.push_back(registry.scopedCallbackGauge("spillway_requests_in_flight", "Requests being served now.", {}, [this] {
     return std::vector<std::pair<metrics::Labels, double>>{{{}, static_cast<double>(inFlight())}};
-  });
+  }));
   // One callback per per-backend figure: each reads the current routing
   // table, so backends appear and disappear with config applies.
   auto perBackend = [this, &registry](std::string name, std::string help, auto value) {
-    registry.callbackGauge(std::move(name), std::move(help), {"backend"}, [this, value] {
+    gauges_.push_back(registry.scopedCallbackGauge(std::move(name), std::move(help), {"backend"}, [this, value] {
       std::vector<std::pair<metrics::Labels, double>> out;
       for (const auto& b : this->routes()->backends) out.push_back({{b->name()}, value(*b)});
       return out;
-    });
+    }));
   };
   perBackend("spillway_backend_up", "1 when the backend is healthy, else 0.",
              [](const upstream::Backend& b) { return b.healthy() ? 1.0 : 0.0; });
-  registry.callbackGauge(
+  gauges_.push_back(registry.scopedCallbackGauge(
       "spillway_backend_state",
       "1 for the backend's current state (up, down, draining, ejected, backing_off, cooling_down), 0 for the others.",
       {"backend", "state"}, [this] {
@@ -253,7 +254,7 @@ Gateway::Gateway(RouteTablePtr routes, size_t workers, metrics::Registry& regist
           }
         }
         return out;
-      });
+      }));
   perBackend("spillway_backend_weight",
              "The weight the balancer uses now (configured or operator override, ramped during a slow start; 0 when "
              "out of rotation).",
@@ -271,7 +272,7 @@ Gateway::Gateway(RouteTablePtr routes, size_t workers, metrics::Registry& regist
              [](const upstream::Backend& b) { return static_cast<double>(b.backOffs()); });
   perBackend("spillway_backend_consecutive_failures", "Failed answers in a row (outlier detection's count).",
              [](const upstream::Backend& b) { return static_cast<double>(b.consecutiveFailures()); });
-  registry.callbackGauge("spillway_backend_policy_score",
+  gauges_.push_back(registry.scopedCallbackGauge("spillway_backend_policy_score",
                          "The pool's balancing policy's current score or weight for each backend (policies that have "
                          "one: latency_weighted's dynamic weight, least_outstanding's weight/(active+1)^bias).",
                          {"model", "backend", "policy"}, [this] {
@@ -284,8 +285,8 @@ Gateway::Gateway(RouteTablePtr routes, size_t workers, metrics::Registry& regist
                              }
                            }
                            return out;
-                         });
-  registry.callbackGauge(
+                         }));
+  gauges_.push_back(registry.scopedCallbackGauge(
       "spillway_upstream_connections", "Open upstream connections, by backend and state (idle, active).",
       {"backend", "state"}, [this] {
         std::vector<std::pair<metrics::Labels, double>> out;
@@ -296,10 +297,10 @@ Gateway::Gateway(RouteTablePtr routes, size_t workers, metrics::Registry& regist
           out.push_back({{b->name(), "active"}, open - idle});
         }
         return out;
-      });
+      }));
 }
 
-Gateway::~Gateway() = default;
+Gateway::~Gateway() = default;  // gauges_ first: their callbacks read this gateway
 
 int64_t Gateway::inFlight() const {
   int64_t n = 0;
@@ -310,6 +311,12 @@ int64_t Gateway::inFlight() const {
 size_t Gateway::cachedMetricHandles() const {
   size_t n = 0;
   for (const auto& w : workers_) n += w->metric_handles.load(std::memory_order_relaxed);
+  return n;
+}
+
+uint64_t Gateway::retriesTotal() const {
+  uint64_t n = 0;
+  for (const auto& w : workers_) n += w->retries.load(std::memory_order_relaxed);
   return n;
 }
 
@@ -476,6 +483,7 @@ common::Awaitable<bool> Gateway::forward(Worker& w, common::TcpStream& client, c
     }
     if (attempt > 0) {
       ++ctx.retries;
+      w.retries.fetch_add(1, std::memory_order_relaxed);
       metrics_->retries.with({pick.backend->name(), "another_backend"}).inc();
     }
     BackendSlot slot(pick.backend);
@@ -579,7 +587,12 @@ common::Awaitable<bool> Gateway::forward(Worker& w, common::TcpStream& client, c
     // Named locals, not temporaries, in the co_await (GCC 12, see ARCHITECTURE).
     std::string body = std::move(held->body);
     const std::string content_type = held->content_type.empty() ? std::string("application/json") : held->content_type;
-    const ExtraHeaders extra{.retry_after_seconds = held->retry_after_seconds, .backend = held->backend};
+    // A busy answer always tells the client when to come back.
+    uint32_t retry_after = held->retry_after_seconds;
+    if (retry_after == 0 && (held->status == 429 || held->status == 503)) {
+      retry_after = routes.config.server().retry_after_seconds();
+    }
+    const ExtraHeaders extra{.retry_after_seconds = retry_after, .backend = held->backend};
     co_return co_await writeBody(client, static_cast<bhttp::status>(held->status), std::move(body), content_type,
                                  keep_alive, extra);
   }

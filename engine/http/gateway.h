@@ -65,6 +65,8 @@ class Gateway {
   // Metric handles the workers cache (by pool and backend ids); bounded by
   // the live routing table, whatever the number of config applies.
   size_t cachedMetricHandles() const;
+  // Requests re-sent to another backend since start.
+  uint64_t retriesTotal() const;
 
   struct Worker;
   struct Metrics;
@@ -87,6 +89,10 @@ class Gateway {
   std::unique_ptr<Metrics> metrics_;
   std::vector<std::unique_ptr<Worker>> workers_;
   metrics::Registry& registry_;
+  // Callback gauges over this gateway's state; declared last so they are
+  // unregistered before anything they read is destroyed.
+
+  std::vector<metrics::Registry::Registration> gauges_;
 
  public:
   // The TLS context for https backends (health checks share it).

@@ -1,8 +1,13 @@
 #include "metrics/registry.h"
 
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
+
+#include "common/strings.h"
 
 namespace spillway::metrics {
 namespace {
@@ -53,7 +58,14 @@ std::string formatNumber(double v) {
 
 void appendHeader(std::string& out, const std::string& name, const std::string& help,
                   const char* type) {
-  out += "# HELP " + name + " " + help + "\n";
+  // HELP text escapes backslash and line feed (exposition format 0.0.4).
+  out += "# HELP " + name + " ";
+  for (char c : help) {
+    if (c == '\\') out += "\\\\";
+    else if (c == '\n') out += "\\n";
+    else out.push_back(c);
+  }
+  out += "\n";
   out += "# TYPE " + name + " " + type + "\n";
 }
 
@@ -63,6 +75,8 @@ class CallbackGaugeFamily final : public Registry::FamilyBase {
                       Registry::GaugeFn fn)
       : name_(std::move(name)), help_(std::move(help)), label_names_(std::move(label_names)),
         fn_(std::move(fn)) {}
+  const std::string& name() const override { return name_; }
+  std::string signature() const override { return "callback:" + common::join(label_names_, ","); }
   void render(std::string& out) const override {
     appendHeader(out, name_, help_, "gauge");
     auto samples = fn_();
@@ -135,6 +149,19 @@ double Histogram::quantile(double q) const {
 }
 
 template <>
+std::string Family<Counter>::signature() const {
+  return "counter:" + common::join(label_names_, ",");
+}
+template <>
+std::string Family<Gauge>::signature() const {
+  return "gauge:" + common::join(label_names_, ",");
+}
+template <>
+std::string Family<Histogram>::signature() const {
+  return "histogram:" + common::join(label_names_, ",");
+}
+
+template <>
 void Family<Counter>::render(std::string& out) const {
   appendHeader(out, name_, help_, "counter");
   std::lock_guard lock(mu_);
@@ -177,15 +204,26 @@ void Family<Histogram>::render(std::string& out) const {
   }
 }
 
+Registry::FamilyBase* Registry::addOrFind(std::unique_ptr<FamilyBase> f) {
+  for (const auto& have : families_) {
+    if (have->name() != f->name()) continue;
+    if (have->signature() == f->signature()) return have.get();
+    spdlog::critical("metric family {} registered twice as {} and {}", f->name(), have->signature(), f->signature());
+    std::abort();
+  }
+  families_.push_back(std::move(f));
+  return nullptr;
+}
+
 Family<Counter>& Registry::counter(std::string name, std::string help,
                                    std::vector<std::string> label_names) {
   auto f = std::make_unique<Family<Counter>>(std::move(name), std::move(help),
                                              std::move(label_names),
                                              [] { return std::make_unique<Counter>(); });
-  auto& ref = *f;
+  auto* ref = f.get();
   std::lock_guard lock(mu_);
-  families_.push_back(std::move(f));
-  return ref;
+  if (auto* have = addOrFind(std::move(f))) return static_cast<Family<Counter>&>(*have);
+  return *ref;
 }
 
 Family<Gauge>& Registry::gauge(std::string name, std::string help,
@@ -193,10 +231,10 @@ Family<Gauge>& Registry::gauge(std::string name, std::string help,
   auto f = std::make_unique<Family<Gauge>>(std::move(name), std::move(help),
                                            std::move(label_names),
                                            [] { return std::make_unique<Gauge>(); });
-  auto& ref = *f;
+  auto* ref = f.get();
   std::lock_guard lock(mu_);
-  families_.push_back(std::move(f));
-  return ref;
+  if (auto* have = addOrFind(std::move(f))) return static_cast<Family<Gauge>&>(*have);
+  return *ref;
 }
 
 Family<Histogram>& Registry::histogram(std::string name, std::string help,
@@ -207,17 +245,41 @@ Family<Histogram>& Registry::histogram(std::string name, std::string help,
   auto f = std::make_unique<Family<Histogram>>(
       std::move(name), std::move(help), std::move(label_names),
       [shared] { return std::make_unique<Histogram>(shared); });
-  auto& ref = *f;
+  auto* ref = f.get();
   std::lock_guard lock(mu_);
-  families_.push_back(std::move(f));
-  return ref;
+  if (auto* have = addOrFind(std::move(f))) return static_cast<Family<Histogram>&>(*have);
+  return *ref;
 }
 
-void Registry::callbackGauge(std::string name, std::string help,
-                             std::vector<std::string> label_names, GaugeFn fn) {
+absl::Status Registry::callbackGauge(std::string name, std::string help,
+                                     std::vector<std::string> label_names, GaugeFn fn) {
   std::lock_guard lock(mu_);
+  for (const auto& have : families_) {
+    if (have->name() == name) {
+      return absl::AlreadyExistsError(common::strCat("metric family ", name, " is already registered"));
+    }
+  }
   families_.push_back(std::make_unique<CallbackGaugeFamily>(
       std::move(name), std::move(help), std::move(label_names), std::move(fn)));
+  return absl::OkStatus();
+}
+
+Registry::Registration Registry::scopedCallbackGauge(std::string name, std::string help,
+                                                     std::vector<std::string> label_names, GaugeFn fn) {
+  std::string key = name;
+  absl::Status st = callbackGauge(std::move(name), std::move(help), std::move(label_names), std::move(fn));
+  return Registration(this, std::move(key), std::move(st));
+}
+
+bool Registry::unregister(const std::string& name) {
+  std::lock_guard lock(mu_);
+  for (auto it = families_.begin(); it != families_.end(); ++it) {
+    if ((*it)->name() != name) continue;
+    retired_.push_back(std::move(*it));
+    families_.erase(it);
+    return true;
+  }
+  return false;
 }
 
 std::string Registry::render() const {

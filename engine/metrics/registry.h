@@ -10,6 +10,9 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <utility>
+
+#include "absl/status/status.h"
 #include <map>
 #include <memory>
 #include <mutex>
@@ -76,17 +79,53 @@ class Registry {
   Registry(const Registry&) = delete;
   Registry& operator=(const Registry&) = delete;
 
-  // Registers a family; names must be unique and follow Prometheus rules
-  // (counters end in _total). Returned references live as long as the registry.
+  // Registers a family; names follow Prometheus rules (counters end in
+  // _total). Registering the same name again with the same kind and labels
+  // returns the family already there (so code rebuilt on a config apply may
+  // register again); a different kind or label set under a taken name is a
+  // programming error and aborts with a message. Returned references live as
+  // long as the registry (an unregistered family is kept, just not shown).
   Family<Counter>& counter(std::string name, std::string help, std::vector<std::string> label_names);
   Family<Gauge>& gauge(std::string name, std::string help, std::vector<std::string> label_names);
   Family<Histogram>& histogram(std::string name, std::string help,
                                std::vector<std::string> label_names, std::vector<double> bounds);
 
   // A gauge computed when rendered: `fn` returns (label values, value) pairs.
+  // AlreadyExists when the name is taken (two callbacks cannot share one).
   using GaugeFn = std::function<std::vector<std::pair<Labels, double>>()>;
-  void callbackGauge(std::string name, std::string help, std::vector<std::string> label_names,
-                     GaugeFn fn);
+  absl::Status callbackGauge(std::string name, std::string help, std::vector<std::string> label_names, GaugeFn fn);
+
+  // Removes a family from the exposition; false when there is none.
+  bool unregister(const std::string& name);
+
+  // A callback gauge that unregisters itself when the handle is destroyed:
+  // for metrics of objects rebuilt on each config apply. `fn` must stay
+  // callable until then.
+  class Registration {
+   public:
+    Registration() = default;
+    Registration(Registry* r, std::string name, absl::Status st) : r_(r), name_(std::move(name)), status_(std::move(st)) {}
+    Registration(Registration&& o) noexcept : r_(std::exchange(o.r_, nullptr)), name_(std::move(o.name_)), status_(o.status_) {}
+    Registration& operator=(Registration&& o) noexcept {
+      reset();
+      r_ = std::exchange(o.r_, nullptr);
+      name_ = std::move(o.name_);
+      status_ = o.status_;
+      return *this;
+    }
+    ~Registration() { reset(); }
+    const absl::Status& status() const { return status_; }
+    void reset() {
+      if (r_ && status_.ok()) r_->unregister(name_);
+      r_ = nullptr;
+    }
+
+   private:
+    Registry* r_ = nullptr;
+    std::string name_;
+    absl::Status status_;
+  };
+  Registration scopedCallbackGauge(std::string name, std::string help, std::vector<std::string> label_names, GaugeFn fn);
 
   // The Prometheus text exposition (version 0.0.4) of every family.
   std::string render() const;
@@ -94,11 +133,19 @@ class Registry {
   struct FamilyBase {
     virtual ~FamilyBase() = default;
     virtual void render(std::string& out) const = 0;
+    virtual const std::string& name() const = 0;
+    // Kind and labels, for telling a repeat registration from a clash.
+    virtual std::string signature() const = 0;
   };
 
  private:
+  // The family named like `f` if it has f's signature; nullptr when the
+  // name is free (then `f` is added). Aborts on a clash. REQUIRES(mu_)
+  FamilyBase* addOrFind(std::unique_ptr<FamilyBase> f);
+
   mutable std::mutex mu_;
   std::vector<std::unique_ptr<FamilyBase>> families_;  // GUARDED_BY(mu_)
+  std::vector<std::unique_ptr<FamilyBase>> retired_;   // GUARDED_BY(mu_): unregistered, kept for references
 };
 
 template <typename T>
@@ -118,6 +165,8 @@ class Family final : public Registry::FamilyBase {
   }
 
   void render(std::string& out) const override;
+  const std::string& name() const override { return name_; }
+  std::string signature() const override;
 
  private:
   std::string name_;

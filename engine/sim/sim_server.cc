@@ -1,5 +1,8 @@
 #include "sim/sim_server.h"
 
+#include <list>
+#include <unordered_map>
+
 #include <utility>  // before asio/awaitable.hpp, which uses std::exchange
 #include <atomic>
 #include <boost/asio/co_spawn.hpp>
@@ -50,14 +53,65 @@ struct SimServer::State {
                                  "Requests answered by the simulator, by HTTP status.", {"code"});
     tokens = &registry.counter("spillway_sim_generated_tokens_total", "Tokens generated.", {})
                   .with({});
+    prefix_hits = &registry.counter("spillway_sim_prefix_cache_hit_tokens_total",
+                                    "Prompt tokens served from the prefix (KV) cache, skipping prefill.", {})
+                       .with({});
+    // Fresh registry: the names are free, the statuses always ok.
     registry.callbackGauge("spillway_sim_running_sequences", "Sequences generating now.", {},
-                           [this] { return one(static_cast<double>(snapshot().running)); });
+                           [this] { return one(static_cast<double>(snapshot().running)); }).IgnoreError();
     registry.callbackGauge("spillway_sim_waiting_requests", "Requests waiting for a slot.", {},
-                           [this] { return one(static_cast<double>(snapshot().waiting)); });
+                           [this] { return one(static_cast<double>(snapshot().waiting)); }).IgnoreError();
     registry.callbackGauge("spillway_sim_slots", "Sequence slots (max_num_seqs).", {},
-                           [this] { return one(profile.max_num_seqs()); });
+                           [this] { return one(profile.max_num_seqs()); }).IgnoreError();
     registry.callbackGauge("spillway_sim_max_waiting", "Capacity of the waiting queue.", {},
-                           [this] { return one(profile.max_waiting()); });
+                           [this] { return one(profile.max_waiting()); }).IgnoreError();
+    // The gauges vLLM exports under these names, so a gateway that reads
+    // vLLM's load signals can be tested against the simulator.
+    auto per_model = [this](double v) {
+      std::vector<std::pair<metrics::Labels, double>> out;
+      for (const auto& m : models) out.push_back({{m}, v});
+      return out;
+    };
+    registry.callbackGauge("vllm:num_requests_running", "Number of requests currently running on GPU.", {"model_name"},
+                           [this, per_model] { return per_model(static_cast<double>(snapshot().running)); }).IgnoreError();
+    registry.callbackGauge("vllm:num_requests_waiting", "Number of requests waiting to be processed.", {"model_name"},
+                           [this, per_model] { return per_model(static_cast<double>(snapshot().waiting)); }).IgnoreError();
+    registry.callbackGauge("vllm:gpu_cache_usage_perc", "KV-cache usage. 1 means 100 percent usage.", {"model_name"},
+                           [this, per_model] {
+                             const double slots = std::max<uint32_t>(1, profile.max_num_seqs());
+                             return per_model(static_cast<double>(snapshot().running) / slots);
+                           }).IgnoreError();
+  }
+
+  // Prompt tokens whose prefill the prefix cache saves for `prompt`: the
+  // leading whole blocks (prefix_block_tokens tokens, about 4 bytes each)
+  // already cached; the prompt's blocks are then cached (LRU).
+  uint32_t prefixCachedTokens(std::string_view prompt) {
+    const uint32_t block_tokens = profile.prefix_block_tokens();
+    if (block_tokens == 0) return 0;
+    const size_t block_bytes = size_t{block_tokens} * 4;
+    const size_t capacity = profile.prefix_cache_blocks() ? profile.prefix_cache_blocks() : 4096;
+    uint64_t chain = 1469598103934665603ull;
+    uint32_t cached = 0;
+    bool run = true;
+    std::lock_guard lock(mu);
+    for (size_t at = 0; at + block_bytes <= prompt.size(); at += block_bytes) {
+      for (char ch : prompt.substr(at, block_bytes)) chain = (chain ^ static_cast<unsigned char>(ch)) * 1099511628211ull;
+      auto it = prefix_index.find(chain);
+      if (it != prefix_index.end()) {
+        if (run) cached += block_tokens;
+        prefix_lru.splice(prefix_lru.begin(), prefix_lru, it->second);
+      } else {
+        run = false;
+        prefix_lru.push_front(chain);
+        prefix_index[chain] = prefix_lru.begin();
+        if (prefix_index.size() > capacity) {
+          prefix_index.erase(prefix_lru.back());
+          prefix_lru.pop_back();
+        }
+      }
+    }
+    return cached;
   }
 
   static std::vector<std::pair<metrics::Labels, double>> one(double v) { return {{{}, v}}; }
@@ -135,9 +189,13 @@ struct SimServer::State {
   uint32_t running = 0;                        // GUARDED_BY(mu)
   std::deque<std::shared_ptr<Waiter>> waiters;  // GUARDED_BY(mu)
   std::mt19937_64 rng;                         // GUARDED_BY(mu)
+  // The prefix (KV) cache: chained block hashes, most recent first.
+  std::list<uint64_t> prefix_lru;                                        // GUARDED_BY(mu)
+  std::unordered_map<uint64_t, std::list<uint64_t>::iterator> prefix_index;  // GUARDED_BY(mu)
 
   metrics::Registry registry;
   metrics::Family<metrics::Counter>* requests;
+  metrics::Counter* prefix_hits;
   metrics::Counter* tokens;
 };
 
@@ -327,8 +385,11 @@ awaitable<bool> complete(beast::tcp_stream& stream, State& st, const openai::Par
                             st.name, "-", st.next_id.fetch_add(1)),
                unixNow(), prompt_tokens, n, n < natural ? "length" : "stop"};
 
-  const auto prefill = std::chrono::microseconds(
-      uint64_t{prof.prefill_base_ms()} * 1000 + uint64_t{prof.prefill_per_token_us()} * prompt_tokens);
+  // Cached prefix tokens skip their prefill cost (vLLM's automatic prefix caching).
+  const uint32_t cached_tokens = std::min(prompt_tokens, st.prefixCachedTokens(req.prompt_text));
+  if (cached_tokens) st.prefix_hits->inc(cached_tokens);
+  const auto prefill = std::chrono::microseconds(uint64_t{prof.prefill_base_ms()} * 1000 +
+                                                 uint64_t{prof.prefill_per_token_us()} * (prompt_tokens - cached_tokens));
   const auto itl = std::chrono::milliseconds(prof.inter_token_ms());
   const auto first_token_at = start + prefill;
   net::steady_timer timer(co_await net::this_coro::executor);

@@ -263,7 +263,7 @@ void GatewayTest::slowReaderBackpressuresTheUpstream() {
   net::streambuf head;
   net::read_until(sock, head, "\r\n\r\n");
 
-  auto* sim = engine->simulator("big");
+  auto sim = engine->simulator("big");
   // Stop reading. Generation must stall well short of the whole answer.
   auto generated = [&] { return sim->counters().generated_tokens; };
   // Stalled = no new token for 300 ms. Bounded: gives up after ~30 s.

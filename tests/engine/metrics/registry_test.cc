@@ -75,4 +75,56 @@ void RegistryTest::concurrentUpdatesAreNotLost() {
   QCOMPARE(h.count(), 400000u);
 }
 
+void RegistryTest::helpTextIsEscaped() {
+  spillway::metrics::Registry r;
+  r.counter("x_total", "a back\\slash and\na new line", {}).with({}).inc();
+  const std::string text = r.render();
+  QVERIFY2(text.find("# HELP x_total a back\\\\slash and\\na new line\n") != std::string::npos, text.c_str());
+}
+
+void RegistryTest::duplicateNamesAreRefusedOrShared() {
+  spillway::metrics::Registry r;
+  // The same family registered twice is the same family (rendered once).
+  auto& a = r.counter("c_total", "help", {"l"});
+  auto& b = r.counter("c_total", "help", {"l"});
+  QCOMPARE(&a, &b);
+  a.with({"x"}).inc();
+  b.with({"x"}).inc();
+  const std::string text = r.render();
+  QVERIFY(text.find("c_total{l=\"x\"} 2") != std::string::npos);
+  QCOMPARE(text.find("# TYPE c_total"), text.rfind("# TYPE c_total"));
+  // Two callbacks cannot share a name, nor a callback take a family's.
+  QVERIFY(r.callbackGauge("g", "help", {}, [] { return std::vector<std::pair<spillway::metrics::Labels, double>>{}; }).ok());
+  QCOMPARE(r.callbackGauge("g", "help", {}, [] { return std::vector<std::pair<spillway::metrics::Labels, double>>{}; }).code(),
+           absl::StatusCode::kAlreadyExists);
+  QCOMPARE(r.callbackGauge("c_total", "help", {}, [] { return std::vector<std::pair<spillway::metrics::Labels, double>>{}; }).code(),
+           absl::StatusCode::kAlreadyExists);
+}
+
+void RegistryTest::familiesCanBeUnregistered() {
+  spillway::metrics::Registry r;
+  auto& c = r.counter("kept_total", "help", {});
+  c.with({}).inc();
+  {
+    auto reg = r.scopedCallbackGauge("scoped", "help", {}, [] {
+      return std::vector<std::pair<spillway::metrics::Labels, double>>{{{}, 7}};
+    });
+    QVERIFY(reg.status().ok());
+    QVERIFY(r.render().find("scoped 7") != std::string::npos);
+    // A second one under the same name is refused and, when destroyed,
+    // must not take the first one with it.
+    auto clash = r.scopedCallbackGauge("scoped", "help", {}, [] {
+      return std::vector<std::pair<spillway::metrics::Labels, double>>{};
+    });
+    QCOMPARE(clash.status().code(), absl::StatusCode::kAlreadyExists);
+  }
+  QVERIFY(r.render().find("scoped") == std::string::npos);  // gone with its handle
+  QVERIFY(r.unregister("kept_total"));
+  QVERIFY(!r.unregister("kept_total"));
+  QVERIFY(r.render().find("kept_total") == std::string::npos);
+  c.with({}).inc();  // references stay valid after unregistering
+  // The name is free again.
+  QVERIFY(r.callbackGauge("kept_total", "now a gauge", {}, [] { return std::vector<std::pair<spillway::metrics::Labels, double>>{}; }).ok());
+}
+
 QTEST_APPLESS_MAIN(RegistryTest)

@@ -13,4 +13,7 @@ class RegistryTest : public QObject {
   void quantileInterpolatesInsideTheBucket();
   void callbackGaugesAreComputedWhenRendered();
   void concurrentUpdatesAreNotLost();
+  void helpTextIsEscaped();
+  void duplicateNamesAreRefusedOrShared();
+  void familiesCanBeUnregistered();
 };

@@ -80,4 +80,31 @@ void UpstreamTlsTest::insecureSkipVerifyAcceptsSelfSigned() {
   qunsetenv("SSL_CERT_FILE");
 }
 
+void UpstreamTlsTest::healthProbesUseEachBackendsOwnTls() {
+  // Before: every probe used the first backend's TLS context. Here the
+  // first backend verifies certificates and the second skips verification
+  // (self-signed): its probes must get through with its own settings.
+  qunsetenv("SSL_CERT_FILE");
+  TlsBackend backend(cert_, key_);
+  const std::string yaml = engineYaml(std::string(R"(  - name: plain
+    url: sim://plain
+    models: [m]
+    sim: {profile: instant}
+  - name: tls
+    url: https://127.0.0.1:)") + std::to_string(backend.port()) + R"(
+    models: [m]
+    tls_insecure_skip_verify: true
+    health_check: {path: /health, interval_ms: 50, unhealthy_threshold: 1}
+)");
+  auto e = Engine::start(configFromYaml(yaml));
+  QVERIFY(e.ok());
+  auto& engine = **e;
+  // Probes complete over TLS (the fake counts each request it answers)...
+  QVERIFY(waitFor([&] { return backend.requestsServed() >= 3; }));
+  // ... and the backend is up after them.
+  for (const auto& b : engine.backends()) {
+    if (b.name == "tls") QCOMPARE(b.state, std::string("up"));
+  }
+}
+
 QTEST_APPLESS_MAIN(UpstreamTlsTest)

@@ -14,6 +14,7 @@ class UpstreamTlsTest : public QObject {
   void verifiedTlsWithTrustedCertificate();
   void untrustedCertificateIs502();
   void insecureSkipVerifyAcceptsSelfSigned();
+  void healthProbesUseEachBackendsOwnTls();
 
  private:
   QTemporaryDir dir_;
