@@ -444,6 +444,7 @@ EngineTotals Engine::totals() const {
   t.latency_buckets = std::move(g.latency_buckets);
   t.latency_sum_seconds = g.latency_sum_seconds;
   t.ttft_buckets = std::move(g.ttft_buckets);
+  t.retries = impl_->gateway->retriesTotal();
   return t;
 }
 
@@ -453,6 +454,7 @@ IntervalStats intervalStats(const EngineTotals& before, const EngineTotals& afte
   const uint64_t requests = after.requests - std::min(after.requests, before.requests);
   const uint64_t errors = after.errors - std::min(after.errors, before.errors);
   s.requests_per_second = static_cast<double>(requests) / seconds;
+  s.retries_per_second = static_cast<double>(after.retries - std::min(after.retries, before.retries)) / seconds;
   s.error_rate = requests ? static_cast<double>(errors) / static_cast<double>(requests) : 0;
   s.latency_mean_seconds =
       requests ? std::max(0.0, after.latency_sum_seconds - before.latency_sum_seconds) / static_cast<double>(requests) : 0;

@@ -85,6 +85,7 @@ struct EngineTotals {
   std::vector<uint64_t> latency_buckets;  // cumulative; bounds metrics::latencyBucketsSeconds()
   double latency_sum_seconds = 0;
   std::vector<uint64_t> ttft_buckets;
+  uint64_t retries = 0;  // re-sent to another backend
 };
 
 struct IntervalStats {
@@ -94,6 +95,7 @@ struct IntervalStats {
   double latency_p50_seconds = 0;
   double latency_p99_seconds = 0;
   double ttft_p95_seconds = 0;
+  double retries_per_second = 0;
 };
 
 IntervalStats intervalStats(const EngineTotals& before, const EngineTotals& after);

@@ -95,6 +95,8 @@ QVariant BackendsModel::data(const QModelIndex& index, int role) const {
       case kRate: return QString::number(row.rate, 'f', 1);
       case kErrorRate: return QString::number(row.error_rate * 100, 'f', 1) + " %";
       case kLatency: return b.requests_total() ? QString::number(b.ewma_latency_seconds() * 1000, 'f', 1) + " ms" : "–";
+      case kMsPerToken: return b.ewma_ms_per_token() > 0 ? QString::number(b.ewma_ms_per_token(), 'f', 1) : "–";
+      case kEjections: return QString("%1 / %2").arg(b.ejections_total()).arg(b.back_offs_total());
       case kConnections: return QString("%1 / %2").arg(b.open_connections()).arg(b.idle_connections());
       case kTrend: return {};
       case kLastError:
@@ -110,6 +112,8 @@ QVariant BackendsModel::data(const QModelIndex& index, int role) const {
       case kRate: return row.rate;
       case kErrorRate: return row.error_rate;
       case kLatency: return b.ewma_latency_seconds();
+      case kMsPerToken: return b.ewma_ms_per_token();
+      case kEjections: return static_cast<qulonglong>(b.ejections_total() + b.back_offs_total());
       case kConnections: return static_cast<qlonglong>(b.open_connections());
       case kTrend: return row.rate;
       case kLastError: return static_cast<qlonglong>(b.last_error_ms());
@@ -127,6 +131,16 @@ QVariant BackendsModel::data(const QModelIndex& index, int role) const {
   if (role == Qt::ToolTipRole) {
     if (col == kState && b.state() == "ejected") return tr("Ejected until %1").arg(timeOf(b.ejected_until_ms()));
     if (col == kState && b.state() == "cooling_down") return tr("Back from an ejection; its weight is ramping up");
+    if (col == kState && b.state() == "backing_off") {
+      return tr("It answered busy (429/503); no new requests until %1").arg(timeOf(b.back_off_until_ms()));
+    }
+    if (col == kMsPerToken) {
+      return tr("Latency per output token (exponentially weighted): what latency_weighted balances on");
+    }
+    if (col == kEjections) {
+      return tr("Automatic ejections (outlier detection) / back-offs after 429 or 503, since configured; "
+                "%1 failures in a row now").arg(b.consecutive_failures());
+    }
     if (col == kWeight) {
       return tr("Effective weight (what the balancer uses now) / %1 weight")
           .arg(b.weight_overridden() ? tr("operator override of the configured %1").arg(b.configured_weight())
@@ -143,7 +157,9 @@ QVariant BackendsModel::data(const QModelIndex& index, int role) const {
   if (role == Qt::ForegroundRole) {
     if (col == kState) {
       if (b.state() == "down" || b.state() == "ejected") return QBrush(QColor(0xd0, 0x30, 0x30));
-      if (b.state() == "draining" || b.state() == "cooling_down") return QBrush(QColor(0xc0, 0x80, 0x00));
+      if (b.state() == "draining" || b.state() == "cooling_down" || b.state() == "backing_off") {
+        return QBrush(QColor(0xc0, 0x80, 0x00));
+      }
     }
     if (col == kErrorRate && row.error_rate >= 0.05) return QBrush(QColor(0xd0, 0x30, 0x30));
   }
@@ -155,8 +171,9 @@ QVariant BackendsModel::data(const QModelIndex& index, int role) const {
 
 QVariant BackendsModel::headerData(int section, Qt::Orientation orientation, int role) const {
   if (orientation != Qt::Horizontal || role != Qt::DisplayRole) return {};
-  static const char* kNames[] = {"Backend",  "State",   "Pools", "Weight",   "In flight", "Req/s",
-                                 "Errors",   "Latency", "Conns", "Trend",    "Last error", "URL"};
+  static const char* kNames[] = {"Backend", "State",    "Pools",     "Weight", "In flight", "Req/s",
+                                 "Errors",  "Latency",  "ms/token",  "Ejections / back-offs", "Conns",
+                                 "Trend",   "Last error", "URL"};
   static_assert(std::size(kNames) == kColumnCount);
   return section >= 0 && section < kColumnCount ? QString(kNames[section]) : QVariant();
 }

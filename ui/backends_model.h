@@ -26,6 +26,8 @@ class BackendsModel final : public QAbstractTableModel {
     kRate,
     kErrorRate,
     kLatency,
+    kMsPerToken,
+    kEjections,
     kConnections,
     kTrend,
     kLastError,

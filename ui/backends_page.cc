@@ -11,6 +11,7 @@
 #include <QPainter>
 #include <QPainterPath>
 #include <QSortFilterProxyModel>
+#include <QSplitter>
 #include <QStyledItemDelegate>
 #include <QTableView>
 #include <QToolButton>
@@ -60,7 +61,7 @@ class SparklineDelegate final : public QStyledItemDelegate {
 
 BackendsPage::BackendsPage(control::EngineClient& client, QWidget* parent)
     : QWidget(parent), client_(client), model_(new BackendsModel(this)), proxy_(new QSortFilterProxyModel(this)),
-      view_(new QTableView(this)), filter_(new QLineEdit(this)) {
+      view_(new QTableView(this)), filter_(new QLineEdit(this)), balancing_(new BalancingPanel(client, this)) {
   proxy_->setSourceModel(model_);
   proxy_->setFilterCaseSensitivity(Qt::CaseInsensitive);
   proxy_->setFilterKeyColumn(-1);
@@ -117,9 +118,15 @@ BackendsPage::BackendsPage(control::EngineClient& client, QWidget* parent)
     button->setToolButtonStyle(Qt::ToolButtonTextOnly);
     top->addWidget(button);
   }
+  auto* split = new QSplitter(Qt::Vertical, this);
+  split->addWidget(view_);
+  split->addWidget(balancing_);
+  split->setStretchFactor(0, 3);
+  split->setStretchFactor(1, 2);
   auto* layout = new QVBoxLayout(this);
   layout->addLayout(top);
-  layout->addWidget(view_, 1);
+  layout->addWidget(split, 1);
+  connect(balancing_, &BalancingPanel::message, this, &BackendsPage::message);
 
   confirm_ = [this](const QString& question) {
     return QMessageBox::question(this, tr("Confirm"), question) == QMessageBox::Yes;
@@ -134,6 +141,7 @@ BackendsPage::BackendsPage(control::EngineClient& client, QWidget* parent)
 void BackendsPage::showSnapshot(const v1::MetricsSnapshot& snapshot) {
   last_ts_ms_ = snapshot.ts_ms();
   model_->update(snapshot.backends(), snapshot.ts_ms());
+  balancing_->showSnapshot(snapshot);
 }
 
 bool BackendsPage::select(const QString& backend) {

@@ -10,6 +10,7 @@
 
 #include "control/engine_client.h"
 #include "ui/backends_model.h"
+#include "ui/balancing_panel.h"
 
 class QLineEdit;
 class QSortFilterProxyModel;
@@ -24,6 +25,7 @@ class BackendsPage final : public QWidget {
 
   BackendsModel* model() { return model_; }
   QTableView* view() { return view_; }
+  BalancingPanel* balancing() { return balancing_; }
   // Asked before every action; defaults to a confirmation dialog.
   void setConfirm(std::function<bool(const QString&)> confirm) { confirm_ = std::move(confirm); }
   // Asks for a number (eject seconds, weight); defaults to an input dialog.
@@ -56,6 +58,7 @@ class BackendsPage final : public QWidget {
   QSortFilterProxyModel* proxy_;
   QTableView* view_;
   QLineEdit* filter_;
+  BalancingPanel* balancing_;
   int64_t last_ts_ms_ = 0;
   std::function<bool(const QString&)> confirm_;
   AskNumber ask_;

@@ -36,6 +36,12 @@ Commands:
   eject NAME [SECONDS]            out of rotation for SECONDS (default 30), then a slow start
   readmit NAME                    end an ejection now (with the slow start)
   weight NAME N|default           override the balancing weight (0..10000), or drop the override
+  pools                           each pool's balancing policy and its score per backend
+  balance MODEL POLICY            switch a pool's policy (a config change: validated, diffed,
+                                  audited, undoable with config rollback): round_robin,
+                                  weighted_random, latency_weighted, least_outstanding,
+                                  consistent_hash, prefix_affinity
+  events                          automatic ejections and back-offs, with their reasons
   audit                           the audit log (--action PREFIX, --actor NAME, --limit N)
   history SERIES                  recorded points (--minutes N): requests_per_second,
                                   error_rate, latency_p50_seconds, latency_p99_seconds,
@@ -114,8 +120,8 @@ absl::StatusOr<v1::ConfigSource> readSource(const std::string& file) {
 }
 
 void printBackends(const v1::BackendList& l) {
-  std::printf("%-20s %-12s %-7s %9s %7s %7s %9s %6s %9s  %s\n", "BACKEND", "STATE", "WEIGHT", "IN-FLIGHT", "OPEN",
-              "IDLE", "REQUESTS", "FAIL%", "EWMA-MS", "URL");
+  std::printf("%-20s %-12s %-7s %9s %7s %7s %9s %6s %9s %7s %5s  %s\n", "BACKEND", "STATE", "WEIGHT", "IN-FLIGHT",
+              "OPEN", "IDLE", "REQUESTS", "FAIL%", "EWMA-MS", "MS/TOK", "EJECT", "URL");
   for (const auto& b : l.backends()) {
     const std::string weight = std::to_string(b.effective_weight()) + "/" +
                                std::to_string(b.weight_overridden() ? b.weight_override() : b.configured_weight()) +
@@ -123,11 +129,37 @@ void printBackends(const v1::BackendList& l) {
     const double fail = b.requests_total() ? 100.0 * static_cast<double>(b.failures_total()) /
                                                  static_cast<double>(b.requests_total())
                                            : 0.0;
-    std::printf("%-20s %-12s %-7s %9lld %7lld %7lld %9llu %6.1f %9.1f  %s\n", b.name().c_str(), b.state().c_str(),
-                weight.c_str(), static_cast<long long>(b.in_flight()), static_cast<long long>(b.open_connections()),
-                static_cast<long long>(b.idle_connections()), static_cast<unsigned long long>(b.requests_total()),
-                fail, b.ewma_latency_seconds() * 1000, b.url().c_str());
+    std::printf("%-20s %-12s %-7s %9lld %7lld %7lld %9llu %6.1f %9.1f %7.1f %5llu  %s\n", b.name().c_str(),
+                b.state().c_str(), weight.c_str(), static_cast<long long>(b.in_flight()),
+                static_cast<long long>(b.open_connections()), static_cast<long long>(b.idle_connections()),
+                static_cast<unsigned long long>(b.requests_total()), fail, b.ewma_latency_seconds() * 1000,
+                b.ewma_ms_per_token(), static_cast<unsigned long long>(b.ejections_total()), b.url().c_str());
     if (!b.last_error().empty()) std::printf("%20s last error: %s\n", "", b.last_error().c_str());
+  }
+}
+
+void printPools(const v1::BackendList& l) {
+  std::printf("%-24s %-18s %8s %8s  %s\n", "POOL", "POLICY", "ACTIVE", "RETRYING", "BACKEND=SCORE ...");
+  for (const auto& p : l.pools()) {
+    std::string scores;
+    for (int i = 0; i < p.backends_size(); ++i) {
+      char one[160];
+      std::snprintf(one, sizeof one, "%s%s=%.3g", i ? " " : "", p.backends(i).c_str(), i < p.scores_size() ? p.scores(i) : 0.0);
+      scores += one;
+    }
+    std::printf("%-24s %-18s %8lld %8lld  %s\n", p.model().c_str(), p.policy().c_str(),
+                static_cast<long long>(p.active_requests()), static_cast<long long>(p.retries_in_progress()), scores.c_str());
+  }
+}
+
+void printEvents(const v1::BackendList& l) {
+  if (l.events().empty()) {
+    std::printf("no automatic ejections or back-offs since start\n");
+    return;
+  }
+  for (const auto& e : l.events()) {
+    std::printf("%s  %-20s %-11s until %s  %s\n", when(e.ts_ms()).c_str(), e.backend().c_str(), e.kind().c_str(),
+                when(e.until_ms()).c_str(), e.reason().c_str());
   }
 }
 
@@ -344,8 +376,55 @@ int main(int argc, char** argv) {
       l = c.setBackendDrained(sub, cmd == "drain");
     }
     if (!l.ok()) return fail(l.status());
+    if (as_json) {
+      std::cout << json(*l);
+    } else {
+      printBackends(*l);
+      std::printf("\n");
+      printPools(*l);
+    }
+    return 0;
+  }
+  if (cmd == "pools" || cmd == "events") {
+    auto l = c.listBackends();
+    if (!l.ok()) return fail(l.status());
     if (as_json) std::cout << json(*l);
-    else printBackends(*l);
+    else if (cmd == "pools") printPools(*l);
+    else printEvents(*l);
+    return 0;
+  }
+  if (cmd == "balance") {
+    const std::string policy = args.size() > 2 ? args[2] : "";
+    if (sub.empty() || policy.empty()) return fail(absl::InvalidArgumentError("usage: spillctl balance MODEL POLICY"));
+    v1::BalancingPolicy p;
+    std::string upper = policy;
+    for (auto& ch : upper) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+    if (!v1::BalancingPolicy_Parse(upper, &p) || p == v1::BALANCING_POLICY_UNSPECIFIED) {
+      return fail(absl::InvalidArgumentError("balance: unknown policy \"" + policy +
+                                             "\" (round_robin, weighted_random, latency_weighted, least_outstanding, "
+                                             "consistent_hash, prefix_affinity)"));
+    }
+    auto view = c.getConfig();
+    if (!view.ok()) return fail(view.status());
+    v1::Config cfg = view->config();
+    v1::Pool* pool = nullptr;
+    for (auto& candidate : *cfg.mutable_pools()) {
+      if (candidate.model() == sub) pool = &candidate;
+    }
+    if (!pool) return fail(absl::NotFoundError("balance: no pool serves model \"" + sub + "\""));
+    pool->mutable_balancing()->set_policy(p);
+    v1::ApplyConfigRequest req;
+    *req.mutable_source()->mutable_config() = cfg;
+    req.set_comment(comment.empty() ? "balance " + sub + " " + policy : comment);
+    req.set_base_version(view->version());  // refused if someone else changed the config meanwhile
+    const bool dry_run = vm.count("dry-run") > 0;
+    req.set_dry_run(dry_run);
+    auto r = c.applyConfig(req);
+    if (!r.ok()) return fail(r.status());
+    for (const auto& d : r->diff()) std::cout << d << "\n";
+    if (dry_run) std::cout << "dry run: nothing applied\n";
+    else if (r->diff().empty()) std::cout << "no changes; still config v" << r->version() << "\n";
+    else std::cout << "applied: now config v" << r->version() << "\n";
     return 0;
   }
   if (cmd == "audit") {

@@ -1,5 +1,7 @@
 #include "control/local_client.h"
 
+#include <algorithm>
+
 #include "config/config_loader.h"
 #include "config/diff.h"
 #include "config/validate.h"
@@ -40,8 +42,38 @@ v1::BackendList backendList(Engine& e) {
     s->set_last_error(b.last_error);
     s->set_last_error_ms(b.last_error_ms);
     s->set_ejected_until_ms(b.ejected_until_ms);
+    s->set_back_off_until_ms(b.back_off_until_ms);
+    s->set_back_offs_total(b.back_offs);
+    s->set_ejections_total(b.ejections);
+    s->set_consecutive_failures(b.consecutive_failures);
+    s->set_ewma_ms_per_token(b.ewma_ms_per_token);
+  }
+  for (const auto& p : e.pools()) {
+    auto* s = out.add_pools();
+    s->set_model(p.model);
+    s->set_policy(p.policy);
+    for (const auto& b : p.backends) s->add_backends(b);
+    for (double v : p.scores) s->add_scores(v);
+    s->set_active_requests(p.active_requests);
+    s->set_retries_in_progress(p.retries_in_progress);
+  }
+  for (const auto& ev : e.backendEvents()) {
+    auto* s = out.add_events();
+    s->set_ts_ms(ev.ts_ms);
+    s->set_backend(ev.backend);
+    s->set_kind(ev.kind);
+    s->set_reason(ev.reason);
+    s->set_until_ms(ev.until_ms);
   }
   return out;
+}
+
+void addFigure(v1::MetricsSnapshot& out, const char* key, const char* title, double value, const char* unit) {
+  auto* f = out.add_figures();
+  f->set_key(key);
+  f->set_title(title);
+  f->set_value(value);
+  f->set_unit(unit);
 }
 
 v1::ApplyConfigResponse toResponse(const ApplyResult& r) {
@@ -105,7 +137,17 @@ absl::StatusOr<v1::MetricsSnapshot> LocalEngineClient::snapshot() {
   out.set_latency_p50_seconds(s.latency_p50_seconds);
   out.set_latency_p99_seconds(s.latency_p99_seconds);
   out.set_ttft_p95_seconds(s.ttft_p95_seconds);
-  *out.mutable_backends() = backendList(engine_).backends();
+  v1::BackendList list = backendList(engine_);
+  *out.mutable_backends() = std::move(*list.mutable_backends());
+  *out.mutable_pools() = std::move(*list.mutable_pools());
+  const int events = list.events_size();
+  for (int i = std::max(0, events - 50); i < events; ++i) *out.add_events() = list.events(i);
+  out.set_retries_total(now.retries);
+  // Overview tiles (the figures mechanism): resilience at a glance.
+  int out_of_rotation = 0;
+  for (const auto& b : out.backends()) out_of_rotation += b.state() == "ejected" || b.state() == "backing_off";
+  addFigure(out, "retries_per_second", "Retries", s.retries_per_second, "req/s");
+  addFigure(out, "backends_out", "Ejected / backing off", out_of_rotation, "");
   return out;
 }
 

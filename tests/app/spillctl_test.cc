@@ -5,7 +5,9 @@
 
 #include <QtTest>
 
+#include <QJsonArray>
 #include <QJsonDocument>
+#include <QJsonObject>
 #include <QRegularExpression>
 
 #include "support/test_http.h"
@@ -195,6 +197,38 @@ void SpillctlTest::hashToken() {
   QVERIFY(p.waitForFinished(10000));
   QCOMPARE(QString(p.readAllStandardOutput()).trimmed(),
            QString("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"));
+}
+
+void SpillctlTest::balanceSwitchesAPoolsPolicy() {
+  auto before = ctl({"pools"});
+  QCOMPARE(before.code, 0);
+  QVERIFY2(before.out.contains(QRegularExpression("spillway-small\\s+least_outstanding")), qPrintable(before.out));
+  auto r = ctl({"balance", "spillway-small", "round_robin"});
+  QCOMPARE(r.code, 0);
+  QVERIFY2(r.out.contains("pools[spillway-small].balancing.policy") && r.out.contains("applied: now config v"),
+           qPrintable(r.out));
+  auto after = ctl({"--json", "pools"});
+  QCOMPARE(after.code, 0);
+  bool found = false;
+  for (const auto& p : QJsonDocument::fromJson(after.out.toUtf8()).object()["pools"].toArray()) {
+    if (p.toObject()["model"].toString() == "spillway-small") {
+      found = true;
+      QCOMPARE(p.toObject()["policy"].toString(), QString("round_robin"));
+    }
+  }
+  QVERIFY(found);
+  // Audited with the command as the comment.
+  auto audit = ctl({"audit", "--action", "config.apply"});
+  QVERIFY2(audit.out.contains("balance spillway-small round_robin"), qPrintable(audit.out));
+  // Clear errors: an unknown policy, an unknown model.
+  auto bad = ctl({"balance", "spillway-small", "fastest"});
+  QCOMPARE(bad.code, 3);
+  QVERIFY2(bad.err.contains("unknown policy \"fastest\""), qPrintable(bad.err));
+  auto none = ctl({"balance", "no-such-model", "round_robin"});
+  QVERIFY(none.code != 0);
+  QVERIFY2(none.err.contains("no pool serves model \"no-such-model\""), qPrintable(none.err));
+  auto events = ctl({"events"});
+  QCOMPARE(events.code, 0);
 }
 
 QTEST_APPLESS_MAIN(SpillctlTest)

@@ -24,6 +24,7 @@ class SpillctlTest : public QObject {
   void watchPrintsSnapshots();
   void refusedTokenAndUnreachableEngine();
   void hashToken();
+  void balanceSwitchesAPoolsPolicy();
 
  private:
   struct Run {

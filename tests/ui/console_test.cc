@@ -173,6 +173,57 @@ void ConsoleTest::ejectAndReweighFromTheBackendsPage() {
   QCOMPARE(actions, (std::vector<std::string>{"backend.eject", "backend.readmit", "backend.weight", "backend.weight"}));
 }
 
+void ConsoleTest::switchPolicyAndSeeBackOffsOnTheBackendsPage() {
+  auto* panel = window_->backends()->balancing();
+  panel->setConfirm([](const QString&) { return true; });
+  window_->showPage(1);
+  window_->refresh();
+  auto* pools = panel->poolsTable();
+  QCOMPARE(pools->rowCount(), 1);
+  QCOMPARE(pools->item(0, 0)->text(), "m");
+  auto* combo = qobject_cast<QComboBox*>(pools->cellWidget(0, 1));
+  QVERIFY(combo);
+  QCOMPARE(combo->currentText(), "least_outstanding");
+  // Pick a policy in the combo, as an operator would.
+  QSignalSpy messages(panel, &ui::BalancingPanel::message);
+  combo->setCurrentText("round_robin");
+  emit combo->activated(combo->currentIndex());
+  QCOMPARE(engine_->pools().at(0).policy, std::string("round_robin"));
+  QVERIFY2(messages.size() == 1 && messages[0][0].toString().startsWith("Pool m now balances with round_robin"),
+           messages.isEmpty() ? "no message" : qPrintable(messages[0][0].toString()));
+  bool audited = false;
+  for (const auto& e : engine_->audit({0, "config.apply", "console-test", 10})) audited |= e.detail == "balance m round_robin";
+  QVERIFY(audited);
+  // A refused confirmation puts the combo back and changes nothing.
+  panel->setConfirm([](const QString&) { return false; });
+  combo->setCurrentText("prefix_affinity");
+  emit combo->activated(combo->currentIndex());
+  QCOMPARE(combo->currentText(), "round_robin");
+  QCOMPARE(engine_->pools().at(0).policy, std::string("round_robin"));
+  // Back-offs are listed with their reason: b answers 429 with Retry-After.
+  const std::string busy_b = R"(  - name: a
+    url: sim://a
+    models: [m]
+    sim: {profile: instant}
+  - name: b
+    url: sim://b
+    models: [m]
+    sim: {profile: instant, failures: {rate: 1, kind: http_429, retry_after_seconds: 60}}
+)";
+  QVERIFY(engine_->applyConfig(configFromYaml(engineYaml(busy_b)), {.actor = "console-test"}).ok());
+  for (int i = 0; i < 4; ++i) QCOMPARE(postJson(engine_->port(), "/v1/chat/completions", kChat).status, 200);
+  window_->refresh();
+  auto* events = panel->eventsTable();
+  QCOMPARE(events->rowCount(), 1);
+  QCOMPARE(events->item(0, 1)->text(), "b");
+  QCOMPARE(events->item(0, 2)->text(), "backed off");
+  QVERIFY(events->item(0, 4)->text().contains("Retry-After: 60"));
+  QVERIFY(window_->backends()->select("b"));
+  QCOMPARE(window_->backends()->model()->index(1, ui::BackendsModel::kState).data().toString(), "backing off");
+  // The Overview shows retries and backends out of rotation as tiles.
+  QCOMPARE(window_->overview()->tileText("figure:backends_out"), "1");
+}
+
 void ConsoleTest::applyValidConfigFromThePoliciesPage() {
   auto* page = window_->policies();
   const int64_t before = engine_->configVersion();

@@ -20,6 +20,7 @@ class ConsoleTest : public QObject {
   void backendsModelPassesTheModelTester();
   void drainFromTheBackendsPage();
   void ejectAndReweighFromTheBackendsPage();
+  void switchPolicyAndSeeBackOffsOnTheBackendsPage();
   void applyValidConfigFromThePoliciesPage();
   void configFormModelPassesTheModelTester();
   void formEditsValidateAndApply();
