@@ -202,7 +202,7 @@ void SpillctlTest::hashToken() {
 void SpillctlTest::balanceSwitchesAPoolsPolicy() {
   auto before = ctl({"pools"});
   QCOMPARE(before.code, 0);
-  QVERIFY2(before.out.contains(QRegularExpression("spillway-small\\s+least_outstanding")), qPrintable(before.out));
+  QVERIFY2(before.out.contains(QRegularExpression("spillway-small\\s+latency_weighted")), qPrintable(before.out));
   auto r = ctl({"balance", "spillway-small", "round_robin"});
   QCOMPARE(r.code, 0);
   QVERIFY2(r.out.contains("pools[spillway-small].balancing.policy") && r.out.contains("applied: now config v"),

@@ -27,6 +27,7 @@ struct TlsBackend::Impl {
   net::ssl::context tls{net::ssl::context::tls_server};
   tcp::acceptor acceptor{ioc};
   std::atomic<int> served{0};
+  std::atomic<int> probes{0};
   std::thread thread;
 
   net::awaitable<void> session(tcp::socket socket) {
@@ -44,6 +45,7 @@ struct TlsBackend::Impl {
       res.set(http::field::content_type, "application/json");
       if (req.method() == http::verb::get) {
         res.body() = R"({"status":"ok"})";
+        probes++;
       } else {
         res.body() = R"({"id":"tls-1","object":"chat.completion","created":0,"model":"m","choices":[{"index":0,)"
                      R"("message":{"role":"assistant","content":"over tls"},"finish_reason":"stop"}],)"
@@ -86,5 +88,7 @@ TlsBackend::~TlsBackend() {
 uint16_t TlsBackend::port() const { return impl_->acceptor.local_endpoint().port(); }
 
 int TlsBackend::requestsServed() const { return impl_->served.load(); }
+
+int TlsBackend::probesServed() const { return impl_->probes.load(); }
 
 }  // namespace spillway::testing

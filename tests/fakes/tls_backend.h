@@ -15,7 +15,8 @@ class TlsBackend {
   TlsBackend(const std::string& cert_pem, const std::string& key_pem);
   ~TlsBackend();
   uint16_t port() const;
-  int requestsServed() const;
+  int requestsServed() const;  // POSTs answered
+  int probesServed() const;    // GETs (health checks) answered
 
   struct Impl;
 

@@ -100,7 +100,7 @@ void UpstreamTlsTest::healthProbesUseEachBackendsOwnTls() {
   QVERIFY(e.ok());
   auto& engine = **e;
   // Probes complete over TLS (the fake counts each request it answers)...
-  QVERIFY(waitFor([&] { return backend.requestsServed() >= 3; }));
+  QVERIFY(waitFor([&] { return backend.probesServed() >= 3; }));
   // ... and the backend is up after them.
   for (const auto& b : engine.backends()) {
     if (b.name == "tls") QCOMPARE(b.state, std::string("up"));
