@@ -17,7 +17,10 @@
 
 #include "common/process.h"
 #include "common/url.h"
+#include "balance/balancer.h"
+#include "balance/random.h"
 #include "sim/load_generator.h"
+#include "upstream/backend.h"
 
 namespace po = boost::program_options;
 using namespace spillway;
@@ -56,10 +59,99 @@ int runIdle(const std::string& target, unsigned connections, unsigned hold_ms) {
   return ok == connections ? 0 : 1;
 }
 
+// Times balance::Balancer::pick (plus the release) per policy and pool size,
+// on one thread: the cost a request pays for its pick. Medians of 5 reps.
+int runPick(const std::string& json_file, unsigned iterations) {
+  const v1::BalancingPolicy policies[] = {v1::ROUND_ROBIN,       v1::WEIGHTED_RANDOM, v1::LATENCY_WEIGHTED,
+                                          v1::LEAST_OUTSTANDING, v1::CONSISTENT_HASH, v1::PREFIX_AFFINITY};
+  std::string json = "{\"pick_ns\": {";
+  std::printf("%-18s %10s %10s %10s   (ns per pick + release, median of 5)\n", "policy", "4", "16", "64");
+  bool first_policy = true;
+  for (auto policy : policies) {
+    const std::string name(balance::policyName(policy));
+    std::printf("%-18s", name.c_str());
+    json += std::string(first_policy ? "" : ", ") + "\"" + name + "\": {";
+    first_policy = false;
+    bool first_size = true;
+    for (int n : {4, 16, 64}) {
+      std::vector<upstream::BackendPtr> pool;
+      for (int i = 0; i < n; ++i) {
+        v1::Backend c;
+        c.set_name("backend-" + std::to_string(i));
+        c.set_weight(1 + i % 3);
+        auto b = std::make_shared<upstream::Backend>(i + 1, c, common::Url{}, "");
+        b->recordOutcome(false, 0.5 + 0.01 * i, 50);  // latency samples for latency_weighted
+        for (int k = 0; k < i % 4; ++k) b->tryAcquire();  // some load for the load-aware ones
+        pool.push_back(std::move(b));
+      }
+      v1::Balancing settings;
+      settings.set_policy(policy);
+      auto lb = std::move(*balance::makeBalancer(balance::effectiveBalancing(settings, {}), 7));
+      // 8 prefix groups of 16 blocks; 1,024 affinity keys.
+      std::vector<std::vector<uint64_t>> groups(8);
+      for (uint64_t g = 0; g < 8; ++g) {
+        for (uint64_t k = 0; k < 16; ++k) groups[g].push_back(balance::mix64(g * 1000 + k + 1));
+      }
+      std::vector<double> reps;
+      for (int rep = 0; rep < 5; ++rep) {
+        const auto t0 = std::chrono::steady_clock::now();
+        for (unsigned i = 0; i < iterations; ++i) {
+          balance::PickContext ctx;
+          ctx.hash_key = balance::mix64(i & 1023);
+          ctx.has_hash_key = true;
+          ctx.prefix_blocks = groups[i & 7];
+          auto r = lb->pick(pool, ctx);
+          if (r.backend) r.backend->release();
+        }
+        const auto ns = std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count();
+        reps.push_back(ns / iterations);
+      }
+      std::sort(reps.begin(), reps.end());
+      std::printf(" %10.0f", reps[2]);
+      char one[64];
+      std::snprintf(one, sizeof one, "%s\"%d\": %.1f", first_size ? "" : ", ", n, reps[2]);
+      json += one;
+      first_size = false;
+    }
+    json += "}";
+    std::printf("\n");
+  }
+  json += "}}\n";
+  if (!json_file.empty()) {
+    std::ofstream out(json_file);
+    out << json;
+    if (!out) {
+      std::cerr << "spillway-bench pick: cannot write " << json_file << "\n";
+      return 1;
+    }
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   common::raiseOpenFileLimit();
+  if (argc > 1 && std::string(argv[1]) == "pick") {
+    po::options_description o("spillway-bench pick: time each balancing policy's pick\n\nOptions");
+    std::string json_file;
+    unsigned iterations = 200000;
+    o.add_options()("help,h", "show this help")("json", po::value(&json_file), "write the numbers as JSON to FILE")(
+        "iterations", po::value(&iterations)->default_value(iterations), "picks per measurement");
+    po::variables_map vm;
+    try {
+      po::store(po::parse_command_line(argc - 1, argv + 1, o), vm);
+      if (vm.count("help")) {
+        std::cout << o << "\n";
+        return 0;
+      }
+      po::notify(vm);
+    } catch (const po::error& e) {
+      std::cerr << "spillway-bench pick: " << e.what() << "\n";
+      return 2;
+    }
+    return runPick(json_file, std::max(1u, iterations));
+  }
   if (argc > 1 && std::string(argv[1]) == "idle") {
     po::options_description o("spillway-bench idle: hold N idle keep-alive connections\n\nOptions");
     std::string target;
@@ -86,7 +178,8 @@ int main(int argc, char** argv) {
       "spillway-bench: load generator for OpenAI-compatible servers\n\n"
       "Usage: spillway-bench --scenario FILE [--target URL] [--json FILE]\n"
       "       spillway-bench --target URL --model M (--rate R | --concurrency C) [options]\n"
-      "       spillway-bench idle --target URL --connections N --hold-ms MS\n\nOptions");
+      "       spillway-bench idle --target URL --connections N --hold-ms MS\n"
+      "       spillway-bench pick [--json FILE]   (balancing policies' pick cost)\n\nOptions");
   std::string scenario_file, target, json_file, model, endpoint = "chat";
   double rate = 0;
   unsigned concurrency = 0, duration_ms = 5000, threads = 1, max_tokens = 0, prompt_tokens = 8, itl = 0,

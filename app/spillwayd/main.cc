@@ -81,7 +81,7 @@ int runSim(int argc, char** argv) {
   unsigned threads = 0;
   v1::SimProfile p;
   uint32_t prefill_base_ms = 0, prefill_per_token_us = 0, inter_token_ms = 0, max_num_seqs = 0,
-           max_waiting = 0, min_out = 0, max_out = 0;
+           max_waiting = 0, min_out = 0, max_out = 0, prefix_block_tokens = 0, prefix_cache_blocks = 0;
   uint64_t seed = 0;
   double failure_rate = 0;
   opts.add_options()
@@ -98,6 +98,8 @@ int runSim(int argc, char** argv) {
       ("min-output-tokens", po::value(&min_out), "shortest natural answer")
       ("max-output-tokens", po::value(&max_out), "longest natural answer")
       ("seed", po::value(&seed), "text generator seed")
+      ("prefix-block-tokens", po::value(&prefix_block_tokens), "prefix (KV) cache block size in tokens; 0 = no cache")
+      ("prefix-cache-blocks", po::value(&prefix_cache_blocks), "blocks the prefix cache holds (default 4096)")
       ("failure-rate", po::value(&failure_rate), "fraction of requests to fail (0..1)")
       ("failure-kind", po::value(&failure_kind)->default_value(failure_kind), "http_500, http_503, http_429 or reset_mid_stream")
       ("log-level", po::value<std::string>()->default_value("info"), "trace, debug, info, warn, error");
@@ -112,6 +114,8 @@ int runSim(int argc, char** argv) {
   p.set_min_output_tokens(min_out);
   p.set_max_output_tokens(max_out);
   p.set_seed(seed);
+  p.set_prefix_block_tokens(prefix_block_tokens);
+  p.set_prefix_cache_blocks(prefix_cache_blocks);
   p.mutable_failures()->set_rate(failure_rate);
   v1::FailureKind kind;
   std::string upper = failure_kind;

@@ -2,7 +2,9 @@
 // (default two): sample that many distinct available backends, score each
 // weight / (in_flight + 1)^bias (Envoy's least-request rule) and take the
 // best. The in-flight count is Spillway's own, so it is exact and current;
-// a slow backend holds its requests longer and so draws fewer new ones.
+// a slow backend holds its requests longer and so draws fewer new ones. A
+// backend failing in a row has its score divided by (1 + failures), so one
+// that fails fast (and so looks idle) does not draw the traffic.
 #pragma once
 
 #include "balance/balancer.h"

@@ -146,10 +146,30 @@ struct Worker {
   }
 };
 
-std::string buildBody(const v1::RequestClass& c, uint32_t prompt_tokens) {
+// A four-letter word (one simulator token) for `n`, from `first` on.
+void appendWord(std::string& out, char first, uint32_t n) {
+  static constexpr char kDigits[] = "abcdefghijklmnopqrstuvwxyz0123456789";
+  if (!out.empty()) out += ' ';
+  out += first;
+  for (int i = 0; i < 3; ++i) {
+    out += kDigits[n % 36];
+    n /= 36;
+  }
+}
+
+template <typename Rng>
+std::string buildBody(const v1::RequestClass& c, uint32_t prompt_tokens, Rng& rng) {
   std::string prompt;
-  prompt.reserve(prompt_tokens * 4);
-  for (uint32_t i = 0; i < prompt_tokens; ++i) prompt += i ? " tok" : "tok";  // one simulator token per word
+  prompt.reserve(prompt_tokens * 5);
+  if (c.prefix_groups() > 0) {
+    // The group's shared text, then words no other request has.
+    const uint32_t group = static_cast<uint32_t>(rng() % c.prefix_groups());
+    const uint32_t shared = std::min(prompt_tokens, c.shared_prefix_tokens());
+    for (uint32_t i = 0; i < shared; ++i) appendWord(prompt, static_cast<char>('A' + group % 26), group * 7919 + i);
+    for (uint32_t i = shared; i < prompt_tokens; ++i) appendWord(prompt, 'u', static_cast<uint32_t>(rng()));
+  } else {
+    for (uint32_t i = 0; i < prompt_tokens; ++i) prompt += i ? " tok" : "tok";  // one simulator token per word
+  }
   common::JsonWriter w;
   w.beginObject().key("model").value(c.model());
   if (c.endpoint() == "completions") {
@@ -241,7 +261,7 @@ awaitable<void> oneRequest(Worker& w, size_t phase, size_t cls, Clock::time_poin
     req.set("x-session-id", s);
   }
   req.keep_alive(true);
-  req.body() = buildBody(c, len(w.rng));
+  req.body() = buildBody(c, len(w.rng), w.rng);
   req.prepare_payload();
 
   boost::system::error_code ec;

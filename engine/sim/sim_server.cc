@@ -170,9 +170,10 @@ struct SimServer::State {
   }
 
   bool injectFailure() {
-    if (profile.failures().rate() <= 0) return false;
+    const double rate = failure_rate.load(std::memory_order_relaxed);
+    if (rate <= 0) return false;
     std::lock_guard lock(mu);
-    return std::uniform_real_distribution<double>(0, 1)(rng) < profile.failures().rate();
+    return std::uniform_real_distribution<double>(0, 1)(rng) < rate;
   }
 
   common::IoPool& io;
@@ -183,6 +184,9 @@ struct SimServer::State {
   std::atomic<uint16_t> port{0};
   std::atomic<uint64_t> next_id{1};
   std::atomic<uint64_t> completed{0}, rejected_busy{0}, injected{0};
+  // failures.rate, changeable while running (POST /sim/failures?rate=X) so
+  // benchmarks can turn a failure on halfway.
+  std::atomic<double> failure_rate{profile.failures().rate()};
 
   std::mutex mu;
   bool stopped = false;                        // GUARDED_BY(mu)
@@ -463,6 +467,19 @@ awaitable<bool> handle(beast::tcp_stream& stream, State& st, http::request<http:
       w.endArray().endObject();
       co_return co_await writeResponse(stream, st, http::status::ok, w.take(), "application/json", keep);
     }
+  }
+  if (req.method() == http::verb::post && target.rfind("/sim/failures?rate=", 0) == 0) {
+    // Fault injection switched at run time (the kind stays the configured one).
+    const std::string value(target.substr(std::string_view("/sim/failures?rate=").size()));
+    char* end = nullptr;
+    const double rate = std::strtod(value.c_str(), &end);
+    if (value.empty() || *end != '\0' || !(rate >= 0 && rate <= 1)) {
+      openai::ApiError e{400, "rate must be a number in [0, 1]", "invalid_request_error", "rate", "invalid_value"};
+      co_return co_await writeError(stream, st, std::move(e), keep);
+    }
+    st.failure_rate.store(rate);
+    co_return co_await writeResponse(stream, st, http::status::ok, common::strCat("{\"rate\":", value, "}"),
+                                     "application/json", keep);
   }
   auto endpoint = openai::endpointForTarget(target);
   if (!endpoint || req.method() != http::verb::post) {

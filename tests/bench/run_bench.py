@@ -8,10 +8,12 @@ Runs, in one go and on loopback only:
   memory     spillwayd's peak RSS in those runs and with 1,000 idle clients
   loadgen    what the load generator itself sustains on one core
   scenario   the scenario files in tests/bench/scenarios/ through spillwayd
+  balancing  policies side by side on simulated fleets (tests/bench/balancing.py)
 
 Writes every raw report (JSON) and summary.json / summary.md into --out.
 Usage: tests/bench/run_bench.py [--build build/release] [--out bench-results]
                                 [--rounds 3] [--seconds 2] [--smoke] [--throughput-only]
+                                [--baseline-build DIR] [--balancing-only]
 --smoke runs everything with a tiny load and checks that the JSON is sane
 (CTest runs it so the suite cannot rot); it asserts nothing about speed.
 """
@@ -183,6 +185,9 @@ def main():
     ap.add_argument("--smoke", action="store_true")
     ap.add_argument("--throughput-only", action="store_true",
                     help="only the max-throughput A/B (64 clients): direct, spillway, nginx, interleaved")
+    ap.add_argument("--baseline-build", help="with --throughput-only: also run this build's spillwayd "
+                    "(e.g. a checkout of the previous commit) as 'spillway-base', interleaved in the same rounds")
+    ap.add_argument("--balancing-only", action="store_true", help="only the balancing benchmarks")
     args = ap.parse_args()
     if args.smoke:
         args.rounds, args.seconds = 1, 0.3
@@ -201,6 +206,16 @@ def main():
                "machine": {"cores": cores, "cpu": cpu_model(), "kernel": platform.release()},
                "commit": git_commit(), "smoke": args.smoke, "rounds": args.rounds, "seconds_per_run": args.seconds}
     try:
+        if args.balancing_only:
+            import balancing
+            summary["balancing"] = balancing.run_all(b, procs, workdir, args)
+            (b.out / "balancing.json").write_text(json.dumps(summary, indent=2) + "\n")
+            md = balancing.markdown(summary["balancing"])
+            (b.out / "balancing.md").write_text(md)
+            print(md)
+            if args.smoke:
+                balancing.check_sane(summary["balancing"])
+            return
         # Upstreams: a fast static server (nginx, 1 worker) and a streaming simulator.
         fast = start_nginx(procs, nginx, workdir, "fast", {"/v1/": "fast"}, 1)
         sim = procs.start([b.spillwayd, "sim", "--listen", "127.0.0.1:0", "--profile", "instant", "--threads", "1",
@@ -215,12 +230,16 @@ backends:
   - {{name: fast, url: "http://127.0.0.1:{fast}", models: [bench], health_check: {{path: /health}}}}
   - {{name: stream, url: "http://127.0.0.1:{sim_port}", models: [stream], health_check: {{path: /healthz}}}}
 """)
-        gw = procs.start([b.spillwayd, "--config", str(cfg), "--log-level", "warn"])
+        gw = procs.start([b.spillwayd, "--config", str(cfg), "--log-level", "warn", "--control-listen", "none"])
         gw_port = read_listen_port(gw)
         # nginx as the reference reverse proxy, one worker per core.
         ngx = start_nginx(procs, nginx, workdir, "proxy", {"/v1/": fast}, cores)
         targets = {"direct": f"http://127.0.0.1:{fast}", "spillway": f"http://127.0.0.1:{gw_port}",
                    "nginx": f"http://127.0.0.1:{ngx}"}
+        if args.throughput_only and args.baseline_build:
+            base = procs.start([str(Path(args.baseline_build) / "app" / "spillwayd"), "--config", str(cfg),
+                                "--log-level", "warn", "--control-listen", "none"])
+            targets["spillway-base"] = f"http://127.0.0.1:{read_listen_port(base)}"
 
         if args.throughput_only:
             thr = {t: [] for t in targets}
@@ -231,10 +250,14 @@ backends:
                     thr[t].append(b.load(f"max-{t}", targets[t], "bench", args.seconds, concurrency=64)["throughput"])
             summary["max_throughput"] = {t: {"runs": [round(x) for x in v], "median": med(v)} for t, v in thr.items()}
             summary["spillway_to_nginx"] = med(thr["spillway"]) / med(thr["nginx"])
+            if "spillway-base" in thr:
+                summary["spillway_to_base"] = med(thr["spillway"]) / med(thr["spillway-base"])
             (b.out / "throughput.json").write_text(json.dumps(summary, indent=2) + "\n")
             for t, v in summary["max_throughput"].items():
                 print(f"{t:9} median {v['median']:8.0f} req/s  runs {v['runs']}")
             print(f"spillway / nginx: {summary['spillway_to_nginx']:.3f}")
+            if "spillway_to_base" in summary:
+                print(f"spillway / spillway-base: {summary['spillway_to_base']:.3f}")
             return
         summary["overhead"] = overhead(b, targets, args)
         summary["memory"] = {"after_overhead_peak_rss_kb": rss_kb(gw.pid)}
@@ -243,18 +266,22 @@ backends:
         summary["memory"]["idle_clients"] = idle_clients(b, gw, f"http://127.0.0.1:{gw_port}", args)
         summary["loadgen"] = loadgen_capacity(b, targets["direct"], args)
         # Scenarios describe the default fleet: run them on a spillwayd with the embedded config.
-        demo = procs.start([b.spillwayd, "--listen", "127.0.0.1:0", "--log-level", "warn"])
+        demo = procs.start([b.spillwayd, "--listen", "127.0.0.1:0", "--log-level", "warn", "--control-listen", "none"])
         summary["scenarios"] = scenarios(b, f"http://127.0.0.1:{read_listen_port(demo)}", args)
+        import balancing
+        summary["balancing"] = balancing.run_all(b, procs, workdir, args)
     finally:
         procs.stop_all()
         shutil.rmtree(workdir, ignore_errors=True)
 
     (b.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    md = markdown(summary)
+    import balancing
+    md = markdown(summary) + balancing.markdown(summary["balancing"])
     (b.out / "summary.md").write_text(md)
     print(md)
     if args.smoke:
         check_sane(summary)
+        balancing.check_sane(summary["balancing"])
         print("smoke: JSON sane")
 
 
