@@ -23,6 +23,7 @@
 #include "metrics/registry.h"
 #include "sim/sim_server.h"
 #include "upstream/health_checker.h"
+#include "upstream/load_scraper.h"
 
 namespace spillway {
 
@@ -44,6 +45,7 @@ struct Engine::Impl {
   std::unique_ptr<common::IoPool> io;
   std::unique_ptr<http::Gateway> gateway;
   std::unique_ptr<upstream::HealthChecker> health;
+  std::unique_ptr<upstream::LoadScraper> load_scraper;
   std::vector<std::unique_ptr<http::FrontServer>> retired_fronts;  // old listeners, draining
   std::vector<std::thread> drainers;
   std::unique_ptr<http::FrontServer> front;
@@ -170,6 +172,9 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::start(v1::Config config, EngineO
   d.io->start();
   d.health = std::make_unique<upstream::HealthChecker>(d.io->context(0), (*routes)->backends, d.tlsFor());
   d.health->start();
+  d.load_scraper = std::make_unique<upstream::LoadScraper>(d.io->context(0), (*routes)->backends,
+                                                          d.config.upstream().load_metrics(), d.tlsFor());
+  d.load_scraper->start();
 
   // The config we start with is the running version: reuse the stored
   // active version when identical, else record it as a new one.
@@ -284,6 +289,10 @@ absl::StatusOr<ApplyResult> Engine::Impl::applyLocked(v1::Config proposed, const
   auto checker = std::make_unique<upstream::HealthChecker>(io->context(0), (*routes)->backends, tlsFor());
   checker->start();
   health = std::move(checker);  // the old one stops as it is destroyed
+  auto scraper = std::make_unique<upstream::LoadScraper>(io->context(0), (*routes)->backends,
+                                                         proposed.upstream().load_metrics(), tlsFor());
+  scraper->start();
+  load_scraper = std::move(scraper);
   sims = std::move(new_sims);
   config = std::move(proposed);
   version = *id;
@@ -417,6 +426,7 @@ void Engine::stop() {
   if (d.front) d.front->drain(std::chrono::milliseconds(0));
   for (auto& f : d.retired_fronts) f->drain(std::chrono::milliseconds(0));
   if (d.health) d.health->stop();
+  if (d.load_scraper) d.load_scraper->stop();
   if (d.io) d.io->stop();
   for (auto& t : d.drainers) t.join();
   for (auto& [id, sim] : d.sims) sim->stop();
@@ -511,6 +521,12 @@ std::vector<BackendStatus> Engine::backends() const {
     st.ejections = b->ejectionsTotal();
     st.consecutive_failures = b->consecutiveFailures();
     st.ewma_ms_per_token = b->ewmaMsPerToken();
+    const auto reported = b->reportedLoad();
+    if (reported.until_ms > wallClockMs()) {
+      st.reported_running = reported.running;
+      st.reported_waiting = reported.waiting;
+      st.reported_cache_usage = reported.cache_usage;
+    }
     out.push_back(std::move(st));
   }
   return out;

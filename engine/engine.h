@@ -54,6 +54,11 @@ struct BackendStatus {
   uint64_t ejections = 0;           // automatic (outlier detection), since configured
   uint32_t consecutive_failures = 0;
   double ewma_ms_per_token = 0;     // what latency_weighted balances on
+  // The backend's own load (upstream.load_metrics), while fresh; -1 when
+  // not read or stale.
+  double reported_running = -1;
+  double reported_waiting = -1;
+  double reported_cache_usage = -1;
 };
 
 // How a pool picks, and what it decides on now.

@@ -146,7 +146,14 @@ QVariant BackendsModel::data(const QModelIndex& index, int role) const {
           .arg(b.weight_overridden() ? tr("operator override of the configured %1").arg(b.configured_weight())
                                      : tr("configured"));
     }
-    if (col == kInFlight) return tr("Requests in flight / max_concurrency");
+    if (col == kInFlight) {
+      QString tip = tr("Requests in flight / max_concurrency");
+      if (b.reported_running() >= 0) {
+        tip += tr("\nThe backend reports %1 running, %2 waiting").arg(b.reported_running()).arg(b.reported_waiting());
+        if (b.reported_cache_usage() >= 0) tip += tr(", KV cache %1 % used").arg(b.reported_cache_usage() * 100, 0, 'f', 0);
+      }
+      return tip;
+    }
     if (col == kConnections) return tr("Upstream connections open / idle");
     if (col == kLatency) return tr("Recent mean latency (exponentially weighted, about the last 20 requests)");
     if (col == kLastError && !b.last_error().empty()) {

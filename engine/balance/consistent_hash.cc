@@ -39,7 +39,7 @@ PickResult ConsistentHashBalancer::pick(std::span<const upstream::BackendPtr> ba
   for (const auto& b : backends) {
     if (!eligible(*b, ctx)) continue;
     ++available;
-    total += b->inFlight();
+    total += b->load();
   }
   if (available == 0) return {};
   const auto cap = static_cast<int64_t>(
@@ -50,7 +50,7 @@ PickResult ConsistentHashBalancer::pick(std::span<const upstream::BackendPtr> ba
     const upstream::BackendPtr* best = nullptr;
     for (const auto& b : backends) {
       if (!eligible(*b, ctx)) continue;
-      if (!best || b->inFlight() < (*best)->inFlight()) best = &b;
+      if (!best || b->load() < (*best)->load()) best = &b;
     }
     size_t order[1] = {static_cast<size_t>(best - backends.data())};
     auto r = acquireInOrder(backends, order, ctx);
@@ -76,7 +76,7 @@ PickResult ConsistentHashBalancer::pick(std::span<const upstream::BackendPtr> ba
       seen_big[i] = true;
     }
     const auto& b = backends[i];
-    if (!eligible(*b, ctx) || b->inFlight() >= cap) continue;
+    if (!eligible(*b, ctx) || b->load() >= cap) continue;
     if (b->tryAcquire()) return {PickOutcome::kPicked, b, static_cast<double>(cap)};
   }
   return {PickOutcome::kAllBusy, nullptr, 0};

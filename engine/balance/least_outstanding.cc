@@ -10,7 +10,7 @@ double LeastOutstandingBalancer::score(const upstream::Backend& b) const {
   // would draw ever more requests (the "black hole"); each failure in a row
   // divides its score until outlier detection ejects it.
   const double w = b.effectiveWeight() / (1.0 + b.consecutiveFailures());
-  const double active = static_cast<double>(b.inFlight()) + 1.0;
+  const double active = static_cast<double>(b.load()) + 1.0;
   return bias_ == 1.0 ? w / active : w / std::pow(active, bias_);
 }
 

@@ -25,7 +25,7 @@ PickResult PrefixAffinityBalancer::pick(std::span<const upstream::BackendPtr> ba
   for (const auto& b : backends) {
     if (!eligible(*b, ctx)) continue;
     ++available;
-    total += b->inFlight();
+    total += b->load();
   }
   if (available == 0) return {};
   const double cap = std::ceil((1.0 + load_factor_) * static_cast<double>(total + 1) / static_cast<double>(available));
@@ -48,7 +48,7 @@ PickResult PrefixAffinityBalancer::pick(std::span<const upstream::BackendPtr> ba
   for (size_t i = 0; i < n; ++i) {
     const auto& b = *backends[i];
     if (!eligible(b, ctx)) continue;
-    const double inflight = static_cast<double>(b.inFlight());
+    const double inflight = static_cast<double>(b.load());
     if (inflight >= cap) continue;  // bounded load
     const double prefix = blocks == 0 || i >= 64 ? 0.0 : static_cast<double>(matched_buf[i]) / static_cast<double>(blocks);
     const double s = prefix_weight_ * prefix + load_weight_ * (1.0 - inflight / cap);

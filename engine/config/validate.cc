@@ -142,6 +142,9 @@ std::vector<ConfigError> validate(const v1::Config& c, const SourceMap* sources,
   // Bounds declared on the fields themselves ((spillway.v1.range)).
   ck.ranges(c, "");
   ck.healthCheck(c.upstream().health_check(), "upstream.health_check");
+  if (const auto& lp = c.upstream().load_metrics().path(); !lp.empty() && lp != "none" && lp.front() != '/') {
+    ck.fail("upstream.load_metrics.path", common::strCat("must start with '/' or be \"none\", got \"", lp, "\""));
+  }
 
   if (c.backends_size() == 0) ck.fail("backends", "at least one backend is required");
 
@@ -281,6 +284,10 @@ void applyDefaults(v1::Config& c) {
   if (u->max_idle_connections() == 0) u->set_max_idle_connections(256);
   if (u->slow_start_ms() == 0) u->set_slow_start_ms(30000);
   if (u->busy_cooldown_ms() == 0) u->set_busy_cooldown_ms(1000);
+  auto* lm = u->mutable_load_metrics();
+  if (lm->path().empty()) lm->set_path("none");
+  if (lm->interval_ms() == 0) lm->set_interval_ms(1000);
+  if (lm->max_age_ms() == 0) lm->set_max_age_ms(3000);
   auto* od = u->mutable_outlier_detection();
   if (od->consecutive_failures() == 0) od->set_consecutive_failures(5);
   if (od->base_ejection_ms() == 0) od->set_base_ejection_ms(10000);

@@ -47,6 +47,9 @@ v1::BackendList backendList(Engine& e) {
     s->set_ejections_total(b.ejections);
     s->set_consecutive_failures(b.consecutive_failures);
     s->set_ewma_ms_per_token(b.ewma_ms_per_token);
+    s->set_reported_running(b.reported_running);
+    s->set_reported_waiting(b.reported_waiting);
+    s->set_reported_cache_usage(b.reported_cache_usage);
   }
   for (const auto& p : e.pools()) {
     auto* s = out.add_pools();

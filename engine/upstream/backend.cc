@@ -108,6 +108,19 @@ std::pair<int64_t, std::string> Backend::lastError() const {
   return {last_error_ms_, last_error_};
 }
 
+void Backend::setReportedLoad(double running, double waiting, double cache_usage, int64_t until_ms) {
+  reported_running_.store(running, std::memory_order_relaxed);
+  reported_waiting_.store(waiting, std::memory_order_relaxed);
+  reported_cache_.store(cache_usage, std::memory_order_relaxed);
+  reported_total_.store(static_cast<int64_t>(running + waiting + 0.5), std::memory_order_relaxed);
+  reported_until_ms_.store(until_ms, std::memory_order_relaxed);
+}
+
+Backend::ReportedLoad Backend::reportedLoad() const {
+  return {reported_running_.load(std::memory_order_relaxed), reported_waiting_.load(std::memory_order_relaxed),
+          reported_cache_.load(std::memory_order_relaxed), reported_until_ms_.load(std::memory_order_relaxed)};
+}
+
 bool Backend::tryAcquire() {
   const int64_t limit = config_.max_concurrency();
   int64_t cur = in_flight_.load(std::memory_order_relaxed);

@@ -10,6 +10,7 @@
 // once a second with the wall clock, tests with their own.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <memory>
@@ -112,6 +113,25 @@ class Backend {
   // request in flight.
   void holdAlive(std::shared_ptr<void> keep) { keep_alive_ = std::move(keep); }
 
+  // Load the backend reports itself (its /metrics, read by LoadScraper),
+  // valid until `until_ms` (wall clock).
+  struct ReportedLoad {
+    double running = 0;
+    double waiting = 0;
+    double cache_usage = -1;  // 0..1, -1 when not reported
+    int64_t until_ms = 0;     // 0: never reported
+  };
+  void setReportedLoad(double running, double waiting, double cache_usage, int64_t until_ms);
+  ReportedLoad reportedLoad() const;
+  // What load-aware policies count: Spillway's in-flight, or the backend's
+  // own running + waiting when it reported recently and that is more.
+  int64_t load() const {
+    const int64_t own = inFlight();
+    const int64_t until = reported_until_ms_.load(std::memory_order_relaxed);
+    if (until == 0 || common::wallClockMs() >= until) return own;
+    return std::max(own, reported_total_.load(std::memory_order_relaxed));
+  }
+
   // Reserves one request slot; false when max_concurrency is reached.
   bool tryAcquire();
   void release();
@@ -166,6 +186,11 @@ class Backend {
   std::atomic<uint32_t> consecutive_failures_{0};
   std::atomic<uint32_t> auto_ejections_{0};
   std::atomic<uint64_t> ejections_total_{0};
+  std::atomic<int64_t> reported_until_ms_{0};
+  std::atomic<int64_t> reported_total_{0};   // running + waiting, rounded
+  std::atomic<double> reported_running_{0};
+  std::atomic<double> reported_waiting_{0};
+  std::atomic<double> reported_cache_{-1};
   mutable std::mutex error_mu_;
   int64_t last_error_ms_ = 0;  // GUARDED_BY(error_mu_)
   std::string last_error_;     // GUARDED_BY(error_mu_)

@@ -13,7 +13,7 @@
 #include <boost/beast/http.hpp>
 
 #include "common/asio_types.h"
-#include "upstream/connection_pool.h"
+#include "upstream/http_get.h"
 
 namespace spillway::upstream {
 
@@ -33,35 +33,10 @@ struct HealthChecker::State {
 
 namespace {
 
-template <typename Stream>
-common::Awaitable<bool> probeOver(Stream& stream, beast::flat_buffer& buffer, const Backend& b,
-                               const std::string& target) {
-  http::request<http::empty_body> req{http::verb::get, target, 11};
-  req.set(http::field::host, b.url().hostHeader());
-  req.set(http::field::user_agent, "spillway-health-check");
-  if (!b.apiKey().empty()) req.set(http::field::authorization, "Bearer " + b.apiKey());
-  req.keep_alive(false);
-  boost::system::error_code ec;
-  co_await http::async_write(stream, req, net::redirect_error(common::kUseAwaitable, ec));
-  if (ec) co_return false;
-  http::response_parser<http::string_body> parser;
-  parser.body_limit(1 << 20);
-  co_await http::async_read(stream, buffer, parser, net::redirect_error(common::kUseAwaitable, ec));
-  if (ec) co_return false;
-  co_return http::to_status_class(parser.get().result()) == http::status_class::successful;
-}
-
 common::Awaitable<bool> probe(BackendPtr b, net::ssl::context* tls) {
   const auto& hc = b->config().health_check();
-  const auto timeout = std::chrono::milliseconds(hc.timeout_ms());
-  auto conn = co_await openConnection(b, tls, timeout);
-  if (!conn.ok()) co_return false;
-  auto& c = **conn;
-  c.lowest().expires_after(timeout);
-  const std::string target = b->url().path_prefix + hc.path();
-  bool ok = co_await std::visit(
-      [&](auto& s) { return probeOver(s, c.buffer, *b, target); }, c.stream);
-  co_return ok;
+  auto got = co_await httpGet(b, tls, hc.path(), std::chrono::milliseconds(hc.timeout_ms()), 1 << 20);
+  co_return got.ok() && got->status >= 200 && got->status < 300;
 }
 
 common::Awaitable<void> loop(std::shared_ptr<HealthChecker::State> st, size_t i) {

@@ -9,6 +9,10 @@
 #include "support/test_config.h"
 #include "support/test_http.h"
 #include "upstream/backend.h"
+#include "upstream/load_scraper.h"
+#include "sim/sim_server.h"
+
+#include <future>
 
 using namespace spillway;
 using namespace spillway::testing;
@@ -236,6 +240,80 @@ void BalancingTest::engineRefusesBadBackendChanges() {
   QCOMPARE(engine.setBackendWeight("a", 10001, "t").code(), absl::StatusCode::kInvalidArgument);
   QCOMPARE(engine.ejectBackend("a", std::chrono::hours(25), "t").code(), absl::StatusCode::kInvalidArgument);
   QVERIFY(engine.backends()[0].weight == 1);
+}
+
+void BalancingTest::loadMetricsAreParsed() {
+  const std::string vllm = R"(# HELP vllm:num_requests_running Number of requests currently running on GPU.
+# TYPE vllm:num_requests_running gauge
+vllm:num_requests_running{model_name="a"} 3.0
+vllm:num_requests_running{model_name="b"} 2
+vllm:num_requests_waiting{model_name="a"} 7 1700000000000
+vllm:gpu_cache_usage_perc{model_name="a"} 0.5
+vllm:num_requests_running_total 99
+garbage line
+vllm:num_requests_waiting{model_name="x"} not-a-number
+)";
+  auto r = upstream::parseLoadMetrics(vllm);
+  QVERIFY(r.has_value());
+  QCOMPARE(r->running, 5.0);   // summed over models; the _total family is another name
+  QCOMPARE(r->waiting, 7.0);   // the timestamp is not the value
+  QCOMPARE(r->cache_usage, 0.5);
+  auto sglang = upstream::parseLoadMetrics("sglang:num_running_reqs 4\nsglang:num_queue_reqs 1\nsglang:token_usage 0.25\n");
+  QVERIFY(sglang.has_value());
+  QCOMPARE(sglang->running, 4.0);
+  QCOMPARE(sglang->waiting, 1.0);
+  QCOMPARE(sglang->cache_usage, 0.25);
+  QVERIFY(!upstream::parseLoadMetrics("process_cpu_seconds_total 12\n").has_value());
+  QVERIFY(!upstream::parseLoadMetrics("").has_value());
+
+  // Backend::load(): the larger of its own count and a fresh report.
+  auto b = makeBackend("a", 1);
+  QVERIFY(b->tryAcquire());
+  QCOMPARE(b->load(), int64_t(1));
+  b->setReportedLoad(4, 2, 0.1, common::wallClockMs() + 60'000);
+  QCOMPARE(b->load(), int64_t(6));
+  b->setReportedLoad(4, 2, 0.1, common::wallClockMs() - 1);  // stale: ignored
+  QCOMPARE(b->load(), int64_t(1));
+  b->release();
+}
+
+void BalancingTest::reportedLoadSteersLeastOutstanding() {
+  // b is busy with traffic that does not pass through this gateway (another
+  // replica's, sent straight to it here): only its own gauges show it.
+  const std::string backends = R"(  - name: a
+    url: sim://a
+    models: [m]
+    sim: {profile: instant}
+  - name: b
+    url: sim://b
+    models: [m]
+    sim: {profile: slow, max_num_seqs: 2, max_waiting: 64, min_output_tokens: 400, max_output_tokens: 400}
+)";
+  auto started = Engine::start(configFromYaml(engineYaml(
+      backends, "upstream:\n  load_metrics: {path: /metrics, interval_ms: 50, max_age_ms: 60000}\n")));
+  QVERIFY2(started.ok(), std::string(started.status().message()).c_str());
+  auto& engine = **started;
+  const uint16_t b_port = engine.simulator("b")->port();
+  const std::string long_stream = R"({"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]})";
+  std::vector<std::future<StreamResult>> outside;
+  for (int i = 0; i < 6; ++i) outside.push_back(std::async(std::launch::async, [&] {
+    // Each gives up after 5 s (the test is done by then), freeing the simulator.
+    return streamRequest(b_port, "/v1/chat/completions", long_stream, std::chrono::seconds(5));
+  }));
+  auto statusOf = [&](const std::string& name) {
+    for (const auto& s : engine.backends()) {
+      if (s.name == name) return s;
+    }
+    return BackendStatus{};
+  };
+  QVERIFY(waitFor([&] { return statusOf("b").reported_running + statusOf("b").reported_waiting >= 6; },
+                  std::chrono::seconds(20)));
+  // With b reporting six requests, every pick prefers a (P2C over two
+  // backends always compares both).
+  for (int i = 0; i < 10; ++i) {
+    QCOMPARE(postJson(engine.port(), "/v1/chat/completions", kChat).header("x-spillway-backend"), std::string("a"));
+  }
+  for (auto& f : outside) f.wait();
 }
 
 QTEST_GUILESS_MAIN(BalancingTest)

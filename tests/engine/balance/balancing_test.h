@@ -22,4 +22,7 @@ class BalancingTest : public QObject {
   void engineEjectAndWeightSteerLiveTraffic();
   void engineReportsUpstreamErrorsPerBackend();
   void engineRefusesBadBackendChanges();
+  // Load the backends report on /metrics (vLLM / SGLang gauges).
+  void loadMetricsAreParsed();
+  void reportedLoadSteersLeastOutstanding();
 };
