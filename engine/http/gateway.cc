@@ -493,7 +493,8 @@ common::Awaitable<bool> Gateway::forward(Worker& w, common::TcpStream& client, c
     std::shared_ptr<upstream::ConnectionPool> pool_ref = w.pool(pick.backend, max_idle);
     upstream::ConnectionPool& cpool = *pool_ref;
     upstream::ExchangeRequest er = exchange_base;
-    er.hold_refusals = attempt + 1 < max_attempts;
+    // Hold a refusal back only when another attempt could go elsewhere.
+    er.hold_refusals = attempt + 1 < max_attempts && ctx.tried.size() + 1 < pool.backends.size();
 
     // A stale pooled connection is retried once on a fresh one, same backend.
     for (int fresh_try = 0; fresh_try < 2; ++fresh_try) {

@@ -64,8 +64,20 @@ void SpillwaydTest::helpDocumentsEveryFlag() {
   QVERIFY(p.waitForFinished(10000));
   QCOMPARE(p.exitCode(), 0);
   QString out = p.readAllStandardOutput();
-  for (const char* flag : {"--config", "--listen", "--data-dir", "--check-config", "--threads", "--log-level"}) {
+  for (const char* flag : {"--config", "--listen", "--data-dir", "--check-config", "--threads", "--log-level",
+                           "--control-listen", "--print-default-config"}) {
     QVERIFY2(out.contains(flag), flag);
+  }
+  QProcess sim;
+  sim.start(SPILLWAYD_PATH, {"sim", "--help"});
+  QVERIFY(sim.waitForFinished(10000));
+  QCOMPARE(sim.exitCode(), 0);
+  const QString sim_out = sim.readAllStandardOutput();
+  for (const char* flag : {"--listen", "--profile", "--model", "--threads", "--prefill-base-ms", "--prefill-per-token-us",
+                           "--inter-token-ms", "--max-num-seqs", "--max-waiting", "--min-output-tokens",
+                           "--max-output-tokens", "--seed", "--prefix-block-tokens", "--prefix-cache-blocks",
+                           "--failure-rate", "--failure-kind", "--log-level"}) {
+    QVERIFY2(sim_out.contains(flag), flag);
   }
   QProcess bad;
   bad.start(SPILLWAYD_PATH, {"--no-such-flag"});
@@ -95,7 +107,8 @@ void SpillwaydTest::checkConfigReportsEveryErrorWithItsLocation() {
 void SpillwaydTest::servesTheEmbeddedDefaults() {
   QTemporaryDir dir;
   Daemon d;
-  QVERIFY(d.start({"--listen", "127.0.0.1:0", "--data-dir", dir.filePath("state")}));
+  // Port 0 for the control plane too: nothing in the suite binds a fixed port.
+  QVERIFY(d.start({"--listen", "127.0.0.1:0", "--control-listen", "127.0.0.1:0", "--data-dir", dir.filePath("state")}));
   QVERIFY(QDir(dir.filePath("state")).exists());
   auto models = httpRequest(d.port, "GET", "/v1/models");
   QCOMPARE(models.status, 200);
@@ -118,7 +131,7 @@ backends:
     sim: {profile: instant, inter_token_ms: 25, min_output_tokens: 40, max_output_tokens: 40}
 )");
   Daemon d;
-  QVERIFY(d.start({"--config", QString::fromStdString(cfg)}));
+  QVERIFY(d.start({"--config", QString::fromStdString(cfg), "--control-listen", "none"}));
   auto stream = startStream(d.port, "/v1/chat/completions", R"({"model":"m","stream":true,"messages":[{"role":"user","content":"x"}]})");
   ::kill(static_cast<pid_t>(d.proc.processId()), SIGTERM);
   auto r = stream.get();
@@ -127,6 +140,21 @@ backends:
   QVERIFY(d.proc.waitForFinished(20000));
   QCOMPARE(d.proc.exitStatus(), QProcess::NormalExit);
   QCOMPARE(d.proc.exitCode(), 0);
+}
+
+void SpillwaydTest::printedDefaultConfigValidates() {
+  QProcess p;
+  p.start(SPILLWAYD_PATH, {"--print-default-config"});
+  QVERIFY(p.waitForFinished(10000));
+  QCOMPARE(p.exitCode(), 0);
+  const QByteArray text = p.readAllStandardOutput();
+  QVERIFY(text.contains("backends:") && text.contains("balancing:"));
+  QTemporaryDir dir;
+  auto file = writeFile(dir, "default.yaml", text.toStdString());
+  QProcess check;
+  check.start(SPILLWAYD_PATH, {"--check-config", QString::fromStdString(file)});
+  QVERIFY(check.waitForFinished(10000));
+  QVERIFY2(check.exitCode() == 0, check.readAllStandardError().constData());
 }
 
 void SpillwaydTest::simSubcommandServesOpenAiApi() {

@@ -14,5 +14,6 @@ class SpillwaydTest : public QObject {
   void checkConfigReportsEveryErrorWithItsLocation();
   void servesTheEmbeddedDefaults();
   void sigtermDrainsInFlightRequests();
+  void printedDefaultConfigValidates();
   void simSubcommandServesOpenAiApi();
 };

@@ -87,7 +87,9 @@ def wait_idle(ports, timeout=60):
 def gateway(procs, spillwayd, workdir, name, backends, policy, extra=""):
     """A spillwayd over `backends` [(name, port)] with one pool of model `name`."""
     from run_bench import read_listen_port
-    lines = [f'server: {{listen: "127.0.0.1:0"}}',
+    # Long keep-alive: the load generator does not retry a request on a
+    # pooled connection the server closed while idle.
+    lines = [f'server: {{listen: "127.0.0.1:0", header_timeout_ms: 600000}}',
              f"upstream: {{balancing: {{policy: {policy}}}, max_idle_connections: 1024{extra}}}",
              "control: {listen: none}", "backends:"]
     for bname, port in backends:
@@ -135,9 +137,13 @@ def run_scenario(b, name, target, classes, rate, seconds, smoke):
 
 def summarize(report):
     o = report["overall"]
-    return {"sent": o["sent"], "ok": o["ok"], "errors": sum(o["errors"].values()), "errors_by_kind": o["errors"],
-            "p50_ms": o["latency"]["p50_us"] / 1000, "p99_ms": o["latency"]["p99_us"] / 1000,
-            "ttft_p50_ms": o["ttft"]["p50_us"] / 1000, "ttft_p99_ms": o["ttft"]["p99_us"] / 1000}
+    out = {"sent": o["sent"], "ok": o["ok"], "errors": sum(o["errors"].values()), "errors_by_kind": o["errors"],
+           "mean_ms": o["latency"]["mean_us"] / 1000,
+           "p50_ms": o["latency"]["p50_us"] / 1000, "p99_ms": o["latency"]["p99_us"] / 1000,
+           "ttft_p50_ms": o["ttft"]["p50_us"] / 1000, "ttft_p99_ms": o["ttft"]["p99_us"] / 1000}
+    for c in report.get("classes", []):
+        out[f"{c['name']}_p99_ms"] = c["latency"]["p99_us"] / 1000
+    return out
 
 
 def mixed(b, procs, workdir, args):
@@ -277,13 +283,17 @@ def markdown(s):
          f"simulators with {SLOTS} slots and a 64-deep queue (503 when full). Busy share = mean running / slots.", ""]
     for fleet, f in s["mixed"]["fleets"].items():
         L += [f"### {fleet} (capacity {f['capacity_rps']} req/s)", "",
-              "| load | policy | busy share per backend | spread | p50 | p99 | TTFT p50 | TTFT p99 | errors | retries |",
-              "|---|---|---|---|---|---|---|---|---|---|"]
+              "| load | policy | busy share per backend | spread | mean | p99 | short p99 | long p99 | TTFT p50 | "
+              "TTFT p99 | p99 / RR | errors | retries |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for load, rows in f["loads"].items():
+            rr = rows.get("round_robin", {}).get("p99_ms", 0)
             for policy, r in rows.items():
                 shares = " / ".join(f"{v * 100:.0f}%" for v in r["busy_share"].values())
-                L.append(f"| {load}% | {policy} | {shares} | {r['busy_spread_pp']} pp | {r['p50_ms']:.0f} ms | "
-                         f"{r['p99_ms']:.0f} ms | {r['ttft_p50_ms']:.0f} ms | {r['ttft_p99_ms']:.0f} ms | "
+                ratio = f"{r['p99_ms'] / rr:.2f}" if rr else "–"
+                L.append(f"| {load}% | {policy} | {shares} | {r['busy_spread_pp']} pp | {r['mean_ms']:.0f} ms | "
+                         f"{r['p99_ms']:.0f} ms | {r.get('short_p99_ms', 0):.0f} ms | {r.get('long_p99_ms', 0):.0f} ms | "
+                         f"{r['ttft_p50_ms']:.0f} ms | {r['ttft_p99_ms']:.0f} ms | {ratio} | "
                          f"{r['errors']} / {r['sent']} | {r['retries']:.0f} |")
         L.append("")
     fo = s["failover"]
