@@ -19,6 +19,14 @@ SpillctlTest::Run SpillctlTest::ctl(const QStringList& args, bool with_token) {
   QStringList all = {"--addr", control_addr_};
   if (with_token) all << "--token-file" << token_file_;
   all << args;
+  // A clean environment: none of the developer's SPILLCTL_* variables, and a
+  // HOME without their ~/.config/spillway/spillctl.conf.
+  QProcessEnvironment env = QProcessEnvironment::systemEnvironment();
+  for (const QString& key : env.keys()) {
+    if (key.startsWith("SPILLCTL_")) env.remove(key);
+  }
+  env.insert("HOME", dir_.filePath("home"));
+  p.setProcessEnvironment(env);
   p.start(SPILLCTL_PATH, all);
   Run r;
   if (!p.waitForFinished(30000)) {

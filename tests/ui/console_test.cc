@@ -60,7 +60,12 @@ const std::string kChat = R"({"model":"m","messages":[{"role":"user","content":"
 }  // namespace
 
 void ConsoleTest::initTestCase() {
-  // Settings and the fleet token file go to test locations, not the user's.
+  // Settings and the fleet token file go to test locations under a
+  // temporary HOME (Qt's test mode alone writes under ~/.qttest).
+  QVERIFY(home_.isValid());
+  qputenv("HOME", home_.path().toUtf8());
+  qunsetenv("XDG_CONFIG_HOME");
+  qunsetenv("XDG_DATA_HOME");
   QStandardPaths::setTestModeEnabled(true);
   QCoreApplication::setOrganizationName("SpillwayTest");
   QCoreApplication::setApplicationName("console_test");

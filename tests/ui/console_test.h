@@ -5,6 +5,7 @@
 #pragma once
 
 #include <QObject>
+#include <QTemporaryDir>
 #include <memory>
 
 #include "control/local_client.h"
@@ -43,6 +44,7 @@ class ConsoleTest : public QObject {
   void trafficDrillRunsAScenarioFile();
 
  private:
+  QTemporaryDir home_;  // HOME for the whole run: settings, token files
   std::unique_ptr<spillway::Engine> engine_;
   std::unique_ptr<spillway::control::LocalEngineClient> client_;
   std::unique_ptr<spillway::ui::MainWindow> window_;

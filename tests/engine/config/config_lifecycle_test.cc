@@ -6,6 +6,11 @@
 
 #include <QtTest>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <QTemporaryDir>
 #include <atomic>
 #include <future>
@@ -202,11 +207,24 @@ void ConfigLifecycleTest::listenerMovesWithoutDroppingAcceptedConnections() {
   QVERIFY(stream.get().sawDone());  // accepted on the old listener, finished there
   QCOMPARE(postJson(wanted, "/v1/chat/completions", kChat).status, 200);
   QVERIFY(waitFor([&] { return httpRequest(old_port, "GET", "/healthz", "", {}, 1s).status == 0; }));
-  // A listen address that cannot be bound changes nothing.
+  // A listen address that cannot be bound changes nothing: a port another
+  // socket listens on (EADDRINUSE on any machine, unlike a foreign address,
+  // which binds where net.ipv4.ip_nonlocal_bind is set).
+  const int taken = ::socket(AF_INET, SOCK_STREAM, 0);
+  QVERIFY(taken >= 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  QCOMPARE(::bind(taken, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  QCOMPARE(::listen(taken, 1), 0);
+  socklen_t len = sizeof addr;
+  QCOMPARE(::getsockname(taken, reinterpret_cast<sockaddr*>(&addr), &len), 0);
   auto bad = engine->config();
-  bad.mutable_server()->set_listen("192.0.2.1:1");  // TEST-NET: not a local address; bind fails
+  bad.mutable_server()->set_listen("127.0.0.1:" + std::to_string(ntohs(addr.sin_port)));
   const int64_t v = engine->configVersion();
-  QCOMPARE(engine->applyConfig(bad, {"alice", "bad move", -1}).status().code(), absl::StatusCode::kUnavailable);
+  const auto refused = engine->applyConfig(bad, {"alice", "bad move", -1});
+  ::close(taken);
+  QCOMPARE(refused.status().code(), absl::StatusCode::kUnavailable);
   QCOMPARE(engine->configVersion(), v);
   QCOMPARE(engine->port(), wanted);
 }
