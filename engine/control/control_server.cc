@@ -178,12 +178,17 @@ struct ControlServer::Impl {
   bool tls = false;
   std::string fingerprint;
   std::string generated_token, generated_token_file;
+  std::string owned_dir;  // a temporary directory made for the token file: removed with the server
 };
 
 ControlServer::ControlServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 ControlServer::~ControlServer() {
   if (impl_->server) impl_->server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  if (!impl_->owned_dir.empty()) {
+    std::error_code ec;
+    std::filesystem::remove_all(impl_->owned_dir, ec);  // the token dies with the server
+  }
 }
 
 absl::StatusOr<std::unique_ptr<ControlServer>> ControlServer::start(Engine& engine, const ControlServerOptions& o) {
@@ -201,6 +206,7 @@ absl::StatusOr<std::unique_ptr<ControlServer>> ControlServer::start(Engine& engi
       std::string tmpl = (std::filesystem::temp_directory_path(ec) / "spillway-XXXXXX").string();
       if (!mkdtemp(tmpl.data())) return absl::UnavailableError("cannot create a directory for the control token");
       dir = tmpl;
+      impl->owned_dir = tmpl;
     }
     std::filesystem::create_directories(dir, ec);
     impl->generated_token_file = (std::filesystem::path(dir) / "control.token").string();

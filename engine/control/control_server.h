@@ -29,7 +29,8 @@ class ControlServer {
   std::string fingerprint() const;
   // When no token was configured: the generated operator token, and the
   // file (mode 0600) it was written to: <data_dir>/control.token, or a new
-  // private temporary directory without a data dir. Never logged.
+  // private temporary directory without a data dir (removed with the
+  // server). Never logged.
   std::string generatedToken() const;
   std::string generatedTokenFile() const;
 

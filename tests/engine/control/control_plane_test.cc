@@ -380,4 +380,23 @@ void ControlPlaneTest::mutualTlsRequiresAClientCertificate() {
   QVERIFY2(st.ok(), std::string(st.status().message()).c_str());
 }
 
+void ControlPlaneTest::generatedTokenWithoutDataDirIsPrivateAndRemoved() {
+  v1::Control ctl;
+  ctl.set_listen("127.0.0.1:0");
+  std::string file;
+  {
+    auto server = ControlServer::start(*engine_, {ctl, ""});
+    QVERIFY2(server.ok(), std::string(server.status().message()).c_str());
+    file = (*server)->generatedTokenFile();
+    QVERIFY(!file.empty());
+    QFileInfo info(QString::fromStdString(file));
+    QVERIFY(info.exists());
+    QCOMPARE(info.permissions() & (QFile::ReadGroup | QFile::ReadOther | QFile::WriteGroup | QFile::WriteOther),
+             QFileDevice::Permissions());
+  }
+  // The temporary directory made for it goes with the server (no litter in /tmp).
+  QVERIFY(!QFileInfo::exists(QString::fromStdString(file)));
+  QVERIFY(!QFileInfo(QString::fromStdString(file)).dir().exists());
+}
+
 QTEST_APPLESS_MAIN(ControlPlaneTest)

@@ -38,6 +38,7 @@ class ControlPlaneTest : public QObject {
   void firstRemoteSnapshotCoversTheLastSecond();
   void tokenHashesAreConstantTimeComparable();
   void mutualTlsRequiresAClientCertificate();
+  void generatedTokenWithoutDataDirIsPrivateAndRemoved();
 
  private:
   QTemporaryDir dir_;
