@@ -1,5 +1,6 @@
 // Least outstanding requests by the power of `choices` random choices
-// (default two): sample that many distinct available backends, score each
+// (default two; pools of up to four backends compare all of them): sample
+// that many distinct available backends, score each
 // weight / (in_flight + 1)^bias (Envoy's least-request rule) and take the
 // best. The in-flight count is Spillway's own, so it is exact and current;
 // a slow backend holds its requests longer and so draws fewer new ones. A
@@ -19,6 +20,9 @@ class LeastOutstandingBalancer final : public Balancer {
   PickResult pick(std::span<const upstream::BackendPtr> backends, const PickContext& ctx) override;
   double score(const upstream::Backend& b) const override;
   std::string_view name() const override { return "least_outstanding"; }
+
+  // Pools this small compare every available backend, whatever `choices`.
+  static constexpr size_t kCompareAllUpTo = 4;
 
  private:
   const uint32_t choices_;

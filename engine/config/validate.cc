@@ -296,7 +296,7 @@ void applyDefaults(v1::Config& c) {
   auto* rt = u->mutable_retry();
   if (rt->max_attempts() == 0) rt->set_max_attempts(3);
   if (rt->budget_percent() == 0) rt->set_budget_percent(20);
-  if (rt->min_retries() == 0) rt->set_min_retries(3);
+  if (rt->min_retries() == 0) rt->set_min_retries(10);
   if (u->balancing().policy() == v1::BALANCING_POLICY_UNSPECIFIED) {
     u->mutable_balancing()->set_policy(v1::LEAST_OUTSTANDING);
   }

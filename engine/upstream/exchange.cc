@@ -50,12 +50,15 @@ void addField(std::string& head, std::string_view name, std::string_view value) 
 bool isRefusal(int status) { return status == 429 || status >= 500; }
 
 template <typename Fields>
-ResponseHead headOf(const bhttp::response_header<Fields>& h, const Backend& b, std::optional<uint64_t> length) {
+ResponseHead headOf(const bhttp::response_header<Fields>& h, const Backend& b, std::optional<uint64_t> length,
+                    std::string_view busy_retry_after) {
   ResponseHead out;
   out.status = h.result_int();
   out.reason = bhttp::obsolete_reason(h.result());
   out.content_type = h[bhttp::field::content_type];
   out.retry_after = h[bhttp::field::retry_after];
+  // A busy answer always tells the client when to come back.
+  if (out.retry_after.empty() && (out.status == 429 || out.status == 503)) out.retry_after = busy_retry_after;
   out.cache_control = h[bhttp::field::cache_control];
   out.backend = b.name();
   out.length = length;
@@ -155,7 +158,7 @@ common::Awaitable<ExchangeResult> exchangeOver(Stream& up, Connection& conn, con
       co_return r;
     }
     if (r.status < 300) r.output_tokens = usageCompletionTokens(got.body());
-    const ResponseHead out = headOf(got, backend, got.body().size());
+    const ResponseHead out = headOf(got, backend, got.body().size(), req.busy_retry_after);
     conn.lowest().expires_never();
     if (!co_await sink.sendWhole(out, got.body())) {
       r.outcome = Exchange::kClientGone;
@@ -177,7 +180,8 @@ common::Awaitable<ExchangeResult> exchangeOver(Stream& up, Connection& conn, con
   }
 
   const bool chunked = !content_length.has_value() && !parser.is_done();
-  const ResponseHead out = headOf(head, backend, chunked ? std::nullopt : std::optional<uint64_t>(content_length.value_or(0)));
+  const ResponseHead out = headOf(head, backend, chunked ? std::nullopt : std::optional<uint64_t>(content_length.value_or(0)),
+                                  req.busy_retry_after);
   if (!co_await sink.sendHead(out)) {
     r.outcome = Exchange::kClientGone;
     co_return r;

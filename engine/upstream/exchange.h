@@ -53,6 +53,8 @@ struct ExchangeRequest {
   std::string_view body;
   // Whether 429 and 5xx answers come back as kRefused instead of being relayed.
   bool hold_refusals = false;
+  // Retry-After (seconds, as text) added to a relayed 429/503 that has none.
+  std::string_view busy_retry_after;
 };
 
 // Answers up to this size (with a Content-Length) are read whole and sent in
