@@ -135,10 +135,6 @@ bool BalancingPanel::switchPolicy(const QString& model, const QString& policy) {
     emit message(tr("Unknown balancing policy %1").arg(policy));
     return false;
   }
-  if (!confirm_(tr("Switch pool %1 to %2? This applies a new config version (undo it with a rollback).")
-                    .arg(model, policy))) {
-    return false;
-  }
   auto view = client_.getConfig();
   if (!view.ok()) {
     emit message(tr("Could not read the config: %1").arg(QString::fromStdString(std::string(view.status().message()))));
@@ -158,6 +154,21 @@ bool BalancingPanel::switchPolicy(const QString& model, const QString& policy) {
   *req.mutable_source()->mutable_config() = cfg;
   req.set_comment(QString("balance %1 %2").arg(model, policy).toStdString());
   req.set_base_version(view->version());
+  // Validated and diffed first (a dry run); the operator confirms the diff.
+  req.set_dry_run(true);
+  auto dry = client_.applyConfig(req);
+  if (!dry.ok()) {
+    emit message(tr("Switching %1 refused: %2").arg(model, QString::fromStdString(std::string(dry.status().message()))));
+    return false;
+  }
+  QStringList diff;
+  for (const auto& line : dry->diff()) diff << QString::fromStdString(line);
+  if (!confirm_(tr("Switch pool %1 to %2? This applies a new config version (undo it with a rollback from the "
+                   "Policies page's history):\n\n%3")
+                    .arg(model, policy, diff.join("\n")))) {
+    return false;
+  }
+  req.set_dry_run(false);
   auto applied = client_.applyConfig(req);
   if (!applied.ok()) {
     emit message(tr("Switching %1 failed: %2").arg(model, QString::fromStdString(std::string(applied.status().message()))));

@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <optional>
 #include <iostream>
 #include <thread>
 
@@ -128,30 +129,28 @@ int runPick(const std::string& json_file, unsigned iterations) {
   return 0;
 }
 
+// Parses a subcommand's flags (argv[1] is its name). Returns an exit code
+// when the program should stop (--help: 0, a bad flag: 2).
+std::optional<int> parseSubcommand(const char* name, const po::options_description& o, int argc, char** argv) {
+  po::variables_map vm;
+  try {
+    po::store(po::parse_command_line(argc - 1, argv + 1, o), vm);
+    if (vm.count("help")) {
+      std::cout << o << "\n";
+      return 0;
+    }
+    po::notify(vm);
+  } catch (const po::error& e) {
+    std::cerr << "spillway-bench " << name << ": " << e.what() << "\n";
+    return 2;
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   common::raiseOpenFileLimit();
-  if (argc > 1 && std::string(argv[1]) == "pick") {
-    po::options_description o("spillway-bench pick: time each balancing policy's pick\n\nOptions");
-    std::string json_file;
-    unsigned iterations = 200000;
-    o.add_options()("help,h", "show this help")("json", po::value(&json_file), "write the numbers as JSON to FILE")(
-        "iterations", po::value(&iterations)->default_value(iterations), "picks per measurement");
-    po::variables_map vm;
-    try {
-      po::store(po::parse_command_line(argc - 1, argv + 1, o), vm);
-      if (vm.count("help")) {
-        std::cout << o << "\n";
-        return 0;
-      }
-      po::notify(vm);
-    } catch (const po::error& e) {
-      std::cerr << "spillway-bench pick: " << e.what() << "\n";
-      return 2;
-    }
-    return runPick(json_file, std::max(1u, iterations));
-  }
   if (argc > 1 && std::string(argv[1]) == "idle") {
     po::options_description o("spillway-bench idle: hold N idle keep-alive connections\n\nOptions");
     std::string target;
@@ -159,19 +158,17 @@ int main(int argc, char** argv) {
     o.add_options()("help,h", "show this help")("target", po::value(&target)->required(), "http://HOST:PORT")(
         "connections", po::value(&n)->default_value(n), "connections to open")(
         "hold-ms", po::value(&hold)->default_value(hold), "how long to hold them");
-    po::variables_map vm;
-    try {
-      po::store(po::parse_command_line(argc - 1, argv + 1, o), vm);
-      if (vm.count("help")) {
-        std::cout << o << "\n";
-        return 0;
-      }
-      po::notify(vm);
-    } catch (const po::error& e) {
-      std::cerr << "spillway-bench idle: " << e.what() << "\n";
-      return 2;
-    }
+    if (auto code = parseSubcommand("idle", o, argc, argv)) return *code;
     return runIdle(target, n, hold);
+  }
+  if (argc > 1 && std::string(argv[1]) == "pick") {
+    po::options_description o("spillway-bench pick: time each balancing policy's pick\n\nOptions");
+    std::string json_file;
+    unsigned iterations = 200000;
+    o.add_options()("help,h", "show this help")("json", po::value(&json_file), "write the numbers as JSON to FILE")(
+        "iterations", po::value(&iterations)->default_value(iterations), "picks per measurement");
+    if (auto code = parseSubcommand("pick", o, argc, argv)) return *code;
+    return runPick(json_file, std::max(1u, iterations));
   }
 
   po::options_description opts(

@@ -1,6 +1,8 @@
 #include "balance/balancer.h"
 
 #include <algorithm>
+#include <cmath>
+#include <vector>
 
 #include "balance/consistent_hash.h"
 #include "balance/latency_weighted.h"
@@ -73,6 +75,51 @@ absl::StatusOr<BalancerPtr> makeBalancer(std::string_view policy, uint64_t seed)
 bool eligible(const upstream::Backend& b, const PickContext& ctx) {
   if (b.effectiveWeight() == 0) return false;
   return std::find(ctx.skip.begin(), ctx.skip.end(), &b) == ctx.skip.end();
+}
+
+int64_t boundedLoadCap(std::span<const upstream::BackendPtr> backends, const PickContext& ctx, double load_factor) {
+  size_t available = 0;
+  int64_t total = 0;
+  for (const auto& b : backends) {
+    if (!eligible(*b, ctx)) continue;
+    ++available;
+    total += b->load();
+  }
+  if (available == 0) return 0;
+  return static_cast<int64_t>(
+      std::ceil((1.0 + load_factor) * static_cast<double>(total + 1) / static_cast<double>(available)));
+}
+
+PickResult drawWeighted(std::span<const upstream::BackendPtr> backends, const PickContext& ctx, SharedRandom& random,
+                        const std::function<double(const upstream::Backend&)>& weight) {
+  const size_t n = backends.size();
+  double buf[64];
+  std::vector<double> heap;
+  double* w = buf;
+  if (n > std::size(buf)) {
+    heap.resize(n);
+    w = heap.data();
+  }
+  double total = 0;
+  for (size_t i = 0; i < n; ++i) {
+    w[i] = eligible(*backends[i], ctx) ? weight(*backends[i]) : 0.0;
+    total += w[i];
+  }
+  if (total <= 0) return {};
+  // A uniform point in [0, total): 53 random bits.
+  double point = static_cast<double>(random.next() >> 11) * 0x1.0p-53 * total;
+  size_t first = n;
+  for (size_t i = 0; i < n; ++i) {
+    if (w[i] <= 0) continue;
+    first = i;  // the last positive one absorbs rounding at the top end
+    if (point < w[i]) break;
+    point -= w[i];
+  }
+  for (size_t k = 0; k < n; ++k) {
+    const size_t i = (first + k) % n;
+    if (w[i] > 0 && backends[i]->tryAcquire()) return {PickOutcome::kPicked, backends[i], w[i]};
+  }
+  return {PickOutcome::kAllBusy, nullptr, 0};
 }
 
 PickResult acquireInOrder(std::span<const upstream::BackendPtr> backends, std::span<const size_t> order,

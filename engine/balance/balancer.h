@@ -9,12 +9,14 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
 #include <string_view>
 
 #include "absl/status/statusor.h"
+#include "balance/random.h"
 #include "spillway/v1/config.pb.h"
 #include "upstream/backend.h"
 
@@ -102,5 +104,16 @@ PickResult acquireInOrder(std::span<const upstream::BackendPtr> backends, std::s
                           const PickContext& ctx);
 // Whether `b` may be considered at all (available, weight > 0, not skipped).
 bool eligible(const upstream::Backend& b, const PickContext& ctx);
+
+// The bounded-load cap of consistent hashing with bounded loads: no eligible
+// backend should hold more than ceil((1 + load_factor) * (total load + 1) /
+// eligible backends). 0 when no backend is eligible.
+int64_t boundedLoadCap(std::span<const upstream::BackendPtr> backends, const PickContext& ctx, double load_factor);
+
+// Draws among `backends` with probability proportional to weight(backend)
+// (eligible ones only; weight 0 = never), then takes the first that accepts
+// from the drawn one on. Weighted random and latency-weighted share it.
+PickResult drawWeighted(std::span<const upstream::BackendPtr> backends, const PickContext& ctx,
+                        SharedRandom& random, const std::function<double(const upstream::Backend&)>& weight);
 
 }  // namespace spillway::balance

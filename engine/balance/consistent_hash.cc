@@ -34,16 +34,8 @@ PickResult ConsistentHashBalancer::pick(std::span<const upstream::BackendPtr> ba
     }
     std::sort(ring_.begin(), ring_.end());
   });
-  size_t available = 0;
-  int64_t total = 0;
-  for (const auto& b : backends) {
-    if (!eligible(*b, ctx)) continue;
-    ++available;
-    total += b->load();
-  }
-  if (available == 0) return {};
-  const auto cap = static_cast<int64_t>(
-      std::ceil((1.0 + load_factor_) * static_cast<double>(total + 1) / static_cast<double>(available)));
+  const int64_t cap = boundedLoadCap(backends, ctx, load_factor_);
+  if (cap == 0) return {};
 
   if (!ctx.has_hash_key) {
     // No key: the least loaded backend with room.

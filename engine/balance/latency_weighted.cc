@@ -1,9 +1,5 @@
 #include "balance/latency_weighted.h"
 
-#include <vector>
-
-#include "balance/weighted_random.h"
-
 namespace spillway::balance {
 
 double LatencyWeightedBalancer::dynamicWeight(const upstream::Backend& b) const {
@@ -16,15 +12,7 @@ double LatencyWeightedBalancer::dynamicWeight(const upstream::Backend& b) const 
 }
 
 PickResult LatencyWeightedBalancer::pick(std::span<const upstream::BackendPtr> backends, const PickContext& ctx) {
-  double buf[64];
-  std::vector<double> heap;
-  double* w = buf;
-  if (backends.size() > std::size(buf)) {
-    heap.resize(backends.size());
-    w = heap.data();
-  }
-  for (size_t i = 0; i < backends.size(); ++i) w[i] = eligible(*backends[i], ctx) ? dynamicWeight(*backends[i]) : 0.0;
-  return WeightedRandomBalancer::drawWeighted(backends, std::span<const double>(w, backends.size()), random_);
+  return drawWeighted(backends, ctx, random_, [this](const upstream::Backend& b) { return dynamicWeight(b); });
 }
 
 }  // namespace spillway::balance

@@ -20,15 +20,8 @@ size_t PrefixAffinityBalancer::indexedBlocks() const {
 
 PickResult PrefixAffinityBalancer::pick(std::span<const upstream::BackendPtr> backends, const PickContext& ctx) {
   const size_t n = backends.size();
-  size_t available = 0;
-  int64_t total = 0;
-  for (const auto& b : backends) {
-    if (!eligible(*b, ctx)) continue;
-    ++available;
-    total += b->load();
-  }
-  if (available == 0) return {};
-  const double cap = std::ceil((1.0 + load_factor_) * static_cast<double>(total + 1) / static_cast<double>(available));
+  const auto cap = static_cast<double>(boundedLoadCap(backends, ctx, load_factor_));
+  if (cap == 0) return {};
 
   const size_t blocks = ctx.prefix_blocks.size();
   uint32_t matched_buf[64] = {};

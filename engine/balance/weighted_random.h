@@ -14,12 +14,6 @@ class WeightedRandomBalancer final : public Balancer {
   PickResult pick(std::span<const upstream::BackendPtr> backends, const PickContext& ctx) override;
   std::string_view name() const override { return "weighted_random"; }
 
-  // Draws among `backends` with weight weights[i] (0 = never), then takes
-  // the first that accepts from the drawn one on. Shared with
-  // latency_weighted, which only computes other weights.
-  static PickResult drawWeighted(std::span<const upstream::BackendPtr> backends, std::span<const double> weights,
-                                 SharedRandom& random);
-
  private:
   SharedRandom random_;
 };

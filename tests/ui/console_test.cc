@@ -180,7 +180,11 @@ void ConsoleTest::ejectAndReweighFromTheBackendsPage() {
 
 void ConsoleTest::switchPolicyAndSeeBackOffsOnTheBackendsPage() {
   auto* panel = window_->backends()->balancing();
-  panel->setConfirm([](const QString&) { return true; });
+  QString asked;
+  panel->setConfirm([&](const QString& question) {
+    asked = question;
+    return true;
+  });
   window_->showPage(1);
   window_->refresh();
   auto* pools = panel->poolsTable();
@@ -194,6 +198,8 @@ void ConsoleTest::switchPolicyAndSeeBackOffsOnTheBackendsPage() {
   combo->setCurrentText("round_robin");
   emit combo->activated(combo->currentIndex());
   QCOMPARE(engine_->pools().at(0).policy, std::string("round_robin"));
+  // The operator saw the change as a diff before it was applied.
+  QVERIFY2(asked.contains("pools[m].balancing.policy: balancing_policy_unspecified -> round_robin"), qPrintable(asked));
   QVERIFY2(messages.size() == 1 && messages[0][0].toString().startsWith("Pool m now balances with round_robin"),
            messages.isEmpty() ? "no message" : qPrintable(messages[0][0].toString()));
   bool audited = false;
