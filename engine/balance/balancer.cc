@@ -39,7 +39,10 @@ v1::Balancing effectiveBalancing(const v1::Balancing& pool, const v1::Balancing&
   if (out.hash_key() == v1::HASH_KEY_UNSPECIFIED) out.set_hash_key(v1::COOKIE);
   if (out.cookie_name().empty()) out.set_cookie_name("route");
   if (out.header_name().empty()) out.set_header_name("x-session-id");
-  if (out.load_factor() == 0) out.set_load_factor(0.25);
+  // Prefix affinity's load score already spreads requests; a tight cap at
+  // the small in-flight counts of LLM serving breaks the affinity itself
+  // (measured: 49 % of prompt tokens cached at 0.25, 98 % at 2).
+  if (out.load_factor() == 0) out.set_load_factor(out.policy() == v1::PREFIX_AFFINITY ? 2.0 : 0.25);
   if (out.prefix_weight() == 0) out.set_prefix_weight(3);
   if (out.load_weight() == 0) out.set_load_weight(2);
   if (out.prefix_block_bytes() == 0) out.set_prefix_block_bytes(256);
