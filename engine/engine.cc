@@ -77,6 +77,7 @@ struct Engine::Impl {
                                                                 std::map<uint64_t, std::shared_ptr<sim::SimServer>>& new_sims) {
     auto routes = std::make_shared<pipeline::RouteTable>();
     routes->config = cfg;
+    routes->retry_after_text = std::to_string(cfg.server().retry_after_seconds());
     std::map<std::string, upstream::BackendPtr> by_name;
     for (const auto& b : cfg.backends()) {
       upstream::BackendPtr backend;

@@ -460,9 +460,8 @@ common::Awaitable<bool> Gateway::forward(Worker& w, common::TcpStream& client, c
   const size_t max_idle = up.max_idle_connections();
   BudgetScope budget(*pool.retry_budget);
   std::optional<HeldAnswer> held;  // the latest refusal, relayed if no one else takes the request
-  const std::string busy_retry_after = std::to_string(routes.config.server().retry_after_seconds());
   const upstream::ExchangeRequest exchange_base{req.method_string(), req.target(), req[bhttp::field::accept],
-                                                req.body(), false, busy_retry_after};
+                                                req.body(), false, routes.retry_after_text};
 
   for (uint32_t attempt = 0; attempt < max_attempts; ++attempt) {
     if (attempt > 0 && !budget.startRetry()) break;

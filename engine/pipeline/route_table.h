@@ -34,6 +34,7 @@ struct PoolRoute {
 
 struct RouteTable {
   v1::Config config;                           // effective (defaults applied)
+  std::string retry_after_text;                // server.retry_after_seconds as header text
   std::vector<upstream::BackendPtr> backends;  // config order
   std::map<std::string, PoolRoute> pools;      // by model id
   // The stages every proxied request runs through, in order (stage.h).

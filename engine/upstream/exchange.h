@@ -61,6 +61,7 @@ struct ExchangeRequest {
 // one write; larger ones and streams are relayed buffer by buffer.
 inline constexpr uint64_t kWholeBodyBytes = 64 * 1024;
 
+// Every argument must outlive the returned awaitable (co_await it at once).
 common::Awaitable<ExchangeResult> exchange(Connection& conn, const Backend& backend, const ExchangeRequest& req,
                                            bool reused, ResponseSink& sink);
 
