@@ -127,12 +127,14 @@ struct Shared {
 
 struct Worker {
   Worker(Shared& s, net::io_context& c, size_t index)
-      : sh(s), ioc(c), rng(s.scenario.seed() * 7919 + index),
+      : sh(s), ioc(c), rng(s.scenario.seed() * 7919 + index), arrivals(s.scenario.seed() * 104729 + index),
         reports(static_cast<size_t>(s.scenario.phases_size()),
                 std::vector<ClassReport>(static_cast<size_t>(s.scenario.classes_size()))) {}
   Shared& sh;
   net::io_context& ioc;
-  std::mt19937_64 rng;
+  std::mt19937_64 rng;       // request contents: class, prompt, session
+  std::mt19937_64 arrivals;  // arrival times only: the schedule depends on the seed alone, not on
+                             // how the request coroutines interleave with it
   std::vector<std::unique_ptr<Conn>> idle;
   std::vector<std::vector<ClassReport>> reports;  // [phase][class]
   int64_t in_flight = 0;
@@ -379,7 +381,7 @@ awaitable<void> drive(Worker& w, size_t index) {
         double frac = std::chrono::duration<double>(t - phase_start) / std::chrono::duration<double>(duration);
         double rate = rateAt(p, frac) / static_cast<double>(threads);
         if (rate <= 0) break;
-        t += std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(unit(w.rng) / rate));
+        t += std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(unit(w.arrivals) / rate));
         if (t >= phase_end || sh.cancelled()) break;
         if (t > Clock::now()) {
           timer.expires_at(t);

@@ -76,6 +76,24 @@ RawResult rawExchange(uint16_t port, std::string_view bytes, std::chrono::millis
 // A loopback port with nothing listening (bound, then closed).
 uint16_t closedPort();
 
+// POSTs `body` to 127.0.0.1:port on a raw connection and never reads the
+// answer: the request holds whatever it holds (a slot, a stream) until
+// close() or destruction. For tests where a request must stay in flight
+// for as long as the test needs, with no time window.
+class HeldRequest {
+ public:
+  HeldRequest(uint16_t port, const std::string& target, const std::string& body);
+  ~HeldRequest();
+  HeldRequest(const HeldRequest&) = delete;
+  HeldRequest& operator=(const HeldRequest&) = delete;
+  bool sent() const { return sent_; }
+  void close();
+
+ private:
+  int fd_ = -1;
+  bool sent_ = false;
+};
+
 // "data: ..." payloads of a complete SSE body.
 std::vector<std::string> sseData(std::string_view body);
 

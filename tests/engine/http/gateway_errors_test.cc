@@ -192,19 +192,26 @@ void GatewayErrorsTest::upstreamFailureMidStreamEndsWithAnErrorEvent() {
 }
 
 void GatewayErrorsTest::allBackendsAtTheirLimitIs503Busy() {
+  // A stream that outlasts the test holds the backend's only slot until the
+  // test closes its connection: no time window decides the outcome.
   auto engine = startEngine(R"(  - name: one
     url: sim://one
     models: [small]
     max_concurrency: 1
-    sim: {profile: instant, inter_token_ms: 20, min_output_tokens: 30, max_output_tokens: 30}
+    sim: {profile: instant, inter_token_ms: 20, min_output_tokens: 100000, max_output_tokens: 100000}
 )");
-  auto stream = startStream(engine->port(), "/v1/chat/completions", R"({"model":"small","stream":true,"messages":[{"role":"user","content":"x"}]})");
+  HeldRequest stream(engine->port(), "/v1/chat/completions",
+                     R"({"model":"small","stream":true,"messages":[{"role":"user","content":"x"}]})");
+  QVERIFY(stream.sent());
+  QVERIFY(waitFor([&] { return engine->backends()[0].in_flight == 1; }));
   auto r = postJson(engine->port(), "/v1/chat/completions", kChat);
   QCOMPARE(r.status, 503);
   QCOMPARE(str(errorOf(r)["code"]), "server_busy");
   QCOMPARE(r.header("retry-after"), "1");
-  QVERIFY(stream.get().sawDone());
-  QCOMPARE(postJson(engine->port(), "/v1/chat/completions", kChat).status, 200);
+  stream.close();  // the relay's next write fails and frees the slot
+  QVERIFY(waitFor([&] { return engine->backends()[0].in_flight == 0; }));
+  const std::string short_chat = R"({"model":"small","max_tokens":2,"messages":[{"role":"user","content":"hi"}]})";
+  QCOMPARE(postJson(engine->port(), "/v1/chat/completions", short_chat).status, 200);
 }
 
 void GatewayErrorsTest::upstreamErrorsPassThrough() {

@@ -51,10 +51,6 @@ std::string chat(const std::string& extra, const std::string& content = "Tell me
   return R"({"model":"sim-a",)" + extra + R"("messages":[{"role":"user","content":")" + content + R"("}]})";
 }
 
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.empty() ? 0 : v[v.size() / 2];
-}
 
 }  // namespace
 
@@ -120,13 +116,14 @@ void SimServerTest::streamFollowsTheTimingModel() {
   QCOMPARE(r.events.size(), size_t{14});
   auto first = jsonObject(r.events[0].data);
   QCOMPARE(str(first["choices"].toArray()[0].toObject()["delta"].toObject()["role"]), "assistant");
-  std::vector<double> gaps;
-  for (size_t i = 2; i <= 10; ++i) gaps.push_back(r.events[i].at_ms - r.events[i - 1].at_ms);
+  // Only lower bounds, measured at the client: a token cannot arrive before
+  // the simulator sends it, however loaded the machine (a stalled client
+  // reads late, never early). Gaps between arrivals are not checked: a
+  // client thread that stalls and then reads a burst sees gaps near 0.
   const double ttft = r.events[1].at_ms;
-  // Lower bounds are the model's; upper bounds are generous for loaded CI
-  // machines and sanitizer builds.
-  QVERIFY2(ttft >= 95 && ttft < 1000, qPrintable(QString("ttft %1 ms").arg(ttft)));
-  QVERIFY2(median(gaps) >= 25 && median(gaps) < 150, qPrintable(QString("itl median %1 ms").arg(median(gaps))));
+  const double last_token = r.events[10].at_ms;
+  QVERIFY2(ttft >= 100 - 2, qPrintable(QString("ttft %1 ms").arg(ttft)));  // prefill_base_ms (2 ms clock slack)
+  QVERIFY2(last_token >= 100 + 9 * 30 - 2, qPrintable(QString("tenth token at %1 ms").arg(last_token)));
   auto finish = jsonObject(r.events[11].data);
   QCOMPARE(str(finish["choices"].toArray()[0].toObject()["finish_reason"]), "stop");
   auto usage = jsonObject(r.events[12].data);
@@ -146,28 +143,28 @@ void SimServerTest::prefillGrowsWithThePrompt() {
   auto longr = streamRequest(sim.port(), "/v1/completions",
                              R"({"model":"m","stream":true,"prompt":")" + long_prompt + R"("})");
   QVERIFY(shortr.sawDone() && longr.sawDone());
-  // 100 prompt tokens x 2 ms: the long prompt waits at least 200 ms, and
-  // about that much longer than the short one (a difference, so the test
-  // holds on a loaded machine or under sanitizers).
-  QVERIFY2(longr.events[0].at_ms >= 200, qPrintable(QString::number(longr.events[0].at_ms)));
-  QVERIFY2(longr.events[0].at_ms - shortr.events[0].at_ms >= 150,
-           qPrintable(QString("short %1 ms, long %2 ms").arg(shortr.events[0].at_ms).arg(longr.events[0].at_ms)));
+  // 100 prompt tokens x 2 ms: the long prompt's first byte cannot come
+  // before 200 ms (a lower bound: load only delays). No comparison with the
+  // short one's time: a stall while reading it would shrink the difference.
+  QVERIFY2(longr.events[0].at_ms >= 200 - 2, qPrintable(QString::number(longr.events[0].at_ms)));
 }
 
 void SimServerTest::answers503WhenSlotsAndQueueAreFull() {
+  // A stream long enough to outlast any scheduling delay holds the one
+  // slot; the test ends it by closing its connection (the simulator frees
+  // the slot when a write fails), so no time window decides the outcome.
   Sim sim(profile("instant", [](auto& p) {
     p.set_max_num_seqs(1);
     p.set_max_waiting(1);
     p.set_inter_token_ms(20);
-    p.set_min_output_tokens(15);
-    p.set_max_output_tokens(15);
+    p.set_min_output_tokens(100000);
+    p.set_max_output_tokens(100000);
   }));
-  auto running = std::async(std::launch::async, [&] {
-    return streamRequest(sim.port(), "/v1/chat/completions", chat(R"("stream":true,)"));
-  });
+  HeldRequest holder(sim.port(), "/v1/chat/completions", chat(R"("stream":true,)"));
+  QVERIFY(holder.sent());
   QVERIFY(waitFor([&] { return sim.server.counters().running == 1; }));
   auto waiting = std::async(std::launch::async, [&] {
-    return postJson(sim.port(), "/v1/chat/completions", kChat);
+    return postJson(sim.port(), "/v1/chat/completions", kChat, std::chrono::seconds(60));
   });
   QVERIFY(waitFor([&] { return sim.server.counters().waiting == 1; }));
 
@@ -176,13 +173,14 @@ void SimServerTest::answers503WhenSlotsAndQueueAreFull() {
   QCOMPARE(str(jsonObject(busy.body)["error"].toObject()["code"]), "server_busy");
   QCOMPARE(busy.header("retry-after"), "1");
 
-  QVERIFY(running.get().sawDone());
-  QCOMPARE(waiting.get().status, 200);  // got the slot when the first finished
-  auto c = sim.server.counters();
-  QCOMPARE(c.completed, 2u);
-  QCOMPARE(c.rejected_busy, 1u);
-  QCOMPARE(c.running, 0u);
-  QCOMPARE(c.waiting, 0u);
+  holder.close();  // the stream's next write fails: its slot goes to the waiting request
+  QCOMPARE(waiting.get().status, 200);
+  // The simulator counts after it answers: wait for the counters to settle.
+  QVERIFY(waitFor([&] {
+    auto c = sim.server.counters();
+    return c.running == 0 && c.waiting == 0 && c.completed == 1;  // the cut stream never completed
+  }));
+  QCOMPARE(sim.server.counters().rejected_busy, 1u);
 }
 
 void SimServerTest::injectsFailures_data() {
