@@ -163,8 +163,10 @@ void SimServerTest::answers503WhenSlotsAndQueueAreFull() {
   HeldRequest holder(sim.port(), "/v1/chat/completions", chat(R"("stream":true,)"));
   QVERIFY(holder.sent());
   QVERIFY(waitFor([&] { return sim.server.counters().running == 1; }));
+  // Two tokens: the simulator's natural answer here is 100,000.
+  const std::string short_chat = chat(R"("max_tokens":2,)");
   auto waiting = std::async(std::launch::async, [&] {
-    return postJson(sim.port(), "/v1/chat/completions", kChat, std::chrono::seconds(60));
+    return postJson(sim.port(), "/v1/chat/completions", short_chat, std::chrono::seconds(60));
   });
   QVERIFY(waitFor([&] { return sim.server.counters().waiting == 1; }));
 
