@@ -41,7 +41,16 @@ fi
 
 echo "spillway: installing missing Debian packages: ${missing[*]}" >&2
 SUDO=""
-if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+if [ "$(id -u)" -ne 0 ]; then
+  # Minimal Debian has no sudo: say what is needed instead of failing on a
+  # missing command.
+  if ! command -v sudo >/dev/null 2>&1; then
+    echo "spillway: installing packages needs root; run as root, or install them first:" >&2
+    echo "  apt-get install -y --no-install-recommends ${missing[*]}" >&2
+    exit 1
+  fi
+  SUDO="sudo"
+fi
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y --no-install-recommends "${missing[@]}"
