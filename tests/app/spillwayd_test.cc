@@ -142,6 +142,29 @@ backends:
   QCOMPARE(d.proc.exitCode(), 0);
 }
 
+void SpillwaydTest::sigintDrainsLikeSigterm() {
+  QTemporaryDir dir;
+  auto cfg = writeFile(dir, "int.yaml", R"(server:
+  listen: 127.0.0.1:0
+  drain_timeout_ms: 20000
+backends:
+  - name: steady
+    url: sim://steady
+    models: [m]
+    sim: {profile: instant, inter_token_ms: 25, min_output_tokens: 20, max_output_tokens: 20}
+)");
+  Daemon d;
+  QVERIFY(d.start({"--config", QString::fromStdString(cfg), "--control-listen", "none"}));
+  auto stream = startStream(d.port, "/v1/chat/completions", R"({"model":"m","stream":true,"messages":[{"role":"user","content":"x"}]})");
+  ::kill(static_cast<pid_t>(d.proc.processId()), SIGINT);
+  auto r = stream.get();
+  QVERIFY2(r.complete && r.sawDone(), r.error.c_str());
+  QVERIFY(d.proc.waitForFinished(20000));
+  QCOMPARE(d.proc.exitStatus(), QProcess::NormalExit);
+  QCOMPARE(d.proc.exitCode(), 0);
+  QVERIFY(QString(d.proc.readAllStandardError() + d.proc.readAllStandardOutput()).contains("received SIGINT, draining"));
+}
+
 void SpillwaydTest::printedDefaultConfigValidates() {
   QProcess p;
   p.start(SPILLWAYD_PATH, {"--print-default-config"});

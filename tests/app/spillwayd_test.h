@@ -14,6 +14,7 @@ class SpillwaydTest : public QObject {
   void checkConfigReportsEveryErrorWithItsLocation();
   void servesTheEmbeddedDefaults();
   void sigtermDrainsInFlightRequests();
+  void sigintDrainsLikeSigterm();
   void printedDefaultConfigValidates();
   void simSubcommandServesOpenAiApi();
 };

@@ -196,6 +196,47 @@ backends:
   QVERIFY(anyContains(r, "backends[1].health_check.path: must start with '/'"));
 }
 
+void ConfigLoaderTest::controlSectionIsValidated() {
+  const std::string yaml = R"(control:
+  listen: 0.0.0.0:50051
+  tls_cert_file: /etc/cert.pem
+  tokens:
+    - {name: ops, sha256: ABCDEF, role: admin}
+    - {name: ops, sha256: 0000000000000000000000000000000000000000000000000000000000000000, role: viewer}
+backends:
+  - {name: a, url: "sim://a", models: [m]}
+)";
+  auto r = config::loadYaml(yaml, "ctl.yaml");
+  // TLS is required off loopback; a certificate needs its key.
+  QVERIFY(anyContains(r, "control.listen: a non-loopback control address needs TLS"));
+  QVERIFY(anyContains(r, "control.tls_key_file: tls_cert_file and tls_key_file go together"));
+  QVERIFY(anyContains(r, "control.tokens[0].sha256: must be 64 lower-case hex digits"));
+  QVERIFY(anyContains(r, "control.tokens[0].role: must be \"viewer\" or \"operator\", got \"admin\""));
+  QVERIFY(anyContains(r, "control.tokens[1].name: duplicate token name \"ops\""));
+}
+
+void ConfigLoaderTest::balancingAndResilienceAreValidated() {
+  const std::string yaml = R"(upstream:
+  balancing: {policy: fastest}
+  retry: {max_attempts: 11}
+  load_metrics: {path: metrics}
+backends:
+  - {name: a, url: "sim://a", models: [m]}
+pools:
+  - model: m
+    backends: [a]
+    balancing: {policy: consistent_hash, cookie_name: "bad cookie", load_factor: 1000}
+)";
+  auto r = config::loadYaml(yaml, "b.yaml");
+  QVERIFY(anyContains(r, "b.yaml:2:23: upstream.balancing.policy: unknown value \"fastest\"; expected one of: "
+                         "round_robin, weighted_random, latency_weighted, least_outstanding, consistent_hash, "
+                         "prefix_affinity"));
+  QVERIFY(anyContains(r, "upstream.retry.max_attempts: must be at most 10"));
+  QVERIFY(anyContains(r, "upstream.load_metrics.path: must start with '/' or be \"none\""));
+  QVERIFY(anyContains(r, "pools[0].balancing.cookie_name: \"bad cookie\" may only hold letters, digits, '-' and '_'"));
+  QVERIFY(anyContains(r, "b.yaml:10:82: pools[0].balancing.load_factor: must be between 0 and 100"));
+}
+
 void ConfigLoaderTest::everyTimeoutIsBounded() {
   // Bounds live on the fields ((spillway.v1.range)); a timeout added without
   // one would accept a typo of a week. Walk the whole schema.

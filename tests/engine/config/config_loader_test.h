@@ -20,6 +20,8 @@ class ConfigLoaderTest : public QObject {
   void rangeChecks();
   void everyTimeoutIsBounded();
   void poolMustNameBackendsThatServeTheModel();
+  void controlSectionIsValidated();
+  void balancingAndResilienceAreValidated();
   void defaultsFillEveryZeroField();
   void apiKeyFromEnvironmentWins();
   void missingFileIsOneClearError();

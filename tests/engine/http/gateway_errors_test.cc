@@ -111,13 +111,14 @@ void GatewayErrorsTest::requestSmugglingIsRejected() {
   auto both = rawExchange(engine->port(),
                           "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n"
                           "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n");
-  QCOMPARE(parseRaw(both.received).first, 400);
+  // The status and the documented code in the body (README's error table).
+  QCOMPARE(parseRaw(both.received), std::make_pair(400, std::string("bad_request")));
   auto two_lengths = rawExchange(engine->port(),
                                  "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n"
                                  "Content-Length: 40\r\n\r\n{}");
-  QCOMPARE(parseRaw(two_lengths.received).first, 400);
+  QCOMPARE(parseRaw(two_lengths.received), std::make_pair(400, std::string("bad_request")));
   auto garbage = rawExchange(engine->port(), "HELLO\r\n\r\n");
-  QCOMPARE(parseRaw(garbage.received).first, 400);
+  QCOMPARE(parseRaw(garbage.received), std::make_pair(400, std::string("bad_request")));
 }
 
 void GatewayErrorsTest::noHealthyBackendIs503WithRetryAfter() {
@@ -189,6 +190,8 @@ void GatewayErrorsTest::upstreamFailureMidStreamEndsWithAnErrorEvent() {
   QVERIFY(r.events.size() >= 2);
   auto last = jsonObject(r.events.back().data)["error"].toObject();
   QCOMPARE(str(last["code"]), "upstream_disconnected");
+  QCOMPARE(str(last["type"]), "upstream_error");
+  QVERIFY2(str(last["message"]).find("Upstream flaky failed mid-stream") == 0, str(last["message"]).c_str());
 }
 
 void GatewayErrorsTest::allBackendsAtTheirLimitIs503Busy() {

@@ -186,6 +186,16 @@ void GatewayTest::metricsAreValidPrometheusText() {
   QVERIFY(m.body.find("spillway_time_to_first_token_seconds_count{model=\"small\",backend=\"sim-b\"} 1") != std::string::npos);
   QVERIFY(m.body.find("spillway_backend_up{backend=\"sim-a\"} 1") != std::string::npos);
   QVERIFY(m.body.find("spillway_upstream_connections{backend=\"sim-a\",state=\"idle\"}") != std::string::npos);
+  // Every family the README lists is on the wire.
+  for (const char* family :
+       {"spillway_requests_total", "spillway_requests_in_flight", "spillway_request_duration_seconds",
+        "spillway_time_to_first_token_seconds", "spillway_upstream_connects_total", "spillway_upstream_retries_total",
+        "spillway_backend_up", "spillway_backend_state", "spillway_backend_weight", "spillway_backend_in_flight",
+        "spillway_backend_latency_ewma_seconds", "spillway_backend_latency_per_token_ewma_seconds",
+        "spillway_backend_ejections", "spillway_backend_back_offs", "spillway_backend_consecutive_failures",
+        "spillway_backend_policy_score", "spillway_upstream_connections"}) {
+    QVERIFY2(m.body.find(std::string("# TYPE ") + family + " ") != std::string::npos, family);
+  }
 }
 
 void GatewayTest::headersOnTheWireBothWays() {
