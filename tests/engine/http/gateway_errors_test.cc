@@ -5,7 +5,17 @@
 
 #include <QtTest>
 
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/read_until.hpp>
+#include <boost/asio/streambuf.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <atomic>
 #include <future>
+#include <thread>
 
 #include "engine.h"
 #include "support/json.h"
@@ -228,6 +238,60 @@ void GatewayErrorsTest::upstreamErrorsPassThrough() {
   QCOMPARE(r.header("retry-after"), "9");
   QCOMPARE(r.header("x-spillway-backend"), "limited");
   QCOMPARE(str(errorOf(r)["code"]), "rate_limit_exceeded");
+}
+
+void GatewayErrorsTest::staleKeepAliveIsRetriedOnAFreshConnection() {
+  // A raw upstream that answers with keep-alive and then closes the
+  // connection anyway (as servers do at their idle timeout): the gateway's
+  // next request finds its pooled connection dead before any response byte
+  // and must resend it on a fresh one, invisibly to the client.
+  namespace net = boost::asio;
+  net::io_context io;
+  net::ip::tcp::acceptor acceptor(io, {net::ip::make_address("127.0.0.1"), 0});
+  const uint16_t upstream_port = acceptor.local_endpoint().port();
+  std::atomic<int> accepted{0};
+  net::co_spawn(
+      io,
+      [&]() -> net::awaitable<void> {
+        for (int conn = 0; conn < 2; ++conn) {
+          net::ip::tcp::socket s = co_await acceptor.async_accept(net::use_awaitable);
+          ++accepted;
+          net::streambuf buf;
+          const size_t head_len = co_await net::async_read_until(s, buf, std::string_view("\r\n\r\n"), net::use_awaitable);
+          const std::string head{net::buffers_begin(buf.data()), net::buffers_begin(buf.data()) + static_cast<long>(head_len)};
+          const auto at = head.find("Content-Length: ");
+          const size_t length = at == std::string::npos ? 0 : std::stoul(head.substr(at + 16));
+          if (buf.size() < head_len + length) {
+            co_await net::async_read(s, buf, net::transfer_exactly(head_len + length - buf.size()), net::use_awaitable);
+          }
+          const std::string body = conn == 0 ? "{\"first\":1}" : "{\"second\":2}";
+          const std::string answer = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " +
+                                     std::to_string(body.size()) + "\r\n\r\n" + body;
+          co_await net::async_write(s, net::buffer(answer), net::use_awaitable);
+          s.close();  // keep-alive promised, connection closed: the pooled copy is stale
+        }
+      },
+      net::detached);
+  std::thread upstream([&] { io.run_for(std::chrono::seconds(20)); });
+  auto engine = startEngine("  - name: raw\n    url: http://127.0.0.1:" + std::to_string(upstream_port) +
+                            "\n    models: [small]\n    health_check: {path: none}\n");
+  // Both requests on one client connection, so one worker (and one
+  // connection pool) serves them.
+  const std::string first = "POST /v1/chat/completions HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json\r\n"
+                            "Content-Length: " + std::to_string(kChat.size()) + "\r\n\r\n" + kChat;
+  const std::string second = "POST /v1/chat/completions HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n"
+                             "Content-Type: application/json\r\nContent-Length: " + std::to_string(kChat.size()) +
+                             "\r\n\r\n" + kChat;
+  auto raw = rawExchange(engine->port(), first + second, std::chrono::seconds(15));
+  upstream.join();
+  QVERIFY(!raw.timed_out);
+  QVERIFY2(raw.received.find("{\"first\":1}") != std::string::npos, raw.received.c_str());
+  QVERIFY2(raw.received.find("{\"second\":2}") != std::string::npos, raw.received.c_str());
+  QCOMPARE(accepted.load(), 2);
+  QVERIFY(waitFor([&] {
+    return engine->metricsText().find("spillway_upstream_retries_total{backend=\"raw\",reason=\"stale_connection\"} 1") !=
+           std::string::npos;
+  }));
 }
 
 QTEST_APPLESS_MAIN(GatewayErrorsTest)

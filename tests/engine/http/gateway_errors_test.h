@@ -21,4 +21,5 @@ class GatewayErrorsTest : public QObject {
   void upstreamFailureMidStreamEndsWithAnErrorEvent();
   void allBackendsAtTheirLimitIs503Busy();
   void upstreamErrorsPassThrough();
+  void staleKeepAliveIsRetriedOnAFreshConnection();
 };
