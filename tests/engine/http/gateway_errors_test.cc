@@ -186,6 +186,66 @@ void GatewayErrorsTest::slowUpstreamIs504() {
   QCOMPARE(str(errorOf(r)["code"]), "upstream_timeout");
 }
 
+void GatewayErrorsTest::streamWhoseUpstreamSendsNothingIs504() {
+  // The simulator (like vLLM) sends a stream's head at once, so a slow
+  // prefill is a quiet body, not a missing head. Here the upstream reads the
+  // request and sends nothing at all: the stream gets the 504 as JSON
+  // (nothing was streamed yet), and it is not retried (the time is spent).
+  namespace net = boost::asio;
+  net::io_context io;
+  net::ip::tcp::acceptor acceptor(io, {net::ip::make_address("127.0.0.1"), 0});
+  const uint16_t upstream_port = acceptor.local_endpoint().port();
+  net::co_spawn(
+      io,
+      [&]() -> net::awaitable<void> {
+        net::ip::tcp::socket s = co_await acceptor.async_accept(net::use_awaitable);
+        net::streambuf buf;
+        co_await net::async_read_until(s, buf, std::string_view("\r\n\r\n"), net::use_awaitable);
+        co_await net::async_read(s, buf, net::transfer_at_least(1 << 20), net::use_awaitable);  // until the gateway hangs up
+      },
+      net::detached);
+  std::thread upstream([&] { io.run_for(std::chrono::seconds(10)); });
+  auto engine = startEngine("  - name: mute\n    url: http://127.0.0.1:" + std::to_string(upstream_port) +
+                            "\n    models: [small]\n    first_byte_timeout_ms: 200\n    health_check: {path: none}\n");
+  auto s = postJson(engine->port(), "/v1/chat/completions",
+                    R"({"model":"small","stream":true,"messages":[{"role":"user","content":"x"}]})");
+  QCOMPARE(s.status, 504);
+  QCOMPARE(str(errorOf(s)["code"]), "upstream_timeout");
+  QCOMPARE(str(errorOf(s)["type"]), "upstream_error");
+  QVERIFY(str(errorOf(s)["message"]).find("did not answer within 200 ms") != std::string::npos);
+  QCOMPARE(engine->retriesTotal(), uint64_t(0));
+  engine.reset();  // closes the upstream connection: the raw upstream's read ends
+  upstream.join();
+}
+
+void GatewayErrorsTest::upstreamClosingBeforeAnsweringIs502() {
+  // A raw upstream that reads the request and hangs up without a byte.
+  namespace net = boost::asio;
+  net::io_context io;
+  net::ip::tcp::acceptor acceptor(io, {net::ip::make_address("127.0.0.1"), 0});
+  const uint16_t upstream_port = acceptor.local_endpoint().port();
+  net::co_spawn(
+      io,
+      [&]() -> net::awaitable<void> {
+        net::ip::tcp::socket s = co_await acceptor.async_accept(net::use_awaitable);
+        net::streambuf buf;
+        co_await net::async_read_until(s, buf, std::string_view("\r\n\r\n"), net::use_awaitable);
+        s.close();
+      },
+      net::detached);
+  std::thread upstream([&] { io.run_for(std::chrono::seconds(10)); });
+  auto engine = startEngine("  - name: rude\n    url: http://127.0.0.1:" + std::to_string(upstream_port) +
+                            "\n    models: [small]\n    health_check: {path: none}\n");
+  auto r = postJson(engine->port(), "/v1/chat/completions", kChat);
+  upstream.join();
+  QCOMPARE(r.status, 502);
+  QCOMPARE(str(errorOf(r)["code"]), "upstream_error");
+  QCOMPARE(str(errorOf(r)["type"]), "upstream_error");
+  QVERIFY2(str(errorOf(r)["message"]).find("Upstream rude closed the connection before answering") == 0,
+           r.body.c_str());
+  QCOMPARE(r.header("x-spillway-backend"), "rude");
+}
+
 void GatewayErrorsTest::upstreamFailureMidStreamEndsWithAnErrorEvent() {
   auto engine = startEngine(R"(  - name: flaky
     url: sim://flaky

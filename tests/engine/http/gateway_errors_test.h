@@ -22,4 +22,6 @@ class GatewayErrorsTest : public QObject {
   void allBackendsAtTheirLimitIs503Busy();
   void upstreamErrorsPassThrough();
   void staleKeepAliveIsRetriedOnAFreshConnection();
+  void upstreamClosingBeforeAnsweringIs502();
+  void streamWhoseUpstreamSendsNothingIs504();
 };

@@ -70,6 +70,24 @@ void UpstreamTlsTest::untrustedCertificateIs502() {
   qunsetenv("SSL_CERT_FILE");
 }
 
+void UpstreamTlsTest::trustedCertificateForAnotherNameIsRefused() {
+  // Trusted (it is the CA file) but issued for 127.0.0.1, reached as
+  // "localhost": the host name check must refuse it.
+  qputenv("SSL_CERT_FILE", QByteArray::fromStdString(cert_));
+  TlsBackend backend(cert_, key_);
+  auto e = Engine::start(configFromYaml(engineYaml("  - name: tls\n    url: https://localhost:" +
+                                                   std::to_string(backend.port()) +
+                                                   "\n    models: [m]\n    health_check: {path: none}\n")));
+  QVERIFY(e.ok());
+  auto r = postJson((*e)->port(), "/v1/chat/completions", kChat);
+  QCOMPARE(r.status, 502);
+  auto err = jsonObject(r.body)["error"].toObject();
+  QCOMPARE(str(err["code"]), "upstream_unreachable");
+  QVERIFY2(str(err["message"]).find("TLS handshake") != std::string::npos, r.body.c_str());
+  QCOMPARE(backend.requestsServed(), 0);
+  qunsetenv("SSL_CERT_FILE");
+}
+
 void UpstreamTlsTest::insecureSkipVerifyAcceptsSelfSigned() {
   qputenv("SSL_CERT_FILE", "/nonexistent");
   TlsBackend backend(cert_, key_);

@@ -13,6 +13,7 @@ class UpstreamTlsTest : public QObject {
   void initTestCase();
   void verifiedTlsWithTrustedCertificate();
   void untrustedCertificateIs502();
+  void trustedCertificateForAnotherNameIsRefused();
   void insecureSkipVerifyAcceptsSelfSigned();
   void healthProbesUseEachBackendsOwnTls();
 
