@@ -312,16 +312,54 @@ void GatewayTest::drainLetsInFlightStreamsFinish() {
   auto engine = startEngine(R"(  - name: slowish
     url: sim://s
     models: [small]
-    sim: {profile: instant, inter_token_ms: 20, min_output_tokens: 25, max_output_tokens: 25}
+    sim: {profile: instant, inter_token_ms: 20, min_output_tokens: 150, max_output_tokens: 150}
 )");
-  auto stream = startStream(engine->port(), "/v1/chat/completions", kStreamChat);
-  QVERIFY(engine->drain(10s));
+  auto stream = startStream(engine->port(), "/v1/chat/completions", kStreamChat, 60s);
+  // The stream has ~3 s to go: it is in flight when the drain begins.
+  QCOMPARE(engine->totals().in_flight, int64_t(1));
+  QVERIFY(engine->drain(30s));
   auto r = stream.get();
   QVERIFY(r.complete);
   QVERIFY(r.sawDone());
+  QCOMPARE(r.events.size(), size_t{1 + 150 + 1 + 1 + 1});  // nothing cut short
   // No longer accepting.
   auto after = httpRequest(engine->port(), "GET", "/healthz", "", {}, 2s);
   QCOMPARE(after.status, 0);
+}
+
+void GatewayTest::drainClosesIdleConnectionsAndCutsAtItsTimeout() {
+  auto engine = startEngine(R"(  - name: endless
+    url: sim://e
+    models: [small]
+    sim: {profile: instant, inter_token_ms: 20, min_output_tokens: 100000, max_output_tokens: 100000}
+)");
+  // An idle keep-alive client: one answered request, connection left open.
+  namespace net = boost::asio;
+  net::io_context io;
+  net::ip::tcp::socket idle(io);
+  idle.connect({net::ip::make_address("127.0.0.1"), engine->port()});
+  const std::string get = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+  net::write(idle, net::buffer(get));
+  net::streambuf head;
+  net::read_until(idle, head, std::string("{\"status\":\"ok\"}"));
+  // A stream that would never end by itself.
+  auto stream = startStream(engine->port(), "/v1/chat/completions", kStreamChat, 60s);
+  QCOMPARE(engine->totals().in_flight, int64_t(1));
+  QVERIFY(!engine->drain(300ms));  // timed out with the stream still running
+  // The idle connection was closed by the drain (EOF, not a timeout).
+  // Bounded: a socket receive timeout of 10 s, so a server that keeps it
+  // open fails the test instead of hanging it.
+  timeval limit{10, 0};
+  ::setsockopt(idle.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
+  boost::system::error_code ec;
+  char byte;
+  idle.read_some(net::buffer(&byte, 1), ec);
+  QVERIFY2(ec == net::error::eof || ec == net::error::connection_reset, ec.message().c_str());
+  // What spillwayd does at drain_timeout_ms: stop, cutting what still runs.
+  engine.reset();
+  auto r = stream.get();
+  QVERIFY(!r.complete);
+  QVERIFY(!r.sawDone());
 }
 
 QTEST_APPLESS_MAIN(GatewayTest)

@@ -28,4 +28,5 @@ class GatewayTest : public QObject {
   // the answer: backpressure reaches the upstream, which stops generating.
   void slowReaderBackpressuresTheUpstream();
   void drainLetsInFlightStreamsFinish();
+  void drainClosesIdleConnectionsAndCutsAtItsTimeout();
 };
