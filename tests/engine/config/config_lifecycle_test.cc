@@ -33,7 +33,7 @@ const char* kTwo = kTwoInstantSims;  // backends a and b serving model m
 const char* kSlowStream = R"(  - name: a
     url: sim://a
     models: [m]
-    sim: {profile: instant, inter_token_ms: 20, min_output_tokens: 30, max_output_tokens: 30}
+    sim: {profile: instant, inter_token_ms: 20, min_output_tokens: 150, max_output_tokens: 150}
 )";
 
 v1::Config cfg(const std::string& backends, const std::string& extra = "") {
@@ -180,6 +180,8 @@ void ConfigLifecycleTest::rollbackRestoresAnEarlierVersion() {
 void ConfigLifecycleTest::inFlightStreamFinishesOnTheOldConfig() {
   auto engine = start(cfg(kSlowStream));
   auto stream = startStream(engine->port(), "/v1/chat/completions", kStream);
+  // ~3 s of stream to go: it is in flight when the new config lands.
+  QCOMPARE(engine->totals().in_flight, int64_t(1));
   // Replace the backend serving the stream with a different one.
   auto next = cfg(R"(  - name: z
     url: sim://z
@@ -198,6 +200,7 @@ void ConfigLifecycleTest::listenerMovesWithoutDroppingAcceptedConnections() {
   auto engine = start(cfg(kSlowStream));
   const uint16_t old_port = engine->port();
   auto stream = startStream(old_port, "/v1/chat/completions", kStream);
+  QCOMPARE(engine->totals().in_flight, int64_t(1));  // in flight when the listener moves
   const uint16_t wanted = closedPort();
   auto moved = engine->config();
   moved.mutable_server()->set_listen("127.0.0.1:" + std::to_string(wanted));
@@ -277,6 +280,18 @@ void ConfigLifecycleTest::noRequestLostAcrossTwentyApplies() {
   std::atomic<bool> stop{false};
   std::atomic<int> ok{0}, failed{0};
   std::vector<std::thread> clients;
+  // A failing QVERIFY returns early: stop and join the clients on every way
+  // out, or their std::thread destructors would abort the whole run.
+  struct JoinOnExit {
+    std::atomic<bool>& stop;
+    std::vector<std::thread>& threads;
+    ~JoinOnExit() {
+      stop = true;
+      for (auto& t : threads) {
+        if (t.joinable()) t.join();
+      }
+    }
+  } join_on_exit{stop, clients};
   for (int c = 0; c < 4; ++c) {
     clients.emplace_back([&, c] {
       while (!stop.load()) {
