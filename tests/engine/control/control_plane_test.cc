@@ -180,6 +180,27 @@ void ControlPlaneTest::plaintextToTheTlsPortFailsClearly() {
   QVERIFY(!r.ok());
   QVERIFY(r.status().code() == absl::StatusCode::kUnavailable ||
           r.status().code() == absl::StatusCode::kDeadlineExceeded);
+  // Said plainly, with the address (gRPC's own words follow).
+  QVERIFY2(std::string(r.status().message()).rfind("cannot reach the engine at " + o.address, 0) == 0,
+           std::string(r.status().message()).c_str());
+  // The failure is the TLS mismatch and nothing else: the same client, same
+  // token, against a plaintext control server of the same engine, works;
+  // and a TLS client works against the first server.
+  v1::Control plain = engine_->config().control();
+  plain.set_listen("127.0.0.1:0");
+  plain.set_generate_self_signed(false);
+  plain.clear_tls_cert_file();
+  plain.clear_tls_key_file();
+  auto plain_server = ControlServer::start(*engine_, {plain, dir_.path().toStdString()});
+  QVERIFY2(plain_server.ok(), std::string(plain_server.status().message()).c_str());
+  QVERIFY(!(*plain_server)->tls());
+  o.address = "127.0.0.1:" + std::to_string((*plain_server)->port());
+  auto same_client = GrpcEngineClient::connect(o);
+  QVERIFY(same_client.ok());
+  auto ok = (*same_client)->status();
+  QVERIFY2(ok.ok(), std::string(ok.status().message()).c_str());
+  auto tls = client(server_->port(), kViewerToken, cert_file_);
+  QVERIFY(tls->status().ok());
 }
 
 void ControlPlaneTest::untrustedCertificateFailsClearly() {
