@@ -245,11 +245,22 @@ void ResilienceTest::refusedBackendWithoutHealthChecksComesBack() {
 }
 
 void ResilienceTest::policySwitchedLiveUnderLoadFailsNothing() {
-  const std::string yaml = engineYaml(kTwoInstantSims);
   auto engine = start(kTwoInstantSims, "");
   std::atomic<bool> stop{false};
   std::atomic<int> ok{0}, failed{0};
   std::vector<std::thread> clients;
+  // A failing QVERIFY returns early: stop and join the clients on every way
+  // out, or their std::thread destructors would abort the whole run.
+  struct JoinOnExit {
+    std::atomic<bool>& stop;
+    std::vector<std::thread>& threads;
+    ~JoinOnExit() {
+      stop = true;
+      for (auto& t : threads) {
+        if (t.joinable()) t.join();
+      }
+    }
+  } join_on_exit{stop, clients};
   for (int t = 0; t < 3; ++t) {
     clients.emplace_back([&] {
       while (!stop.load()) {
