@@ -12,6 +12,8 @@
 #include "balance/weighted_random.h"
 #include "common/strings.h"
 
+#include <boost/container/small_vector.hpp>
+
 namespace spillway::balance {
 
 std::string_view policyName(v1::BalancingPolicy policy) {
@@ -96,13 +98,7 @@ int64_t boundedLoadCap(std::span<const upstream::BackendPtr> backends, const Pic
 PickResult drawWeighted(std::span<const upstream::BackendPtr> backends, const PickContext& ctx, SharedRandom& random,
                         const std::function<double(const upstream::Backend&)>& weight) {
   const size_t n = backends.size();
-  double buf[64];
-  std::vector<double> heap;
-  double* w = buf;
-  if (n > std::size(buf)) {
-    heap.resize(n);
-    w = heap.data();
-  }
+  boost::container::small_vector<double, 64> w(n);  // on the stack for pools up to 64
   double total = 0;
   for (size_t i = 0; i < n; ++i) {
     w[i] = eligible(*backends[i], ctx) ? weight(*backends[i]) : 0.0;

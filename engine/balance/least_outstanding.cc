@@ -3,6 +3,8 @@
 #include <cmath>
 #include <vector>
 
+#include <boost/container/small_vector.hpp>
+
 namespace spillway::balance {
 
 double LeastOutstandingBalancer::score(const upstream::Backend& b) const {
@@ -16,13 +18,7 @@ double LeastOutstandingBalancer::score(const upstream::Backend& b) const {
 
 PickResult LeastOutstandingBalancer::pick(std::span<const upstream::BackendPtr> backends, const PickContext& ctx) {
   const size_t n = backends.size();
-  size_t buf[64];
-  std::vector<size_t> heap;
-  size_t* cand = buf;
-  if (n > std::size(buf)) {
-    heap.resize(n);
-    cand = heap.data();
-  }
+  boost::container::small_vector<size_t, 64> cand(n);  // on the stack for pools up to 64
   size_t m = 0;
   for (size_t i = 0; i < n; ++i) {
     if (eligible(*backends[i], ctx)) cand[m++] = i;

@@ -3,18 +3,13 @@
 #include <algorithm>
 #include <numeric>
 
+#include <boost/container/small_vector.hpp>
+
 namespace spillway::balance {
 
 PickResult RoundRobinBalancer::pick(std::span<const upstream::BackendPtr> backends, const PickContext& ctx) {
   const size_t n = backends.size();
-  // Small pools (the common case) order candidates on the stack.
-  size_t order_buf[64];
-  std::vector<size_t> order_heap;
-  size_t* order = order_buf;
-  if (n > std::size(order_buf)) {
-    order_heap.resize(n);
-    order = order_heap.data();
-  }
+  boost::container::small_vector<size_t, 64> order(n);  // on the stack for pools up to 64
   size_t count = 0;
   {
     std::lock_guard lock(mu_);
@@ -37,7 +32,7 @@ PickResult RoundRobinBalancer::pick(std::span<const upstream::BackendPtr> backen
       return {PickOutcome::kPicked, backends[best], static_cast<double>(current_[best])};
     }
     // The winner is full: the others, highest score first; ties go to config order (stable), as in nginx.
-    std::stable_sort(order, order + count, [&](size_t a, size_t b) { return current_[a] > current_[b]; });
+    std::stable_sort(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(count), [&](size_t a, size_t b) { return current_[a] > current_[b]; });
     for (size_t k = 0; k < count; ++k) {
       const auto& b = backends[order[k]];
       if (b->tryAcquire()) {
