@@ -2,6 +2,7 @@
 // io_context so every call is bounded by its timeout and never hangs a test.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -9,6 +10,7 @@
 #include <map>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -75,6 +77,29 @@ RawResult rawExchange(uint16_t port, std::string_view bytes, std::chrono::millis
 
 // A loopback port with nothing listening (bound, then closed).
 uint16_t closedPort();
+
+// Client threads for load in a test: stop() sets the flag they poll and
+// joins them. Also on destruction, so a failing QVERIFY (which returns
+// early) cannot leave joinable threads behind to abort the run.
+class ClientThreads {
+ public:
+  ~ClientThreads() { stop(); }
+  template <typename F>
+  void start(F body) {
+    threads_.emplace_back(std::move(body));
+  }
+  bool stopping() const { return stop_.load(); }
+  void stop() {
+    stop_ = true;
+    for (auto& t : threads_) {
+      if (t.joinable()) t.join();
+    }
+  }
+
+ private:
+  std::atomic<bool> stop_{false};
+  std::vector<std::thread> threads_;
+};
 
 // POSTs `body` to 127.0.0.1:port on a raw connection and never reads the
 // answer: the request holds whatever it holds (a slot, a stream) until

@@ -277,24 +277,11 @@ void ConfigLifecycleTest::versionsSurviveARestart() {
 
 void ConfigLifecycleTest::noRequestLostAcrossTwentyApplies() {
   auto engine = start(cfg(kTwo));
-  std::atomic<bool> stop{false};
   std::atomic<int> ok{0}, failed{0};
-  std::vector<std::thread> clients;
-  // A failing QVERIFY returns early: stop and join the clients on every way
-  // out, or their std::thread destructors would abort the whole run.
-  struct JoinOnExit {
-    std::atomic<bool>& stop;
-    std::vector<std::thread>& threads;
-    ~JoinOnExit() {
-      stop = true;
-      for (auto& t : threads) {
-        if (t.joinable()) t.join();
-      }
-    }
-  } join_on_exit{stop, clients};
+  ClientThreads clients;
   for (int c = 0; c < 4; ++c) {
-    clients.emplace_back([&, c] {
-      while (!stop.load()) {
+    clients.start([&, c] {
+      while (!clients.stopping()) {
         auto r = c % 2 ? streamRequest(engine->port(), "/v1/chat/completions", kStream)
                        : StreamResult{postJson(engine->port(), "/v1/chat/completions", kChat).status, {}, {}, true};
         bool good = r.status == 200 && (c % 2 == 0 || r.sawDone());
@@ -317,8 +304,7 @@ void ConfigLifecycleTest::noRequestLostAcrossTwentyApplies() {
     const int before = ok.load();
     QVERIFY(waitFor([&] { return ok.load() > before + 2; }));  // traffic flows on each version
   }
-  stop = true;
-  for (auto& t : clients) t.join();
+  clients.stop();
   QCOMPARE(failed.load(), 0);
   QVERIFY(ok.load() > 60);
   QCOMPARE(engine->configHistory(100).size(), size_t{21});

@@ -247,24 +247,11 @@ void ResilienceTest::refusedBackendWithoutHealthChecksComesBack() {
 
 void ResilienceTest::policySwitchedLiveUnderLoadFailsNothing() {
   auto engine = start(kTwoInstantSims, "");
-  std::atomic<bool> stop{false};
   std::atomic<int> ok{0}, failed{0};
-  std::vector<std::thread> clients;
-  // A failing QVERIFY returns early: stop and join the clients on every way
-  // out, or their std::thread destructors would abort the whole run.
-  struct JoinOnExit {
-    std::atomic<bool>& stop;
-    std::vector<std::thread>& threads;
-    ~JoinOnExit() {
-      stop = true;
-      for (auto& t : threads) {
-        if (t.joinable()) t.join();
-      }
-    }
-  } join_on_exit{stop, clients};
+  ClientThreads clients;
   for (int t = 0; t < 3; ++t) {
-    clients.emplace_back([&] {
-      while (!stop.load()) {
+    clients.start([&] {
+      while (!clients.stopping()) {
         auto r = postJson(engine->port(), "/v1/chat/completions", kChat);
         (r.status == 200 ? ok : failed)++;
       }
@@ -284,8 +271,7 @@ void ResilienceTest::policySwitchedLiveUnderLoadFailsNothing() {
   }
   const int seen = ok.load();
   QVERIFY(waitFor([&] { return ok.load() >= seen + 5 || failed.load() > 0; }));
-  stop = true;
-  for (auto& t : clients) t.join();
+  clients.stop();
   QCOMPARE(applied, 6);
   QCOMPARE(failed.load(), 0);
   QVERIFY(ok.load() >= 35);
