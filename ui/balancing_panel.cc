@@ -1,5 +1,7 @@
 #include "ui/balancing_panel.h"
 
+#include "control/pool_policy.h"
+
 #include <QComboBox>
 #include <QDateTime>
 #include <QGroupBox>
@@ -130,30 +132,12 @@ void BalancingPanel::showEvents(const google::protobuf::RepeatedPtrField<v1::Bac
 }
 
 bool BalancingPanel::switchPolicy(const QString& model, const QString& policy) {
-  v1::BalancingPolicy p;
-  if (!v1::BalancingPolicy_Parse(policy.toUpper().toStdString(), &p) || p == v1::BALANCING_POLICY_UNSPECIFIED) {
-    emit message(tr("Unknown balancing policy %1").arg(policy));
+  auto change = control::poolPolicyChange(client_, model.toStdString(), policy.toStdString());
+  if (!change.ok()) {
+    emit message(tr("Switching %1 failed: %2").arg(model, QString::fromStdString(std::string(change.status().message()))));
     return false;
   }
-  auto view = client_.getConfig();
-  if (!view.ok()) {
-    emit message(tr("Could not read the config: %1").arg(QString::fromStdString(std::string(view.status().message()))));
-    return false;
-  }
-  v1::Config cfg = view->config();
-  v1::Pool* pool = nullptr;
-  for (auto& candidate : *cfg.mutable_pools()) {
-    if (candidate.model() == model.toStdString()) pool = &candidate;
-  }
-  if (!pool) {
-    emit message(tr("No pool serves %1 any more").arg(model));
-    return false;
-  }
-  pool->mutable_balancing()->set_policy(p);
-  v1::ApplyConfigRequest req;
-  *req.mutable_source()->mutable_config() = cfg;
-  req.set_comment(QString("balance %1 %2").arg(model, policy).toStdString());
-  req.set_base_version(view->version());
+  v1::ApplyConfigRequest& req = *change;
   // Validated and diffed first (a dry run); the operator confirms the diff.
   req.set_dry_run(true);
   auto dry = client_.applyConfig(req);

@@ -12,6 +12,7 @@
 
 #include "control/auth.h"
 #include "control/grpc_client.h"
+#include "control/pool_policy.h"
 #include "control/tls.h"
 
 namespace po = boost::program_options;
@@ -136,6 +137,14 @@ void printBackends(const v1::BackendList& l) {
                 b.ewma_ms_per_token(), static_cast<unsigned long long>(b.ejections_total()), b.url().c_str());
     if (!b.last_error().empty()) std::printf("%20s last error: %s\n", "", b.last_error().c_str());
   }
+}
+
+void printApplied(const v1::ApplyConfigResponse& r, bool dry_run) {
+  for (const auto& l : r.diff()) std::cout << l << "\n";
+  for (const auto& n : r.notes()) std::cout << "note: " << n << "\n";
+  if (dry_run) std::cout << "dry run: nothing applied\n";
+  else if (r.diff().empty()) std::cout << "no changes; still config v" << r.version() << "\n";
+  else std::cout << "applied: now config v" << r.version() << "\n";
 }
 
 void printPools(const v1::BackendList& l) {
@@ -328,11 +337,7 @@ int main(int argc, char** argv) {
         std::cout << json(*r);
         return 0;
       }
-      for (const auto& l : r->diff()) std::cout << l << "\n";
-      for (const auto& n : r->notes()) std::cout << "note: " << n << "\n";
-      if (req.dry_run()) std::cout << "dry run: nothing applied\n";
-      else if (r->diff().empty()) std::cout << "no changes; still config v" << r->version() << "\n";
-      else std::cout << "applied: now config v" << r->version() << "\n";
+      printApplied(*r, req.dry_run());
       return 0;
     }
     return fail(absl::InvalidArgumentError("unknown config command \"" + sub + "\" (get, validate, diff, apply, history, rollback)"));
@@ -396,35 +401,13 @@ int main(int argc, char** argv) {
   if (cmd == "balance") {
     const std::string policy = args.size() > 2 ? args[2] : "";
     if (sub.empty() || policy.empty()) return fail(absl::InvalidArgumentError("usage: spillctl balance MODEL POLICY"));
-    v1::BalancingPolicy p;
-    std::string upper = policy;
-    for (auto& ch : upper) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
-    if (!v1::BalancingPolicy_Parse(upper, &p) || p == v1::BALANCING_POLICY_UNSPECIFIED) {
-      return fail(absl::InvalidArgumentError("balance: unknown policy \"" + policy +
-                                             "\" (round_robin, weighted_random, latency_weighted, least_outstanding, "
-                                             "consistent_hash, prefix_affinity)"));
-    }
-    auto view = c.getConfig();
-    if (!view.ok()) return fail(view.status());
-    v1::Config cfg = view->config();
-    v1::Pool* pool = nullptr;
-    for (auto& candidate : *cfg.mutable_pools()) {
-      if (candidate.model() == sub) pool = &candidate;
-    }
-    if (!pool) return fail(absl::NotFoundError("balance: no pool serves model \"" + sub + "\""));
-    pool->mutable_balancing()->set_policy(p);
-    v1::ApplyConfigRequest req;
-    *req.mutable_source()->mutable_config() = cfg;
-    req.set_comment(comment.empty() ? "balance " + sub + " " + policy : comment);
-    req.set_base_version(view->version());  // refused if someone else changed the config meanwhile
-    const bool dry_run = vm.count("dry-run") > 0;
-    req.set_dry_run(dry_run);
-    auto r = c.applyConfig(req);
+    auto req = control::poolPolicyChange(c, sub, policy);
+    if (!req.ok()) return fail(absl::Status(req.status().code(), "balance: " + std::string(req.status().message())));
+    if (!comment.empty()) req->set_comment(comment);
+    req->set_dry_run(vm.count("dry-run") > 0);
+    auto r = c.applyConfig(*req);
     if (!r.ok()) return fail(r.status());
-    for (const auto& d : r->diff()) std::cout << d << "\n";
-    if (dry_run) std::cout << "dry run: nothing applied\n";
-    else if (r->diff().empty()) std::cout << "no changes; still config v" << r->version() << "\n";
-    else std::cout << "applied: now config v" << r->version() << "\n";
+    printApplied(*r, req->dry_run());
     return 0;
   }
   if (cmd == "audit") {
