@@ -119,9 +119,29 @@ struct Engine::Impl {
       for (const auto& name : p.backends()) members.push_back(by_name.at(name));
       auto route = pipeline::buildPool(cfg, p, std::move(members), next_id++);
       if (!route.ok()) return route.status();
+      // The pool's queue and degradation level carry over from the table
+      // before (waiters and pins survive an apply).
+      const pipeline::PoolRoute* before = old ? old->find(p.model()) : nullptr;
+      if (!cfg.admission().disabled()) {
+        route->queue = before && before->queue ? before->queue : std::make_shared<admission::AdmissionQueue>();
+        route->queue->configure(pipeline::queueSettings(cfg));
+      }
+      route->degradation =
+          before && before->degradation ? before->degradation : std::make_shared<admission::PoolDegradation>();
       routes->pools.emplace(p.model(), std::move(*route));
     }
-    routes->stages = pipeline::buildStages(cfg);
+    // Learned limits: on with admission, for backends without max_concurrency.
+    for (const auto& b : routes->backends) {
+      b->adaptiveLimit().configure(pipeline::learnedLimitSettings(cfg));
+      b->setLearning(!cfg.admission().disabled());
+    }
+    // Rate-limit buckets carry over while `limits` stays the same.
+    if (old && old->limiter && old->limiter->limits().SerializeAsString() == cfg.limits().SerializeAsString()) {
+      routes->limiter = old->limiter;
+    } else {
+      routes->limiter = std::make_shared<admission::RateLimiter>(cfg.limits());
+    }
+    routes->stages = pipeline::buildStages(cfg, routes->limiter);
     routes->observers = pipeline::buildObservers(cfg);
     routes->outliers = pipeline::buildOutlierDetector(cfg, events);
     return routes;
@@ -204,7 +224,23 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::start(v1::Config config, EngineO
       std::unique_lock lock(i.sampler_mu);
       while (!i.sampler_cv.wait_for(lock, std::chrono::seconds(1), [&] { return i.sampler_stop; })) {
         const int64_t now_ms = wallClockMs();
-        for (const auto& b : i.gateway->routes()->backends) b->tick(now_ms);
+        auto routes = i.gateway->routes();
+        for (const auto& b : routes->backends) b->tick(now_ms);
+        // Admission: service rates, waiters no backend can serve, capacity
+        // that came back (back-offs ended, limits rose), degradation levels.
+        const auto steady_now = std::chrono::steady_clock::now();
+        for (const auto& [model, pool] : routes->pools) {
+          double oldest_ms = 0;
+          if (pool.queue) {
+            pool.queue->tick(steady_now, pool.backends);
+            pool.queue->dispatch(*pool.balancer, pool.backends);
+            oldest_ms = pool.queue->stats().oldest_wait_seconds * 1000;
+          }
+          if (pool.degradation && pool.degradation->evaluate(routes->config.degradation(), oldest_ms, now_ms)) {
+            spdlog::warn("pool {}: automatic degradation level {} (oldest queued request {:.0f} ms)", model,
+                         pool.degradation->automaticLevel(), oldest_ms);
+          }
+        }
         EngineTotals now = self->totals();
         {
           std::lock_guard ticks_lock(i.ticks_mu);

@@ -148,6 +148,31 @@ std::vector<ConfigError> validate(const v1::Config& c, const SourceMap* sources,
 
   if (c.backends_size() == 0) ck.fail("backends", "at least one backend is required");
 
+  // Admission, keys, degradation.
+  const auto& ll = c.admission().learned_limit();
+  if (ll.min() && ll.max() && ll.min() > ll.max()) ck.fail("admission.learned_limit.min", "must not exceed max");
+  std::set<std::string> key_names, key_hashes;
+  for (int i = 0; i < c.limits().keys_size(); ++i) {
+    const auto& k = c.limits().keys(i);
+    const std::string p = common::strCat("limits.keys[", i, "]");
+    if (k.name().empty()) ck.fail(p + ".name", "is required");
+    else if (!key_names.insert(k.name()).second) ck.fail(p + ".name", common::strCat("duplicate key name \"", k.name(), "\""));
+    const bool hex = k.sha256().size() == 64 &&
+                     k.sha256().find_first_not_of("0123456789abcdef") == std::string::npos;
+    if (!hex) ck.fail(p + ".sha256", "must be 64 lower-case hex digits (spillctl hash-token prints them)");
+    else if (!key_hashes.insert(k.sha256()).second) ck.fail(p + ".sha256", "the same key is listed twice");
+    if (!k.priority().empty() && k.priority() != "critical" && k.priority() != "standard" && k.priority() != "sheddable") {
+      ck.fail(p + ".priority", common::strCat("must be \"critical\", \"standard\" or \"sheddable\", got \"", k.priority(), "\""));
+    }
+  }
+  const auto& dg = c.degradation();
+  if (dg.wait_thresholds_ms_size() > 3) ck.fail("degradation.wait_thresholds_ms", "at most three thresholds (levels 1 to 3)");
+  for (int i = 1; i < dg.wait_thresholds_ms_size(); ++i) {
+    if (dg.wait_thresholds_ms(i) <= dg.wait_thresholds_ms(i - 1)) {
+      ck.fail(common::strCat("degradation.wait_thresholds_ms[", i, "]"), "thresholds must increase");
+    }
+  }
+
   std::map<std::string, int> names;
   std::map<std::string, std::set<std::string>> models_of;  // backend -> models
   for (int i = 0; i < c.backends_size(); ++i) {
@@ -300,6 +325,34 @@ void applyDefaults(v1::Config& c) {
   if (u->balancing().policy() == v1::BALANCING_POLICY_UNSPECIFIED) {
     u->mutable_balancing()->set_policy(v1::LEAST_OUTSTANDING);
   }
+
+  auto* a = c.mutable_admission();
+  if (a->max_queue() == 0) a->set_max_queue(1024);
+  if (a->critical().queue_timeout_ms() == 0) a->mutable_critical()->set_queue_timeout_ms(30000);
+  if (a->standard().queue_timeout_ms() == 0) a->mutable_standard()->set_queue_timeout_ms(15000);
+  if (a->sheddable().queue_timeout_ms() == 0) a->mutable_sheddable()->set_queue_timeout_ms(5000);
+  if (a->input_token_weight() == 0) a->set_input_token_weight(1);
+  if (a->output_token_weight() == 0) a->set_output_token_weight(2);
+  if (a->max_requeues() == 0) a->set_max_requeues(8);
+  auto* ll = a->mutable_learned_limit();
+  if (ll->initial() == 0) ll->set_initial(8);
+  if (ll->min() == 0) ll->set_min(1);
+  if (ll->max() == 0) ll->set_max(1024);
+  if (ll->latency_tolerance() == 0) ll->set_latency_tolerance(2);
+  if (ll->backoff_ratio() == 0) ll->set_backoff_ratio(0.75);
+  auto* lim = c.mutable_limits();
+  if (lim->default_max_tokens() == 0) lim->set_default_max_tokens(256);
+  for (auto& k : *lim->mutable_keys()) {
+    if (k.priority().empty()) k.set_priority("standard");
+  }
+  auto* dg = c.mutable_degradation();
+  if (dg->max_tokens_cap() == 0) dg->set_max_tokens_cap(128);
+  if (dg->brief_instruction().empty()) dg->set_brief_instruction("Answer briefly.");
+  if (dg->wait_thresholds_ms_size() == 0) {
+    for (uint32_t t : {2000u, 5000u, 10000u}) dg->add_wait_thresholds_ms(t);
+  }
+  if (dg->min_dwell_ms() == 0) dg->set_min_dwell_ms(10000);
+  if (dg->exit_ratio() == 0) dg->set_exit_ratio(0.5);
 
   for (auto& b : *c.mutable_backends()) {
     if (b.weight() == 0) b.set_weight(1);

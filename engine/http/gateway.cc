@@ -44,13 +44,28 @@ struct Gateway::Metrics {
                            "Upstream connection attempts, by backend and result.", {"backend", "result"})),
         retries(r.counter("spillway_upstream_retries_total",
                           "Requests re-sent before any response byte, by backend and reason.",
-                          {"backend", "reason"})) {}
+                          {"backend", "reason"})),
+        queue_wait(r.histogram("spillway_queue_wait_seconds",
+                               "Time requests waited in the gateway queue for a backend slot (those that waited).",
+                               {"model", "class"}, metrics::latencyBucketsSeconds())),
+        shed(r.counter("spillway_admission_shed_total",
+                       "Requests admission turned away, by model, priority class and reason (x-spillway-drop-reason).",
+                       {"model", "class", "reason"})),
+        requeues(r.counter("spillway_admission_requeues_total",
+                           "Busy answers (429/503 before any byte) that put a request back in the queue, by backend.",
+                           {"backend"})),
+        degraded(r.counter("spillway_degraded_total", "Requests answered degraded, by model and level.",
+                           {"model", "level"})) {}
 
   metrics::Family<metrics::Counter>& requests;
   metrics::Family<metrics::Histogram>& duration;
   metrics::Family<metrics::Histogram>& ttft;
   metrics::Family<metrics::Counter>& connects;
   metrics::Family<metrics::Counter>& retries;
+  metrics::Family<metrics::Histogram>& queue_wait;
+  metrics::Family<metrics::Counter>& shed;
+  metrics::Family<metrics::Counter>& requeues;
+  metrics::Family<metrics::Counter>& degraded;
 };
 
 namespace {
@@ -94,6 +109,8 @@ struct Gateway::Worker {
   std::atomic<uint64_t> errors{0};
   std::atomic<int64_t> in_flight{0};
   std::atomic<uint64_t> retries{0};
+  std::atomic<uint64_t> shed{0};
+  std::atomic<uint64_t> degraded{0};
   metrics::Histogram latency_all{std::make_shared<const std::vector<double>>(metrics::latencyBucketsSeconds())};
   metrics::Histogram ttft_all{std::make_shared<const std::vector<double>>(metrics::latencyBucketsSeconds())};
 
@@ -170,19 +187,6 @@ uint8_t routeIndex(std::string_view target) {
 
 double secondsSince(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
-// Holds a backend's request slot (tryAcquire in the balancer) for one attempt.
-class BackendSlot {
- public:
-  explicit BackendSlot(upstream::BackendPtr b) : b_(std::move(b)) {}
-  ~BackendSlot() {
-    if (b_) b_->release();
-  }
-  BackendSlot(const BackendSlot&) = delete;
-  BackendSlot& operator=(const BackendSlot&) = delete;
-
- private:
-  upstream::BackendPtr b_;
-};
 
 // Counts a request in its pool for the retry budget while it runs, and a
 // retry while it runs.
@@ -203,6 +207,23 @@ class BudgetScope {
  private:
   pipeline::RetryBudget& b_;
   bool retrying_ = false;
+};
+
+// Holds a backend's request slot (tryAcquire in the balancer or the queue)
+// for one attempt; freeing it wakes the next waiter.
+class BackendSlot {
+ public:
+  BackendSlot(upstream::BackendPtr b, const Gateway* g) : b_(std::move(b)), g_(g) {}
+  ~BackendSlot() {
+    b_->release();
+    g_->slotFreed(*b_);
+  }
+  BackendSlot(const BackendSlot&) = delete;
+  BackendSlot& operator=(const BackendSlot&) = delete;
+
+ private:
+  upstream::BackendPtr b_;
+  const Gateway* g_;
 };
 
 upstream::AttemptResult classify(int status) {
@@ -325,6 +346,8 @@ Gateway::Totals Gateway::totals() const {
   for (const auto& w : workers_) {
     t.requests += w->requests.load(std::memory_order_relaxed);
     t.errors += w->errors.load(std::memory_order_relaxed);
+    t.shed += w->shed.load(std::memory_order_relaxed);
+    t.degraded += w->degraded.load(std::memory_order_relaxed);
     auto add = [](std::vector<uint64_t>& into, const std::vector<uint64_t>& from) {
       if (into.empty()) into.assign(from.size(), 0);
       for (size_t i = 0; i < from.size(); ++i) into[i] += from[i];
@@ -342,6 +365,35 @@ RouteTablePtr Gateway::routes() const { return routes_.load(); }
 
 net::ssl::context* Gateway::tlsFor(const upstream::Backend& b) const {
   return b.config().tls_insecure_skip_verify() ? tls_insecure_.get() : tls_verify_.get();
+}
+
+void Gateway::slotFreed(const upstream::Backend& b) const { routes()->onRelease(b); }
+
+void Gateway::shed(pipeline::RequestContext& ctx, admission::DropReason reason, const std::string& model) {
+  using admission::DropReason;
+  ctx.drop = reason;
+  const std::string after = common::strCat(" Please retry after ", std::max<uint32_t>(1, ctx.retry_after_seconds), " s.");
+  switch (reason) {
+    case DropReason::kNoBackend:
+      ctx.error = openai::ApiError{503, common::strCat("No backend can serve `", model, "` right now."), "server_error",
+                                   "", "no_backend"};
+      break;
+    case DropReason::kQueueFull:
+      ctx.error = openai::ApiError{429, common::strCat("Spillway's queue for `", model, "` is full.", after),
+                                   "rate_limit_error", "", "queue_full"};
+      break;
+    case DropReason::kDeadline:
+      ctx.error = openai::ApiError{429,
+                                   common::strCat("Every backend serving `", model,
+                                                  "` is busy and none would free up before this request's deadline.",
+                                                  after),
+                                   "rate_limit_error", "", "deadline"};
+      break;
+    default:
+      ctx.error = openai::ApiError{429, common::strCat("Request refused under load.", after), "rate_limit_error", "",
+                                   std::string(admission::dropReasonName(reason))};
+  }
+  if (ctx.retry_after_seconds == 0) ctx.retry_after_seconds = 1;
 }
 
 void Gateway::countRejected(int status) {
@@ -436,7 +488,10 @@ common::Awaitable<bool> Gateway::proxy(Worker& w, common::TcpStream& client, Req
   ctx.prompt_tokens_estimate = static_cast<uint32_t>(req.body().size() / 4);
 
   for (const auto& stage : routes->stages) {
-    if (stage->process(ctx) == pipeline::Verdict::kAnswered) co_return co_await answerError(w, client, ctx, keep_alive);
+    if (stage->process(ctx) == pipeline::Verdict::kAnswered) {
+      if (ctx.error) co_return co_await answerError(w, client, ctx, keep_alive);
+      co_return co_await answerDirect(w, client, ctx, keep_alive);
+    }
   }
   co_return co_await forward(w, client, req, ctx, keep_alive);
 }
@@ -446,9 +501,35 @@ common::Awaitable<bool> Gateway::answerError(Worker& w, common::TcpStream& clien
   ctx.status = ctx.error->status;
   complete(w, ctx);
   const std::string backend = ctx.backend ? ctx.backend->name() : std::string();
+  if (ctx.drop != admission::DropReason::kNone) {
+    common::strAppend(&ctx.response_headers, "x-spillway-drop-reason: ", admission::dropReasonName(ctx.drop), "\r\n");
+  }
   openai::ApiError e = std::move(*ctx.error);
-  const ExtraHeaders extra{.retry_after_seconds = ctx.retry_after_seconds, .backend = backend};
+  const ExtraHeaders extra{.retry_after_seconds = ctx.retry_after_seconds, .backend = backend,
+                           .lines = ctx.response_headers};
+  if (ctx.answer_body) {
+    // A static page for browsers (degradation level 3).
+    std::string body = std::move(*ctx.answer_body);
+    const std::string content_type = ctx.answer_content_type;
+    co_return co_await writeBody(client, static_cast<bhttp::status>(e.status), std::move(body), content_type,
+                                 keep_alive, extra);
+  }
   co_return co_await writeApiError(client, std::move(e), keep_alive, extra);
+}
+
+common::Awaitable<bool> Gateway::answerDirect(Worker& w, common::TcpStream& client, pipeline::RequestContext& ctx,
+                                              bool keep_alive) {
+  ctx.status = 200;
+  complete(w, ctx);
+  std::string body = std::move(*ctx.answer_body);
+  const std::string content_type = ctx.answer_content_type;
+  const ExtraHeaders extra{.lines = ctx.response_headers};
+  co_return co_await writeBody(client, bhttp::status::ok, std::move(body), content_type, keep_alive, extra);
+}
+
+void Gateway::queueWait(Worker&, const pipeline::RequestContext& ctx, Clock::duration waited) {
+  metrics_->queue_wait.with({ctx.pool->model, std::string(pipeline::priorityName(ctx.caller.priority))})
+      .observe(std::chrono::duration<double>(waited).count());
 }
 
 common::Awaitable<bool> Gateway::forward(Worker& w, common::TcpStream& client, const Request& req,
@@ -463,14 +544,42 @@ common::Awaitable<bool> Gateway::forward(Worker& w, common::TcpStream& client, c
   const upstream::ExchangeRequest exchange_base{req.method_string(), req.target(), req[bhttp::field::accept],
                                                 req.body(), false, routes.retry_after_text};
 
+  const bool admit = pool.queue != nullptr;
+  const uint32_t max_requeues = routes.config.admission().max_requeues();
+  bool requeue = false;  // the next pass is a requeue after a busy answer, not a failover
   for (uint32_t attempt = 0; attempt < max_attempts; ++attempt) {
-    if (attempt > 0 && !budget.startRetry()) break;
+    if (requeue) {
+      requeue = false;
+    } else if (attempt > 0 && !budget.startRetry()) {
+      break;
+    }
     balance::PickContext pc;
     pc.hash_key = ctx.hash_key;
     pc.has_hash_key = ctx.has_hash_key;
     pc.prefix_blocks = ctx.prefix_blocks;
     pc.skip = ctx.tried;
-    auto pick = pool.balancer->pick(pool.backends, pc);
+    balance::PickResult pick;
+    if (admit) {
+      // The gateway queue: a slot now, a wait for one, or a drop.
+      const admission::AdmissionQueue::Ask ask{ctx.caller.priority, ctx.caller.tenant,
+                                               static_cast<double>(ctx.prompt_tokens_estimate), ctx.deadline, pc,
+                                               ctx.requeues > 0};
+      admission::AdmissionQueue::Ticket ticket = co_await pool.queue->acquire(*pool.balancer, pool.backends, ask);
+      if (ticket.queued) {
+        ctx.queue_wait += ticket.waited;
+        queueWait(w, ctx, ticket.waited);
+      }
+      if (!ticket.backend) {
+        if (ticket.dropped == admission::DropReason::kNoBackend && (held || ctx.error)) break;  // report what we saw
+        ctx.retry_after_seconds = ticket.retry_after_seconds;
+        shed(ctx, ticket.dropped, pool.model);
+        co_return co_await answerError(w, client, ctx, keep_alive);
+      }
+      pick.outcome = balance::PickOutcome::kPicked;
+      pick.backend = std::move(ticket.backend);
+    } else {
+      pick = pool.balancer->pick(pool.backends, pc);
+    }
     if (pick.outcome != balance::PickOutcome::kPicked) {
       if (held || ctx.error) break;  // failover found nobody else: report what we saw
       const bool busy = pick.outcome == balance::PickOutcome::kAllBusy;
@@ -481,12 +590,14 @@ common::Awaitable<bool> Gateway::forward(Worker& w, common::TcpStream& client, c
       ctx.retry_after_seconds = routes.config.server().retry_after_seconds();
       co_return co_await answerError(w, client, ctx, keep_alive);
     }
+    ctx.attempt_start = Clock::now();
+    ctx.in_flight_at_dispatch = pick.backend->inFlight();
     if (attempt > 0) {
       ++ctx.retries;
       w.retries.fetch_add(1, std::memory_order_relaxed);
       metrics_->retries.with({pick.backend->name(), "another_backend"}).inc();
     }
-    BackendSlot slot(pick.backend);
+    BackendSlot slot(pick.backend, this);
     ctx.backend = pick.backend;
     ++ctx.attempts;
     upstream::Backend& b = *pick.backend;
@@ -494,7 +605,11 @@ common::Awaitable<bool> Gateway::forward(Worker& w, common::TcpStream& client, c
     upstream::ConnectionPool& cpool = *pool_ref;
     upstream::ExchangeRequest er = exchange_base;
     // Hold a refusal back only when another attempt could go elsewhere.
-    er.hold_refusals = attempt + 1 < max_attempts && ctx.tried.size() + 1 < pool.backends.size();
+    // Under admission a refusal is held so the request can go back in the
+    // queue.
+    er.hold_refusals = (admit && ctx.requeues < max_requeues) ||
+                       (attempt + 1 < max_attempts && ctx.tried.size() + 1 < pool.backends.size());
+    if (!ctx.rewritten_body.empty()) er.body = ctx.rewritten_body;
 
     // A stale pooled connection is retried once on a fresh one, same backend.
     for (int fresh_try = 0; fresh_try < 2; ++fresh_try) {
@@ -548,6 +663,17 @@ common::Awaitable<bool> Gateway::forward(Worker& w, common::TcpStream& client, c
           std::from_chars(r.held_retry_after.data(), r.held_retry_after.data() + r.held_retry_after.size(), retry_after);
           held = HeldAnswer{r.status, std::move(r.held_body), std::move(r.held_content_type), retry_after, b.name()};
           ctx.error.reset();
+          if (admit && classify(r.status) == upstream::AttemptResult::kBusy && ctx.requeues < max_requeues) {
+            // The backend is full: a capacity signal, not an answer. Its
+            // limit shrinks, it cools down (outliers, above), and the
+            // request waits again with its deadline still running.
+            if (b.learnsLimit()) b.adaptiveLimit().onOverload(common::wallClockMs());
+            metrics_->requeues.with({b.name()}).inc();
+            ++ctx.requeues;
+            requeue = true;
+            --attempt;
+            break;
+          }
           break;  // another backend
         }
         case upstream::Exchange::kDone:
@@ -579,7 +705,13 @@ common::Awaitable<bool> Gateway::forward(Worker& w, common::TcpStream& client, c
       }
       break;
     }
-    ctx.tried.push_back(pick.backend.get());
+    if (!requeue) ctx.tried.push_back(pick.backend.get());
+  }
+  if (held && admit && classify(held->status) == upstream::AttemptResult::kBusy) {
+    // Still busy after every requeue: shed, never relay the fleet's 503.
+    ctx.retry_after_seconds = std::max(held->retry_after_seconds, pool.queue->drainSeconds());
+    shed(ctx, admission::DropReason::kDeadline, pool.model);
+    co_return co_await answerError(w, client, ctx, keep_alive);
   }
   if (held) {
     // Nobody else could take it: the backend's own answer, as it gave it.
@@ -628,6 +760,15 @@ void Gateway::complete(Worker& w, pipeline::RequestContext& ctx) {
   w.latency_all.observe(seconds);
   w.requests.fetch_add(1, std::memory_order_relaxed);
   if (code >= 500) w.errors.fetch_add(1, std::memory_order_relaxed);
+  if (ctx.drop != admission::DropReason::kNone) {
+    w.shed.fetch_add(1, std::memory_order_relaxed);
+    metrics_->shed.with({model(), std::string(pipeline::priorityName(ctx.caller.priority)),
+                         std::string(admission::dropReasonName(ctx.drop))}).inc();
+  }
+  if (ctx.degraded) {
+    w.degraded.fetch_add(1, std::memory_order_relaxed);
+    metrics_->degraded.with({model(), std::to_string(ctx.degraded)}).inc();
+  }
   for (const auto& o : ctx.routes->observers) o->onComplete(ctx);
 }
 

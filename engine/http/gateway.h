@@ -56,6 +56,8 @@ class Gateway {
   struct Totals {
     uint64_t requests = 0;
     uint64_t errors = 0;  // status >= 500, and responses broken mid-body
+    uint64_t shed = 0;      // turned away by admission (429/503 with a drop reason)
+    uint64_t degraded = 0;  // answered at a degradation level
     std::vector<uint64_t> latency_buckets;  // cumulative, bounds latencyBucketsSeconds()
     double latency_sum_seconds = 0;
     std::vector<uint64_t> ttft_buckets;
@@ -68,6 +70,10 @@ class Gateway {
   // Requests re-sent to another backend since start.
   uint64_t retriesTotal() const;
 
+  // A backend slot was freed: the queues of the pools that use the backend
+  // hand it to their next waiter (admission's release hook).
+  void slotFreed(const upstream::Backend& b) const;
+
   struct Worker;
   struct Metrics;
 
@@ -77,6 +83,12 @@ class Gateway {
   // The attempt loop: pick, exchange, retry elsewhere before the first byte.
   common::Awaitable<bool> forward(Worker& w, common::TcpStream& client, const Request& req,
                                   pipeline::RequestContext& ctx, bool keep_alive);
+  // Answers a stage's whole answer (ctx.answer_body: degradation level 1).
+  common::Awaitable<bool> answerDirect(Worker& w, common::TcpStream& client, pipeline::RequestContext& ctx,
+                                       bool keep_alive);
+  // Sets ctx.error for a request admission turned away.
+  void shed(pipeline::RequestContext& ctx, admission::DropReason reason, const std::string& model);
+  void queueWait(Worker& w, const pipeline::RequestContext& ctx, std::chrono::steady_clock::duration waited);
   // Answers ctx.error (set by a stage or the attempt loop) and completes.
   common::Awaitable<bool> answerError(Worker& w, common::TcpStream& client, pipeline::RequestContext& ctx,
                                       bool keep_alive);

@@ -17,6 +17,16 @@ common::Awaitable<bool> writeBody(common::TcpStream& stream, bhttp::status statu
   res.set(bhttp::field::content_type, content_type);
   if (extra.retry_after_seconds) res.set(bhttp::field::retry_after, std::to_string(extra.retry_after_seconds));
   if (!extra.backend.empty()) res.set(kBackendHeader, extra.backend);
+  for (std::string_view rest = extra.lines; !rest.empty();) {
+    const size_t end = rest.find("\r\n");
+    const std::string_view line = rest.substr(0, end);
+    rest = end == std::string_view::npos ? std::string_view() : rest.substr(end + 2);
+    const size_t colon = line.find(':');
+    if (colon == std::string_view::npos) continue;
+    std::string_view value = line.substr(colon + 1);
+    while (!value.empty() && value.front() == ' ') value.remove_prefix(1);
+    res.insert(line.substr(0, colon), value);
+  }
   res.keep_alive(keep_alive);
   res.body() = std::move(body);
   res.prepare_payload();

@@ -17,6 +17,9 @@ namespace spillway::http {
 struct ExtraHeaders {
   uint32_t retry_after_seconds = 0;  // adds Retry-After when > 0
   std::string_view backend;          // adds x-spillway-backend when set
+  // Complete header lines ("Name: value\r\n"...) the pipeline's stages
+  // added (rate-limit headers, drop reason, degradation).
+  std::string_view lines;
 };
 
 // Writes a whole response; returns true when the connection may serve another

@@ -245,3 +245,39 @@ uint32_t promptTokens(const ParsedRequest& r) {
 std::string sseData(std::string_view json) { return common::strCat("data: ", json, "\n\n"); }
 
 }  // namespace spillway::openai
+
+namespace spillway::openai {
+
+absl::StatusOr<std::string> rewriteRequest(std::string_view body, const Rewrite& rw) {
+  simdjson::dom::parser parser;
+  simdjson::dom::element root;
+  if (parser.parse(body.data(), body.size(), true).get(root) || !root.is_object()) {
+    return absl::InvalidArgumentError("the body is not a JSON object");
+  }
+  common::JsonWriter j;
+  j.beginObject();
+  bool capped = false;
+  for (auto field : root.get_object().value_unsafe()) {
+    const std::string_view key = field.key;
+    if (key == "model" && !rw.model.empty()) {
+      j.key(key).value(rw.model);
+    } else if ((key == "max_tokens" || key == "max_completion_tokens") && rw.max_tokens_cap) {
+      uint64_t v = 0;
+      if (field.value.get_uint64().get(v)) v = *rw.max_tokens_cap;
+      j.key(key).value(static_cast<uint64_t>(std::min<uint64_t>(v, *rw.max_tokens_cap)));
+      capped = true;
+    } else if (key == "messages" && !rw.system_instruction.empty() && field.value.is_array()) {
+      j.key(key).beginArray();
+      j.beginObject().key("role").value("system").key("content").value(rw.system_instruction).endObject();
+      for (auto m : field.value.get_array().value_unsafe()) j.raw(simdjson::minify(m));
+      j.endArray();
+    } else {
+      j.key(key).raw(simdjson::minify(field.value));
+    }
+  }
+  if (rw.max_tokens_cap && !capped) j.key("max_tokens").value(static_cast<uint64_t>(*rw.max_tokens_cap));
+  j.endObject();
+  return j.take();
+}
+
+}  // namespace spillway::openai

@@ -3,6 +3,8 @@
 // streamed completion. One place, so both speak exactly the same dialect.
 #pragma once
 
+#include "absl/status/statusor.h"
+
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -69,6 +71,16 @@ class RequestParser {
 // ceil(length / 4) tokens. Simple, deterministic, and close enough to BPE
 // counts for English to make usage figures realistic.
 uint32_t countTokens(std::string_view text);
+
+// A cheaper version of a request (degradation level 2): every field as it
+// came, except those set here.
+struct Rewrite {
+  std::string model;                      // replaces "model" when set
+  std::optional<uint32_t> max_tokens_cap;  // caps max_tokens / max_completion_tokens (adds max_tokens if absent)
+  std::string system_instruction;         // chat: prepended as a system message when set
+};
+// The body rewritten; an error for a body that is not a JSON object.
+absl::StatusOr<std::string> rewriteRequest(std::string_view body, const Rewrite& rw);
 // Prompt tokens of a parsed request under the same tokenizer, with a
 // per-message overhead of 3 tokens plus 3 for the reply priming (chat).
 uint32_t promptTokens(const ParsedRequest& r);

@@ -8,15 +8,6 @@ namespace spillway::pipeline {
 
 namespace bhttp = boost::beast::http;
 
-std::string_view priorityName(Priority p) {
-  switch (p) {
-    case Priority::kCritical: return "critical";
-    case Priority::kSheddable: return "sheddable";
-    case Priority::kStandard: break;
-  }
-  return "standard";
-}
-
 Verdict IdentifyStage::process(RequestContext& ctx) {
   if (!ctx.headers) return Verdict::kContinue;
   const auto& h = *ctx.headers;

@@ -1,15 +1,24 @@
 #include "pipeline/pipeline.h"
 
+#include "admission/authenticate.h"
+#include "admission/degradation.h"
+#include "admission/feedback.h"
+#include "admission/rate_limit.h"
 #include "pipeline/affinity.h"
 #include "pipeline/identify.h"
 #include "pipeline/route.h"
 
 namespace spillway::pipeline {
 
-std::vector<StagePtr> buildStages(const v1::Config&) {
+std::vector<StagePtr> buildStages(const v1::Config& config, std::shared_ptr<admission::RateLimiter> limiter) {
   std::vector<StagePtr> stages;
   stages.push_back(std::make_unique<IdentifyStage>());
+  auto auth = std::make_unique<admission::AuthenticateStage>(config);
+  const admission::AuthenticateStage* keys = auth.get();
+  stages.push_back(std::move(auth));
   stages.push_back(std::make_unique<RouteStage>());
+  if (limiter && !limiter->empty()) stages.push_back(std::make_unique<admission::RateLimitStage>(std::move(limiter), keys));
+  stages.push_back(std::make_unique<admission::DegradeStage>(config));
   stages.push_back(std::make_unique<AffinityStage>());
   return stages;
 }
@@ -17,7 +26,25 @@ std::vector<StagePtr> buildStages(const v1::Config&) {
 std::vector<CompletionObserverPtr> buildObservers(const v1::Config&) {
   std::vector<CompletionObserverPtr> observers;
   observers.push_back(std::make_unique<BackendFeedback>());
+  observers.push_back(std::make_unique<admission::AdmissionFeedback>());
   return observers;
+}
+
+admission::QueueSettings queueSettings(const v1::Config& config) {
+  const auto& a = config.admission();
+  admission::QueueSettings q;
+  q.max_queue = a.max_queue();
+  q.timeout = {std::chrono::milliseconds(a.critical().queue_timeout_ms()),
+               std::chrono::milliseconds(a.standard().queue_timeout_ms()),
+               std::chrono::milliseconds(a.sheddable().queue_timeout_ms())};
+  q.input_weight = a.input_token_weight();
+  q.output_weight = a.output_token_weight();
+  return q;
+}
+
+upstream::AdaptiveLimit::Settings learnedLimitSettings(const v1::Config& config) {
+  const auto& l = config.admission().learned_limit();
+  return {l.initial(), l.min(), l.max(), l.latency_tolerance(), l.backoff_ratio()};
 }
 
 absl::StatusOr<PoolRoute> buildPool(const v1::Config& config, const v1::Pool& pool,

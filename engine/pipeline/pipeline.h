@@ -8,15 +8,23 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "admission/rate_limit.h"
 #include "pipeline/route_table.h"
 
 namespace spillway::pipeline {
 
 // The stages, in the order a request meets them:
-//   identify → route → affinity
-// (the admission, cache and degradation issues insert theirs between route
-// and affinity; docs/ARCHITECTURE.md shows the whole path).
-std::vector<StagePtr> buildStages(const v1::Config& config);
+//   identify → authenticate → route → rate_limit → degrade → affinity
+// then the pool's admission queue and the attempts (docs/ARCHITECTURE.md
+// shows the whole path). `limiter` holds the rate-limit buckets (handed on
+// across applies that keep `limits`); rate_limit is left out when it
+// limits nothing.
+std::vector<StagePtr> buildStages(const v1::Config& config, std::shared_ptr<admission::RateLimiter> limiter);
+
+// Admission's settings from config, for the queues and learned limits the
+// engine keeps across applies.
+admission::QueueSettings queueSettings(const v1::Config& config);
+upstream::AdaptiveLimit::Settings learnedLimitSettings(const v1::Config& config);
 
 // A pool's route: its backends (resolved by the caller), the balancing
 // policy from pool.balancing over upstream.balancing, and its retry budget.

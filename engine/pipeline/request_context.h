@@ -11,6 +11,8 @@
 #include <string_view>
 #include <vector>
 
+#include "admission/gcra.h"
+#include "admission/priority.h"
 #include "common/asio_types.h"
 #include "openai/openai.h"
 #include "upstream/backend.h"
@@ -20,9 +22,8 @@ namespace spillway::pipeline {
 struct PoolRoute;
 struct RouteTable;
 
-// Priority classes, highest first (x-spillway-priority; admission uses them).
-enum class Priority : uint8_t { kCritical, kStandard, kSheddable };
-std::string_view priorityName(Priority p);
+using admission::Priority;
+using admission::priorityName;
 
 // Who sent the request.
 struct Caller {
@@ -30,6 +31,10 @@ struct Caller {
   std::string client_ip;    // filled on demand (affinity by address)
   std::string session_key;  // x-session-id, if sent
   Priority priority = Priority::kStandard;
+  // Who is charged and treated fairly: the API key's tenant name, else the
+  // client address (set by the authenticate stage).
+  std::string tenant;
+  bool key_known = false;  // the bearer token matched a configured key
 };
 
 struct RequestContext {
@@ -47,7 +52,9 @@ struct RequestContext {
   std::vector<uint64_t> prefix_blocks;
   Caller caller;
   Clock::time_point start;
-  std::optional<Clock::time_point> deadline;  // none yet: the admission issue sets one
+  // The latest the request may still be waiting for a backend slot (the
+  // class's queue timeout, shortened by x-spillway-timeout-ms).
+  Clock::time_point deadline = Clock::time_point::max();
 
   // --- routing -----------------------------------------------------------
   const RouteTable* routes = nullptr;
@@ -58,11 +65,25 @@ struct RequestContext {
   std::vector<const upstream::Backend*> tried;  // backends that failed this request
   uint32_t attempts = 0;
   uint32_t retries = 0;  // attempts on another backend
+  uint32_t requeues = 0;  // times a backend's 429/503 put it back in the queue
+  Clock::time_point attempt_start;  // when the current attempt got its backend slot
+  int64_t in_flight_at_dispatch = 0;  // the backend's in-flight then, this request included
+  Clock::duration queue_wait{};       // total time waiting in the gateway queue
+  // Degradation level applied (0 none); a rewritten request body when the
+  // level changed it (max_tokens cap, brief instruction, fallback model).
+  uint8_t degraded = 0;
+  admission::TokenCharge token_charge;  // rate-limit token buckets charged, corrected at the end
+  std::string rewritten_body;
 
   // --- the response --------------------------------------------------------
   std::string response_headers;  // complete lines stages add ("Set-Cookie: ...\r\n")
   std::optional<openai::ApiError> error;  // set by a stage that answers itself
   uint32_t retry_after_seconds = 0;       // with `error`
+  admission::DropReason drop = admission::DropReason::kNone;  // with `error`, when admission shed it
+  // A whole answer a stage gives instead of the upstream's (degradation
+  // level 1): status 200, this JSON or SSE body.
+  std::optional<std::string> answer_body;
+  std::string answer_content_type;
 
   // --- the outcome -------------------------------------------------------
   int status = 0;  // as counted: 499 client gone, 502 broken mid-body

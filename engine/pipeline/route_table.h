@@ -11,6 +11,9 @@
 #include <string>
 #include <vector>
 
+#include "admission/admission_queue.h"
+#include "admission/degradation.h"
+#include "admission/rate_limit.h"
 #include "balance/balancer.h"
 #include "pipeline/completion.h"
 #include "pipeline/retry_budget.h"
@@ -30,6 +33,18 @@ struct PoolRoute {
   balance::BalancerPtr balancer;
   balance::Needs needs;     // what the balancer wants computed per request
   std::unique_ptr<RetryBudget> retry_budget;
+  // The gateway queue (admission); null when admission is off. Shared with
+  // the next routing table for the same model, so waiters survive applies.
+  std::shared_ptr<admission::AdmissionQueue> queue;
+  // The pool's degradation level (automatic or pinned); like the queue,
+  // handed on across applies.
+  std::shared_ptr<admission::PoolDegradation> degradation;
+  bool uses(const upstream::Backend& b) const {
+    for (const auto& pb : backends) {
+      if (pb.get() == &b) return true;
+    }
+    return false;
+  }
 };
 
 struct RouteTable {
@@ -41,12 +56,20 @@ struct RouteTable {
   std::vector<StagePtr> stages;
   // Passive outlier detection and back-off, fed by every attempt.
   std::unique_ptr<upstream::OutlierDetector> outliers;
+  // Rate-limit buckets (null when nothing is limited).
+  std::shared_ptr<admission::RateLimiter> limiter;
   // Told when each request ends, after the gateway's own metrics.
   std::vector<CompletionObserverPtr> observers;
 
   const PoolRoute* find(const std::string& model) const {
     auto it = pools.find(model);
     return it == pools.end() ? nullptr : &it->second;
+  }
+  // A slot of `b` freed: each queue that could use it dispatches.
+  void onRelease(const upstream::Backend& b) const {
+    for (const auto& [model, p] : pools) {
+      if (p.queue && p.queue->waiting() > 0 && p.uses(b)) p.queue->dispatch(*p.balancer, p.backends);
+    }
   }
   bool anyAvailable() const {
     for (const auto& b : backends) {

@@ -121,8 +121,13 @@ Backend::ReportedLoad Backend::reportedLoad() const {
           reported_cache_.load(std::memory_order_relaxed), reported_until_ms_.load(std::memory_order_relaxed)};
 }
 
+int64_t Backend::concurrencyLimit() const {
+  if (config_.max_concurrency() > 0) return config_.max_concurrency();
+  return learning_.load(std::memory_order_relaxed) ? adaptive_limit_.limit() : 0;
+}
+
 bool Backend::tryAcquire() {
-  const int64_t limit = config_.max_concurrency();
+  const int64_t limit = concurrencyLimit();
   int64_t cur = in_flight_.load(std::memory_order_relaxed);
   do {
     if (limit > 0 && cur >= limit) return false;

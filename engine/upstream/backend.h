@@ -20,6 +20,7 @@
 
 #include "common/clock.h"
 #include "common/url.h"
+#include "upstream/adaptive_limit.h"
 #include "spillway/v1/config.pb.h"
 
 namespace spillway::upstream {
@@ -132,8 +133,15 @@ class Backend {
     return std::max(own, reported_total_.load(std::memory_order_relaxed));
   }
 
-  // Reserves one request slot; false when max_concurrency is reached.
+  // Reserves one request slot; false when the concurrency limit is reached.
   bool tryAcquire();
+  // The limit tryAcquire() enforces: max_concurrency where configured, else
+  // the learned limit while admission learns (setLearning), else 0 (none).
+  int64_t concurrencyLimit() const;
+  bool learnsLimit() const { return config_.max_concurrency() == 0 && learning_.load(std::memory_order_relaxed); }
+  void setLearning(bool on) { learning_.store(on, std::memory_order_relaxed); }
+  AdaptiveLimit& adaptiveLimit() { return adaptive_limit_; }
+  const AdaptiveLimit& adaptiveLimit() const { return adaptive_limit_; }
   void release();
   int64_t inFlight() const { return in_flight_.load(std::memory_order_relaxed); }
 
@@ -163,6 +171,8 @@ class Backend {
   std::atomic<bool> draining_{false};
   std::shared_ptr<void> keep_alive_;
   std::atomic<int64_t> in_flight_{0};
+  std::atomic<bool> learning_{false};
+  AdaptiveLimit adaptive_limit_;
 
   // Weight and ejection; changed under state_mu_, read lock-free.
   void recomputeWeight(int64_t now_ms);  // REQUIRES(state_mu_)

@@ -1,0 +1,301 @@
+#include "admission/admission_queue.h"
+
+#include <algorithm>
+#include <boost/asio/post.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <cmath>
+#include <limits>
+
+namespace spillway::admission {
+
+namespace net = boost::asio;
+
+struct AdmissionQueue::Waiter {
+  explicit Waiter(common::Executor ex) : timer(ex) {}
+  enum class State { kWaiting, kGranted, kDropped };
+  common::SteadyTimer timer;
+  Ask ask;
+  int cls = 1;
+  Tenant* tenant = nullptr;
+  State state = State::kWaiting;
+  upstream::BackendPtr backend;
+  DropReason reason = DropReason::kNone;
+  Clock::time_point enqueued;
+};
+
+bool canRecover(std::span<const upstream::BackendPtr> backends) {
+  for (const auto& b : backends) {
+    if (b->healthy() && !b->draining()) return true;
+  }
+  return false;
+}
+
+AdmissionQueue::AdmissionQueue(QueueSettings settings) : settings_(settings) {}
+
+void AdmissionQueue::configure(const QueueSettings& settings) {
+  std::lock_guard lock(mu_);
+  settings_ = settings;
+}
+
+uint32_t AdmissionQueue::drainSeconds() const {
+  const double rate = rate_.load(std::memory_order_relaxed);
+  const double n = static_cast<double>(waiting()) + 1;
+  if (rate <= 0) return 1;
+  return static_cast<uint32_t>(std::clamp(std::ceil(n / rate), 1.0, 60.0));
+}
+
+AdmissionQueue::Tenant* AdmissionQueue::nextTenant(int cls) {
+  Tenant* best = nullptr;
+  for (Tenant* t : classes_[cls].backlogged) {
+    if (!best || t->counter < best->counter) best = t;
+  }
+  return best;
+}
+
+void AdmissionQueue::remove(const WaiterPtr& w) {
+  Class& c = classes_[w->cls];
+  auto& dq = w->tenant->waiting;
+  auto it = std::find(dq.begin(), dq.end(), w);
+  if (it == dq.end()) return;
+  dq.erase(it);
+  --c.size;
+  waiting_.fetch_sub(1, std::memory_order_relaxed);
+  if (dq.empty()) std::erase(c.backlogged, w->tenant);
+}
+
+void AdmissionQueue::drop(const WaiterPtr& w, DropReason r, std::vector<WaiterPtr>& wake) {
+  remove(w);
+  w->state = Waiter::State::kDropped;
+  w->reason = r;
+  drops_[static_cast<int>(r)].fetch_add(1, std::memory_order_relaxed);
+  wake.push_back(w);
+}
+
+void AdmissionQueue::wakeAll(std::vector<WaiterPtr>& wake) {
+  // Timers are not thread-safe: each is cancelled on its own worker thread.
+  for (auto& w : wake) net::post(w->timer.get_executor(), [w] { w->timer.cancel(); });
+  wake.clear();
+}
+
+void AdmissionQueue::dispatchLocked(balance::Balancer& balancer, std::span<const upstream::BackendPtr> backends,
+                                    std::vector<WaiterPtr>& wake) {
+  for (int cls = 0; cls < kPriorities; ++cls) {
+    while (classes_[cls].size > 0) {
+      Tenant* t = nextTenant(cls);
+      WaiterPtr w = t->waiting.front();
+      auto pick = balancer.pick(backends, w->ask.pick);
+      if (pick.outcome == balance::PickOutcome::kAllBusy) return;
+      if (pick.outcome == balance::PickOutcome::kNoHealthyBackend) {
+        // Everyone this request may still use is out. With backends it
+        // already tried excluded, it has nowhere to go: let it report that.
+        // Otherwise they come back (back-off, ejection ending): wait.
+        if (w->ask.pick.skip.empty()) return;
+        drop(w, DropReason::kNoBackend, wake);
+        continue;
+      }
+      remove(w);
+      t->counter += settings_.input_weight * w->ask.input_tokens;
+      w->state = Waiter::State::kGranted;
+      w->backend = std::move(pick.backend);
+      admitted_.fetch_add(1, std::memory_order_relaxed);
+      dispatched_.fetch_add(1, std::memory_order_relaxed);
+      wake.push_back(std::move(w));
+    }
+  }
+}
+
+void AdmissionQueue::dispatch(balance::Balancer& balancer, std::span<const upstream::BackendPtr> backends) {
+  if (waiting() == 0) return;
+  std::vector<WaiterPtr> wake;
+  {
+    std::lock_guard lock(mu_);
+    dispatchLocked(balancer, backends, wake);
+  }
+  wakeAll(wake);
+}
+
+void AdmissionQueue::pruneTenants(Class& c) {
+  if (c.tenants.size() < 4096) return;
+  // Tenants with nothing waiting whose counter is at or below every
+  // backlogged one would be lifted on return anyway: forgetting them
+  // changes nothing.
+  double floor = std::numeric_limits<double>::infinity();
+  for (Tenant* t : c.backlogged) floor = std::min(floor, t->counter);
+  for (auto it = c.tenants.begin(); it != c.tenants.end();) {
+    it = it->second.waiting.empty() && it->second.counter <= floor ? c.tenants.erase(it) : std::next(it);
+  }
+}
+
+common::Awaitable<AdmissionQueue::Ticket> AdmissionQueue::acquire(balance::Balancer& balancer,
+                                                                  std::span<const upstream::BackendPtr> backends,
+                                                                  const Ask& ask) {
+  Ticket ticket;
+  // Fast path: nobody waits, so nobody is overtaken.
+  if (waiting() == 0) {
+    auto pick = balancer.pick(backends, ask.pick);
+    if (pick.outcome == balance::PickOutcome::kPicked) {
+      admitted_.fetch_add(1, std::memory_order_relaxed);
+      ticket.backend = std::move(pick.backend);
+      co_return ticket;
+    }
+    if (pick.outcome == balance::PickOutcome::kNoHealthyBackend && (!ask.pick.skip.empty() || !canRecover(backends))) {
+      countDrop(DropReason::kNoBackend);
+      ticket.dropped = DropReason::kNoBackend;
+      co_return ticket;
+    }
+  }
+
+  const auto now = Clock::now();
+  auto w = std::make_shared<Waiter>(co_await net::this_coro::executor);
+  w->ask = ask;
+  w->cls = static_cast<int>(ask.priority);
+  w->enqueued = now;
+  std::vector<WaiterPtr> wake;
+  {
+    std::lock_guard lock(mu_);
+    // Shed at once what cannot make its deadline at the current rate: the
+    // requests ahead of it are those of its class and the ones above.
+    size_t ahead = 0;
+    for (int c = 0; c <= w->cls; ++c) ahead += classes_[c].size;
+    const double rate = rate_.load(std::memory_order_relaxed);
+    const double left = std::chrono::duration<double>(ask.deadline - now).count();
+    DropReason refuse = DropReason::kNone;
+    if (left <= 0 || (rate > 0 && ahead > 0 && static_cast<double>(ahead) / rate > left)) {
+      refuse = DropReason::kDeadline;
+    } else if (waiting() >= settings_.max_queue) {
+      // Full: push out the newest waiter of a lower class, else refuse.
+      refuse = DropReason::kQueueFull;
+      for (int c = kPriorities - 1; c > w->cls; --c) {
+        Class& lc = classes_[c];
+        if (lc.size == 0) continue;
+        WaiterPtr victim;
+        for (Tenant* t : lc.backlogged) {
+          if (!victim || t->waiting.back()->enqueued > victim->enqueued) victim = t->waiting.back();
+        }
+        drop(victim, DropReason::kQueueFull, wake);
+        refuse = DropReason::kNone;
+        break;
+      }
+    }
+    if (refuse != DropReason::kNone) {
+      drops_[static_cast<int>(refuse)].fetch_add(1, std::memory_order_relaxed);
+      ticket.dropped = refuse;
+    } else {
+      Class& c = classes_[w->cls];
+      pruneTenants(c);
+      Tenant& t = c.tenants[std::string(ask.tenant)];
+      if (t.waiting.empty()) {
+        // VTC's lift: a tenant returning from idle starts level with the
+        // least-served backlogged tenant, so idle time is not banked.
+        double floor = -1;
+        for (Tenant* o : c.backlogged) floor = floor < 0 ? o->counter : std::min(floor, o->counter);
+        if (floor >= 0) t.counter = std::max(t.counter, floor);
+        c.backlogged.push_back(&t);
+      }
+      w->tenant = &t;
+      if (ask.requeue) {
+        t.waiting.push_front(w);
+      } else {
+        t.waiting.push_back(w);
+      }
+      ++c.size;
+      waiting_.fetch_add(1, std::memory_order_relaxed);
+      dispatchLocked(balancer, backends, wake);
+    }
+  }
+  if (ticket.dropped != DropReason::kNone) {
+    ticket.retry_after_seconds = drainSeconds();
+    wakeAll(wake);
+    co_return ticket;
+  }
+  bool done = false;
+  {
+    // Granted (or dropped) during its own enqueue: no need to sleep.
+    std::lock_guard lock(mu_);
+    done = w->state != Waiter::State::kWaiting;
+    if (!done) w->timer.expires_at(ask.deadline);
+  }
+  std::erase(wake, w);
+  wakeAll(wake);
+  if (!done) {
+    boost::system::error_code ec;
+    co_await w->timer.async_wait(net::redirect_error(common::kUseAwaitable, ec));
+  }
+  std::lock_guard lock(mu_);
+  if (w->state == Waiter::State::kWaiting) {
+    // The deadline passed first.
+    std::vector<WaiterPtr> none;
+    drop(w, DropReason::kDeadline, none);
+  }
+  ticket.queued = true;
+  ticket.waited = Clock::now() - w->enqueued;
+  if (w->state == Waiter::State::kGranted) {
+    ticket.backend = std::move(w->backend);
+  } else {
+    ticket.dropped = w->reason;
+    const double rate = rate_.load(std::memory_order_relaxed);
+    const double n = static_cast<double>(waiting()) + 1;
+    ticket.retry_after_seconds = rate <= 0 ? 1 : static_cast<uint32_t>(std::clamp(std::ceil(n / rate), 1.0, 60.0));
+  }
+  co_return ticket;
+}
+
+void AdmissionQueue::tick(Clock::time_point now, std::span<const upstream::BackendPtr> backends) {
+  std::vector<WaiterPtr> wake;
+  {
+    std::lock_guard lock(mu_);
+    const uint64_t admitted = admitted_.load(std::memory_order_relaxed);
+    if (last_tick_ != Clock::time_point{}) {
+      const double secs = std::chrono::duration<double>(now - last_tick_).count();
+      if (secs > 0) {
+        const double sample = static_cast<double>(admitted - admitted_at_tick_) / secs;
+        const double old = rate_.load(std::memory_order_relaxed);
+        rate_.store(old <= 0 ? sample : 0.7 * old + 0.3 * sample, std::memory_order_relaxed);
+      }
+    }
+    last_tick_ = now;
+    admitted_at_tick_ = admitted;
+    if (waiting() > 0 && !canRecover(backends)) {
+      for (auto& c : classes_) {
+        while (c.size > 0) {
+          Tenant* t = c.backlogged.front();
+          drop(t->waiting.front(), DropReason::kNoBackend, wake);
+        }
+      }
+    }
+  }
+  wakeAll(wake);
+}
+
+void AdmissionQueue::chargeOutput(Priority priority, std::string_view tenant, uint32_t output_tokens) {
+  if (output_tokens == 0) return;
+  std::lock_guard lock(mu_);
+  Class& c = classes_[static_cast<int>(priority)];
+  auto it = c.tenants.find(std::string(tenant));
+  if (it != c.tenants.end()) it->second.counter += settings_.output_weight * output_tokens;
+}
+
+AdmissionQueue::Stats AdmissionQueue::stats() const {
+  Stats s;
+  std::lock_guard lock(mu_);
+  const auto now = Clock::now();
+  for (int c = 0; c < kPriorities; ++c) {
+    s.depth[c] = classes_[c].size;
+    for (const Tenant* t : classes_[c].backlogged) {
+      s.oldest_wait_seconds =
+          std::max(s.oldest_wait_seconds, std::chrono::duration<double>(now - t->waiting.front()->enqueued).count());
+    }
+    for (const auto& [name, t] : classes_[c].tenants) s.tenant_counters.emplace_back(name, t.counter);
+  }
+  std::sort(s.tenant_counters.begin(), s.tenant_counters.end(),
+            [](const auto& a, const auto& b) { return a.second > b.second; });
+  if (s.tenant_counters.size() > 20) s.tenant_counters.resize(20);
+  for (int r = 0; r < kDropReasons; ++r) s.drops[r] = drops_[r].load(std::memory_order_relaxed);
+  s.dispatched = dispatched_.load(std::memory_order_relaxed);
+  s.admitted = admitted_.load(std::memory_order_relaxed);
+  s.service_rate = rate_.load(std::memory_order_relaxed);
+  return s;
+}
+
+}  // namespace spillway::admission

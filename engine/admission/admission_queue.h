@@ -1,0 +1,148 @@
+// The gateway queue of one pool: requests beyond the pool's capacity wait
+// here, not in the inference servers' own queues.
+//
+//   - strict priority between classes (critical, standard, sheddable);
+//   - inside a class, fairness between tenants by tokens served: the Virtual
+//     Token Counter (Sheng et al., "Fairness in Serving Large Language
+//     Models", OSDI 2024). Each tenant's counter grows by
+//     input_weight × prompt tokens when its request is dispatched and by
+//     output_weight × generated tokens when it ends; the backlogged tenant
+//     with the smallest counter goes next; a tenant that becomes backlogged
+//     is lifted to the smallest backlogged counter, so idle time is not
+//     banked;
+//   - a deadline per request; one that cannot be met at the pool's current
+//     service rate is shed at once (429, deadline), not after waiting;
+//   - work-conserving: dispatch() runs when a backend slot frees (the
+//     gateway's release hook) and on the engine's tick (back-offs ending,
+//     limits rising), never by polling from the waiters;
+//   - when full, the lowest class is shed first.
+//
+// The queue belongs to a pool's model and outlives config applies (the
+// engine hands it from one routing table to the next), so waiters are not
+// stranded by an apply. Thread-safe: one mutex; the fast path (nobody
+// waiting) takes none.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "admission/priority.h"
+#include "balance/balancer.h"
+#include "common/asio_types.h"
+#include "upstream/backend.h"
+
+namespace spillway::admission {
+
+struct QueueSettings {
+  uint32_t max_queue = 1024;
+  std::array<std::chrono::milliseconds, kPriorities> timeout{std::chrono::milliseconds(30000),
+                                                             std::chrono::milliseconds(15000),
+                                                             std::chrono::milliseconds(5000)};
+  double input_weight = 1;
+  double output_weight = 2;
+};
+
+class AdmissionQueue {
+ public:
+  using Clock = std::chrono::steady_clock;
+
+  // What one request asks for.
+  struct Ask {
+    Priority priority = Priority::kStandard;
+    std::string_view tenant;
+    double input_tokens = 0;        // for the tenant's counter
+    Clock::time_point deadline;     // give up (429 deadline) at this time
+    balance::PickContext pick;      // the balancer's inputs (spans stay valid while waiting)
+    bool requeue = false;           // back after a backend refused it: ahead of its tenant's others
+  };
+  // The answer: a backend slot (the caller must release() it), or a drop.
+  struct Ticket {
+    upstream::BackendPtr backend;
+    DropReason dropped = DropReason::kNone;
+    uint32_t retry_after_seconds = 0;  // with a drop: the estimated drain time
+    bool queued = false;               // waited in the queue (not the fast path)
+    Clock::duration waited{};
+  };
+
+  struct Stats {
+    std::array<uint64_t, kPriorities> depth{};
+    std::array<uint64_t, kDropReasons> drops{};
+    uint64_t dispatched = 0;       // handed a slot after waiting
+    uint64_t admitted = 0;         // every slot handed out (fast path included)
+    double service_rate = 0;       // slots handed out per second, recent
+    double oldest_wait_seconds = 0;
+    std::vector<std::pair<std::string, double>> tenant_counters;  // VTC, largest first (at most 20)
+  };
+
+  explicit AdmissionQueue(QueueSettings settings = {});
+  void configure(const QueueSettings& settings);
+
+  // Waits for a slot in `backends` (picked by `balancer`) or a drop.
+  common::Awaitable<Ticket> acquire(balance::Balancer& balancer, std::span<const upstream::BackendPtr> backends,
+                                    const Ask& ask);
+  // Hands free slots to waiters, best first. Call when a slot frees or
+  // capacity may have grown. Cheap when nobody waits.
+  void dispatch(balance::Balancer& balancer, std::span<const upstream::BackendPtr> backends);
+  // Once a second (any clock): updates the service rate; drops every waiter
+  // with no_backend when no backend of the pool can come back.
+  void tick(Clock::time_point now, std::span<const upstream::BackendPtr> backends);
+  // A request of `tenant` ended having generated `output_tokens`.
+  void chargeOutput(Priority priority, std::string_view tenant, uint32_t output_tokens);
+  // Counts a drop decided elsewhere (rate limits, degradation) in stats.
+  void countDrop(DropReason r) { drops_[static_cast<int>(r)].fetch_add(1, std::memory_order_relaxed); }
+
+  size_t waiting() const { return waiting_.load(std::memory_order_relaxed); }
+  Stats stats() const;
+
+  // Retry-After for a shed request: the time to drain the queue at the
+  // current service rate, 1..60 s.
+  uint32_t drainSeconds() const;
+
+ private:
+  struct Waiter;
+  using WaiterPtr = std::shared_ptr<Waiter>;
+  struct Tenant {
+    double counter = 0;
+    std::deque<WaiterPtr> waiting;
+  };
+  struct Class {
+    std::unordered_map<std::string, Tenant> tenants;
+    std::vector<Tenant*> backlogged;
+    size_t size = 0;
+  };
+
+  // Under mu_: the next waiter (not removed), or null.
+  Tenant* nextTenant(int cls);
+  void remove(const WaiterPtr& w);                  // REQUIRES(mu_)
+  void dispatchLocked(balance::Balancer& balancer, std::span<const upstream::BackendPtr> backends,
+                      std::vector<WaiterPtr>& wake);  // REQUIRES(mu_)
+  void drop(const WaiterPtr& w, DropReason r, std::vector<WaiterPtr>& wake);  // REQUIRES(mu_)
+  static void wakeAll(std::vector<WaiterPtr>& wake);
+  void pruneTenants(Class& c);  // REQUIRES(mu_)
+
+  mutable std::mutex mu_;
+  QueueSettings settings_;                   // GUARDED_BY(mu_)
+  std::array<Class, kPriorities> classes_;   // GUARDED_BY(mu_)
+  std::atomic<size_t> waiting_{0};
+  std::atomic<uint64_t> admitted_{0};
+  std::atomic<uint64_t> dispatched_{0};
+  std::array<std::atomic<uint64_t>, kDropReasons> drops_{};
+  std::atomic<double> rate_{0};              // slots per second, EWMA over ticks
+  uint64_t admitted_at_tick_ = 0;            // GUARDED_BY(mu_)
+  Clock::time_point last_tick_{};            // GUARDED_BY(mu_)
+};
+
+// True when some backend of the pool is out only for a while (ejected,
+// backing off, at its limit) rather than down or drained: waiting can help.
+bool canRecover(std::span<const upstream::BackendPtr> backends);
+
+}  // namespace spillway::admission

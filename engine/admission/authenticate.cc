@@ -1,0 +1,82 @@
+#include "admission/authenticate.h"
+
+#include <openssl/evp.h>
+
+#include <charconv>
+
+#include "pipeline/identify.h"
+#include "pipeline/request_context.h"
+
+namespace spillway::admission {
+
+std::string sha256Hex(std::string_view data) {
+  unsigned char h[32];
+  unsigned int len = 0;
+  EVP_Digest(data.data(), data.size(), h, &len, EVP_sha256(), nullptr);
+  static const char* d = "0123456789abcdef";
+  std::string s;
+  s.reserve(64);
+  for (unsigned char c : h) {
+    s.push_back(d[c >> 4]);
+    s.push_back(d[c & 15]);
+  }
+  return s;
+}
+
+AuthenticateStage::AuthenticateStage(const v1::Config& config) {
+  const auto& limits = config.limits();
+  required_ = limits.require_key() || limits.keys_size() > 0;
+  for (const auto& k : limits.keys()) {
+    keys_[k.sha256()] = Key{k.name(), parsePriority(k.priority()).value_or(Priority::kStandard), k.limits()};
+  }
+  const auto& a = config.admission();
+  timeout_ = {std::chrono::milliseconds(a.critical().queue_timeout_ms()),
+              std::chrono::milliseconds(a.standard().queue_timeout_ms()),
+              std::chrono::milliseconds(a.sheddable().queue_timeout_ms())};
+}
+
+const AuthenticateStage::Key* AuthenticateStage::find(std::string_view token) const {
+  if (keys_.empty() || token.empty()) return nullptr;
+  auto it = keys_.find(sha256Hex(token));
+  return it == keys_.end() ? nullptr : &it->second;
+}
+
+pipeline::Verdict AuthenticateStage::process(pipeline::RequestContext& ctx) {
+  const Key* key = find(ctx.caller.api_key);
+  if (key) {
+    ctx.caller.key_known = true;
+    ctx.caller.tenant = key->tenant;
+    // The header may lower the key's class, never raise it.
+    ctx.caller.priority = std::max(ctx.caller.priority, key->priority);
+  } else if (required_) {
+    const bool missing = ctx.caller.api_key.empty();
+    ctx.error = openai::ApiError{
+        401,
+        missing ? "You didn't provide an API key. You need to provide your API key in an Authorization header using "
+                  "Bearer auth (i.e. Authorization: Bearer YOUR_KEY)."
+                : "Incorrect API key provided.",
+        "invalid_request_error", "", missing ? "" : "invalid_api_key"};
+    return pipeline::Verdict::kAnswered;
+  } else {
+    ctx.caller.tenant = pipeline::clientAddress(ctx);
+  }
+
+  auto timeout = timeout_[static_cast<int>(ctx.caller.priority)];
+  if (ctx.headers) {
+    const std::string_view t = (*ctx.headers)["x-spillway-timeout-ms"];
+    uint64_t ms = 0;
+    if (!t.empty()) {
+      auto [p, ec] = std::from_chars(t.data(), t.data() + t.size(), ms);
+      if (ec != std::errc() || p != t.data() + t.size()) {
+        ctx.error = openai::ApiError{400, "x-spillway-timeout-ms must be a whole number of milliseconds.",
+                                     "invalid_request_error", "x-spillway-timeout-ms", "invalid_header"};
+        return pipeline::Verdict::kAnswered;
+      }
+      timeout = std::min(timeout, std::chrono::milliseconds(ms));
+    }
+  }
+  ctx.deadline = ctx.start + timeout;
+  return pipeline::Verdict::kContinue;
+}
+
+}  // namespace spillway::admission

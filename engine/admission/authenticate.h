@@ -1,0 +1,43 @@
+// Authenticate: who the caller is for admission. The bearer token is hashed
+// (SHA-256) and looked up among limits.keys; a known key gives the tenant
+// name and the priority class (x-spillway-priority may only lower it). With
+// keys required, a missing or unknown key is answered 401 in OpenAI's
+// shape. Without keys (open access, the default) the tenant is the client's
+// address. Also sets the request's queue deadline: its class's
+// queue_timeout_ms, shortened (never extended) by x-spillway-timeout-ms.
+#pragma once
+
+#include <array>
+#include <chrono>
+#include <string>
+#include <unordered_map>
+
+#include "admission/priority.h"
+#include "pipeline/stage.h"
+#include "spillway/v1/config.pb.h"
+
+namespace spillway::admission {
+
+class AuthenticateStage final : public pipeline::Stage {
+ public:
+  explicit AuthenticateStage(const v1::Config& config);
+  std::string_view name() const override { return "authenticate"; }
+  pipeline::Verdict process(pipeline::RequestContext& ctx) override;
+
+  struct Key {
+    std::string tenant;
+    Priority priority = Priority::kStandard;
+    v1::RateLimit limits;
+  };
+  // The key a token belongs to, or null.
+  const Key* find(std::string_view token) const;
+
+ private:
+  bool required_ = false;
+  std::unordered_map<std::string, Key> keys_;  // by hex SHA-256
+  std::array<std::chrono::milliseconds, kPriorities> timeout_{};
+};
+
+std::string sha256Hex(std::string_view data);
+
+}  // namespace spillway::admission

@@ -1,0 +1,133 @@
+#include "admission/degradation.h"
+
+#include <boost/beast/http/field.hpp>
+
+#include <algorithm>
+
+#include "common/json_writer.h"
+#include "common/strings.h"
+#include "openai/openai.h"
+#include "pipeline/request_context.h"
+#include "pipeline/route_table.h"
+
+namespace spillway::admission {
+
+namespace {
+
+// A completion with fixed text in the form the client asked for.
+std::string fixedAnswer(const openai::ParsedRequest& req, const std::string& text) {
+  const bool chat = req.endpoint == openai::Endpoint::kChatCompletions;
+  common::JsonWriter j;
+  auto choice = [&](bool delta) {
+    j.beginObject().key("index").value(0);
+    if (chat) {
+      j.key(delta ? "delta" : "message").beginObject().key("role").value("assistant").key("content").value(text).endObject();
+    } else {
+      j.key("text").value(text);
+    }
+    j.key("finish_reason").value("stop").endObject();
+  };
+  if (!req.stream) {
+    j.beginObject().key("id").value("spillway-degraded").key("object").value(chat ? "chat.completion" : "text_completion");
+    j.key("created").value(int64_t{0}).key("model").value(req.model).key("choices").beginArray();
+    choice(false);
+    j.endArray().endObject();
+    return j.take();
+  }
+  j.beginObject().key("id").value("spillway-degraded").key("object").value(chat ? "chat.completion.chunk" : "text_completion");
+  j.key("created").value(int64_t{0}).key("model").value(req.model).key("choices").beginArray();
+  choice(true);
+  j.endArray().endObject();
+  return common::strCat("data: ", j.take(), "\n\ndata: [DONE]\n\n");
+}
+
+constexpr std::string_view kBusyPage =
+    "<!doctype html><html><head><meta charset=\"utf-8\"><title>Service busy</title></head>"
+    "<body style=\"font-family:sans-serif;max-width:40em;margin:4em auto\"><h1>Service busy</h1>"
+    "<p>The service is under heavy load. Please retry in a little while.</p></body></html>\n";
+
+}  // namespace
+
+int classLevel(int pool_level, Priority p) {
+  const int offset = p == Priority::kSheddable ? 0 : p == Priority::kStandard ? 1 : 2;
+  return std::max(0, pool_level - offset);
+}
+
+bool PoolDegradation::evaluate(const v1::Degradation& s, double wait_ms, int64_t now_ms) {
+  signal_.store(wait_ms, std::memory_order_relaxed);
+  std::lock_guard lock(mu_);
+  const int cur = automatic_.load(std::memory_order_relaxed);
+  int want = 0;
+  if (s.automatic()) {
+    const int n = std::min(kMaxLevel, s.wait_thresholds_ms_size());
+    for (int i = 0; i < n; ++i) {
+      if (wait_ms > s.wait_thresholds_ms(i)) want = i + 1;
+    }
+  }
+  int next = cur;
+  if (want > cur) {
+    next = want;  // up at once
+  } else if (cur > 0 && now_ms - changed_at_ms_ >= s.min_dwell_ms()) {
+    const bool off = !s.automatic() || cur > s.wait_thresholds_ms_size();
+    if (off || wait_ms < s.wait_thresholds_ms(cur - 1) * s.exit_ratio()) next = cur - 1;  // down one step
+  }
+  if (next == cur) return false;
+  automatic_.store(next, std::memory_order_relaxed);
+  changed_at_ms_ = now_ms;
+  changes_.fetch_add(1, std::memory_order_relaxed);
+  return true;
+}
+
+DegradeStage::DegradeStage(const v1::Config& config)
+    : settings_(config.degradation()), retry_after_(std::max<uint32_t>(1, config.server().retry_after_seconds())) {
+  for (const auto& a : settings_.default_answers()) answers_[a.model()] = a.text();
+  for (const auto& f : settings_.fallbacks()) fallbacks_[f.model()] = f.fallback_model();
+}
+
+pipeline::Verdict DegradeStage::process(pipeline::RequestContext& ctx) {
+  if (!ctx.pool || !ctx.pool->degradation) return pipeline::Verdict::kContinue;
+  const int level = classLevel(ctx.pool->degradation->level(), ctx.caller.priority);
+  if (level == 0) return pipeline::Verdict::kContinue;
+
+  if (level >= 3) {
+    ctx.degraded = 3;
+    ctx.drop = DropReason::kDegraded;
+    ctx.retry_after_seconds = retry_after_;
+    common::strAppend(&ctx.response_headers, "x-spillway-degraded: 3\r\n");
+    ctx.error = openai::ApiError{429, "The service is busy. Please retry later.", "rate_limit_error", "", "degraded"};
+    const std::string_view accept = ctx.headers ? (*ctx.headers)[boost::beast::http::field::accept] : "";
+    if (accept.find("text/html") != std::string_view::npos) {
+      ctx.answer_body = std::string(kBusyPage);
+      ctx.answer_content_type = "text/html; charset=utf-8";
+    }
+    return pipeline::Verdict::kAnswered;
+  }
+  if (level == 1) {
+    auto it = answers_.find(ctx.pool->model);
+    if (it == answers_.end()) return pipeline::Verdict::kContinue;  // nothing cheaper to give: serve it
+    ctx.degraded = 1;
+    common::strAppend(&ctx.response_headers, "x-spillway-degraded: 1\r\n");
+    ctx.answer_body = fixedAnswer(ctx.parsed, it->second);
+    ctx.answer_content_type = ctx.parsed.stream ? "text/event-stream" : "application/json";
+    return pipeline::Verdict::kAnswered;
+  }
+  // Level 2: a cheaper request.
+  openai::Rewrite rw;
+  if (auto it = fallbacks_.find(ctx.pool->model); it != fallbacks_.end()) {
+    if (const pipeline::PoolRoute* fb = ctx.routes->find(it->second)) {
+      ctx.pool = fb;
+      rw.model = it->second;
+    }
+  }
+  if (settings_.max_tokens_cap() > 0) rw.max_tokens_cap = settings_.max_tokens_cap();
+  rw.system_instruction = settings_.brief_instruction();
+  auto body = openai::rewriteRequest(ctx.body, rw);
+  if (!body.ok()) return pipeline::Verdict::kContinue;  // validated already; serve it as it came
+  ctx.rewritten_body = std::move(*body);
+  if (ctx.parsed.max_tokens && rw.max_tokens_cap) ctx.parsed.max_tokens = std::min(*ctx.parsed.max_tokens, *rw.max_tokens_cap);
+  ctx.degraded = 2;
+  common::strAppend(&ctx.response_headers, "x-spillway-degraded: 2\r\n");
+  return pipeline::Verdict::kContinue;
+}
+
+}  // namespace spillway::admission

@@ -1,0 +1,81 @@
+// Graceful degradation: the article's three levels, per pool.
+//   1  answer from the model's configured default answer (the cache issue
+//      adds cached and stale answers here); without one, serve normally;
+//   2  simplified output: max_tokens capped, a configured "answer briefly"
+//      instruction added to chat requests, or the request sent to a cheaper
+//      fallback model's pool;
+//   3  emergency: a static "service busy, retry later" answer — 429 with
+//      Retry-After in OpenAI's error shape, or a small HTML page for
+//      browsers (Accept: text/html).
+// A pool's level applies by class: sheddable requests get the level,
+// standard one less, critical two less (sheddable degrades first, critical
+// last). Degraded answers carry x-spillway-degraded: LEVEL (200s for levels
+// 1 and 2).
+//
+// The level is automatic (degradation.automatic) from the pool's queue:
+// the age of its oldest waiting request, against wait_thresholds_ms — up at
+// once when a threshold is crossed, down one level only after min_dwell_ms
+// at the current level and once the wait fell below threshold × exit_ratio
+// (hysteresis: a signal hovering at a threshold does not flap). An
+// operator's pin overrides it until released.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "admission/priority.h"
+#include "pipeline/stage.h"
+#include "spillway/v1/config.pb.h"
+
+namespace spillway::admission {
+
+inline constexpr int kMaxLevel = 3;
+
+// The level a request of class `p` gets when its pool is at `pool_level`.
+int classLevel(int pool_level, Priority p);
+
+// One pool's level. Outlives config applies (the engine hands it on), so a
+// pin survives them. Thread-safe.
+class PoolDegradation {
+ public:
+  int level() const {
+    const int p = pinned_.load(std::memory_order_relaxed);
+    return p >= 0 ? p : automatic_.load(std::memory_order_relaxed);
+  }
+  int pinned() const { return pinned_.load(std::memory_order_relaxed); }
+  int automaticLevel() const { return automatic_.load(std::memory_order_relaxed); }
+  // Pins a level (0..3); -1 releases the pin.
+  void pin(int level) { pinned_.store(level, std::memory_order_relaxed); }
+  // One evaluation of the automatic level; true when it changed.
+  bool evaluate(const v1::Degradation& settings, double wait_ms, int64_t now_ms);
+  uint64_t changes() const { return changes_.load(std::memory_order_relaxed); }
+  double lastSignalMs() const { return signal_.load(std::memory_order_relaxed); }
+
+ private:
+  std::atomic<int> pinned_{-1};
+  std::atomic<int> automatic_{0};
+  std::atomic<uint64_t> changes_{0};
+  std::atomic<double> signal_{0};
+  std::mutex mu_;
+  int64_t changed_at_ms_ = 0;  // GUARDED_BY(mu_)
+};
+
+class DegradeStage final : public pipeline::Stage {
+ public:
+  explicit DegradeStage(const v1::Config& config);
+  std::string_view name() const override { return "degrade"; }
+  pipeline::Verdict process(pipeline::RequestContext& ctx) override;
+
+ private:
+  v1::Degradation settings_;
+  uint32_t retry_after_ = 1;
+  std::map<std::string, std::string> answers_;    // model -> text
+  std::map<std::string, std::string> fallbacks_;  // model -> fallback model
+};
+
+}  // namespace spillway::admission

@@ -1,0 +1,34 @@
+#include "admission/feedback.h"
+
+#include "admission/rate_limit.h"
+#include "pipeline/request_context.h"
+#include "pipeline/route_table.h"
+
+namespace spillway::admission {
+
+void AdmissionFeedback::onComplete(const pipeline::RequestContext& ctx) {
+  using Clock = pipeline::RequestContext::Clock;
+  const auto now = Clock::now();
+  if (ctx.backend && ctx.backend->learnsLimit() && ctx.status >= 200 && ctx.status < 300 && ctx.first_byte) {
+    auto ms = [](Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); };
+    upstream::AdaptiveLimit& limit = ctx.backend->adaptiveLimit();
+    const double total = ms(now - ctx.attempt_start);
+    double waiting = 0;
+    if (ctx.parsed.stream) {
+      waiting = ms(*ctx.first_byte - ctx.attempt_start);
+      if (ctx.output_tokens > 1) limit.onTokenRate(ms(now - *ctx.first_byte) / (ctx.output_tokens - 1));
+    } else {
+      if (ctx.output_tokens > 0) limit.onTokenRate(total / ctx.output_tokens);
+      waiting = std::max(0.0, total - ctx.output_tokens * limit.fastestMsPerToken());
+    }
+    limit.onSample(waiting, ctx.in_flight_at_dispatch);
+  }
+  if (ctx.pool && ctx.pool->queue) ctx.pool->queue->chargeOutput(ctx.caller.priority, ctx.caller.tenant, ctx.output_tokens);
+  if (!ctx.token_charge.buckets.empty()) {
+    const double actual = static_cast<double>(ctx.prompt_tokens_estimate) + ctx.output_tokens;
+    RateLimiter::reconcile(ctx.token_charge, actual,
+                           std::chrono::duration_cast<std::chrono::nanoseconds>(now.time_since_epoch()).count());
+  }
+}
+
+}  // namespace spillway::admission

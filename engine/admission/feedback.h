@@ -1,0 +1,18 @@
+// What admission learns when a request ends (a completion observer):
+//   - the backend's learned concurrency limit gets the request's waiting
+//     time (upstream/adaptive_limit.h);
+//   - the tenant's Virtual Token Counter is charged its generated tokens;
+//   - rate-limit token buckets are corrected from the estimate charged at
+//     admission to the tokens really used (prompt estimate + output).
+#pragma once
+
+#include "pipeline/completion.h"
+
+namespace spillway::admission {
+
+class AdmissionFeedback final : public pipeline::CompletionObserver {
+ public:
+  void onComplete(const pipeline::RequestContext& ctx) override;
+};
+
+}  // namespace spillway::admission

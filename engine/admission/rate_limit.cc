@@ -1,0 +1,206 @@
+#include "admission/rate_limit.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+
+#include "common/strings.h"
+#include "pipeline/identify.h"
+#include "pipeline/request_context.h"
+
+namespace spillway::admission {
+
+namespace {
+constexpr int64_t kSecond = 1'000'000'000;
+constexpr size_t kMaxEntries = 100'000;  // per scope; idle (full) buckets are forgotten beyond it
+
+int64_t nowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+}  // namespace
+
+bool hasLimit(const v1::RateLimit& l) {
+  return l.requests_per_second() || l.requests_per_minute() || l.tokens_per_minute();
+}
+
+std::string resetText(double seconds) {
+  if (seconds < 1) return common::strCat(static_cast<int64_t>(std::ceil(seconds * 1000)), "ms");
+  const int64_t s = static_cast<int64_t>(std::ceil(seconds));
+  if (s < 60) return common::strCat(s, "s");
+  return common::strCat(s / 60, "m", s % 60, "s");
+}
+
+RateLimiter::Buckets RateLimiter::make(const v1::RateLimit& l) {
+  Buckets b;
+  if (l.requests_per_second()) b.rps = std::make_shared<Gcra>(l.requests_per_second(), kSecond);
+  if (l.requests_per_minute()) b.rpm = std::make_shared<Gcra>(l.requests_per_minute(), 60 * kSecond);
+  if (l.tokens_per_minute()) b.tpm = std::make_shared<Gcra>(static_cast<double>(l.tokens_per_minute()), 60 * kSecond);
+  return b;
+}
+
+RateLimiter::RateLimiter(const v1::Limits& limits) : limits_(limits) {
+  global_ = make(limits.global());
+  per_key_.limit = limits.per_key();
+  per_ip_.limit = limits.per_client_ip();
+  per_model_.limit = limits.per_model();
+  per_key_model_.limit = limits.per_key_model();
+  empty_ = !hasLimit(limits.global()) && !hasLimit(limits.per_key()) && !hasLimit(limits.per_client_ip()) &&
+           !hasLimit(limits.per_model()) && !hasLimit(limits.per_key_model());
+  for (const auto& k : limits.keys()) empty_ = empty_ && !hasLimit(k.limits());
+}
+
+RateLimiter::Buckets RateLimiter::lookup(Scope& s, std::string_view name, const v1::RateLimit& limit, int64_t now_ns) {
+  std::lock_guard lock(s.mu);
+  auto it = s.entries.find(std::string(name));
+  if (it != s.entries.end()) return it->second;
+  if (s.entries.size() >= kMaxEntries) {
+    std::erase_if(s.entries, [&](const auto& e) {
+      const Buckets& b = e.second;
+      return (!b.rps || b.rps->idle(now_ns)) && (!b.rpm || b.rpm->idle(now_ns)) && (!b.tpm || b.tpm->idle(now_ns));
+    });
+  }
+  return s.entries.emplace(std::string(name), make(limit)).first->second;
+}
+
+RateLimiter::Result RateLimiter::check(const Ask& ask, int64_t now_ns) {
+  Result r;
+  if (empty_) return r;
+  // Every bucket that applies, requests first.
+  std::vector<Buckets> all;
+  all.reserve(5);
+  all.push_back(global_);
+  if (!ask.key.empty()) {
+    const v1::RateLimit& kl = ask.key_limits && hasLimit(*ask.key_limits) ? *ask.key_limits : per_key_.limit;
+    if (hasLimit(kl)) all.push_back(lookup(per_key_, ask.key, kl, now_ns));
+    if (hasLimit(per_key_model_.limit)) {
+      all.push_back(lookup(per_key_model_, common::strCat(ask.key, "/", ask.model), per_key_model_.limit, now_ns));
+    }
+  }
+  if (hasLimit(per_ip_.limit) && !ask.client_ip.empty()) all.push_back(lookup(per_ip_, ask.client_ip, per_ip_.limit, now_ns));
+  if (hasLimit(per_model_.limit)) all.push_back(lookup(per_model_, ask.model, per_model_.limit, now_ns));
+
+  struct Taken {
+    Gcra* g;
+    double cost;
+  };
+  std::vector<Taken> taken;
+  auto note = [&](bool tokens, const Gcra::Decision& d) {
+    bool& has = tokens ? r.has_tokens : r.has_requests;
+    Gcra::Decision& best = tokens ? r.tokens : r.requests;
+    if (!has || d.remaining < best.remaining) best = d;
+    has = true;
+  };
+  auto take = [&](const std::shared_ptr<Gcra>& g, double cost, bool tokens) {
+    if (!g || !r.allowed) return;
+    Gcra::Decision d = g->take(cost, now_ns);
+    note(tokens, d);
+    if (!d.allowed) {
+      r.allowed = false;
+      r.retry_after_seconds = d.retry_after_seconds;
+      return;
+    }
+    taken.push_back({g.get(), cost});
+    if (tokens) r.charge.buckets.push_back(g);
+  };
+  for (const auto& b : all) {
+    take(b.rps, 1, false);
+    take(b.rpm, 1, false);
+    take(b.tpm, ask.tokens, true);
+  }
+  if (!r.allowed) {
+    for (const auto& t : taken) t.g->adjust(-t.cost, now_ns);  // all or nothing
+    r.charge = {};
+    refused_.fetch_add(1, std::memory_order_relaxed);
+  } else {
+    r.charge.tokens = ask.tokens;
+  }
+  return r;
+}
+
+void RateLimiter::reconcile(const TokenCharge& charge, double actual_tokens, int64_t now_ns) {
+  const double delta = actual_tokens - charge.tokens;
+  if (delta == 0 || charge.buckets.empty()) return;
+  for (const auto& g : charge.buckets) g->adjust(delta, now_ns);
+}
+
+std::vector<RateLimiter::Usage> RateLimiter::usage(int64_t now_ns, size_t n) const {
+  std::vector<Usage> out;
+  auto add = [&](std::string scope, const Buckets& b) {
+    Usage u;
+    u.scope = std::move(scope);
+    for (const auto* g : {b.rps.get(), b.rpm.get()}) {
+      if (!g) continue;
+      const auto d = g->peek(now_ns);
+      if (u.requests_remaining < 0 || d.remaining / d.limit < u.requests_remaining / u.requests_limit) {
+        u.requests_remaining = d.remaining;
+        u.requests_limit = d.limit;
+      }
+    }
+    if (b.tpm) {
+      const auto d = b.tpm->peek(now_ns);
+      u.tokens_remaining = d.remaining;
+      u.tokens_limit = d.limit;
+    }
+    if (u.requests_limit > 0 || u.tokens_limit > 0) out.push_back(std::move(u));
+  };
+  add("global", global_);
+  auto scope = [&](const Scope& s, std::string_view prefix) {
+    std::lock_guard lock(s.mu);
+    for (const auto& [name, b] : s.entries) add(common::strCat(prefix, name), b);
+  };
+  scope(per_key_, "key:");
+  scope(per_ip_, "ip:");
+  scope(per_model_, "model:");
+  scope(per_key_model_, "key_model:");
+  auto used = [](const Usage& u) {
+    double f = 0;
+    if (u.requests_limit > 0) f = std::max(f, 1 - u.requests_remaining / u.requests_limit);
+    if (u.tokens_limit > 0) f = std::max(f, 1 - u.tokens_remaining / u.tokens_limit);
+    return f;
+  };
+  std::sort(out.begin(), out.end(), [&](const Usage& a, const Usage& b) { return used(a) > used(b); });
+  if (out.size() > n) out.resize(n);
+  return out;
+}
+
+pipeline::Verdict RateLimitStage::process(pipeline::RequestContext& ctx) {
+  if (limiter_->empty()) return pipeline::Verdict::kContinue;
+  const auto& limits = limiter_->limits();
+  const AuthenticateStage::Key* key = ctx.caller.key_known ? keys_->find(ctx.caller.api_key) : nullptr;
+  const uint32_t max_tokens = ctx.parsed.max_tokens ? *ctx.parsed.max_tokens : limits.default_max_tokens();
+  RateLimiter::Ask ask;
+  if (key) {
+    ask.key = key->tenant;
+    ask.key_limits = &key->limits;
+  }
+  if (hasLimit(limits.per_client_ip())) ask.client_ip = pipeline::clientAddress(ctx);
+  ask.model = ctx.parsed.model;
+  ask.tokens = static_cast<double>(ctx.prompt_tokens_estimate) + max_tokens;
+  const int64_t now = nowNs();
+  RateLimiter::Result r = limiter_->check(ask, now);
+  if (r.has_requests) {
+    common::strAppend(&ctx.response_headers, "x-ratelimit-limit-requests: ", static_cast<int64_t>(r.requests.limit),
+                      "\r\nx-ratelimit-remaining-requests: ", static_cast<int64_t>(r.requests.remaining),
+                      "\r\nx-ratelimit-reset-requests: ", resetText(r.requests.reset_seconds), "\r\n");
+  }
+  if (r.has_tokens) {
+    common::strAppend(&ctx.response_headers, "x-ratelimit-limit-tokens: ", static_cast<int64_t>(r.tokens.limit),
+                      "\r\nx-ratelimit-remaining-tokens: ", static_cast<int64_t>(r.tokens.remaining),
+                      "\r\nx-ratelimit-reset-tokens: ", resetText(r.tokens.reset_seconds), "\r\n");
+  }
+  if (!r.allowed) {
+    ctx.retry_after_seconds = static_cast<uint32_t>(std::max(1.0, std::ceil(r.retry_after_seconds)));
+    ctx.drop = DropReason::kRateLimited;
+    ctx.error = openai::ApiError{429,
+                                 common::strCat("Rate limit reached for ", ctx.caller.tenant.empty() ? "this caller" : ctx.caller.tenant,
+                                                " on `", ctx.parsed.model, "`. Please try again in ",
+                                                resetText(r.retry_after_seconds), "."),
+                                 "rate_limit_error", "", "rate_limit_exceeded"};
+    return pipeline::Verdict::kAnswered;
+  }
+  ctx.token_charge = std::move(r.charge);
+  return pipeline::Verdict::kContinue;
+}
+
+}  // namespace spillway::admission

@@ -1,0 +1,91 @@
+#include "upstream/adaptive_limit.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace spillway::upstream {
+
+namespace {
+constexpr uint32_t kWindow = 64;          // samples per baseline window
+constexpr double kSlackMs = 5;            // waits this close to the baseline never count as queueing
+constexpr int64_t kOverloadGapMs = 100;   // one cut per burst of refusals
+double windowMin(double a, double b) { return a < 0 ? b : b < 0 ? a : std::min(a, b); }
+}  // namespace
+
+void AdaptiveLimit::configure(const Settings& s) {
+  std::lock_guard lock(mu_);
+  settings_ = s;
+  settings_.min = std::max<uint32_t>(1, s.min);
+  settings_.max = std::max(settings_.min, s.max);
+  if (!configured_) {
+    configured_ = true;
+    limit_.store(std::clamp(s.initial, settings_.min, settings_.max), std::memory_order_relaxed);
+  } else {
+    setLimit(limit());
+  }
+}
+
+void AdaptiveLimit::setLimit(uint32_t v) {
+  limit_.store(std::clamp(v, settings_.min, settings_.max), std::memory_order_relaxed);
+}
+
+double AdaptiveLimit::baselineMs() const {
+  std::lock_guard lock(mu_);
+  return windowMin(min_now_, min_prev_);
+}
+
+double AdaptiveLimit::fastestMsPerToken() const {
+  std::lock_guard lock(mu_);
+  const double m = windowMin(tok_now_, tok_prev_);
+  return m < 0 ? 0 : m;
+}
+
+void AdaptiveLimit::onTokenRate(double ms_per_token) {
+  if (!(ms_per_token >= 0)) return;
+  std::lock_guard lock(mu_);
+  tok_now_ = tok_now_ < 0 ? ms_per_token : std::min(tok_now_, ms_per_token);
+  if (++tok_n_ >= kWindow) {
+    tok_prev_ = tok_now_;
+    tok_now_ = -1;
+    tok_n_ = 0;
+  }
+}
+
+void AdaptiveLimit::onSample(double waiting_ms, int64_t in_flight) {
+  if (!(waiting_ms >= 0)) return;
+  std::lock_guard lock(mu_);
+  min_now_ = min_now_ < 0 ? waiting_ms : std::min(min_now_, waiting_ms);
+  if (++window_n_ >= kWindow) {
+    min_prev_ = min_now_;
+    min_now_ = -1;
+    window_n_ = 0;
+  }
+  const double baseline = windowMin(min_now_, min_prev_);
+  const uint32_t current = limit();
+  if (waiting_ms > baseline * settings_.tolerance + kSlackMs) ++round_slow_;
+  if (in_flight >= static_cast<int64_t>(current)) round_saturated_ = true;
+  if (++round_n_ < std::max<uint32_t>(4, current)) return;
+  if (round_slow_ * 2 > round_n_) {
+    slow_start_ = false;
+    cuts_.fetch_add(1, std::memory_order_relaxed);
+    setLimit(current > 1 ? current - 1 : 1);
+  } else if (round_saturated_) {
+    setLimit(slow_start_ ? current * 2 : current + 1);
+  }
+  round_n_ = round_slow_ = 0;
+  round_saturated_ = false;
+}
+
+void AdaptiveLimit::onOverload(int64_t now_ms) {
+  std::lock_guard lock(mu_);
+  if (now_ms - last_overload_ms_ < kOverloadGapMs) return;
+  last_overload_ms_ = now_ms;
+  slow_start_ = false;
+  cuts_.fetch_add(1, std::memory_order_relaxed);
+  const uint32_t current = limit();
+  setLimit(static_cast<uint32_t>(std::floor(current * settings_.backoff_ratio)));
+  round_n_ = round_slow_ = 0;
+  round_saturated_ = false;
+}
+
+}  // namespace spillway::upstream

@@ -1,0 +1,83 @@
+// A backend's concurrency limit, learned from how it answers (admission's
+// "learned capacity"). Pure arithmetic behind a mutex: no clock of its own
+// (callers pass one), no I/O, so tests drive it with a modelled server.
+//
+// The rule (AIMD on two signals, in the spirit of Envoy's adaptive
+// concurrency and Netflix's gradient limiter, simplified for LLM servers
+// whose latency is dominated by how many tokens they generate):
+//   - Each finished request gives its *waiting time*: what it spent not
+//     generating — time to first byte for streams; for whole responses the
+//     total less output_tokens × the backend's fastest recent time per token.
+//     A server's own queue shows up there, whatever the answer's length.
+//   - The baseline is the minimum waiting time over the last two windows of
+//     samples (a windowed minimum that forgets an old, idle-server minimum).
+//   - Every `round` (the limit's worth of samples, at least 4): when more
+//     than half the round waited longer than baseline × tolerance (+ 5 ms),
+//     the server is queueing → limit − 1 (at least min); otherwise, when the
+//     limit was reached during the round, → limit + 1 (while it has never
+//     been cut: doubled, a slow start).
+//   - A 429/503 before any byte (the server said it is full) multiplies the
+//     limit by backoff_ratio at once, at most once per 100 ms.
+// Why not Envoy's gradient on latency alone: an LLM request's latency
+// varies 100× with its output length, so a latency gradient without the
+// generation time taken out cuts the limit on long answers, not on load.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <mutex>
+
+namespace spillway::upstream {
+
+class AdaptiveLimit {
+ public:
+  struct Settings {
+    uint32_t initial = 8;
+    uint32_t min = 1;
+    uint32_t max = 1024;
+    double tolerance = 2.0;
+    double backoff_ratio = 0.75;
+  };
+
+  AdaptiveLimit() { configure(Settings{}); }
+  // Applies new settings; the current limit is kept (clamped), except the
+  // first time (it starts from `initial`).
+  void configure(const Settings& s);
+
+  uint32_t limit() const { return limit_.load(std::memory_order_relaxed); }
+
+  // A finished request: `waiting_ms` as described above, `in_flight` the
+  // backend's requests in flight when it was dispatched (this one included).
+  void onSample(double waiting_ms, int64_t in_flight);
+  // Time per output token of a finished request (ms), for the generation
+  // time estimate of non-streams.
+  void onTokenRate(double ms_per_token);
+  double fastestMsPerToken() const;
+  // The backend refused a request as busy (429/503). `now_ms` any clock.
+  void onOverload(int64_t now_ms);
+
+  // For operators and tests.
+  double baselineMs() const;
+  uint64_t cuts() const { return cuts_.load(std::memory_order_relaxed); }
+
+ private:
+  void setLimit(uint32_t v);  // REQUIRES(mu_)
+
+  std::atomic<uint32_t> limit_{8};
+  std::atomic<uint64_t> cuts_{0};
+  mutable std::mutex mu_;
+  Settings settings_;          // GUARDED_BY(mu_)
+  bool configured_ = false;    // GUARDED_BY(mu_)
+  bool slow_start_ = true;     // GUARDED_BY(mu_): doubling until the first cut
+  double min_now_ = -1;        // GUARDED_BY(mu_): windowed minimum, current window
+  double min_prev_ = -1;       // GUARDED_BY(mu_): previous window
+  uint32_t window_n_ = 0;      // GUARDED_BY(mu_)
+  uint32_t round_n_ = 0;       // GUARDED_BY(mu_)
+  uint32_t round_slow_ = 0;    // GUARDED_BY(mu_)
+  bool round_saturated_ = false;  // GUARDED_BY(mu_)
+  int64_t last_overload_ms_ = -1000000;  // GUARDED_BY(mu_)
+  double tok_now_ = -1, tok_prev_ = -1;  // GUARDED_BY(mu_): windowed min ms/token
+  uint32_t tok_n_ = 0;                   // GUARDED_BY(mu_)
+};
+
+}  // namespace spillway::upstream
