@@ -47,7 +47,8 @@ pipeline::Verdict AuthenticateStage::process(pipeline::RequestContext& ctx) {
     ctx.caller.key_known = true;
     ctx.caller.tenant = key->tenant;
     // The header may lower the key's class, never raise it.
-    ctx.caller.priority = std::max(ctx.caller.priority, key->priority);
+    ctx.caller.priority =
+        ctx.caller.priority_from_header ? std::max(ctx.caller.priority, key->priority) : key->priority;
   } else if (required_) {
     const bool missing = ctx.caller.api_key.empty();
     ctx.error = openai::ApiError{

@@ -167,6 +167,9 @@ std::vector<ConfigError> validate(const v1::Config& c, const SourceMap* sources,
   }
   const auto& dg = c.degradation();
   if (dg.wait_thresholds_ms_size() > 3) ck.fail("degradation.wait_thresholds_ms", "at most three thresholds (levels 1 to 3)");
+  for (int i = 0; i < dg.wait_thresholds_ms_size(); ++i) {
+    if (dg.wait_thresholds_ms(i) > 3600000) ck.fail(common::strCat("degradation.wait_thresholds_ms[", i, "]"), "must be at most 3600000");
+  }
   for (int i = 1; i < dg.wait_thresholds_ms_size(); ++i) {
     if (dg.wait_thresholds_ms(i) <= dg.wait_thresholds_ms(i - 1)) {
       ck.fail(common::strCat("degradation.wait_thresholds_ms[", i, "]"), "thresholds must increase");

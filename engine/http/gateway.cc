@@ -210,20 +210,24 @@ class BudgetScope {
 };
 
 // Holds a backend's request slot (tryAcquire in the balancer or the queue)
-// for one attempt; freeing it wakes the next waiter.
+// for one attempt; freeing it wakes the next waiter of the queues that use
+// the backend (admission's release hook). It keeps the request's routing
+// table, not the gateway: a frame destroyed at shutdown outlives the
+// gateway. The queues are shared with later tables, so waiters that came
+// after an apply are reached as well.
 class BackendSlot {
  public:
-  BackendSlot(upstream::BackendPtr b, const Gateway* g) : b_(std::move(b)), g_(g) {}
+  BackendSlot(upstream::BackendPtr b, RouteTablePtr routes) : b_(std::move(b)), routes_(std::move(routes)) {}
   ~BackendSlot() {
     b_->release();
-    g_->slotFreed(*b_);
+    routes_->onRelease(*b_);
   }
   BackendSlot(const BackendSlot&) = delete;
   BackendSlot& operator=(const BackendSlot&) = delete;
 
  private:
   upstream::BackendPtr b_;
-  const Gateway* g_;
+  RouteTablePtr routes_;
 };
 
 upstream::AttemptResult classify(int status) {
@@ -307,6 +311,37 @@ Gateway::Gateway(RouteTablePtr routes, size_t workers, metrics::Registry& regist
                            }
                            return out;
                          }));
+  perBackend("spillway_backend_concurrency_limit",
+             "Requests the backend may have in flight: max_concurrency where configured, else the limit admission "
+             "learned (0: none).",
+             [](const upstream::Backend& b) { return static_cast<double>(b.concurrencyLimit()); });
+  gauges_.push_back(registry.scopedCallbackGauge(
+      "spillway_queue_depth", "Requests waiting in the gateway queue, by model and priority class.", {"model", "class"},
+      [this] {
+        std::vector<std::pair<metrics::Labels, double>> out;
+        auto routes = this->routes();
+        for (const auto& [model, pool] : routes->pools) {
+          if (!pool.queue) continue;
+          const auto st = pool.queue->stats();
+          for (int c = 0; c < admission::kPriorities; ++c) {
+            out.push_back({{model, std::string(admission::priorityName(static_cast<admission::Priority>(c)))},
+                           static_cast<double>(st.depth[c])});
+          }
+        }
+        return out;
+      }));
+  gauges_.push_back(registry.scopedCallbackGauge(
+      "spillway_degradation_level", "The pool's degradation level now (0-3; an operator's pin or automatic).",
+      {"model", "source"}, [this] {
+        std::vector<std::pair<metrics::Labels, double>> out;
+        auto routes = this->routes();
+        for (const auto& [model, pool] : routes->pools) {
+          if (!pool.degradation) continue;
+          out.push_back({{model, pool.degradation->pinned() >= 0 ? "pinned" : "automatic"},
+                         static_cast<double>(pool.degradation->level())});
+        }
+        return out;
+      }));
   gauges_.push_back(registry.scopedCallbackGauge(
       "spillway_upstream_connections", "Open upstream connections, by backend and state (idle, active).",
       {"backend", "state"}, [this] {
@@ -366,8 +401,6 @@ RouteTablePtr Gateway::routes() const { return routes_.load(); }
 net::ssl::context* Gateway::tlsFor(const upstream::Backend& b) const {
   return b.config().tls_insecure_skip_verify() ? tls_insecure_.get() : tls_verify_.get();
 }
-
-void Gateway::slotFreed(const upstream::Backend& b) const { routes()->onRelease(b); }
 
 void Gateway::shed(pipeline::RequestContext& ctx, admission::DropReason reason, const std::string& model) {
   using admission::DropReason;
@@ -477,6 +510,7 @@ common::Awaitable<bool> Gateway::proxy(Worker& w, common::TcpStream& client, Req
   ctx.client = &client.socket();
   RouteTablePtr routes = this->routes();
   ctx.routes = routes.get();
+  ctx.routes_ref = routes;
   w.prune(routes);
 
   auto parsed = w.parser.parse(*openai::endpointForTarget(req.target()), req.body(), /*collect_text=*/false);
@@ -571,7 +605,9 @@ common::Awaitable<bool> Gateway::forward(Worker& w, common::TcpStream& client, c
       }
       if (!ticket.backend) {
         if (ticket.dropped == admission::DropReason::kNoBackend && (held || ctx.error)) break;  // report what we saw
-        ctx.retry_after_seconds = ticket.retry_after_seconds;
+        ctx.retry_after_seconds = ticket.dropped == admission::DropReason::kNoBackend
+                                      ? routes.config.server().retry_after_seconds()
+                                      : ticket.retry_after_seconds;
         shed(ctx, ticket.dropped, pool.model);
         co_return co_await answerError(w, client, ctx, keep_alive);
       }
@@ -597,7 +633,7 @@ common::Awaitable<bool> Gateway::forward(Worker& w, common::TcpStream& client, c
       w.retries.fetch_add(1, std::memory_order_relaxed);
       metrics_->retries.with({pick.backend->name(), "another_backend"}).inc();
     }
-    BackendSlot slot(pick.backend, this);
+    BackendSlot slot(pick.backend, ctx.routes_ref);
     ctx.backend = pick.backend;
     ++ctx.attempts;
     upstream::Backend& b = *pick.backend;

@@ -70,10 +70,6 @@ class Gateway {
   // Requests re-sent to another backend since start.
   uint64_t retriesTotal() const;
 
-  // A backend slot was freed: the queues of the pools that use the backend
-  // hand it to their next waiter (admission's release hook).
-  void slotFreed(const upstream::Backend& b) const;
-
   struct Worker;
   struct Metrics;
 

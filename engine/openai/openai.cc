@@ -257,7 +257,8 @@ absl::StatusOr<std::string> rewriteRequest(std::string_view body, const Rewrite&
   common::JsonWriter j;
   j.beginObject();
   bool capped = false;
-  for (auto field : root.get_object().value_unsafe()) {
+  simdjson::dom::object fields = root.get_object().value_unsafe();  // a named copy: range-for must not bind a temporary
+  for (auto field : fields) {
     const std::string_view key = field.key;
     if (key == "model" && !rw.model.empty()) {
       j.key(key).value(rw.model);
@@ -269,7 +270,8 @@ absl::StatusOr<std::string> rewriteRequest(std::string_view body, const Rewrite&
     } else if (key == "messages" && !rw.system_instruction.empty() && field.value.is_array()) {
       j.key(key).beginArray();
       j.beginObject().key("role").value("system").key("content").value(rw.system_instruction).endObject();
-      for (auto m : field.value.get_array().value_unsafe()) j.raw(simdjson::minify(m));
+      simdjson::dom::array messages = field.value.get_array().value_unsafe();
+      for (auto m : messages) j.raw(simdjson::minify(m));
       j.endArray();
     } else {
       j.key(key).raw(simdjson::minify(field.value));

@@ -14,11 +14,9 @@ Verdict IdentifyStage::process(RequestContext& ctx) {
   const std::string_view auth = h[bhttp::field::authorization];
   if (auth.size() > 7 && boost::beast::iequals(auth.substr(0, 7), "Bearer ")) ctx.caller.api_key = std::string(auth.substr(7));
   if (auto s = h["x-session-id"]; !s.empty()) ctx.caller.session_key = std::string(s);
-  const std::string_view prio = h["x-spillway-priority"];
-  if (boost::beast::iequals(prio, "critical")) {
-    ctx.caller.priority = Priority::kCritical;
-  } else if (boost::beast::iequals(prio, "sheddable")) {
-    ctx.caller.priority = Priority::kSheddable;
+  if (auto p = admission::parsePriority(h["x-spillway-priority"])) {
+    ctx.caller.priority = *p;
+    ctx.caller.priority_from_header = true;
   }
   return Verdict::kContinue;
 }

@@ -6,6 +6,7 @@
 
 #include <boost/beast/http/fields.hpp>
 #include <chrono>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -31,6 +32,7 @@ struct Caller {
   std::string client_ip;    // filled on demand (affinity by address)
   std::string session_key;  // x-session-id, if sent
   Priority priority = Priority::kStandard;
+  bool priority_from_header = false;  // x-spillway-priority was sent
   // Who is charged and treated fairly: the API key's tenant name, else the
   // client address (set by the authenticate stage).
   std::string tenant;
@@ -58,6 +60,7 @@ struct RequestContext {
 
   // --- routing -----------------------------------------------------------
   const RouteTable* routes = nullptr;
+  std::shared_ptr<const RouteTable> routes_ref;  // keeps `routes` alive (backend slots hold it)
   const PoolRoute* pool = nullptr;
   uint64_t hash_key = 0;  // affinity key for consistent_hash
   bool has_hash_key = false;

@@ -6,7 +6,7 @@
 namespace spillway::upstream {
 
 namespace {
-constexpr uint32_t kWindow = 64;          // samples per baseline window
+constexpr uint32_t kTokenWindow = 64;     // samples per ms-per-token window
 constexpr double kSlackMs = 5;            // waits this close to the baseline never count as queueing
 constexpr int64_t kOverloadGapMs = 100;   // one cut per burst of refusals
 double windowMin(double a, double b) { return a < 0 ? b : b < 0 ? a : std::min(a, b); }
@@ -20,6 +20,9 @@ void AdaptiveLimit::configure(const Settings& s) {
   if (!configured_) {
     configured_ = true;
     limit_.store(std::clamp(s.initial, settings_.min, settings_.max), std::memory_order_relaxed);
+    startProbe();
+  } else if (probing_) {
+    saved_limit_ = std::clamp(saved_limit_, settings_.min, settings_.max);
   } else {
     setLimit(limit());
   }
@@ -29,9 +32,22 @@ void AdaptiveLimit::setLimit(uint32_t v) {
   limit_.store(std::clamp(v, settings_.min, settings_.max), std::memory_order_relaxed);
 }
 
+void AdaptiveLimit::startProbe() {
+  probing_ = true;
+  probe_n_ = 0;
+  probe_min_ = -1;
+  saved_limit_ = limit();
+  limit_.store(std::min(saved_limit_, std::max(settings_.min, kProbeLimit)), std::memory_order_relaxed);
+}
+
+bool AdaptiveLimit::probing() const {
+  std::lock_guard lock(mu_);
+  return probing_;
+}
+
 double AdaptiveLimit::baselineMs() const {
   std::lock_guard lock(mu_);
-  return windowMin(min_now_, min_prev_);
+  return baseline_;
 }
 
 double AdaptiveLimit::fastestMsPerToken() const {
@@ -44,7 +60,7 @@ void AdaptiveLimit::onTokenRate(double ms_per_token) {
   if (!(ms_per_token >= 0)) return;
   std::lock_guard lock(mu_);
   tok_now_ = tok_now_ < 0 ? ms_per_token : std::min(tok_now_, ms_per_token);
-  if (++tok_n_ >= kWindow) {
+  if (++tok_n_ >= kTokenWindow) {
     tok_prev_ = tok_now_;
     tok_now_ = -1;
     tok_n_ = 0;
@@ -54,25 +70,39 @@ void AdaptiveLimit::onTokenRate(double ms_per_token) {
 void AdaptiveLimit::onSample(double waiting_ms, int64_t in_flight) {
   if (!(waiting_ms >= 0)) return;
   std::lock_guard lock(mu_);
-  min_now_ = min_now_ < 0 ? waiting_ms : std::min(min_now_, waiting_ms);
-  if (++window_n_ >= kWindow) {
-    min_prev_ = min_now_;
-    min_now_ = -1;
-    window_n_ = 0;
+  if (probing_) {
+    // Only requests dispatched at the probe's concurrency measure an
+    // unloaded server; the ones still draining from before do not.
+    if (in_flight > static_cast<int64_t>(limit())) return;
+    probe_min_ = probe_min_ < 0 ? waiting_ms : std::min(probe_min_, waiting_ms);
+    if (++probe_n_ < kProbeSamples) return;
+    baseline_ = probe_min_;
+    probing_ = false;
+    since_probe_ = 0;
+    setLimit(saved_limit_);
+    round_n_ = 0;
+    round_min_ = -1;
+    round_saturated_ = false;
+    return;
   }
-  const double baseline = windowMin(min_now_, min_prev_);
+  if (++since_probe_ >= kProbeEvery) {
+    startProbe();
+    return;
+  }
+  baseline_ = baseline_ < 0 ? waiting_ms : std::min(baseline_, waiting_ms);
   const uint32_t current = limit();
-  if (waiting_ms > baseline * settings_.tolerance + kSlackMs) ++round_slow_;
+  round_min_ = round_min_ < 0 ? waiting_ms : std::min(round_min_, waiting_ms);
   if (in_flight >= static_cast<int64_t>(current)) round_saturated_ = true;
   if (++round_n_ < std::max<uint32_t>(4, current)) return;
-  if (round_slow_ * 2 > round_n_) {
+  if (round_min_ > baseline_ * settings_.tolerance + kSlackMs) {
     slow_start_ = false;
     cuts_.fetch_add(1, std::memory_order_relaxed);
     setLimit(current > 1 ? current - 1 : 1);
   } else if (round_saturated_) {
     setLimit(slow_start_ ? current * 2 : current + 1);
   }
-  round_n_ = round_slow_ = 0;
+  round_n_ = 0;
+  round_min_ = -1;
   round_saturated_ = false;
 }
 
@@ -82,9 +112,13 @@ void AdaptiveLimit::onOverload(int64_t now_ms) {
   last_overload_ms_ = now_ms;
   slow_start_ = false;
   cuts_.fetch_add(1, std::memory_order_relaxed);
-  const uint32_t current = limit();
-  setLimit(static_cast<uint32_t>(std::floor(current * settings_.backoff_ratio)));
-  round_n_ = round_slow_ = 0;
+  if (probing_) {
+    saved_limit_ = std::max(settings_.min, static_cast<uint32_t>(std::floor(saved_limit_ * settings_.backoff_ratio)));
+    return;
+  }
+  setLimit(static_cast<uint32_t>(std::floor(limit() * settings_.backoff_ratio)));
+  round_n_ = 0;
+  round_min_ = -1;
   round_saturated_ = false;
 }
 

@@ -9,18 +9,24 @@
 //     generating — time to first byte for streams; for whole responses the
 //     total less output_tokens × the backend's fastest recent time per token.
 //     A server's own queue shows up there, whatever the answer's length.
-//   - The baseline is the minimum waiting time over the last two windows of
-//     samples (a windowed minimum that forgets an old, idle-server minimum).
-//   - Every `round` (the limit's worth of samples, at least 4): when more
-//     than half the round waited longer than baseline × tolerance (+ 5 ms),
-//     the server is queueing → limit − 1 (at least min); otherwise, when the
-//     limit was reached during the round, → limit + 1 (while it has never
-//     been cut: doubled, a slow start).
+//   - The baseline is the waiting time of an unloaded server, measured as
+//     Envoy does: in a probe the limit drops to `probe_limit` (2) until four
+//     requests dispatched at that concurrency have finished; the smallest of
+//     their waits is the baseline, and the limit goes back where it was.
+//     The first probe runs at start, then one every 2,000 samples (about 1 %
+//     of the backend's throughput). Any smaller wait lowers it meanwhile.
+//   - Every round (the limit's worth of samples, at least 4): when even the
+//     quickest request of the round waited longer than baseline × tolerance
+//     + 5 ms, the server is queueing every request → limit − 1; otherwise,
+//     when the limit was reached during the round → limit + 1 (doubling
+//     until the first cut: a slow start).
 //   - A 429/503 before any byte (the server said it is full) multiplies the
 //     limit by backoff_ratio at once, at most once per 100 ms.
-// Why not Envoy's gradient on latency alone: an LLM request's latency
-// varies 100× with its output length, so a latency gradient without the
-// generation time taken out cuts the limit on long answers, not on load.
+// Why not a gradient on latency alone: an LLM request's latency varies 100×
+// with its output length, so without the generation time taken out it
+// cuts the limit on long answers, not on load. Why the round's minimum: a
+// server's queue delays every request it admits, while long prompts delay
+// only some — the minimum moves with the first and not the second.
 #pragma once
 
 #include <atomic>
@@ -59,6 +65,11 @@ class AdaptiveLimit {
   // For operators and tests.
   double baselineMs() const;
   uint64_t cuts() const { return cuts_.load(std::memory_order_relaxed); }
+  bool probing() const;
+
+  static constexpr uint32_t kProbeLimit = 2;
+  static constexpr uint32_t kProbeSamples = 4;
+  static constexpr uint32_t kProbeEvery = 2000;
 
  private:
   void setLimit(uint32_t v);  // REQUIRES(mu_)
@@ -68,12 +79,16 @@ class AdaptiveLimit {
   mutable std::mutex mu_;
   Settings settings_;          // GUARDED_BY(mu_)
   bool configured_ = false;    // GUARDED_BY(mu_)
+  void startProbe();          // REQUIRES(mu_)
   bool slow_start_ = true;     // GUARDED_BY(mu_): doubling until the first cut
-  double min_now_ = -1;        // GUARDED_BY(mu_): windowed minimum, current window
-  double min_prev_ = -1;       // GUARDED_BY(mu_): previous window
-  uint32_t window_n_ = 0;      // GUARDED_BY(mu_)
+  double baseline_ = -1;       // GUARDED_BY(mu_): -1 until the first probe ends
+  bool probing_ = false;       // GUARDED_BY(mu_)
+  uint32_t probe_n_ = 0;       // GUARDED_BY(mu_)
+  double probe_min_ = -1;      // GUARDED_BY(mu_)
+  uint32_t saved_limit_ = 0;   // GUARDED_BY(mu_): the limit to return to after a probe
+  uint32_t since_probe_ = 0;   // GUARDED_BY(mu_)
   uint32_t round_n_ = 0;       // GUARDED_BY(mu_)
-  uint32_t round_slow_ = 0;    // GUARDED_BY(mu_)
+  double round_min_ = -1;      // GUARDED_BY(mu_)
   bool round_saturated_ = false;  // GUARDED_BY(mu_)
   int64_t last_overload_ms_ = -1000000;  // GUARDED_BY(mu_)
   double tok_now_ = -1, tok_prev_ = -1;  // GUARDED_BY(mu_): windowed min ms/token

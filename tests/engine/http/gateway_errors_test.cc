@@ -141,7 +141,8 @@ void GatewayErrorsTest::noHealthyBackendIs503WithRetryAfter() {
   QVERIFY(waitFor([&] { return httpRequest(engine->port(), "GET", "/readyz").status == 503; }));
   auto r = postJson(engine->port(), "/v1/chat/completions", kChat);
   QCOMPARE(r.status, 503);
-  QCOMPARE(str(errorOf(r)["code"]), "no_healthy_backend");
+  QCOMPARE(str(errorOf(r)["code"]), "no_backend");
+  QCOMPARE(r.header("x-spillway-drop-reason"), "no_backend");
   QCOMPARE(r.header("retry-after"), "3");
 }
 
@@ -264,7 +265,7 @@ void GatewayErrorsTest::upstreamFailureMidStreamEndsWithAnErrorEvent() {
   QVERIFY2(str(last["message"]).find("Upstream flaky failed mid-stream") == 0, str(last["message"]).c_str());
 }
 
-void GatewayErrorsTest::allBackendsAtTheirLimitIs503Busy() {
+void GatewayErrorsTest::allBackendsAtTheirLimitQueueThenShed429() {
   // A stream that outlasts the test holds the backend's only slot until the
   // test closes its connection: no time window decides the outcome.
   auto engine = startEngine(R"(  - name: one
@@ -277,13 +278,22 @@ void GatewayErrorsTest::allBackendsAtTheirLimitIs503Busy() {
                      R"({"model":"small","stream":true,"messages":[{"role":"user","content":"x"}]})");
   QVERIFY(stream.sent());
   QVERIFY(waitFor([&] { return engine->backends()[0].in_flight == 1; }));
-  auto r = postJson(engine->port(), "/v1/chat/completions", kChat);
-  QCOMPARE(r.status, 503);
-  QCOMPARE(str(errorOf(r)["code"]), "server_busy");
-  QCOMPARE(r.header("retry-after"), "1");
-  stream.close();  // the relay's next write fails and frees the slot
-  QVERIFY(waitFor([&] { return engine->backends()[0].in_flight == 0; }));
+  // The request waits in the gateway queue for its deadline (shortened by
+  // the client to 50 ms), then is shed with 429, not the fleet's 503.
+  auto r = httpRequest(engine->port(), "POST", "/v1/chat/completions", kChat,
+                       {{"Content-Type", "application/json"}, {"x-spillway-timeout-ms", "50"}});
+  QCOMPARE(r.status, 429);
+  QCOMPARE(str(errorOf(r)["code"]), "deadline");
+  QCOMPARE(r.header("x-spillway-drop-reason"), "deadline");
+  QVERIFY(!r.header("retry-after").empty());
+  // A queued request gets the slot the moment it frees.
   const std::string short_chat = R"({"model":"small","max_tokens":2,"messages":[{"role":"user","content":"hi"}]})";
+  auto waiting =
+      std::async(std::launch::async, [&] { return postJson(engine->port(), "/v1/chat/completions", short_chat); });
+  QVERIFY(waitFor([&] { return engine->metricsText().find("spillway_queue_depth{model=\"small\",class=\"standard\"} 1") != std::string::npos; }));
+  stream.close();  // the relay's next write fails and frees the slot
+  QCOMPARE(waiting.get().status, 200);
+  QVERIFY(waitFor([&] { return engine->backends()[0].in_flight == 0; }));
   QCOMPARE(postJson(engine->port(), "/v1/chat/completions", short_chat).status, 200);
 }
 

@@ -19,7 +19,7 @@ class GatewayErrorsTest : public QObject {
   void refusedConnectionIs502AndFailsOver();
   void slowUpstreamIs504();
   void upstreamFailureMidStreamEndsWithAnErrorEvent();
-  void allBackendsAtTheirLimitIs503Busy();
+  void allBackendsAtTheirLimitQueueThenShed429();
   void upstreamErrorsPassThrough();
   void staleKeepAliveIsRetriedOnAFreshConnection();
   void upstreamClosingBeforeAnsweringIs502();
