@@ -420,6 +420,64 @@ absl::Status Engine::setBackendWeight(const std::string& backend, std::optional<
                               [&](upstream::Backend& b) { b.setWeightOverride(weight ? static_cast<int32_t>(*weight) : -1); });
 }
 
+AdmissionStatus Engine::admission() const {
+  AdmissionStatus out;
+  if (!impl_->gateway) return out;
+  auto routes = impl_->gateway->routes();
+  out.enabled = !routes->config.admission().disabled();
+  for (const auto& [model, pool] : routes->pools) {
+    PoolAdmissionStatus p;
+    p.model = model;
+    if (pool.queue) {
+      auto st = pool.queue->stats();
+      p.depth = st.depth;
+      for (int r = 1; r < admission::kDropReasons; ++r) {
+        if (st.drops[r]) p.shed[std::string(admission::dropReasonName(static_cast<admission::DropReason>(r)))] = st.drops[r];
+      }
+      p.service_rate = st.service_rate;
+      p.oldest_wait_seconds = st.oldest_wait_seconds;
+      p.tenants = std::move(st.tenant_counters);
+      p.admitted = st.admitted;
+    }
+    if (pool.degradation) {
+      p.level = pool.degradation->level();
+      p.pinned = pool.degradation->pinned();
+      p.automatic = pool.degradation->automaticLevel();
+    }
+    out.pools.push_back(std::move(p));
+  }
+  if (routes->limiter) {
+    const int64_t now_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                               std::chrono::steady_clock::now().time_since_epoch())
+                               .count();
+    for (auto& u : routes->limiter->usage(now_ns, 20)) {
+      out.limits.push_back({u.scope, u.requests_remaining, u.requests_limit, u.tokens_remaining, u.tokens_limit});
+    }
+    out.rate_limited = routes->limiter->refused();
+  }
+  return out;
+}
+
+absl::Status Engine::pinDegradation(const std::string& model, int level, const std::string& actor) {
+  if (level < -1 || level > admission::kMaxLevel) {
+    return absl::InvalidArgumentError("level must be 0 to 3, or -1 to release the pin");
+  }
+  auto routes = impl_->gateway->routes();
+  const pipeline::PoolRoute* pool = routes->find(model);
+  if (!pool || !pool->degradation) {
+    impl_->audit(actor, "degradation.pin", model, "no such pool", "error");
+    return absl::NotFoundError(common::strCat("no pool serves model \"", model, "\""));
+  }
+  const int before = pool->degradation->level();
+  pool->degradation->pin(level);
+  const std::string detail = level < 0 ? common::strCat("released (level ", before, " -> automatic ",
+                                                        pool->degradation->automaticLevel(), ")")
+                                       : common::strCat("pinned at level ", level, " (was ", before, ")");
+  spdlog::warn("pool {}: degradation {} by {}", model, detail, actor);
+  impl_->audit(actor, "degradation.pin", model, detail, "ok");
+  return absl::OkStatus();
+}
+
 std::string Engine::url() const {
   std::lock_guard lock(impl_->mu);
   return impl_->front ? impl_->front->url() : "";
@@ -492,6 +550,11 @@ EngineTotals Engine::totals() const {
   t.latency_sum_seconds = g.latency_sum_seconds;
   t.ttft_buckets = std::move(g.ttft_buckets);
   t.retries = impl_->gateway->retriesTotal();
+  t.shed = g.shed;
+  t.degraded = g.degraded;
+  for (const auto& [model, pool] : impl_->gateway->routes()->pools) {
+    if (pool.queue) t.queued += pool.queue->waiting();
+  }
   return t;
 }
 
@@ -502,6 +565,8 @@ IntervalStats intervalStats(const EngineTotals& before, const EngineTotals& afte
   const uint64_t errors = after.errors - std::min(after.errors, before.errors);
   s.requests_per_second = static_cast<double>(requests) / seconds;
   s.retries_per_second = static_cast<double>(after.retries - std::min(after.retries, before.retries)) / seconds;
+  s.shed_per_second = static_cast<double>(after.shed - std::min(after.shed, before.shed)) / seconds;
+  s.degraded_per_second = static_cast<double>(after.degraded - std::min(after.degraded, before.degraded)) / seconds;
   s.error_rate = requests ? static_cast<double>(errors) / static_cast<double>(requests) : 0;
   s.latency_mean_seconds =
       requests ? std::max(0.0, after.latency_sum_seconds - before.latency_sum_seconds) / static_cast<double>(requests) : 0;
@@ -558,6 +623,9 @@ std::vector<BackendStatus> Engine::backends() const {
     st.ejections = b->ejectionsTotal();
     st.consecutive_failures = b->consecutiveFailures();
     st.ewma_ms_per_token = b->ewmaMsPerToken();
+    st.concurrency_limit = b->concurrencyLimit();
+    st.limit_learned = b->learnsLimit();
+    st.limit_baseline_ms = b->adaptiveLimit().baselineMs();
     const auto reported = b->reportedLoad();
     if (reported.until_ms > wallClockMs()) {
       st.reported_running = reported.running;

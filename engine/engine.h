@@ -7,6 +7,9 @@
 // drain) are serialized. The engine's own threads never call back.
 #pragma once
 
+#include <array>
+#include <map>
+
 #include <chrono>
 #include <memory>
 #include <optional>
@@ -59,6 +62,36 @@ struct BackendStatus {
   double reported_running = -1;
   double reported_waiting = -1;
   double reported_cache_usage = -1;
+  // Admission's limit for it: max_concurrency where set, else learned (0:
+  // none, admission off).
+  int64_t concurrency_limit = 0;
+  bool limit_learned = false;
+  double limit_baseline_ms = -1;
+};
+
+// Admission control now (Engine::admission()).
+struct PoolAdmissionStatus {
+  std::string model;
+  std::array<uint64_t, 3> depth{};        // critical, standard, sheddable
+  std::map<std::string, uint64_t> shed;   // by drop reason, since start
+  double service_rate = 0;
+  double oldest_wait_seconds = 0;
+  int level = 0;       // in force
+  int pinned = -1;     // -1: automatic
+  int automatic = 0;
+  std::vector<std::pair<std::string, double>> tenants;  // VTC counters, largest first
+  uint64_t admitted = 0;
+};
+struct LimitUsageStatus {
+  std::string scope;
+  double requests_remaining = -1, requests_limit = 0;
+  double tokens_remaining = -1, tokens_limit = 0;
+};
+struct AdmissionStatus {
+  bool enabled = true;
+  std::vector<PoolAdmissionStatus> pools;
+  std::vector<LimitUsageStatus> limits;  // fullest first
+  uint64_t rate_limited = 0;
 };
 
 // How a pool picks, and what it decides on now.
@@ -91,6 +124,9 @@ struct EngineTotals {
   double latency_sum_seconds = 0;
   std::vector<uint64_t> ttft_buckets;
   uint64_t retries = 0;  // re-sent to another backend
+  uint64_t shed = 0;      // turned away by admission (429/503 with a drop reason)
+  uint64_t degraded = 0;  // answered at a degradation level
+  uint64_t queued = 0;    // waiting in the gateway queues now
 };
 
 struct IntervalStats {
@@ -101,6 +137,8 @@ struct IntervalStats {
   double latency_p99_seconds = 0;
   double ttft_p95_seconds = 0;
   double retries_per_second = 0;
+  double shed_per_second = 0;
+  double degraded_per_second = 0;
 };
 
 IntervalStats intervalStats(const EngineTotals& before, const EngineTotals& after);
@@ -173,6 +211,11 @@ class Engine {
   absl::Status setBackendWeight(const std::string& backend, std::optional<uint32_t> weight,
                                 const std::string& actor);
 
+  // Admission: queues, degradation levels, rate-limit scopes.
+  AdmissionStatus admission() const;
+  // Pins a pool's degradation level (0..3), or releases the pin (-1).
+  // NotFound for an unknown model, InvalidArgument for a bad level. Audited.
+  absl::Status pinDegradation(const std::string& model, int level, const std::string& actor);
   // Graceful drain of the whole engine: stop accepting, close idle
   // connections, wait up to `timeout` for requests in flight.
   bool drain(std::chrono::milliseconds timeout);

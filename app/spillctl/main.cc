@@ -43,6 +43,9 @@ Commands:
                                   weighted_random, latency_weighted, least_outstanding,
                                   consistent_hash, prefix_affinity
   events                          automatic ejections and back-offs, with their reasons
+  admission                       queues per class, sheds by reason, degradation levels,
+                                  learned limits, top tenants, rate-limit scopes nearest their limit
+  degrade MODEL LEVEL|auto        pin a pool's degradation level (0-3), or release the pin
   audit                           the audit log (--action PREFIX, --actor NAME, --limit N)
   history SERIES                  recorded points (--minutes N): requests_per_second,
                                   error_rate, latency_p50_seconds, latency_p99_seconds,
@@ -158,6 +161,51 @@ void printPools(const v1::BackendList& l) {
     }
     std::printf("%-24s %-18s %8lld %8lld  %s\n", p.model().c_str(), p.policy().c_str(),
                 static_cast<long long>(p.active_requests()), static_cast<long long>(p.retries_in_progress()), scores.c_str());
+  }
+}
+
+void printAdmission(const v1::AdmissionState& a, const v1::BackendList* backends) {
+  if (!a.enabled()) std::printf("admission is OFF (admission.disabled): requests go straight to the backends\n\n");
+  std::printf("%-24s %8s %8s %9s %9s %10s %7s  %s\n", "POOL", "CRITICAL", "STANDARD", "SHEDDABLE", "RATE/S",
+              "OLDEST", "LEVEL", "SHED BY REASON");
+  for (const auto& p : a.pools()) {
+    uint64_t depth[3] = {0, 0, 0};
+    for (int i = 0; i < p.classes_size() && i < 3; ++i) depth[i] = p.classes(i).depth();
+    std::string shed;
+    for (const auto& [reason, n] : p.shed()) shed += (shed.empty() ? "" : " ") + reason + "=" + std::to_string(n);
+    std::string level = std::to_string(p.degradation_level()) + (p.pinned_level() >= 0 ? " pin" : "");
+    std::printf("%-24s %8llu %8llu %9llu %9.1f %9.1fs %7s  %s\n", p.model().c_str(),
+                static_cast<unsigned long long>(depth[0]), static_cast<unsigned long long>(depth[1]),
+                static_cast<unsigned long long>(depth[2]), p.service_rate(), p.oldest_wait_seconds(), level.c_str(),
+                shed.empty() ? "-" : shed.c_str());
+  }
+  if (backends) {
+    std::printf("\n%-24s %9s %8s %12s\n", "BACKEND", "LIMIT", "IN FLIGHT", "BASELINE");
+    for (const auto& b : backends->backends()) {
+      const std::string limit = b.concurrency_limit() ? std::to_string(b.concurrency_limit()) + (b.limit_learned() ? " learned" : "") : "none";
+      std::printf("%-24s %9s %8lld %10.0fms\n", b.name().c_str(), limit.c_str(), static_cast<long long>(b.in_flight()),
+                  b.limit_baseline_ms() < 0 ? 0.0 : b.limit_baseline_ms());
+    }
+  }
+  bool tenants = false;
+  for (const auto& p : a.pools()) {
+    for (const auto& t : p.tenants()) {
+      if (!tenants) std::printf("\n%-24s %-24s %14s\n", "POOL", "TENANT", "VIRTUAL TOKENS");
+      tenants = true;
+      std::printf("%-24s %-24s %14.0f\n", p.model().c_str(), t.tenant().c_str(), t.virtual_tokens());
+    }
+  }
+  if (!a.limits().empty()) {
+    std::printf("\n%-32s %20s %22s   (%llu refused since the limits were set)\n", "RATE LIMIT SCOPE", "REQUESTS LEFT",
+                "TOKENS LEFT", static_cast<unsigned long long>(a.rate_limited_total()));
+    for (const auto& l : a.limits()) {
+      auto pair = [](double left, double limit) {
+        return limit > 0 ? std::to_string(static_cast<long long>(left)) + "/" + std::to_string(static_cast<long long>(limit))
+                         : std::string("-");
+      };
+      std::printf("%-32s %20s %22s\n", l.scope().c_str(), pair(l.requests_remaining(), l.requests_limit()).c_str(),
+                  pair(l.tokens_remaining(), l.tokens_limit()).c_str());
+    }
   }
 }
 
@@ -396,6 +444,39 @@ int main(int argc, char** argv) {
     if (as_json) std::cout << json(*l);
     else if (cmd == "pools") printPools(*l);
     else printEvents(*l);
+    return 0;
+  }
+  if (cmd == "admission") {
+    auto a = c.getAdmission();
+    if (!a.ok()) return fail(a.status());
+    if (as_json) {
+      std::cout << json(*a);
+      return 0;
+    }
+    auto l = c.listBackends();
+    printAdmission(*a, l.ok() ? &*l : nullptr);
+    return 0;
+  }
+  if (cmd == "degrade") {
+    const std::string level = args.size() > 2 ? args[2] : "";
+    int n = -2;
+    if (level == "auto") n = -1;
+    else if (level.size() == 1 && level[0] >= '0' && level[0] <= '3') n = level[0] - '0';
+    if (sub.empty() || n == -2) return fail(absl::InvalidArgumentError("usage: spillctl degrade MODEL 0|1|2|3|auto"));
+    v1::PinDegradationRequest r;
+    r.set_model(sub);
+    r.set_level(n);
+    auto a = c.pinDegradation(r);
+    if (!a.ok()) return fail(a.status());
+    if (as_json) {
+      std::cout << json(*a);
+      return 0;
+    }
+    for (const auto& p : a->pools()) {
+      if (p.model() != sub) continue;
+      if (p.pinned_level() >= 0) std::printf("%s: degradation pinned at level %d\n", sub.c_str(), p.pinned_level());
+      else std::printf("%s: degradation automatic, level %d now\n", sub.c_str(), p.degradation_level());
+    }
     return 0;
   }
   if (cmd == "balance") {

@@ -110,6 +110,8 @@ class Service final : public v1::ControlPlane::CallbackService {
   SPILLWAY_UNARY(SetBackendWeight, SetBackendWeightRequest, BackendList, Role::kOperator, c.setBackendWeight(*req))
   SPILLWAY_UNARY(QueryHistory, QueryHistoryRequest, HistorySeries, Role::kViewer, c.queryHistory(*req))
   SPILLWAY_UNARY(ListAuditEvents, ListAuditEventsRequest, AuditEventList, Role::kViewer, c.listAuditEvents(*req))
+  SPILLWAY_UNARY(GetAdmission, GetAdmissionRequest, AdmissionState, Role::kViewer, c.getAdmission())
+  SPILLWAY_UNARY(PinDegradation, PinDegradationRequest, AdmissionState, Role::kOperator, c.pinDegradation(*req))
 #undef SPILLWAY_UNARY
 
   grpc::ServerWriteReactor<v1::MetricsSnapshot>* WatchMetrics(grpc::CallbackServerContext* ctx,

@@ -226,6 +226,14 @@ absl::StatusOr<v1::BackendList> GrpcEngineClient::setBackendWeight(const v1::Set
   return impl_->unary<v1::SetBackendWeightRequest, v1::BackendList>(request, &Stub::SetBackendWeight);
 }
 
+absl::StatusOr<v1::AdmissionState> GrpcEngineClient::getAdmission() {
+  return impl_->unary<v1::GetAdmissionRequest, v1::AdmissionState>(v1::GetAdmissionRequest{}, &Stub::GetAdmission);
+}
+
+absl::StatusOr<v1::AdmissionState> GrpcEngineClient::pinDegradation(const v1::PinDegradationRequest& request) {
+  return impl_->unary<v1::PinDegradationRequest, v1::AdmissionState>(request, &Stub::PinDegradation);
+}
+
 absl::StatusOr<v1::HistorySeries> GrpcEngineClient::queryHistory(const v1::QueryHistoryRequest& request) {
   return impl_->unary<v1::QueryHistoryRequest, v1::HistorySeries>(request, &Stub::QueryHistory);
 }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "admission/priority.h"
 #include "config/config_loader.h"
 #include "config/diff.h"
 #include "config/validate.h"
@@ -19,6 +20,43 @@ v1::Config LocalEngineClient::redacted(v1::Config c) {
 }
 
 namespace {
+
+v1::AdmissionState admissionState(Engine& e) {
+  const AdmissionStatus a = e.admission();
+  v1::AdmissionState out;
+  out.set_enabled(a.enabled);
+  for (const auto& p : a.pools) {
+    auto* s = out.add_pools();
+    s->set_model(p.model);
+    for (int c = 0; c < 3; ++c) {
+      auto* q = s->add_classes();
+      q->set_name(std::string(admission::priorityName(static_cast<admission::Priority>(c))));
+      q->set_depth(p.depth[c]);
+    }
+    for (const auto& [reason, n] : p.shed) (*s->mutable_shed())[reason] = n;
+    s->set_service_rate(p.service_rate);
+    s->set_oldest_wait_seconds(p.oldest_wait_seconds);
+    s->set_degradation_level(p.level);
+    s->set_pinned_level(p.pinned);
+    s->set_automatic_level(p.automatic);
+    for (const auto& [tenant, v] : p.tenants) {
+      auto* t = s->add_tenants();
+      t->set_tenant(tenant);
+      t->set_virtual_tokens(v);
+    }
+    s->set_admitted_total(p.admitted);
+  }
+  for (const auto& l : a.limits) {
+    auto* u = out.add_limits();
+    u->set_scope(l.scope);
+    u->set_requests_remaining(l.requests_remaining);
+    u->set_requests_limit(l.requests_limit);
+    u->set_tokens_remaining(l.tokens_remaining);
+    u->set_tokens_limit(l.tokens_limit);
+  }
+  out.set_rate_limited_total(a.rate_limited);
+  return out;
+}
 
 v1::BackendList backendList(Engine& e) {
   v1::BackendList out;
@@ -50,6 +88,9 @@ v1::BackendList backendList(Engine& e) {
     s->set_reported_running(b.reported_running);
     s->set_reported_waiting(b.reported_waiting);
     s->set_reported_cache_usage(b.reported_cache_usage);
+    s->set_concurrency_limit(static_cast<uint32_t>(b.concurrency_limit));
+    s->set_limit_learned(b.limit_learned);
+    s->set_limit_baseline_ms(b.limit_baseline_ms);
   }
   for (const auto& p : e.pools()) {
     auto* s = out.add_pools();
@@ -151,6 +192,13 @@ absl::StatusOr<v1::MetricsSnapshot> LocalEngineClient::snapshot() {
   for (const auto& b : out.backends()) out_of_rotation += b.state() == "ejected" || b.state() == "backing_off";
   addFigure(out, "retries_per_second", "Retries", s.retries_per_second, "req/s");
   addFigure(out, "backends_out", "Ejected / backing off", out_of_rotation, "");
+  // Admission at a glance: waiting now, turned away and degraded per second.
+  *out.mutable_admission() = admissionState(engine_);
+  out.set_shed_total(now.shed);
+  out.set_degraded_total(now.degraded);
+  addFigure(out, "queued", "Queued", static_cast<double>(now.queued), "req");
+  addFigure(out, "shed_per_second", "Shed (429)", s.shed_per_second, "req/s");
+  addFigure(out, "degraded_per_second", "Degraded", s.degraded_per_second, "req/s");
   return out;
 }
 
@@ -256,6 +304,13 @@ absl::StatusOr<v1::BackendList> LocalEngineClient::setBackendWeight(const v1::Se
   if (!request.clear()) weight = request.weight();
   if (auto st = engine_.setBackendWeight(request.name(), weight, actor_); !st.ok()) return st;
   return backendList(engine_);
+}
+
+absl::StatusOr<v1::AdmissionState> LocalEngineClient::getAdmission() { return admissionState(engine_); }
+
+absl::StatusOr<v1::AdmissionState> LocalEngineClient::pinDegradation(const v1::PinDegradationRequest& request) {
+  if (auto st = engine_.pinDegradation(request.model(), request.level(), actor_); !st.ok()) return st;
+  return admissionState(engine_);
 }
 
 absl::StatusOr<v1::HistorySeries> LocalEngineClient::queryHistory(const v1::QueryHistoryRequest& request) {

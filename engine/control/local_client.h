@@ -30,6 +30,8 @@ class LocalEngineClient final : public EngineClient {
   absl::StatusOr<v1::BackendList> setBackendDrained(const std::string& name, bool drained) override;
   absl::StatusOr<v1::BackendList> ejectBackend(const v1::EjectBackendRequest& request) override;
   absl::StatusOr<v1::BackendList> setBackendWeight(const v1::SetBackendWeightRequest& request) override;
+  absl::StatusOr<v1::AdmissionState> getAdmission() override;
+  absl::StatusOr<v1::AdmissionState> pinDegradation(const v1::PinDegradationRequest& request) override;
   absl::StatusOr<v1::HistorySeries> queryHistory(const v1::QueryHistoryRequest& request) override;
   absl::StatusOr<v1::AuditEventList> listAuditEvents(const v1::ListAuditEventsRequest& request) override;
 

@@ -746,6 +746,7 @@ common::Awaitable<bool> Gateway::forward(Worker& w, common::TcpStream& client, c
   if (held && admit && classify(held->status) == upstream::AttemptResult::kBusy) {
     // Still busy after every requeue: shed, never relay the fleet's 503.
     ctx.retry_after_seconds = std::max(held->retry_after_seconds, pool.queue->drainSeconds());
+    pool.queue->countDrop(admission::DropReason::kDeadline);
     shed(ctx, admission::DropReason::kDeadline, pool.model);
     co_return co_await answerError(w, client, ctx, keep_alive);
   }
@@ -797,6 +798,12 @@ void Gateway::complete(Worker& w, pipeline::RequestContext& ctx) {
   w.requests.fetch_add(1, std::memory_order_relaxed);
   if (code >= 500) w.errors.fetch_add(1, std::memory_order_relaxed);
   if (ctx.drop != admission::DropReason::kNone) {
+    // Stages decide these; the queue counts its own (queue_full, deadline,
+    // no_backend) as it decides them.
+    if ((ctx.drop == admission::DropReason::kRateLimited || ctx.drop == admission::DropReason::kDegraded) && ctx.pool &&
+        ctx.pool->queue) {
+      ctx.pool->queue->countDrop(ctx.drop);
+    }
     w.shed.fetch_add(1, std::memory_order_relaxed);
     metrics_->shed.with({model(), std::string(pipeline::priorityName(ctx.caller.priority)),
                          std::string(admission::dropReasonName(ctx.drop))}).inc();
