@@ -25,6 +25,7 @@ namespace spillway::ui {
 
 class OverviewPage;
 class BackendsPage;
+class AdmissionPage;
 class PoliciesPage;
 class FleetPage;
 class AuditPage;
@@ -44,6 +45,7 @@ class MainWindow final : public QMainWindow {
   OverviewPage* overview() { return overview_; }
   BackendsPage* backends() { return backends_; }
   PoliciesPage* policies() { return policies_; }
+  AdmissionPage* admission() { return admission_; }
   FleetPage* fleet() { return fleet_; }
   AuditPage* audit() { return audit_; }
   DrillPage* drill() { return drill_; }
@@ -74,6 +76,7 @@ class MainWindow final : public QMainWindow {
   QStackedWidget* stack_;
   OverviewPage* overview_;
   BackendsPage* backends_;
+  AdmissionPage* admission_;
   PoliciesPage* policies_;
   FleetPage* fleet_;
   DrillPage* drill_;

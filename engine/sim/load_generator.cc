@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdlib>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -39,6 +40,10 @@ using Clock = std::chrono::steady_clock;
 void ClassReport::merge(const ClassReport& o) {
   sent += o.sent;
   ok += o.ok;
+  degraded += o.degraded;
+  retry_after += o.retry_after;
+  output_tokens += o.output_tokens;
+  full_latency.merge(o.full_latency);
   for (const auto& [k, v] : o.errors) errors[k] += v;
   latency.merge(o.latency);
   ttft.merge(o.ttft);
@@ -256,6 +261,7 @@ awaitable<void> oneRequest(Worker& w, size_t phase, size_t cls, Clock::time_poin
   req.set(http::field::host, sh.host_header);
   req.set(http::field::content_type, "application/json");
   if (!c.priority().empty()) req.set("x-spillway-priority", c.priority());
+  if (!c.api_key().empty()) req.set(http::field::authorization, "Bearer " + c.api_key());
   if (!c.session().empty()) {
     std::string s = c.session();
     auto pos = s.find("{n}");
@@ -283,7 +289,11 @@ awaitable<void> oneRequest(Worker& w, size_t phase, size_t cls, Clock::time_poin
   const auto header_at = Clock::now();
   const int status = parser.get().result_int();
   const bool sse = parser.get()[http::field::content_type].find("text/event-stream") != std::string_view::npos;
+  const bool degraded = !parser.get()["x-spillway-degraded"].empty();
+  if ((status == 429 || status == 503) && !parser.get()[http::field::retry_after].empty()) rep.retry_after++;
+  std::string whole;  // a JSON answer's body, for its usage
   bool first_frame = true, saw_done = false;
+  uint64_t frames_seen = 0;
   Clock::time_point last_frame{};
   const uint64_t stall_us = uint64_t{c.expected_itl_ms()} * 10'000;
   std::string pending;
@@ -294,6 +304,7 @@ awaitable<void> oneRequest(Worker& w, size_t phase, size_t cls, Clock::time_poin
     co_await http::async_read_some(conn->stream, conn->buffer, parser, net::redirect_error(use_awaitable, ec));
     if (ec == http::error::need_buffer) ec = {};
     const size_t n = sizeof buf - parser.get().body().size;
+    if (!sse && n > 0 && whole.size() < (1 << 20)) whole.append(buf, n);
     if (sse && n > 0) {
       pending.append(buf, n);
       size_t end;
@@ -308,6 +319,7 @@ awaitable<void> oneRequest(Worker& w, size_t phase, size_t cls, Clock::time_poin
           continue;
         }
         rep.frames++;
+        ++frames_seen;
         if (first_frame) {
           rep.ttft.record(micros(now - scheduled));
           first_frame = false;
@@ -337,6 +349,16 @@ awaitable<void> oneRequest(Worker& w, size_t phase, size_t cls, Clock::time_poin
   } else {
     rep.ok++;
     sh.ok.fetch_add(1, std::memory_order_relaxed);
+    if (degraded) {
+      rep.degraded++;
+    } else {
+      rep.full_latency.record(micros(finished - scheduled));
+    }
+    if (sse) {
+      rep.output_tokens += frames_seen;
+    } else if (auto at = whole.rfind("\"completion_tokens\":"); at != std::string::npos) {
+      rep.output_tokens += std::strtoull(whole.c_str() + at + 20, nullptr, 10);
+    }
   }
   if (parser.keep_alive()) {
     conn->stream.expires_never();
@@ -430,11 +452,15 @@ void writeClass(common::JsonWriter& j, const ClassReport& c) {
   j.key("name").value(c.name);
   j.key("sent").value(c.sent);
   j.key("ok").value(c.ok);
+  j.key("degraded").value(c.degraded);
+  j.key("retry_after").value(c.retry_after);
+  j.key("output_tokens").value(c.output_tokens);
   j.key("errors").beginObject();
   for (const auto& [k, v] : c.errors) j.key(k).value(v);
   j.endObject();
   writeHistogram(j, "latency", c.latency);
   writeHistogram(j, "ttft", c.ttft);
+  writeHistogram(j, "full_latency", c.full_latency);
   writeHistogram(j, "frame_gap", c.frame_gap);
   j.key("frames").value(c.frames);
   j.key("stalls").value(c.stalls);

@@ -24,6 +24,10 @@ struct ClassReport {
   std::string name;
   uint64_t sent = 0;
   uint64_t ok = 0;                         // 2xx with a complete body (and [DONE] for streams)
+  uint64_t degraded = 0;                   // of those, answers marked x-spillway-degraded
+  uint64_t retry_after = 0;                // 429/503 answers that carried Retry-After
+  uint64_t output_tokens = 0;              // generated tokens received (usage, or stream frames)
+  LatencyHistogram full_latency;           // end to end, full (not degraded) answers only, µs
   std::map<std::string, uint64_t> errors;  // "503", "429", "transport", "client_overflow", "incomplete_stream", ...
   LatencyHistogram latency;                // end to end, from scheduled arrival, µs
   LatencyHistogram ttft;                   // first content frame (streams) or first byte, µs

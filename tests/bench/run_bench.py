@@ -9,11 +9,13 @@ Runs, in one go and on loopback only:
   loadgen    what the load generator itself sustains on one core
   scenario   the scenario files in tests/bench/scenarios/ through spillwayd
   balancing  policies side by side on simulated fleets (tests/bench/balancing.py)
+  busy fleet a fleet driven to 3x its capacity, unprotected vs admission vs
+             admission + degradation (tests/bench/busy_fleet.py)
 
 Writes every raw report (JSON) and summary.json / summary.md into --out.
 Usage: tests/bench/run_bench.py [--build build/release] [--out bench-results]
                                 [--rounds 3] [--seconds 2] [--smoke] [--throughput-only]
-                                [--baseline-build DIR] [--balancing-only]
+                                [--baseline-build DIR] [--balancing-only] [--busy-fleet-only]
 --smoke runs everything with a tiny load and checks that the JSON is sane
 (CTest runs it so the suite cannot rot); it asserts nothing about speed.
 """
@@ -188,6 +190,7 @@ def main():
     ap.add_argument("--baseline-build", help="with --throughput-only: also run this build's spillwayd "
                     "(e.g. a checkout of the previous commit) as 'spillway-base', interleaved in the same rounds")
     ap.add_argument("--balancing-only", action="store_true", help="only the balancing benchmarks")
+    ap.add_argument("--busy-fleet-only", action="store_true", help="only the busy-fleet (admission) benchmark")
     args = ap.parse_args()
     if args.smoke:
         args.rounds, args.seconds = 1, 0.3
@@ -215,6 +218,16 @@ def main():
             print(md)
             if args.smoke:
                 balancing.check_sane(summary["balancing"])
+            return
+        if args.busy_fleet_only:
+            import busy_fleet
+            summary["busy_fleet"] = busy_fleet.run_all(b, procs, workdir, args)
+            (b.out / "busy-fleet.json").write_text(json.dumps(summary, indent=2) + "\n")
+            md = busy_fleet.markdown(summary["busy_fleet"])
+            (b.out / "busy-fleet.md").write_text(md)
+            print(md)
+            if args.smoke:
+                busy_fleet.check_sane(summary["busy_fleet"])
             return
         # Upstreams: a fast static server (nginx, 1 worker) and a streaming simulator.
         fast = start_nginx(procs, nginx, workdir, "fast", {"/v1/": "fast"}, 1)
@@ -270,18 +283,22 @@ backends:
         summary["scenarios"] = scenarios(b, f"http://127.0.0.1:{read_listen_port(demo)}", args)
         import balancing
         summary["balancing"] = balancing.run_all(b, procs, workdir, args)
+        import busy_fleet
+        summary["busy_fleet"] = busy_fleet.run_all(b, procs, workdir, args)
     finally:
         procs.stop_all()
         shutil.rmtree(workdir, ignore_errors=True)
 
     (b.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     import balancing
-    md = markdown(summary) + balancing.markdown(summary["balancing"])
+    import busy_fleet
+    md = markdown(summary) + balancing.markdown(summary["balancing"]) + busy_fleet.markdown(summary["busy_fleet"])
     (b.out / "summary.md").write_text(md)
     print(md)
     if args.smoke:
         check_sane(summary)
         balancing.check_sane(summary["balancing"])
+        busy_fleet.check_sane(summary["busy_fleet"])
         print("smoke: JSON sane")
 
 

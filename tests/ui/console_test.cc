@@ -39,6 +39,7 @@
 #include "support/test_config.h"
 #include "support/test_http.h"
 #include "ui/alert_rules.h"
+#include "ui/admission_page.h"
 #include "ui/audit_page.h"
 #include "ui/backends_page.h"
 #include "ui/config_form_model.h"
@@ -856,6 +857,56 @@ void ConsoleTest::figuresFromLaterCapabilitiesBecomeTiles() {
   o->showSnapshot(s);
   QCOMPARE(o->tileText("figure:cache_hit_rate"), "50.0 %");
   QVERIFY(o->alertText().isEmpty());
+}
+
+void ConsoleTest::admissionPageShowsQueuesAndPinsDegradation() {
+  auto* page = window_->admission();
+  window_->showPage(2);
+  QCOMPARE(window_->pageName(2), "Admission");
+  auto snap = client_->snapshot();
+  QVERIFY(snap.ok());
+  page->showSnapshot(*snap);
+  QCOMPARE(page->pools()->rowCount(), 1);
+  QCOMPARE(page->pools()->item(0, 0)->text(), "m");
+  QCOMPARE(page->pools()->item(0, 6)->text(), "0 (automatic)");
+  QCOMPARE(page->limits()->rowCount(), 2);
+  QCOMPARE(page->limits()->item(0, 3)->text(), "learned");  // no max_concurrency: admission learns it
+  QVERIFY(page->bannerText().isEmpty());
+  QCOMPARE(page->depthPoints("critical"), 1);
+  // Overview tiles for the admission figures.
+  window_->overview()->showSnapshot(*snap);
+  QCOMPARE(window_->overview()->tileText("figure:queued"), "0 req");
+
+  // Pin level 3: refused when not confirmed, applied and audited when confirmed.
+  page->pools()->selectRow(0);
+  page->levelBox()->setCurrentIndex(page->levelBox()->findData(3));
+  page->setConfirm([](const QString&) { return false; });
+  page->applyLevel();
+  QCOMPARE(engine_->admission().pools[0].pinned, -1);
+  QString asked;
+  page->setConfirm([&](const QString& q) {
+    asked = q;
+    return true;
+  });
+  page->applyLevel();
+  QCOMPARE(asked, "Pin m at degradation level 3?");
+  QCOMPARE(engine_->admission().pools[0].pinned, 3);
+  QCOMPARE(page->pools()->item(0, 6)->text(), "3 (pinned)");
+  // Sheddable requests now get the emergency answer.
+  auto r = httpRequest(engine_->port(), "POST", "/v1/chat/completions",
+                       R"({"model":"m","messages":[{"role":"user","content":"hi"}]})",
+                       {{"Content-Type", "application/json"}, {"x-spillway-priority", "sheddable"}});
+  QCOMPARE(r.status, 429);
+  QCOMPARE(r.header("x-spillway-degraded"), "3");
+  store::AuditFilter f;
+  f.action_prefix = "degradation.";
+  auto audit = engine_->audit(f);
+  QVERIFY(!audit.empty());
+  QCOMPARE(audit.front().actor, "console-test");
+  // Release: automatic again.
+  page->levelBox()->setCurrentIndex(page->levelBox()->findData(-1));
+  page->applyLevel();
+  QCOMPARE(engine_->admission().pools[0].pinned, -1);
 }
 
 void ConsoleTest::trafficDrillRunsAndStops() {

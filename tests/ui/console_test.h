@@ -40,6 +40,7 @@ class ConsoleTest : public QObject {
   void alertThresholdsAreRemembered();
   void alertBannerShowsOnTheOverview();
   void figuresFromLaterCapabilitiesBecomeTiles();
+  void admissionPageShowsQueuesAndPinsDegradation();
   void trafficDrillRunsAndStops();
   void trafficDrillRunsAScenarioFile();
 

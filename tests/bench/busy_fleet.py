@@ -1,0 +1,216 @@
+"""The busy-fleet benchmark (issue: admission control), run by run_bench.py.
+
+Three simulated inference servers with 8 sequence slots and room for 8
+waiting requests each answer 503 "server busy" beyond that, like a vLLM or
+TGI deployment with a bounded queue. One load, in phases from 0.5x to 3x the
+fleet's capacity with a burst, from five tenants in three priority classes:
+
+  ops      critical   10 %  non-streamed, 100-300 prompt tokens
+  alice    standard   25 %  streamed, 100-300 prompt tokens
+  bob      standard   20 %  streamed, 100-300 prompt tokens
+  greedy   standard   20 %  streamed, 2,000-3,000 prompt tokens (10x the tokens)
+  batch    sheddable  25 %  streamed, 100-300 prompt tokens
+
+is sent, in the same run and to the same simulators, through three gateways:
+
+  unprotected    spillwayd with admission off, round robin, no retries: a
+                 plain proxy (what nginx round robin does), the baseline
+  admission      spillwayd with its defaults (learned limits, the queue, 429
+                 shedding) and the five keys with their classes
+  degradation    the same plus automatic degradation (default answer at
+                 level 1, max_tokens capped at 16 at level 2)
+
+Per gateway and class: full answers, degraded answers, 429 with Retry-After,
+5xx/resets/timeouts, mean and p99 latency of full answers, TTFT, goodput
+(full answers per second) against the fleet's capacity, and tokens served
+per tenant.
+"""
+import hashlib
+import json
+import subprocess
+import time
+from pathlib import Path
+
+SLOTS, WAITING, SIMS = 8, 8, 3
+PREFILL_BASE_MS, PREFILL_US, ITL_MS = 40, 200, 20
+OUT_MIN, OUT_MAX = 24, 48
+
+TENANTS = [
+    # name, class, weight, stream, prompt min, prompt max
+    ("ops", "critical", 10, False, 100, 300),
+    ("alice", "standard", 25, True, 100, 300),
+    ("bob", "standard", 20, True, 100, 300),
+    ("greedy", "standard", 20, True, 2000, 3000),
+    ("batch", "sheddable", 25, True, 100, 300),
+]
+
+
+def service_s(prompt_mean):
+    return (PREFILL_BASE_MS + PREFILL_US * prompt_mean / 1000 + ITL_MS * (OUT_MIN + OUT_MAX) / 2) / 1000
+
+
+def capacity_rps():
+    """Requests per second the fleet sustains with this mix (slots / mean service time)."""
+    total = sum(t[2] for t in TENANTS)
+    mean = sum(t[2] / total * service_s((t[4] + t[5]) / 2) for t in TENANTS)
+    return SIMS * SLOTS / mean
+
+
+def key(name):
+    return f"sk-bench-{name}"
+
+
+def gateway_yaml(kind, sims):
+    lines = ['server: {listen: "127.0.0.1:0", header_timeout_ms: 600000}',
+             "control: {listen: none}"]
+    if kind == "unprotected":
+        lines += ["admission: {disabled: true}",
+                  "upstream: {balancing: {policy: round_robin}, retry: {max_attempts: 1}, max_idle_connections: 1024}"]
+    else:
+        lines += ["upstream: {max_idle_connections: 1024}",
+                  "admission:",
+                  "  critical: {queue_timeout_ms: 10000}",
+                  "  standard: {queue_timeout_ms: 4000}",
+                  "  sheddable: {queue_timeout_ms: 2000}",
+                  "limits:",
+                  "  keys:"]
+        for name, cls, *_ in TENANTS:
+            lines.append(f"    - {{name: {name}, sha256: {hashlib.sha256(key(name).encode()).hexdigest()}, "
+                         f"priority: {cls}}}")
+    if kind == "degradation":
+        lines += ["degradation:",
+                  "  automatic: true",
+                  "  wait_thresholds_ms: [300, 1000, 3000]",
+                  "  min_dwell_ms: 3000",
+                  "  max_tokens_cap: 16",
+                  "  default_answers:",
+                  "    - {model: busy, text: \"The service is busy; here is a short answer for now.\"}"]
+    lines.append("backends:")
+    for name, port in sims:
+        lines.append(f'  - {{name: {name}, url: "http://127.0.0.1:{port}", models: [busy], '
+                     f'health_check: {{path: /healthz}}}}')
+    return "\n".join(lines) + "\n"
+
+
+def scenario(target, phases, seed):
+    lines = [f"target: {target}", "max_connections: 8192", f"seed: {seed}", "drain_timeout_ms: 120000",
+             "threads: 1", "classes:"]
+    for name, cls, weight, stream, pmin, pmax in TENANTS:
+        c = {"name": name, "weight": weight, "model": "busy", "priority": cls, "api_key": key(name),
+             "stream": stream, "prompt_tokens_min": pmin, "prompt_tokens_max": pmax}
+        lines.append("  - " + json.dumps(c))
+    lines.append("phases:")
+    for p in phases:
+        lines.append("  - " + json.dumps(p))
+    return "\n".join(lines) + "\n"
+
+
+def class_row(c, seconds, cap):
+    errors = c["errors"]
+    r429 = errors.get("429", 0)
+    bad = sum(v for k, v in errors.items() if k != "429")
+    full = c["ok"] - c["degraded"]
+    sent = max(1, c["sent"])
+    fl = c["full_latency"]
+    return {"sent": c["sent"], "full": full, "degraded": c["degraded"], "r429": r429,
+            "r429_with_retry_after": c["retry_after"], "failed": bad, "failed_by_kind": {k: v for k, v in errors.items() if k != "429"},
+            "full_pct": round(100 * full / sent, 2), "answered_pct": round(100 * c["ok"] / sent, 2),
+            "mean_ms": round(fl["mean_us"] / 1000, 1), "p99_ms": round(fl["p99_us"] / 1000, 1),
+            "ttft_p50_ms": round(c["ttft"]["p50_us"] / 1000, 1), "ttft_p99_ms": round(c["ttft"]["p99_us"] / 1000, 1),
+            "goodput_rps": round(full / seconds, 2), "output_tokens": c["output_tokens"]}
+
+
+def run_all(b, procs, workdir, args):
+    from balancing import start_sim, wait_idle
+    from run_bench import read_listen_port
+    smoke = args.smoke
+    cap = capacity_rps()
+    scale = 0.1 if smoke else 1.0
+    phases = [{"name": "0.5x", "duration_ms": int(8000 * scale), "rate": round(0.5 * cap, 2)},
+              {"name": "1x", "duration_ms": int(8000 * scale), "rate": round(1.0 * cap, 2)},
+              {"name": "2x", "duration_ms": int(8000 * scale), "rate": round(2.0 * cap, 2)},
+              {"name": "burst-4x", "duration_ms": int(2000 * scale), "rate": round(4.0 * cap, 2)},
+              {"name": "3x", "duration_ms": int(12000 * scale), "rate": round(3.0 * cap, 2)}]
+    total_s = sum(p["duration_ms"] for p in phases) / 1000
+    sims = []
+    for i in range(SIMS):
+        _, port = start_sim(procs, b.spillwayd, [
+            "--profile", "default", "--model", "busy", "--prefill-base-ms", str(PREFILL_BASE_MS),
+            "--prefill-per-token-us", str(PREFILL_US), "--inter-token-ms", str(ITL_MS),
+            "--max-num-seqs", str(SLOTS), "--max-waiting", str(WAITING),
+            "--min-output-tokens", str(OUT_MIN), "--max-output-tokens", str(OUT_MAX)])
+        sims.append((f"sim{i}", port))
+    out = {"definition": {"sims": SIMS, "slots": SLOTS, "waiting": WAITING, "itl_ms": ITL_MS,
+                          "output_tokens": [OUT_MIN, OUT_MAX], "capacity_rps": round(cap, 2),
+                          "phases": phases, "tenants": [list(t) for t in TENANTS]},
+           "gateways": {}}
+    for kind in ["unprotected", "admission", "degradation"]:
+        wait_idle([p for _, p in sims])
+        cfg = Path(workdir) / f"busy-{kind}.yaml"
+        cfg.write_text(gateway_yaml(kind, sims))
+        gw = procs.start([b.spillwayd, "--config", str(cfg), "--log-level", "error"])
+        port = read_listen_port(gw)
+        b.runs += 1
+        path = b.out / f"{b.runs:03d}-busy-fleet-{kind}.json"
+        scen = b.out / f"{b.runs:03d}-busy-fleet-{kind}.yaml"
+        scen.write_text(scenario(f"http://127.0.0.1:{port}", phases, 11))
+        subprocess.run([b.bench, "--quiet", "--scenario", str(scen), "--json", str(path)], check=True,
+                       stdout=subprocess.DEVNULL)
+        r = json.loads(path.read_text())
+        rows = {c["name"]: class_row(c, total_s, cap) for c in r["classes"]}
+        overall = class_row(r["overall"], total_s, cap)
+        by_class = {}
+        for name, cls, *_ in TENANTS:
+            agg = by_class.setdefault(cls, {"sent": 0, "full": 0, "degraded": 0, "r429": 0, "failed": 0})
+            for k in agg:
+                agg[k] += rows[name][k]
+        # The overloaded phases alone: goodput against capacity where demand exceeds it.
+        over = {}
+        for ph in r["phases"]:
+            if ph["name"] in ("2x", "burst-4x", "3x"):
+                o = ph["report"]
+                for k in ("sent", "ok", "degraded"):
+                    over[k] = over.get(k, 0) + o[k]
+                over["errors"] = over.get("errors", 0) + sum(v for e, v in o["errors"].items() if e != "429")
+                over["seconds"] = over.get("seconds", 0) + ph["duration_s"]
+        over_goodput = (over["ok"] - over["degraded"]) / over["seconds"] if over.get("seconds") else 0
+        out["gateways"][kind] = {"tenants": rows, "classes": by_class, "overall": overall,
+                                 "overload_goodput_rps": round(over_goodput, 2),
+                                 "overload_goodput_pct_of_capacity": round(100 * over_goodput / cap, 1),
+                                 "overload_failed": over.get("errors", 0)}
+        gw.terminate()
+        gw.wait(timeout=30)
+    return out
+
+
+def markdown(s):
+    d = s["definition"]
+    lines = ["", "## Busy fleet (admission control)", "",
+             f"{d['sims']} simulators x {d['slots']} slots (+{d['waiting']} waiting, then 503); capacity "
+             f"{d['capacity_rps']} req/s for this mix. Phases: " +
+             ", ".join(f"{p['name']} {p['duration_ms'] / 1000:g}s" for p in d["phases"]) + ".", "",
+             "| gateway | sent | full | degraded | 429 (with Retry-After) | 5xx/reset/timeout | full % | answered % "
+             "| mean ms | p99 ms | goodput under overload (% of capacity) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for kind, g in s["gateways"].items():
+        o = g["overall"]
+        lines.append(f"| {kind} | {o['sent']} | {o['full']} | {o['degraded']} | {o['r429']} ({o['r429_with_retry_after']}) "
+                     f"| {o['failed']} | {o['full_pct']} | {o['answered_pct']} | {o['mean_ms']} | {o['p99_ms']} "
+                     f"| {g['overload_goodput_rps']} ({g['overload_goodput_pct_of_capacity']} %) |")
+    lines += ["", "Per tenant (class): full / degraded / 429 / failed, p99 of full answers, tokens received:", "",
+              "| gateway | " + " | ".join(f"{t[0]} ({t[1]})" for t in d["tenants"]) + " |",
+              "|---|" + "---|" * len(d["tenants"])]
+    for kind, g in s["gateways"].items():
+        cells = []
+        for t in d["tenants"]:
+            r = g["tenants"][t[0]]
+            cells.append(f"{r['full']}/{r['degraded']}/{r['r429']}/{r['failed']}, {r['p99_ms']} ms, {r['output_tokens']} tok")
+        lines.append(f"| {kind} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def check_sane(s):
+    for kind, g in s["gateways"].items():
+        o = g["overall"]
+        assert o["sent"] > 0, kind
+        assert o["full"] + o["degraded"] + o["r429"] + o["failed"] == o["sent"], (kind, o)

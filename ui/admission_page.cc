@@ -1,0 +1,260 @@
+#include "ui/admission_page.h"
+
+#include <QChart>
+#include <QChartView>
+#include <QComboBox>
+#include <QGridLayout>
+#include <QHBoxLayout>
+#include <QHeaderView>
+#include <QLabel>
+#include <QLineSeries>
+#include <QMessageBox>
+#include <QPushButton>
+#include <QTableWidget>
+#include <QValueAxis>
+#include <QVBoxLayout>
+
+#include "ui/text.h"
+
+namespace spillway::ui {
+
+namespace {
+
+constexpr int kWindowSeconds = 120;
+const char* kClasses[] = {"critical", "standard", "sheddable"};
+
+QTableWidget* table(const QStringList& headers, QWidget* parent) {
+  auto* t = new QTableWidget(0, static_cast<int>(headers.size()), parent);
+  t->setHorizontalHeaderLabels(headers);
+  t->verticalHeader()->setVisible(false);
+  t->setEditTriggers(QAbstractItemView::NoEditTriggers);
+  t->setSelectionBehavior(QAbstractItemView::SelectRows);
+  t->setSelectionMode(QAbstractItemView::SingleSelection);
+  t->horizontalHeader()->setStretchLastSection(true);
+  return t;
+}
+
+void setRow(QTableWidget* t, int row, const QStringList& cells) {
+  for (int c = 0; c < cells.size(); ++c) {
+    auto* item = t->item(row, c);
+    if (!item) {
+      item = new QTableWidgetItem;
+      t->setItem(row, c, item);
+    }
+    if (item->text() != cells[c]) item->setText(cells[c]);
+  }
+}
+
+QChart* chart(const QString& title, const QString& unit, QValueAxis** x, QValueAxis** y) {
+  auto* c = new QChart;
+  c->setTitle(title);
+  c->legend()->setAlignment(Qt::AlignBottom);
+  c->setMargins(QMargins(4, 4, 4, 4));
+  *x = new QValueAxis;
+  *y = new QValueAxis;
+  (*x)->setLabelFormat("%.0f");
+  (*x)->setTitleText(QObject::tr("seconds"));
+  (*y)->setTitleText(unit);
+  c->addAxis(*x, Qt::AlignBottom);
+  c->addAxis(*y, Qt::AlignLeft);
+  return c;
+}
+
+void append(QLineSeries* s, double x, double y) {
+  s->append(x, y);
+  while (s->count() > kWindowSeconds + 1) s->remove(0);
+}
+
+void fitAxes(QValueAxis* x, QValueAxis* y, const std::vector<QLineSeries*>& lines, double now_s) {
+  double top = 1;
+  for (auto* s : lines) {
+    for (const QPointF& p : s->points()) top = std::max(top, p.y());
+  }
+  x->setRange(std::max(0.0, now_s - kWindowSeconds), std::max(10.0, now_s));
+  y->setRange(0, top * 1.15);
+}
+
+}  // namespace
+
+AdmissionPage::AdmissionPage(control::EngineClient& client, QWidget* parent)
+    : QWidget(parent), client_(client), banner_(new QLabel(this)) {
+  confirm_ = [this](const QString& question) {
+    return QMessageBox::question(this, tr("Confirm"), question) == QMessageBox::Yes;
+  };
+  auto* v = new QVBoxLayout(this);
+  banner_->setObjectName("admission-banner");
+  banner_->setWordWrap(true);
+  banner_->setStyleSheet("QLabel { background: #b3261e; color: white; padding: 6px; border-radius: 4px; }");
+  banner_->hide();
+  v->addWidget(banner_);
+
+  auto* charts = new QHBoxLayout;
+  depth_chart_ = chart(tr("Queued requests by class"), tr("requests"), &depth_x_, &depth_y_);
+  for (int c = 0; c < 3; ++c) {
+    depth_[c] = new QLineSeries;
+    depth_[c]->setName(kClasses[c]);
+    depth_chart_->addSeries(depth_[c]);
+    depth_[c]->attachAxis(depth_x_);
+    depth_[c]->attachAxis(depth_y_);
+  }
+  wait_chart_ = chart(tr("Oldest queued request by pool"), tr("seconds"), &wait_x_, &wait_y_);
+  for (QChart* c : {depth_chart_, wait_chart_}) {
+    auto* view = new QChartView(c, this);
+    view->setRenderHint(QPainter::Antialiasing);
+    view->setMinimumHeight(190);
+    charts->addWidget(view);
+  }
+  v->addLayout(charts);
+
+  v->addWidget(new QLabel(tr("<b>Pools</b> — the gateway queue and degradation level of each model"), this));
+  pools_ = table({tr("Pool"), tr("Critical"), tr("Standard"), tr("Sheddable"), tr("Served/s"), tr("Oldest wait"),
+                  tr("Level"), tr("Shed by reason")},
+                 this);
+  pools_->setObjectName("admission-pools");
+  v->addWidget(pools_, 2);
+  auto* pin = new QHBoxLayout;
+  pin->addWidget(new QLabel(tr("Degradation level of the selected pool:"), this));
+  level_ = new QComboBox(this);
+  level_->setObjectName("degradation-level");
+  level_->addItem(tr("automatic"), -1);
+  level_->addItem(tr("0 — normal"), 0);
+  level_->addItem(tr("1 — default answers"), 1);
+  level_->addItem(tr("2 — shorter answers / fallback model"), 2);
+  level_->addItem(tr("3 — emergency: busy page"), 3);
+  auto* apply = new QPushButton(tr("Pin"), this);
+  apply->setObjectName("degradation-apply");
+  apply->setToolTip(tr("Pins the level for the selected pool (automatic releases the pin); audited"));
+  connect(apply, &QPushButton::clicked, this, &AdmissionPage::applyLevel);
+  pin->addWidget(level_);
+  pin->addWidget(apply);
+  pin->addStretch(1);
+  v->addLayout(pin);
+
+  auto* lower = new QGridLayout;
+  lower->addWidget(new QLabel(tr("<b>Backend limits</b> — learned or configured, against requests in flight"), this), 0, 0);
+  limits_ = table({tr("Backend"), tr("Limit"), tr("In flight"), tr("Source"), tr("Unloaded wait")}, this);
+  limits_->setObjectName("admission-limits");
+  lower->addWidget(limits_, 1, 0);
+  lower->addWidget(new QLabel(tr("<b>Top tenants</b> — tokens served (fairness counters)"), this), 0, 1);
+  tenants_ = table({tr("Pool"), tr("Tenant"), tr("Virtual tokens")}, this);
+  tenants_->setObjectName("admission-tenants");
+  lower->addWidget(tenants_, 1, 1);
+  lower->addWidget(new QLabel(tr("<b>Rate limits</b> — scopes nearest their limit"), this), 0, 2);
+  rate_limits_ = table({tr("Scope"), tr("Requests left"), tr("Tokens left")}, this);
+  rate_limits_->setObjectName("admission-rate-limits");
+  lower->addWidget(rate_limits_, 1, 2);
+  v->addLayout(lower, 2);
+}
+
+QString AdmissionPage::bannerText() const { return banner_->isVisible() ? banner_->text() : QString(); }
+
+int AdmissionPage::depthPoints(const QString& cls) const {
+  for (int c = 0; c < 3; ++c) {
+    if (cls == kClasses[c]) return static_cast<int>(depth_[c]->count());
+  }
+  return 0;
+}
+
+void AdmissionPage::showSnapshot(const v1::MetricsSnapshot& s) {
+  if (s.ts_ms() == last_ts_ms_) return;
+  last_ts_ms_ = s.ts_ms();
+  if (!first_ts_ms_) first_ts_ms_ = s.ts_ms();
+  const double x = static_cast<double>(s.ts_ms() - first_ts_ms_) / 1000.0;
+  const auto& a = s.admission();
+  uint64_t depth[3] = {0, 0, 0};
+  for (const auto& p : a.pools()) {
+    for (int c = 0; c < p.classes_size() && c < 3; ++c) depth[c] += p.classes(c).depth();
+    auto& line = wait_[qs(p.model())];
+    if (!line) {
+      line = new QLineSeries;
+      line->setName(qs(p.model()));
+      wait_chart_->addSeries(line);
+      line->attachAxis(wait_x_);
+      line->attachAxis(wait_y_);
+    }
+    append(line, x, p.oldest_wait_seconds());
+  }
+  for (int c = 0; c < 3; ++c) append(depth_[c], x, static_cast<double>(depth[c]));
+  fitAxes(depth_x_, depth_y_, {depth_[0], depth_[1], depth_[2]}, x);
+  std::vector<QLineSeries*> waits;
+  for (auto& [name, line] : wait_) waits.push_back(line);
+  fitAxes(wait_x_, wait_y_, waits, x);
+
+  showAdmission(a);
+
+  limits_->setRowCount(s.backends_size());
+  for (int i = 0; i < s.backends_size(); ++i) {
+    const auto& b = s.backends(i);
+    const QString limit = b.concurrency_limit() ? QString::number(b.concurrency_limit()) : tr("none");
+    const QString source = !b.concurrency_limit() ? tr("—") : b.limit_learned() ? tr("learned") : tr("max_concurrency");
+    const QString baseline = b.limit_learned() && b.limit_baseline_ms() >= 0
+                                 ? QString("%1 ms").arg(b.limit_baseline_ms(), 0, 'f', 0)
+                                 : tr("—");
+    setRow(limits_, i, {qs(b.name()), limit, QString::number(b.in_flight()), source, baseline});
+  }
+}
+
+void AdmissionPage::showAdmission(const v1::AdmissionState& a) {
+  if (!a.enabled()) {
+    banner_->setText(tr("Admission control is off (admission.disabled): requests go straight to the backends, and a "
+                        "full fleet answers its own 503s."));
+    banner_->show();
+  } else {
+    banner_->hide();
+  }
+  pools_->setRowCount(a.pools_size());
+  int tenant_rows = 0;
+  for (const auto& p : a.pools()) tenant_rows += p.tenants_size();
+  tenants_->setRowCount(tenant_rows);
+  int t = 0;
+  for (int i = 0; i < a.pools_size(); ++i) {
+    const auto& p = a.pools(i);
+    QStringList cells{qs(p.model())};
+    for (int c = 0; c < 3; ++c) cells << QString::number(c < p.classes_size() ? p.classes(c).depth() : 0);
+    cells << QString::number(p.service_rate(), 'f', 1) << QString("%1 s").arg(p.oldest_wait_seconds(), 0, 'f', 1);
+    cells << (p.pinned_level() >= 0 ? tr("%1 (pinned)").arg(p.pinned_level())
+                                    : tr("%1 (automatic)").arg(p.degradation_level()));
+    QStringList shed;
+    std::map<std::string, uint64_t> sorted(p.shed().begin(), p.shed().end());
+    for (const auto& [reason, n] : sorted) shed << QString("%1 %2").arg(qs(reason)).arg(n);
+    cells << (shed.isEmpty() ? tr("none") : shed.join(", "));
+    setRow(pools_, i, cells);
+    for (const auto& tu : p.tenants()) {
+      setRow(tenants_, t++, {qs(p.model()), qs(tu.tenant()), QString::number(tu.virtual_tokens(), 'f', 0)});
+    }
+  }
+  rate_limits_->setRowCount(a.limits_size());
+  for (int i = 0; i < a.limits_size(); ++i) {
+    const auto& l = a.limits(i);
+    auto pair = [](double left, double limit) {
+      return limit > 0 ? QString("%1 / %2").arg(left, 0, 'f', 0).arg(limit, 0, 'f', 0) : QString("—");
+    };
+    setRow(rate_limits_, i, {qs(l.scope()), pair(l.requests_remaining(), l.requests_limit()),
+                             pair(l.tokens_remaining(), l.tokens_limit())});
+  }
+}
+
+void AdmissionPage::applyLevel() {
+  const int row = pools_->currentRow();
+  if (row < 0 || !pools_->item(row, 0)) {
+    emit message(tr("Select a pool first"));
+    return;
+  }
+  const QString pool = pools_->item(row, 0)->text();
+  const int level = level_->currentData().toInt();
+  const QString question = level < 0 ? tr("Release the degradation pin of %1 (automatic levels again)?").arg(pool)
+                                     : tr("Pin %1 at degradation level %2?").arg(pool).arg(level);
+  if (!confirm_(question)) return;
+  v1::PinDegradationRequest r;
+  r.set_model(pool.toStdString());
+  r.set_level(level);
+  auto a = client_.pinDegradation(r);
+  if (!a.ok()) {
+    emit message(tr("Degradation of %1 not changed: %2").arg(pool, qs(a.status().message())));
+    return;
+  }
+  showAdmission(*a);
+  emit message(level < 0 ? tr("%1: degradation automatic").arg(pool) : tr("%1: degradation pinned at level %2").arg(pool).arg(level));
+}
+
+}  // namespace spillway::ui
