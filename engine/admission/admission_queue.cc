@@ -154,10 +154,19 @@ common::Awaitable<AdmissionQueue::Ticket> AdmissionQueue::acquire(balance::Balan
   std::vector<WaiterPtr> wake;
   {
     std::lock_guard lock(mu_);
-    // Shed at once what cannot make its deadline at the current rate: the
-    // requests ahead of it are those of its class and the ones above.
+    // Shed at once what cannot make its deadline at the current rate. Ahead
+    // of it: every request of the classes above, and in its own class about
+    // its tenant's share — fairness serves the backlogged tenants in turn,
+    // so a tenant with a long backlog waits for it, not for everyone's.
     size_t ahead = 0;
-    for (int c = 0; c <= w->cls; ++c) ahead += classes_[c].size;
+    for (int c = 0; c < w->cls; ++c) ahead += classes_[c].size;
+    {
+      const Class& own = classes_[w->cls];
+      auto it = own.tenants.find(std::string(ask.tenant));
+      const size_t mine = it == own.tenants.end() ? 0 : it->second.waiting.size();
+      const size_t tenants = own.backlogged.size() + (mine == 0 ? 1 : 0);
+      ahead += std::min(own.size, (mine + 1) * tenants);
+    }
     const double rate = rate_.load(std::memory_order_relaxed);
     const double left = std::chrono::duration<double>(ask.deadline - now).count();
     DropReason refuse = DropReason::kNone;

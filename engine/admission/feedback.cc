@@ -21,7 +21,7 @@ void AdmissionFeedback::onComplete(const pipeline::RequestContext& ctx) {
       if (ctx.output_tokens > 0) limit.onTokenRate(total / ctx.output_tokens);
       waiting = std::max(0.0, total - ctx.output_tokens * limit.fastestMsPerToken());
     }
-    limit.onSample(waiting, ctx.in_flight_at_dispatch);
+    limit.onSample(waiting, ctx.in_flight_at_dispatch, total);
   }
   if (ctx.pool && ctx.pool->queue) ctx.pool->queue->chargeOutput(ctx.caller.priority, ctx.caller.tenant, ctx.output_tokens);
   if (!ctx.token_charge.buckets.empty()) {

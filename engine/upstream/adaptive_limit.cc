@@ -67,9 +67,10 @@ void AdaptiveLimit::onTokenRate(double ms_per_token) {
   }
 }
 
-void AdaptiveLimit::onSample(double waiting_ms, int64_t in_flight) {
+void AdaptiveLimit::onSample(double waiting_ms, int64_t in_flight, double total_ms) {
   if (!(waiting_ms >= 0)) return;
   std::lock_guard lock(mu_);
+  if (total_ms >= 0) mean_total_ms_ = mean_total_ms_ <= 0 ? total_ms : 0.9 * mean_total_ms_ + 0.1 * total_ms;
   if (probing_) {
     // Only requests dispatched at the probe's concurrency measure an
     // unloaded server; the ones still draining from before do not.
@@ -94,11 +95,14 @@ void AdaptiveLimit::onSample(double waiting_ms, int64_t in_flight) {
   round_min_ = round_min_ < 0 ? waiting_ms : std::min(round_min_, waiting_ms);
   if (in_flight >= static_cast<int64_t>(current)) round_saturated_ = true;
   if (++round_n_ < std::max<uint32_t>(4, current)) return;
-  if (round_min_ > baseline_ * settings_.tolerance + kSlackMs) {
+  const double slack = std::max(kSlackMs, 0.5 * mean_total_ms_ / current);
+  if (!round_saturated_) {
+    // Not filled: nothing learned about the limit.
+  } else if (round_min_ > baseline_ * settings_.tolerance + slack) {
     slow_start_ = false;
     cuts_.fetch_add(1, std::memory_order_relaxed);
     setLimit(current > 1 ? current - 1 : 1);
-  } else if (round_saturated_) {
+  } else {
     setLimit(slow_start_ ? current * 2 : current + 1);
   }
   round_n_ = 0;

@@ -10,16 +10,20 @@
 //     total less output_tokens × the backend's fastest recent time per token.
 //     A server's own queue shows up there, whatever the answer's length.
 //   - The baseline is the waiting time of an unloaded server, measured as
-//     Envoy does: in a probe the limit drops to `probe_limit` (2) until four
+//     Envoy does: in a probe the limit drops to `probe_limit` (2) until eight
 //     requests dispatched at that concurrency have finished; the smallest of
 //     their waits is the baseline, and the limit goes back where it was.
 //     The first probe runs at start, then one every 2,000 samples (about 1 %
 //     of the backend's throughput). Any smaller wait lowers it meanwhile.
-//   - Every round (the limit's worth of samples, at least 4): when even the
-//     quickest request of the round waited longer than baseline × tolerance
-//     + 5 ms, the server is queueing every request → limit − 1; otherwise,
-//     when the limit was reached during the round → limit + 1 (doubling
-//     until the first cut: a slow start).
+//   - Every round (the limit's worth of samples, at least 4) in which the
+//     limit was reached: when even the quickest request of the round waited
+//     longer than baseline × tolerance + slack, the server is queueing every
+//     request → limit − 1; otherwise → limit + 1 (doubling until the first
+//     cut: a slow start). The slack is half the time one slot turns over
+//     (mean request time / limit, at least 5 ms): a server that queues
+//     delays each request by about that much, scheduling noise by less.
+//     Rounds below the limit change nothing: a server we do not fill
+//     cannot be queueing because of us, and long prompts are not load.
 //   - A 429/503 before any byte (the server said it is full) multiplies the
 //     limit by backoff_ratio at once, at most once per 100 ms.
 // Why not a gradient on latency alone: an LLM request's latency varies 100×
@@ -53,8 +57,9 @@ class AdaptiveLimit {
   uint32_t limit() const { return limit_.load(std::memory_order_relaxed); }
 
   // A finished request: `waiting_ms` as described above, `in_flight` the
-  // backend's requests in flight when it was dispatched (this one included).
-  void onSample(double waiting_ms, int64_t in_flight);
+  // backend's requests in flight when it was dispatched (this one
+  // included), `total_ms` its whole time at the backend.
+  void onSample(double waiting_ms, int64_t in_flight, double total_ms);
   // Time per output token of a finished request (ms), for the generation
   // time estimate of non-streams.
   void onTokenRate(double ms_per_token);
@@ -68,7 +73,7 @@ class AdaptiveLimit {
   bool probing() const;
 
   static constexpr uint32_t kProbeLimit = 2;
-  static constexpr uint32_t kProbeSamples = 4;
+  static constexpr uint32_t kProbeSamples = 8;
   static constexpr uint32_t kProbeEvery = 2000;
 
  private:
@@ -89,6 +94,7 @@ class AdaptiveLimit {
   uint32_t since_probe_ = 0;   // GUARDED_BY(mu_)
   uint32_t round_n_ = 0;       // GUARDED_BY(mu_)
   double round_min_ = -1;      // GUARDED_BY(mu_)
+  double mean_total_ms_ = 0;   // GUARDED_BY(mu_): EWMA of request time at the backend
   bool round_saturated_ = false;  // GUARDED_BY(mu_)
   int64_t last_overload_ms_ = -1000000;  // GUARDED_BY(mu_)
   double tok_now_ = -1, tok_prev_ = -1;  // GUARDED_BY(mu_): windowed min ms/token

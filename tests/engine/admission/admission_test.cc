@@ -241,19 +241,21 @@ void AdmissionTest::learnedLimitConvergesFromAboveAndBelow() {
     for (int i = 0; i < 6000; ++i) {
       const uint32_t limit = l.limit();
       const double queued = limit > n_slots ? (limit - n_slots) * service_ms / n_slots : 0;
-      l.onSample(prefill(rng) + queued, limit);
+      l.onSample(prefill(rng) + queued, limit, prefill(rng) + queued + service_ms);
     }
-    // Ends at the slot count, or one above it probing for more.
-    QVERIFY2(l.limit() >= n_slots && l.limit() <= n_slots + 1,
+    // Ends at the slot count or just above it (one or two requests waiting
+    // in the server's queue keep its slots busy: harmless, and where the
+    // noise of long prompts hides a short wait); never below it.
+    QVERIFY2(l.limit() >= n_slots && l.limit() <= n_slots + 2,
              qPrintable(QString("from %1: limit %2").arg(initial).arg(l.limit())));
-    QVERIFY(l.baselineMs() >= 100 && l.baselineMs() < 130);
+    QVERIFY2(l.baselineMs() >= 100 && l.baselineMs() < 200, qPrintable(QString::number(l.baselineMs())));
   }
 }
 
 void AdmissionTest::learnedLimitCutsOnOverloadOncePerBurst() {
   upstream::AdaptiveLimit l;
   l.configure({8, 1, 256, 2.0, 0.5});
-  for (int i = 0; i < 4; ++i) l.onSample(10, 1);  // the start-up probe ends
+  for (int i = 0; i < 8; ++i) l.onSample(10, 1, 100);  // the start-up probe ends
   QVERIFY(!l.probing());
   QCOMPARE(l.limit(), 8u);
   l.onOverload(1000);
@@ -266,6 +268,23 @@ void AdmissionTest::learnedLimitCutsOnOverloadOncePerBurst() {
   l.onOverload(1600);
   QCOMPARE(l.limit(), 1u);  // never below min
   QCOMPARE(l.cuts(), uint64_t{4});
+}
+
+void AdmissionTest::learnedLimitIgnoresSlowRequestsBelowTheLimit() {
+  // Light load with long prompts mixed in (slow first tokens that are not
+  // queueing): the limit stays where it was.
+  upstream::AdaptiveLimit l;
+  l.configure({8, 1, 256, 2.0, 0.75});
+  for (int i = 0; i < 8; ++i) l.onSample(60, 1, 800);  // probe: 60 ms unloaded
+  std::mt19937 rng(3);
+  for (int i = 0; i < 1500; ++i) l.onSample(rng() % 2 ? 60 : 600, 1 + rng() % 4, 1200);
+  QCOMPARE(l.limit(), 8u);
+  QCOMPARE(l.cuts(), uint64_t{0});
+  // Scheduling noise of a few ms on a full backend is not queueing either:
+  // the slack is half a slot's turnover (800 ms / 8 / 2 = 50 ms).
+  for (int i = 0; i < 64; ++i) l.onSample(60 * 2 + 40, 8, 800);
+  QCOMPARE(l.cuts(), uint64_t{0});
+  QVERIFY(l.limit() > 8u);
 }
 
 void AdmissionTest::queueServesClassesInStrictPriority() {
@@ -346,6 +365,10 @@ void AdmissionTest::queueShedsWhatCannotMeetItsDeadline() {
   QCOMPARE(h.got.back().tag, std::string("hopeless"));
   QCOMPARE(h.got.back().ticket.dropped, DropReason::kDeadline);
   QCOMPARE(h.got.back().ticket.retry_after_seconds, 3u);  // (8 + 1) / 4, rounded up
+  // Another tenant is not behind t's backlog (fairness takes turns): it
+  // waits, with about one of t's requests ahead of it.
+  h.ask("light", Priority::kStandard, "other", 0, std::chrono::milliseconds(1500));
+  QCOMPARE(h.got.back().tag, std::string("hopeless"));
   // A critical request does not count the standard ones ahead of it.
   h.ask("crit", Priority::kCritical, "t", 0, std::chrono::milliseconds(1500));
   QCOMPARE(h.got.back().tag, std::string("hopeless"));

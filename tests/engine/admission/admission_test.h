@@ -20,6 +20,7 @@ class AdmissionTest : public QObject {
   void keysResolveTenantAndPriority();
   void learnedLimitConvergesFromAboveAndBelow();
   void learnedLimitCutsOnOverloadOncePerBurst();
+  void learnedLimitIgnoresSlowRequestsBelowTheLimit();
   void queueServesClassesInStrictPriority();
   void queueSharesFairlyByTokensBetweenTenants();
   void queueShedsLowestClassWhenFull();
