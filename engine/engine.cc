@@ -454,6 +454,11 @@ AdmissionStatus Engine::admission() const {
       out.limits.push_back({u.scope, u.requests_remaining, u.requests_limit, u.tokens_remaining, u.tokens_limit});
     }
     out.rate_limited = routes->limiter->refused();
+    if (const auto* redis = routes->limiter->redis()) {
+      out.redis_configured = true;
+      out.redis_up = redis->up();
+      out.redis_fallbacks = routes->limiter->fallbacks();
+    }
   }
   return out;
 }

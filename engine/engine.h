@@ -92,6 +92,9 @@ struct AdmissionStatus {
   std::vector<PoolAdmissionStatus> pools;
   std::vector<LimitUsageStatus> limits;  // fullest first
   uint64_t rate_limited = 0;
+  bool redis_configured = false;
+  bool redis_up = false;
+  uint64_t redis_fallbacks = 0;
 };
 
 // How a pool picks, and what it decides on now.

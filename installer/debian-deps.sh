@@ -12,11 +12,13 @@ packages=(
   libprotobuf-dev protobuf-compiler
   libabsl-dev libyaml-cpp-dev libsimdjson-dev libspdlog-dev
   libsqlite3-dev libmimalloc-dev
-  libgrpc++-dev protobuf-compiler-grpc
+  libgrpc++-dev protobuf-compiler-grpc libhiredis-dev
   # console and Qt Test
   qt6-base-dev qt6-charts-dev libqt6opengl6-dev qtkeychain-qt6-dev libsecret-1-0
   # tests: real clients and validators, a display for the console
   curl openssl prometheus xvfb xauth
+  # tests: a real Redis for the shared rate limiter (started by the tests themselves)
+  redis-server
   # tests: a real Secret Service keyring on a private bus (tests/ui/with_keyring.sh)
   gnome-keyring dbus-daemon libglib2.0-bin
   # benchmarks: nginx as the reference proxy, python3 runs the suite

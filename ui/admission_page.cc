@@ -199,6 +199,11 @@ void AdmissionPage::showAdmission(const v1::AdmissionState& a) {
     banner_->setText(tr("Admission control is off (admission.disabled): requests go straight to the backends, and a "
                         "full fleet answers its own 503s."));
     banner_->show();
+  } else if (a.redis_configured() && !a.redis_up()) {
+    banner_->setText(tr("Shared rate limits: Redis does not answer. Each replica enforces its limits on its own until "
+                        "it is back (%1 local decisions so far).")
+                         .arg(a.redis_fallbacks_total()));
+    banner_->show();
   } else {
     banner_->hide();
   }

@@ -11,6 +11,8 @@
 #include <memory>
 #include <vector>
 
+#include "admission/redis_limiter.h"
+
 namespace spillway::admission {
 
 class Gcra {
@@ -35,6 +37,10 @@ class Gcra {
   // True when the bucket is full (nothing to remember).
   bool idle(int64_t now_ns) const { return tat_.load(std::memory_order_relaxed) <= now_ns; }
   double amount() const { return amount_; }
+  int64_t periodNs() const { return period_ns_; }
+  // A decision for a bucket whose backlog (TAT - now) is `backlog_ns`
+  // (a decision made elsewhere: Redis).
+  Decision describeBacklog(int64_t backlog_ns, bool allowed) const { return describe(backlog_ns, 0, allowed, 0); }
 
  private:
   Decision describe(int64_t tat, int64_t now_ns, bool allowed, double cost) const;
@@ -45,10 +51,13 @@ class Gcra {
 };
 
 // Token buckets a request was charged at admission, corrected by its real
-// usage when it ends.
+// usage when it ends: local buckets, and the same buckets in Redis when the
+// decision was made there.
 struct TokenCharge {
   std::vector<std::shared_ptr<Gcra>> buckets;
   double tokens = 0;  // charged so far
+  std::shared_ptr<RedisLimiter> redis;
+  std::vector<RedisLimiter::Bucket> redis_buckets;
 };
 
 }  // namespace spillway::admission

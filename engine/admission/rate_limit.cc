@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "common/strings.h"
+#include "common/url.h"
 #include "pipeline/identify.h"
 #include "pipeline/request_context.h"
 
@@ -48,7 +49,20 @@ RateLimiter::RateLimiter(const v1::Limits& limits) : limits_(limits) {
   empty_ = !hasLimit(limits.global()) && !hasLimit(limits.per_key()) && !hasLimit(limits.per_client_ip()) &&
            !hasLimit(limits.per_model()) && !hasLimit(limits.per_key_model());
   for (const auto& k : limits.keys()) empty_ = empty_ && !hasLimit(k.limits());
+  if (!limits.redis().address().empty()) {
+    RedisLimiter::Settings rs;
+    auto hp = common::parseHostPort(limits.redis().address());  // validated
+    if (hp.ok()) {
+      rs.host = hp->host;
+      rs.port = hp->port;
+    }
+    rs.key_prefix = limits.redis().key_prefix();
+    rs.timeout = std::chrono::milliseconds(limits.redis().timeout_ms());
+    redis_ = std::make_shared<RedisLimiter>(rs);
+  }
 }
+
+RateLimiter::~RateLimiter() = default;
 
 RateLimiter::Buckets RateLimiter::lookup(Scope& s, std::string_view name, const v1::RateLimit& limit, int64_t now_ns) {
   std::lock_guard lock(s.mu);
@@ -66,50 +80,88 @@ RateLimiter::Buckets RateLimiter::lookup(Scope& s, std::string_view name, const 
 RateLimiter::Result RateLimiter::check(const Ask& ask, int64_t now_ns) {
   Result r;
   if (empty_) return r;
-  // Every bucket that applies, requests first.
-  std::vector<Buckets> all;
+  // Every bucket that applies, with its name in Redis.
+  struct Applied {
+    std::string scope;
+    Buckets b;
+  };
+  std::vector<Applied> all;
   all.reserve(5);
-  all.push_back(global_);
+  all.push_back({"g", global_});
   if (!ask.key.empty()) {
     const v1::RateLimit& kl = ask.key_limits && hasLimit(*ask.key_limits) ? *ask.key_limits : per_key_.limit;
-    if (hasLimit(kl)) all.push_back(lookup(per_key_, ask.key, kl, now_ns));
+    if (hasLimit(kl)) all.push_back({common::strCat("k:", ask.key), lookup(per_key_, ask.key, kl, now_ns)});
     if (hasLimit(per_key_model_.limit)) {
-      all.push_back(lookup(per_key_model_, common::strCat(ask.key, "/", ask.model), per_key_model_.limit, now_ns));
+      const std::string name = common::strCat(ask.key, "/", ask.model);
+      all.push_back({"km:" + name, lookup(per_key_model_, name, per_key_model_.limit, now_ns)});
     }
   }
-  if (hasLimit(per_ip_.limit) && !ask.client_ip.empty()) all.push_back(lookup(per_ip_, ask.client_ip, per_ip_.limit, now_ns));
-  if (hasLimit(per_model_.limit)) all.push_back(lookup(per_model_, ask.model, per_model_.limit, now_ns));
-
-  struct Taken {
-    Gcra* g;
+  if (hasLimit(per_ip_.limit) && !ask.client_ip.empty()) {
+    all.push_back({common::strCat("ip:", ask.client_ip), lookup(per_ip_, ask.client_ip, per_ip_.limit, now_ns)});
+  }
+  if (hasLimit(per_model_.limit)) {
+    all.push_back({common::strCat("m:", ask.model), lookup(per_model_, ask.model, per_model_.limit, now_ns)});
+  }
+  struct One {
+    std::shared_ptr<Gcra> g;
+    std::string key;
     double cost;
+    bool tokens;
   };
-  std::vector<Taken> taken;
+  std::vector<One> ones;
+  for (const auto& a : all) {
+    if (a.b.rps) ones.push_back({a.b.rps, a.scope + ":rps", 1, false});
+    if (a.b.rpm) ones.push_back({a.b.rpm, a.scope + ":rpm", 1, false});
+    if (a.b.tpm) ones.push_back({a.b.tpm, a.scope + ":tpm", ask.tokens, true});
+  }
   auto note = [&](bool tokens, const Gcra::Decision& d) {
     bool& has = tokens ? r.has_tokens : r.has_requests;
     Gcra::Decision& best = tokens ? r.tokens : r.requests;
     if (!has || d.remaining < best.remaining) best = d;
     has = true;
   };
-  auto take = [&](const std::shared_ptr<Gcra>& g, double cost, bool tokens) {
-    if (!g || !r.allowed) return;
-    Gcra::Decision d = g->take(cost, now_ns);
-    note(tokens, d);
+
+  if (redis_) {
+    std::vector<RedisLimiter::Bucket> buckets;
+    for (const auto& o : ones) buckets.push_back({o.key, o.g->amount(), o.g->periodNs() / 1000, o.cost});
+    if (auto shared = redis_->take(buckets)) {
+      if (!shared->allowed) {
+        r.allowed = false;
+        r.retry_after_seconds = shared->retry_after_seconds;
+        note(ones[shared->denied].tokens, ones[shared->denied].g->describeBacklog(
+                                             static_cast<int64_t>(ones[shared->denied].g->periodNs()), false));
+        refused_.fetch_add(1, std::memory_order_relaxed);
+        return r;
+      }
+      for (size_t i = 0; i < ones.size(); ++i) {
+        // This replica's own share, kept locally too: what the operator
+        // sees, and where a fallback starts from.
+        ones[i].g->adjust(ones[i].cost, now_ns);
+        const int64_t backlog = i < shared->backlog_us.size() ? static_cast<int64_t>(shared->backlog_us[i] * 1000) : 0;
+        note(ones[i].tokens, ones[i].g->describeBacklog(backlog, true));
+        if (ones[i].tokens) r.charge.redis_buckets.push_back(buckets[i]);
+      }
+      r.charge.redis = redis_;
+      r.charge.tokens = ask.tokens;
+      return r;
+    }
+    fallbacks_.fetch_add(1, std::memory_order_relaxed);  // Redis did not answer: decide here
+  }
+
+  std::vector<std::pair<Gcra*, double>> taken;
+  for (const auto& o : ones) {
+    Gcra::Decision d = o.g->take(o.cost, now_ns);
+    note(o.tokens, d);
     if (!d.allowed) {
       r.allowed = false;
       r.retry_after_seconds = d.retry_after_seconds;
-      return;
+      break;
     }
-    taken.push_back({g.get(), cost});
-    if (tokens) r.charge.buckets.push_back(g);
-  };
-  for (const auto& b : all) {
-    take(b.rps, 1, false);
-    take(b.rpm, 1, false);
-    take(b.tpm, ask.tokens, true);
+    taken.emplace_back(o.g.get(), o.cost);
+    if (o.tokens) r.charge.buckets.push_back(o.g);
   }
   if (!r.allowed) {
-    for (const auto& t : taken) t.g->adjust(-t.cost, now_ns);  // all or nothing
+    for (const auto& [g, cost] : taken) g->adjust(-cost, now_ns);  // all or nothing
     r.charge = {};
     refused_.fetch_add(1, std::memory_order_relaxed);
   } else {
@@ -120,8 +172,13 @@ RateLimiter::Result RateLimiter::check(const Ask& ask, int64_t now_ns) {
 
 void RateLimiter::reconcile(const TokenCharge& charge, double actual_tokens, int64_t now_ns) {
   const double delta = actual_tokens - charge.tokens;
-  if (delta == 0 || charge.buckets.empty()) return;
+  if (delta == 0) return;
   for (const auto& g : charge.buckets) g->adjust(delta, now_ns);
+  if (charge.redis && !charge.redis_buckets.empty()) {
+    std::vector<RedisLimiter::Bucket> adjust = charge.redis_buckets;
+    for (auto& b : adjust) b.cost = delta;
+    charge.redis->adjust(adjust);
+  }
 }
 
 std::vector<RateLimiter::Usage> RateLimiter::usage(int64_t now_ns, size_t n) const {

@@ -28,6 +28,7 @@ namespace spillway::admission {
 class RateLimiter {
  public:
   explicit RateLimiter(const v1::Limits& limits);
+  ~RateLimiter();
   const v1::Limits& limits() const { return limits_; }
   bool empty() const { return empty_; }
 
@@ -57,6 +58,10 @@ class RateLimiter {
   };
   std::vector<Usage> usage(int64_t now_ns, size_t n) const;
   uint64_t refused() const { return refused_.load(std::memory_order_relaxed); }
+  // The shared limiter (limits.redis), or null.
+  const RedisLimiter* redis() const { return redis_.get(); }
+  // Decisions made locally because Redis did not answer.
+  uint64_t fallbacks() const { return fallbacks_.load(std::memory_order_relaxed); }
 
  private:
   struct Buckets {
@@ -74,7 +79,9 @@ class RateLimiter {
   bool empty_ = true;
   Buckets global_;
   Scope per_key_, per_ip_, per_model_, per_key_model_;
+  std::shared_ptr<RedisLimiter> redis_;
   std::atomic<uint64_t> refused_{0};
+  std::atomic<uint64_t> fallbacks_{0};
 };
 
 class RateLimitStage final : public pipeline::Stage {

@@ -165,6 +165,11 @@ std::vector<ConfigError> validate(const v1::Config& c, const SourceMap* sources,
       ck.fail(p + ".priority", common::strCat("must be \"critical\", \"standard\" or \"sheddable\", got \"", k.priority(), "\""));
     }
   }
+  if (const auto& ra = c.limits().redis().address(); !ra.empty()) {
+    auto hp = common::parseHostPort(ra);
+    if (!hp.ok()) ck.fail("limits.redis.address", std::string(hp.status().message()));
+    else if (hp->port == 0) ck.fail("limits.redis.address", "needs a port, e.g. \"127.0.0.1:6379\"");
+  }
   const auto& dg = c.degradation();
   if (dg.wait_thresholds_ms_size() > 3) ck.fail("degradation.wait_thresholds_ms", "at most three thresholds (levels 1 to 3)");
   for (int i = 0; i < dg.wait_thresholds_ms_size(); ++i) {
@@ -345,6 +350,8 @@ void applyDefaults(v1::Config& c) {
   if (ll->backoff_ratio() == 0) ll->set_backoff_ratio(0.75);
   auto* lim = c.mutable_limits();
   if (lim->default_max_tokens() == 0) lim->set_default_max_tokens(256);
+  if (lim->redis().key_prefix().empty()) lim->mutable_redis()->set_key_prefix("spillway:rl:");
+  if (lim->redis().timeout_ms() == 0) lim->mutable_redis()->set_timeout_ms(50);
   for (auto& k : *lim->mutable_keys()) {
     if (k.priority().empty()) k.set_priority("standard");
   }

@@ -55,6 +55,9 @@ v1::AdmissionState admissionState(Engine& e) {
     u->set_tokens_limit(l.tokens_limit);
   }
   out.set_rate_limited_total(a.rate_limited);
+  out.set_redis_configured(a.redis_configured);
+  out.set_redis_up(a.redis_up);
+  out.set_redis_fallbacks_total(a.redis_fallbacks);
   return out;
 }
 

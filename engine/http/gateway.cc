@@ -331,6 +331,26 @@ Gateway::Gateway(RouteTablePtr routes, size_t workers, metrics::Registry& regist
         return out;
       }));
   gauges_.push_back(registry.scopedCallbackGauge(
+      "spillway_ratelimit_redis_up",
+      "1 while the shared rate limiter's Redis answers, 0 while limits are enforced locally instead (absent "
+      "without limits.redis).",
+      {}, [this] {
+        std::vector<std::pair<metrics::Labels, double>> out;
+        auto routes = this->routes();
+        if (routes->limiter && routes->limiter->redis()) out.push_back({{}, routes->limiter->redis()->up() ? 1.0 : 0.0});
+        return out;
+      }));
+  gauges_.push_back(registry.scopedCallbackGauge(
+      "spillway_ratelimit_local_fallbacks",
+      "Rate-limit decisions made locally because Redis did not answer, since the limits were set.", {}, [this] {
+        std::vector<std::pair<metrics::Labels, double>> out;
+        auto routes = this->routes();
+        if (routes->limiter && routes->limiter->redis()) {
+          out.push_back({{}, static_cast<double>(routes->limiter->fallbacks())});
+        }
+        return out;
+      }));
+  gauges_.push_back(registry.scopedCallbackGauge(
       "spillway_degradation_level", "The pool's degradation level now (0-3; an operator's pin or automatic).",
       {"model", "source"}, [this] {
         std::vector<std::pair<metrics::Labels, double>> out;

@@ -1,0 +1,77 @@
+// Rate-limit buckets in Redis, so several spillwayd replicas enforce one
+// limit instead of N times it. Each decision is one Lua script run
+// atomically by Redis: GCRA over every bucket the request touches, all or
+// nothing, on Redis's own clock (TIME), so replicas need no clock agreement.
+// Usage corrections (tokens known at the end) are a second script.
+//
+// Client: hiredis (Debian's libhiredis), the reference C client — small,
+// synchronous with timeouts, no event loop of its own to integrate. Calls
+// block the calling worker thread for one loopback round trip (about 50–150
+// µs); connections are pooled, one per concurrent caller.
+//
+// Failure: when Redis does not answer within the timeout (or refuses), the
+// call returns nullopt and the caller decides locally; the limiter is then
+// "down" (metric, warning, console banner) and retries a connection at most
+// once a second, returning to Redis as soon as it answers.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+struct redisContext;
+
+namespace spillway::admission {
+
+class RedisLimiter {
+ public:
+  struct Settings {
+    std::string host = "127.0.0.1";
+    uint16_t port = 6379;
+    std::string key_prefix = "spillway:rl:";
+    std::chrono::milliseconds timeout{50};
+  };
+  explicit RedisLimiter(Settings settings);
+  ~RedisLimiter();
+  RedisLimiter(const RedisLimiter&) = delete;
+  RedisLimiter& operator=(const RedisLimiter&) = delete;
+
+  struct Bucket {
+    std::string key;       // without the prefix
+    double amount = 0;     // units per period (the bucket's size)
+    int64_t period_us = 0;
+    double cost = 0;
+  };
+  struct Result {
+    bool allowed = false;
+    size_t denied = 0;                  // index of the refusing bucket
+    double retry_after_seconds = 0;     // when refused
+    std::vector<double> backlog_us;     // per bucket when allowed: TAT - now after the take
+  };
+  // One all-or-nothing decision; nullopt when Redis could not be asked.
+  std::optional<Result> take(const std::vector<Bucket>& buckets);
+  // Adds (or gives back) `cost` of each bucket, best effort.
+  void adjust(const std::vector<Bucket>& buckets);
+
+  bool up() const { return up_.load(std::memory_order_relaxed); }
+  uint64_t failures() const { return failures_.load(std::memory_order_relaxed); }
+  const Settings& settings() const { return settings_; }
+
+ private:
+  redisContext* acquire();            // a pooled or new connection; null when Redis is down
+  void release(redisContext* c, bool ok);
+  void markDown(const std::string& why);
+
+  const Settings settings_;
+  std::mutex mu_;
+  std::vector<redisContext*> idle_;                // GUARDED_BY(mu_)
+  std::chrono::steady_clock::time_point retry_at_;  // GUARDED_BY(mu_): no new connection before
+  std::atomic<bool> up_{true};
+  std::atomic<uint64_t> failures_{0};
+};
+
+}  // namespace spillway::admission

@@ -1,0 +1,122 @@
+#include "shared_limits_test.h"
+
+#include <QProcess>
+#include <QStandardPaths>
+#include <QTemporaryDir>
+#include <QtTest>
+
+#include <chrono>
+
+#include "admission/redis_limiter.h"
+#include "engine.h"
+#include "support/test_config.h"
+#include "support/test_http.h"
+
+using namespace spillway;
+using namespace spillway::testing;
+
+namespace {
+
+// A redis-server of its own on a free loopback port, no persistence.
+class RedisServer {
+ public:
+  bool start(uint16_t port = 0) {
+    const QString exe = QStandardPaths::findExecutable("redis-server");
+    if (exe.isEmpty()) {
+      error_ = "redis-server not found (installer/debian-deps.sh installs it)";
+      return false;
+    }
+    port_ = port ? port : closedPort();
+    proc_.setProgram(exe);
+    proc_.setArguments({"--port", QString::number(port_), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                        "--dir", dir_.path(), "--loglevel", "warning"});
+    proc_.start();
+    if (!proc_.waitForStarted(10000)) {
+      error_ = "redis-server did not start";
+      return false;
+    }
+    admission::RedisLimiter probe({"127.0.0.1", port_, "probe:", std::chrono::milliseconds(200)});
+    // Answers once it listens; each failed try waits out the limiter's 1 s retry.
+    const bool ok = waitFor([&] { return probe.take({{"x", 1, 1000000, 0}}).has_value(); }, 20s);
+    if (!ok) error_ = "redis-server did not answer";
+    return ok;
+  }
+  void kill() {
+    proc_.kill();
+    proc_.waitForFinished(10000);
+  }
+  ~RedisServer() { kill(); }
+  uint16_t port() const { return port_; }
+  const QString& error() const { return error_; }
+
+ private:
+  QTemporaryDir dir_;
+  QProcess proc_;
+  uint16_t port_ = 0;
+  QString error_;
+};
+
+std::unique_ptr<Engine> start(uint16_t redis_port, const std::string& limit) {
+  const std::string extra = "limits:\n  redis: {address: \"127.0.0.1:" + std::to_string(redis_port) +
+                            "\", timeout_ms: 200}\n  global: " + limit + "\n";
+  auto e = Engine::start(configFromYaml(engineYaml(kTwoInstantSims, extra)), EngineOptions{"", "test", false});
+  if (!e.ok()) qFatal("engine start failed: %s", std::string(e.status().message()).c_str());
+  return std::move(*e);
+}
+
+const std::string kChat = R"({"model":"m","max_tokens":400,"messages":[{"role":"user","content":"hi"}]})";
+
+}  // namespace
+
+void SharedLimitsTest::twoEnginesShareOneLimit() {
+  RedisServer redis;
+  QVERIFY2(redis.start(), qPrintable(redis.error()));
+  // 1,000 tokens a minute: two requests of ~400 fit, then one more every 24 s.
+  auto a = start(redis.port(), "{tokens_per_minute: 1000}");
+  auto b = start(redis.port(), "{tokens_per_minute: 1000}");
+  const auto t0 = std::chrono::steady_clock::now();
+  int ok = 0, limited = 0;
+  for (int i = 0; i < 6; ++i) {
+    auto r = postJson((i % 2 ? a : b)->port(), "/v1/chat/completions", kChat);
+    if (r.status == 200) ++ok;
+    if (r.status == 429) {
+      ++limited;
+      QCOMPARE(r.header("x-spillway-drop-reason"), "rate_limited");
+      QVERIFY(!r.header("retry-after").empty());
+      QVERIFY(!r.header("x-ratelimit-remaining-tokens").empty());
+    }
+  }
+  const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  QCOMPARE(ok + limited, 6);
+  // One limit for both (two engines on their own would let four through).
+  QVERIFY2(ok >= 2 && ok <= 2 + static_cast<int>(elapsed / 24), qPrintable(QString("%1 allowed").arg(ok)));
+  QVERIFY(a->admission().redis_up);
+  QCOMPARE(a->admission().redis_fallbacks, uint64_t{0});
+}
+
+void SharedLimitsTest::fallsBackWhenRedisDiesAndReturns() {
+  RedisServer redis;
+  QVERIFY2(redis.start(), qPrintable(redis.error()));
+  auto e = start(redis.port(), "{requests_per_minute: 1000}");
+  QCOMPARE(postJson(e->port(), "/v1/chat/completions", kChat).status, 200);
+  QVERIFY(e->metricsText().find("spillway_ratelimit_redis_up 1") != std::string::npos);
+
+  redis.kill();
+  for (int i = 0; i < 3; ++i) {
+    auto r = postJson(e->port(), "/v1/chat/completions", kChat);
+    QCOMPARE(r.status, 200);  // limited locally meanwhile, never an error
+  }
+  QVERIFY(!e->admission().redis_up);
+  QVERIFY(e->admission().redis_fallbacks >= 3);
+  QVERIFY(e->metricsText().find("spillway_ratelimit_redis_up 0") != std::string::npos);
+
+  RedisServer again;
+  QVERIFY2(again.start(redis.port()), qPrintable(again.error()));
+  // Back to Redis within about a second (the limiter's retry interval).
+  QVERIFY(waitFor([&] {
+    postJson(e->port(), "/v1/chat/completions", kChat);
+    return e->admission().redis_up;
+  }));
+}
+
+QTEST_APPLESS_MAIN(SharedLimitsTest)
