@@ -18,6 +18,13 @@
 
 #include "common/process.h"
 #include "common/url.h"
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+
+#include "admission/admission_queue.h"
+#include "admission/gcra.h"
+#include "admission/rate_limit.h"
+#include "admission/redis_limiter.h"
 #include "balance/balancer.h"
 #include "balance/random.h"
 #include "sim/load_generator.h"
@@ -129,6 +136,119 @@ int runPick(const std::string& json_file, unsigned iterations) {
   return 0;
 }
 
+// Admission's costs on one thread (medians of 5 reps): a GCRA decision, a
+// rate-limit check over three scopes, a request through the gateway queue
+// (enqueued behind a full backend, then dispatched when a slot frees), and,
+// with --redis, the shared limiter's round trip (p50/p99).
+int runAdmission(const std::string& json_file, unsigned iterations, const std::string& redis) {
+  using Clock = std::chrono::steady_clock;
+  auto median = [](std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+  };
+  auto ns = [](Clock::duration d, unsigned n) { return std::chrono::duration<double, std::nano>(d).count() / n; };
+  // GCRA: one bucket that never refuses (huge), so every call does the full update.
+  std::vector<double> gcra, check, queue;
+  for (int rep = 0; rep < 5; ++rep) {
+    admission::Gcra g(1e12, 60'000'000'000);
+    const auto t0 = Clock::now();
+    int64_t now = 1;
+    for (unsigned i = 0; i < iterations; ++i) g.take(1, now += 1000);
+    gcra.push_back(ns(Clock::now() - t0, iterations));
+
+    v1::Limits limits;
+    limits.mutable_global()->set_requests_per_second(1000000000);
+    limits.mutable_per_key()->set_requests_per_minute(1000000000);
+    limits.mutable_per_model()->set_tokens_per_minute(4000000000000ull);
+    admission::RateLimiter rl(limits);
+    admission::RateLimiter::Ask ask;
+    ask.key = "tenant-a";
+    ask.model = "m";
+    ask.tokens = 300;
+    const auto t1 = Clock::now();
+    for (unsigned i = 0; i < iterations; ++i) rl.check(ask, now += 1000);
+    check.push_back(ns(Clock::now() - t1, iterations));
+
+    // The queue: one backend with one slot, held; each request waits, then
+    // gets the slot handed over by dispatch() when the previous one frees it.
+    boost::asio::io_context io;
+    v1::Backend bc;
+    bc.set_name("b");
+    bc.set_weight(1);
+    bc.set_max_concurrency(1);
+    std::vector<upstream::BackendPtr> pool{std::make_shared<upstream::Backend>(1, bc, common::Url{}, "")};
+    v1::Balancing bs;
+    bs.set_policy(v1::LEAST_OUTSTANDING);
+    auto lb = std::move(*balance::makeBalancer(balance::effectiveBalancing(bs, {}), 1));
+    admission::AdmissionQueue q;
+    pool[0]->tryAcquire();  // the slot is taken: every request below queues
+    const unsigned n = std::max(1u, iterations / 10);
+    unsigned done = 0;
+    const auto t2 = Clock::now();
+    for (unsigned i = 0; i < n; ++i) {
+      admission::AdmissionQueue::Ask a;
+      a.tenant = i % 2 ? "a" : "b";
+      a.input_tokens = 100;
+      a.deadline = Clock::now() + std::chrono::hours(1);
+      boost::asio::co_spawn(
+          io.get_executor(),
+          [&, a]() -> common::Awaitable<void> {
+            auto t = co_await q.acquire(*lb, pool, a);
+            if (t.backend) ++done;
+          },
+          boost::asio::detached);
+      io.poll();  // enqueued behind the held slot
+      pool[0]->release();
+      q.dispatch(*lb, pool);  // hands the slot to the waiter
+      io.poll();              // the waiter wakes with it
+      io.restart();
+    }
+    queue.push_back(ns(Clock::now() - t2, n));
+    if (done != n) {
+      std::cerr << "spillway-bench admission: " << done << " of " << n << " waiters were served\n";
+      return 1;
+    }
+  }
+  std::printf("gcra decision           %8.1f ns\n", median(gcra));
+  std::printf("rate-limit check (3)    %8.1f ns\n", median(check));
+  std::printf("queue admit + dispatch  %8.1f ns   (enqueue behind a full backend, dispatch on release, wake)\n",
+              median(queue));
+  std::string json = "{\"gcra_ns\": " + std::to_string(median(gcra)) +
+                     ", \"rate_limit_check_ns\": " + std::to_string(median(check)) +
+                     ", \"queue_admit_dispatch_ns\": " + std::to_string(median(queue));
+  if (!redis.empty()) {
+    auto hp = common::parseHostPort(redis);
+    if (!hp.ok()) {
+      std::cerr << "spillway-bench admission: --redis: " << hp.status().message() << "\n";
+      return 2;
+    }
+    admission::RedisLimiter r({hp->host, hp->port, "bench:", std::chrono::milliseconds(1000)});
+    std::vector<admission::RedisLimiter::Bucket> buckets{{"g:rps", 1e9, 1000000, 1}, {"k:a:rpm", 1e9, 60000000, 1},
+                                                        {"m:m:tpm", 1e12, 60000000, 300}};
+    std::vector<double> us;
+    const unsigned n = std::max(100u, iterations / 100);
+    for (unsigned i = 0; i < n; ++i) {
+      const auto t = Clock::now();
+      if (!r.take(buckets)) {
+        std::cerr << "spillway-bench admission: Redis at " << redis << " did not answer\n";
+        return 1;
+      }
+      us.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t).count());
+    }
+    std::sort(us.begin(), us.end());
+    const double p50 = us[us.size() / 2], p99 = us[us.size() * 99 / 100];
+    std::printf("redis limiter take      p50 %6.1f us   p99 %6.1f us   (3 buckets, loopback)\n", p50, p99);
+    json += ", \"redis_take_p50_us\": " + std::to_string(p50) + ", \"redis_take_p99_us\": " + std::to_string(p99);
+  }
+  json += "}\n";
+  if (!json_file.empty()) {
+    std::ofstream out(json_file);
+    out << json;
+    if (!out) return 1;
+  }
+  return 0;
+}
+
 // Parses a subcommand's flags (argv[1] is its name). Returns an exit code
 // when the program should stop (--help: 0, a bad flag: 2).
 std::optional<int> parseSubcommand(const char* name, const po::options_description& o, int argc, char** argv) {
@@ -171,12 +291,24 @@ int main(int argc, char** argv) {
     return runPick(json_file, std::max(1u, iterations));
   }
 
+  if (argc > 1 && std::string(argv[1]) == "admission") {
+    po::options_description o("spillway-bench admission: time admission control's decisions\n\nOptions");
+    std::string json_file, redis;
+    unsigned iterations = 200000;
+    o.add_options()("help,h", "show this help")("json", po::value(&json_file), "write the numbers as JSON to FILE")(
+        "iterations", po::value(&iterations)->default_value(iterations), "decisions per measurement")(
+        "redis", po::value(&redis), "HOST:PORT of a Redis to time the shared limiter against");
+    if (auto code = parseSubcommand("admission", o, argc, argv)) return *code;
+    return runAdmission(json_file, std::max(10u, iterations), redis);
+  }
+
   po::options_description opts(
       "spillway-bench: load generator for OpenAI-compatible servers\n\n"
       "Usage: spillway-bench --scenario FILE [--target URL] [--json FILE]\n"
       "       spillway-bench --target URL --model M (--rate R | --concurrency C) [options]\n"
       "       spillway-bench idle --target URL --connections N --hold-ms MS\n"
-      "       spillway-bench pick [--json FILE]   (balancing policies' pick cost)\n\nOptions");
+      "       spillway-bench pick [--json FILE]   (balancing policies' pick cost)\n"
+      "       spillway-bench admission [--json FILE] [--redis HOST:PORT]   (admission's decision costs)\n\nOptions");
   std::string scenario_file, target, json_file, model, endpoint = "chat";
   double rate = 0;
   unsigned concurrency = 0, duration_ms = 5000, threads = 1, max_tokens = 0, prompt_tokens = 8, itl = 0,

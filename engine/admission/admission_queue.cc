@@ -137,6 +137,14 @@ common::Awaitable<AdmissionQueue::Ticket> AdmissionQueue::acquire(balance::Balan
     if (pick.outcome == balance::PickOutcome::kPicked) {
       admitted_.fetch_add(1, std::memory_order_relaxed);
       ticket.backend = std::move(pick.backend);
+      // Service counts for fairness however it was given: a tenant that
+      // got in while nobody waited is charged too.
+      if (ask.input_tokens > 0) {
+        std::lock_guard lock(mu_);
+        Class& c = classes_[static_cast<int>(ask.priority)];
+        pruneTenants(c);
+        c.tenants[std::string(ask.tenant)].counter += settings_.input_weight * ask.input_tokens;
+      }
       co_return ticket;
     }
     if (pick.outcome == balance::PickOutcome::kNoHealthyBackend && (!ask.pick.skip.empty() || !canRecover(backends))) {

@@ -25,7 +25,7 @@ std::string sha256Hex(std::string_view data) {
 
 AuthenticateStage::AuthenticateStage(const v1::Config& config) {
   const auto& limits = config.limits();
-  required_ = limits.require_key() || limits.keys_size() > 0;
+  required_ = limits.require_key();
   for (const auto& k : limits.keys()) {
     keys_[k.sha256()] = Key{k.name(), parsePriority(k.priority()).value_or(Priority::kStandard), k.limits()};
   }

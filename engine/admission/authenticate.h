@@ -1,9 +1,9 @@
 // Authenticate: who the caller is for admission. The bearer token is hashed
 // (SHA-256) and looked up among limits.keys; a known key gives the tenant
 // name and the priority class (x-spillway-priority may only lower it). With
-// keys required, a missing or unknown key is answered 401 in OpenAI's
-// shape. Without keys (open access, the default) the tenant is the client's
-// address. Also sets the request's queue deadline: its class's
+// limits.require_key, a missing or unknown key is answered 401 in OpenAI's
+// shape; otherwise (open access, the default) such a caller's tenant is its
+// client address. Also sets the request's queue deadline: its class's
 // queue_timeout_ms, shortened (never extended) by x-spillway-timeout-ms.
 #pragma once
 

@@ -43,6 +43,7 @@ void ClassReport::merge(const ClassReport& o) {
   degraded += o.degraded;
   retry_after += o.retry_after;
   output_tokens += o.output_tokens;
+  prompt_tokens += o.prompt_tokens;
   full_latency.merge(o.full_latency);
   for (const auto& [k, v] : o.errors) errors[k] += v;
   latency.merge(o.latency);
@@ -269,7 +270,8 @@ awaitable<void> oneRequest(Worker& w, size_t phase, size_t cls, Clock::time_poin
     req.set("x-session-id", s);
   }
   req.keep_alive(true);
-  req.body() = buildBody(c, len(w.rng), w.rng);
+  const uint32_t prompt_len = len(w.rng);
+  req.body() = buildBody(c, prompt_len, w.rng);
   req.prepare_payload();
 
   boost::system::error_code ec;
@@ -348,6 +350,7 @@ awaitable<void> oneRequest(Worker& w, size_t phase, size_t cls, Clock::time_poin
     fail("incomplete_stream");
   } else {
     rep.ok++;
+    rep.prompt_tokens += prompt_len;
     sh.ok.fetch_add(1, std::memory_order_relaxed);
     if (degraded) {
       rep.degraded++;
@@ -455,6 +458,7 @@ void writeClass(common::JsonWriter& j, const ClassReport& c) {
   j.key("degraded").value(c.degraded);
   j.key("retry_after").value(c.retry_after);
   j.key("output_tokens").value(c.output_tokens);
+  j.key("prompt_tokens").value(c.prompt_tokens);
   j.key("errors").beginObject();
   for (const auto& [k, v] : c.errors) j.key(k).value(v);
   j.endObject();
@@ -537,10 +541,13 @@ absl::StatusOr<Report> runLoad(v1::Scenario scenario, const ProgressFn& progress
     pr.concurrency = ph.concurrency();
     pr.overall.name = ph.name();
     sending_s += pr.duration_s;
+    pr.classes.resize(static_cast<size_t>(scenario.classes_size()));
+    for (int c = 0; c < scenario.classes_size(); ++c) pr.classes[static_cast<size_t>(c)].name = scenario.classes(c).name();
     for (auto& w : workers) {
       for (int c = 0; c < scenario.classes_size(); ++c) {
         const auto& part = w->reports[static_cast<size_t>(p)][static_cast<size_t>(c)];
         pr.overall.merge(part);
+        pr.classes[static_cast<size_t>(c)].merge(part);
         r.classes[static_cast<size_t>(c)].merge(part);
         r.overall.merge(part);
       }
@@ -572,6 +579,9 @@ std::string reportJson(const Report& r) {
     j.key("target_rate").value(p.target_rate).key("concurrency").value(p.concurrency);
     j.key("report");
     writeClass(j, p.overall);
+    j.key("classes").beginArray();
+    for (const auto& c : p.classes) writeClass(j, c);
+    j.endArray();
     j.endObject();
   }
   j.endArray();

@@ -27,6 +27,7 @@ struct ClassReport {
   uint64_t degraded = 0;                   // of those, answers marked x-spillway-degraded
   uint64_t retry_after = 0;                // 429/503 answers that carried Retry-After
   uint64_t output_tokens = 0;              // generated tokens received (usage, or stream frames)
+  uint64_t prompt_tokens = 0;              // prompt tokens of the requests answered 2xx
   LatencyHistogram full_latency;           // end to end, full (not degraded) answers only, µs
   std::map<std::string, uint64_t> errors;  // "503", "429", "transport", "client_overflow", "incomplete_stream", ...
   LatencyHistogram latency;                // end to end, from scheduled arrival, µs
@@ -44,6 +45,7 @@ struct PhaseReport {
   double target_rate = 0;      // open loop; 0 for closed loop
   uint32_t concurrency = 0;    // closed loop
   ClassReport overall;
+  std::vector<ClassReport> classes;  // the phase's requests by class
 };
 
 struct Report {

@@ -80,7 +80,7 @@ def gateway_yaml(kind, sims):
     if kind == "degradation":
         lines += ["degradation:",
                   "  automatic: true",
-                  "  wait_thresholds_ms: [300, 1000, 3000]",
+                  "  wait_thresholds_ms: [300, 1000]",  # levels 1-2 automatic; 3 is the operator's call
                   "  min_dwell_ms: 3000",
                   "  max_tokens_cap: 16",
                   "  default_answers:",
@@ -117,7 +117,10 @@ def class_row(c, seconds, cap):
             "full_pct": round(100 * full / sent, 2), "answered_pct": round(100 * c["ok"] / sent, 2),
             "mean_ms": round(fl["mean_us"] / 1000, 1), "p99_ms": round(fl["p99_us"] / 1000, 1),
             "ttft_p50_ms": round(c["ttft"]["p50_us"] / 1000, 1), "ttft_p99_ms": round(c["ttft"]["p99_us"] / 1000, 1),
-            "goodput_rps": round(full / seconds, 2), "output_tokens": c["output_tokens"]}
+            "goodput_rps": round(full / seconds, 2), "output_tokens": c["output_tokens"],
+            "prompt_tokens": c.get("prompt_tokens", 0),
+            # VTC's measure of service: prompt tokens + 2 x generated tokens.
+            "service_tokens": c.get("prompt_tokens", 0) + 2 * c["output_tokens"]}
 
 
 def run_all(b, procs, workdir, args):
@@ -144,6 +147,7 @@ def run_all(b, procs, workdir, args):
                           "output_tokens": [OUT_MIN, OUT_MAX], "capacity_rps": round(cap, 2),
                           "phases": phases, "tenants": [list(t) for t in TENANTS]},
            "gateways": {}}
+    out["micro"] = micro(b, procs, workdir, args)
     for kind in ["unprotected", "admission", "degradation"]:
         wait_idle([p for _, p in sims])
         cfg = Path(workdir) / f"busy-{kind}.yaml"
@@ -174,13 +178,43 @@ def run_all(b, procs, workdir, args):
                 over["errors"] = over.get("errors", 0) + sum(v for e, v in o["errors"].items() if e != "429")
                 over["seconds"] = over.get("seconds", 0) + ph["duration_s"]
         over_goodput = (over["ok"] - over["degraded"]) / over["seconds"] if over.get("seconds") else 0
-        out["gateways"][kind] = {"tenants": rows, "classes": by_class, "overall": overall,
+        # Fairness inside the standard class (alice, bob, greedy) while all
+        # three are backlogged (the overloaded phases): each one's share of
+        # the service VTC counts (prompt + 2 x generated tokens), against an
+        # equal third.
+        std = [t[0] for t in TENANTS if t[1] == "standard"]
+        service = {t: 0 for t in std}
+        for ph in r["phases"]:
+            if ph["name"] in ("2x", "burst-4x", "3x"):
+                for c in ph.get("classes", []):
+                    if c["name"] in service:
+                        service[c["name"]] += c.get("prompt_tokens", 0) + 2 * c["output_tokens"]
+        total_service = sum(service.values()) or 1
+        fairness = {t: round(service[t] / total_service, 3) for t in std}
+        out["gateways"][kind] = {"tenants": rows, "standard_class_service_share": fairness, "classes": by_class, "overall": overall,
                                  "overload_goodput_rps": round(over_goodput, 2),
                                  "overload_goodput_pct_of_capacity": round(100 * over_goodput / cap, 1),
                                  "overload_failed": over.get("errors", 0)}
         gw.terminate()
         gw.wait(timeout=30)
     return out
+
+
+def micro(b, procs, workdir, args):
+    """spillway-bench admission: decision costs; the Redis limiter against a redis-server of its own."""
+    import shutil
+    from run_bench import free_port, wait_port
+    cmd = [b.bench, "admission", "--json", str(b.out / "admission-micro.json"),
+           "--iterations", "20000" if args.smoke else "200000"]
+    redis = shutil.which("redis-server")
+    if redis:
+        port = free_port()
+        procs.start([redis, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                     "--dir", str(workdir)])
+        wait_port(port)
+        cmd += ["--redis", f"127.0.0.1:{port}"]
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    return json.loads((b.out / "admission-micro.json").read_text())
 
 
 def markdown(s):
@@ -192,11 +226,17 @@ def markdown(s):
              "| gateway | sent | full | degraded | 429 (with Retry-After) | 5xx/reset/timeout | full % | answered % "
              "| mean ms | p99 ms | goodput under overload (% of capacity) |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
+    m = s.get("micro")
     for kind, g in s["gateways"].items():
         o = g["overall"]
         lines.append(f"| {kind} | {o['sent']} | {o['full']} | {o['degraded']} | {o['r429']} ({o['r429_with_retry_after']}) "
                      f"| {o['failed']} | {o['full_pct']} | {o['answered_pct']} | {o['mean_ms']} | {o['p99_ms']} "
                      f"| {g['overload_goodput_rps']} ({g['overload_goodput_pct_of_capacity']} %) |")
+    lines += ["", "Share of the standard class's service in the overloaded phases (prompt + 2 x generated "
+              "tokens, VTC's measure; greedy sends 10x the tokens; fair is 0.333 each while all three are "
+              "backlogged):", ""]
+    for kind, g in s["gateways"].items():
+        lines.append(f"- {kind}: " + ", ".join(f"{t} {v}" for t, v in g["standard_class_service_share"].items()))
     lines += ["", "Per tenant (class): full / degraded / 429 / failed, p99 of full answers, tokens received:", "",
               "| gateway | " + " | ".join(f"{t[0]} ({t[1]})" for t in d["tenants"]) + " |",
               "|---|" + "---|" * len(d["tenants"])]
@@ -206,6 +246,12 @@ def markdown(s):
             r = g["tenants"][t[0]]
             cells.append(f"{r['full']}/{r['degraded']}/{r['r429']}/{r['failed']}, {r['p99_ms']} ms, {r['output_tokens']} tok")
         lines.append(f"| {kind} | " + " | ".join(cells) + " |")
+    if m:
+        lines += ["", f"Decision costs (spillway-bench admission, one thread, medians of 5): GCRA {m['gcra_ns']:.0f} ns, "
+                  f"rate-limit check over 3 scopes {m['rate_limit_check_ns']:.0f} ns, queue admit + dispatch "
+                  f"{m['queue_admit_dispatch_ns']:.0f} ns"
+                  + (f"; Redis limiter round trip p50 {m['redis_take_p50_us']:.0f} us, p99 {m['redis_take_p99_us']:.0f} us"
+                     if "redis_take_p99_us" in m else "") + "."]
     return "\n".join(lines) + "\n"
 
 

@@ -194,7 +194,7 @@ void AdmissionTest::tokensAreReconciledWithUsage() {
 void AdmissionTest::keysResolveTenantAndPriority() {
   const std::string hash = sha256Hex("sk-alice");
   auto config = testing::configFromYaml(testing::engineYaml(testing::kTwoInstantSims,
-                                                            "limits:\n  keys:\n    - {name: alice, sha256: " + hash +
+                                                            "limits:\n  require_key: true\n  keys:\n    - {name: alice, sha256: " + hash +
                                                                 ", priority: critical}\n"));
   config::applyDefaults(config);
   AuthenticateStage auth(config);
@@ -217,6 +217,16 @@ void AdmissionTest::keysResolveTenantAndPriority() {
   lowered.caller.priority_from_header = true;
   auth.process(lowered);
   QCOMPARE(lowered.caller.priority, Priority::kSheddable);
+
+  // Without require_key, other callers are open access (tenant: their address).
+  auto open = testing::configFromYaml(testing::engineYaml(
+      testing::kTwoInstantSims, "limits:\n  keys:\n    - {name: alice, sha256: " + hash + "}\n"));
+  config::applyDefaults(open);
+  AuthenticateStage open_auth(open);
+  pipeline::RequestContext stranger;
+  stranger.caller.api_key = "sk-mallory";
+  QCOMPARE(open_auth.process(stranger), pipeline::Verdict::kContinue);
+  QVERIFY(!stranger.caller.key_known);
 
   for (std::string token : {"sk-mallory", ""}) {
     pipeline::RequestContext bad;
