@@ -127,32 +127,41 @@ void AdmissionQueue::pruneTenants(Class& c) {
   }
 }
 
+std::optional<AdmissionQueue::Ticket> AdmissionQueue::tryAdmit(balance::Balancer& balancer,
+                                                               std::span<const upstream::BackendPtr> backends,
+                                                               const Ask& ask) {
+  // Nobody waits, so nobody is overtaken.
+  if (waiting() > 0) return std::nullopt;
+  Ticket ticket;
+  auto pick = balancer.pick(backends, ask.pick);
+  if (pick.outcome == balance::PickOutcome::kPicked) {
+    admitted_.fetch_add(1, std::memory_order_relaxed);
+    ticket.backend = std::move(pick.backend);
+    // While requests wait now and then, fairness counts this slot too (a
+    // tenant must not gain by arriving when the queue happens to be empty);
+    // an uncontended pool skips the lock.
+    if (ask.input_tokens > 0 && !ask.tenant.empty() && contended()) {
+      std::lock_guard lock(mu_);
+      Class& c = classes_[static_cast<int>(ask.priority)];
+      pruneTenants(c);
+      c.tenants[std::string(ask.tenant)].counter += settings_.input_weight * ask.input_tokens;
+    }
+    return ticket;
+  }
+  if (pick.outcome == balance::PickOutcome::kNoHealthyBackend && (!ask.pick.skip.empty() || !canRecover(backends))) {
+    countDrop(DropReason::kNoBackend);
+    ticket.dropped = DropReason::kNoBackend;
+    return ticket;
+  }
+  return std::nullopt;
+}
+
 common::Awaitable<AdmissionQueue::Ticket> AdmissionQueue::acquire(balance::Balancer& balancer,
                                                                   std::span<const upstream::BackendPtr> backends,
                                                                   const Ask& ask) {
+  if (auto now = tryAdmit(balancer, backends, ask)) co_return std::move(*now);
   Ticket ticket;
-  // Fast path: nobody waits, so nobody is overtaken.
-  if (waiting() == 0) {
-    auto pick = balancer.pick(backends, ask.pick);
-    if (pick.outcome == balance::PickOutcome::kPicked) {
-      admitted_.fetch_add(1, std::memory_order_relaxed);
-      ticket.backend = std::move(pick.backend);
-      // Service counts for fairness however it was given: a tenant that
-      // got in while nobody waited is charged too.
-      if (ask.input_tokens > 0) {
-        std::lock_guard lock(mu_);
-        Class& c = classes_[static_cast<int>(ask.priority)];
-        pruneTenants(c);
-        c.tenants[std::string(ask.tenant)].counter += settings_.input_weight * ask.input_tokens;
-      }
-      co_return ticket;
-    }
-    if (pick.outcome == balance::PickOutcome::kNoHealthyBackend && (!ask.pick.skip.empty() || !canRecover(backends))) {
-      countDrop(DropReason::kNoBackend);
-      ticket.dropped = DropReason::kNoBackend;
-      co_return ticket;
-    }
-  }
+  enqueued_since_tick_.store(true, std::memory_order_relaxed);
 
   const auto now = Clock::now();
   auto w = std::make_shared<Waiter>(co_await net::this_coro::executor);
@@ -273,6 +282,8 @@ void AdmissionQueue::tick(Clock::time_point now, std::span<const upstream::Backe
     }
     last_tick_ = now;
     admitted_at_tick_ = admitted;
+    contended_.store(enqueued_since_tick_.exchange(false, std::memory_order_relaxed) || waiting() > 0,
+                     std::memory_order_relaxed);
     if (waiting() > 0 && !canRecover(backends)) {
       for (auto& c : classes_) {
         while (c.size > 0) {
@@ -286,7 +297,7 @@ void AdmissionQueue::tick(Clock::time_point now, std::span<const upstream::Backe
 }
 
 void AdmissionQueue::chargeOutput(Priority priority, std::string_view tenant, uint32_t output_tokens) {
-  if (output_tokens == 0) return;
+  if (output_tokens == 0 || tenant.empty() || !contended()) return;
   std::lock_guard lock(mu_);
   Class& c = classes_[static_cast<int>(priority)];
   auto it = c.tenants.find(std::string(tenant));

@@ -30,6 +30,7 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <span>
 #include <string>
 #include <unordered_map>
@@ -86,6 +87,18 @@ class AdmissionQueue {
   explicit AdmissionQueue(QueueSettings settings = {});
   void configure(const QueueSettings& settings);
 
+  // The fast path, without a coroutine: a slot when nobody waits and one is
+  // free (or a no_backend drop when nothing can serve); nullopt when the
+  // request has to wait (then acquire()).
+  std::optional<Ticket> tryAdmit(balance::Balancer& balancer, std::span<const upstream::BackendPtr> backends,
+                                 const Ask& ask);
+  // Whether requests waited recently (since the last tick or the one
+  // before): fairness then counts every slot handed out, so callers
+  // should name their tenant.
+  bool contended() const {
+    return waiting() > 0 || enqueued_since_tick_.load(std::memory_order_relaxed) ||
+           contended_.load(std::memory_order_relaxed);
+  }
   // Waits for a slot in `backends` (picked by `balancer`) or a drop.
   common::Awaitable<Ticket> acquire(balance::Balancer& balancer, std::span<const upstream::BackendPtr> backends,
                                     const Ask& ask);
@@ -137,6 +150,8 @@ class AdmissionQueue {
   std::atomic<uint64_t> dispatched_{0};
   std::array<std::atomic<uint64_t>, kDropReasons> drops_{};
   std::atomic<double> rate_{0};              // slots per second, EWMA over ticks
+  std::atomic<bool> enqueued_since_tick_{false};
+  std::atomic<bool> contended_{false};
   uint64_t admitted_at_tick_ = 0;            // GUARDED_BY(mu_)
   Clock::time_point last_tick_{};            // GUARDED_BY(mu_)
 };

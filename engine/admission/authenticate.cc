@@ -58,9 +58,9 @@ pipeline::Verdict AuthenticateStage::process(pipeline::RequestContext& ctx) {
                 : "Incorrect API key provided.",
         "invalid_request_error", "", missing ? "" : "invalid_api_key"};
     return pipeline::Verdict::kAnswered;
-  } else {
-    ctx.caller.tenant = pipeline::clientAddress(ctx);
   }
+  // Otherwise the tenant is the client's address, looked up only when
+  // something needs it (the queue's fairness, per-address limits).
 
   auto timeout = timeout_[static_cast<int>(ctx.caller.priority)];
   if (ctx.headers) {

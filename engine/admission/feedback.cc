@@ -13,15 +13,15 @@ void AdmissionFeedback::onComplete(const pipeline::RequestContext& ctx) {
     auto ms = [](Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); };
     upstream::AdaptiveLimit& limit = ctx.backend->adaptiveLimit();
     const double total = ms(now - ctx.attempt_start);
-    double waiting = 0;
+    double waiting = 0, per_token = -1;
     if (ctx.parsed.stream) {
       waiting = ms(*ctx.first_byte - ctx.attempt_start);
-      if (ctx.output_tokens > 1) limit.onTokenRate(ms(now - *ctx.first_byte) / (ctx.output_tokens - 1));
+      if (ctx.output_tokens > 1) per_token = ms(now - *ctx.first_byte) / (ctx.output_tokens - 1);
     } else {
-      if (ctx.output_tokens > 0) limit.onTokenRate(total / ctx.output_tokens);
+      if (ctx.output_tokens > 0) per_token = total / ctx.output_tokens;
       waiting = std::max(0.0, total - ctx.output_tokens * limit.fastestMsPerToken());
     }
-    limit.onSample(waiting, ctx.in_flight_at_dispatch, total);
+    limit.tryFinished(per_token, waiting, ctx.in_flight_at_dispatch, total);
   }
   if (ctx.pool && ctx.pool->queue) ctx.pool->queue->chargeOutput(ctx.caller.priority, ctx.caller.tenant, ctx.output_tokens);
   if (!ctx.token_charge.buckets.empty()) {

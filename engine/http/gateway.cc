@@ -19,6 +19,7 @@
 #include "http/client_sink.h"
 #include "http/responses.h"
 #include "openai/openai.h"
+#include "pipeline/identify.h"
 #include "upstream/connection_pool.h"
 #include "upstream/exchange.h"
 
@@ -211,13 +212,14 @@ class BudgetScope {
 
 // Holds a backend's request slot (tryAcquire in the balancer or the queue)
 // for one attempt; freeing it wakes the next waiter of the queues that use
-// the backend (admission's release hook). It keeps the request's routing
-// table, not the gateway: a frame destroyed at shutdown outlives the
+// the backend (admission's release hook). It refers to the request's
+// routing table (kept alive by Gateway::proxy's frame, which outlives this
+// one), not the gateway: a frame destroyed at shutdown outlives the
 // gateway. The queues are shared with later tables, so waiters that came
 // after an apply are reached as well.
 class BackendSlot {
  public:
-  BackendSlot(upstream::BackendPtr b, RouteTablePtr routes) : b_(std::move(b)), routes_(std::move(routes)) {}
+  BackendSlot(upstream::BackendPtr b, const RouteTable* routes) : b_(std::move(b)), routes_(routes) {}
   ~BackendSlot() {
     b_->release();
     routes_->onRelease(*b_);
@@ -227,7 +229,7 @@ class BackendSlot {
 
  private:
   upstream::BackendPtr b_;
-  RouteTablePtr routes_;
+  const RouteTable* routes_;
 };
 
 upstream::AttemptResult classify(int status) {
@@ -530,7 +532,6 @@ common::Awaitable<bool> Gateway::proxy(Worker& w, common::TcpStream& client, Req
   ctx.client = &client.socket();
   RouteTablePtr routes = this->routes();
   ctx.routes = routes.get();
-  ctx.routes_ref = routes;
   w.prune(routes);
 
   auto parsed = w.parser.parse(*openai::endpointForTarget(req.target()), req.body(), /*collect_text=*/false);
@@ -614,11 +615,20 @@ common::Awaitable<bool> Gateway::forward(Worker& w, common::TcpStream& client, c
     pc.skip = ctx.tried;
     balance::PickResult pick;
     if (admit) {
-      // The gateway queue: a slot now, a wait for one, or a drop.
-      const admission::AdmissionQueue::Ask ask{ctx.caller.priority, ctx.caller.tenant,
-                                               static_cast<double>(ctx.prompt_tokens_estimate), ctx.deadline, pc,
-                                               ctx.requeues > 0};
-      admission::AdmissionQueue::Ticket ticket = co_await pool.queue->acquire(*pool.balancer, pool.backends, ask);
+      // The gateway queue: a slot now, a wait for one, or a drop. An
+      // open-access caller's tenant (its address: a system call) is looked
+      // up only when fairness needs it.
+      admission::AdmissionQueue& queue = *pool.queue;
+      if (ctx.caller.tenant.empty() && queue.contended()) ctx.caller.tenant = pipeline::clientAddress(ctx);
+      admission::AdmissionQueue::Ask ask{ctx.caller.priority, ctx.caller.tenant,
+                                         static_cast<double>(ctx.prompt_tokens_estimate), ctx.deadline, pc,
+                                         ctx.requeues > 0};
+      std::optional<admission::AdmissionQueue::Ticket> now = queue.tryAdmit(*pool.balancer, pool.backends, ask);
+      if (!now) {
+        if (ctx.caller.tenant.empty()) ask.tenant = ctx.caller.tenant = pipeline::clientAddress(ctx);
+        now = co_await queue.acquire(*pool.balancer, pool.backends, ask);
+      }
+      admission::AdmissionQueue::Ticket ticket = std::move(*now);
       if (ticket.queued) {
         ctx.queue_wait += ticket.waited;
         queueWait(w, ctx, ticket.waited);
@@ -653,7 +663,7 @@ common::Awaitable<bool> Gateway::forward(Worker& w, common::TcpStream& client, c
       w.retries.fetch_add(1, std::memory_order_relaxed);
       metrics_->retries.with({pick.backend->name(), "another_backend"}).inc();
     }
-    BackendSlot slot(pick.backend, ctx.routes_ref);
+    BackendSlot slot(pick.backend, ctx.routes);
     ctx.backend = pick.backend;
     ++ctx.attempts;
     upstream::Backend& b = *pick.backend;

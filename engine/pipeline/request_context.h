@@ -33,8 +33,8 @@ struct Caller {
   std::string session_key;  // x-session-id, if sent
   Priority priority = Priority::kStandard;
   bool priority_from_header = false;  // x-spillway-priority was sent
-  // Who is charged and treated fairly: the API key's tenant name, else the
-  // client address (set by the authenticate stage).
+  // Who is charged and treated fairly: the API key's tenant name (set by
+  // authenticate), else the client address (set when first needed).
   std::string tenant;
   bool key_known = false;  // the bearer token matched a configured key
 };
@@ -60,7 +60,6 @@ struct RequestContext {
 
   // --- routing -----------------------------------------------------------
   const RouteTable* routes = nullptr;
-  std::shared_ptr<const RouteTable> routes_ref;  // keeps `routes` alive (backend slots hold it)
   const PoolRoute* pool = nullptr;
   uint64_t hash_key = 0;  // affinity key for consistent_hash
   bool has_hash_key = false;

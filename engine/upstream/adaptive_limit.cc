@@ -50,26 +50,40 @@ double AdaptiveLimit::baselineMs() const {
   return baseline_;
 }
 
-double AdaptiveLimit::fastestMsPerToken() const {
-  std::lock_guard lock(mu_);
-  const double m = windowMin(tok_now_, tok_prev_);
-  return m < 0 ? 0 : m;
-}
+double AdaptiveLimit::fastestMsPerToken() const { return fastest_ms_per_token_.load(std::memory_order_relaxed); }
 
 void AdaptiveLimit::onTokenRate(double ms_per_token) {
-  if (!(ms_per_token >= 0)) return;
   std::lock_guard lock(mu_);
+  tokenRateLocked(ms_per_token);
+}
+
+void AdaptiveLimit::onSample(double waiting_ms, int64_t in_flight, double total_ms) {
+  std::lock_guard lock(mu_);
+  sampleLocked(waiting_ms, in_flight, total_ms);
+}
+
+bool AdaptiveLimit::tryFinished(double ms_per_token, double waiting_ms, int64_t in_flight, double total_ms) {
+  std::unique_lock lock(mu_, std::try_to_lock);
+  if (!lock.owns_lock()) return false;
+  if (ms_per_token >= 0) tokenRateLocked(ms_per_token);
+  sampleLocked(waiting_ms, in_flight, total_ms);
+  return true;
+}
+
+void AdaptiveLimit::tokenRateLocked(double ms_per_token) {
+  if (!(ms_per_token >= 0)) return;
   tok_now_ = tok_now_ < 0 ? ms_per_token : std::min(tok_now_, ms_per_token);
   if (++tok_n_ >= kTokenWindow) {
     tok_prev_ = tok_now_;
     tok_now_ = -1;
     tok_n_ = 0;
   }
+  const double m = windowMin(tok_now_, tok_prev_);
+  fastest_ms_per_token_.store(m < 0 ? 0 : m, std::memory_order_relaxed);
 }
 
-void AdaptiveLimit::onSample(double waiting_ms, int64_t in_flight, double total_ms) {
+void AdaptiveLimit::sampleLocked(double waiting_ms, int64_t in_flight, double total_ms) {
   if (!(waiting_ms >= 0)) return;
-  std::lock_guard lock(mu_);
   if (total_ms >= 0) mean_total_ms_ = mean_total_ms_ <= 0 ? total_ms : 0.9 * mean_total_ms_ + 0.1 * total_ms;
   if (probing_) {
     // Only requests dispatched at the probe's concurrency measure an

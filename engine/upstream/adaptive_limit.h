@@ -63,6 +63,10 @@ class AdaptiveLimit {
   // Time per output token of a finished request (ms), for the generation
   // time estimate of non-streams.
   void onTokenRate(double ms_per_token);
+  // Both of the above under one lock, skipped (false) when another thread
+  // holds it: at high rates a sample more or less changes nothing, and
+  // workers never wait on each other here.
+  bool tryFinished(double ms_per_token, double waiting_ms, int64_t in_flight, double total_ms);
   double fastestMsPerToken() const;
   // The backend refused a request as busy (429/503). `now_ms` any clock.
   void onOverload(int64_t now_ms);
@@ -78,9 +82,12 @@ class AdaptiveLimit {
 
  private:
   void setLimit(uint32_t v);  // REQUIRES(mu_)
+  void tokenRateLocked(double ms_per_token);                                    // REQUIRES(mu_)
+  void sampleLocked(double waiting_ms, int64_t in_flight, double total_ms);     // REQUIRES(mu_)
 
   std::atomic<uint32_t> limit_{8};
   std::atomic<uint64_t> cuts_{0};
+  std::atomic<double> fastest_ms_per_token_{0};
   mutable std::mutex mu_;
   Settings settings_;          // GUARDED_BY(mu_)
   bool configured_ = false;    // GUARDED_BY(mu_)

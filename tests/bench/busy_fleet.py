@@ -17,8 +17,10 @@ is sent, in the same run and to the same simulators, through three gateways:
                  plain proxy (what nginx round robin does), the baseline
   admission      spillwayd with its defaults (learned limits, the queue, 429
                  shedding) and the five keys with their classes
-  degradation    the same plus automatic degradation (default answer at
-                 level 1, max_tokens capped at 16 at level 2)
+  degradation    the same plus automatic degradation, levels 1-2 from the
+                 queue's oldest wait (300 ms / 1 s): a default answer at
+                 level 1, max_tokens capped at 16 at level 2; by class,
+                 sheddable first (level 3 is left to operators)
 
 Per gateway and class: full answers, degraded answers, 429 with Retry-After,
 5xx/resets/timeouts, mean and p99 latency of full answers, TTFT, goodput
