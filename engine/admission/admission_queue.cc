@@ -137,10 +137,10 @@ std::optional<AdmissionQueue::Ticket> AdmissionQueue::tryAdmit(balance::Balancer
   if (pick.outcome == balance::PickOutcome::kPicked) {
     admitted_.fetch_add(1, std::memory_order_relaxed);
     ticket.backend = std::move(pick.backend);
-    // While requests wait now and then, fairness counts this slot too (a
-    // tenant must not gain by arriving when the queue happens to be empty);
-    // an uncontended pool skips the lock.
-    if (ask.input_tokens > 0 && !ask.tenant.empty() && contended()) {
+    // Fairness counts this slot too: a tenant must not gain by arriving
+    // when the queue happens to be empty. (Open-access callers name their
+    // tenant only while the pool is contended, so an idle pool skips this.)
+    if (ask.input_tokens > 0 && !ask.tenant.empty()) {
       std::lock_guard lock(mu_);
       Class& c = classes_[static_cast<int>(ask.priority)];
       pruneTenants(c);
@@ -297,7 +297,7 @@ void AdmissionQueue::tick(Clock::time_point now, std::span<const upstream::Backe
 }
 
 void AdmissionQueue::chargeOutput(Priority priority, std::string_view tenant, uint32_t output_tokens) {
-  if (output_tokens == 0 || tenant.empty() || !contended()) return;
+  if (output_tokens == 0 || tenant.empty()) return;
   std::lock_guard lock(mu_);
   Class& c = classes_[static_cast<int>(priority)];
   auto it = c.tenants.find(std::string(tenant));
