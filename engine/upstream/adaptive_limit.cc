@@ -20,7 +20,9 @@ void AdaptiveLimit::configure(const Settings& s) {
   if (!configured_) {
     configured_ = true;
     limit_.store(std::clamp(s.initial, settings_.min, settings_.max), std::memory_order_relaxed);
-    startProbe();
+    // No probe at start: traffic may arrive at once (a probe would serve it
+    // at 2). The first samples give a baseline; the periodic probe corrects
+    // it if they were already queued.
   } else if (probing_) {
     saved_limit_ = std::clamp(saved_limit_, settings_.min, settings_.max);
   } else {

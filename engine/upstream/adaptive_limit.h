@@ -13,8 +13,9 @@
 //     Envoy does: in a probe the limit drops to `probe_limit` (2) until eight
 //     requests dispatched at that concurrency have finished; the smallest of
 //     their waits is the baseline, and the limit goes back where it was.
-//     The first probe runs at start, then one every 2,000 samples (about 1 %
-//     of the backend's throughput). Any smaller wait lowers it meanwhile.
+//     Until the first probe (after 2,000 samples, then every 2,000: about
+//     1 % of the backend's throughput) the smallest wait seen is the
+//     baseline; any smaller wait lowers it between probes too.
 //   - Every round (the limit's worth of samples, at least 4) in which the
 //     limit was reached: when even the quickest request of the round waited
 //     longer than baseline × tolerance + slack, the server is queueing every

@@ -265,7 +265,7 @@ void AdmissionTest::learnedLimitConvergesFromAboveAndBelow() {
 void AdmissionTest::learnedLimitCutsOnOverloadOncePerBurst() {
   upstream::AdaptiveLimit l;
   l.configure({8, 1, 256, 2.0, 0.5});
-  for (int i = 0; i < 8; ++i) l.onSample(10, 1, 100);  // the start-up probe ends
+  for (int i = 0; i < 8; ++i) l.onSample(10, 1, 100);  // a baseline
   QVERIFY(!l.probing());
   QCOMPARE(l.limit(), 8u);
   l.onOverload(1000);
@@ -285,7 +285,7 @@ void AdmissionTest::learnedLimitIgnoresSlowRequestsBelowTheLimit() {
   // queueing): the limit stays where it was.
   upstream::AdaptiveLimit l;
   l.configure({8, 1, 256, 2.0, 0.75});
-  for (int i = 0; i < 8; ++i) l.onSample(60, 1, 800);  // probe: 60 ms unloaded
+  for (int i = 0; i < 8; ++i) l.onSample(60, 1, 800);  // 60 ms unloaded
   std::mt19937 rng(3);
   for (int i = 0; i < 1500; ++i) l.onSample(rng() % 2 ? 60 : 600, 1 + rng() % 4, 1200);
   QCOMPARE(l.limit(), 8u);
