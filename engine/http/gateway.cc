@@ -638,6 +638,8 @@ common::Awaitable<bool> Gateway::forward(Worker& w, common::TcpStream& client, c
         ctx.retry_after_seconds = ticket.dropped == admission::DropReason::kNoBackend
                                       ? routes.config.server().retry_after_seconds()
                                       : ticket.retry_after_seconds;
+        // After a busy answer, no sooner than that backend asked for.
+        if (held) ctx.retry_after_seconds = std::max(ctx.retry_after_seconds, held->retry_after_seconds);
         shed(ctx, ticket.dropped, pool.model);
         co_return co_await answerError(w, client, ctx, keep_alive);
       }

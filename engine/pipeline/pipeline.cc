@@ -66,8 +66,10 @@ absl::StatusOr<PoolRoute> buildPool(const v1::Config& config, const v1::Pool& po
 std::unique_ptr<upstream::OutlierDetector> buildOutlierDetector(const v1::Config& config,
                                                                 std::shared_ptr<upstream::BackendEvents> events) {
   const auto& u = config.upstream();
-  return std::make_unique<upstream::OutlierDetector>(u.outlier_detection(), u.slow_start_ms(), u.busy_cooldown_ms(),
-                                                     std::move(events));
+  auto d = std::make_unique<upstream::OutlierDetector>(u.outlier_detection(), u.slow_start_ms(), u.busy_cooldown_ms(),
+                                                       std::move(events));
+  d->setBusyBackOffUncapped(!config.admission().disabled());
+  return d;
 }
 
 }  // namespace spillway::pipeline

@@ -42,7 +42,7 @@ void OutlierDetector::onAttempt(Backend& b, AttemptResult result, std::span<cons
       auto [p, ec] = std::from_chars(retry_after.data(), retry_after.data() + retry_after.size(), seconds);
       if (ec == std::errc() && seconds >= 0) ms = std::min(kMaxRetryAfterMs, seconds * 1000);
     }
-    if (ms <= 0 || b.backingOff() || !mayTakeOut(b, pool)) return;
+    if (ms <= 0 || b.backingOff() || (!busy_uncapped_ && !mayTakeOut(b, pool))) return;
     b.backOff(now_ms + ms);
     if (events_) {
       events_->add({now_ms, b.name(), "backed_off",

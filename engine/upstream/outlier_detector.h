@@ -46,6 +46,12 @@ class OutlierDetector {
   void onAttempt(Backend& b, AttemptResult result, std::span<const BackendPtr> pool, int64_t now_ms,
                  std::string_view retry_after = {}, std::string_view detail = {});
 
+  // With admission on, a busy backend backs off even when that leaves its
+  // pool with nobody: requests wait in the gateway queue for it instead of
+  // being sent back into the refusal (without admission, half the pool
+  // stays in, as for ejections, so someone answers).
+  void setBusyBackOffUncapped(bool on) { busy_uncapped_ = on; }
+
  private:
   bool mayTakeOut(const Backend& b, std::span<const BackendPtr> pool) const;
 
@@ -53,6 +59,7 @@ class OutlierDetector {
   const int64_t slow_start_ms_;
   const int64_t busy_cooldown_ms_;
   std::shared_ptr<BackendEvents> events_;
+  bool busy_uncapped_ = false;
 };
 
 }  // namespace spillway::upstream

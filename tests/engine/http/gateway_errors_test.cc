@@ -298,16 +298,110 @@ void GatewayErrorsTest::allBackendsAtTheirLimitQueueThenShed429() {
 }
 
 void GatewayErrorsTest::upstreamErrorsPassThrough() {
+  // Admission off: a plain proxy relays the backend's own answer.
   auto engine = startEngine(R"(  - name: limited
     url: sim://limited
     models: [small]
     sim: {profile: instant, failures: {rate: 1, kind: http_429, retry_after_seconds: 9}}
-)");
+)",
+                            "admission: {disabled: true}\n");
   auto r = postJson(engine->port(), "/v1/chat/completions", kChat);
   QCOMPARE(r.status, 429);
   QCOMPARE(r.header("retry-after"), "9");
   QCOMPARE(r.header("x-spillway-backend"), "limited");
   QCOMPARE(str(errorOf(r)["code"]), "rate_limit_exceeded");
+}
+
+void GatewayErrorsTest::busyBackendIsRequeuedNotRelayed() {
+  // Admission on (the default): the only backend answers 503 "server busy"
+  // to everything. Its answer is a capacity signal: the request goes back in
+  // the queue and, when its deadline comes, is shed with 429 — the client
+  // never sees the fleet's 503.
+  auto engine = startEngine(R"(  - name: busy
+    url: sim://busy
+    models: [small]
+    sim: {profile: instant, failures: {rate: 1, kind: http_503}}
+)");
+  auto r = httpRequest(engine->port(), "POST", "/v1/chat/completions", kChat,
+                       {{"Content-Type", "application/json"}, {"x-spillway-timeout-ms", "300"}});
+  QCOMPARE(r.status, 429);
+  QCOMPARE(str(errorOf(r)["code"]), "deadline");
+  QCOMPARE(r.header("x-spillway-drop-reason"), "deadline");
+  QVERIFY(!r.header("retry-after").empty());
+  const std::string m = engine->metricsText();
+  QVERIFY2(m.find("spillway_admission_requeues_total{backend=\"busy\"} 1") != std::string::npos, m.c_str());
+  // The backend backs off (alone in its pool, with admission on) and its
+  // learned limit was cut.
+  QCOMPARE(engine->backends()[0].state, "backing_off");
+  QVERIFY(engine->backends()[0].concurrency_limit < 8);
+  QVERIFY(m.find("code=\"503\"") == std::string::npos);
+}
+
+void GatewayErrorsTest::degradationLevelsAnswerAsConfigured() {
+  auto engine = startEngine(kInstant, R"(degradation:
+  max_tokens_cap: 3
+  brief_instruction: "Be brief."
+  default_answers:
+    - {model: small, text: "Busy; a short answer for now."}
+)");
+  auto shed = [&](const std::string& accept = "application/json") {
+    return httpRequest(engine->port(), "POST", "/v1/chat/completions",
+                       R"({"model":"small","max_tokens":50,"messages":[{"role":"user","content":"hi"}]})",
+                       {{"Content-Type", "application/json"}, {"Accept", accept}, {"x-spillway-priority", "sheddable"}});
+  };
+  QVERIFY(engine->pinDegradation("small", 1, "test").ok());
+  auto one = shed();
+  QCOMPARE(one.status, 200);
+  QCOMPARE(one.header("x-spillway-degraded"), "1");
+  QCOMPARE(str(jsonObject(one.body)["choices"].toArray()[0].toObject()["message"].toObject()["content"]),
+           "Busy; a short answer for now.");
+  QVERIFY(one.header("x-spillway-backend").empty());  // no backend was asked
+  // Critical requests are two levels behind: served normally at level 1.
+  auto crit = httpRequest(engine->port(), "POST", "/v1/chat/completions", kChat,
+                          {{"Content-Type", "application/json"}, {"x-spillway-priority", "critical"}});
+  QCOMPARE(crit.status, 200);
+  QVERIFY(crit.header("x-spillway-degraded").empty());
+
+  QVERIFY(engine->pinDegradation("small", 2, "test").ok());
+  auto two = shed();
+  QCOMPARE(two.status, 200);
+  QCOMPARE(two.header("x-spillway-degraded"), "2");
+  // max_tokens capped at 3 on the way to the backend.
+  QVERIFY(jsonObject(two.body)["usage"].toObject()["completion_tokens"].toInt() <= 3);
+
+  QVERIFY(engine->pinDegradation("small", 3, "test").ok());
+  auto three = shed();
+  QCOMPARE(three.status, 429);
+  QCOMPARE(three.header("x-spillway-degraded"), "3");
+  QCOMPARE(three.header("x-spillway-drop-reason"), "degraded");
+  QVERIFY(!three.header("retry-after").empty());
+  QCOMPARE(str(errorOf(three)["code"]), "degraded");
+  auto page = shed("text/html,application/xhtml+xml");
+  QCOMPARE(page.status, 429);
+  QVERIFY(page.header("content-type").rfind("text/html", 0) == 0);
+  QVERIFY(page.body.find("Service busy") != std::string::npos);
+
+  QVERIFY(engine->pinDegradation("small", -1, "test").ok());
+  QCOMPARE(shed().status, 200);
+  QVERIFY(shed().header("x-spillway-degraded").empty());
+  QCOMPARE(engine->pinDegradation("nope", 1, "test").code(), absl::StatusCode::kNotFound);
+}
+
+void GatewayErrorsTest::rateLimitsAnswer429WithOpenAIHeaders() {
+  auto engine = startEngine(kInstant, "limits:\n  per_model: {requests_per_minute: 2}\n");
+  auto first = postJson(engine->port(), "/v1/chat/completions", kChat);
+  QCOMPARE(first.status, 200);
+  QCOMPARE(first.header("x-ratelimit-limit-requests"), "2");
+  QCOMPARE(first.header("x-ratelimit-remaining-requests"), "1");
+  QVERIFY(!first.header("x-ratelimit-reset-requests").empty());
+  QCOMPARE(postJson(engine->port(), "/v1/chat/completions", kChat).status, 200);
+  auto third = postJson(engine->port(), "/v1/chat/completions", kChat);
+  QCOMPARE(third.status, 429);
+  QCOMPARE(str(errorOf(third)["code"]), "rate_limit_exceeded");
+  QCOMPARE(third.header("x-spillway-drop-reason"), "rate_limited");
+  QCOMPARE(third.header("x-ratelimit-remaining-requests"), "0");
+  const int retry = std::stoi(third.header("retry-after"));
+  QVERIFY(retry >= 1 && retry <= 30);  // one of two a minute refills in 30 s
 }
 
 void GatewayErrorsTest::staleKeepAliveIsRetriedOnAFreshConnection() {

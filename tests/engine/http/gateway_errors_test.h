@@ -21,6 +21,9 @@ class GatewayErrorsTest : public QObject {
   void upstreamFailureMidStreamEndsWithAnErrorEvent();
   void allBackendsAtTheirLimitQueueThenShed429();
   void upstreamErrorsPassThrough();
+  void busyBackendIsRequeuedNotRelayed();
+  void degradationLevelsAnswerAsConfigured();
+  void rateLimitsAnswer429WithOpenAIHeaders();
   void staleKeepAliveIsRetriedOnAFreshConnection();
   void upstreamClosingBeforeAnsweringIs502();
   void streamWhoseUpstreamSendsNothingIs504();
