@@ -103,8 +103,12 @@ void AdaptiveLimit::sampleLocked(double waiting_ms, int64_t in_flight, double to
     return;
   }
   if (++since_probe_ >= kProbeEvery) {
-    startProbe();
-    return;
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last_probe_ >= std::chrono::milliseconds(settings_.probe_interval_ms)) {
+      last_probe_ = now;
+      startProbe();
+      return;
+    }
   }
   baseline_ = baseline_ < 0 ? waiting_ms : std::min(baseline_, waiting_ms);
   const uint32_t current = limit();

@@ -244,7 +244,7 @@ void AdmissionTest::learnedLimitConvergesFromAboveAndBelow() {
   const uint32_t n_slots = 6;
   for (uint32_t initial : {1u, 40u}) {
     upstream::AdaptiveLimit l;
-    l.configure({initial, 1, 256, 2.0, 0.75});
+    l.configure({initial, 1, 256, 2.0, 0.75, /*probe_interval_ms=*/0});
     std::mt19937 rng(initial);
     std::uniform_real_distribution<double> prefill(100, 300);  // long and short prompts
     const double service_ms = 2000;
