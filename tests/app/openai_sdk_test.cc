@@ -8,6 +8,7 @@
 #include <QStandardPaths>
 
 #include "engine.h"
+#include "admission/authenticate.h"
 #include "support/test_config.h"
 
 using namespace spillway;
@@ -27,7 +28,13 @@ void OpenAiSdkTest::officialSdkWorksUnmodified() {
     url: sim://b
     models: [spillway-small]
     sim: {profile: fast}
-)")));
+)",
+                                                        "limits:\n  keys:\n    - {name: limited, sha256: " +
+                                                            admission::sha256Hex("sk-sdk-limited") +
+                                                            ", limits: {requests_per_minute: 1}}\n    - {name: patient, "
+                                                            "sha256: " +
+                                                            admission::sha256Hex("sk-sdk-patient") +
+                                                            ", limits: {requests_per_second: 1}}\n")));
   QVERIFY(engine.ok());
   QProcess p;
   p.setWorkingDirectory(sdk_dir);
@@ -38,6 +45,8 @@ void OpenAiSdkTest::officialSdkWorksUnmodified() {
   qInfo().noquote() << out;
   QCOMPARE(p.exitCode(), 0);
   QVERIFY(out.contains("all SDK checks passed"));
+  // Two refusals at least: the limited key's, and the patient key's first try.
+  QVERIFY((*engine)->admission().rate_limited >= 2);
 }
 
 QTEST_APPLESS_MAIN(OpenAiSdkTest)

@@ -52,4 +52,22 @@ try {
 } catch (e) {
   check(e instanceof OpenAI.NotFoundError && e.code === "model_not_found", "unknown model is NotFoundError(model_not_found)");
 }
+// Rate limits as the SDK sees them: a key allowed one request a minute.
+const limited = new OpenAI({ baseURL: `${base}/v1`, apiKey: "sk-sdk-limited", maxRetries: 0, timeout: 20000 });
+await limited.chat.completions.create({ model, messages: [{ role: "user", content: "one" }], max_tokens: 2 });
+try {
+  await limited.chat.completions.create({ model, messages: [{ role: "user", content: "two" }], max_tokens: 2 });
+  check(false, "over the limit raises");
+} catch (e) {
+  check(e instanceof OpenAI.RateLimitError && e.status === 429 && e.code === "rate_limit_exceeded",
+        "over the limit is RateLimitError(rate_limit_exceeded)");
+  check(Number(e.headers["retry-after"]) >= 1, "429 carries Retry-After");
+  check(e.headers["x-ratelimit-remaining-requests"] === "0", "429 carries x-ratelimit-remaining-requests");
+}
+// The SDK's own retry honours Retry-After: a key allowed one request a
+// second gets its second request through on the retry.
+const patient = new OpenAI({ baseURL: `${base}/v1`, apiKey: "sk-sdk-patient", maxRetries: 3, timeout: 20000 });
+await patient.chat.completions.create({ model, messages: [{ role: "user", content: "one" }], max_tokens: 2 });
+const retried = await patient.chat.completions.create({ model, messages: [{ role: "user", content: "two" }], max_tokens: 2 });
+check(retried.object === "chat.completion", "the SDK retried its 429 after Retry-After and got the answer");
 console.log("all SDK checks passed");
