@@ -20,7 +20,7 @@
 // The queue belongs to a pool's model and outlives config applies (the
 // engine hands it from one routing table to the next), so waiters are not
 // stranded by an apply. Thread-safe: one mutex; the fast path (nobody
-// waiting) takes none.
+// waiting, tryAdmit) takes it only to charge a named tenant's counter.
 #pragma once
 
 #include <array>

@@ -582,7 +582,7 @@ common::Awaitable<bool> Gateway::answerDirect(Worker& w, common::TcpStream& clie
   co_return co_await writeBody(client, bhttp::status::ok, std::move(body), content_type, keep_alive, extra);
 }
 
-void Gateway::queueWait(Worker&, const pipeline::RequestContext& ctx, Clock::duration waited) {
+void Gateway::queueWait(const pipeline::RequestContext& ctx, Clock::duration waited) {
   metrics_->queue_wait.with({ctx.pool->model, std::string(pipeline::priorityName(ctx.caller.priority))})
       .observe(std::chrono::duration<double>(waited).count());
 }
@@ -631,7 +631,7 @@ common::Awaitable<bool> Gateway::forward(Worker& w, common::TcpStream& client, c
       admission::AdmissionQueue::Ticket ticket = std::move(*now);
       if (ticket.queued) {
         ctx.queue_wait += ticket.waited;
-        queueWait(w, ctx, ticket.waited);
+        queueWait(ctx, ticket.waited);
       }
       if (!ticket.backend) {
         if (ticket.dropped == admission::DropReason::kNoBackend && (held || ctx.error)) break;  // report what we saw

@@ -1,7 +1,8 @@
 // The request handler behind the front server: answers the admin endpoints
 // and runs each completion request through the pipeline — parse, the
-// routing snapshot's stages (identify, route, affinity), the pool's
-// balancer, the upstream exchange into a client sink, retries on another
+// routing snapshot's stages (identify, authenticate, route, rate_limit,
+// degrade, affinity), the pool's admission queue and balancer, the upstream
+// exchange into a client sink, busy answers requeued and retries on another
 // backend before the first byte, and the completion observers.
 //
 // Threading: handle() runs on the worker thread that owns the connection;
@@ -84,7 +85,7 @@ class Gateway {
                                        bool keep_alive);
   // Sets ctx.error for a request admission turned away.
   void shed(pipeline::RequestContext& ctx, admission::DropReason reason, const std::string& model);
-  void queueWait(Worker& w, const pipeline::RequestContext& ctx, std::chrono::steady_clock::duration waited);
+  void queueWait(const pipeline::RequestContext& ctx, std::chrono::steady_clock::duration waited);
   // Answers ctx.error (set by a stage or the attempt loop) and completes.
   common::Awaitable<bool> answerError(Worker& w, common::TcpStream& client, pipeline::RequestContext& ctx,
                                       bool keep_alive);
