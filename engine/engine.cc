@@ -437,6 +437,7 @@ AdmissionStatus Engine::admission() const {
       p.service_rate = st.service_rate;
       p.oldest_wait_seconds = st.oldest_wait_seconds;
       p.tenants = std::move(st.tenant_counters);
+      p.tenant_sheds = std::move(st.tenant_sheds);
       p.admitted = st.admitted;
     }
     if (pool.degradation) {

@@ -80,6 +80,7 @@ struct PoolAdmissionStatus {
   int pinned = -1;     // -1: automatic
   int automatic = 0;
   std::vector<std::pair<std::string, double>> tenants;  // VTC counters, largest first
+  std::vector<std::pair<std::string, uint64_t>> tenant_sheds;  // requests turned away, most first
   uint64_t admitted = 0;
 };
 struct LimitUsageStatus {

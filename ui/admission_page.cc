@@ -1,5 +1,8 @@
 #include "ui/admission_page.h"
 
+#include <algorithm>
+#include <map>
+
 #include <QChart>
 #include <QChartView>
 #include <QComboBox>
@@ -135,8 +138,8 @@ AdmissionPage::AdmissionPage(control::EngineClient& client, QWidget* parent)
   limits_ = table({tr("Backend"), tr("Limit"), tr("In flight"), tr("Source"), tr("Unloaded wait")}, this);
   limits_->setObjectName("admission-limits");
   lower->addWidget(limits_, 1, 0);
-  lower->addWidget(new QLabel(tr("<b>Top tenants</b> — tokens served (fairness counters)"), this), 0, 1);
-  tenants_ = table({tr("Pool"), tr("Tenant"), tr("Virtual tokens")}, this);
+  lower->addWidget(new QLabel(tr("<b>Top tenants</b> — tokens served (fairness counters) and 429s"), this), 0, 1);
+  tenants_ = table({tr("Pool"), tr("Tenant"), tr("Virtual tokens"), tr("Turned away")}, this);
   tenants_->setObjectName("admission-tenants");
   lower->addWidget(tenants_, 1, 1);
   lower->addWidget(new QLabel(tr("<b>Rate limits</b> — scopes nearest their limit"), this), 0, 2);
@@ -208,10 +211,31 @@ void AdmissionPage::showAdmission(const v1::AdmissionState& a) {
     banner_->hide();
   }
   pools_->setRowCount(a.pools_size());
-  int tenant_rows = 0;
-  for (const auto& p : a.pools()) tenant_rows += p.tenants_size();
-  tenants_->setRowCount(tenant_rows);
-  int t = 0;
+  // Tenants: the union of the top by tokens and the top by 429s, per pool.
+  struct TenantRow {
+    QString pool, tenant;
+    double tokens = 0;
+    uint64_t shed = 0;
+  };
+  std::vector<TenantRow> rows;
+  for (const auto& p : a.pools()) {
+    std::map<std::string, TenantRow> by;
+    for (const auto& tu : p.tenants()) by[tu.tenant()].tokens = tu.virtual_tokens();
+    for (const auto& tu : p.shed_tenants()) by[tu.tenant()].shed = tu.shed_total();
+    for (auto& [name, r] : by) {
+      r.pool = qs(p.model());
+      r.tenant = qs(name);
+      rows.push_back(r);
+    }
+  }
+  std::sort(rows.begin(), rows.end(), [](const TenantRow& x, const TenantRow& y) {
+    return x.tokens != y.tokens ? x.tokens > y.tokens : x.shed > y.shed;
+  });
+  tenants_->setRowCount(static_cast<int>(rows.size()));
+  for (size_t i = 0; i < rows.size(); ++i) {
+    setRow(tenants_, static_cast<int>(i), {rows[i].pool, rows[i].tenant, QString::number(rows[i].tokens, 'f', 0),
+                                           QString::number(rows[i].shed)});
+  }
   for (int i = 0; i < a.pools_size(); ++i) {
     const auto& p = a.pools(i);
     QStringList cells{qs(p.model())};
@@ -224,9 +248,6 @@ void AdmissionPage::showAdmission(const v1::AdmissionState& a) {
     for (const auto& [reason, n] : sorted) shed << QString("%1 %2").arg(qs(reason)).arg(n);
     cells << (shed.isEmpty() ? tr("none") : shed.join(", "));
     setRow(pools_, i, cells);
-    for (const auto& tu : p.tenants()) {
-      setRow(tenants_, t++, {qs(p.model()), qs(tu.tenant()), QString::number(tu.virtual_tokens(), 'f', 0)});
-    }
   }
   rate_limits_->setRowCount(a.limits_size());
   for (int i = 0; i < a.limits_size(); ++i) {

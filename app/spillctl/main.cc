@@ -195,6 +195,15 @@ void printAdmission(const v1::AdmissionState& a, const v1::BackendList* backends
       std::printf("%-24s %-24s %14.0f\n", p.model().c_str(), t.tenant().c_str(), t.virtual_tokens());
     }
   }
+  bool shed = false;
+  for (const auto& p : a.pools()) {
+    for (const auto& t : p.shed_tenants()) {
+      if (!shed) std::printf("\n%-24s %-24s %14s\n", "POOL", "TENANT", "TURNED AWAY");
+      shed = true;
+      std::printf("%-24s %-24s %14llu\n", p.model().c_str(), t.tenant().c_str(),
+                  static_cast<unsigned long long>(t.shed_total()));
+    }
+  }
   if (!a.limits().empty()) {
     std::printf("\n%-32s %20s %22s   (%llu refused since the limits were set)\n", "RATE LIMIT SCOPE", "REQUESTS LEFT",
                 "TOKENS LEFT", static_cast<unsigned long long>(a.rate_limited_total()));

@@ -64,7 +64,25 @@ void AdmissionQueue::remove(const WaiterPtr& w) {
   if (dq.empty()) std::erase(c.backlogged, w->tenant);
 }
 
+void AdmissionQueue::countTenantShed(std::string_view tenant) {
+  if (tenant.empty()) return;
+  auto it = tenant_sheds_.find(std::string(tenant));
+  if (it != tenant_sheds_.end()) {
+    ++it->second;
+  } else if (tenant_sheds_.size() < 4096) {  // beyond that, only tenants already seen are counted
+    tenant_sheds_.emplace(std::string(tenant), 1);
+  }
+}
+
+void AdmissionQueue::countDrop(DropReason r, std::string_view tenant) {
+  drops_[static_cast<int>(r)].fetch_add(1, std::memory_order_relaxed);
+  if (tenant.empty()) return;
+  std::lock_guard lock(mu_);
+  countTenantShed(tenant);
+}
+
 void AdmissionQueue::drop(const WaiterPtr& w, DropReason r, std::vector<WaiterPtr>& wake) {
+  countTenantShed(w->ask.tenant);
   remove(w);
   w->state = Waiter::State::kDropped;
   w->reason = r;
@@ -206,6 +224,7 @@ common::Awaitable<AdmissionQueue::Ticket> AdmissionQueue::acquire(balance::Balan
     }
     if (refuse != DropReason::kNone) {
       drops_[static_cast<int>(refuse)].fetch_add(1, std::memory_order_relaxed);
+      countTenantShed(ask.tenant);
       ticket.dropped = refuse;
     } else {
       Class& c = classes_[w->cls];
@@ -319,6 +338,9 @@ AdmissionQueue::Stats AdmissionQueue::stats() const {
   std::sort(s.tenant_counters.begin(), s.tenant_counters.end(),
             [](const auto& a, const auto& b) { return a.second > b.second; });
   if (s.tenant_counters.size() > 20) s.tenant_counters.resize(20);
+  s.tenant_sheds.assign(tenant_sheds_.begin(), tenant_sheds_.end());
+  std::sort(s.tenant_sheds.begin(), s.tenant_sheds.end(), [](const auto& a, const auto& b) { return a.second > b.second; });
+  if (s.tenant_sheds.size() > 20) s.tenant_sheds.resize(20);
   for (int r = 0; r < kDropReasons; ++r) s.drops[r] = drops_[r].load(std::memory_order_relaxed);
   s.dispatched = dispatched_.load(std::memory_order_relaxed);
   s.admitted = admitted_.load(std::memory_order_relaxed);

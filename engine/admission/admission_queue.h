@@ -82,6 +82,7 @@ class AdmissionQueue {
     double service_rate = 0;       // slots handed out per second, recent
     double oldest_wait_seconds = 0;
     std::vector<std::pair<std::string, double>> tenant_counters;  // VTC, largest first (at most 20)
+    std::vector<std::pair<std::string, uint64_t>> tenant_sheds;   // requests turned away, most first (at most 20)
   };
 
   explicit AdmissionQueue(QueueSettings settings = {});
@@ -110,8 +111,9 @@ class AdmissionQueue {
   void tick(Clock::time_point now, std::span<const upstream::BackendPtr> backends);
   // A request of `tenant` ended having generated `output_tokens`.
   void chargeOutput(Priority priority, std::string_view tenant, uint32_t output_tokens);
-  // Counts a drop decided elsewhere (rate limits, degradation) in stats.
-  void countDrop(DropReason r) { drops_[static_cast<int>(r)].fetch_add(1, std::memory_order_relaxed); }
+  // Counts a drop decided elsewhere (rate limits, degradation) in stats,
+  // for `tenant` too when named.
+  void countDrop(DropReason r, std::string_view tenant = {});
 
   size_t waiting() const { return waiting_.load(std::memory_order_relaxed); }
   Stats stats() const;
@@ -141,10 +143,12 @@ class AdmissionQueue {
   void drop(const WaiterPtr& w, DropReason r, std::vector<WaiterPtr>& wake);  // REQUIRES(mu_)
   static void wakeAll(std::vector<WaiterPtr>& wake);
   void pruneTenants(Class& c);  // REQUIRES(mu_)
+  void countTenantShed(std::string_view tenant);  // REQUIRES(mu_)
 
   mutable std::mutex mu_;
   QueueSettings settings_;                   // GUARDED_BY(mu_)
   std::array<Class, kPriorities> classes_;   // GUARDED_BY(mu_)
+  std::unordered_map<std::string, uint64_t> tenant_sheds_;  // GUARDED_BY(mu_): bounded, see countTenantShed
   std::atomic<size_t> waiting_{0};
   std::atomic<uint64_t> admitted_{0};
   std::atomic<uint64_t> dispatched_{0};

@@ -45,6 +45,11 @@ v1::AdmissionState admissionState(Engine& e) {
       t->set_virtual_tokens(v);
     }
     s->set_admitted_total(p.admitted);
+    for (const auto& [tenant, n] : p.tenant_sheds) {
+      auto* t = s->add_shed_tenants();
+      t->set_tenant(tenant);
+      t->set_shed_total(n);
+    }
   }
   for (const auto& l : a.limits) {
     auto* u = out.add_limits();

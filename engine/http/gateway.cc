@@ -778,7 +778,7 @@ common::Awaitable<bool> Gateway::forward(Worker& w, common::TcpStream& client, c
   if (held && admit && classify(held->status) == upstream::AttemptResult::kBusy) {
     // Still busy after every requeue: shed, never relay the fleet's 503.
     ctx.retry_after_seconds = std::max(held->retry_after_seconds, pool.queue->drainSeconds());
-    pool.queue->countDrop(admission::DropReason::kDeadline);
+    pool.queue->countDrop(admission::DropReason::kDeadline, ctx.caller.tenant);
     shed(ctx, admission::DropReason::kDeadline, pool.model);
     co_return co_await answerError(w, client, ctx, keep_alive);
   }
@@ -834,7 +834,8 @@ void Gateway::complete(Worker& w, pipeline::RequestContext& ctx) {
     // no_backend) as it decides them.
     if ((ctx.drop == admission::DropReason::kRateLimited || ctx.drop == admission::DropReason::kDegraded) && ctx.pool &&
         ctx.pool->queue) {
-      ctx.pool->queue->countDrop(ctx.drop);
+      if (ctx.caller.tenant.empty()) ctx.caller.tenant = pipeline::clientAddress(ctx);
+      ctx.pool->queue->countDrop(ctx.drop, ctx.caller.tenant);
     }
     w.shed.fetch_add(1, std::memory_order_relaxed);
     metrics_->shed.with({model(), std::string(pipeline::priorityName(ctx.caller.priority)),

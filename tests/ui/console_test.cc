@@ -871,6 +871,7 @@ void ConsoleTest::admissionPageShowsQueuesAndPinsDegradation() {
   QCOMPARE(page->pools()->item(0, 6)->text(), "0 (automatic)");
   QCOMPARE(page->limits()->rowCount(), 2);
   QCOMPARE(page->limits()->item(0, 3)->text(), "learned");  // no max_concurrency: admission learns it
+  QCOMPARE(page->tenants()->columnCount(), 4);  // tokens served and requests turned away
   QVERIFY(page->bannerText().isEmpty());
   QCOMPARE(page->depthPoints("critical"), 1);
   // Overview tiles for the admission figures.

@@ -354,6 +354,10 @@ void AdmissionTest::queueShedsLowestClassWhenFull() {
   h.release();
   QCOMPARE(h.tags(), (std::vector<std::string>{"hold", "s2", "s3", "d1", "s1"}));
   QCOMPARE(h.queue.stats().drops[static_cast<int>(DropReason::kQueueFull)], uint64_t{2});
+  // Counted per tenant too (the Admission page's "turned away").
+  const auto sheds = h.queue.stats().tenant_sheds;
+  QCOMPARE(sheds.size(), size_t{1});
+  QCOMPARE(sheds[0], (std::pair<std::string, uint64_t>{"t", 2}));
 }
 
 void AdmissionTest::queueShedsWhatCannotMeetItsDeadline() {

@@ -402,6 +402,11 @@ void GatewayErrorsTest::rateLimitsAnswer429WithOpenAIHeaders() {
   QCOMPARE(third.header("x-ratelimit-remaining-requests"), "0");
   const int retry = std::stoi(third.header("retry-after"));
   QVERIFY(retry >= 1 && retry <= 30);  // one of two a minute refills in 30 s
+  // The refusal is counted for the caller (open access: its address).
+  const auto pools = engine->admission().pools;
+  QCOMPARE(pools.size(), size_t{1});
+  QCOMPARE(pools[0].tenant_sheds, (std::vector<std::pair<std::string, uint64_t>>{{"127.0.0.1", 1}}));
+  QCOMPARE(pools[0].shed.at("rate_limited"), uint64_t{1});
 }
 
 void GatewayErrorsTest::staleKeepAliveIsRetriedOnAFreshConnection() {
