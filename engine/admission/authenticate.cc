@@ -1,27 +1,12 @@
 #include "admission/authenticate.h"
 
-#include <openssl/evp.h>
-
 #include <charconv>
 
+#include "common/sha256.h"
 #include "pipeline/identify.h"
 #include "pipeline/request_context.h"
 
 namespace spillway::admission {
-
-std::string sha256Hex(std::string_view data) {
-  unsigned char h[32];
-  unsigned int len = 0;
-  EVP_Digest(data.data(), data.size(), h, &len, EVP_sha256(), nullptr);
-  static const char* d = "0123456789abcdef";
-  std::string s;
-  s.reserve(64);
-  for (unsigned char c : h) {
-    s.push_back(d[c >> 4]);
-    s.push_back(d[c & 15]);
-  }
-  return s;
-}
 
 AuthenticateStage::AuthenticateStage(const v1::Config& config) {
   const auto& limits = config.limits();
@@ -37,7 +22,7 @@ AuthenticateStage::AuthenticateStage(const v1::Config& config) {
 
 const AuthenticateStage::Key* AuthenticateStage::find(std::string_view token) const {
   if (keys_.empty() || token.empty()) return nullptr;
-  auto it = keys_.find(sha256Hex(token));
+  auto it = keys_.find(common::sha256Hex(token));
   return it == keys_.end() ? nullptr : &it->second;
 }
 

@@ -38,6 +38,4 @@ class AuthenticateStage final : public pipeline::Stage {
   std::array<std::chrono::milliseconds, kPriorities> timeout_{};
 };
 
-std::string sha256Hex(std::string_view data);
-
 }  // namespace spillway::admission

@@ -5,6 +5,7 @@
 #include <map>
 #include <set>
 
+#include "common/sha256.h"
 #include "common/strings.h"
 #include "common/url.h"
 #include "spillway/v1/options.pb.h"
@@ -157,9 +158,7 @@ std::vector<ConfigError> validate(const v1::Config& c, const SourceMap* sources,
     const std::string p = common::strCat("limits.keys[", i, "]");
     if (k.name().empty()) ck.fail(p + ".name", "is required");
     else if (!key_names.insert(k.name()).second) ck.fail(p + ".name", common::strCat("duplicate key name \"", k.name(), "\""));
-    const bool hex = k.sha256().size() == 64 &&
-                     k.sha256().find_first_not_of("0123456789abcdef") == std::string::npos;
-    if (!hex) ck.fail(p + ".sha256", "must be 64 lower-case hex digits (spillctl hash-token prints them)");
+    if (!common::isSha256Hex(k.sha256())) ck.fail(p + ".sha256", "must be 64 lower-case hex digits (spillctl hash-token prints them)");
     else if (!key_hashes.insert(k.sha256()).second) ck.fail(p + ".sha256", "the same key is listed twice");
     if (!k.priority().empty() && k.priority() != "critical" && k.priority() != "standard" && k.priority() != "sheddable") {
       ck.fail(p + ".priority", common::strCat("must be \"critical\", \"standard\" or \"sheddable\", got \"", k.priority(), "\""));
@@ -245,9 +244,7 @@ std::vector<ConfigError> validate(const v1::Config& c, const SourceMap* sources,
     std::string p = common::strCat("control.tokens[", i, "]");
     if (t.name().empty()) ck.fail(p + ".name", "is required");
     else if (!token_names.insert(t.name()).second) ck.fail(p + ".name", common::strCat("duplicate token name \"", t.name(), "\""));
-    bool hex = t.sha256().size() == 64;
-    for (char ch : t.sha256()) hex = hex && ((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f'));
-    if (!hex) ck.fail(p + ".sha256", "must be 64 lower-case hex digits (spillctl hash-token prints them)");
+    if (!common::isSha256Hex(t.sha256())) ck.fail(p + ".sha256", "must be 64 lower-case hex digits (spillctl hash-token prints them)");
     if (t.role() != "viewer" && t.role() != "operator") {
       ck.fail(p + ".role", common::strCat("must be \"viewer\" or \"operator\", got \"", t.role(), "\""));
     }

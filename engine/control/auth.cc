@@ -1,5 +1,7 @@
 #include "control/auth.h"
 
+#include "common/sha256.h"
+
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
@@ -73,11 +75,7 @@ std::optional<Identity> TokenAuthority::identify(std::string_view token) const {
   return match->who;
 }
 
-std::string TokenAuthority::sha256Hex(std::string_view data) {
-  unsigned char h[32];
-  sha256(data, h);
-  return hex(h, sizeof h);
-}
+std::string TokenAuthority::sha256Hex(std::string_view data) { return common::sha256Hex(data); }
 
 std::string TokenAuthority::randomToken() {
   unsigned char b[32];

@@ -9,6 +9,7 @@
 
 #include "engine.h"
 #include "admission/authenticate.h"
+#include "common/sha256.h"
 #include "support/test_config.h"
 
 using namespace spillway;
@@ -30,10 +31,10 @@ void OpenAiSdkTest::officialSdkWorksUnmodified() {
     sim: {profile: fast}
 )",
                                                         "limits:\n  keys:\n    - {name: limited, sha256: " +
-                                                            admission::sha256Hex("sk-sdk-limited") +
+                                                            common::sha256Hex("sk-sdk-limited") +
                                                             ", limits: {requests_per_minute: 1}}\n    - {name: patient, "
                                                             "sha256: " +
-                                                            admission::sha256Hex("sk-sdk-patient") +
+                                                            common::sha256Hex("sk-sdk-patient") +
                                                             ", limits: {requests_per_second: 1}}\n")));
   QVERIFY(engine.ok());
   QProcess p;

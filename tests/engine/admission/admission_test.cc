@@ -11,6 +11,7 @@
 
 #include "admission/admission_queue.h"
 #include "admission/authenticate.h"
+#include "common/sha256.h"
 #include "admission/degradation.h"
 #include "admission/gcra.h"
 #include "admission/rate_limit.h"
@@ -192,7 +193,7 @@ void AdmissionTest::tokensAreReconciledWithUsage() {
 }
 
 void AdmissionTest::keysResolveTenantAndPriority() {
-  const std::string hash = sha256Hex("sk-alice");
+  const std::string hash = common::sha256Hex("sk-alice");
   auto config = testing::configFromYaml(testing::engineYaml(testing::kTwoInstantSims,
                                                             "limits:\n  require_key: true\n  keys:\n    - {name: alice, sha256: " + hash +
                                                                 ", priority: critical}\n"));
