@@ -1,6 +1,7 @@
 #include "admission/rate_limit.h"
 
 #include <algorithm>
+#include <boost/container/small_vector.hpp>
 #include <chrono>
 #include <cmath>
 
@@ -80,39 +81,40 @@ RateLimiter::Buckets RateLimiter::lookup(Scope& s, std::string_view name, const 
 RateLimiter::Result RateLimiter::check(const Ask& ask, int64_t now_ns) {
   Result r;
   if (empty_) return r;
-  // Every bucket that applies, with its name in Redis.
+  // Every bucket that applies. Redis key names ("k:alice:rpm") are built
+  // only when Redis decides.
   struct Applied {
-    std::string scope;
+    std::string_view scope;  // "g", "k:", "km:", "ip:", "m:"
+    std::string_view name;
     Buckets b;
   };
-  std::vector<Applied> all;
-  all.reserve(5);
-  all.push_back({"g", global_});
+  boost::container::small_vector<Applied, 5> all;
+  all.push_back({"g", {}, global_});
+  std::string key_model;  // owns the key × model scope's name
   if (!ask.key.empty()) {
     const v1::RateLimit& kl = ask.key_limits && hasLimit(*ask.key_limits) ? *ask.key_limits : per_key_.limit;
-    if (hasLimit(kl)) all.push_back({common::strCat("k:", ask.key), lookup(per_key_, ask.key, kl, now_ns)});
+    if (hasLimit(kl)) all.push_back({"k:", ask.key, lookup(per_key_, ask.key, kl, now_ns)});
     if (hasLimit(per_key_model_.limit)) {
-      const std::string name = common::strCat(ask.key, "/", ask.model);
-      all.push_back({"km:" + name, lookup(per_key_model_, name, per_key_model_.limit, now_ns)});
+      key_model = common::strCat(ask.key, "/", ask.model);
+      all.push_back({"km:", key_model, lookup(per_key_model_, key_model, per_key_model_.limit, now_ns)});
     }
   }
   if (hasLimit(per_ip_.limit) && !ask.client_ip.empty()) {
-    all.push_back({common::strCat("ip:", ask.client_ip), lookup(per_ip_, ask.client_ip, per_ip_.limit, now_ns)});
+    all.push_back({"ip:", ask.client_ip, lookup(per_ip_, ask.client_ip, per_ip_.limit, now_ns)});
   }
-  if (hasLimit(per_model_.limit)) {
-    all.push_back({common::strCat("m:", ask.model), lookup(per_model_, ask.model, per_model_.limit, now_ns)});
-  }
+  if (hasLimit(per_model_.limit)) all.push_back({"m:", ask.model, lookup(per_model_, ask.model, per_model_.limit, now_ns)});
   struct One {
-    std::shared_ptr<Gcra> g;
-    std::string key;
+    const std::shared_ptr<Gcra>* g;  // into `all`, alive for this call
+    const Applied* scope;
+    std::string_view kind;
     double cost;
     bool tokens;
   };
-  std::vector<One> ones;
+  boost::container::small_vector<One, 8> ones;
   for (const auto& a : all) {
-    if (a.b.rps) ones.push_back({a.b.rps, a.scope + ":rps", 1, false});
-    if (a.b.rpm) ones.push_back({a.b.rpm, a.scope + ":rpm", 1, false});
-    if (a.b.tpm) ones.push_back({a.b.tpm, a.scope + ":tpm", ask.tokens, true});
+    if (a.b.rps) ones.push_back({&a.b.rps, &a, "rps", 1, false});
+    if (a.b.rpm) ones.push_back({&a.b.rpm, &a, "rpm", 1, false});
+    if (a.b.tpm) ones.push_back({&a.b.tpm, &a, "tpm", ask.tokens, true});
   }
   auto note = [&](bool tokens, const Gcra::Decision& d) {
     bool& has = tokens ? r.has_tokens : r.has_requests;
@@ -123,22 +125,25 @@ RateLimiter::Result RateLimiter::check(const Ask& ask, int64_t now_ns) {
 
   if (redis_) {
     std::vector<RedisLimiter::Bucket> buckets;
-    for (const auto& o : ones) buckets.push_back({o.key, o.g->amount(), o.g->periodNs() / 1000, o.cost});
+    for (const auto& o : ones) {
+      buckets.push_back({common::strCat(o.scope->scope, o.scope->name, ":", o.kind), (*o.g)->amount(),
+                         (*o.g)->periodNs() / 1000, o.cost});
+    }
     if (auto shared = redis_->take(buckets)) {
       if (!shared->allowed) {
         r.allowed = false;
         r.retry_after_seconds = shared->retry_after_seconds;
-        note(ones[shared->denied].tokens, ones[shared->denied].g->describeBacklog(
-                                             static_cast<int64_t>(ones[shared->denied].g->periodNs()), false));
+        const One& denied = ones[shared->denied];
+        note(denied.tokens, (*denied.g)->describeBacklog((*denied.g)->periodNs(), false));
         refused_.fetch_add(1, std::memory_order_relaxed);
         return r;
       }
       for (size_t i = 0; i < ones.size(); ++i) {
         // This replica's own share, kept locally too: what the operator
         // sees, and where a fallback starts from.
-        ones[i].g->adjust(ones[i].cost, now_ns);
+        (*ones[i].g)->adjust(ones[i].cost, now_ns);
         const int64_t backlog = i < shared->backlog_us.size() ? static_cast<int64_t>(shared->backlog_us[i] * 1000) : 0;
-        note(ones[i].tokens, ones[i].g->describeBacklog(backlog, true));
+        note(ones[i].tokens, (*ones[i].g)->describeBacklog(backlog, true));
         if (ones[i].tokens) r.charge.redis_buckets.push_back(buckets[i]);
       }
       r.charge.redis = redis_;
@@ -148,17 +153,17 @@ RateLimiter::Result RateLimiter::check(const Ask& ask, int64_t now_ns) {
     fallbacks_.fetch_add(1, std::memory_order_relaxed);  // Redis did not answer: decide here
   }
 
-  std::vector<std::pair<Gcra*, double>> taken;
+  boost::container::small_vector<std::pair<Gcra*, double>, 8> taken;
   for (const auto& o : ones) {
-    Gcra::Decision d = o.g->take(o.cost, now_ns);
+    Gcra::Decision d = (*o.g)->take(o.cost, now_ns);
     note(o.tokens, d);
     if (!d.allowed) {
       r.allowed = false;
       r.retry_after_seconds = d.retry_after_seconds;
       break;
     }
-    taken.emplace_back(o.g.get(), o.cost);
-    if (o.tokens) r.charge.buckets.push_back(o.g);
+    taken.emplace_back(o.g->get(), o.cost);
+    if (o.tokens) r.charge.buckets.push_back(*o.g);
   }
   if (!r.allowed) {
     for (const auto& [g, cost] : taken) g->adjust(-cost, now_ns);  // all or nothing
