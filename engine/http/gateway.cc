@@ -601,13 +601,12 @@ common::Awaitable<bool> Gateway::forward(Worker& w, common::TcpStream& client, c
 
   const bool admit = pool.queue != nullptr;
   const uint32_t max_requeues = routes.config.admission().max_requeues();
-  bool requeue = false;  // the next pass is a requeue after a busy answer, not a failover
-  for (uint32_t attempt = 0; attempt < max_attempts; ++attempt) {
-    if (requeue) {
-      requeue = false;
-    } else if (attempt > 0 && !budget.startRetry()) {
-      break;
-    }
+  // A pass that puts the request back in the queue after a busy answer is
+  // not an attempt: it neither counts against max_attempts nor is a retry.
+  bool requeue = false;
+  for (uint32_t attempt = 0; attempt < max_attempts; attempt += requeue ? 0 : 1) {
+    const bool failover = !std::exchange(requeue, false) && attempt > 0;
+    if (failover && !budget.startRetry()) break;
     balance::PickContext pc;
     pc.hash_key = ctx.hash_key;
     pc.has_hash_key = ctx.has_hash_key;
@@ -660,7 +659,7 @@ common::Awaitable<bool> Gateway::forward(Worker& w, common::TcpStream& client, c
     }
     ctx.attempt_start = Clock::now();
     ctx.in_flight_at_dispatch = pick.backend->inFlight();
-    if (attempt > 0) {
+    if (failover) {
       ++ctx.retries;
       w.retries.fetch_add(1, std::memory_order_relaxed);
       metrics_->retries.with({pick.backend->name(), "another_backend"}).inc();
@@ -739,7 +738,6 @@ common::Awaitable<bool> Gateway::forward(Worker& w, common::TcpStream& client, c
             metrics_->requeues.with({b.name()}).inc();
             ++ctx.requeues;
             requeue = true;
-            --attempt;
             break;
           }
           break;  // another backend
