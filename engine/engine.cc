@@ -234,7 +234,7 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::start(v1::Config config, EngineO
           if (pool.queue) {
             pool.queue->tick(steady_now, pool.backends);
             pool.queue->dispatch(*pool.balancer, pool.backends);
-            oldest_ms = pool.queue->stats().oldest_wait_seconds * 1000;
+            oldest_ms = pool.queue->oldestWaitSeconds() * 1000;
           }
           if (pool.degradation && pool.degradation->evaluate(routes->config.degradation(), oldest_ms, now_ms)) {
             spdlog::warn("pool {}: automatic degradation level {} (oldest queued request {:.0f} ms)", model,

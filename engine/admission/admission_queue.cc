@@ -279,9 +279,7 @@ common::Awaitable<AdmissionQueue::Ticket> AdmissionQueue::acquire(balance::Balan
     ticket.backend = std::move(w->backend);
   } else {
     ticket.dropped = w->reason;
-    const double rate = rate_.load(std::memory_order_relaxed);
-    const double n = static_cast<double>(waiting()) + 1;
-    ticket.retry_after_seconds = rate <= 0 ? 1 : static_cast<uint32_t>(std::clamp(std::ceil(n / rate), 1.0, 60.0));
+    ticket.retry_after_seconds = drainSeconds();
   }
   co_return ticket;
 }
@@ -323,16 +321,25 @@ void AdmissionQueue::chargeOutput(Priority priority, std::string_view tenant, ui
   if (it != c.tenants.end()) it->second.counter += settings_.output_weight * output_tokens;
 }
 
-AdmissionQueue::Stats AdmissionQueue::stats() const {
-  Stats s;
+double AdmissionQueue::oldestWaitSeconds() const {
+  if (waiting() == 0) return 0;
   std::lock_guard lock(mu_);
   const auto now = Clock::now();
+  double oldest = 0;
+  for (const Class& c : classes_) {
+    for (const Tenant* t : c.backlogged) {
+      oldest = std::max(oldest, std::chrono::duration<double>(now - t->waiting.front()->enqueued).count());
+    }
+  }
+  return oldest;
+}
+
+AdmissionQueue::Stats AdmissionQueue::stats() const {
+  Stats s;
+  s.oldest_wait_seconds = oldestWaitSeconds();
+  std::lock_guard lock(mu_);
   for (int c = 0; c < kPriorities; ++c) {
     s.depth[c] = classes_[c].size;
-    for (const Tenant* t : classes_[c].backlogged) {
-      s.oldest_wait_seconds =
-          std::max(s.oldest_wait_seconds, std::chrono::duration<double>(now - t->waiting.front()->enqueued).count());
-    }
     for (const auto& [name, t] : classes_[c].tenants) s.tenant_counters.emplace_back(name, t.counter);
   }
   std::sort(s.tenant_counters.begin(), s.tenant_counters.end(),

@@ -116,6 +116,8 @@ class AdmissionQueue {
   void countDrop(DropReason r, std::string_view tenant = {});
 
   size_t waiting() const { return waiting_.load(std::memory_order_relaxed); }
+  // Age of the oldest waiting request (degradation's signal); 0 when none.
+  double oldestWaitSeconds() const;
   Stats stats() const;
 
   // Retry-After for a shed request: the time to drain the queue at the
