@@ -47,7 +47,7 @@ def metric(port, name):
 
 
 class BusySampler:
-    """Samples each simulator's running sequences every 100 ms while a run lasts."""
+    """Samples each simulator's running sequences every 100 ms while a run lasts (with the time)."""
 
     def __init__(self, ports):
         self.ports, self.samples, self.stop = ports, {p: [] for p in ports}, threading.Event()
@@ -57,7 +57,7 @@ class BusySampler:
         while not self.stop.is_set():
             for p in self.ports:
                 try:
-                    self.samples[p].append(metric(p, "spillway_sim_running_sequences"))
+                    self.samples[p].append((time.time(), metric(p, "spillway_sim_running_sequences")))
                 except OSError:
                     pass
             self.stop.wait(0.1)
@@ -70,8 +70,9 @@ class BusySampler:
         self.stop.set()
         self.thread.join()
 
-    def busy_share(self, port, slots):
-        s = self.samples[port]
+    def busy_share(self, port, slots, start=0.0, end=float("inf")):
+        """Mean running sequences / slots of one simulator, over [start, end] (time.time())."""
+        s = [v for t, v in self.samples[port] if start <= t <= end]
         return sum(s) / len(s) / slots if s else 0.0
 
 

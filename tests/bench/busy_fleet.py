@@ -30,7 +30,6 @@ per tenant.
 import hashlib
 import json
 import subprocess
-import threading
 import time
 from pathlib import Path
 
@@ -126,38 +125,8 @@ def class_row(c, seconds, cap):
             "service_tokens": c.get("prompt_tokens", 0) + 2 * c["output_tokens"]}
 
 
-class SlotSampler:
-    """Every 100 ms, the simulators' running sequences as a share of their slots, with the time."""
-
-    def __init__(self, ports):
-        self.ports, self.samples, self.stop = ports, [], threading.Event()
-        self.thread = threading.Thread(target=self.loop, daemon=True)
-
-    def loop(self):
-        from balancing import metric
-        while not self.stop.is_set():
-            try:
-                busy = sum(metric(p, "spillway_sim_running_sequences") for p in self.ports)
-                self.samples.append((time.time(), busy / (SLOTS * len(self.ports))))
-            except OSError:
-                pass
-            self.stop.wait(0.1)
-
-    def mean(self, start, end):
-        xs = [v for t, v in self.samples if start <= t <= end]
-        return sum(xs) / len(xs) if xs else 0.0
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop.set()
-        self.thread.join()
-
-
 def run_all(b, procs, workdir, args):
-    from balancing import start_sim, wait_idle
+    from balancing import BusySampler, start_sim, wait_idle
     from run_bench import read_listen_port
     smoke = args.smoke
     cap = capacity_rps()
@@ -191,7 +160,7 @@ def run_all(b, procs, workdir, args):
         path = b.out / f"{b.runs:03d}-busy-fleet-{kind}.json"
         scen = b.out / f"{b.runs:03d}-busy-fleet-{kind}.yaml"
         scen.write_text(scenario(f"http://127.0.0.1:{port}", phases, 11))
-        with SlotSampler([p for _, p in sims]) as sampler:
+        with BusySampler([p for _, p in sims]) as sampler:
             t0 = time.time()
             subprocess.run([b.bench, "--quiet", "--scenario", str(scen), "--json", str(path)], check=True,
                            stdout=subprocess.DEVNULL)
@@ -199,7 +168,7 @@ def run_all(b, procs, workdir, args):
         # Slot use while demand exceeds the fleet (the 2x, burst and 3x phases).
         over_start = t0 + sum(p["duration_ms"] for p in phases[:2]) / 1000
         over_end = t0 + total_s
-        slot_use = sampler.mean(over_start + 1, over_end)
+        slot_use = sum(sampler.busy_share(p, SLOTS, over_start + 1, over_end) for _, p in sims) / len(sims)
         rows = {c["name"]: class_row(c, total_s, cap) for c in r["classes"]}
         overall = class_row(r["overall"], total_s, cap)
         by_class = {}

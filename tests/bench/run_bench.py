@@ -209,25 +209,19 @@ def main():
                "machine": {"cores": cores, "cpu": cpu_model(), "kernel": platform.release()},
                "commit": git_commit(), "smoke": args.smoke, "rounds": args.rounds, "seconds_per_run": args.seconds}
     try:
-        if args.balancing_only:
-            import balancing
-            summary["balancing"] = balancing.run_all(b, procs, workdir, args)
-            (b.out / "balancing.json").write_text(json.dumps(summary, indent=2) + "\n")
-            md = balancing.markdown(summary["balancing"])
-            (b.out / "balancing.md").write_text(md)
+        only = "balancing" if args.balancing_only else "busy_fleet" if args.busy_fleet_only else None
+        if only:
+            # One suite on its own: <name>.json and <name>.md in --out.
+            import importlib
+            suite = importlib.import_module(only)
+            summary[only] = suite.run_all(b, procs, workdir, args)
+            stem = only.replace("_", "-")
+            (b.out / f"{stem}.json").write_text(json.dumps(summary, indent=2) + "\n")
+            md = suite.markdown(summary[only])
+            (b.out / f"{stem}.md").write_text(md)
             print(md)
             if args.smoke:
-                balancing.check_sane(summary["balancing"])
-            return
-        if args.busy_fleet_only:
-            import busy_fleet
-            summary["busy_fleet"] = busy_fleet.run_all(b, procs, workdir, args)
-            (b.out / "busy-fleet.json").write_text(json.dumps(summary, indent=2) + "\n")
-            md = busy_fleet.markdown(summary["busy_fleet"])
-            (b.out / "busy-fleet.md").write_text(md)
-            print(md)
-            if args.smoke:
-                busy_fleet.check_sane(summary["busy_fleet"])
+                suite.check_sane(summary[only])
             return
         # Upstreams: a fast static server (nginx, 1 worker) and a streaming simulator.
         fast = start_nginx(procs, nginx, workdir, "fast", {"/v1/": "fast"}, 1)
