@@ -871,7 +871,6 @@ void ConsoleTest::admissionPageShowsQueuesAndPinsDegradation() {
   QCOMPARE(page->pools()->item(0, 6)->text(), "0 (automatic)");
   QCOMPARE(page->limits()->rowCount(), 2);
   QCOMPARE(page->limits()->item(0, 3)->text(), "learned");  // no max_concurrency: admission learns it
-  QCOMPARE(page->tenants()->columnCount(), 4);  // tokens served and requests turned away
   QVERIFY(page->bannerText().isEmpty());
   QCOMPARE(page->depthPoints("critical"), 1);
   // Overview tiles for the admission figures.
@@ -899,6 +898,13 @@ void ConsoleTest::admissionPageShowsQueuesAndPinsDegradation() {
                        {{"Content-Type", "application/json"}, {"x-spillway-priority", "sheddable"}});
   QCOMPARE(r.status, 429);
   QCOMPARE(r.header("x-spillway-degraded"), "3");
+  // The caller shows among the tenants, with the request turned away.
+  auto after = client_->snapshot();
+  QVERIFY(after.ok());
+  page->showSnapshot(*after);
+  QCOMPARE(page->tenants()->rowCount(), 1);
+  QCOMPARE(page->tenants()->item(0, 1)->text(), "127.0.0.1");
+  QCOMPARE(page->tenants()->item(0, 3)->text(), "1");
   store::AuditFilter f;
   f.action_prefix = "degradation.";
   auto audit = engine_->audit(f);
