@@ -31,6 +31,7 @@ pipeline::Verdict AuthenticateStage::process(pipeline::RequestContext& ctx) {
   if (key) {
     ctx.caller.key_known = true;
     ctx.caller.tenant = key->tenant;
+    ctx.caller.key_limits = &key->limits;
     // The header may lower the key's class, never raise it.
     ctx.caller.priority =
         ctx.caller.priority_from_header ? std::max(ctx.caller.priority, key->priority) : key->priority;

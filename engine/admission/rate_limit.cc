@@ -229,12 +229,11 @@ std::vector<RateLimiter::Usage> RateLimiter::usage(int64_t now_ns, size_t n) con
 pipeline::Verdict RateLimitStage::process(pipeline::RequestContext& ctx) {
   if (limiter_->empty()) return pipeline::Verdict::kContinue;
   const auto& limits = limiter_->limits();
-  const AuthenticateStage::Key* key = ctx.caller.key_known ? keys_->find(ctx.caller.api_key) : nullptr;
   const uint32_t max_tokens = ctx.parsed.max_tokens ? *ctx.parsed.max_tokens : limits.default_max_tokens();
   RateLimiter::Ask ask;
-  if (key) {
-    ask.key = key->tenant;
-    ask.key_limits = &key->limits;
+  if (ctx.caller.key_known) {  // authenticate found it: its tenant and limits
+    ask.key = ctx.caller.tenant;
+    ask.key_limits = ctx.caller.key_limits;
   }
   if (hasLimit(limits.per_client_ip())) ask.client_ip = pipeline::clientAddress(ctx);
   ask.model = ctx.parsed.model;

@@ -19,7 +19,6 @@
 #include <unordered_map>
 
 #include "admission/gcra.h"
-#include "admission/authenticate.h"
 #include "pipeline/stage.h"
 #include "spillway/v1/config.pb.h"
 
@@ -86,14 +85,12 @@ class RateLimiter {
 
 class RateLimitStage final : public pipeline::Stage {
  public:
-  explicit RateLimitStage(std::shared_ptr<RateLimiter> limiter, const AuthenticateStage* keys)
-      : limiter_(std::move(limiter)), keys_(keys) {}
+  explicit RateLimitStage(std::shared_ptr<RateLimiter> limiter) : limiter_(std::move(limiter)) {}
   std::string_view name() const override { return "rate_limit"; }
   pipeline::Verdict process(pipeline::RequestContext& ctx) override;
 
  private:
   std::shared_ptr<RateLimiter> limiter_;
-  const AuthenticateStage* keys_;
 };
 
 bool hasLimit(const v1::RateLimit& l);

@@ -13,11 +13,9 @@ namespace spillway::pipeline {
 std::vector<StagePtr> buildStages(const v1::Config& config, std::shared_ptr<admission::RateLimiter> limiter) {
   std::vector<StagePtr> stages;
   stages.push_back(std::make_unique<IdentifyStage>());
-  auto auth = std::make_unique<admission::AuthenticateStage>(config);
-  const admission::AuthenticateStage* keys = auth.get();
-  stages.push_back(std::move(auth));
+  stages.push_back(std::make_unique<admission::AuthenticateStage>(config));
   stages.push_back(std::make_unique<RouteStage>());
-  if (limiter && !limiter->empty()) stages.push_back(std::make_unique<admission::RateLimitStage>(std::move(limiter), keys));
+  if (limiter && !limiter->empty()) stages.push_back(std::make_unique<admission::RateLimitStage>(std::move(limiter)));
   stages.push_back(std::make_unique<admission::DegradeStage>(config));
   stages.push_back(std::make_unique<AffinityStage>());
   return stages;

@@ -37,6 +37,7 @@ struct Caller {
   // authenticate), else the client address (set when first needed).
   std::string tenant;
   bool key_known = false;  // the bearer token matched a configured key
+  const v1::RateLimit* key_limits = nullptr;  // that key's own limits (owned by the routing snapshot)
 };
 
 struct RequestContext {
