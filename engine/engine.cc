@@ -40,6 +40,9 @@ struct Engine::Impl {
   // Automatic ejections and back-offs, for the console (kept across applies).
   std::shared_ptr<upstream::BackendEvents> events = std::make_shared<upstream::BackendEvents>();
   std::unique_ptr<store::Store> store;
+  // The response cache: one for the engine's life, shared by every routing
+  // table (its tiers open at start; entries survive applies).
+  std::shared_ptr<cache::ResponseCache> cache;
   std::unique_ptr<common::IoPool> sim_io;  // created with the first sim:// backend
   std::map<uint64_t, std::shared_ptr<sim::SimServer>> sims;  // by backend id, current backends only
   std::unique_ptr<common::IoPool> io;
@@ -141,7 +144,11 @@ struct Engine::Impl {
     } else {
       routes->limiter = std::make_shared<admission::RateLimiter>(cfg.limits());
     }
-    routes->stages = pipeline::buildStages(cfg, routes->limiter);
+    if (!cfg.cache().disabled()) {
+      cache->configure(cfg.cache());
+      routes->cache = cache;
+    }
+    routes->stages = pipeline::buildStages(cfg, routes->limiter, routes->cache);
     routes->observers = pipeline::buildObservers(cfg);
     routes->outliers = pipeline::buildOutlierDetector(cfg, events);
     return routes;
@@ -182,6 +189,14 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::start(v1::Config config, EngineO
   auto store = store::Store::open(db);
   if (!store.ok()) return store.status();
   d.store = std::move(*store);
+  {
+    std::string disk = d.config.cache().disk().path();
+    if (disk.empty() && !options.data_dir.empty()) disk = (std::filesystem::path(options.data_dir) / "cache.db").string();
+    if (disk.empty() && !d.config.cache().disk().disabled()) {
+      spdlog::info("cache: no disk tier (no data directory; set cache.disk.path to keep answers across restarts)");
+    }
+    d.cache = std::make_shared<cache::ResponseCache>(d.config.cache(), disk, d.registry);
+  }
 
   auto routes = d.buildRoutes(d.config, nullptr, d.sims);
   if (!routes.ok()) return routes.status();
@@ -289,6 +304,11 @@ absl::StatusOr<ApplyResult> Engine::Impl::applyLocked(v1::Config proposed, const
   }
   if (proposed.control().SerializeAsString() != config.control().SerializeAsString()) {
     result.notes.push_back("control.* takes effect on restart");
+  }
+  if (proposed.cache().disk().SerializeAsString() != config.cache().disk().SerializeAsString() ||
+      proposed.cache().redis().SerializeAsString() != config.cache().redis().SerializeAsString() ||
+      proposed.cache().bloom().SerializeAsString() != config.cache().bloom().SerializeAsString()) {
+    result.notes.push_back("cache.disk, cache.redis and cache.bloom take effect on restart");
   }
   if (change.dry_run || result.diff.empty()) return result;
 

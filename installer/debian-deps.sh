@@ -12,7 +12,7 @@ packages=(
   libprotobuf-dev protobuf-compiler
   libabsl-dev libyaml-cpp-dev libsimdjson-dev libspdlog-dev
   libsqlite3-dev libmimalloc-dev
-  libgrpc++-dev protobuf-compiler-grpc libhiredis-dev
+  libgrpc++-dev protobuf-compiler-grpc libhiredis-dev libxxhash-dev
   # console and Qt Test
   qt6-base-dev qt6-charts-dev libqt6opengl6-dev qtkeychain-qt6-dev libsecret-1-0
   # tests: real clients and validators, a display for the console

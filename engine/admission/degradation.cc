@@ -1,5 +1,7 @@
 #include "admission/degradation.h"
 
+#include "cache/cache_stage.h"
+
 #include <boost/beast/http/field.hpp>
 
 #include <algorithm>
@@ -103,6 +105,14 @@ pipeline::Verdict DegradeStage::process(pipeline::RequestContext& ctx) {
     return pipeline::Verdict::kAnswered;
   }
   if (level == 1) {
+    // An expired cached answer within its grace comes first (cache stage).
+    if (ctx.cache.stale && cache::answerFromEntry(ctx, *ctx.cache.stale, cache::Outcome::kStale, cache::Tier::kMemory)) {
+      ctx.degraded = 1;
+      ctx.cache.active = false;
+      if (ctx.routes->cache) ctx.routes->cache->count(cache::Outcome::kStale, cache::Tier::kMemory);
+      common::strAppend(&ctx.response_headers, "x-spillway-degraded: 1\r\n");
+      return pipeline::Verdict::kAnswered;
+    }
     auto it = answers_.find(ctx.pool->model);
     if (it == answers_.end()) return pipeline::Verdict::kContinue;  // nothing cheaper to give: serve it
     ctx.degraded = 1;
@@ -126,6 +136,7 @@ pipeline::Verdict DegradeStage::process(pipeline::RequestContext& ctx) {
   ctx.rewritten_body = std::move(*body);
   if (ctx.parsed.max_tokens && rw.max_tokens_cap) ctx.parsed.max_tokens = std::min(*ctx.parsed.max_tokens, *rw.max_tokens_cap);
   ctx.degraded = 2;
+  ctx.cache.active = false;  // a different question now: neither looked up nor stored under the original's key
   common::strAppend(&ctx.response_headers, "x-spillway-degraded: 2\r\n");
   return pipeline::Verdict::kContinue;
 }

@@ -1,6 +1,7 @@
 // Graceful degradation: the article's three levels, per pool.
-//   1  answer from the model's configured default answer (the cache issue
-//      adds cached and stale answers here); without one, serve normally;
+//   1  answer from the cache — an expired entry within cache's stale grace
+//      (x-spillway-cache: stale) — else the model's configured default
+//      answer; without either, serve normally;
 //   2  simplified output: max_tokens capped, a configured "answer briefly"
 //      instruction added to chat requests, or the request sent to a cheaper
 //      fallback model's pool;

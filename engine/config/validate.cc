@@ -180,6 +180,22 @@ std::vector<ConfigError> validate(const v1::Config& c, const SourceMap* sources,
     }
   }
 
+  const auto& cc = c.cache();
+  if (!cc.mode().empty() && cc.mode() != "deterministic" && cc.mode() != "all" && cc.mode() != "opt_in") {
+    ck.fail("cache.mode", common::strCat("must be \"deterministic\", \"all\" or \"opt_in\", got \"", cc.mode(), "\""));
+  }
+  if (!cc.scope().empty() && cc.scope() != "tenant" && cc.scope() != "shared") {
+    ck.fail("cache.scope", common::strCat("must be \"tenant\" or \"shared\", got \"", cc.scope(), "\""));
+  }
+  if (const auto& ra = cc.redis().address(); !ra.empty()) {
+    auto hp = common::parseHostPort(ra);
+    if (!hp.ok()) ck.fail("cache.redis.address", std::string(hp.status().message()));
+    else if (hp->port == 0) ck.fail("cache.redis.address", "needs a port, e.g. \"127.0.0.1:6379\"");
+  }
+  for (int i = 0; i < cc.model_versions_size(); ++i) {
+    if (cc.model_versions(i).model().empty()) ck.fail(common::strCat("cache.model_versions[", i, "].model"), "is required");
+  }
+
   std::map<std::string, int> names;
   std::map<std::string, std::set<std::string>> models_of;  // backend -> models
   for (int i = 0; i < c.backends_size(); ++i) {
@@ -360,6 +376,20 @@ void applyDefaults(v1::Config& c) {
   }
   if (dg->min_dwell_ms() == 0) dg->set_min_dwell_ms(10000);
   if (dg->exit_ratio() == 0) dg->set_exit_ratio(0.5);
+  auto* cache = c.mutable_cache();
+  if (cache->mode().empty()) cache->set_mode("deterministic");
+  if (cache->scope().empty()) cache->set_scope("tenant");
+  if (cache->memory().max_bytes() == 0) cache->mutable_memory()->set_max_bytes(256ull << 20);
+  if (cache->memory().ttl_seconds() == 0) cache->mutable_memory()->set_ttl_seconds(3600);
+  if (cache->disk().ttl_seconds() == 0) cache->mutable_disk()->set_ttl_seconds(7 * 24 * 3600);
+  if (cache->disk().max_bytes() == 0) cache->mutable_disk()->set_max_bytes(1ull << 30);
+  if (cache->redis().ttl_seconds() == 0) cache->mutable_redis()->set_ttl_seconds(3600);
+  if (cache->redis().key_prefix().empty()) cache->mutable_redis()->set_key_prefix("spillway:cache:");
+  if (cache->redis().timeout_ms() == 0) cache->mutable_redis()->set_timeout_ms(50);
+  if (cache->stale_grace_seconds() == 0) cache->set_stale_grace_seconds(600);
+  if (cache->max_entry_bytes() == 0) cache->set_max_entry_bytes(1u << 20);
+  if (cache->bloom().expected_entries() == 0) cache->mutable_bloom()->set_expected_entries(10'000'000);
+  if (cache->bloom().false_positive_rate() == 0) cache->mutable_bloom()->set_false_positive_rate(0.01);
 
   for (auto& b : *c.mutable_backends()) {
     if (b.weight() == 0) b.set_weight(1);

@@ -16,6 +16,8 @@
 #include "common/clock.h"
 #include "common/json_writer.h"
 #include "common/strings.h"
+#include "cache/cache_stage.h"
+#include "cache/fill_sink.h"
 #include "http/client_sink.h"
 #include "http/responses.h"
 #include "openai/openai.h"
@@ -548,7 +550,131 @@ common::Awaitable<bool> Gateway::proxy(Worker& w, common::TcpStream& client, Req
       co_return co_await answerDirect(w, client, ctx, keep_alive);
     }
   }
+  if (ctx.cache.active) co_return co_await cached(w, client, req, ctx, keep_alive);
   co_return co_await forward(w, client, req, ctx, keep_alive);
+}
+
+namespace {
+constexpr std::string_view kCacheMiss = "x-spillway-cache: miss\r\n";
+}
+
+common::Awaitable<bool> Gateway::cached(Worker& w, common::TcpStream& client, const Request& req,
+                                        pipeline::RequestContext& ctx, bool keep_alive) {
+  cache::ResponseCache& rc = *ctx.routes->cache;
+  const auto settings = rc.settings();
+  pipeline::CacheState& c = ctx.cache;
+  if (c.lookup && rc.hasSlowTiers()) {
+    cache::Tier tier = cache::Tier::kDisk;
+    const std::string& model = ctx.pool->model;
+    cache::Found f = co_await rc.findSlow(c.key, model, c.tenant, common::wallClockMs(), &tier);
+    if (f && !f.stale && cache::answerFromEntry(ctx, *f.entry, cache::Outcome::kHit, tier)) {
+      rc.count(cache::Outcome::kHit, tier);
+      co_return co_await answerDirect(w, client, ctx, keep_alive);
+    }
+    if (f && f.stale && !c.stale) c.stale = f.entry;
+  }
+  if (settings->coalesce) {
+    const cache::Wanted want{ctx.parsed.endpoint, ctx.parsed.stream, ctx.parsed.include_usage};
+    // A waiter whose flight failed before sending anything joins again (one
+    // of them leads the next try); after two such rounds it goes alone.
+    for (int round = 0; round < 3; ++round) {
+      cache::Coalescer::Joined joined = rc.coalescer().join(c.key, want, settings->max_entry_bytes);
+      if (joined.leader) {
+        c.flight = joined.flight;
+        rc.count(cache::Outcome::kMiss);
+        ctx.response_headers += kCacheMiss;
+        const bool keep = co_await forward(w, client, req, ctx, keep_alive);
+        rc.coalescer().leave(c.key, joined.flight);
+        co_return keep;
+      }
+      const int followed = co_await follow(w, client, ctx, *joined.flight, keep_alive);
+      if (followed >= 0) co_return followed == 1;
+    }
+  }
+  rc.count(cache::Outcome::kMiss);
+  ctx.response_headers += kCacheMiss;
+  co_return co_await forward(w, client, req, ctx, keep_alive);
+}
+
+common::Awaitable<int> Gateway::follow(Worker& w, common::TcpStream& client, pipeline::RequestContext& ctx,
+                                       cache::Flight& flight, bool keep_alive) {
+  const auto& up = ctx.routes->config.upstream();
+  const cache::Wanted& led = flight.form();
+  // Same form as the leader's: relayed live, chunk by chunk. Otherwise the
+  // complete answer is replayed in this caller's form.
+  const bool live = ctx.parsed.stream && led.stream && ctx.parsed.include_usage == led.include_usage;
+  const auto idle = std::chrono::milliseconds(up.idle_timeout_ms());
+  // Before the answer begins: as long as the leader may wait for a slot and
+  // its first byte; after, as long as an upstream may pause.
+  Clock::time_point deadline =
+      (ctx.deadline == Clock::time_point::max() ? Clock::now() : ctx.deadline) + std::chrono::milliseconds(up.first_byte_timeout_ms());
+  const std::string headers = common::strCat(ctx.response_headers, "x-spillway-cache: coalesced\r\n");
+  ClientSink sink(client, keep_alive, idle, headers);
+  std::string all;
+  size_t from = 0;
+  for (;;) {
+    cache::Flight::View v = co_await flight.next(from, deadline);
+    const bool timed_out = v.state == cache::Flight::State::kRunning && v.bytes.empty();
+    if (v.state == cache::Flight::State::kFailed || timed_out) {
+      if (!sink.started()) co_return -1;
+      const openai::ApiError e{502, "The shared upstream answer broke off.", "upstream_error", "", "upstream_disconnected"};
+      const std::string event = openai::sseData(openai::errorBody(e));
+      co_await sink.abort(event);
+      ctx.status = 502;
+      complete(w, ctx);
+      co_return 0;
+    }
+    from += v.bytes.size();
+    if (live) {
+      if (!sink.started()) {
+        upstream::ResponseHead head;
+        head.status = 200;
+        head.reason = "OK";
+        head.content_type = v.content_type;
+        head.event_stream = true;
+        if (!co_await sink.sendHead(head)) {
+          ctx.status = 499;
+          complete(w, ctx);
+          co_return 0;
+        }
+        ctx.first_byte = Clock::now();
+      }
+      if (!v.bytes.empty() && !co_await sink.sendBody(v.bytes)) {
+        ctx.status = 499;
+        complete(w, ctx);
+        co_return 0;
+      }
+      deadline = Clock::now() + idle;
+    } else {
+      all += v.bytes;
+    }
+    if (v.state == cache::Flight::State::kDone) break;
+  }
+  ctx.routes->cache->count(cache::Outcome::kCoalesced);
+  if (live) {
+    const bool ended = co_await sink.sendEnd();
+    ctx.status = ended ? 200 : 499;
+    complete(w, ctx);
+    co_return ended && keep_alive ? 1 : 0;
+  }
+  cache::Entry entry;
+  entry.form = led.stream ? cache::streamForm(all) : cache::Form::kJson;
+  entry.body = std::move(all);
+  if (!cache::answerFromEntry(ctx, entry, cache::Outcome::kCoalesced, cache::Tier::kMemory)) co_return -1;
+  co_return co_await answerDirect(w, client, ctx, keep_alive) ? 1 : 0;
+}
+
+bool Gateway::serveStale(pipeline::RequestContext& ctx) {
+  if (!ctx.cache.stale || !ctx.routes->cache) return false;
+  // The miss header goes: this answer is a stale one.
+  if (auto at = ctx.response_headers.find(kCacheMiss); at != std::string::npos) {
+    ctx.response_headers.erase(at, kCacheMiss.size());
+  }
+  if (!cache::answerFromEntry(ctx, *ctx.cache.stale, cache::Outcome::kStale, cache::Tier::kMemory)) return false;
+  ctx.routes->cache->count(cache::Outcome::kStale, cache::Tier::kMemory);
+  ctx.error.reset();
+  ctx.drop = admission::DropReason::kNone;
+  return true;
 }
 
 common::Awaitable<bool> Gateway::answerError(Worker& w, common::TcpStream& client, pipeline::RequestContext& ctx,
@@ -599,6 +725,9 @@ common::Awaitable<bool> Gateway::forward(Worker& w, common::TcpStream& client, c
   const upstream::ExchangeRequest exchange_base{req.method_string(), req.target(), req[bhttp::field::accept],
                                                 req.body(), false, routes.retry_after_text};
 
+  // A cacheable answer fills the cache (and the coalesced waiters) on its way.
+  const cache::FillTarget fill_target{ctx.cache.key, pool.model, ctx.cache.tenant, ctx.cache.store};
+  const bool fill = ctx.cache.active && ctx.routes->cache != nullptr;
   const bool admit = pool.queue != nullptr;
   const uint32_t max_requeues = routes.config.admission().max_requeues();
   // A pass that puts the request back in the queue after a busy answer is
@@ -633,6 +762,9 @@ common::Awaitable<bool> Gateway::forward(Worker& w, common::TcpStream& client, c
         queueWait(ctx, ticket.waited);
       }
       if (!ticket.backend) {
+        if (ticket.dropped == admission::DropReason::kNoBackend && serveStale(ctx)) {
+          co_return co_await answerDirect(w, client, ctx, keep_alive);
+        }
         if (ticket.dropped == admission::DropReason::kNoBackend && (held || ctx.error)) break;  // report what we saw
         ctx.retry_after_seconds = ticket.dropped == admission::DropReason::kNoBackend
                                       ? routes.config.server().retry_after_seconds()
@@ -648,6 +780,9 @@ common::Awaitable<bool> Gateway::forward(Worker& w, common::TcpStream& client, c
       pick = pool.balancer->pick(pool.backends, pc);
     }
     if (pick.outcome != balance::PickOutcome::kPicked) {
+      if (pick.outcome != balance::PickOutcome::kAllBusy && serveStale(ctx)) {
+        co_return co_await answerDirect(w, client, ctx, keep_alive);
+      }
       if (held || ctx.error) break;  // failover found nobody else: report what we saw
       const bool busy = pick.outcome == balance::PickOutcome::kAllBusy;
       ctx.error = busy ? openai::serverBusy(common::strCat("Every backend serving `", pool.model,
@@ -707,8 +842,11 @@ common::Awaitable<bool> Gateway::forward(Worker& w, common::TcpStream& client, c
         conn = std::move(*opened);
       }
 
-      ClientSink sink(client, keep_alive, std::chrono::milliseconds(b.config().idle_timeout_ms()),
-                      ctx.response_headers);
+      ClientSink client_sink(client, keep_alive, std::chrono::milliseconds(b.config().idle_timeout_ms()),
+                             ctx.response_headers);
+      std::optional<cache::FillSink> fill_sink;
+      if (fill) fill_sink.emplace(client_sink, *ctx.routes->cache, fill_target, ctx.cache.flight.get());
+      upstream::ResponseSink& sink = fill_sink ? static_cast<upstream::ResponseSink&>(*fill_sink) : client_sink;
       upstream::ExchangeResult r = co_await upstream::exchange(*conn, b, er, reused, sink);
       switch (r.outcome) {
         case upstream::Exchange::kRetryable:

@@ -80,6 +80,18 @@ class Gateway {
   // The attempt loop: pick, exchange, retry elsewhere before the first byte.
   common::Awaitable<bool> forward(Worker& w, common::TcpStream& client, const Request& req,
                                   pipeline::RequestContext& ctx, bool keep_alive);
+  // The cache step for a cacheable request the memory tier did not answer:
+  // the slower tiers, then coalescing (lead the upstream call, or follow
+  // an identical one in flight), else forward.
+  common::Awaitable<bool> cached(Worker& w, common::TcpStream& client, const Request& req,
+                                 pipeline::RequestContext& ctx, bool keep_alive);
+  // Serves a coalesced waiter from `flight`: 1 answered (keep the
+  // connection), 0 answered (close), -1 not answered (the flight failed
+  // before anything was sent: the caller goes upstream).
+  common::Awaitable<int> follow(Worker& w, common::TcpStream& client, pipeline::RequestContext& ctx,
+                                cache::Flight& flight, bool keep_alive);
+  // An expired cached answer within its grace, when nothing can serve.
+  bool serveStale(pipeline::RequestContext& ctx);
   // Answers a stage's whole answer (ctx.answer_body: degradation level 1).
   common::Awaitable<bool> answerDirect(Worker& w, common::TcpStream& client, pipeline::RequestContext& ctx,
                                        bool keep_alive);

@@ -4,18 +4,21 @@
 #include "admission/degradation.h"
 #include "admission/feedback.h"
 #include "admission/rate_limit.h"
+#include "cache/cache_stage.h"
 #include "pipeline/affinity.h"
 #include "pipeline/identify.h"
 #include "pipeline/route.h"
 
 namespace spillway::pipeline {
 
-std::vector<StagePtr> buildStages(const v1::Config& config, std::shared_ptr<admission::RateLimiter> limiter) {
+std::vector<StagePtr> buildStages(const v1::Config& config, std::shared_ptr<admission::RateLimiter> limiter,
+                                  std::shared_ptr<cache::ResponseCache> cache) {
   std::vector<StagePtr> stages;
   stages.push_back(std::make_unique<IdentifyStage>());
   stages.push_back(std::make_unique<admission::AuthenticateStage>(config));
   stages.push_back(std::make_unique<RouteStage>());
   if (limiter && !limiter->empty()) stages.push_back(std::make_unique<admission::RateLimitStage>(std::move(limiter)));
+  if (cache) stages.push_back(std::make_unique<cache::CacheStage>(std::move(cache)));
   stages.push_back(std::make_unique<admission::DegradeStage>(config));
   stages.push_back(std::make_unique<AffinityStage>());
   return stages;

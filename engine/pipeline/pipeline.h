@@ -14,12 +14,14 @@
 namespace spillway::pipeline {
 
 // The stages, in the order a request meets them:
-//   identify → authenticate → route → rate_limit → degrade → affinity
-// then the pool's admission queue and the attempts (docs/ARCHITECTURE.md
-// shows the whole path). `limiter` holds the rate-limit buckets (handed on
-// across applies that keep `limits`); rate_limit is left out when it
-// limits nothing.
-std::vector<StagePtr> buildStages(const v1::Config& config, std::shared_ptr<admission::RateLimiter> limiter);
+//   identify → authenticate → route → rate_limit → cache → degrade → affinity
+// then the cache's slower tiers and coalescing, the pool's admission queue
+// and the attempts (docs/ARCHITECTURE.md shows the whole path). `limiter`
+// holds the rate-limit buckets (handed on across applies that keep
+// `limits`); rate_limit is left out when it limits nothing, cache when
+// there is no cache.
+std::vector<StagePtr> buildStages(const v1::Config& config, std::shared_ptr<admission::RateLimiter> limiter,
+                                  std::shared_ptr<cache::ResponseCache> cache);
 
 // Admission's settings from config, for the queues and learned limits the
 // engine keeps across applies.

@@ -14,9 +14,14 @@
 
 #include "admission/gcra.h"
 #include "admission/priority.h"
+#include "cache/entry.h"
 #include "common/asio_types.h"
 #include "openai/openai.h"
 #include "upstream/backend.h"
+
+namespace spillway::cache {
+class Flight;
+}
 
 namespace spillway::pipeline {
 
@@ -38,6 +43,17 @@ struct Caller {
   std::string tenant;
   bool key_known = false;  // the bearer token matched a configured key
   const v1::RateLimit* key_limits = nullptr;  // that key's own limits (owned by the routing snapshot)
+};
+
+// What the cache stage decided (cache/cache_stage.h).
+struct CacheState {
+  bool active = false;  // cacheable: the key is set and the gateway's cache step runs
+  bool lookup = true;   // may be answered from the cache (not Cache-Control: no-cache)
+  bool store = true;    // the answer may be stored (not Cache-Control: no-store)
+  cache::CacheKey key;
+  std::string tenant;     // the entry's scope ("" when shared)
+  cache::EntryPtr stale;  // an expired entry within the grace, for degraded answers
+  std::shared_ptr<cache::Flight> flight;  // the coalesced flight this request leads
 };
 
 struct RequestContext {
@@ -77,6 +93,7 @@ struct RequestContext {
   uint8_t degraded = 0;
   admission::TokenCharge token_charge;  // rate-limit token buckets charged, corrected at the end
   std::string rewritten_body;
+  CacheState cache;
 
   // --- the response --------------------------------------------------------
   std::string response_headers;  // complete lines stages add ("Set-Cookie: ...\r\n")

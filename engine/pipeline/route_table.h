@@ -15,6 +15,7 @@
 #include "admission/degradation.h"
 #include "admission/rate_limit.h"
 #include "balance/balancer.h"
+#include "cache/response_cache.h"
 #include "pipeline/completion.h"
 #include "pipeline/retry_budget.h"
 #include "pipeline/stage.h"
@@ -58,6 +59,9 @@ struct RouteTable {
   std::unique_ptr<upstream::OutlierDetector> outliers;
   // Rate-limit buckets (null when nothing is limited).
   std::shared_ptr<admission::RateLimiter> limiter;
+  // The response cache (null when cache.disabled); the engine's, shared by
+  // every table.
+  std::shared_ptr<cache::ResponseCache> cache;
   // Told when each request ends, after the gateway's own metrics.
   std::vector<CompletionObserverPtr> observers;
 

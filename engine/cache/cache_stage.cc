@@ -1,0 +1,70 @@
+#include "cache/cache_stage.h"
+
+#include <boost/beast/core/string.hpp>
+#include <boost/beast/http/field.hpp>
+
+#include "common/clock.h"
+#include "common/strings.h"
+#include "pipeline/identify.h"
+#include "pipeline/request_context.h"
+#include "pipeline/route_table.h"
+
+namespace spillway::cache {
+
+namespace {
+
+bool contains(std::string_view haystack, std::string_view needle) {
+  return haystack.find(needle) != std::string_view::npos;
+}
+
+}  // namespace
+
+bool answerFromEntry(pipeline::RequestContext& ctx, const Entry& e, Outcome outcome, Tier tier) {
+  auto r = replay(e, Wanted{ctx.parsed.endpoint, ctx.parsed.stream, ctx.parsed.include_usage});
+  if (!r) return false;
+  ctx.answer_body = std::move(r->body);
+  ctx.answer_content_type = r->content_type;
+  common::strAppend(&ctx.response_headers, "x-spillway-cache: ", outcomeName(outcome), "\r\n");
+  if (outcome != Outcome::kCoalesced) common::strAppend(&ctx.response_headers, "x-spillway-cache-tier: ", tierName(tier), "\r\n");
+  return true;
+}
+
+pipeline::Verdict CacheStage::process(pipeline::RequestContext& ctx) {
+  const auto s = cache_->settings();
+  const auto& h = *ctx.headers;
+  const std::string_view opt = h["x-spillway-cache"];
+  const std::string_view cc = h[boost::beast::http::field::cache_control];
+  const bool opted_in = boost::beast::iequals(opt, "on");
+  auto bypass = [&] {
+    common::strAppend(&ctx.response_headers, "x-spillway-cache: bypass\r\n");
+    cache_->count(Outcome::kBypass);
+    return pipeline::Verdict::kContinue;
+  };
+  if (boost::beast::iequals(opt, "off") || (s->mode == Mode::kOptIn && !opted_in)) return bypass();
+  auto canonical = canonicalRequest(ctx.body);
+  if (!canonical) return bypass();
+  if (!canonical->deterministic && !opted_in && s->mode == Mode::kDeterministic) return bypass();
+
+  pipeline::CacheState& c = ctx.cache;
+  c.lookup = !contains(cc, "no-cache");
+  c.store = !contains(cc, "no-store");
+  if (s->per_tenant) c.tenant = ctx.caller.tenant.empty() ? pipeline::clientAddress(ctx) : ctx.caller.tenant;
+  const std::string& model = ctx.pool->model;
+  auto version = s->model_versions.find(model);
+  c.key = makeKey(KeyScope{model, version == s->model_versions.end() ? std::string_view() : version->second,
+                           ctx.parsed.endpoint, c.tenant},
+                  canonical->text);
+  c.active = true;
+  if (!c.lookup) return pipeline::Verdict::kContinue;
+  Found f = cache_->findMemory(c.key, common::wallClockMs());
+  if (!f) return pipeline::Verdict::kContinue;
+  if (f.stale) {
+    c.stale = f.entry;
+    return pipeline::Verdict::kContinue;
+  }
+  if (!answerFromEntry(ctx, *f.entry, Outcome::kHit, Tier::kMemory)) return pipeline::Verdict::kContinue;
+  cache_->count(Outcome::kHit, Tier::kMemory);
+  return pipeline::Verdict::kAnswered;
+}
+
+}  // namespace spillway::cache

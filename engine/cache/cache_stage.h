@@ -1,0 +1,41 @@
+// The cache stage (after route and rate_limit, before degrade): decides
+// whether the request may be served from and stored in the cache, computes
+// its key, and answers an in-memory hit at once. A cacheable request that
+// L1 cannot answer goes on with ctx.cache set; the gateway then asks the
+// slower tiers and joins the request to an identical one in flight
+// (coalescing), or leads it upstream and fills the cache from its answer.
+//
+// Whether a request is cacheable, in order:
+//   x-spillway-cache: off | on     the caller opts out, or in (even when
+//                                  sampling is not deterministic);
+//   Cache-Control: no-store        not stored (a stored answer may serve it);
+//   Cache-Control: no-cache        not served from the cache, but stored;
+//   cache.mode                     deterministic (temperature 0 or a seed),
+//                                  all, or opt_in.
+// Answers carry x-spillway-cache: hit | miss | bypass | coalesced | stale,
+// and x-spillway-cache-tier on hits.
+#pragma once
+
+#include <memory>
+
+#include "cache/response_cache.h"
+#include "pipeline/stage.h"
+
+namespace spillway::cache {
+
+class CacheStage final : public pipeline::Stage {
+ public:
+  explicit CacheStage(std::shared_ptr<ResponseCache> cache) : cache_(std::move(cache)) {}
+  std::string_view name() const override { return "cache"; }
+  pipeline::Verdict process(pipeline::RequestContext& ctx) override;
+
+ private:
+  std::shared_ptr<ResponseCache> cache_;
+};
+
+// Sets ctx's answer from a cached entry in the form the request wants,
+// with its x-spillway-cache headers; false when the entry cannot give that
+// form.
+bool answerFromEntry(pipeline::RequestContext& ctx, const Entry& e, Outcome outcome, Tier tier);
+
+}  // namespace spillway::cache
