@@ -11,6 +11,7 @@
 #include <mutex>
 #include <thread>
 
+#include "cache/response_cache.h"
 #include "common/clock.h"
 #include "common/io_pool.h"
 #include "common/strings.h"
@@ -195,7 +196,7 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::start(v1::Config config, EngineO
     if (disk.empty() && !d.config.cache().disk().disabled()) {
       spdlog::info("cache: no disk tier (no data directory; set cache.disk.path to keep answers across restarts)");
     }
-    d.cache = std::make_shared<cache::ResponseCache>(d.config.cache(), disk, d.registry);
+    d.cache = std::make_shared<cache::ResponseCache>(d.config.cache(), disk, d.registry, options.cache_clock_ms);
   }
 
   auto routes = d.buildRoutes(d.config, nullptr, d.sims);
@@ -502,6 +503,75 @@ absl::Status Engine::pinDegradation(const std::string& model, int level, const s
   spdlog::warn("pool {}: degradation {} by {}", model, detail, actor);
   impl_->audit(actor, "degradation.pin", model, detail, "ok");
   return absl::OkStatus();
+}
+
+CacheStatus Engine::cache() const {
+  CacheStatus out;
+  auto routes = impl_->gateway->routes();
+  out.enabled = routes->cache != nullptr;
+  out.mode = routes->config.cache().mode();
+  out.scope = routes->config.cache().scope();
+  const auto st = impl_->cache->stats();
+  for (const auto& t : st.tiers) {
+    out.tiers.push_back({t.tier, t.enabled, t.entries, t.bytes, t.hits, t.evictions, t.errors, t.skipped, t.detail});
+  }
+  out.hits = st.hits;
+  out.misses = st.misses;
+  out.bypasses = st.bypasses;
+  out.coalesced = st.coalesced;
+  out.stale = st.stale;
+  out.stores = st.stores;
+  out.bloom_skips = st.bloom_skips;
+  out.bloom_fp_estimate = st.bloom_fp_estimate;
+  out.bloom_bits = st.bloom_bits;
+  out.flights = st.in_flight;
+  return out;
+}
+
+absl::StatusOr<CacheLookupResult> Engine::cacheLookup(const std::string& body, const std::string& tenant,
+                                                      bool completions) const {
+  auto canonical = cache::canonicalRequest(body);
+  if (!canonical) return absl::InvalidArgumentError("the request body is not a JSON object");
+  auto routes = impl_->gateway->routes();
+  openai::RequestParser parser;
+  const auto endpoint = completions ? openai::Endpoint::kCompletions : openai::Endpoint::kChatCompletions;
+  auto parsed = parser.parse(endpoint, body, false);
+  if (auto* e = std::get_if<openai::ApiError>(&parsed)) return absl::InvalidArgumentError(e->message);
+  const std::string& model = std::get<openai::ParsedRequest>(parsed).model;
+  if (!routes->find(model)) return absl::InvalidArgumentError(common::strCat("no pool serves model \"", model, "\""));
+  const auto settings = impl_->cache->settings();
+  auto version = settings->model_versions.find(model);
+  const std::string scope = settings->per_tenant ? tenant : std::string();
+  const cache::CacheKey key = cache::makeKey(
+      {model, version == settings->model_versions.end() ? std::string_view() : version->second, endpoint, scope},
+      canonical->text);
+  CacheLookupResult out;
+  out.key = key.hex();
+  out.cacheable = settings->mode == cache::Mode::kAll || (settings->mode == cache::Mode::kDeterministic && canonical->deterministic);
+  cache::Tier tier = cache::Tier::kMemory;
+  if (cache::Found f = impl_->cache->findNow(key, model, scope, impl_->cache->nowMs(), &tier)) {
+    out.found = true;
+    out.stale = f.stale;
+    out.tier = std::string(cache::tierName(tier));
+    out.bytes = f.entry->body.size();
+    out.created_ms = f.entry->created_ms;
+    out.expires_ms = f.entry->expires_ms;
+    out.form = f.entry->form == cache::Form::kJson ? "json" : f.entry->form == cache::Form::kSse ? "sse" : "sse+usage";
+  }
+  return out;
+}
+
+absl::StatusOr<uint64_t> Engine::purgeCache(const std::string& model, const std::string& tenant,
+                                            const std::string& actor) {
+  const uint64_t n = impl_->cache->purge(model, tenant);
+  const std::string target = model.empty() && tenant.empty() ? std::string("all")
+                             : common::strCat(model.empty() ? "" : "model " + model,
+                                              !model.empty() && !tenant.empty() ? ", " : "",
+                                              tenant.empty() ? "" : "tenant " + tenant);
+  spdlog::warn("cache purge ({}) by {}: {} entries", target, actor, n);
+  impl_->audit(actor, model.empty() && tenant.empty() ? "cache.flush" : "cache.purge", target,
+               common::strCat(n, " entries"), "ok");
+  return n;
 }
 
 std::string Engine::url() const {

@@ -11,6 +11,7 @@
 #include <map>
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -98,6 +99,35 @@ struct AdmissionStatus {
   uint64_t redis_fallbacks = 0;
 };
 
+// The response cache now (Engine::cache()).
+struct CacheTierStatus {
+  std::string tier;  // memory, disk, redis
+  bool enabled = false;
+  uint64_t entries = 0, bytes = 0, hits = 0, evictions = 0, errors = 0, skipped = 0;
+  std::string detail;  // where it lives; "(down)" for an unreachable Redis
+};
+struct CacheStatus {
+  bool enabled = false;
+  std::string mode, scope;
+  std::vector<CacheTierStatus> tiers;
+  uint64_t hits = 0, misses = 0, bypasses = 0, coalesced = 0, stale = 0, stores = 0;
+  uint64_t bloom_skips = 0;
+  double bloom_fp_estimate = 0;
+  uint64_t bloom_bits = 0;
+  uint64_t flights = 0;
+};
+// Where a request's answer is cached (Engine::cacheLookup()).
+struct CacheLookupResult {
+  std::string key;  // 32 hex digits
+  bool cacheable = false;  // deterministic under cache.mode
+  bool found = false;
+  bool stale = false;
+  std::string tier;
+  uint64_t bytes = 0;
+  int64_t created_ms = 0, expires_ms = 0;
+  std::string form;  // json, sse, sse+usage
+};
+
 // How a pool picks, and what it decides on now.
 struct PoolStatus {
   std::string model;
@@ -154,6 +184,9 @@ struct EngineOptions {
   std::string actor = "startup";
   // Record 1-second metric points in the store (history for charts).
   bool record_history = true;
+  // Tests: the clock (Unix ms) the response cache ages entries by; null is
+  // the wall clock.
+  std::function<int64_t()> cache_clock_ms;
 };
 
 // Who changes what, and on which version the change was based.
@@ -220,6 +253,15 @@ class Engine {
   // Pins a pool's degradation level (0..3), or releases the pin (-1).
   // NotFound for an unknown model, InvalidArgument for a bad level. Audited.
   absl::Status pinDegradation(const std::string& model, int level, const std::string& actor);
+  // The response cache: statistics, where a request's answer is (the
+  // `body` of a chat completion, or of a completion when `completions`),
+  // and purges ("" matches any model / tenant; both "": flush). Purges are
+  // audited. InvalidArgument for a body that is not a JSON object or names
+  // no served model.
+  CacheStatus cache() const;
+  absl::StatusOr<CacheLookupResult> cacheLookup(const std::string& body, const std::string& tenant,
+                                                bool completions = false) const;
+  absl::StatusOr<uint64_t> purgeCache(const std::string& model, const std::string& tenant, const std::string& actor);
   // Graceful drain of the whole engine: stop accepting, close idle
   // connections, wait up to `timeout` for requests in flight.
   bool drain(std::chrono::milliseconds timeout);

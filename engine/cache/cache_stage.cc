@@ -56,7 +56,7 @@ pipeline::Verdict CacheStage::process(pipeline::RequestContext& ctx) {
                   canonical->text);
   c.active = true;
   if (!c.lookup) return pipeline::Verdict::kContinue;
-  Found f = cache_->findMemory(c.key, common::wallClockMs());
+  Found f = cache_->findMemory(c.key, cache_->nowMs());
   if (!f) return pipeline::Verdict::kContinue;
   if (f.stale) {
     c.stale = f.entry;

@@ -11,7 +11,7 @@ void FillSink::storeAnswer(bool event_stream) {
   e->model = target_.model;
   e->tenant = target_.tenant;
   e->form = event_stream ? streamForm(body_) : Form::kJson;
-  e->created_ms = common::wallClockMs();
+  e->created_ms = cache_.nowMs();
   e->expires_ms = e->created_ms;  // each tier sets its own TTL
   e->body = std::move(body_);
   cache_.store(std::move(e));
@@ -29,7 +29,8 @@ common::Awaitable<bool> FillSink::sendWhole(const upstream::ResponseHead& head, 
   } else if (flight_) {
     flight_->fail();
   }
-  co_return co_await client_.sendWhole(head, body);
+  const bool sent = co_await client_.sendWhole(head, body);
+  co_return sent;
 }
 
 common::Awaitable<bool> FillSink::sendHead(const upstream::ResponseHead& head) {
@@ -42,8 +43,12 @@ common::Awaitable<bool> FillSink::sendHead(const upstream::ResponseHead& head) {
       flight_->fail();
     }
   }
-  if (!co_await client_.sendHead(head)) client_gone_ = true;
-  co_return !client_gone_ || recording_;
+  // GCC 12: co_await neither in a condition nor beside && / || (it emits a
+  // trap for such coroutines): named results instead.
+  const bool sent = co_await client_.sendHead(head);
+  if (!sent) client_gone_ = true;
+  const bool go_on = !client_gone_ || recording_;
+  co_return go_on;
 }
 
 common::Awaitable<bool> FillSink::sendBody(std::string_view bytes) {
@@ -58,9 +63,13 @@ common::Awaitable<bool> FillSink::sendBody(std::string_view bytes) {
       if (flight_) flight_->append(bytes);
     }
   }
-  if (!client_gone_ && !co_await client_.sendBody(bytes)) client_gone_ = true;
+  if (!client_gone_) {
+    const bool sent = co_await client_.sendBody(bytes);
+    if (!sent) client_gone_ = true;
+  }
   // Without a client, read on only while the answer is being kept.
-  co_return !client_gone_ || recording_;
+  const bool go_on = !client_gone_ || recording_;
+  co_return go_on;
 }
 
 common::Awaitable<bool> FillSink::sendEnd() {
@@ -70,7 +79,8 @@ common::Awaitable<bool> FillSink::sendEnd() {
     recording_ = false;
   }
   if (client_gone_) co_return false;
-  co_return co_await client_.sendEnd();
+  const bool ended = co_await client_.sendEnd();
+  co_return ended;
 }
 
 common::Awaitable<void> FillSink::abort(std::string_view sse_error_event) {

@@ -41,8 +41,10 @@ std::string_view outcomeName(Outcome o) {
   return "miss";
 }
 
-ResponseCache::ResponseCache(const v1::Cache& config, const std::string& disk_path, metrics::Registry& registry)
-    : memory_(config.memory().max_bytes()),
+ResponseCache::ResponseCache(const v1::Cache& config, const std::string& disk_path, metrics::Registry& registry,
+                             std::function<int64_t()> clock_ms)
+    : clock_(std::move(clock_ms)),
+      memory_(config.memory().max_bytes()),
       requests_(registry.counter("spillway_cache_requests_total",
                                  "Cacheable requests and how the cache met them (outcome hit, miss, bypass, coalesced, "
                                  "stale; tier of a hit).",

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -21,6 +22,7 @@
 #include "cache/memory_tier.h"
 #include "cache/redis_tier.h"
 #include "common/asio_types.h"
+#include "common/clock.h"
 #include "metrics/registry.h"
 #include "spillway/v1/config.pb.h"
 
@@ -54,12 +56,17 @@ class ResponseCache {
   // `disk_path` "" (or cache.disk.disabled): no disk tier. A disk or Redis
   // tier that cannot be opened is logged and left out; the cache works
   // without it.
-  ResponseCache(const v1::Cache& config, const std::string& disk_path, metrics::Registry& registry);
+  // `clock_ms` (tests) replaces the wall clock for ages and expiry.
+  ResponseCache(const v1::Cache& config, const std::string& disk_path, metrics::Registry& registry,
+                std::function<int64_t()> clock_ms = {});
   ~ResponseCache();
 
   // Live settings from a config apply (tier locations take effect on restart).
   void configure(const v1::Cache& config);
   std::shared_ptr<const Settings> settings() const { return settings_.load(); }
+
+  // Now, in Unix milliseconds: what entries' ages and expiries are measured in.
+  int64_t nowMs() const { return clock_ ? clock_() : common::wallClockMs(); }
 
   // L1 only (the request path's synchronous step).
   Found findMemory(const CacheKey& key, int64_t now_ms);
@@ -100,6 +107,7 @@ class ResponseCache {
   RedisTier* redis() { return redis_.get(); }
 
  private:
+  const std::function<int64_t()> clock_;
   std::atomic<std::shared_ptr<const Settings>> settings_;
   MemoryTier memory_;
   std::unique_ptr<DiskTier> disk_;

@@ -566,7 +566,7 @@ common::Awaitable<bool> Gateway::cached(Worker& w, common::TcpStream& client, co
   if (c.lookup && rc.hasSlowTiers()) {
     cache::Tier tier = cache::Tier::kDisk;
     const std::string& model = ctx.pool->model;
-    cache::Found f = co_await rc.findSlow(c.key, model, c.tenant, common::wallClockMs(), &tier);
+    cache::Found f = co_await rc.findSlow(c.key, model, c.tenant, rc.nowMs(), &tier);
     if (f && !f.stale && cache::answerFromEntry(ctx, *f.entry, cache::Outcome::kHit, tier)) {
       rc.count(cache::Outcome::kHit, tier);
       co_return co_await answerDirect(w, client, ctx, keep_alive);
@@ -632,17 +632,22 @@ common::Awaitable<int> Gateway::follow(Worker& w, common::TcpStream& client, pip
         head.reason = "OK";
         head.content_type = v.content_type;
         head.event_stream = true;
-        if (!co_await sink.sendHead(head)) {
+        // GCC 12: no co_await beside && / || or in ?: (named results instead).
+        const bool sent = co_await sink.sendHead(head);
+        if (!sent) {
           ctx.status = 499;
           complete(w, ctx);
           co_return 0;
         }
         ctx.first_byte = Clock::now();
       }
-      if (!v.bytes.empty() && !co_await sink.sendBody(v.bytes)) {
-        ctx.status = 499;
-        complete(w, ctx);
-        co_return 0;
+      if (!v.bytes.empty()) {
+        const bool sent = co_await sink.sendBody(v.bytes);
+        if (!sent) {
+          ctx.status = 499;
+          complete(w, ctx);
+          co_return 0;
+        }
       }
       deadline = Clock::now() + idle;
     } else {
@@ -661,7 +666,8 @@ common::Awaitable<int> Gateway::follow(Worker& w, common::TcpStream& client, pip
   entry.form = led.stream ? cache::streamForm(all) : cache::Form::kJson;
   entry.body = std::move(all);
   if (!cache::answerFromEntry(ctx, entry, cache::Outcome::kCoalesced, cache::Tier::kMemory)) co_return -1;
-  co_return co_await answerDirect(w, client, ctx, keep_alive) ? 1 : 0;
+  const bool keep = co_await answerDirect(w, client, ctx, keep_alive);
+  co_return keep ? 1 : 0;
 }
 
 bool Gateway::serveStale(pipeline::RequestContext& ctx) {

@@ -1,14 +1,11 @@
 #include "shared_limits_test.h"
 
-#include <QProcess>
-#include <QStandardPaths>
-#include <QTemporaryDir>
 #include <QtTest>
 
 #include <chrono>
 
-#include "admission/redis_limiter.h"
 #include "engine.h"
+#include "support/redis_server.h"
 #include "support/test_config.h"
 #include "support/test_http.h"
 
@@ -16,45 +13,6 @@ using namespace spillway;
 using namespace spillway::testing;
 
 namespace {
-
-// A redis-server of its own on a free loopback port, no persistence.
-class RedisServer {
- public:
-  bool start(uint16_t port = 0) {
-    const QString exe = QStandardPaths::findExecutable("redis-server");
-    if (exe.isEmpty()) {
-      error_ = "redis-server not found (installer/debian-deps.sh installs it)";
-      return false;
-    }
-    port_ = port ? port : closedPort();
-    proc_.setProgram(exe);
-    proc_.setArguments({"--port", QString::number(port_), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                        "--dir", dir_.path(), "--loglevel", "warning"});
-    proc_.start();
-    if (!proc_.waitForStarted(10000)) {
-      error_ = "redis-server did not start";
-      return false;
-    }
-    admission::RedisLimiter probe({"127.0.0.1", port_, "probe:", std::chrono::milliseconds(200)});
-    // Answers once it listens; each failed try waits out the limiter's 1 s retry.
-    const bool ok = waitFor([&] { return probe.take({{"x", 1, 1000000, 0}}).has_value(); }, 20s);
-    if (!ok) error_ = "redis-server did not answer";
-    return ok;
-  }
-  void kill() {
-    proc_.kill();
-    proc_.waitForFinished(10000);
-  }
-  ~RedisServer() { kill(); }
-  uint16_t port() const { return port_; }
-  const QString& error() const { return error_; }
-
- private:
-  QTemporaryDir dir_;
-  QProcess proc_;
-  uint16_t port_ = 0;
-  QString error_;
-};
 
 std::unique_ptr<Engine> start(uint16_t redis_port, const std::string& limit) {
   const std::string extra = "limits:\n  redis: {address: \"127.0.0.1:" + std::to_string(redis_port) +
