@@ -651,6 +651,10 @@ EngineTotals Engine::totals() const {
   for (const auto& [model, pool] : impl_->gateway->routes()->pools) {
     if (pool.queue) t.queued += pool.queue->waiting();
   }
+  const auto c = impl_->cache->counters();
+  t.cache_hits = c.hits;
+  t.cache_lookups = c.hits[0] + c.hits[1] + c.hits[2] + c.misses + c.coalesced + c.stale;
+  t.cache_coalesced = c.coalesced;
   return t;
 }
 
@@ -670,6 +674,17 @@ IntervalStats intervalStats(const EngineTotals& before, const EngineTotals& afte
   s.latency_p50_seconds = metrics::quantileOfDelta(bounds, before.latency_buckets, after.latency_buckets, 0.5);
   s.latency_p99_seconds = metrics::quantileOfDelta(bounds, before.latency_buckets, after.latency_buckets, 0.99);
   s.ttft_p95_seconds = metrics::quantileOfDelta(bounds, before.ttft_buckets, after.ttft_buckets, 0.95);
+  auto delta = [](uint64_t a, uint64_t b) { return a - std::min(a, b); };
+  if (const uint64_t lookups = delta(after.cache_lookups, before.cache_lookups)) {
+    uint64_t hits = 0;
+    for (int t = 0; t < 3; ++t) {
+      const uint64_t h = delta(after.cache_hits[t], before.cache_hits[t]);
+      s.cache_tier_hit_ratio[t] = static_cast<double>(h) / static_cast<double>(lookups);
+      hits += h;
+    }
+    s.cache_hit_ratio = static_cast<double>(hits) / static_cast<double>(lookups);
+  }
+  s.coalesced_per_second = static_cast<double>(delta(after.cache_coalesced, before.cache_coalesced)) / seconds;
   return s;
 }
 

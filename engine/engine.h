@@ -161,6 +161,11 @@ struct EngineTotals {
   uint64_t shed = 0;      // turned away by admission (429/503 with a drop reason)
   uint64_t degraded = 0;  // answered at a degradation level
   uint64_t queued = 0;    // waiting in the gateway queues now
+  // The response cache: hits by tier (memory, disk, redis), and every
+  // cacheable request it saw (hits, misses, coalesced, stale).
+  std::array<uint64_t, 3> cache_hits{};
+  uint64_t cache_lookups = 0;
+  uint64_t cache_coalesced = 0;
 };
 
 struct IntervalStats {
@@ -173,6 +178,11 @@ struct IntervalStats {
   double retries_per_second = 0;
   double shed_per_second = 0;
   double degraded_per_second = 0;
+  // Shares of the interval's cacheable requests answered by each tier, by
+  // any tier, and shared through coalescing (per second); -1 with none.
+  std::array<double, 3> cache_tier_hit_ratio{-1, -1, -1};
+  double cache_hit_ratio = -1;
+  double coalesced_per_second = 0;
 };
 
 IntervalStats intervalStats(const EngineTotals& before, const EngineTotals& after);

@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <ctime>
 #include <fstream>
+#include <iterator>
 #include <iostream>
 #include <sstream>
 
@@ -46,6 +47,11 @@ Commands:
   admission                       queues per class, sheds by reason, degradation levels,
                                   learned limits, top tenants, rate-limit scopes nearest their limit
   degrade MODEL LEVEL|auto        pin a pool's degradation level (0-3), or release the pin
+  cache                           the response cache: tiers, hits, misses, coalescing, Bloom filter
+  cache lookup FILE               where the answer to the request in FILE is cached (--tenant T,
+                                  --completions for /v1/completions bodies; FILE "-" reads stdin)
+  cache purge                     drop a model's and/or tenant's entries (--model M, --tenant T)
+  cache flush                     drop every entry of every tier
   audit                           the audit log (--action PREFIX, --actor NAME, --limit N)
   history SERIES                  recorded points (--minutes N): requests_per_second,
                                   error_rate, latency_p50_seconds, latency_p99_seconds,
@@ -164,6 +170,40 @@ void printPools(const v1::BackendList& l) {
   }
 }
 
+std::string bytesText(uint64_t b) {
+  char buf[32];
+  if (b >= (1ull << 30)) std::snprintf(buf, sizeof buf, "%.1f GiB", b / double(1ull << 30));
+  else if (b >= (1ull << 20)) std::snprintf(buf, sizeof buf, "%.1f MiB", b / double(1ull << 20));
+  else if (b >= 1024) std::snprintf(buf, sizeof buf, "%.1f KiB", b / 1024.0);
+  else std::snprintf(buf, sizeof buf, "%llu B", static_cast<unsigned long long>(b));
+  return buf;
+}
+
+void printCache(const v1::CacheState& c) {
+  if (!c.enabled()) std::printf("the cache is OFF (cache.disabled)\n\n");
+  const uint64_t answered = c.hits_total() + c.misses_total() + c.coalesced_total() + c.stale_total();
+  std::printf("mode %s, scope %s: %llu hits, %llu misses, %llu coalesced, %llu stale, %llu bypassed",
+              c.mode().c_str(), c.scope().c_str(), static_cast<unsigned long long>(c.hits_total()),
+              static_cast<unsigned long long>(c.misses_total()), static_cast<unsigned long long>(c.coalesced_total()),
+              static_cast<unsigned long long>(c.stale_total()), static_cast<unsigned long long>(c.bypass_total()));
+  if (answered) std::printf(" (hit ratio %.1f %%)", 100.0 * c.hits_total() / answered);
+  std::printf("\n\n%-8s %-8s %10s %11s %10s %10s %8s %8s  %s\n", "TIER", "STATE", "ENTRIES", "BYTES", "HITS",
+              "EVICTED", "ERRORS", "SKIPPED", "WHERE");
+  for (const auto& t : c.tiers()) {
+    std::printf("%-8s %-8s %10llu %11s %10llu %10llu %8llu %8llu  %s\n", t.tier().c_str(), t.enabled() ? "on" : "off",
+                static_cast<unsigned long long>(t.entries()), bytesText(t.bytes()).c_str(),
+                static_cast<unsigned long long>(t.hits_total()), static_cast<unsigned long long>(t.evictions_total()),
+                static_cast<unsigned long long>(t.errors_total()), static_cast<unsigned long long>(t.skipped_total()),
+                t.detail().empty() ? "-" : t.detail().c_str());
+  }
+  if (c.bloom_bits()) {
+    std::printf("\nBloom filter: %s, expected false positives %.4f %%, %llu disk lookups avoided\n",
+                bytesText(c.bloom_bits() / 8).c_str(), 100.0 * c.bloom_false_positive_rate(),
+                static_cast<unsigned long long>(c.bloom_skips_total()));
+  }
+  std::printf("coalesced upstream calls in the air: %llu\n", static_cast<unsigned long long>(c.flights()));
+}
+
 void printAdmission(const v1::AdmissionState& a, const v1::BackendList* backends) {
   if (!a.enabled()) std::printf("admission is OFF (admission.disabled): requests go straight to the backends\n\n");
   std::printf("%-24s %8s %8s %9s %9s %10s %7s  %s\n", "POOL", "CRITICAL", "STANDARD", "SHEDDABLE", "RATE/S",
@@ -237,6 +277,7 @@ int main(int argc, char** argv) {
   int64_t base = 0;
   unsigned limit = 50, minutes = 10, interval_ms = 1000, count = 0, timeout_ms = 10000;
   std::vector<std::string> args;
+  std::string model, tenant;
   opts.add_options()
       ("help,h", "show this help")
       ("addr", po::value(&addr), "engine control address HOST:PORT")
@@ -258,6 +299,9 @@ int main(int argc, char** argv) {
       ("minutes", po::value(&minutes)->default_value(minutes), "history: how far back")
       ("interval-ms", po::value(&interval_ms)->default_value(interval_ms), "watch: refresh interval")
       ("count", po::value(&count)->default_value(count), "watch: stop after N snapshots (0 = until Ctrl-C)")
+      ("model", po::value(&model), "cache purge: the model whose entries go")
+      ("tenant", po::value(&tenant), "cache lookup/purge: the tenant (API key name or client address)")
+      ("completions", "cache lookup: FILE is a /v1/completions body")
       ("args", po::value(&args), "command and arguments");
   po::positional_options_description pos;
   pos.add("args", -1);
@@ -487,6 +531,64 @@ int main(int argc, char** argv) {
       else std::printf("%s: degradation automatic, level %d now\n", sub.c_str(), p.degradation_level());
     }
     return 0;
+  }
+  if (cmd == "cache") {
+    if (sub.empty() || sub == "stats") {
+      auto s = c.getCache();
+      if (!s.ok()) return fail(s.status());
+      if (as_json) std::cout << json(*s);
+      else printCache(*s);
+      return 0;
+    }
+    if (sub == "lookup") {
+      const std::string path = args.size() > 2 ? args[2] : "";
+      if (path.empty()) return fail(absl::InvalidArgumentError("usage: spillctl cache lookup FILE|- [--tenant T]"));
+      std::string body;
+      if (path == "-") {
+        body.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
+      } else {
+        auto text = control::readFile(path);
+        if (!text.ok()) return fail(text.status());
+        body = *text;
+      }
+      v1::LookupCacheRequest r;
+      r.set_body(body);
+      r.set_tenant(tenant);
+      r.set_completions(vm.count("completions") > 0);
+      auto l = c.lookupCache(r);
+      if (!l.ok()) return fail(l.status());
+      if (as_json) {
+        std::cout << json(*l);
+        return 0;
+      }
+      std::printf("key %s (%s)\n", l->key().c_str(),
+                  l->cacheable() ? "cacheable" : "not cacheable under cache.mode without x-spillway-cache: on");
+      if (!l->found()) {
+        std::printf("not cached\n");
+      } else {
+        std::printf("cached in %s: %s, %s, %s\n", l->tier().c_str(), l->form().c_str(), bytesText(l->bytes()).c_str(),
+                    l->stale() ? "STALE (past its TTL, within the grace)" : "fresh");
+      }
+      return 0;
+    }
+    if (sub == "purge" || sub == "flush") {
+      v1::PurgeCacheRequest r;
+      if (sub == "purge") {
+        if (model.empty() && tenant.empty()) {
+          return fail(absl::InvalidArgumentError("usage: spillctl cache purge --model M and/or --tenant T (or: cache flush)"));
+        }
+        r.set_model(model);
+        r.set_tenant(tenant);
+      } else {
+        r.set_all(true);
+      }
+      auto p = c.purgeCache(r);
+      if (!p.ok()) return fail(p.status());
+      if (as_json) std::cout << json(*p);
+      else std::printf("%llu entries removed\n", static_cast<unsigned long long>(p->purged()));
+      return 0;
+    }
+    return fail(absl::InvalidArgumentError("unknown cache command \"" + sub + "\" (stats, lookup, purge, flush)"));
   }
   if (cmd == "balance") {
     const std::string policy = args.size() > 2 ? args[2] : "";

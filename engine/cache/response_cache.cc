@@ -221,6 +221,15 @@ void ResponseCache::count(Outcome o, Tier t) {
   counters_[oi][ti]->inc();
 }
 
+ResponseCache::Counters ResponseCache::counters() const {
+  Counters c;
+  for (int t = 0; t < 3; ++t) c.hits[t] = counts_[static_cast<int>(Outcome::kHit)][t].load(std::memory_order_relaxed);
+  c.misses = counts_[static_cast<int>(Outcome::kMiss)][0].load(std::memory_order_relaxed);
+  c.coalesced = counts_[static_cast<int>(Outcome::kCoalesced)][0].load(std::memory_order_relaxed);
+  for (const auto& s : counts_[static_cast<int>(Outcome::kStale)]) c.stale += s.load(std::memory_order_relaxed);
+  return c;
+}
+
 ResponseCache::Stats ResponseCache::stats() const {
   Stats st;
   auto sum = [&](Outcome o) {

@@ -102,6 +102,12 @@ class ResponseCache {
     uint64_t in_flight = 0;  // coalesced flights in the air
   };
   Stats stats() const;
+  // Just the request counters (cheap: no tier is asked).
+  struct Counters {
+    std::array<uint64_t, 3> hits{};  // by tier
+    uint64_t misses = 0, coalesced = 0, stale = 0;
+  };
+  Counters counters() const;
 
   DiskTier* disk() { return disk_.get(); }
   RedisTier* redis() { return redis_.get(); }

@@ -112,6 +112,9 @@ class Service final : public v1::ControlPlane::CallbackService {
   SPILLWAY_UNARY(ListAuditEvents, ListAuditEventsRequest, AuditEventList, Role::kViewer, c.listAuditEvents(*req))
   SPILLWAY_UNARY(GetAdmission, GetAdmissionRequest, AdmissionState, Role::kViewer, c.getAdmission())
   SPILLWAY_UNARY(PinDegradation, PinDegradationRequest, AdmissionState, Role::kOperator, c.pinDegradation(*req))
+  SPILLWAY_UNARY(GetCache, GetCacheRequest, CacheState, Role::kViewer, c.getCache())
+  SPILLWAY_UNARY(LookupCache, LookupCacheRequest, CacheLookup, Role::kViewer, c.lookupCache(*req))
+  SPILLWAY_UNARY(PurgeCache, PurgeCacheRequest, PurgeCacheResponse, Role::kOperator, c.purgeCache(*req))
 #undef SPILLWAY_UNARY
 
   grpc::ServerWriteReactor<v1::MetricsSnapshot>* WatchMetrics(grpc::CallbackServerContext* ctx,

@@ -40,6 +40,9 @@ class EngineClient {
   virtual absl::StatusOr<v1::AuditEventList> listAuditEvents(const v1::ListAuditEventsRequest& request) = 0;
   virtual absl::StatusOr<v1::AdmissionState> getAdmission() = 0;
   virtual absl::StatusOr<v1::AdmissionState> pinDegradation(const v1::PinDegradationRequest& request) = 0;
+  virtual absl::StatusOr<v1::CacheState> getCache() = 0;
+  virtual absl::StatusOr<v1::CacheLookup> lookupCache(const v1::LookupCacheRequest& request) = 0;
+  virtual absl::StatusOr<v1::PurgeCacheResponse> purgeCache(const v1::PurgeCacheRequest& request) = 0;
 };
 
 using EngineClientPtr = std::unique_ptr<EngineClient>;

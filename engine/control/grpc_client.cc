@@ -234,6 +234,18 @@ absl::StatusOr<v1::AdmissionState> GrpcEngineClient::pinDegradation(const v1::Pi
   return impl_->unary<v1::PinDegradationRequest, v1::AdmissionState>(request, &Stub::PinDegradation);
 }
 
+absl::StatusOr<v1::CacheState> GrpcEngineClient::getCache() {
+  return impl_->unary<v1::GetCacheRequest, v1::CacheState>(v1::GetCacheRequest{}, &Stub::GetCache);
+}
+
+absl::StatusOr<v1::CacheLookup> GrpcEngineClient::lookupCache(const v1::LookupCacheRequest& request) {
+  return impl_->unary<v1::LookupCacheRequest, v1::CacheLookup>(request, &Stub::LookupCache);
+}
+
+absl::StatusOr<v1::PurgeCacheResponse> GrpcEngineClient::purgeCache(const v1::PurgeCacheRequest& request) {
+  return impl_->unary<v1::PurgeCacheRequest, v1::PurgeCacheResponse>(request, &Stub::PurgeCache);
+}
+
 absl::StatusOr<v1::HistorySeries> GrpcEngineClient::queryHistory(const v1::QueryHistoryRequest& request) {
   return impl_->unary<v1::QueryHistoryRequest, v1::HistorySeries>(request, &Stub::QueryHistory);
 }

@@ -21,6 +21,37 @@ v1::Config LocalEngineClient::redacted(v1::Config c) {
 
 namespace {
 
+v1::CacheState cacheState(Engine& e) {
+  const CacheStatus c = e.cache();
+  v1::CacheState out;
+  out.set_enabled(c.enabled);
+  out.set_mode(c.mode);
+  out.set_scope(c.scope);
+  for (const auto& t : c.tiers) {
+    auto* p = out.add_tiers();
+    p->set_tier(t.tier);
+    p->set_enabled(t.enabled);
+    p->set_entries(t.entries);
+    p->set_bytes(t.bytes);
+    p->set_hits_total(t.hits);
+    p->set_evictions_total(t.evictions);
+    p->set_errors_total(t.errors);
+    p->set_skipped_total(t.skipped);
+    p->set_detail(t.detail);
+  }
+  out.set_hits_total(c.hits);
+  out.set_misses_total(c.misses);
+  out.set_bypass_total(c.bypasses);
+  out.set_coalesced_total(c.coalesced);
+  out.set_stale_total(c.stale);
+  out.set_stores_total(c.stores);
+  out.set_bloom_skips_total(c.bloom_skips);
+  out.set_bloom_false_positive_rate(c.bloom_fp_estimate);
+  out.set_bloom_bits(c.bloom_bits);
+  out.set_flights(c.flights);
+  return out;
+}
+
 v1::AdmissionState admissionState(Engine& e) {
   const AdmissionStatus a = e.admission();
   v1::AdmissionState out;
@@ -207,6 +238,17 @@ absl::StatusOr<v1::MetricsSnapshot> LocalEngineClient::snapshot() {
   addFigure(out, "queued", "Queued", static_cast<double>(now.queued), "req");
   addFigure(out, "shed_per_second", "Shed (429)", s.shed_per_second, "req/s");
   addFigure(out, "degraded_per_second", "Degraded", s.degraded_per_second, "req/s");
+  // The cache at a glance: hit ratio overall and per tier over the interval
+  // (0 when nothing cacheable arrived), and requests sharing an upstream call.
+  *out.mutable_cache() = cacheState(engine_);
+  auto ratio = [](double r) { return std::max(0.0, r); };
+  addFigure(out, "cache_hit_ratio", "Cache hits", ratio(s.cache_hit_ratio), "%");
+  addFigure(out, "cache_memory_hit_ratio", "Cache hits: memory", ratio(s.cache_tier_hit_ratio[0]), "%");
+  addFigure(out, "cache_disk_hit_ratio", "Cache hits: disk", ratio(s.cache_tier_hit_ratio[1]), "%");
+  if (out.cache().tiers_size() > 2 && out.cache().tiers(2).enabled()) {
+    addFigure(out, "cache_redis_hit_ratio", "Cache hits: Redis", ratio(s.cache_tier_hit_ratio[2]), "%");
+  }
+  addFigure(out, "coalesced_per_second", "Coalesced", s.coalesced_per_second, "req/s");
   return out;
 }
 
@@ -315,6 +357,36 @@ absl::StatusOr<v1::BackendList> LocalEngineClient::setBackendWeight(const v1::Se
 }
 
 absl::StatusOr<v1::AdmissionState> LocalEngineClient::getAdmission() { return admissionState(engine_); }
+
+absl::StatusOr<v1::CacheState> LocalEngineClient::getCache() { return cacheState(engine_); }
+
+absl::StatusOr<v1::CacheLookup> LocalEngineClient::lookupCache(const v1::LookupCacheRequest& request) {
+  auto r = engine_.cacheLookup(request.body(), request.tenant(), request.completions());
+  if (!r.ok()) return r.status();
+  v1::CacheLookup out;
+  out.set_key(r->key);
+  out.set_cacheable(r->cacheable);
+  out.set_found(r->found);
+  out.set_stale(r->stale);
+  out.set_tier(r->tier);
+  out.set_bytes(r->bytes);
+  out.set_created_ms(r->created_ms);
+  out.set_expires_ms(r->expires_ms);
+  out.set_form(r->form);
+  return out;
+}
+
+absl::StatusOr<v1::PurgeCacheResponse> LocalEngineClient::purgeCache(const v1::PurgeCacheRequest& request) {
+  if (request.model().empty() && request.tenant().empty() && !request.all()) {
+    return absl::InvalidArgumentError("name a model or a tenant to purge, or set `all` to flush the whole cache");
+  }
+  auto n = engine_.purgeCache(request.model(), request.tenant(), actor_);
+  if (!n.ok()) return n.status();
+  v1::PurgeCacheResponse out;
+  out.set_purged(*n);
+  *out.mutable_cache() = cacheState(engine_);
+  return out;
+}
 
 absl::StatusOr<v1::AdmissionState> LocalEngineClient::pinDegradation(const v1::PinDegradationRequest& request) {
   if (auto st = engine_.pinDegradation(request.model(), request.level(), actor_); !st.ok()) return st;

@@ -32,6 +32,9 @@ class LocalEngineClient final : public EngineClient {
   absl::StatusOr<v1::BackendList> setBackendWeight(const v1::SetBackendWeightRequest& request) override;
   absl::StatusOr<v1::AdmissionState> getAdmission() override;
   absl::StatusOr<v1::AdmissionState> pinDegradation(const v1::PinDegradationRequest& request) override;
+  absl::StatusOr<v1::CacheState> getCache() override;
+  absl::StatusOr<v1::CacheLookup> lookupCache(const v1::LookupCacheRequest& request) override;
+  absl::StatusOr<v1::PurgeCacheResponse> purgeCache(const v1::PurgeCacheRequest& request) override;
   absl::StatusOr<v1::HistorySeries> queryHistory(const v1::QueryHistoryRequest& request) override;
   absl::StatusOr<v1::AuditEventList> listAuditEvents(const v1::ListAuditEventsRequest& request) override;
 

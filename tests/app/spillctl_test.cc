@@ -239,4 +239,45 @@ void SpillctlTest::balanceSwitchesAPoolsPolicy() {
   QCOMPARE(events.code, 0);
 }
 
+void SpillctlTest::cacheStatsLookupAndPurge() {
+  const QString url = QJsonDocument::fromJson(ctl({"--json", "status"}).out.toUtf8()).object()["listen_url"].toString();
+  const uint16_t port = static_cast<uint16_t>(url.section(':', -1).toUInt());
+  QVERIFY(port != 0);
+  const std::string body =
+      R"({"model":"spillway-small","temperature":0,"max_tokens":4,"messages":[{"role":"user","content":"cache me"}]})";
+  QCOMPARE(postJson(port, "/v1/chat/completions", body).status, 200);
+  QCOMPARE(QString::fromStdString(postJson(port, "/v1/chat/completions", body).header("x-spillway-cache")),
+           QString("hit"));
+
+  auto stats = ctl({"cache"});
+  QCOMPARE(stats.code, 0);
+  QVERIFY2(stats.out.contains(QRegularExpression("memory\\s+on\\s+1\\s")), qPrintable(stats.out));
+  QVERIFY2(stats.out.contains(QRegularExpression("disk\\s+on\\s")), qPrintable(stats.out));
+  QVERIFY(stats.out.contains("Bloom filter"));
+  QVERIFY(QJsonDocument::fromJson(ctl({"--json", "cache"}).out.toUtf8()).object()["hits_total"].toString().toInt() >= 1);
+
+  QFile f(dir_.filePath("request.json"));
+  QVERIFY(f.open(QIODevice::WriteOnly));
+  f.write(QByteArray::fromStdString(body));
+  f.close();
+  // Entries are per tenant; open access makes the client address the tenant.
+  auto found = ctl({"cache", "lookup", f.fileName(), "--tenant", "127.0.0.1"});
+  QCOMPARE(found.code, 0);
+  QVERIFY2(found.out.contains("cached in memory: json") && found.out.contains("fresh"), qPrintable(found.out));
+  QVERIFY(ctl({"cache", "lookup", f.fileName(), "--tenant", "10.0.0.9"}).out.contains("not cached"));
+  auto bad = ctl({"cache", "lookup", dir_.filePath("missing.json")});
+  QVERIFY(bad.code != 0);
+  QVERIFY(bad.err.contains("missing.json"));
+
+  auto refuse = ctl({"cache", "purge"});
+  QCOMPARE(refuse.code, 3);  // invalid argument
+  QVERIFY(refuse.err.contains("--model"));
+  auto purge = ctl({"cache", "purge", "--model", "spillway-small"});
+  QCOMPARE(purge.code, 0);
+  QVERIFY2(purge.out.contains("2 entries removed"), qPrintable(purge.out));  // memory and disk
+  QVERIFY(ctl({"cache", "lookup", f.fileName(), "--tenant", "127.0.0.1"}).out.contains("not cached"));
+  QCOMPARE(ctl({"cache", "flush"}).code, 0);
+  QVERIFY(ctl({"audit", "--action", "cache."}).out.contains("cache.purge"));
+}
+
 QTEST_APPLESS_MAIN(SpillctlTest)
