@@ -17,65 +17,14 @@
 #include <QValueAxis>
 #include <QVBoxLayout>
 
+#include "ui/page_widgets.h"
 #include "ui/text.h"
 
 namespace spillway::ui {
 
 namespace {
 
-constexpr int kWindowSeconds = 120;
 const char* kClasses[] = {"critical", "standard", "sheddable"};
-
-QTableWidget* table(const QStringList& headers, QWidget* parent) {
-  auto* t = new QTableWidget(0, static_cast<int>(headers.size()), parent);
-  t->setHorizontalHeaderLabels(headers);
-  t->verticalHeader()->setVisible(false);
-  t->setEditTriggers(QAbstractItemView::NoEditTriggers);
-  t->setSelectionBehavior(QAbstractItemView::SelectRows);
-  t->setSelectionMode(QAbstractItemView::SingleSelection);
-  t->horizontalHeader()->setStretchLastSection(true);
-  return t;
-}
-
-void setRow(QTableWidget* t, int row, const QStringList& cells) {
-  for (int c = 0; c < cells.size(); ++c) {
-    auto* item = t->item(row, c);
-    if (!item) {
-      item = new QTableWidgetItem;
-      t->setItem(row, c, item);
-    }
-    if (item->text() != cells[c]) item->setText(cells[c]);
-  }
-}
-
-QChart* chart(const QString& title, const QString& unit, QValueAxis** x, QValueAxis** y) {
-  auto* c = new QChart;
-  c->setTitle(title);
-  c->legend()->setAlignment(Qt::AlignBottom);
-  c->setMargins(QMargins(4, 4, 4, 4));
-  *x = new QValueAxis;
-  *y = new QValueAxis;
-  (*x)->setLabelFormat("%.0f");
-  (*x)->setTitleText(QObject::tr("seconds"));
-  (*y)->setTitleText(unit);
-  c->addAxis(*x, Qt::AlignBottom);
-  c->addAxis(*y, Qt::AlignLeft);
-  return c;
-}
-
-void append(QLineSeries* s, double x, double y) {
-  s->append(x, y);
-  while (s->count() > kWindowSeconds + 1) s->remove(0);
-}
-
-void fitAxes(QValueAxis* x, QValueAxis* y, const std::vector<QLineSeries*>& lines, double now_s) {
-  double top = 1;
-  for (auto* s : lines) {
-    for (const QPointF& p : s->points()) top = std::max(top, p.y());
-  }
-  x->setRange(std::max(0.0, now_s - kWindowSeconds), std::max(10.0, now_s));
-  y->setRange(0, top * 1.15);
-}
 
 }  // namespace
 
@@ -92,7 +41,7 @@ AdmissionPage::AdmissionPage(control::EngineClient& client, QWidget* parent)
   v->addWidget(banner_);
 
   auto* charts = new QHBoxLayout;
-  depth_chart_ = chart(tr("Queued requests by class"), tr("requests"), &depth_x_, &depth_y_);
+  depth_chart_ = liveChart(tr("Queued requests by class"), tr("requests"), &depth_x_, &depth_y_);
   for (int c = 0; c < 3; ++c) {
     depth_[c] = new QLineSeries;
     depth_[c]->setName(kClasses[c]);
@@ -100,7 +49,7 @@ AdmissionPage::AdmissionPage(control::EngineClient& client, QWidget* parent)
     depth_[c]->attachAxis(depth_x_);
     depth_[c]->attachAxis(depth_y_);
   }
-  wait_chart_ = chart(tr("Oldest queued request by pool"), tr("seconds"), &wait_x_, &wait_y_);
+  wait_chart_ = liveChart(tr("Oldest queued request by pool"), tr("seconds"), &wait_x_, &wait_y_);
   for (QChart* c : {depth_chart_, wait_chart_}) {
     auto* view = new QChartView(c, this);
     view->setRenderHint(QPainter::Antialiasing);
@@ -110,7 +59,7 @@ AdmissionPage::AdmissionPage(control::EngineClient& client, QWidget* parent)
   v->addLayout(charts);
 
   v->addWidget(new QLabel(tr("<b>Pools</b> — the gateway queue and degradation level of each model"), this));
-  pools_ = table({tr("Pool"), tr("Critical"), tr("Standard"), tr("Sheddable"), tr("Served/s"), tr("Oldest wait"),
+  pools_ = liveTable({tr("Pool"), tr("Critical"), tr("Standard"), tr("Sheddable"), tr("Served/s"), tr("Oldest wait"),
                   tr("Level"), tr("Shed by reason")},
                  this);
   pools_->setObjectName("admission-pools");
@@ -135,15 +84,15 @@ AdmissionPage::AdmissionPage(control::EngineClient& client, QWidget* parent)
 
   auto* lower = new QGridLayout;
   lower->addWidget(new QLabel(tr("<b>Backend limits</b> — learned or configured, against requests in flight"), this), 0, 0);
-  limits_ = table({tr("Backend"), tr("Limit"), tr("In flight"), tr("Source"), tr("Unloaded wait")}, this);
+  limits_ = liveTable({tr("Backend"), tr("Limit"), tr("In flight"), tr("Source"), tr("Unloaded wait")}, this);
   limits_->setObjectName("admission-limits");
   lower->addWidget(limits_, 1, 0);
   lower->addWidget(new QLabel(tr("<b>Top tenants</b> — tokens served (fairness counters) and 429s"), this), 0, 1);
-  tenants_ = table({tr("Pool"), tr("Tenant"), tr("Virtual tokens"), tr("Turned away")}, this);
+  tenants_ = liveTable({tr("Pool"), tr("Tenant"), tr("Virtual tokens"), tr("Turned away")}, this);
   tenants_->setObjectName("admission-tenants");
   lower->addWidget(tenants_, 1, 1);
   lower->addWidget(new QLabel(tr("<b>Rate limits</b> — scopes nearest their limit"), this), 0, 2);
-  rate_limits_ = table({tr("Scope"), tr("Requests left"), tr("Tokens left")}, this);
+  rate_limits_ = liveTable({tr("Scope"), tr("Requests left"), tr("Tokens left")}, this);
   rate_limits_->setObjectName("admission-rate-limits");
   lower->addWidget(rate_limits_, 1, 2);
   v->addLayout(lower, 2);
@@ -175,9 +124,9 @@ void AdmissionPage::showSnapshot(const v1::MetricsSnapshot& s) {
       line->attachAxis(wait_x_);
       line->attachAxis(wait_y_);
     }
-    append(line, x, p.oldest_wait_seconds());
+    appendPoint(line, x, p.oldest_wait_seconds());
   }
-  for (int c = 0; c < 3; ++c) append(depth_[c], x, static_cast<double>(depth[c]));
+  for (int c = 0; c < 3; ++c) appendPoint(depth_[c], x, static_cast<double>(depth[c]));
   fitAxes(depth_x_, depth_y_, {depth_[0], depth_[1], depth_[2]}, x);
   std::vector<QLineSeries*> waits;
   for (auto& [name, line] : wait_) waits.push_back(line);

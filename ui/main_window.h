@@ -26,6 +26,7 @@ namespace spillway::ui {
 class OverviewPage;
 class BackendsPage;
 class AdmissionPage;
+class CachePage;
 class PoliciesPage;
 class FleetPage;
 class AuditPage;
@@ -46,6 +47,7 @@ class MainWindow final : public QMainWindow {
   BackendsPage* backends() { return backends_; }
   PoliciesPage* policies() { return policies_; }
   AdmissionPage* admission() { return admission_; }
+  CachePage* cache() { return cache_; }
   FleetPage* fleet() { return fleet_; }
   AuditPage* audit() { return audit_; }
   DrillPage* drill() { return drill_; }
@@ -77,6 +79,7 @@ class MainWindow final : public QMainWindow {
   OverviewPage* overview_;
   BackendsPage* backends_;
   AdmissionPage* admission_;
+  CachePage* cache_;
   PoliciesPage* policies_;
   FleetPage* fleet_;
   DrillPage* drill_;

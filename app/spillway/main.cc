@@ -7,6 +7,7 @@
 #include <QComboBox>
 #include <QCommandLineParser>
 #include <QDir>
+#include <QStandardPaths>
 #include <QMessageBox>
 #include <QSettings>
 #include <QTimer>
@@ -48,6 +49,13 @@ v1::Scenario demoScenario(const std::string& target, int scenario) {
     c->set_weight(weight);
     c->set_stream(stream);
     c->set_max_tokens(scenario == 2 ? 64 : 24);
+    if (!stream) {
+      // The small model's questions repeat (a Zipf law over 500 of them) and
+      // are deterministic: the Cache page has hits to show.
+      c->set_deterministic(true);
+      c->set_distinct_prompts(500);
+      c->set_zipf_s(1.0);
+    }
   }
   auto phase = [&](uint32_t ms, double rate) {
     auto* p = s.add_phases();
@@ -122,7 +130,9 @@ void saveScreenshots(ui::MainWindow& window, const QString& dir) {
     window.showPage(i);
     shoot(window.pageName(i).toLower().replace(' ', '-'));
   }
-  window.showPage(2);
+  for (int i = 0; i < window.pageCount(); ++i) {
+    if (window.pageName(i) == "Policies") window.showPage(i);
+  }
   window.policies()->showView(1);
   shoot("policies-yaml");
   window.policies()->showView(0);
@@ -185,6 +195,13 @@ int main(int argc, char** argv) {
   if (!loaded.ok()) {
     QMessageBox::critical(nullptr, "Spillway", QString::fromStdString(config::formatErrors(loaded.errors)));
     return 1;
+  }
+  // The embedded engine keeps its config versions and audit log in memory,
+  // but its cache's disk tier in the user's cache directory, so answers
+  // survive a restart of the console (a config's own cache.disk.path wins).
+  if (auto* disk = loaded.config.mutable_cache()->mutable_disk(); disk->path().empty() && !disk->disabled()) {
+    const QString dir = QStandardPaths::writableLocation(QStandardPaths::CacheLocation);
+    if (!dir.isEmpty() && QDir().mkpath(dir)) disk->set_path(QDir(dir).filePath("response-cache.db").toStdString());
   }
   auto engine = Engine::start(loaded.config, EngineOptions{"", "console"});
   if (!engine.ok()) {

@@ -3,6 +3,7 @@
 #include <utility>  // before asio/awaitable.hpp, which uses std::exchange
 
 #include <algorithm>
+#include <cmath>
 #include <atomic>
 #include <cstdlib>
 #include <boost/asio/co_spawn.hpp>
@@ -81,6 +82,8 @@ absl::Status validateScenario(v1::Scenario& s) {
     }
     if (c->prompt_tokens_max() < c->prompt_tokens_min()) c->set_prompt_tokens_max(c->prompt_tokens_min());
     if (!c->session().empty() && c->sessions() == 0) c->set_sessions(100);
+    if (c->distinct_prompts() > 10'000'000) errors.push_back(p + ".distinct_prompts: must be at most 10000000");
+    if (c->zipf_s() < 0 || c->zipf_s() > 10) errors.push_back(p + ".zipf_s: must be between 0 and 10");
   }
   if (s.phases_size() == 0) errors.push_back("phases: at least one phase is required");
   for (int i = 0; i < s.phases_size(); ++i) {
@@ -120,6 +123,9 @@ struct Shared {
   std::string host_header;
   std::string path_prefix;
   std::vector<uint32_t> class_weights;  // cumulative
+  // Per class with distinct_prompts: the cumulative Zipf probabilities of
+  // its prompts (empty for other classes).
+  std::vector<std::vector<double>> prompt_cdf;
   std::atomic<int64_t> open{0};
   std::atomic<int64_t> max_open{0};
   std::atomic<uint64_t> sent{0}, ok{0}, failed{0};
@@ -166,10 +172,15 @@ void appendWord(std::string& out, char first, uint32_t n) {
 }
 
 template <typename Rng>
-std::string buildBody(const v1::RequestClass& c, uint32_t prompt_tokens, Rng& rng) {
+std::string buildBody(const v1::RequestClass& c, uint32_t prompt_tokens, Rng& rng, const std::vector<double>& cdf) {
   std::string prompt;
   prompt.reserve(prompt_tokens * 5);
-  if (c.prefix_groups() > 0) {
+  if (!cdf.empty()) {
+    // One of the class's fixed questions, by its Zipf rank.
+    const double u = std::uniform_real_distribution<double>(0, cdf.back())(rng);
+    const auto k = static_cast<uint32_t>(std::upper_bound(cdf.begin(), cdf.end(), u) - cdf.begin());
+    for (uint32_t i = 0; i < prompt_tokens; ++i) appendWord(prompt, 'q', k * 131 + i);
+  } else if (c.prefix_groups() > 0) {
     // The group's shared text, then words no other request has.
     const uint32_t group = static_cast<uint32_t>(rng() % c.prefix_groups());
     const uint32_t shared = std::min(prompt_tokens, c.shared_prefix_tokens());
@@ -187,6 +198,7 @@ std::string buildBody(const v1::RequestClass& c, uint32_t prompt_tokens, Rng& rn
     w.endObject().endArray();
   }
   if (c.max_tokens()) w.key("max_tokens").value(c.max_tokens());
+  if (c.deterministic()) w.key("temperature").value(int64_t{0});
   if (c.stream()) {
     w.key("stream").value(true);
     w.key("stream_options").beginObject().key("include_usage").value(true).endObject();
@@ -271,7 +283,8 @@ awaitable<void> oneRequest(Worker& w, size_t phase, size_t cls, Clock::time_poin
   }
   req.keep_alive(true);
   const uint32_t prompt_len = len(w.rng);
-  req.body() = buildBody(c, prompt_len, w.rng);
+  // A repeated question keeps one length, so its text (and cache key) is the same each time.
+  req.body() = buildBody(c, c.distinct_prompts() ? c.prompt_tokens_min() : prompt_len, w.rng, sh.prompt_cdf[cls]);
   req.prepare_payload();
 
   boost::system::error_code ec;
@@ -501,7 +514,13 @@ absl::StatusOr<Report> runLoad(v1::Scenario scenario, const ProgressFn& progress
     sh.endpoint = results.begin()->endpoint();
   }
   uint32_t acc = 0;
-  for (const auto& c : scenario.classes()) sh.class_weights.push_back(acc += c.weight());
+  for (const auto& c : scenario.classes()) {
+    sh.class_weights.push_back(acc += c.weight());
+    auto& cdf = sh.prompt_cdf.emplace_back();
+    cdf.reserve(c.distinct_prompts());
+    double sum = 0;
+    for (uint32_t k = 1; k <= c.distinct_prompts(); ++k) cdf.push_back(sum += 1.0 / std::pow(k, c.zipf_s()));
+  }
 
   // Declared before the pool, so they outlive it: coroutines still pending
   // when the pool is destroyed (a drain that timed out) touch their worker

@@ -40,6 +40,7 @@
 #include "support/test_http.h"
 #include "ui/alert_rules.h"
 #include "ui/admission_page.h"
+#include "ui/cache_page.h"
 #include "ui/audit_page.h"
 #include "ui/backends_page.h"
 #include "ui/config_form_model.h"
@@ -914,6 +915,64 @@ void ConsoleTest::admissionPageShowsQueuesAndPinsDegradation() {
   page->levelBox()->setCurrentIndex(page->levelBox()->findData(-1));
   page->applyLevel();
   QCOMPARE(engine_->admission().pools[0].pinned, -1);
+}
+
+void ConsoleTest::cachePageShowsTiersLooksUpAndPurges() {
+  auto* page = window_->cache();
+  window_->showPage(3);
+  QCOMPARE(window_->pageName(3), "Cache");
+  const std::string body = R"({"model":"m","temperature":0,"max_tokens":4,"messages":[{"role":"user","content":"cache page"}]})";
+  auto before = client_->snapshot();  // the interval for the charts starts here
+  QVERIFY(before.ok());
+  page->showSnapshot(*before);
+  QCOMPARE(postJson(engine_->port(), "/v1/chat/completions", body).header("x-spillway-cache"), "miss");
+  QCOMPARE(postJson(engine_->port(), "/v1/chat/completions", body).header("x-spillway-cache"), "hit");
+  auto snap = client_->snapshot();
+  QVERIFY(snap.ok());
+  page->showSnapshot(*snap);
+  QCOMPARE(page->tiers()->rowCount(), 3);
+  QCOMPARE(page->tiers()->item(0, 0)->text(), "memory");
+  QCOMPARE(page->tiers()->item(0, 2)->text(), "1");
+  QCOMPARE(page->tiers()->item(1, 1)->text(), "off");  // no data directory: no disk tier
+  QVERIFY2(page->summaryText().contains("1 hits, 1 misses"), qPrintable(page->summaryText()));
+  QCOMPARE(page->hitRatioPoints(), 1);
+  QVERIFY(page->bannerText().isEmpty());
+  window_->overview()->showSnapshot(*snap);
+  QVERIFY(!window_->overview()->tileText("figure:cache_hit_ratio").isEmpty());
+
+  // Look up: entries are per tenant, and open access makes the address the tenant.
+  page->lookupBody()->setPlainText(QString::fromStdString(body));
+  page->tenantEdit()->setText("127.0.0.1");
+  page->lookup();
+  QVERIFY2(page->lookupResult().contains("Cached in memory (json"), qPrintable(page->lookupResult()));
+  page->lookupBody()->setPlainText("{not json");
+  page->lookup();
+  QVERIFY(page->lookupResult().startsWith("Cannot look it up"));
+
+  // Purge model m: refused when not confirmed, done and audited when confirmed.
+  page->modelBox()->setCurrentIndex(page->modelBox()->findData("m"));
+  page->tenantEdit()->clear();
+  page->setConfirm([](const QString&) { return false; });
+  page->purge();
+  QCOMPARE(engine_->cache().tiers[0].entries, uint64_t{1});
+  QString asked;
+  page->setConfirm([&](const QString& q) {
+    asked = q;
+    return true;
+  });
+  page->purge();
+  QCOMPARE(asked, "Drop every cached answer of model m from every tier?");
+  QCOMPARE(engine_->cache().tiers[0].entries, uint64_t{0});
+  QCOMPARE(page->tiers()->item(0, 2)->text(), "0");
+  store::AuditFilter f;
+  f.action_prefix = "cache.";
+  auto audit = engine_->audit(f);
+  QVERIFY(!audit.empty());
+  QCOMPARE(audit.front().actor, "console-test");
+  QCOMPARE(postJson(engine_->port(), "/v1/chat/completions", body).header("x-spillway-cache"), "miss");
+  page->flush();
+  QVERIFY(asked.startsWith("Drop EVERY cached answer"));
+  QCOMPARE(engine_->cache().tiers[0].entries, uint64_t{0});
 }
 
 void ConsoleTest::trafficDrillRunsAndStops() {

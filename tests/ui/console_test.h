@@ -41,6 +41,7 @@ class ConsoleTest : public QObject {
   void alertBannerShowsOnTheOverview();
   void figuresFromLaterCapabilitiesBecomeTiles();
   void admissionPageShowsQueuesAndPinsDegradation();
+  void cachePageShowsTiersLooksUpAndPurges();
   void trafficDrillRunsAndStops();
   void trafficDrillRunsAScenarioFile();
 
