@@ -11,10 +11,13 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
-#include <optional>
 #include <iostream>
+#include <optional>
+#include <random>
 #include <thread>
+#include <unistd.h>
 
 #include "common/process.h"
 #include "common/url.h"
@@ -27,6 +30,9 @@
 #include "admission/redis_limiter.h"
 #include "balance/balancer.h"
 #include "balance/random.h"
+#include "cache/cache_key.h"
+#include "cache/disk_tier.h"
+#include "cache/memory_tier.h"
 #include "sim/load_generator.h"
 #include "upstream/backend.h"
 
@@ -249,6 +255,108 @@ int runAdmission(const std::string& json_file, unsigned iterations, const std::s
   return 0;
 }
 
+// The cache's costs: a key (canonical form + xxh3-128) for a typical chat
+// request, a memory-tier hit, and disk-tier lookups with `entries` rows
+// (~300-byte answers): hits through the tier's own thread as the request
+// path makes them (post, SQLite read, hand back), p50/p99, and misses the
+// Bloom filter answers.
+int runCache(const std::string& json_file, unsigned entries, unsigned lookups, std::string dir) {
+  using Clock = std::chrono::steady_clock;
+  auto pct = [](std::vector<double> v, double p) {
+    std::sort(v.begin(), v.end());
+    return v[std::min(v.size() - 1, static_cast<size_t>(p * static_cast<double>(v.size())))];
+  };
+  const std::string body =
+      R"({"model":"m","temperature":0,"max_tokens":128,"messages":[{"role":"system","content":"You are a helpful )"
+      R"(assistant."},{"role":"user","content":"What is the capital of France, and why is it famous?"}]})";
+  const unsigned n_keys = 200000;
+  auto t0 = Clock::now();
+  uint64_t sink = 0;
+  for (unsigned i = 0; i < n_keys; ++i) {
+    auto c = cache::canonicalRequest(body);
+    sink += cache::makeKey({"m", "", openai::Endpoint::kChatCompletions, "tenant"}, c->text).lo;
+  }
+  const double key_ns = std::chrono::duration<double, std::nano>(Clock::now() - t0).count() / n_keys;
+
+  cache::MemoryTier mem(256ull << 20);
+  auto entry = [](uint64_t i) {
+    auto e = std::make_shared<cache::Entry>();
+    e->key = {i * 0x9e3779b97f4a7c15ull + 7, (i + 1) * 0xbf58476d1ce4e5b9ull};  // spread over the shards
+    e->model = "m";
+    e->body = std::string(300, static_cast<char>('a' + i % 26));
+    e->created_ms = 0;
+    e->expires_ms = 4'000'000'000'000;
+    return e;
+  };
+  std::vector<cache::CacheKey> keys;
+  for (uint64_t i = 0; i < 100000; ++i) {
+    mem.put(entry(i));
+    keys.push_back(entry(i)->key);
+  }
+  t0 = Clock::now();
+  for (unsigned i = 0; i < n_keys; ++i) sink += mem.get(keys[i % keys.size()], 1, 0).entry->body.size();
+  const double mem_ns = std::chrono::duration<double, std::nano>(Clock::now() - t0).count() / n_keys;
+
+  const bool temp = dir.empty();
+  if (temp) dir = std::filesystem::temp_directory_path() / ("spillway-bench-cache-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  const std::string path = (std::filesystem::path(dir) / "cache.db").string();
+  double fill_s = 0, hit_p50 = 0, hit_p99 = 0, miss_p99 = 0;
+  uint64_t db_bytes = 0;
+  {
+    cache::DiskTier::Settings s;
+    s.max_bytes = 64ull << 30;
+    s.max_pending = 1u << 30;  // the fill queues everything
+    auto tier = cache::DiskTier::open(path, s);
+    if (!tier.ok()) {
+      std::cerr << "spillway-bench cache: " << tier.status().message() << "\n";
+      return 1;
+    }
+    const auto f0 = Clock::now();
+    for (uint64_t i = 0; i < entries; ++i) (*tier)->put(entry(i));
+    (*tier)->flush();
+    fill_s = std::chrono::duration<double>(Clock::now() - f0).count();
+    std::mt19937_64 rng(1);
+    std::vector<double> hit_us, miss_us;
+    for (unsigned i = 0; i < lookups; ++i) {
+      const auto key = entry(rng() % entries)->key;
+      const auto t = Clock::now();
+      auto f = (*tier)->findNow(key, 1, 0);
+      hit_us.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t).count());
+      if (!f) {
+        std::cerr << "spillway-bench cache: a stored key was not found\n";
+        return 1;
+      }
+    }
+    for (unsigned i = 0; i < lookups; ++i) {
+      const cache::CacheKey key{rng(), rng()};
+      const auto t = Clock::now();
+      sink += (*tier)->findNow(key, 1, 0) ? 1 : 0;
+      miss_us.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t).count());
+    }
+    hit_p50 = pct(hit_us, 0.5);
+    hit_p99 = pct(hit_us, 0.99);
+    miss_p99 = pct(miss_us, 0.99);
+    db_bytes = (*tier)->stats().bytes;
+  }
+  if (temp) std::filesystem::remove_all(dir);
+  std::printf("cache key (canonical + xxh3)  %8.0f ns   (a %zu-byte chat request)\n", key_ns, body.size());
+  std::printf("memory tier hit               %8.0f ns\n", mem_ns);
+  std::printf("disk tier: %u entries (%.0f MB of answers) written in %.1f s\n", entries, db_bytes / 1e6, fill_s);
+  std::printf("disk tier hit                 p50 %6.1f us   p99 %6.1f us   (through the tier's thread)\n", hit_p50,
+              hit_p99);
+  std::printf("disk tier miss (Bloom)        p99 %6.2f us\n", miss_p99);
+  if (sink == 42) std::printf(" \n");  // keeps the loops from being optimised away
+  if (!json_file.empty()) {
+    std::ofstream out(json_file);
+    out << "{\"key_ns\": " << key_ns << ", \"memory_hit_ns\": " << mem_ns << ", \"disk_entries\": " << entries
+        << ", \"disk_fill_seconds\": " << fill_s << ", \"disk_hit_p50_us\": " << hit_p50
+        << ", \"disk_hit_p99_us\": " << hit_p99 << ", \"disk_bloom_miss_p99_us\": " << miss_p99 << "}\n";
+    if (!out) return 1;
+  }
+  return 0;
+}
+
 // Parses a subcommand's flags (argv[1] is its name). Returns an exit code
 // when the program should stop (--help: 0, a bad flag: 2).
 std::optional<int> parseSubcommand(const char* name, const po::options_description& o, int argc, char** argv) {
@@ -302,13 +410,26 @@ int main(int argc, char** argv) {
     return runAdmission(json_file, std::max(10u, iterations), redis);
   }
 
+  if (argc > 1 && std::string(argv[1]) == "cache") {
+    po::options_description o("spillway-bench cache: time the cache's key, memory tier and disk tier\n\nOptions");
+    std::string json_file, dir;
+    unsigned entries = 1000000, lookups = 20000;
+    o.add_options()("help,h", "show this help")("json", po::value(&json_file), "write the numbers as JSON to FILE")(
+        "entries", po::value(&entries)->default_value(entries), "entries in the disk tier")(
+        "lookups", po::value(&lookups)->default_value(lookups), "timed lookups")(
+        "dir", po::value(&dir), "directory for the SQLite file (default: a temporary one, removed after)");
+    if (auto code = parseSubcommand("cache", o, argc, argv)) return *code;
+    return runCache(json_file, std::max(1000u, entries), std::max(100u, lookups), dir);
+  }
+
   po::options_description opts(
       "spillway-bench: load generator for OpenAI-compatible servers\n\n"
       "Usage: spillway-bench --scenario FILE [--target URL] [--json FILE]\n"
       "       spillway-bench --target URL --model M (--rate R | --concurrency C) [options]\n"
       "       spillway-bench idle --target URL --connections N --hold-ms MS\n"
       "       spillway-bench pick [--json FILE]   (balancing policies' pick cost)\n"
-      "       spillway-bench admission [--json FILE] [--redis HOST:PORT]   (admission's decision costs)\n\nOptions");
+      "       spillway-bench admission [--json FILE] [--redis HOST:PORT]   (admission's decision costs)\n"
+      "       spillway-bench cache [--json FILE] [--entries N]   (cache key, memory and disk tier costs)\n\nOptions");
   std::string scenario_file, target, json_file, model, endpoint = "chat";
   double rate = 0;
   unsigned concurrency = 0, duration_ms = 5000, threads = 1, max_tokens = 0, prompt_tokens = 8, itl = 0,
@@ -330,6 +451,10 @@ int main(int argc, char** argv) {
       ("threads", po::value(&threads), "generator threads")
       ("max-connections", po::value(&max_connections), "most connections at once")
       ("time-scale", po::value<double>(), "multiply every phase duration (e.g. 0.1 for a quick smoke run)")
+      ("deterministic", "quick mode: send temperature 0 (cacheable)")
+      ("distinct-prompts", po::value<unsigned>(), "quick mode: each prompt is one of N fixed questions")
+      ("zipf-s", po::value<double>(), "quick mode: with --distinct-prompts, Zipf exponent of their popularity (0: uniform)")
+      ("unique-prompts", "quick mode: every prompt different (cache misses)")
       ("quiet", "no progress line");
   po::variables_map vm;
   try {
@@ -362,6 +487,10 @@ int main(int argc, char** argv) {
     c->set_prompt_tokens_min(prompt_tokens);
     c->set_prompt_tokens_max(prompt_tokens);
     c->set_expected_itl_ms(itl);
+    c->set_deterministic(vm.count("deterministic") > 0);
+    if (vm.count("distinct-prompts")) c->set_distinct_prompts(vm["distinct-prompts"].as<unsigned>());
+    if (vm.count("zipf-s")) c->set_zipf_s(vm["zipf-s"].as<double>());
+    if (vm.count("unique-prompts")) c->set_prefix_groups(1);  // no shared words: the rest is unique per request
     auto* p = scenario.add_phases();
     p->set_name("steady");
     p->set_duration_ms(duration_ms);

@@ -11,11 +11,15 @@ Runs, in one go and on loopback only:
   balancing  policies side by side on simulated fleets (tests/bench/balancing.py)
   busy fleet a fleet driven to 3x its capacity, unprotected vs admission vs
              admission + degradation (tests/bench/busy_fleet.py)
+  cache      L1 hits vs misses vs nginx, disk-tier lookups with 1 M entries, a
+             burst of identical requests, a Zipf workload on a busy fleet with
+             the cache on and off (tests/bench/cache.py)
 
 Writes every raw report (JSON) and summary.json / summary.md into --out.
 Usage: tests/bench/run_bench.py [--build build/release] [--out bench-results]
                                 [--rounds 3] [--seconds 2] [--smoke] [--throughput-only]
                                 [--baseline-build DIR] [--balancing-only] [--busy-fleet-only]
+                                [--cache-only]
 --smoke runs everything with a tiny load and checks that the JSON is sane
 (CTest runs it so the suite cannot rot); it asserts nothing about speed.
 """
@@ -153,7 +157,7 @@ class Bench:
         self.runs = 0
 
     def load(self, name, target, model, seconds, rate=None, concurrency=None, stream=False, itl=0,
-             max_connections=4096, threads=1):
+             max_connections=4096, threads=1, extra=()):
         self.runs += 1
         path = self.out / f"{self.runs:03d}-{name}.json"
         cmd = [self.bench, "--quiet", "--target", target, "--model", model, "--duration-ms", str(int(seconds * 1000)),
@@ -166,6 +170,7 @@ class Bench:
             cmd += ["--stream"]
         if itl:
             cmd += ["--expected-itl-ms", str(itl)]
+        cmd += list(extra)
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
         return json.loads(path.read_text())
 
@@ -191,6 +196,7 @@ def main():
                     "(e.g. a checkout of the previous commit) as 'spillway-base', interleaved in the same rounds")
     ap.add_argument("--balancing-only", action="store_true", help="only the balancing benchmarks")
     ap.add_argument("--busy-fleet-only", action="store_true", help="only the busy-fleet (admission) benchmark")
+    ap.add_argument("--cache-only", action="store_true", help="only the response-cache benchmarks")
     args = ap.parse_args()
     if args.smoke:
         args.rounds, args.seconds = 1, 0.3
@@ -209,7 +215,8 @@ def main():
                "machine": {"cores": cores, "cpu": cpu_model(), "kernel": platform.release()},
                "commit": git_commit(), "smoke": args.smoke, "rounds": args.rounds, "seconds_per_run": args.seconds}
     try:
-        only = "balancing" if args.balancing_only else "busy_fleet" if args.busy_fleet_only else None
+        only = ("balancing" if args.balancing_only else "busy_fleet" if args.busy_fleet_only
+                else "cache" if args.cache_only else None)
         if only:
             # One suite on its own: <name>.json and <name>.md in --out.
             import importlib
@@ -279,6 +286,8 @@ backends:
         summary["balancing"] = balancing.run_all(b, procs, workdir, args)
         import busy_fleet
         summary["busy_fleet"] = busy_fleet.run_all(b, procs, workdir, args)
+        import cache
+        summary["cache"] = cache.run_all(b, procs, workdir, args)
     finally:
         procs.stop_all()
         shutil.rmtree(workdir, ignore_errors=True)
@@ -286,13 +295,16 @@ backends:
     (b.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     import balancing
     import busy_fleet
-    md = markdown(summary) + balancing.markdown(summary["balancing"]) + busy_fleet.markdown(summary["busy_fleet"])
+    import cache
+    md = (markdown(summary) + balancing.markdown(summary["balancing"]) + busy_fleet.markdown(summary["busy_fleet"]) +
+          cache.markdown(summary["cache"]))
     (b.out / "summary.md").write_text(md)
     print(md)
     if args.smoke:
         check_sane(summary)
         balancing.check_sane(summary["balancing"])
         busy_fleet.check_sane(summary["busy_fleet"])
+        cache.check_sane(summary["cache"])
         print("smoke: JSON sane")
 
 
