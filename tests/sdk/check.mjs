@@ -70,4 +70,33 @@ const patient = new OpenAI({ baseURL: `${base}/v1`, apiKey: "sk-sdk-patient", ma
 await patient.chat.completions.create({ model, messages: [{ role: "user", content: "one" }], max_tokens: 2 });
 const retried = await patient.chat.completions.create({ model, messages: [{ role: "user", content: "two" }], max_tokens: 2 });
 check(retried.object === "chat.completion", "the SDK retried its 429 after Retry-After and got the answer");
+// The cache as the SDK sees it: a deterministic question answered by a
+// stream is replayed from the cache as an equivalent stream (same deltas,
+// usage, [DONE]) and as a JSON completion with the same content.
+async function streamed(params) {
+  const { data, response } = await client.chat.completions
+    .create({ ...params, stream: true, stream_options: { include_usage: true } })
+    .withResponse();
+  let content = "";
+  let finish = null;
+  let streamUsage = null;
+  for await (const chunk of data) {
+    if (chunk.choices.length > 0) {
+      content += chunk.choices[0].delta.content ?? "";
+      finish = chunk.choices[0].finish_reason ?? finish;
+    }
+    if (chunk.usage) streamUsage = chunk.usage;
+  }
+  return { content, finish, usage: streamUsage, cache: response.headers.get("x-spillway-cache") };
+}
+const question = { model, messages: [{ role: "user", content: "A cached question" }], temperature: 0, max_tokens: 8 };
+const first = await streamed(question);
+const again = await streamed(question);
+check(first.cache === "miss" && again.cache === "hit", "a repeated deterministic stream is a cache hit");
+check(again.content === first.content && again.finish === first.finish && again.content.length > 0,
+      "the replayed stream has the original's content and finish reason");
+check(again.usage && again.usage.completion_tokens === first.usage.completion_tokens, "the replayed stream has its usage");
+const { data: whole, response: wholeResponse } = await client.chat.completions.create(question).withResponse();
+check(wholeResponse.headers.get("x-spillway-cache") === "hit" && whole.choices[0].message.content === first.content,
+      "the stream's entry answers the same question as a JSON completion");
 console.log("all SDK checks passed");

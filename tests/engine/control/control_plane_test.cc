@@ -100,8 +100,18 @@ void ControlPlaneTest::viewerCanReadButNotChange() {
   auto denied = c->rollback(rb);
   QCOMPARE(denied.status().code(), absl::StatusCode::kPermissionDenied);
   QVERIFY(std::string(denied.status().message()).find("needs the operator role") != std::string::npos);
+  // The cache: readable, a lookup is a read; a purge is a change.
+  QVERIFY(c->getCache().ok());
+  v1::LookupCacheRequest lookup;
+  lookup.set_body(R"({"model":"m","temperature":0,"messages":[{"role":"user","content":"x"}]})");
+  auto found = c->lookupCache(lookup);
+  QVERIFY2(found.ok(), std::string(found.status().message()).c_str());
+  QCOMPARE(found->key().size(), size_t{32});
+  v1::PurgeCacheRequest flush;
+  flush.set_all(true);
+  QCOMPARE(c->purgeCache(flush).status().code(), absl::StatusCode::kPermissionDenied);
   auto audit = engine_->audit({0, "control.denied", "vera", 10});
-  QCOMPARE(audit.size(), size_t{5});
+  QCOMPARE(audit.size(), size_t{6});
 }
 
 void ControlPlaneTest::operatorCanChange() {
@@ -120,6 +130,12 @@ void ControlPlaneTest::operatorCanChange() {
   // The redacted (empty) api_key in what GetConfig returned kept the secret.
   QCOMPARE(engine_->config().backends(0).api_key(), "sk-never-show-this");
   for (const auto& line : r->diff()) QVERIFY2(line.find("api_key") == std::string::npos, line.c_str());
+  v1::PurgeCacheRequest purge;  // neither model, tenant nor `all`: refused, never an accidental flush
+  QCOMPARE(c->purgeCache(purge).status().code(), absl::StatusCode::kInvalidArgument);
+  purge.set_all(true);
+  auto purged = c->purgeCache(purge);
+  QVERIFY2(purged.ok(), std::string(purged.status().message()).c_str());
+  QVERIFY(purged->cache().enabled());
   auto drained = c->setBackendDrained("a", true);
   QVERIFY(drained.ok());
   QCOMPARE(drained->backends(0).state(), "draining");

@@ -16,6 +16,8 @@
 #include "config/validate.h"
 #include "sim/load_generator.h"
 #include "sim/sim_server.h"
+#include "engine.h"
+#include "support/test_config.h"
 #include "support/json.h"
 
 using namespace spillway;
@@ -251,6 +253,29 @@ void LoadGeneratorTest::cancelStopsEarly() {
   for (const auto& [k, v] : r->overall.errors) errs += k + "=" + std::to_string(v) + " ";
   QVERIFY2(r->overall.ok == r->overall.sent,
            (std::to_string(r->overall.ok) + " ok of " + std::to_string(r->overall.sent) + " " + errs).c_str());
+}
+
+void LoadGeneratorTest::repeatedQuestionsComeFromTheCache() {
+  // Three deterministic questions, asked one after another: each reaches a
+  // backend once, every repeat is a cache hit.
+  auto e = Engine::start(configFromYaml(engineYaml(kTwoInstantSims, "cache: {scope: shared}\n")),
+                         EngineOptions{"", "test", false});
+  QVERIFY(e.ok());
+  auto s = quick((*e)->url(), 0, 1, 400);
+  s.mutable_classes(0)->set_deterministic(true);
+  s.mutable_classes(0)->set_distinct_prompts(3);
+  s.mutable_classes(0)->set_zipf_s(1.0);
+  auto r = runLoad(s);
+  QVERIFY(r.ok());
+  QVERIFY(r->overall.ok > 10);
+  const auto c = (*e)->cache();
+  QVERIFY2(c.misses >= 1 && c.misses <= 3, qPrintable(QString::number(c.misses)));
+  QCOMPARE(c.hits + c.misses, r->overall.ok);
+  // An invalid Zipf exponent is refused with the field named.
+  s.mutable_classes(0)->set_zipf_s(-1);
+  auto bad = runLoad(s);
+  QVERIFY(!bad.ok());
+  QVERIFY(std::string(bad.status().message()).find("zipf_s") != std::string::npos);
 }
 
 QTEST_APPLESS_MAIN(LoadGeneratorTest)

@@ -22,4 +22,5 @@ class LoadGeneratorTest : public QObject {
   void scenarioFilesAreValidated();
   void reportJsonIsComplete();
   void cancelStopsEarly();
+  void repeatedQuestionsComeFromTheCache();
 };
