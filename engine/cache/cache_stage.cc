@@ -30,7 +30,7 @@ bool answerFromEntry(pipeline::RequestContext& ctx, const Entry& e, Outcome outc
 }
 
 pipeline::Verdict CacheStage::process(pipeline::RequestContext& ctx) {
-  const auto s = cache_->settings();
+  const Settings* s = &settings_;
   const auto& h = *ctx.headers;
   const std::string_view opt = h["x-spillway-cache"];
   const std::string_view cc = h[boost::beast::http::field::cache_control];
@@ -41,6 +41,9 @@ pipeline::Verdict CacheStage::process(pipeline::RequestContext& ctx) {
     return pipeline::Verdict::kContinue;
   };
   if (boost::beast::iequals(opt, "off") || (s->mode == Mode::kOptIn && !opted_in)) return bypass();
+  // The parser already knows whether sampling repeats: most requests that
+  // are not cached stop here, before the canonical form is built.
+  if (!ctx.parsed.deterministic && !opted_in && s->mode == Mode::kDeterministic) return bypass();
   auto canonical = canonicalRequest(ctx.body);
   if (!canonical) return bypass();
   if (!canonical->deterministic && !opted_in && s->mode == Mode::kDeterministic) return bypass();
@@ -56,7 +59,7 @@ pipeline::Verdict CacheStage::process(pipeline::RequestContext& ctx) {
                   canonical->text);
   c.active = true;
   if (!c.lookup) return pipeline::Verdict::kContinue;
-  Found f = cache_->findMemory(c.key, cache_->nowMs());
+  Found f = cache_->findMemory(c.key, cache_->nowMs(), s->grace_ms);
   if (!f) return pipeline::Verdict::kContinue;
   if (f.stale) {
     c.stale = f.entry;

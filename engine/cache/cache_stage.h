@@ -25,12 +25,16 @@ namespace spillway::cache {
 
 class CacheStage final : public pipeline::Stage {
  public:
-  explicit CacheStage(std::shared_ptr<ResponseCache> cache) : cache_(std::move(cache)) {}
+  // `settings`: this routing table's (built from its config), so the hot
+  // path reads no shared state to know them.
+  CacheStage(std::shared_ptr<ResponseCache> cache, Settings settings)
+      : cache_(std::move(cache)), settings_(std::move(settings)) {}
   std::string_view name() const override { return "cache"; }
   pipeline::Verdict process(pipeline::RequestContext& ctx) override;
 
  private:
   std::shared_ptr<ResponseCache> cache_;
+  const Settings settings_;
 };
 
 // Sets ctx's answer from a cached entry in the form the request wants,

@@ -18,7 +18,7 @@ void FillSink::storeAnswer(bool event_stream) {
 }
 
 common::Awaitable<bool> FillSink::sendWhole(const upstream::ResponseHead& head, std::string_view body) {
-  if (head.status == 200 && body.size() <= cache_.settings()->max_entry_bytes) {
+  if (head.status == 200 && body.size() <= target_.max_entry_bytes) {
     if (flight_) {
       flight_->begin(head.content_type);
       flight_->append(body);
@@ -53,7 +53,7 @@ common::Awaitable<bool> FillSink::sendHead(const upstream::ResponseHead& head) {
 
 common::Awaitable<bool> FillSink::sendBody(std::string_view bytes) {
   if (recording_) {
-    if (body_.size() + bytes.size() > cache_.settings()->max_entry_bytes) {
+    if (body_.size() + bytes.size() > target_.max_entry_bytes) {
       // Too large to keep: neither stored nor shared.
       recording_ = false;
       body_.clear();

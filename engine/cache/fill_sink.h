@@ -20,6 +20,7 @@ struct FillTarget {
   std::string model;
   std::string tenant;
   bool store = true;  // false: Cache-Control: no-store (still shared with waiters)
+  size_t max_entry_bytes = 1 << 20;  // larger answers are neither stored nor shared
 };
 
 class FillSink final : public upstream::ResponseSink {

@@ -128,8 +128,8 @@ void ResponseCache::configure(const v1::Cache& config) {
   settings_.store(std::make_shared<const Settings>(settingsFrom(config)));
 }
 
-Found ResponseCache::findMemory(const CacheKey& key, int64_t now_ms) {
-  return memory_.get(key, now_ms, settings_.load()->grace_ms);
+Found ResponseCache::findMemory(const CacheKey& key, int64_t now_ms, int64_t grace_ms) {
+  return memory_.get(key, now_ms, grace_ms);
 }
 
 common::Awaitable<Found> ResponseCache::findSlow(CacheKey key, const std::string& model, const std::string& tenant, int64_t now_ms,
@@ -217,26 +217,21 @@ void ResponseCache::count(Outcome o, Tier t) {
   const int oi = static_cast<int>(o);
   const bool tiered = o == Outcome::kHit || o == Outcome::kStale;
   const int ti = tiered ? static_cast<int>(t) : 0;
-  counts_[oi][ti].fetch_add(1, std::memory_order_relaxed);
   counters_[oi][ti]->inc();
 }
 
 ResponseCache::Counters ResponseCache::counters() const {
   Counters c;
-  for (int t = 0; t < 3; ++t) c.hits[t] = counts_[static_cast<int>(Outcome::kHit)][t].load(std::memory_order_relaxed);
-  c.misses = counts_[static_cast<int>(Outcome::kMiss)][0].load(std::memory_order_relaxed);
-  c.coalesced = counts_[static_cast<int>(Outcome::kCoalesced)][0].load(std::memory_order_relaxed);
-  for (const auto& s : counts_[static_cast<int>(Outcome::kStale)]) c.stale += s.load(std::memory_order_relaxed);
+  for (int t = 0; t < 3; ++t) c.hits[t] = countOf(Outcome::kHit, t);
+  c.misses = countOf(Outcome::kMiss, 0);
+  c.coalesced = countOf(Outcome::kCoalesced, 0);
+  for (int t = 0; t < 3; ++t) c.stale += countOf(Outcome::kStale, t);
   return c;
 }
 
 ResponseCache::Stats ResponseCache::stats() const {
   Stats st;
-  auto sum = [&](Outcome o) {
-    uint64_t n = 0;
-    for (const auto& c : counts_[static_cast<int>(o)]) n += c.load(std::memory_order_relaxed);
-    return n;
-  };
+  auto sum = [&](Outcome o) { return countOf(o, 0) + countOf(o, 1) + countOf(o, 2); };
   st.hits = sum(Outcome::kHit);
   st.misses = sum(Outcome::kMiss);
   st.bypasses = sum(Outcome::kBypass);
@@ -245,13 +240,13 @@ ResponseCache::Stats ResponseCache::stats() const {
   st.stores = stores_.load(std::memory_order_relaxed);
   st.in_flight = coalescer_.inFlight();
   const auto m = memory_.stats();
-  st.tiers.push_back({"memory", true, m.entries, m.bytes, counts_[0][0].load(), m.evictions, 0, 0, "in process"});
+  st.tiers.push_back({"memory", true, m.entries, m.bytes, countOf(Outcome::kHit, 0), m.evictions, 0, 0, "in process"});
   TierStats d{"disk", disk_ != nullptr};
   if (disk_) {
     const auto ds = disk_->stats();
     d.entries = ds.entries;
     d.bytes = ds.bytes;
-    d.hits = counts_[0][1].load();
+    d.hits = countOf(Outcome::kHit, 1);
     d.evictions = ds.evictions;
     d.errors = ds.errors;
     d.skipped = ds.skipped;
@@ -264,7 +259,7 @@ ResponseCache::Stats ResponseCache::stats() const {
   TierStats r{"redis", redis_ != nullptr};
   if (redis_) {
     const auto rs = redis_->stats();
-    r.hits = counts_[0][2].load();
+    r.hits = countOf(Outcome::kHit, 2);
     r.errors = rs.errors;
     r.skipped = rs.skipped;
     r.detail = common::strCat(redis_->address(), redis_->up() ? "" : " (down)");

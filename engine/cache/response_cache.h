@@ -69,7 +69,7 @@ class ResponseCache {
   int64_t nowMs() const { return clock_ ? clock_() : common::wallClockMs(); }
 
   // L1 only (the request path's synchronous step).
-  Found findMemory(const CacheKey& key, int64_t now_ms);
+  Found findMemory(const CacheKey& key, int64_t now_ms, int64_t grace_ms);
   // L2 then L3, promoting a find to the tiers above; `tier` says where it
   // was found.
   // `model` and `tenant` locate the entry in Redis.
@@ -120,9 +120,13 @@ class ResponseCache {
   std::unique_ptr<RedisTier> redis_;
   Coalescer coalescer_;
   metrics::Family<metrics::Counter>& requests_;
-  // [outcome][tier]
-  std::array<std::array<std::atomic<uint64_t>, 3>, 5> counts_{};
+  // [outcome][tier] (null where the tier does not apply): the one count
+  // per request, read back for stats.
   std::array<std::array<metrics::Counter*, 3>, 5> counters_{};
+  uint64_t countOf(Outcome o, int tier) const {
+    const metrics::Counter* c = counters_[static_cast<int>(o)][tier];
+    return c ? c->value() : 0;
+  }
   std::atomic<uint64_t> stores_{0};
   std::vector<metrics::Registry::Registration> gauges_;
 };

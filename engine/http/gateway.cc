@@ -732,8 +732,9 @@ common::Awaitable<bool> Gateway::forward(Worker& w, common::TcpStream& client, c
                                                 req.body(), false, routes.retry_after_text};
 
   // A cacheable answer fills the cache (and the coalesced waiters) on its way.
-  const cache::FillTarget fill_target{ctx.cache.key, pool.model, ctx.cache.tenant, ctx.cache.store};
   const bool fill = ctx.cache.active && ctx.routes->cache != nullptr;
+  const cache::FillTarget fill_target{ctx.cache.key, pool.model, ctx.cache.tenant, ctx.cache.store,
+                                      fill ? ctx.routes->cache->settings()->max_entry_bytes : 0};
   const bool admit = pool.queue != nullptr;
   const uint32_t max_requeues = routes.config.admission().max_requeues();
   // A pass that puts the request back in the queue after a busy answer is

@@ -149,6 +149,11 @@ std::variant<ParsedRequest, ApiError> RequestParser::parse(Endpoint endpoint, st
     if (!user.value_unsafe().is_string()) return invalidType("user", "a string");
     r.user = std::string(user.value_unsafe().get_string().value_unsafe());
   }
+  if (auto t = root["temperature"]; !t.error()) {
+    double v = 1;
+    if (!t.value_unsafe().get_double().get(v) && v == 0) r.deterministic = true;
+  }
+  if (auto seed = root["seed"]; !seed.error() && !seed.value_unsafe().is_null()) r.deterministic = true;
   for (const char* name : {"max_tokens", "max_completion_tokens"}) {
     auto mt = root[name];
     if (mt.error() || mt.value_unsafe().is_null()) continue;

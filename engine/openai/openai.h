@@ -47,6 +47,9 @@ struct ParsedRequest {
   std::string prompt_text;               // all text content, for token counting
   uint32_t message_count = 0;            // chat only
   uint32_t prompt_token_ids = 0;         // completions given as token arrays
+  // Sampling that repeats: temperature 0, or a seed (what the cache stores by
+  // default; decided here so other requests skip the cache's canonical form).
+  bool deterministic = false;
 };
 
 // Parses and validates a request body. Reuse one parser per connection: it

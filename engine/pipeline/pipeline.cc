@@ -18,7 +18,7 @@ std::vector<StagePtr> buildStages(const v1::Config& config, std::shared_ptr<admi
   stages.push_back(std::make_unique<admission::AuthenticateStage>(config));
   stages.push_back(std::make_unique<RouteStage>());
   if (limiter && !limiter->empty()) stages.push_back(std::make_unique<admission::RateLimitStage>(std::move(limiter)));
-  if (cache) stages.push_back(std::make_unique<cache::CacheStage>(std::move(cache)));
+  if (cache) stages.push_back(std::make_unique<cache::CacheStage>(std::move(cache), cache::settingsFrom(config.cache())));
   stages.push_back(std::make_unique<admission::DegradeStage>(config));
   stages.push_back(std::make_unique<AffinityStage>());
   return stages;
