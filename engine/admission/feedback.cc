@@ -24,7 +24,7 @@ void AdmissionFeedback::onComplete(const pipeline::RequestContext& ctx) {
     limit.tryFinished(per_token, waiting, ctx.in_flight_at_dispatch, total);
   }
   if (ctx.pool && ctx.pool->queue) ctx.pool->queue->chargeOutput(ctx.caller.priority, ctx.caller.tenant, ctx.output_tokens);
-  if (!ctx.token_charge.buckets.empty()) {
+  if (!ctx.token_charge.buckets.empty() || !ctx.token_charge.redis_buckets.empty()) {
     const double actual = static_cast<double>(ctx.prompt_tokens_estimate) + ctx.output_tokens;
     RateLimiter::reconcile(ctx.token_charge, actual,
                            std::chrono::duration_cast<std::chrono::nanoseconds>(now.time_since_epoch()).count());

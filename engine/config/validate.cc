@@ -164,6 +164,9 @@ std::vector<ConfigError> validate(const v1::Config& c, const SourceMap* sources,
       ck.fail(p + ".priority", common::strCat("must be \"critical\", \"standard\" or \"sheddable\", got \"", k.priority(), "\""));
     }
   }
+  if (const auto& so = c.limits().stream_overrun(); !so.empty() && so != "finish" && so != "cut") {
+    ck.fail("limits.stream_overrun", common::strCat("must be \"finish\" or \"cut\", got \"", so, "\""));
+  }
   if (const auto& ra = c.limits().redis().address(); !ra.empty()) {
     auto hp = common::parseHostPort(ra);
     if (!hp.ok()) ck.fail("limits.redis.address", std::string(hp.status().message()));
@@ -363,6 +366,7 @@ void applyDefaults(v1::Config& c) {
   if (ll->backoff_ratio() == 0) ll->set_backoff_ratio(0.75);
   auto* lim = c.mutable_limits();
   if (lim->default_max_tokens() == 0) lim->set_default_max_tokens(256);
+  if (lim->stream_overrun().empty()) lim->set_stream_overrun("finish");
   if (lim->redis().key_prefix().empty()) lim->mutable_redis()->set_key_prefix("spillway:rl:");
   if (lim->redis().timeout_ms() == 0) lim->mutable_redis()->set_timeout_ms(50);
   for (auto& k : *lim->mutable_keys()) {

@@ -18,6 +18,7 @@
 #include "common/strings.h"
 #include "cache/cache_stage.h"
 #include "cache/fill_sink.h"
+#include "admission/token_meter.h"
 #include "http/client_sink.h"
 #include "http/responses.h"
 #include "openai/openai.h"
@@ -735,6 +736,11 @@ common::Awaitable<bool> Gateway::forward(Worker& w, common::TcpStream& client, c
   const bool fill = ctx.cache.active && ctx.routes->cache != nullptr;
   const cache::FillTarget fill_target{ctx.cache.key, pool.model, ctx.cache.tenant, ctx.cache.store,
                                       fill ? ctx.routes->cache->settings()->max_entry_bytes : 0};
+  // Streams with token limits are metered as they flow (admission/token_meter).
+  const bool meter_stream = ctx.parsed.stream &&
+                            (!ctx.token_charge.buckets.empty() || !ctx.token_charge.redis_buckets.empty());
+  const double output_budget = ctx.token_charge.tokens - static_cast<double>(ctx.prompt_tokens_estimate);
+  const bool cut_overruns = routes.config.limits().stream_overrun() == "cut";
   const bool admit = pool.queue != nullptr;
   const uint32_t max_requeues = routes.config.admission().max_requeues();
   // A pass that puts the request back in the queue after a busy answer is
@@ -851,10 +857,25 @@ common::Awaitable<bool> Gateway::forward(Worker& w, common::TcpStream& client, c
 
       ClientSink client_sink(client, keep_alive, std::chrono::milliseconds(b.config().idle_timeout_ms()),
                              ctx.response_headers);
+      // The chain an answer takes: [token meter] → [cache fill] → client.
       std::optional<cache::FillSink> fill_sink;
       if (fill) fill_sink.emplace(client_sink, *ctx.routes->cache, fill_target, ctx.cache.flight.get());
-      upstream::ResponseSink& sink = fill_sink ? static_cast<upstream::ResponseSink&>(*fill_sink) : client_sink;
-      upstream::ExchangeResult r = co_await upstream::exchange(*conn, b, er, reused, sink);
+      upstream::ResponseSink* sink = fill_sink ? static_cast<upstream::ResponseSink*>(&*fill_sink) : &client_sink;
+      std::optional<admission::TokenMeter> meter;
+      if (meter_stream) meter.emplace(*sink, ctx.token_charge, output_budget, cut_overruns);
+      if (meter) sink = &*meter;
+      upstream::ExchangeResult r = co_await upstream::exchange(*conn, b, er, reused, *sink);
+      if (meter && meter->cut()) {
+        // Ended for the caller's token budget, not for anything the backend
+        // did: counted as turned away by the limits (429, rate_limited); the
+        // connection closes (the upstream was not read to its end).
+        ctx.status = 429;
+        ctx.drop = admission::DropReason::kRateLimited;
+        ctx.output_tokens = r.output_tokens;
+        if (r.saw_first_byte) ctx.first_byte = r.first_byte;
+        complete(w, ctx);
+        co_return false;
+      }
       switch (r.outcome) {
         case upstream::Exchange::kRetryable:
           metrics_->retries.with({b.name(), "stale_connection"}).inc();

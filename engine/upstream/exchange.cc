@@ -18,6 +18,14 @@ namespace beast = boost::beast;
 namespace bhttp = beast::http;
 using Clock = std::chrono::steady_clock;
 
+uint32_t countDataEvents(std::string_view bytes) {
+  uint32_t n = 0;
+  for (size_t at = bytes.find("data:"); at != std::string_view::npos; at = bytes.find("data:", at + 5)) {
+    if (bytes.compare(at, 12, "data: [DONE]") != 0) ++n;
+  }
+  return n;
+}
+
 uint32_t usageCompletionTokens(std::string_view json) {
   // The usage object comes last in every server's answers: search from the end.
   constexpr std::string_view kKey = "\"completion_tokens\"";
@@ -31,17 +39,6 @@ uint32_t usageCompletionTokens(std::string_view json) {
 }
 
 namespace {
-
-// SSE data events in a relayed buffer, less the closing [DONE]. Frames split
-// across buffers are missed or double counted rarely; the count feeds an
-// average, not a bill.
-uint32_t countDataEvents(std::string_view bytes) {
-  uint32_t n = 0;
-  for (size_t at = bytes.find("data:"); at != std::string_view::npos; at = bytes.find("data:", at + 5)) {
-    if (bytes.compare(at, 12, "data: [DONE]") != 0) ++n;
-  }
-  return n;
-}
 
 void addField(std::string& head, std::string_view name, std::string_view value) {
   head.append(name).append(": ").append(value).append("\r\n");

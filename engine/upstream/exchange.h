@@ -65,6 +65,11 @@ inline constexpr uint64_t kWholeBodyBytes = 64 * 1024;
 common::Awaitable<ExchangeResult> exchange(Connection& conn, const Backend& backend, const ExchangeRequest& req,
                                            bool reused, ResponseSink& sink);
 
+// SSE data events in a relayed buffer, less the closing [DONE]: a stream's
+// tokens (one per event for the simulators and vLLM's defaults). Frames
+// split across buffers are missed or double counted rarely.
+uint32_t countDataEvents(std::string_view bytes);
+
 // completion_tokens of a JSON completion's "usage", or 0.
 uint32_t usageCompletionTokens(std::string_view json);
 

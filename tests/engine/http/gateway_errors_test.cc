@@ -409,6 +409,39 @@ void GatewayErrorsTest::rateLimitsAnswer429WithOpenAIHeaders() {
   QCOMPARE(pools[0].shed.at("rate_limited"), uint64_t{1});
 }
 
+void GatewayErrorsTest::streamRunningThroughItsTokenBudgetIsCutOrCharged() {
+  // 300 tokens a minute; a stream sent without max_tokens is charged its
+  // prompt and default_max_tokens (20) at admission, then 16 tokens at a
+  // time as it runs on — until the bucket is empty. It would generate 400.
+  const char* kLong = R"(  - name: sim-a
+    url: sim://a
+    models: [small]
+    sim: {profile: instant, min_output_tokens: 400, max_output_tokens: 400}
+)";
+  const std::string stream = R"({"model":"small","stream":true,"messages":[{"role":"user","content":"tell me a long story"}]})";
+  for (const std::string policy : {"cut", "finish"}) {
+    auto engine = startEngine(kLong, "limits:\n  per_model: {tokens_per_minute: 300}\n  default_max_tokens: 20\n"
+                                     "  stream_overrun: " + policy + "\n");
+    auto r = streamRequest(engine->port(), "/v1/chat/completions", stream);
+    QCOMPARE(r.status, 200);
+    int tokens = 0;
+    for (const auto& ev : r.events) tokens += ev.data.find("\"delta\"") != std::string::npos ? 1 : 0;
+    if (policy == "cut") {
+      QVERIFY(!r.sawDone());
+      QVERIFY(!r.events.empty());
+      QCOMPARE(str(jsonObject(r.events.back().data)["error"].toObject()["code"]), "rate_limit_exceeded");
+      // Cut where the bucket ran dry: past the budget, well short of 400.
+      QVERIFY2(tokens > 20 && tokens < 300, qPrintable(QString::number(tokens)));
+      QVERIFY(waitFor([&] { return engine->admission().pools[0].shed.count("rate_limited") == 1; }));
+    } else {
+      QVERIFY(r.sawDone());
+      QVERIFY2(tokens >= 400, qPrintable(QString::number(tokens)));  // every token (and the role and finish chunks)
+      // Charged in full: the bucket is in debt, so the next request waits it out.
+      QVERIFY(waitFor([&] { return postJson(engine->port(), "/v1/chat/completions", kChat).status == 429; }));
+    }
+  }
+}
+
 void GatewayErrorsTest::staleKeepAliveIsRetriedOnAFreshConnection() {
   // A raw upstream that answers with keep-alive and then closes the
   // connection anyway (as servers do at their idle timeout): the gateway's

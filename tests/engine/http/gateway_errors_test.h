@@ -24,6 +24,7 @@ class GatewayErrorsTest : public QObject {
   void busyBackendIsRequeuedNotRelayed();
   void degradationLevelsAnswerAsConfigured();
   void rateLimitsAnswer429WithOpenAIHeaders();
+  void streamRunningThroughItsTokenBudgetIsCutOrCharged();
   void staleKeepAliveIsRetriedOnAFreshConnection();
   void upstreamClosingBeforeAnsweringIs502();
   void streamWhoseUpstreamSendsNothingIs504();

@@ -1,0 +1,85 @@
+#include "admission/token_meter.h"
+
+#include <chrono>
+
+#include "openai/openai.h"
+#include "upstream/exchange.h"
+
+namespace spillway::admission {
+
+namespace {
+
+int64_t nowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+bool TokenMeter::extend() {
+  const int64_t now = nowNs();
+  std::vector<std::shared_ptr<Gcra>> taken;
+  for (const auto& g : charge_.buckets) {
+    if (!g->take(kBlockTokens, now).allowed) {
+      for (const auto& t : taken) t->adjust(-kBlockTokens, now);
+      return false;
+    }
+    taken.push_back(g);
+  }
+  if (charge_.redis && !charge_.redis_buckets.empty()) {
+    std::vector<RedisLimiter::Bucket> more = charge_.redis_buckets;
+    for (auto& b : more) b.cost = kBlockTokens;
+    auto r = charge_.redis->take(more);
+    // Redis unreachable: the local buckets decided (as admission does then).
+    if (r && !r->allowed) {
+      for (const auto& t : taken) t->adjust(-kBlockTokens, now);
+      return false;
+    }
+  }
+  charge_.tokens += kBlockTokens;
+  budget_ += kBlockTokens;
+  return true;
+}
+
+common::Awaitable<bool> TokenMeter::sendWhole(const upstream::ResponseHead& head, std::string_view body) {
+  // A whole answer's usage is charged when it ends (AdmissionFeedback).
+  const bool sent = co_await inner_.sendWhole(head, body);
+  co_return sent;
+}
+
+common::Awaitable<bool> TokenMeter::sendHead(const upstream::ResponseHead& head) {
+  metering_ = head.status == 200 && head.event_stream;
+  const bool sent = co_await inner_.sendHead(head);
+  co_return sent;
+}
+
+common::Awaitable<bool> TokenMeter::sendBody(std::string_view bytes) {
+  if (metering_ && !overrun_) {
+    tokens_ += upstream::countDataEvents(bytes);
+    while (tokens_ > budget_) {
+      if (extend()) continue;
+      if (!cut_policy_) {
+        overrun_ = true;  // finish; the final usage is charged at the end
+        break;
+      }
+      // GCC 12: named locals around co_await (see ARCHITECTURE).
+      cut_ = true;
+      const openai::ApiError e{429, "This stream ran through its token budget (tokens per minute) and was cut.",
+                               "rate_limit_error", "", "rate_limit_exceeded"};
+      const std::string event = openai::sseData(openai::errorBody(e));
+      co_await inner_.abort(event);
+      co_return false;
+    }
+  }
+  const bool sent = co_await inner_.sendBody(bytes);
+  co_return sent;
+}
+
+common::Awaitable<bool> TokenMeter::sendEnd() {
+  const bool ended = co_await inner_.sendEnd();
+  co_return ended;
+}
+
+common::Awaitable<void> TokenMeter::abort(std::string_view sse_error_event) { co_await inner_.abort(sse_error_event); }
+
+}  // namespace spillway::admission
