@@ -5,6 +5,7 @@
 #include "common/sha256.h"
 #include "pipeline/identify.h"
 #include "pipeline/request_context.h"
+#include "pipeline/route_table.h"
 
 namespace spillway::admission {
 
@@ -47,6 +48,14 @@ pipeline::Verdict AuthenticateStage::process(pipeline::RequestContext& ctx) {
   }
   // Otherwise the tenant is the client's address, looked up only when
   // something needs it (the queue's fairness, per-address limits).
+
+  // A pool's class (a route rule): its requests get it unless their key's
+  // class is lower; the header may only lower it.
+  if (const pipeline::PoolRoute* pool = ctx.routes ? ctx.routes->find(ctx.parsed.model) : nullptr;
+      pool && pool->priority) {
+    ctx.caller.priority = key || ctx.caller.priority_from_header ? std::max(ctx.caller.priority, *pool->priority)
+                                                                 : *pool->priority;
+  }
 
   auto timeout = timeout_[static_cast<int>(ctx.caller.priority)];
   if (ctx.headers) {

@@ -199,6 +199,14 @@ std::vector<ConfigError> validate(const v1::Config& c, const SourceMap* sources,
     if (cc.model_versions(i).model().empty()) ck.fail(common::strCat("cache.model_versions[", i, "].model"), "is required");
   }
 
+  for (int i = 0; i < c.pools_size(); ++i) {
+    const std::string& pr = c.pools(i).priority();
+    if (!pr.empty() && pr != "critical" && pr != "standard" && pr != "sheddable") {
+      ck.fail(common::strCat("pools[", i, "].priority"),
+              common::strCat("must be \"critical\", \"standard\" or \"sheddable\", got \"", pr, "\""));
+    }
+  }
+
   std::map<std::string, int> names;
   std::map<std::string, std::set<std::string>> models_of;  // backend -> models
   for (int i = 0; i < c.backends_size(); ++i) {

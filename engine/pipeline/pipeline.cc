@@ -55,6 +55,7 @@ absl::StatusOr<PoolRoute> buildPool(const v1::Config& config, const v1::Pool& po
   route.model = pool.model();
   route.backends = std::move(backends);
   route.balancing = balance::effectiveBalancing(pool.balancing(), config.upstream().balancing());
+  if (!pool.priority().empty()) route.priority = admission::parsePriority(pool.priority());
   auto balancer = balance::makeBalancer(route.balancing, /*seed=*/id * 0x9e3779b97f4a7c15ull);
   if (!balancer.ok()) return balancer.status();
   route.balancer = std::move(*balancer);

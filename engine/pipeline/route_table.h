@@ -8,6 +8,7 @@
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -31,6 +32,8 @@ struct PoolRoute {
   std::string model;
   std::vector<upstream::BackendPtr> backends;
   v1::Balancing balancing;  // effective settings (defaults applied)
+  // pools[].priority: the class of its requests (a route rule), if set.
+  std::optional<admission::Priority> priority;
   balance::BalancerPtr balancer;
   balance::Needs needs;     // what the balancer wants computed per request
   std::unique_ptr<RetryBudget> retry_budget;

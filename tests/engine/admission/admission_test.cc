@@ -15,9 +15,11 @@
 #include "admission/degradation.h"
 #include "admission/gcra.h"
 #include "admission/rate_limit.h"
+#include "config/config_loader.h"
 #include "config/validate.h"
 #include "openai/openai.h"
 #include "pipeline/request_context.h"
+#include "pipeline/route_table.h"
 #include "support/test_config.h"
 #include "upstream/adaptive_limit.h"
 
@@ -241,6 +243,53 @@ void AdmissionTest::keysResolveTenantAndPriority() {
 // A modelled server with `slots` sequence slots and a FIFO queue: with the
 // gateway dispatching on release and `limit` requests in flight, every
 // request waits (limit - slots) / slots service times in its queue.
+void AdmissionTest::poolClassIsARouteRule() {
+  auto config = testing::configFromYaml(testing::engineYaml(
+      testing::kTwoInstantSims, "limits:\n  keys:\n    - {name: ops, sha256: " + common::sha256Hex("sk-ops") +
+                                    ", priority: critical}\n    - {name: web, sha256: " + common::sha256Hex("sk-web") +
+                                    "}\n"));
+  config::applyDefaults(config);
+  AuthenticateStage auth(config);
+  pipeline::RouteTable table;
+  pipeline::PoolRoute batch, chat, plain;
+  batch.model = "batch";
+  batch.priority = Priority::kSheddable;
+  chat.model = "chat";
+  chat.priority = Priority::kCritical;
+  plain.model = "plain";
+  table.pools.emplace("batch", std::move(batch));
+  table.pools.emplace("chat", std::move(chat));
+  table.pools.emplace("plain", std::move(plain));
+  auto ask = [&](const std::string& model, const std::string& key, std::optional<Priority> header) {
+    pipeline::RequestContext ctx;
+    ctx.start = pipeline::RequestContext::Clock::now();
+    ctx.routes = &table;
+    ctx.parsed.model = model;
+    ctx.caller.api_key = key;
+    if (header) {
+      ctx.caller.priority = *header;
+      ctx.caller.priority_from_header = true;
+    }
+    auth.process(ctx);
+    return ctx;
+  };
+  QCOMPARE(ask("batch", "sk-ops", {}).caller.priority, Priority::kSheddable);  // the rule lowers even a critical key
+  QCOMPARE(ask("chat", "", {}).caller.priority, Priority::kCritical);          // open access gets the pool's class
+  QCOMPARE(ask("chat", "sk-web", {}).caller.priority, Priority::kStandard);    // a lower key class stays
+  QCOMPARE(ask("chat", "", Priority::kStandard).caller.priority, Priority::kStandard);    // the header lowers it
+  QCOMPARE(ask("batch", "", Priority::kCritical).caller.priority, Priority::kSheddable);  // never raises it
+  QCOMPARE(ask("plain", "", Priority::kCritical).caller.priority, Priority::kCritical);   // no rule: as before
+  // The deadline follows the class the rule gave.
+  auto b = ask("batch", "sk-ops", {});
+  QCOMPARE(std::chrono::duration_cast<std::chrono::milliseconds>(b.deadline - b.start).count(), int64_t{5000});
+  // A class that does not exist is a config error at its field.
+  auto loaded = config::loadYaml(
+      testing::engineYaml(testing::kTwoInstantSims, "pools:\n  - {model: m, backends: [a], priority: urgent}\n"), "t.yaml");
+  QCOMPARE(loaded.errors.size(), size_t{1});
+  QCOMPARE(loaded.errors[0].path, std::string("pools[0].priority"));
+  QVERIFY(loaded.errors[0].line > 0);  // located in the file
+}
+
 void AdmissionTest::learnedLimitConvergesFromAboveAndBelow() {
   const uint32_t n_slots = 6;
   for (uint32_t initial : {1u, 40u}) {

@@ -18,6 +18,7 @@ class AdmissionTest : public QObject {
   void rateLimitsAreAllOrNothing();
   void tokensAreReconciledWithUsage();
   void keysResolveTenantAndPriority();
+  void poolClassIsARouteRule();
   void learnedLimitConvergesFromAboveAndBelow();
   void learnedLimitCutsOnOverloadOncePerBurst();
   void learnedLimitIgnoresSlowRequestsBelowTheLimit();
