@@ -252,9 +252,24 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::start(v1::Config config, EngineO
             pool.queue->dispatch(*pool.balancer, pool.backends);
             oldest_ms = pool.queue->oldestWaitSeconds() * 1000;
           }
-          if (pool.degradation && pool.degradation->evaluate(routes->config.degradation(), oldest_ms, now_ms)) {
-            spdlog::warn("pool {}: automatic degradation level {} (oldest queued request {:.0f} ms)", model,
-                         pool.degradation->automaticLevel(), oldest_ms);
+          if (pool.degradation) {
+            admission::DegradationSignals sig;
+            sig.oldest_wait_ms = oldest_ms;
+            uint64_t requests = 0, failures = 0;
+            size_t out = 0;
+            for (const auto& b : pool.backends) {
+              requests += b->requests();
+              failures += b->failures();
+              out += b->available() ? 0 : 1;
+            }
+            sig.error_rate = pool.degradation->errorRateSince(requests, failures);
+            sig.unavailable = pool.backends.empty() ? 0 : static_cast<double>(out) / pool.backends.size();
+            if (pool.degradation->evaluate(routes->config.degradation(), sig, now_ms)) {
+              spdlog::warn("pool {}: automatic degradation level {} (oldest queued request {:.0f} ms, error rate "
+                           "{:.2f}, backends out {:.0f} %)",
+                           model, pool.degradation->automaticLevel(), oldest_ms, sig.error_rate,
+                           100 * sig.unavailable);
+            }
           }
         }
         EngineTotals now = self->totals();

@@ -55,23 +55,61 @@ int classLevel(int pool_level, Priority p) {
   return std::max(0, pool_level - offset);
 }
 
-bool PoolDegradation::evaluate(const v1::Degradation& s, double wait_ms, int64_t now_ms) {
-  signal_.store(wait_ms, std::memory_order_relaxed);
+double PoolDegradation::errorRateSince(uint64_t requests, uint64_t failures) {
+  std::lock_guard lock(mu_);
+  const bool first = !have_totals_;
+  const uint64_t dr = requests - std::min(requests, last_requests_);
+  const uint64_t df = failures - std::min(failures, last_failures_);
+  last_requests_ = requests;
+  last_failures_ = failures;
+  have_totals_ = true;
+  return first || dr == 0 ? 0.0 : std::min(1.0, static_cast<double>(df) / static_cast<double>(dr));
+}
+
+namespace {
+
+// The level one signal asks for: n when at or past the n-th threshold.
+template <typename List>
+int levelFor(const List& thresholds, double value, bool strictly_above) {
+  int level = 0;
+  const int n = std::min(kMaxLevel, static_cast<int>(thresholds.size()));
+  for (int i = 0; i < n; ++i) {
+    const double t = static_cast<double>(thresholds.Get(i));
+    if (strictly_above ? value > t : value >= t) level = i + 1;
+  }
+  return level;
+}
+
+// Whether a signal lets the level step down from `cur`: it has no
+// threshold for `cur`, or it fell below that threshold × exit_ratio.
+template <typename List>
+bool calm(const List& thresholds, double value, int cur, double exit_ratio) {
+  return cur > thresholds.size() || value < static_cast<double>(thresholds.Get(cur - 1)) * exit_ratio;
+}
+
+}  // namespace
+
+bool PoolDegradation::evaluate(const v1::Degradation& s, const DegradationSignals& sig, int64_t now_ms) {
+  signal_.store(sig.oldest_wait_ms, std::memory_order_relaxed);
   std::lock_guard lock(mu_);
   const int cur = automatic_.load(std::memory_order_relaxed);
   int want = 0;
   if (s.automatic()) {
-    const int n = std::min(kMaxLevel, s.wait_thresholds_ms_size());
-    for (int i = 0; i < n; ++i) {
-      if (wait_ms > s.wait_thresholds_ms(i)) want = i + 1;
-    }
+    want = std::max({levelFor(s.wait_thresholds_ms(), sig.oldest_wait_ms, true),
+                     levelFor(s.error_rate_thresholds(), sig.error_rate, false),
+                     levelFor(s.unavailable_thresholds(), sig.unavailable, false)});
   }
   int next = cur;
   if (want > cur) {
     next = want;  // up at once
   } else if (cur > 0 && now_ms - changed_at_ms_ >= s.min_dwell_ms()) {
-    const bool off = !s.automatic() || cur > s.wait_thresholds_ms_size();
-    if (off || wait_ms < s.wait_thresholds_ms(cur - 1) * s.exit_ratio()) next = cur - 1;  // down one step
+    const bool off = !s.automatic();
+    const double r = s.exit_ratio();
+    if (off || (calm(s.wait_thresholds_ms(), sig.oldest_wait_ms, cur, r) &&
+                calm(s.error_rate_thresholds(), sig.error_rate, cur, r) &&
+                calm(s.unavailable_thresholds(), sig.unavailable, cur, r))) {
+      next = cur - 1;  // down one step
+    }
   }
   if (next == cur) return false;
   automatic_.store(next, std::memory_order_relaxed);

@@ -13,10 +13,13 @@
 // last). Degraded answers carry x-spillway-degraded: LEVEL (200s for levels
 // 1 and 2).
 //
-// The level is automatic (degradation.automatic) from the pool's queue:
-// the age of its oldest waiting request, against wait_thresholds_ms — up at
-// once when a threshold is crossed, down one level only after min_dwell_ms
-// at the current level and once the wait fell below threshold × exit_ratio
+// The level is automatic (degradation.automatic) from live signals, each
+// against its thresholds: the age of the pool's oldest queued request
+// (wait_thresholds_ms), its upstream error rate over the last second
+// (error_rate_thresholds) and the share of its backends out of rotation
+// (unavailable_thresholds). The level wanted is the highest any signal
+// asks for: up at once, down one level only after min_dwell_ms at the
+// current level and once every signal fell below its threshold × exit_ratio
 // (hysteresis: a signal hovering at a threshold does not flap). An
 // operator's pin overrides it until released.
 #pragma once
@@ -40,6 +43,13 @@ inline constexpr int kMaxLevel = 3;
 // The level a request of class `p` gets when its pool is at `pool_level`.
 int classLevel(int pool_level, Priority p);
 
+// What the automatic level is decided from, once a second.
+struct DegradationSignals {
+  double oldest_wait_ms = 0;
+  double error_rate = 0;   // 0..1
+  double unavailable = 0;  // 0..1 of the pool's backends
+};
+
 // One pool's level. Outlives config applies (the engine hands it on), so a
 // pin survives them. Thread-safe.
 class PoolDegradation {
@@ -53,7 +63,13 @@ class PoolDegradation {
   // Pins a level (0..3); -1 releases the pin.
   void pin(int level) { pinned_.store(level, std::memory_order_relaxed); }
   // One evaluation of the automatic level; true when it changed.
-  bool evaluate(const v1::Degradation& settings, double wait_ms, int64_t now_ms);
+  bool evaluate(const v1::Degradation& settings, const DegradationSignals& sig, int64_t now_ms);
+  bool evaluate(const v1::Degradation& settings, double wait_ms, int64_t now_ms) {
+    return evaluate(settings, DegradationSignals{wait_ms, 0, 0}, now_ms);
+  }
+  // The pool's upstream error rate since the previous call, from its
+  // backends' running totals (requests and failures finished).
+  double errorRateSince(uint64_t requests, uint64_t failures);
   uint64_t changes() const { return changes_.load(std::memory_order_relaxed); }
   double lastSignalMs() const { return signal_.load(std::memory_order_relaxed); }
 
@@ -64,6 +80,8 @@ class PoolDegradation {
   std::atomic<double> signal_{0};
   std::mutex mu_;
   int64_t changed_at_ms_ = 0;  // GUARDED_BY(mu_)
+  uint64_t last_requests_ = 0, last_failures_ = 0;  // GUARDED_BY(mu_)
+  bool have_totals_ = false;                        // GUARDED_BY(mu_)
 };
 
 class DegradeStage final : public pipeline::Stage {

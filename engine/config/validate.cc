@@ -207,6 +207,18 @@ std::vector<ConfigError> validate(const v1::Config& c, const SourceMap* sources,
     }
   }
 
+  for (const auto& [name, list] : {std::pair{"error_rate_thresholds", &dg.error_rate_thresholds()},
+                                   std::pair{"unavailable_thresholds", &dg.unavailable_thresholds()}}) {
+    if (list->size() > 3) ck.fail(common::strCat("degradation.", name), "at most three thresholds (levels 1 to 3)");
+    for (int i = 0; i < list->size(); ++i) {
+      if (list->Get(i) <= 0 || list->Get(i) > 1) {
+        ck.fail(common::strCat("degradation.", name, "[", i, "]"), "must be above 0 and at most 1");
+      } else if (i > 0 && list->Get(i) <= list->Get(i - 1)) {
+        ck.fail(common::strCat("degradation.", name, "[", i, "]"), "thresholds must increase");
+      }
+    }
+  }
+
   std::map<std::string, int> names;
   std::map<std::string, std::set<std::string>> models_of;  // backend -> models
   for (int i = 0; i < c.backends_size(); ++i) {

@@ -469,6 +469,43 @@ void AdmissionTest::queueDropsWaitersWhenNoBackendCanReturn() {
   QCOMPARE(h.got.back().ticket.dropped, DropReason::kNoBackend);
 }
 
+void AdmissionTest::degradationFollowsErrorRateAndBackendsOut() {
+  v1::Degradation s;
+  s.set_automatic(true);
+  s.add_wait_thresholds_ms(2000);
+  s.add_error_rate_thresholds(0.5);
+  for (double t : {0.5, 1.0}) s.add_unavailable_thresholds(t);
+  s.set_min_dwell_ms(1000);
+  s.set_exit_ratio(0.5);
+  PoolDegradation d;
+  int64_t now = 1'000'000;
+  // The error rate from running totals: nothing on the first call, then the
+  // share of what finished in between.
+  QCOMPARE(d.errorRateSince(100, 10), 0.0);
+  QCOMPARE(d.errorRateSince(200, 60), 0.5);
+  QCOMPARE(d.errorRateSince(200, 60), 0.0);  // nothing finished: no signal
+  QVERIFY(d.evaluate(s, DegradationSignals{0, 0.6, 0}, now));  // half failing: level 1 at once
+  QCOMPARE(d.automaticLevel(), 1);
+  QVERIFY(!d.evaluate(s, DegradationSignals{0, 0.3, 0}, now += 2000));  // 0.3 >= 0.5 × 0.5: holds
+  QVERIFY(d.evaluate(s, DegradationSignals{0, 0.2, 0}, now += 2000));   // calm: down
+  QCOMPARE(d.automaticLevel(), 0);
+  // Every backend out of rotation: level 2 (the highest signal wins).
+  QVERIFY(d.evaluate(s, DegradationSignals{0, 0.6, 1.0}, now += 1000));
+  QCOMPARE(d.automaticLevel(), 2);
+  QVERIFY(!d.evaluate(s, DegradationSignals{0, 0, 0.5}, now += 2000));  // 0.5 is not below 1.0 × 0.5
+  QVERIFY(d.evaluate(s, DegradationSignals{0, 0, 0.4}, now += 2000));
+  QCOMPARE(d.automaticLevel(), 1);
+  QVERIFY(!d.evaluate(s, DegradationSignals{0, 0, 0.4}, now += 2000));  // level 1's threshold is 0.5: 0.4 holds
+  QVERIFY(d.evaluate(s, DegradationSignals{0, 0, 0}, now += 2000));
+  QCOMPARE(d.automaticLevel(), 0);
+  // Thresholds out of range or not rising are config errors at their field.
+  auto loaded = config::loadYaml(testing::engineYaml(testing::kTwoInstantSims,
+                                                     "degradation: {error_rate_thresholds: [0.5, 0.2]}\n"),
+                                 "t.yaml");
+  QCOMPARE(loaded.errors.size(), size_t{1});
+  QCOMPARE(loaded.errors[0].path, std::string("degradation.error_rate_thresholds[1]"));
+}
+
 void AdmissionTest::degradationHasHysteresisAndDwell() {
   v1::Degradation s;
   s.set_automatic(true);

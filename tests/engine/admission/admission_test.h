@@ -29,6 +29,7 @@ class AdmissionTest : public QObject {
   void queueWaiterTimesOutAtItsDeadline();
   void queueDropsWaitersWhenNoBackendCanReturn();
   void degradationHasHysteresisAndDwell();
+  void degradationFollowsErrorRateAndBackendsOut();
   void degradationPinOverridesAndReleases();
   void degradationAppliesByClass();
   void rewriteCapsTokensAddsInstructionAndSwapsModel();
