@@ -37,10 +37,22 @@ void OpenAiSdkTest::officialSdkWorksUnmodified() {
                                                             common::sha256Hex("sk-sdk-patient") +
                                                             ", limits: {requests_per_second: 1}}\n")));
   QVERIFY(engine.ok());
+  // A second engine that requires keys and whose only backend is drained:
+  // 401 for a missing or unknown key, 503 no_backend for a known one.
+  auto strict = Engine::start(configFromYaml(engineYaml(R"(  - name: sim-a
+    url: sim://a
+    models: [spillway-small]
+    sim: {profile: instant}
+)",
+                                                        "limits:\n  require_key: true\n  keys:\n    - {name: strict, sha256: " +
+                                                            common::sha256Hex("sk-sdk-strict") + "}\n")));
+  QVERIFY(strict.ok());
+  QVERIFY((*strict)->setBackendDrained("sim-a", true, "test").ok());
   QProcess p;
   p.setWorkingDirectory(sdk_dir);
   p.setProcessChannelMode(QProcess::MergedChannels);
-  p.start(node, {"check.mjs", QString::fromStdString((*engine)->url()), "spillway-small"});
+  p.start(node, {"check.mjs", QString::fromStdString((*engine)->url()), "spillway-small",
+                 QString::fromStdString((*strict)->url())});
   QVERIFY(p.waitForFinished(60000));
   const QString out = p.readAll();
   qInfo().noquote() << out;

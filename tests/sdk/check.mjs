@@ -3,7 +3,7 @@
 // Prints one line per check and exits non-zero on the first failure.
 import OpenAI from "openai";
 
-const [base, model] = process.argv.slice(2);
+const [base, model, strictBase] = process.argv.slice(2);
 const client = new OpenAI({ baseURL: `${base}/v1`, apiKey: "unused", maxRetries: 0, timeout: 20000 });
 
 function check(cond, what) {
@@ -70,6 +70,32 @@ const patient = new OpenAI({ baseURL: `${base}/v1`, apiKey: "sk-sdk-patient", ma
 await patient.chat.completions.create({ model, messages: [{ role: "user", content: "one" }], max_tokens: 2 });
 const retried = await patient.chat.completions.create({ model, messages: [{ role: "user", content: "two" }], max_tokens: 2 });
 check(retried.object === "chat.completion", "the SDK retried its 429 after Retry-After and got the answer");
+// 401 and 503 as the SDK sees them, from an engine that requires keys and
+// has no backend to serve (the optional third argument).
+if (strictBase) {
+  const ask = (apiKey) =>
+    new OpenAI({ baseURL: `${strictBase}/v1`, apiKey, maxRetries: 0, timeout: 20000 }).chat.completions.create({
+      model,
+      messages: [{ role: "user", content: "x" }],
+      max_tokens: 2,
+    });
+  try {
+    await ask("sk-sdk-wrong");
+    check(false, "an unknown key raises");
+  } catch (e) {
+    check(e instanceof OpenAI.AuthenticationError && e.status === 401 && e.code === "invalid_api_key",
+          "an unknown key is AuthenticationError(invalid_api_key)");
+  }
+  try {
+    await ask("sk-sdk-strict");
+    check(false, "no backend raises");
+  } catch (e) {
+    check(e instanceof OpenAI.InternalServerError && e.status === 503 && e.code === "no_backend",
+          "no backend to serve is a 503 InternalServerError(no_backend)");
+    check(Number(e.headers["retry-after"]) >= 1 && e.headers["x-spillway-drop-reason"] === "no_backend",
+          "the 503 carries Retry-After and x-spillway-drop-reason");
+  }
+}
 // The cache as the SDK sees it: a deterministic question answered by a
 // stream is replayed from the cache as an equivalent stream (same deltas,
 // usage, [DONE]) and as a JSON completion with the same content.
