@@ -81,6 +81,14 @@ void AdmissionQueue::countDrop(DropReason r, std::string_view tenant) {
   countTenantShed(tenant);
 }
 
+void AdmissionQueue::uncountDrop(DropReason r, std::string_view tenant) {
+  drops_[static_cast<int>(r)].fetch_sub(1, std::memory_order_relaxed);
+  if (tenant.empty()) return;
+  std::lock_guard lock(mu_);
+  auto it = tenant_sheds_.find(std::string(tenant));
+  if (it != tenant_sheds_.end() && it->second > 0) --it->second;
+}
+
 void AdmissionQueue::drop(const WaiterPtr& w, DropReason r, std::vector<WaiterPtr>& wake) {
   countTenantShed(w->ask.tenant);
   remove(w);

@@ -114,6 +114,9 @@ class AdmissionQueue {
   // Counts a drop decided elsewhere (rate limits, degradation) in stats,
   // for `tenant` too when named.
   void countDrop(DropReason r, std::string_view tenant = {});
+  // Takes back a drop the queue counted (the request was answered degraded
+  // instead of being shed).
+  void uncountDrop(DropReason r, std::string_view tenant = {});
 
   size_t waiting() const { return waiting_.load(std::memory_order_relaxed); }
   // Age of the oldest waiting request (degradation's signal); 0 when none.

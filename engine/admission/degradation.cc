@@ -118,9 +118,29 @@ bool PoolDegradation::evaluate(const v1::Degradation& s, const DegradationSignal
   return true;
 }
 
+bool answerAtLevelOne(pipeline::RequestContext& ctx, const v1::Degradation& settings) {
+  // An expired cached answer within its grace comes first (cache stage).
+  if (ctx.cache.stale && cache::answerFromEntry(ctx, *ctx.cache.stale, cache::Outcome::kStale, cache::Tier::kMemory)) {
+    ctx.degraded = 1;
+    ctx.cache.active = false;
+    if (ctx.routes && ctx.routes->cache) ctx.routes->cache->count(cache::Outcome::kStale, cache::Tier::kMemory);
+    common::strAppend(&ctx.response_headers, "x-spillway-degraded: 1\r\n");
+    return true;
+  }
+  for (const auto& a : settings.default_answers()) {
+    if (!ctx.pool || a.model() != ctx.pool->model) continue;
+    ctx.degraded = 1;
+    ctx.cache.active = false;  // never stored as the model's answer
+    common::strAppend(&ctx.response_headers, "x-spillway-degraded: 1\r\n");
+    ctx.answer_body = fixedAnswer(ctx.parsed, a.text());
+    ctx.answer_content_type = ctx.parsed.stream ? "text/event-stream" : "application/json";
+    return true;
+  }
+  return false;
+}
+
 DegradeStage::DegradeStage(const v1::Config& config)
     : settings_(config.degradation()), retry_after_(std::max<uint32_t>(1, config.server().retry_after_seconds())) {
-  for (const auto& a : settings_.default_answers()) answers_[a.model()] = a.text();
   for (const auto& f : settings_.fallbacks()) fallbacks_[f.model()] = f.fallback_model();
 }
 
@@ -143,21 +163,8 @@ pipeline::Verdict DegradeStage::process(pipeline::RequestContext& ctx) {
     return pipeline::Verdict::kAnswered;
   }
   if (level == 1) {
-    // An expired cached answer within its grace comes first (cache stage).
-    if (ctx.cache.stale && cache::answerFromEntry(ctx, *ctx.cache.stale, cache::Outcome::kStale, cache::Tier::kMemory)) {
-      ctx.degraded = 1;
-      ctx.cache.active = false;
-      if (ctx.routes->cache) ctx.routes->cache->count(cache::Outcome::kStale, cache::Tier::kMemory);
-      common::strAppend(&ctx.response_headers, "x-spillway-degraded: 1\r\n");
-      return pipeline::Verdict::kAnswered;
-    }
-    auto it = answers_.find(ctx.pool->model);
-    if (it == answers_.end()) return pipeline::Verdict::kContinue;  // nothing cheaper to give: serve it
-    ctx.degraded = 1;
-    common::strAppend(&ctx.response_headers, "x-spillway-degraded: 1\r\n");
-    ctx.answer_body = fixedAnswer(ctx.parsed, it->second);
-    ctx.answer_content_type = ctx.parsed.stream ? "text/event-stream" : "application/json";
-    return pipeline::Verdict::kAnswered;
+    // Nothing cheaper to give: serve it.
+    return answerAtLevelOne(ctx, settings_) ? pipeline::Verdict::kAnswered : pipeline::Verdict::kContinue;
   }
   // Level 2: a cheaper request.
   openai::Rewrite rw;

@@ -84,6 +84,12 @@ class PoolDegradation {
   bool have_totals_ = false;                        // GUARDED_BY(mu_)
 };
 
+// Level 1's answer for ctx's pool: a stale cached answer, else the model's
+// default answer; false when there is neither. Also used when the queue
+// would shed a request whose class is degraded: it gets the cheaper answer
+// instead of a 429.
+bool answerAtLevelOne(pipeline::RequestContext& ctx, const v1::Degradation& settings);
+
 class DegradeStage final : public pipeline::Stage {
  public:
   explicit DegradeStage(const v1::Config& config);
@@ -93,7 +99,6 @@ class DegradeStage final : public pipeline::Stage {
  private:
   v1::Degradation settings_;
   uint32_t retry_after_ = 1;
-  std::map<std::string, std::string> answers_;    // model -> text
   std::map<std::string, std::string> fallbacks_;  // model -> fallback model
 };
 

@@ -671,6 +671,20 @@ common::Awaitable<int> Gateway::follow(Worker& w, common::TcpStream& client, pip
   co_return keep ? 1 : 0;
 }
 
+bool Gateway::degradeInsteadOfShedding(pipeline::RequestContext& ctx, admission::DropReason reason) {
+  if (reason != admission::DropReason::kDeadline && reason != admission::DropReason::kQueueFull) return false;
+  const pipeline::PoolRoute& pool = *ctx.pool;
+  if (!pool.degradation || admission::classLevel(pool.degradation->level(), ctx.caller.priority) < 1) return false;
+  if (auto at = ctx.response_headers.find(kCacheMiss); at != std::string::npos) {
+    ctx.response_headers.erase(at, kCacheMiss.size());
+  }
+  if (!admission::answerAtLevelOne(ctx, ctx.routes->config.degradation())) return false;
+  ctx.error.reset();
+  ctx.drop = admission::DropReason::kNone;
+  if (pool.queue) pool.queue->uncountDrop(reason, ctx.caller.tenant);
+  return true;
+}
+
 bool Gateway::serveStale(pipeline::RequestContext& ctx) {
   if (!ctx.cache.stale || !ctx.routes->cache) return false;
   // The miss header goes: this answer is a stale one.
@@ -778,6 +792,7 @@ common::Awaitable<bool> Gateway::forward(Worker& w, common::TcpStream& client, c
         if (ticket.dropped == admission::DropReason::kNoBackend && serveStale(ctx)) {
           co_return co_await answerDirect(w, client, ctx, keep_alive);
         }
+        if (degradeInsteadOfShedding(ctx, ticket.dropped)) co_return co_await answerDirect(w, client, ctx, keep_alive);
         if (ticket.dropped == admission::DropReason::kNoBackend && (held || ctx.error)) break;  // report what we saw
         ctx.retry_after_seconds = ticket.dropped == admission::DropReason::kNoBackend
                                       ? routes.config.server().retry_after_seconds()
@@ -940,9 +955,13 @@ common::Awaitable<bool> Gateway::forward(Worker& w, common::TcpStream& client, c
     if (!requeue) ctx.tried.push_back(pick.backend.get());
   }
   if (held && admit && classify(held->status) == upstream::AttemptResult::kBusy) {
-    // Still busy after every requeue: shed, never relay the fleet's 503.
-    ctx.retry_after_seconds = std::max(held->retry_after_seconds, pool.queue->drainSeconds());
+    // Still busy after every requeue: a degraded answer when the class is
+    // degraded, else shed — never relay the fleet's 503.
     pool.queue->countDrop(admission::DropReason::kDeadline, ctx.caller.tenant);
+    if (degradeInsteadOfShedding(ctx, admission::DropReason::kDeadline)) {
+      co_return co_await answerDirect(w, client, ctx, keep_alive);
+    }
+    ctx.retry_after_seconds = std::max(held->retry_after_seconds, pool.queue->drainSeconds());
     shed(ctx, admission::DropReason::kDeadline, pool.model);
     co_return co_await answerError(w, client, ctx, keep_alive);
   }

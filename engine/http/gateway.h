@@ -92,6 +92,9 @@ class Gateway {
                                 cache::Flight& flight, bool keep_alive);
   // An expired cached answer within its grace, when nothing can serve.
   bool serveStale(pipeline::RequestContext& ctx);
+  // A request the queue would shed (deadline, queue full) whose class is
+  // degraded now gets level 1's answer instead of a 429.
+  bool degradeInsteadOfShedding(pipeline::RequestContext& ctx, admission::DropReason reason);
   // Answers a stage's whole answer (ctx.answer_body: degradation level 1).
   common::Awaitable<bool> answerDirect(Worker& w, common::TcpStream& client, pipeline::RequestContext& ctx,
                                        bool keep_alive);

@@ -409,6 +409,41 @@ void GatewayErrorsTest::rateLimitsAnswer429WithOpenAIHeaders() {
   QCOMPARE(pools[0].shed.at("rate_limited"), uint64_t{1});
 }
 
+void GatewayErrorsTest::aDegradedClassIsAnsweredInsteadOfShed() {
+  // One slot, room for one waiter. A takes the slot, B (sheddable) waits;
+  // the pool is then degraded to level 1, and C (critical, not degraded)
+  // arrives: the full queue pushes B out — and B, whose class is degraded
+  // now, gets the default answer instead of a 429.
+  auto engine = startEngine(R"(  - name: sim-a
+    url: sim://a
+    models: [small]
+    max_concurrency: 1
+    sim: {profile: instant, prefill_base_ms: 1500}
+)",
+                            "admission: {max_queue: 1}\ndegradation:\n  default_answers:\n"
+                            "    - {model: small, text: \"A short answer for now.\"}\n");
+  const uint16_t port = engine->port();
+  auto send = [port](const std::string& priority) {
+    return std::async(std::launch::async, [port, priority] {
+      return httpRequest(port, "POST", "/v1/chat/completions", kChat,
+                         {{"Content-Type", "application/json"}, {"x-spillway-priority", priority}});
+    });
+  };
+  auto a = send("critical");
+  QVERIFY(waitFor([&] { return engine->backends()[0].in_flight == 1; }));
+  auto b = send("sheddable");
+  QVERIFY(waitFor([&] { return engine->admission().pools[0].depth[2] == 1; }));
+  QVERIFY(engine->pinDegradation("small", 1, "test").ok());
+  auto c = send("critical");
+  const HttpResult rb = b.get();
+  QCOMPARE(rb.status, 200);
+  QCOMPARE(rb.header("x-spillway-degraded"), "1");
+  QCOMPARE(str(jsonObject(rb.body)["choices"][0]["message"]["content"]), "A short answer for now.");
+  QCOMPARE(a.get().status, 200);
+  QCOMPARE(c.get().status, 200);
+  QCOMPARE(engine->admission().pools[0].shed.count("queue_full"), size_t{0});  // answered, not shed
+}
+
 void GatewayErrorsTest::streamRunningThroughItsTokenBudgetIsCutOrCharged() {
   // 300 tokens a minute; a stream sent without max_tokens is charged its
   // prompt and default_max_tokens (20) at admission, then 16 tokens at a

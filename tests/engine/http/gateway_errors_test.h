@@ -23,6 +23,7 @@ class GatewayErrorsTest : public QObject {
   void upstreamErrorsPassThrough();
   void busyBackendIsRequeuedNotRelayed();
   void degradationLevelsAnswerAsConfigured();
+  void aDegradedClassIsAnsweredInsteadOfShed();
   void rateLimitsAnswer429WithOpenAIHeaders();
   void streamRunningThroughItsTokenBudgetIsCutOrCharged();
   void staleKeepAliveIsRetriedOnAFreshConnection();
