@@ -634,6 +634,9 @@ void Engine::stop() {
   if (d.health) d.health->stop();
   if (d.load_scraper) d.load_scraper->stop();
   if (d.io) d.io->stop();
+  // The cache tiers' queued lookups post their answers to the workers'
+  // io_contexts: run them now, while those still exist (stopped).
+  if (d.cache) d.cache->drain();
   for (auto& t : d.drainers) t.join();
   for (auto& [id, sim] : d.sims) sim->stop();
   if (d.sim_io) d.sim_io->stop();

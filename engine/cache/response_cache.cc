@@ -213,6 +213,11 @@ uint64_t ResponseCache::purge(const std::string& model, const std::string& tenan
   return n;
 }
 
+void ResponseCache::drain() {
+  if (disk_) disk_->flush();
+  if (redis_) redis_->flush();
+}
+
 void ResponseCache::count(Outcome o, Tier t) {
   const int oi = static_cast<int>(o);
   const bool tiered = o == Outcome::kHit || o == Outcome::kStale;

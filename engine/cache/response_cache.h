@@ -82,6 +82,10 @@ class ResponseCache {
   void store(EntryPtr entry);
   // Drops entries of a model and/or tenant ("" matches any; both "": all).
   uint64_t purge(const std::string& model, const std::string& tenant);
+  // Runs every lookup and write the slower tiers have queued. The engine
+  // calls it once its worker threads stopped and before their io_contexts
+  // go: a queued lookup answers by posting to its requester's executor.
+  void drain();
 
   Coalescer& coalescer() { return coalescer_; }
   void count(Outcome o, Tier t = Tier::kMemory);
