@@ -12,4 +12,5 @@ class SharedLimitsTest : public QObject {
  private slots:
   void twoEnginesShareOneLimit();
   void fallsBackWhenRedisDiesAndReturns();
+  void usageIsReconciledInRedis();
 };
