@@ -176,70 +176,69 @@ std::optional<std::string> jsonToSse(openai::Endpoint ep, std::string_view json,
     if (!fingerprint.empty()) j.key("system_fingerprint").value(fingerprint);
   };
   std::string out;
-  // The content chunk: every choice's whole message.
-  {
+  // One chunk with an entry per choice: its index, then what `fill` writes
+  // (false: the answer is unreadable).
+  auto chunk = [&](auto fill) {
     common::JsonWriter j;
     begin(j);
     j.key("choices").beginArray();
     for (element c : list) {
-      const int64_t index = intOr(c, "index", 0);
-      j.beginObject().key("index").value(index);
-      if (chat) {
-        element msg;
-        if (c["message"].get(msg) || !msg.is_object()) return std::nullopt;
-        j.key("delta").beginObject().key("role").value(str(msg, "role").empty() ? "assistant" : str(msg, "role"));
-        std::string_view content;
-        if (!msg["content"].get_string().get(content)) j.key("content").value(content);
-        simdjson::dom::array calls;
-        if (!msg["tool_calls"].get_array().get(calls)) {
-          j.key("tool_calls").beginArray();
-          int64_t ti = 0;
-          for (element tc : calls) {
-            j.beginObject().key("index").value(ti++).key("id").value(str(tc, "id"));
-            j.key("type").value(str(tc, "type").empty() ? "function" : str(tc, "type"));
-            element fn;
-            if (!tc["function"].get(fn) && fn.is_object()) {
-              j.key("function").beginObject().key("name").value(str(fn, "name"));
-              j.key("arguments").value(str(fn, "arguments")).endObject();
-            }
-            j.endObject();
-          }
-          j.endArray();
-        }
-        j.endObject();
-      } else {
-        j.key("text").value(str(c, "text"));
-      }
-      j.key("logprobs").null().key("finish_reason").null().endObject();
-    }
-    j.endArray().endObject();
-    out += openai::sseData(j.str());
-  }
-  // The finish chunk.
-  {
-    common::JsonWriter j;
-    begin(j);
-    j.key("choices").beginArray();
-    for (element c : list) {
-      const int64_t index = intOr(c, "index", 0);
-      j.beginObject().key("index").value(index);
-      if (chat) {
-        j.key("delta").beginObject().endObject();
-      } else {
-        j.key("text").value("");
-      }
-      j.key("logprobs").null().key("finish_reason");
-      std::string_view fr;
-      if (c["finish_reason"].get_string().get(fr)) {
-        j.null();
-      } else {
-        j.value(fr);
-      }
+      j.beginObject().key("index").value(intOr(c, "index", 0));
+      if (!fill(j, c)) return false;
       j.endObject();
     }
     j.endArray().endObject();
     out += openai::sseData(j.str());
-  }
+    return true;
+  };
+  // The content chunk: every choice's whole message.
+  const bool readable = chunk([&](common::JsonWriter& j, element c) {
+    if (chat) {
+      element msg;
+      if (c["message"].get(msg) || !msg.is_object()) return false;
+      j.key("delta").beginObject().key("role").value(str(msg, "role").empty() ? "assistant" : str(msg, "role"));
+      std::string_view content;
+      if (!msg["content"].get_string().get(content)) j.key("content").value(content);
+      simdjson::dom::array calls;
+      if (!msg["tool_calls"].get_array().get(calls)) {
+        j.key("tool_calls").beginArray();
+        int64_t ti = 0;
+        for (element tc : calls) {
+          j.beginObject().key("index").value(ti++).key("id").value(str(tc, "id"));
+          j.key("type").value(str(tc, "type").empty() ? "function" : str(tc, "type"));
+          element fn;
+          if (!tc["function"].get(fn) && fn.is_object()) {
+            j.key("function").beginObject().key("name").value(str(fn, "name"));
+            j.key("arguments").value(str(fn, "arguments")).endObject();
+          }
+          j.endObject();
+        }
+        j.endArray();
+      }
+      j.endObject();
+    } else {
+      j.key("text").value(str(c, "text"));
+    }
+    j.key("logprobs").null().key("finish_reason").null();
+    return true;
+  });
+  if (!readable) return std::nullopt;
+  // The finish chunk.
+  chunk([&](common::JsonWriter& j, element c) {
+    if (chat) {
+      j.key("delta").beginObject().endObject();
+    } else {
+      j.key("text").value("");
+    }
+    j.key("logprobs").null().key("finish_reason");
+    std::string_view fr;
+    if (c["finish_reason"].get_string().get(fr)) {
+      j.null();
+    } else {
+      j.value(fr);
+    }
+    return true;
+  });
   if (include_usage) {
     if (!hasUsage(root)) return std::nullopt;
     common::JsonWriter j;
