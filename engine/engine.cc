@@ -555,14 +555,11 @@ absl::StatusOr<CacheLookupResult> Engine::cacheLookup(const std::string& body, c
   const std::string& model = std::get<openai::ParsedRequest>(parsed).model;
   if (!routes->find(model)) return absl::InvalidArgumentError(common::strCat("no pool serves model \"", model, "\""));
   const auto settings = impl_->cache->settings();
-  auto version = settings->model_versions.find(model);
+  const cache::CacheKey key = settings->keyFor(model, endpoint, tenant, canonical->text);
   const std::string scope = settings->per_tenant ? tenant : std::string();
-  const cache::CacheKey key = cache::makeKey(
-      {model, version == settings->model_versions.end() ? std::string_view() : version->second, endpoint, scope},
-      canonical->text);
   CacheLookupResult out;
   out.key = key.hex();
-  out.cacheable = settings->mode == cache::Mode::kAll || (settings->mode == cache::Mode::kDeterministic && canonical->deterministic);
+  out.cacheable = settings->cachesByDefault(canonical->deterministic);
   cache::Tier tier = cache::Tier::kMemory;
   if (cache::Found f = impl_->cache->findNow(key, model, scope, impl_->cache->nowMs(), &tier)) {
     out.found = true;

@@ -175,6 +175,30 @@ RateLimiter::Result RateLimiter::check(const Ask& ask, int64_t now_ns) {
   return r;
 }
 
+bool RateLimiter::chargeMore(TokenCharge& charge, double tokens, int64_t now_ns) {
+  boost::container::small_vector<Gcra*, 8> taken;
+  auto giveBack = [&] {
+    for (Gcra* g : taken) g->adjust(-tokens, now_ns);  // all or nothing
+  };
+  for (const auto& g : charge.buckets) {
+    if (!g->take(tokens, now_ns).allowed) {
+      giveBack();
+      return false;
+    }
+    taken.push_back(g.get());
+  }
+  if (charge.redis && !charge.redis_buckets.empty()) {
+    std::vector<RedisLimiter::Bucket> more = charge.redis_buckets;
+    for (auto& b : more) b.cost = tokens;
+    if (auto r = charge.redis->take(more); r && !r->allowed) {
+      giveBack();
+      return false;
+    }
+  }
+  charge.tokens += tokens;
+  return true;
+}
+
 void RateLimiter::reconcile(const TokenCharge& charge, double actual_tokens, int64_t now_ns) {
   const double delta = actual_tokens - charge.tokens;
   if (delta == 0) return;

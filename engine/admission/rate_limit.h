@@ -48,6 +48,11 @@ class RateLimiter {
   Result check(const Ask& ask, int64_t now_ns);
   // The request's real token count is known: correct what was charged.
   static void reconcile(const TokenCharge& charge, double actual_tokens, int64_t now_ns);
+  // Charges `tokens` more to the buckets a request was charged at admission
+  // (a stream running past its budget), all or nothing; false when one of
+  // them has no room. Redis decides where the charge went to Redis (and
+  // when it does not answer, the local buckets alone did).
+  static bool chargeMore(TokenCharge& charge, double tokens, int64_t now_ns);
 
   // For operators: the scopes with the least room now (top `n`).
   struct Usage {

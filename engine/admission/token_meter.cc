@@ -2,6 +2,7 @@
 
 #include <chrono>
 
+#include "admission/rate_limit.h"
 #include "openai/openai.h"
 #include "upstream/exchange.h"
 
@@ -17,26 +18,7 @@ int64_t nowNs() {
 }  // namespace
 
 bool TokenMeter::extend() {
-  const int64_t now = nowNs();
-  std::vector<std::shared_ptr<Gcra>> taken;
-  for (const auto& g : charge_.buckets) {
-    if (!g->take(kBlockTokens, now).allowed) {
-      for (const auto& t : taken) t->adjust(-kBlockTokens, now);
-      return false;
-    }
-    taken.push_back(g);
-  }
-  if (charge_.redis && !charge_.redis_buckets.empty()) {
-    std::vector<RedisLimiter::Bucket> more = charge_.redis_buckets;
-    for (auto& b : more) b.cost = kBlockTokens;
-    auto r = charge_.redis->take(more);
-    // Redis unreachable: the local buckets decided (as admission does then).
-    if (r && !r->allowed) {
-      for (const auto& t : taken) t->adjust(-kBlockTokens, now);
-      return false;
-    }
-  }
-  charge_.tokens += kBlockTokens;
+  if (!RateLimiter::chargeMore(charge_, kBlockTokens, nowNs())) return false;
   budget_ += kBlockTokens;
   return true;
 }

@@ -38,8 +38,8 @@ class TokenMeter final : public upstream::ResponseSink {
   double tokens() const { return tokens_; }
 
  private:
-  // Charges one more block to every bucket (all or nothing); false when a
-  // bucket has no room.
+  // Charges one more block (RateLimiter::chargeMore); false when a bucket
+  // has no room.
   bool extend();
 
   upstream::ResponseSink& inner_;

@@ -1,6 +1,5 @@
 #include "cache/bloom.h"
 
-#include <bit>
 #include <cmath>
 
 namespace spillway::cache {
@@ -19,9 +18,11 @@ BloomFilter::BloomFilter(uint64_t expected_entries, double false_positive_rate) 
 void BloomFilter::insert(const CacheKey& k) {
   for (uint32_t i = 0; i < hashes_; ++i) {
     const uint64_t bit = (k.lo + i * (k.hi | 1)) % bits_;
-    words_[bit / 64].fetch_or(uint64_t{1} << (bit % 64), std::memory_order_relaxed);
+    const uint64_t mask = uint64_t{1} << (bit % 64);
+    if (!(words_[bit / 64].fetch_or(mask, std::memory_order_relaxed) & mask)) {
+      set_bits_.fetch_add(1, std::memory_order_relaxed);
+    }
   }
-  inserted_.fetch_add(1, std::memory_order_relaxed);
 }
 
 bool BloomFilter::mayContain(const CacheKey& k) const {
@@ -33,9 +34,8 @@ bool BloomFilter::mayContain(const CacheKey& k) const {
 }
 
 double BloomFilter::estimatedFalsePositiveRate() const {
-  uint64_t set = 0;
-  for (const auto& w : words_) set += static_cast<uint64_t>(std::popcount(w.load(std::memory_order_relaxed)));
-  return std::pow(static_cast<double>(set) / static_cast<double>(bits_), hashes_);
+  const double set = static_cast<double>(set_bits_.load(std::memory_order_relaxed));
+  return std::pow(set / static_cast<double>(bits_), hashes_);
 }
 
 }  // namespace spillway::cache

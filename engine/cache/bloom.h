@@ -30,15 +30,15 @@ class BloomFilter {
 
   uint64_t bits() const { return bits_; }
   uint32_t hashes() const { return hashes_; }
-  uint64_t inserted() const { return inserted_.load(std::memory_order_relaxed); }
-  // The false-positive rate expected now, from the share of bits set.
+  // The false-positive rate expected now, from the share of bits set
+  // (counted as they are set: reading it costs nothing, whatever the size).
   double estimatedFalsePositiveRate() const;
 
  private:
   uint64_t bits_;
   uint32_t hashes_;
   std::vector<std::atomic<uint64_t>> words_;
-  std::atomic<uint64_t> inserted_{0};
+  std::atomic<uint64_t> set_bits_{0};
 };
 
 }  // namespace spillway::cache

@@ -40,23 +40,19 @@ pipeline::Verdict CacheStage::process(pipeline::RequestContext& ctx) {
     cache_->count(Outcome::kBypass);
     return pipeline::Verdict::kContinue;
   };
-  if (boost::beast::iequals(opt, "off") || (s->mode == Mode::kOptIn && !opted_in)) return bypass();
   // The parser already knows whether sampling repeats: most requests that
   // are not cached stop here, before the canonical form is built.
-  if (!ctx.parsed.deterministic && !opted_in && s->mode == Mode::kDeterministic) return bypass();
+  if (boost::beast::iequals(opt, "off") || (!opted_in && !s->cachesByDefault(ctx.parsed.deterministic))) {
+    return bypass();
+  }
   auto canonical = canonicalRequest(ctx.body);
   if (!canonical) return bypass();
-  if (!canonical->deterministic && !opted_in && s->mode == Mode::kDeterministic) return bypass();
 
   pipeline::CacheState& c = ctx.cache;
   c.lookup = !contains(cc, "no-cache");
   c.store = !contains(cc, "no-store");
   if (s->per_tenant) c.tenant = ctx.caller.tenant.empty() ? pipeline::clientAddress(ctx) : ctx.caller.tenant;
-  const std::string& model = ctx.pool->model;
-  auto version = s->model_versions.find(model);
-  c.key = makeKey(KeyScope{model, version == s->model_versions.end() ? std::string_view() : version->second,
-                           ctx.parsed.endpoint, c.tenant},
-                  canonical->text);
+  c.key = s->keyFor(ctx.pool->model, ctx.parsed.endpoint, c.tenant, canonical->text);
   c.active = true;
   if (!c.lookup) return pipeline::Verdict::kContinue;
   Found f = cache_->findMemory(c.key, cache_->nowMs(), s->grace_ms);

@@ -21,6 +21,14 @@ Settings settingsFrom(const v1::Cache& c) {
   return s;
 }
 
+CacheKey Settings::keyFor(const std::string& model, openai::Endpoint endpoint, std::string_view tenant,
+                          std::string_view canonical_text) const {
+  auto version = model_versions.find(model);
+  return makeKey({model, version == model_versions.end() ? std::string_view() : version->second, endpoint,
+                  per_tenant ? tenant : std::string_view()},
+                 canonical_text);
+}
+
 std::string_view tierName(Tier t) {
   switch (t) {
     case Tier::kMemory: return "memory";

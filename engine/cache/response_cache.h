@@ -41,6 +41,15 @@ struct Settings {
   size_t max_entry_bytes = 1 << 20;
   bool coalesce = true;
   std::map<std::string, std::string> model_versions;
+
+  // Whether a request is cached without an opt-in header.
+  bool cachesByDefault(bool deterministic) const {
+    return mode == Mode::kAll || (mode == Mode::kDeterministic && deterministic);
+  }
+  // A request's key under these settings: the model's configured version,
+  // and `tenant` only when entries are per tenant.
+  CacheKey keyFor(const std::string& model, openai::Endpoint endpoint, std::string_view tenant,
+                  std::string_view canonical_text) const;
 };
 Settings settingsFrom(const v1::Cache& c);
 
