@@ -5,9 +5,10 @@
 //
 // A Bloom filter cannot forget: entries that expire or are evicted stay
 // "maybe present" (false positives, never false negatives). The disk tier
-// therefore rebuilds it from its table — at start-up, and whenever the
-// keys removed since the last build exceed a fifth of those added — and
-// swaps the new one in; inserts made meanwhile go into both.
+// therefore rebuilds it from its table — at start-up, after a purge, and
+// whenever the keys removed since the last build exceed a fifth of those
+// added (and 200) — and swaps the new one in. The rebuild runs on the tier's
+// thread, where every insert runs too, so none is lost in between.
 //
 // Thread-safe and lock-free: bits are set with atomic OR.
 #pragma once

@@ -557,6 +557,14 @@ common::Awaitable<bool> Gateway::proxy(Worker& w, common::TcpStream& client, Req
 
 namespace {
 constexpr std::string_view kCacheMiss = "x-spillway-cache: miss\r\n";
+
+// A request marked as a cache miss that is answered otherwise after all
+// (stale, degraded) loses the mark: its answer says what it is instead.
+void unmarkMiss(pipeline::RequestContext& ctx) {
+  if (auto at = ctx.response_headers.find(kCacheMiss); at != std::string::npos) {
+    ctx.response_headers.erase(at, kCacheMiss.size());
+  }
+}
 }
 
 common::Awaitable<bool> Gateway::cached(Worker& w, common::TcpStream& client, const Request& req,
@@ -675,9 +683,7 @@ bool Gateway::degradeInsteadOfShedding(pipeline::RequestContext& ctx, admission:
   if (reason != admission::DropReason::kDeadline && reason != admission::DropReason::kQueueFull) return false;
   const pipeline::PoolRoute& pool = *ctx.pool;
   if (!pool.degradation || admission::classLevel(pool.degradation->level(), ctx.caller.priority) < 1) return false;
-  if (auto at = ctx.response_headers.find(kCacheMiss); at != std::string::npos) {
-    ctx.response_headers.erase(at, kCacheMiss.size());
-  }
+  unmarkMiss(ctx);
   if (!admission::answerAtLevelOne(ctx, ctx.routes->config.degradation())) return false;
   ctx.error.reset();
   ctx.drop = admission::DropReason::kNone;
@@ -688,9 +694,7 @@ bool Gateway::degradeInsteadOfShedding(pipeline::RequestContext& ctx, admission:
 bool Gateway::serveStale(pipeline::RequestContext& ctx) {
   if (!ctx.cache.stale || !ctx.routes->cache) return false;
   // The miss header goes: this answer is a stale one.
-  if (auto at = ctx.response_headers.find(kCacheMiss); at != std::string::npos) {
-    ctx.response_headers.erase(at, kCacheMiss.size());
-  }
+  unmarkMiss(ctx);
   if (!cache::answerFromEntry(ctx, *ctx.cache.stale, cache::Outcome::kStale, cache::Tier::kMemory)) return false;
   ctx.routes->cache->count(cache::Outcome::kStale, cache::Tier::kMemory);
   ctx.error.reset();
