@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <deque>
 #include <filesystem>
 #include <functional>
@@ -18,6 +19,8 @@
 #include "config/config_error.h"
 #include "config/diff.h"
 #include "config/validate.h"
+#include "gpu/gpu_manager.h"
+#include "gpu/placement.h"
 #include "http/front_server.h"
 #include "http/gateway.h"
 #include "pipeline/pipeline.h"
@@ -29,6 +32,38 @@
 namespace spillway {
 
 using common::wallClockMs;
+
+namespace {
+
+// What the GPU view needs of each backend bound to a GPU: load, limit, the
+// classes placed on it, and the requests waiting that may go there.
+std::vector<gpu::BoundBackend> gpuBackendView(const pipeline::RouteTable& routes) {
+  std::vector<gpu::BoundBackend> out;
+  for (const auto& b : routes.backends) {
+    if (b->config().gpu().empty()) continue;
+    gpu::BoundBackend v;
+    v.name = b->name();
+    v.gpu = b->config().gpu();
+    v.in_flight = b->inFlight();
+    v.capacity = b->concurrencyLimit();
+    if (routes.placement) v.classes = routes.placement->classesOf(*b);
+    for (const auto& [model, pool] : routes.pools) {
+      if (!pool.queue || !pool.uses(*b)) continue;
+      const auto depth = pool.queue->stats().depth;
+      for (int c = 0; c < admission::kPriorities; ++c) {
+        const auto allowed = routes.placement ? routes.placement->allowed(pool.id, static_cast<admission::Priority>(c), false)
+                                              : std::span<const upstream::Backend* const>{};
+        if (allowed.empty() || std::find(allowed.begin(), allowed.end(), b.get()) != allowed.end()) {
+          v.queued += static_cast<int64_t>(depth[c]);
+        }
+      }
+    }
+    out.push_back(std::move(v));
+  }
+  return out;
+}
+
+}  // namespace
 
 struct Engine::Impl {
   // Declaration order is destruction order in reverse: listeners and the
@@ -44,6 +79,9 @@ struct Engine::Impl {
   // The response cache: one for the engine's life, shared by every routing
   // table (its tiers open at start; entries survive applies).
   std::shared_ptr<cache::ResponseCache> cache;
+  // GPUs: the inventory, placement's view of it, and the workers launched
+  // per instance (stopped with the engine).
+  std::unique_ptr<gpu::GpuManager> gpu;
   std::unique_ptr<common::IoPool> sim_io;  // created with the first sim:// backend
   std::map<uint64_t, std::shared_ptr<sim::SimServer>> sims;  // by backend id, current backends only
   std::unique_ptr<common::IoPool> io;
@@ -149,7 +187,8 @@ struct Engine::Impl {
       cache->configure(cfg.cache());
       routes->cache = cache;
     }
-    routes->stages = pipeline::buildStages(cfg, routes->limiter, routes->cache);
+    routes->placement = gpu::Placement::build(cfg.gpu().placement(), *gpu->inventory(), routes->pools);
+    routes->stages = pipeline::buildStages(cfg, routes->limiter, routes->cache, routes->placement);
     routes->observers = pipeline::buildObservers(cfg);
     routes->outliers = pipeline::buildOutlierDetector(cfg, events);
     return routes;
@@ -199,7 +238,16 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::start(v1::Config config, EngineO
     d.cache = std::make_shared<cache::ResponseCache>(d.config.cache(), disk, d.registry, options.cache_clock_ms);
   }
 
-  auto routes = d.buildRoutes(d.config, nullptr, d.sims);
+  {
+    gpu::GpuManager::Options go;
+    go.spillwayd_path = options.spillwayd_path;
+    if (!options.data_dir.empty()) go.log_dir = (std::filesystem::path(options.data_dir) / "workers").string();
+    if (!options.nvml_library.empty()) go.nvml_library = options.nvml_library;
+    d.gpu = std::make_unique<gpu::GpuManager>(d.registry, go);
+    d.gpu->configure(d.config);
+  }
+
+  auto routes = d.buildRoutes(gpu::withWorkerBackends(d.config, d.gpu->workerBackends()), nullptr, d.sims);
   if (!routes.ok()) return routes.status();
 
   d.io = std::make_unique<common::IoPool>(d.config.server().threads());
@@ -212,6 +260,7 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::start(v1::Config config, EngineO
   d.load_scraper = std::make_unique<upstream::LoadScraper>(d.io->context(0), (*routes)->backends,
                                                           d.config.upstream().load_metrics(), d.tlsFor());
   d.load_scraper->start();
+  d.gpu->setBackendView([gw = d.gateway.get()] { return gpuBackendView(*gw->routes()); });
 
   // The config we start with is the running version: reuse the stored
   // active version when identical, else record it as a new one.
@@ -331,8 +380,10 @@ absl::StatusOr<ApplyResult> Engine::Impl::applyLocked(v1::Config proposed, const
   // Everything that can fail comes before the swap, so a failed apply
   // changes nothing.
   auto old_routes = gateway->routes();
+  // Workers start (or stop) here, before the new table routes to them.
+  if (proposed.gpu().SerializeAsString() != config.gpu().SerializeAsString()) gpu->configure(proposed);
   std::map<uint64_t, std::shared_ptr<sim::SimServer>> new_sims;
-  auto routes = buildRoutes(proposed, old_routes.get(), new_sims);
+  auto routes = buildRoutes(gpu::withWorkerBackends(proposed, gpu->workerBackends()), old_routes.get(), new_sims);
   if (!routes.ok()) return routes.status();
   std::unique_ptr<http::FrontServer> new_front;
   if (proposed.server().listen() != config.server().listen()) {
@@ -628,6 +679,7 @@ void Engine::stop() {
   d.stopped = true;
   if (d.front) d.front->drain(std::chrono::milliseconds(0));
   for (auto& f : d.retired_fronts) f->drain(std::chrono::milliseconds(0));
+  if (d.gpu) d.gpu->setBackendView(nullptr);
   if (d.health) d.health->stop();
   if (d.load_scraper) d.load_scraper->stop();
   if (d.io) d.io->stop();
@@ -640,6 +692,14 @@ void Engine::stop() {
 }
 
 std::string Engine::metricsText() const { return impl_->registry.render(); }
+
+gpu::GpuStatus Engine::gpus() const {
+  return impl_->gpu ? impl_->gpu->status() : gpu::GpuStatus{};
+}
+
+std::shared_ptr<const gpu::Inventory> Engine::gpuInventory() const {
+  return impl_->gpu ? impl_->gpu->inventory() : std::make_shared<const gpu::Inventory>();
+}
 
 EngineTotals Engine::recentTotals() const {
   {

@@ -19,6 +19,7 @@
 
 #include "absl/status/statusor.h"
 #include "config/config_error.h"
+#include "gpu/gpu_manager.h"
 #include "spillway/v1/config.pb.h"
 #include "store/store.h"
 
@@ -197,6 +198,11 @@ struct EngineOptions {
   // Tests: the clock (Unix ms) the response cache ages entries by; null is
   // the wall clock.
   std::function<int64_t()> cache_clock_ms;
+  // gpu.workers' {spillwayd}: "" is this binary when it is spillwayd, else
+  // a spillwayd beside it.
+  std::string spillwayd_path;
+  // Tests: the NVML library to load ("" is the driver's libnvidia-ml.so.1).
+  std::string nvml_library;
 };
 
 // Who changes what, and on which version the change was based.
@@ -279,6 +285,11 @@ class Engine {
   void stop();
 
   std::string metricsText() const;
+  // GPUs, their MIG instances with the backends, classes and load on them,
+  // and the launched workers (gpu/gpu_manager.h).
+  gpu::GpuStatus gpus() const;
+  // The inventory as last read (the planner plans for its GPUs by default).
+  std::shared_ptr<const gpu::Inventory> gpuInventory() const;
   EngineTotals totals() const;
   // Totals from one to two seconds ago (the sampler's older tick; totals()
   // before the first ticks): a baseline that gives an interval at once.

@@ -23,6 +23,7 @@
 #include "control/tls.h"
 #include "ui/admission_page.h"
 #include "ui/cache_page.h"
+#include "ui/gpu_page.h"
 #include "ui/audit_page.h"
 #include "ui/backends_page.h"
 #include "ui/drill_page.h"
@@ -38,6 +39,7 @@ MainWindow::MainWindow(control::EngineClient& client, const QString& engine_labe
     : QMainWindow(parent), client_(client), nav_(new QListWidget(this)), stack_(new QStackedWidget(this)),
       overview_(new OverviewPage(this)), backends_(new BackendsPage(client, this)),
       admission_(new AdmissionPage(client, this)), cache_(new CachePage(client, this)),
+      gpu_(new GpuPage(client, this)),
       policies_(new PoliciesPage(client, this)),
       fleet_(new FleetPage(this)),
       drill_(new DrillPage(engine_label, this)), audit_(new AuditPage(client, this)), timer_(new QTimer(this)),
@@ -46,7 +48,7 @@ MainWindow::MainWindow(control::EngineClient& client, const QString& engine_labe
   toolbar_->setObjectName("main-toolbar");
   const QList<QPair<QString, QWidget*>> pages = {
       {tr("Overview"), overview_}, {tr("Backends"), backends_}, {tr("Admission"), admission_},
-      {tr("Cache"), cache_},       {tr("Policies"), policies_},  {tr("Fleet"), fleet_},        {tr("Traffic drill"), drill_},
+      {tr("Cache"), cache_},       {tr("GPUs"), gpu_},           {tr("Policies"), policies_},  {tr("Fleet"), fleet_},        {tr("Traffic drill"), drill_},
       {tr("Audit"), audit_}};
   for (const auto& [name, page] : pages) {
     nav_->addItem(name);
@@ -63,7 +65,7 @@ MainWindow::MainWindow(control::EngineClient& client, const QString& engine_labe
   h->addWidget(stack_, 1);
   setCentralWidget(central);
 
-  for (auto* page : {static_cast<QObject*>(backends_), static_cast<QObject*>(admission_), static_cast<QObject*>(cache_),
+  for (auto* page : {static_cast<QObject*>(backends_), static_cast<QObject*>(admission_), static_cast<QObject*>(cache_), static_cast<QObject*>(gpu_),
                      static_cast<QObject*>(policies_), static_cast<QObject*>(fleet_),
                      static_cast<QObject*>(drill_), static_cast<QObject*>(audit_)}) {
     connect(page, SIGNAL(message(QString)), statusBar(), SLOT(showMessage(QString)));
@@ -162,6 +164,7 @@ void MainWindow::refresh() {
   backends_->showSnapshot(*s);
   admission_->showSnapshot(*s);
   cache_->showSnapshot(*s);
+  gpu_->showSnapshot(*s);
 }
 
 bool MainWindow::openRemote(const RemoteEngine& engine) {

@@ -27,6 +27,7 @@ class OverviewPage;
 class BackendsPage;
 class AdmissionPage;
 class CachePage;
+class GpuPage;
 class PoliciesPage;
 class FleetPage;
 class AuditPage;
@@ -48,6 +49,7 @@ class MainWindow final : public QMainWindow {
   PoliciesPage* policies() { return policies_; }
   AdmissionPage* admission() { return admission_; }
   CachePage* cache() { return cache_; }
+  GpuPage* gpus() { return gpu_; }
   FleetPage* fleet() { return fleet_; }
   AuditPage* audit() { return audit_; }
   DrillPage* drill() { return drill_; }
@@ -80,6 +82,7 @@ class MainWindow final : public QMainWindow {
   BackendsPage* backends_;
   AdmissionPage* admission_;
   CachePage* cache_;
+  GpuPage* gpu_;
   PoliciesPage* policies_;
   FleetPage* fleet_;
   DrillPage* drill_;

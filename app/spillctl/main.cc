@@ -15,6 +15,7 @@
 #include "control/grpc_client.h"
 #include "control/pool_policy.h"
 #include "control/tls.h"
+#include "gpu/planner.h"
 
 namespace po = boost::program_options;
 using namespace spillway;
@@ -52,6 +53,11 @@ Commands:
                                   --completions for /v1/completions bodies; FILE "-" reads stdin)
   cache purge                     drop a model's and/or tenant's entries (--model M, --tenant T)
   cache flush                     drop every entry of every tier
+  gpu list                        GPUs, MIG instances with their backends, classes and load, workers
+  gpu plan                        propose MIG layouts for a demand mix: --demand NAME:PRIORITY:GB:SHARE
+                                  (repeatable), --gpu MODEL[xN] (repeatable; default: the engine's
+                                  GPUs), --alternatives N; prints nvidia-smi commands, a mig-parted
+                                  config and the gpu config section (never applies anything)
   audit                           the audit log (--action PREFIX, --actor NAME, --limit N)
   history SERIES                  recorded points (--minutes N): requests_per_second,
                                   error_rate, latency_p50_seconds, latency_p99_seconds,
@@ -179,6 +185,34 @@ std::string bytesText(uint64_t b) {
   return buf;
 }
 
+void printGpus(const v1::GpuState& s) {
+  std::printf("inventory: %s%s%s\n", s.source().c_str(), s.detail().empty() ? "" : " - ", s.detail().c_str());
+  for (const auto& g : s.gpus()) {
+    std::printf("GPU %u  %s  %s  %s  MIG %s%s", g.index(), g.name().c_str(), g.uuid().c_str(),
+                bytesText(g.memory_total_bytes()).c_str(), g.mig_enabled() ? "on" : "off",
+                g.mig_pending() ? " (change pending reset)" : "");
+    if (g.utilization() >= 0) std::printf("  util %.0f %%", 100 * g.utilization());
+    if (g.temperature_c() >= 0) std::printf("  %.0f C", g.temperature_c());
+    if (g.power_watts() >= 0) std::printf("  %.0f W", g.power_watts());
+    std::printf("  in flight %lld\n", static_cast<long long>(g.in_flight()));
+    for (const auto& b : g.backends()) std::printf("  whole GPU: %s\n", b.c_str());
+    for (const auto& i : g.instances()) {
+      std::string backends, classes;
+      for (const auto& b : i.backends()) backends += (backends.empty() ? "" : ",") + b;
+      for (const auto& c : i.classes()) classes += (classes.empty() ? "" : ",") + c;
+      std::printf("  %-11s %-40s gi %u ci %u  %2u SMs  %-24s %-20s in flight %lld/%lld\n", i.profile().c_str(),
+                  i.uuid().c_str(), i.gpu_instance_id(), i.compute_instance_id(), i.sm_count(),
+                  backends.empty() ? "-" : backends.c_str(), classes.empty() ? "any class" : classes.c_str(),
+                  static_cast<long long>(i.in_flight()), static_cast<long long>(i.capacity()));
+    }
+  }
+  if (s.workers_size() > 0) std::printf("workers:\n");
+  for (const auto& w : s.workers()) {
+    std::printf("  %-24s %-10s pid %-7d port %-5u restarts %u%s%s\n", w.backend().c_str(), w.state().c_str(), w.pid(),
+                w.port(), w.restarts(), w.last_error().empty() ? "" : "  ", w.last_error().c_str());
+  }
+}
+
 void printCache(const v1::CacheState& c) {
   if (!c.enabled()) std::printf("the cache is OFF (cache.disabled)\n\n");
   const uint64_t answered = c.hits_total() + c.misses_total() + c.coalesced_total() + c.stale_total();
@@ -278,6 +312,8 @@ int main(int argc, char** argv) {
   unsigned limit = 50, minutes = 10, interval_ms = 1000, count = 0, timeout_ms = 10000;
   std::vector<std::string> args;
   std::string model, tenant;
+  std::vector<std::string> gpu_specs, demand_specs;
+  unsigned alternatives = 3;
   opts.add_options()
       ("help,h", "show this help")
       ("addr", po::value(&addr), "engine control address HOST:PORT")
@@ -302,6 +338,9 @@ int main(int argc, char** argv) {
       ("model", po::value(&model), "cache purge: the model whose entries go")
       ("tenant", po::value(&tenant), "cache lookup/purge: the tenant (API key name or client address)")
       ("completions", "cache lookup: FILE is a /v1/completions body")
+      ("gpu", po::value(&gpu_specs)->composing(), "gpu plan: GPU model, optionally xCOUNT (repeatable)")
+      ("demand", po::value(&demand_specs)->composing(), "gpu plan: NAME:PRIORITY:MEMORY_GB:SHARE (repeatable)")
+      ("alternatives", po::value(&alternatives)->default_value(alternatives), "gpu plan: layouts to show")
       ("args", po::value(&args), "command and arguments");
   po::positional_options_description pos;
   pos.add("args", -1);
@@ -531,6 +570,45 @@ int main(int argc, char** argv) {
       else std::printf("%s: degradation automatic, level %d now\n", sub.c_str(), p.degradation_level());
     }
     return 0;
+  }
+  if (cmd == "gpu") {
+    if (sub.empty() || sub == "list") {
+      auto g = c.listGpus();
+      if (!g.ok()) return fail(g.status());
+      if (as_json) std::cout << json(*g);
+      else printGpus(*g);
+      return 0;
+    }
+    if (sub == "plan") {
+      v1::PlanLayoutRequest r;
+      for (const auto& spec : gpu_specs) {
+        std::string m;
+        uint32_t n = 1;
+        if (auto err = gpu::parseGpus(spec, m, n); !err.empty()) return fail(absl::InvalidArgumentError("--gpu: " + err));
+        auto* g = r.add_gpus();
+        g->set_model(m);
+        g->set_count(n);
+      }
+      for (const auto& spec : demand_specs) {
+        gpu::Demand d;
+        if (auto err = gpu::parseDemand(spec, d); !err.empty()) return fail(absl::InvalidArgumentError("--demand: " + err));
+        auto* m = r.add_demands();
+        m->set_name(d.name);
+        m->set_priority(d.priority);
+        m->set_memory_gb(d.memory_gb);
+        m->set_share(d.share);
+      }
+      if (r.demands_size() == 0) {
+        return fail(absl::InvalidArgumentError("gpu plan needs at least one --demand NAME:PRIORITY:MEMORY_GB:SHARE"));
+      }
+      r.set_alternatives(alternatives);
+      auto p = c.planLayout(r);
+      if (!p.ok()) return fail(p.status());
+      if (as_json) std::cout << json(*p);
+      else std::cout << p->text();
+      return 0;
+    }
+    return fail(absl::InvalidArgumentError("usage: spillctl gpu list | gpu plan --demand ... [--gpu MODEL[xN]]"));
   }
   if (cmd == "cache") {
     if (sub.empty() || sub == "stats") {

@@ -21,6 +21,8 @@
 #include "config/validate.h"
 #include "control/control_server.h"
 #include "engine.h"
+#include "gpu/gpu_manager.h"
+#include "gpu/planner.h"
 #include "sim/sim_server.h"
 
 namespace po = boost::program_options;
@@ -159,10 +161,121 @@ int runSim(int argc, char** argv) {
   return 0;
 }
 
+// `spillwayd gpu plan|list`: the layout planner and the inventory, offline
+// (no engine, no control plane).
+int runGpu(int argc, char** argv) {
+  po::options_description opts(
+      "spillwayd gpu: GPUs and MIG layouts, without a running engine\n\n"
+      "Usage: spillwayd gpu list [--source auto|nvml|nvidia_smi]\n"
+      "       spillwayd gpu plan --demand NAME:PRIORITY:MEMORY_GB:SHARE ... [--gpu MODEL[xN] ...]\n\n"
+      "plan proposes MIG layouts that keep NVIDIA's placement rules, best first, with the nvidia-smi\n"
+      "commands, a mig-parted config and the gpu config section for each; it never applies anything.\n"
+      "Without --gpu it plans for the GPUs NVML (or nvidia-smi -L) finds here.\n\n"
+      "Options");
+  std::vector<std::string> gpu_specs, demand_specs, rest;
+  unsigned alternatives = 3;
+  std::string source = "auto", nvml_library = "libnvidia-ml.so.1";
+  opts.add_options()
+      ("help,h", "show this help")
+      ("gpu", po::value(&gpu_specs)->composing(), "GPU model, optionally xCOUNT, e.g. A100-80GB or H100-80GBx8 (repeatable)")
+      ("demand", po::value(&demand_specs)->composing(), "NAME:PRIORITY:MEMORY_GB:SHARE, e.g. chat:critical:10:0.3 (repeatable)")
+      ("alternatives", po::value(&alternatives)->default_value(alternatives), "layouts to show")
+      ("source", po::value(&source)->default_value(source), "list: auto (NVML, else nvidia-smi -L), nvml or nvidia_smi")
+      ("nvml-library", po::value(&nvml_library)->default_value(nvml_library), "the NVML library to load")
+      ("log-level", po::value<std::string>()->default_value("warn"), "trace, debug, info, warn, error")
+      ("args", po::value(&rest), "list or plan");
+  po::positional_options_description pos;
+  pos.add("args", -1);
+  po::variables_map vm;
+  try {
+    po::store(po::command_line_parser(argc, argv).options(opts).positional(pos).run(), vm);
+    po::notify(vm);
+  } catch (const po::error& e) {
+    std::cerr << "spillwayd gpu: " << e.what() << "\n\n" << opts << "\n";
+    return 2;
+  }
+  const std::string sub = rest.empty() ? "" : rest[0];
+  if (vm.count("help") || (sub != "list" && sub != "plan")) {
+    std::cout << opts << "\n";
+    return vm.count("help") ? 0 : 2;
+  }
+  auto readLocal = [&]() {
+    v1::Gpu cfg;
+    cfg.set_inventory(source == "auto" ? "auto" : source);
+    metrics::Registry registry;
+    gpu::GpuManager::Options go;
+    go.nvml_library = nvml_library;
+    gpu::GpuManager manager(registry, go);
+    v1::Config c;
+    *c.mutable_gpu() = cfg;
+    manager.configure(c);
+    auto inv = *manager.inventory();
+    if (inv.gpus.empty() && source == "auto") {
+      c.mutable_gpu()->set_inventory("nvidia_smi");
+      manager.configure(c);
+      auto smi = *manager.inventory();
+      if (!smi.gpus.empty()) return smi;
+      inv.detail += "; " + smi.detail;
+    }
+    return inv;
+  };
+  if (sub == "list") {
+    const gpu::Inventory inv = readLocal();
+    std::printf("inventory: %s%s%s\n", inv.source.c_str(), inv.detail.empty() ? "" : " - ", inv.detail.c_str());
+    for (const auto& g : inv.gpus) {
+      std::printf("GPU %u  %s  %s  %.0f GB  catalog %s  MIG %s%s\n", g.index, g.name.c_str(), g.uuid.c_str(),
+                  g.memory_total_bytes / 1073741824.0, g.model.empty() ? "(unknown)" : g.model.c_str(),
+                  g.mig_enabled ? "on" : "off", g.mig_pending ? " (change pending reset)" : "");
+      for (const auto& m : g.mig) {
+        std::printf("  %-11s %s  gi %u ci %u  %d SMs  %.0f GB\n", m.profile.c_str(), m.uuid.c_str(), m.gpu_instance_id,
+                    m.compute_instance_id, m.sm_count, m.memory_bytes / 1073741824.0);
+      }
+    }
+    return inv.gpus.empty() ? 1 : 0;
+  }
+  std::vector<const gpu::GpuModel*> gpus;
+  for (const auto& spec : gpu_specs) {
+    std::string model;
+    uint32_t n = 1;
+    if (auto err = gpu::parseGpus(spec, model, n); !err.empty()) {
+      std::cerr << "spillwayd gpu plan: --gpu: " << err << "\n";
+      return 2;
+    }
+    gpus.insert(gpus.end(), n, gpu::findModel(model));
+  }
+  std::vector<gpu::Demand> demands;
+  for (const auto& spec : demand_specs) {
+    gpu::Demand d;
+    if (auto err = gpu::parseDemand(spec, d); !err.empty()) {
+      std::cerr << "spillwayd gpu plan: --demand: " << err << "\n";
+      return 2;
+    }
+    demands.push_back(d);
+  }
+  if (demands.empty()) {
+    std::cerr << "spillwayd gpu plan: at least one --demand NAME:PRIORITY:MEMORY_GB:SHARE is needed\n";
+    return 2;
+  }
+  if (gpus.empty()) {
+    for (const auto& g : readLocal().gpus) {
+      if (const auto* m = gpu::findModel(g.model)) gpus.push_back(m);
+    }
+    if (gpus.empty()) {
+      std::cerr << "spillwayd gpu plan: no GPU here that the catalog knows; name them with --gpu MODEL[xN] ("
+                << gpu::modelNames() << ")\n";
+      return 2;
+    }
+  }
+  const gpu::Plan plan = gpu::plan(gpus, demands, static_cast<int>(alternatives));
+  std::cout << gpu::formatPlan(plan);
+  return plan.error.empty() ? 0 : 1;
+}
+
 int runEngine(int argc, char** argv) {
   po::options_description opts(
       "spillwayd: the Spillway engine, an OpenAI-compatible gateway for LLM inference servers\n\n"
-      "Usage: spillwayd [options]\n       spillwayd sim [options]   (a simulated LLM server; see spillwayd sim --help)\n\n"
+      "Usage: spillwayd [options]\n       spillwayd sim [options]   (a simulated LLM server; see spillwayd sim --help)\n"
+      "       spillwayd gpu list|plan   (GPUs and MIG layout planning, offline; see spillwayd gpu --help)\n\n"
       "Options");
   std::string config_file, listen, data_dir, check_file, control_listen;
   unsigned threads = 0;
@@ -262,5 +375,6 @@ int runEngine(int argc, char** argv) {
 int main(int argc, char** argv) {
   common::raiseOpenFileLimit();
   if (argc > 1 && std::string(argv[1]) == "sim") return runSim(argc - 1, argv + 1);
+  if (argc > 1 && std::string(argv[1]) == "gpu") return runGpu(argc - 1, argv + 1);
   return runEngine(argc, argv);
 }

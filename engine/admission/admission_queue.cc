@@ -45,9 +45,13 @@ uint32_t AdmissionQueue::drainSeconds() const {
   return static_cast<uint32_t>(std::clamp(std::ceil(n / rate), 1.0, 60.0));
 }
 
-AdmissionQueue::Tenant* AdmissionQueue::nextTenant(int cls) {
+AdmissionQueue::Tenant* AdmissionQueue::nextTenant(int cls, std::span<const void* const> blocked) {
   Tenant* best = nullptr;
   for (Tenant* t : classes_[cls].backlogged) {
+    if (!blocked.empty() &&
+        std::find(blocked.begin(), blocked.end(), t->waiting.front()->ask.pick.only.data()) != blocked.end()) {
+      continue;
+    }
     if (!best || t->counter < best->counter) best = t;
   }
   return best;
@@ -107,11 +111,19 @@ void AdmissionQueue::wakeAll(std::vector<WaiterPtr>& wake) {
 void AdmissionQueue::dispatchLocked(balance::Balancer& balancer, std::span<const upstream::BackendPtr> backends,
                                     std::vector<WaiterPtr>& wake) {
   for (int cls = 0; cls < kPriorities; ++cls) {
+    // Placements (GPU instances) whose slots are all taken: their waiters
+    // wait, others of the class (and of the classes below) still go.
+    std::vector<const void*> blocked;
     while (classes_[cls].size > 0) {
-      Tenant* t = nextTenant(cls);
+      Tenant* t = nextTenant(cls, blocked);
+      if (!t) break;
       WaiterPtr w = t->waiting.front();
       auto pick = balancer.pick(backends, w->ask.pick);
-      if (pick.outcome == balance::PickOutcome::kAllBusy) return;
+      if (pick.outcome == balance::PickOutcome::kAllBusy) {
+        if (w->ask.pick.only.empty()) return;  // the whole pool is busy
+        blocked.push_back(w->ask.pick.only.data());
+        continue;
+      }
       if (pick.outcome == balance::PickOutcome::kNoHealthyBackend) {
         // Everyone this request may still use is out. With backends it
         // already tried excluded, it has nowhere to go: let it report that.
@@ -201,8 +213,18 @@ common::Awaitable<AdmissionQueue::Ticket> AdmissionQueue::acquire(balance::Balan
     // of it: every request of the classes above, and in its own class about
     // its tenant's share — fairness serves the backlogged tenants in turn,
     // so a tenant with a long backlog waits for it, not for everyone's.
+    // A request placed on some GPU instances waits only behind the
+    // classes above that are placed on the same ones.
     size_t ahead = 0;
-    for (int c = 0; c < w->cls; ++c) ahead += classes_[c].size;
+    for (int c = 0; c < w->cls; ++c) {
+      if (ask.pick.only.empty()) {
+        ahead += classes_[c].size;
+        continue;
+      }
+      for (const Tenant* t : classes_[c].backlogged) {
+        for (const auto& o : t->waiting) ahead += o->ask.pick.only.data() == ask.pick.only.data() ? 1 : 0;
+      }
+    }
     {
       const Class& own = classes_[w->cls];
       auto it = own.tenants.find(std::string(ask.tenant));

@@ -140,8 +140,9 @@ class AdmissionQueue {
     size_t size = 0;
   };
 
-  // Under mu_: the next waiter (not removed), or null.
-  Tenant* nextTenant(int cls);
+  // Under mu_: the tenant whose front waiter goes next, skipping waiters
+  // whose placement is `blocked` (all its slots taken); null when none.
+  Tenant* nextTenant(int cls, std::span<const void* const> blocked = {});
   void remove(const WaiterPtr& w);                  // REQUIRES(mu_)
   void dispatchLocked(balance::Balancer& balancer, std::span<const upstream::BackendPtr> backends,
                       std::vector<WaiterPtr>& wake);  // REQUIRES(mu_)

@@ -79,6 +79,7 @@ absl::StatusOr<BalancerPtr> makeBalancer(std::string_view policy, uint64_t seed)
 
 bool eligible(const upstream::Backend& b, const PickContext& ctx) {
   if (b.effectiveWeight() == 0) return false;
+  if (!ctx.only.empty() && std::find(ctx.only.begin(), ctx.only.end(), &b) == ctx.only.end()) return false;
   return std::find(ctx.skip.begin(), ctx.skip.end(), &b) == ctx.skip.end();
 }
 

@@ -46,6 +46,8 @@ struct PickContext {
   std::span<const uint64_t> prefix_blocks;
   // Backends already tried for this request (failover): never picked again.
   std::span<const upstream::Backend* const> skip;
+  // GPU placement (gpu/placement): when not empty, only these backends.
+  std::span<const upstream::Backend* const> only;
 };
 
 // How a request ended, for policies that learn from outcomes.

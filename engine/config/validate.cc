@@ -8,6 +8,8 @@
 #include "common/sha256.h"
 #include "common/strings.h"
 #include "common/url.h"
+#include "gpu/catalog.h"
+#include "gpu/layout.h"
 #include "spillway/v1/options.pb.h"
 
 namespace spillway::config {
@@ -147,7 +149,9 @@ std::vector<ConfigError> validate(const v1::Config& c, const SourceMap* sources,
     ck.fail("upstream.load_metrics.path", common::strCat("must start with '/' or be \"none\", got \"", lp, "\""));
   }
 
-  if (c.backends_size() == 0) ck.fail("backends", "at least one backend is required");
+  if (c.backends_size() == 0 && c.gpu().workers_size() == 0) {
+    ck.fail("backends", "at least one backend is required (or gpu.workers to launch)");
+  }
 
   // Admission, keys, degradation.
   const auto& ll = c.admission().learned_limit();
@@ -197,6 +201,59 @@ std::vector<ConfigError> validate(const v1::Config& c, const SourceMap* sources,
   }
   for (int i = 0; i < cc.model_versions_size(); ++i) {
     if (cc.model_versions(i).model().empty()) ck.fail(common::strCat("cache.model_versions[", i, "].model"), "is required");
+  }
+
+  const auto& gc = c.gpu();
+  if (const auto& inv = gc.inventory(); !inv.empty() && inv != "auto" && inv != "nvml" && inv != "nvidia_smi" &&
+                                        inv != "declared" && inv != "off") {
+    ck.fail("gpu.inventory",
+            common::strCat("must be \"auto\", \"nvml\", \"nvidia_smi\", \"declared\" or \"off\", got \"", inv, "\""));
+  }
+  for (int i = 0; i < gc.gpus_size(); ++i) {
+    const auto& g = gc.gpus(i);
+    const std::string p = common::strCat("gpu.gpus[", i, "]");
+    const gpu::GpuModel* model = gpu::findModel(g.model());
+    if (!model) {
+      ck.fail(p + ".model", common::strCat("unknown GPU model \"", g.model(), "\"; expected one of: ", gpu::modelNames()));
+      continue;
+    }
+    const gpu::FirstFit fit = gpu::placeFirstFit(*model, {g.mig().begin(), g.mig().end()});
+    if (!fit.error.empty()) ck.fail(p + ".mig", fit.error);
+  }
+  std::set<std::string> worker_names;
+  for (int i = 0; i < gc.workers_size(); ++i) {
+    const auto& w = gc.workers(i);
+    const std::string p = common::strCat("gpu.workers[", i, "]");
+    if (w.name().empty()) ck.fail(p + ".name", "is required");
+    else if (!validName(w.name())) ck.fail(p + ".name", common::strCat("\"", w.name(), "\" may only hold letters, digits, '-', '_' and '.'"));
+    else if (!worker_names.insert(w.name()).second) ck.fail(p + ".name", common::strCat("duplicate worker group \"", w.name(), "\""));
+    if (w.command().empty()) ck.fail(p + ".command", "is required (e.g. \"vllm serve MODEL --port {port}\")");
+    else if (w.command().find("{port}") == std::string::npos) {
+      ck.fail(p + ".command", "must pass {port} to the server (the launcher picks each worker's port)");
+    }
+    if (w.models_size() == 0) ck.fail(p + ".models", "at least one model is required");
+    if (!w.health_path().empty() && w.health_path().front() != '/') ck.fail(p + ".health_path", "must start with '/'");
+    for (int e = 0; e < w.env_size(); ++e) {
+      const auto& env = w.env(e);
+      if (env.find('=') == std::string::npos || env.front() == '=') {
+        ck.fail(common::strCat(p, ".env[", e, "]"), common::strCat("must be NAME=value, got \"", env, "\""));
+      }
+    }
+    if (w.max_restart_backoff_ms() && w.restart_backoff_ms() > w.max_restart_backoff_ms()) {
+      ck.fail(p + ".restart_backoff_ms", "must not exceed max_restart_backoff_ms");
+    }
+  }
+  {
+    const auto& pl = gc.placement();
+    for (const auto& [name, list] : {std::pair{"critical", &pl.critical()}, std::pair{"standard", &pl.standard()},
+                                     std::pair{"sheddable", &pl.sheddable()}, std::pair{"long", &pl.long_()}}) {
+      for (int i = 0; i < list->size(); ++i) {
+        if (list->Get(i).empty()) ck.fail(common::strCat("gpu.placement.", name, "[", i, "]"), "must not be empty");
+      }
+    }
+    if ((pl.long_max_tokens() || pl.long_prompt_tokens()) && pl.long__size() == 0) {
+      ck.fail("gpu.placement.long", "long_max_tokens / long_prompt_tokens need the instances long requests go to");
+    }
   }
 
   for (int i = 0; i < c.pools_size(); ++i) {

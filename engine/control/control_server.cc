@@ -114,6 +114,8 @@ class Service final : public v1::ControlPlane::CallbackService {
   SPILLWAY_UNARY(PinDegradation, PinDegradationRequest, AdmissionState, Role::kOperator, c.pinDegradation(*req))
   SPILLWAY_UNARY(GetCache, GetCacheRequest, CacheState, Role::kViewer, c.getCache())
   SPILLWAY_UNARY(LookupCache, LookupCacheRequest, CacheLookup, Role::kViewer, c.lookupCache(*req))
+  SPILLWAY_UNARY(ListGpus, ListGpusRequest, GpuState, Role::kViewer, c.listGpus())
+  SPILLWAY_UNARY(PlanLayout, PlanLayoutRequest, PlanLayoutResponse, Role::kViewer, c.planLayout(*req))
   SPILLWAY_UNARY(PurgeCache, PurgeCacheRequest, PurgeCacheResponse, Role::kOperator, c.purgeCache(*req))
 #undef SPILLWAY_UNARY
 

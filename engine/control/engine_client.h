@@ -43,6 +43,8 @@ class EngineClient {
   virtual absl::StatusOr<v1::CacheState> getCache() = 0;
   virtual absl::StatusOr<v1::CacheLookup> lookupCache(const v1::LookupCacheRequest& request) = 0;
   virtual absl::StatusOr<v1::PurgeCacheResponse> purgeCache(const v1::PurgeCacheRequest& request) = 0;
+  virtual absl::StatusOr<v1::GpuState> listGpus() = 0;
+  virtual absl::StatusOr<v1::PlanLayoutResponse> planLayout(const v1::PlanLayoutRequest& request) = 0;
 };
 
 using EngineClientPtr = std::unique_ptr<EngineClient>;

@@ -238,6 +238,14 @@ absl::StatusOr<v1::CacheState> GrpcEngineClient::getCache() {
   return impl_->unary<v1::GetCacheRequest, v1::CacheState>(v1::GetCacheRequest{}, &Stub::GetCache);
 }
 
+absl::StatusOr<v1::GpuState> GrpcEngineClient::listGpus() {
+  return impl_->unary<v1::ListGpusRequest, v1::GpuState>(v1::ListGpusRequest{}, &Stub::ListGpus);
+}
+
+absl::StatusOr<v1::PlanLayoutResponse> GrpcEngineClient::planLayout(const v1::PlanLayoutRequest& request) {
+  return impl_->unary<v1::PlanLayoutRequest, v1::PlanLayoutResponse>(request, &Stub::PlanLayout);
+}
+
 absl::StatusOr<v1::CacheLookup> GrpcEngineClient::lookupCache(const v1::LookupCacheRequest& request) {
   return impl_->unary<v1::LookupCacheRequest, v1::CacheLookup>(request, &Stub::LookupCache);
 }

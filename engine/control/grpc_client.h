@@ -46,6 +46,8 @@ class GrpcEngineClient final : public EngineClient {
   absl::StatusOr<v1::CacheState> getCache() override;
   absl::StatusOr<v1::CacheLookup> lookupCache(const v1::LookupCacheRequest& request) override;
   absl::StatusOr<v1::PurgeCacheResponse> purgeCache(const v1::PurgeCacheRequest& request) override;
+  absl::StatusOr<v1::GpuState> listGpus() override;
+  absl::StatusOr<v1::PlanLayoutResponse> planLayout(const v1::PlanLayoutRequest& request) override;
   absl::StatusOr<v1::HistorySeries> queryHistory(const v1::QueryHistoryRequest& request) override;
   absl::StatusOr<v1::AuditEventList> listAuditEvents(const v1::ListAuditEventsRequest& request) override;
 

@@ -6,6 +6,7 @@
 #include "config/config_loader.h"
 #include "config/diff.h"
 #include "config/validate.h"
+#include "control/gpu_messages.h"
 
 namespace spillway::control {
 
@@ -248,6 +249,9 @@ absl::StatusOr<v1::MetricsSnapshot> LocalEngineClient::snapshot() {
   if (out.cache().tiers_size() > 2 && out.cache().tiers(2).enabled()) {
     addFigure(out, "cache_redis_hit_ratio", "Cache hits: Redis", ratio(s.cache_tier_hit_ratio[2]), "%");
   }
+  // GPUs: the busiest one's utilisation feeds the console's GPU alert.
+  *out.mutable_gpu() = gpuState(engine_.gpus());
+  if (auto peak = peakGpuUtilisation(out.gpu())) addFigure(out, "gpu_utilisation", "GPU utilisation", *peak, "%");
   addFigure(out, "coalesced_per_second", "Coalesced", s.coalesced_per_second, "req/s");
   return out;
 }
@@ -386,6 +390,12 @@ absl::StatusOr<v1::PurgeCacheResponse> LocalEngineClient::purgeCache(const v1::P
   out.set_purged(*n);
   *out.mutable_cache() = cacheState(engine_);
   return out;
+}
+
+absl::StatusOr<v1::GpuState> LocalEngineClient::listGpus() { return gpuState(engine_.gpus()); }
+
+absl::StatusOr<v1::PlanLayoutResponse> LocalEngineClient::planLayout(const v1::PlanLayoutRequest& request) {
+  return control::planLayout(request, *engine_.gpuInventory());
 }
 
 absl::StatusOr<v1::AdmissionState> LocalEngineClient::pinDegradation(const v1::PinDegradationRequest& request) {

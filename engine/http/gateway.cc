@@ -772,6 +772,7 @@ common::Awaitable<bool> Gateway::forward(Worker& w, common::TcpStream& client, c
     pc.has_hash_key = ctx.has_hash_key;
     pc.prefix_blocks = ctx.prefix_blocks;
     pc.skip = ctx.tried;
+    pc.only = ctx.placement;
     balance::PickResult pick;
     if (admit) {
       // The gateway queue: a slot now, a wait for one, or a drop. An

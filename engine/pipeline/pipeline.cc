@@ -5,6 +5,7 @@
 #include "admission/feedback.h"
 #include "admission/rate_limit.h"
 #include "cache/cache_stage.h"
+#include "gpu/placement.h"
 #include "pipeline/affinity.h"
 #include "pipeline/identify.h"
 #include "pipeline/route.h"
@@ -12,7 +13,8 @@
 namespace spillway::pipeline {
 
 std::vector<StagePtr> buildStages(const v1::Config& config, std::shared_ptr<admission::RateLimiter> limiter,
-                                  std::shared_ptr<cache::ResponseCache> cache) {
+                                  std::shared_ptr<cache::ResponseCache> cache,
+                                  std::shared_ptr<const gpu::Placement> placement) {
   std::vector<StagePtr> stages;
   stages.push_back(std::make_unique<IdentifyStage>());
   stages.push_back(std::make_unique<admission::AuthenticateStage>(config));
@@ -20,6 +22,7 @@ std::vector<StagePtr> buildStages(const v1::Config& config, std::shared_ptr<admi
   if (limiter && !limiter->empty()) stages.push_back(std::make_unique<admission::RateLimitStage>(std::move(limiter)));
   if (cache) stages.push_back(std::make_unique<cache::CacheStage>(std::move(cache), cache::settingsFrom(config.cache())));
   stages.push_back(std::make_unique<admission::DegradeStage>(config));
+  if (placement) stages.push_back(std::make_unique<gpu::PlacementStage>(std::move(placement)));
   stages.push_back(std::make_unique<AffinityStage>());
   return stages;
 }

@@ -11,6 +11,10 @@
 #include "admission/rate_limit.h"
 #include "pipeline/route_table.h"
 
+namespace spillway::gpu {
+class Placement;
+}
+
 namespace spillway::pipeline {
 
 // The stages, in the order a request meets them:
@@ -21,7 +25,8 @@ namespace spillway::pipeline {
 // `limits`); rate_limit is left out when it limits nothing, cache when
 // there is no cache.
 std::vector<StagePtr> buildStages(const v1::Config& config, std::shared_ptr<admission::RateLimiter> limiter,
-                                  std::shared_ptr<cache::ResponseCache> cache);
+                                  std::shared_ptr<cache::ResponseCache> cache,
+                                  std::shared_ptr<const gpu::Placement> placement = nullptr);
 
 // Admission's settings from config, for the queues and learned limits the
 // engine keeps across applies.

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -78,6 +79,9 @@ struct RequestContext {
   // --- routing -----------------------------------------------------------
   const RouteTable* routes = nullptr;
   const PoolRoute* pool = nullptr;
+  // GPU placement: the backends this request may use (empty: any of the
+  // pool's); owned by the routing snapshot (gpu/placement).
+  std::span<const upstream::Backend* const> placement;
   uint64_t hash_key = 0;  // affinity key for consistent_hash
   bool has_hash_key = false;
   upstream::BackendPtr backend;                  // the backend of the current / last attempt

@@ -17,6 +17,7 @@
 #include "admission/rate_limit.h"
 #include "balance/balancer.h"
 #include "cache/response_cache.h"
+#include "gpu/placement.h"
 #include "pipeline/completion.h"
 #include "pipeline/retry_budget.h"
 #include "pipeline/stage.h"
@@ -65,6 +66,8 @@ struct RouteTable {
   // The response cache (null when cache.disabled); the engine's, shared by
   // every table.
   std::shared_ptr<cache::ResponseCache> cache;
+  // GPU placement by class and request length (null: none configured).
+  std::shared_ptr<const gpu::Placement> placement;
   // Told when each request ends, after the gateway's own metrics.
   std::vector<CompletionObserverPtr> observers;
 

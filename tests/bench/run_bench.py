@@ -14,12 +14,15 @@ Runs, in one go and on loopback only:
   cache      L1 hits vs misses vs nginx, disk-tier lookups with 1 M entries, a
              burst of identical requests, a Zipf workload on a busy fleet with
              the cache on and off (tests/bench/cache.py)
+  gpu        a declared A100 unpartitioned vs the article's 7 x 1g layout with
+             placement, sim workers launched by spillwayd; the layout planner's
+             time on 8 GPUs (tests/bench/gpu.py)
 
 Writes every raw report (JSON) and summary.json / summary.md into --out.
 Usage: tests/bench/run_bench.py [--build build/release] [--out bench-results]
                                 [--rounds 3] [--seconds 2] [--smoke] [--throughput-only]
                                 [--baseline-build DIR] [--balancing-only] [--busy-fleet-only]
-                                [--cache-only]
+                                [--cache-only] [--gpu-only]
 --smoke runs everything with a tiny load and checks that the JSON is sane
 (CTest runs it so the suite cannot rot); it asserts nothing about speed.
 """
@@ -197,6 +200,7 @@ def main():
     ap.add_argument("--balancing-only", action="store_true", help="only the balancing benchmarks")
     ap.add_argument("--busy-fleet-only", action="store_true", help="only the busy-fleet (admission) benchmark")
     ap.add_argument("--cache-only", action="store_true", help="only the response-cache benchmarks")
+    ap.add_argument("--gpu-only", action="store_true", help="only the GPU (MIG placement, planner) benchmark")
     args = ap.parse_args()
     if args.smoke:
         args.rounds, args.seconds = 1, 0.3
@@ -216,7 +220,7 @@ def main():
                "commit": git_commit(), "smoke": args.smoke, "rounds": args.rounds, "seconds_per_run": args.seconds}
     try:
         only = ("balancing" if args.balancing_only else "busy_fleet" if args.busy_fleet_only
-                else "cache" if args.cache_only else None)
+                else "cache" if args.cache_only else "gpu" if args.gpu_only else None)
         if only:
             # One suite on its own: <name>.json and <name>.md in --out.
             import importlib
@@ -288,6 +292,8 @@ backends:
         summary["busy_fleet"] = busy_fleet.run_all(b, procs, workdir, args)
         import cache
         summary["cache"] = cache.run_all(b, procs, workdir, args)
+        import gpu
+        summary["gpu"] = gpu.run_all(b, procs, workdir, args)
     finally:
         procs.stop_all()
         shutil.rmtree(workdir, ignore_errors=True)
@@ -296,8 +302,9 @@ backends:
     import balancing
     import busy_fleet
     import cache
+    import gpu
     md = (markdown(summary) + balancing.markdown(summary["balancing"]) + busy_fleet.markdown(summary["busy_fleet"]) +
-          cache.markdown(summary["cache"]))
+          cache.markdown(summary["cache"]) + gpu.markdown(summary["gpu"]))
     (b.out / "summary.md").write_text(md)
     print(md)
     if args.smoke:
@@ -305,6 +312,7 @@ backends:
         balancing.check_sane(summary["balancing"])
         busy_fleet.check_sane(summary["busy_fleet"])
         cache.check_sane(summary["cache"])
+        gpu.check_sane(summary["gpu"])
         print("smoke: JSON sane")
 
 

@@ -1,0 +1,112 @@
+// The engine's GPU side: reads the inventory (NVML, `nvidia-smi -L` or the
+// declared GPUs) now and on an interval, runs the workers gpu.workers asks
+// for through the Launcher, turns them into backends, and reports GPUs,
+// instances and workers with what runs on them (status, metrics).
+#pragma once
+
+#include <condition_variable>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "gpu/inventory.h"
+#include "gpu/launcher.h"
+#include "metrics/registry.h"
+#include "spillway/v1/config.pb.h"
+
+namespace spillway::gpu {
+
+class Nvml;
+
+// A backend as the GPU view needs it (the engine fills these from its
+// routing table).
+struct BoundBackend {
+  std::string name;
+  std::string gpu;                   // its `gpu` field
+  int64_t in_flight = 0;
+  int64_t capacity = 0;              // its concurrency limit; 0 none known
+  int64_t queued = 0;                // requests waiting in queues that may place on it
+  std::vector<std::string> classes;  // priority classes placed on it ("long" too)
+};
+
+struct InstanceStatus {
+  MigDevice mig;
+  std::vector<std::string> backends;
+  std::vector<std::string> classes;
+  int64_t in_flight = 0, capacity = 0, queued = 0;
+  double utilization = -1;
+};
+
+struct GpuStatus {
+  struct Gpu {
+    GpuDevice device;                  // `mig` left empty: see instances
+    std::vector<InstanceStatus> instances;
+    std::vector<std::string> backends;  // bound to the whole GPU
+    int64_t in_flight = 0, capacity = 0, queued = 0;
+  };
+  std::string source, detail;
+  int64_t read_ms = 0;
+  std::vector<Gpu> gpus;
+  std::vector<WorkerState> workers;
+};
+
+// The declared GPUs of `cfg` as an inventory (validated config: models and
+// layouts are known to fit).
+Inventory declaredInventory(const v1::Gpu& cfg);
+
+// `config` with the workers' backends added: each joins the pool of each of
+// its models (a pool is created where none serves it).
+v1::Config withWorkerBackends(const v1::Config& config, const std::vector<v1::Backend>& workers);
+
+class GpuManager {
+ public:
+  struct Options {
+    std::string nvml_library = "libnvidia-ml.so.1";
+    std::string spillwayd_path;  // {spillwayd}; default: this binary if it is spillwayd, else one beside it
+    std::string log_dir;         // worker logs (NAME.log); "" discards them
+  };
+  GpuManager(metrics::Registry& registry, Options options);
+  ~GpuManager();  // stops the poller and every worker
+  GpuManager(const GpuManager&) = delete;
+  GpuManager& operator=(const GpuManager&) = delete;
+
+  // Takes `cfg` (validated, defaults applied): reads the inventory now,
+  // starts or stops workers to match, restarts the poller.
+  void configure(const v1::Config& cfg);
+  std::shared_ptr<const Inventory> inventory() const;
+  // The backends the workers serve as (stable names and ports across
+  // applies while their group and instance stay).
+  std::vector<v1::Backend> workerBackends() const;
+  std::vector<WorkerState> workers() const { return launcher_.states(); }
+  // The GPUs with what runs on them now.
+  GpuStatus status() const;
+  // Where status() learns about backends (the engine's routing table).
+  void setBackendView(std::function<std::vector<BoundBackend>()> view);
+
+ private:
+  Inventory read(const v1::Gpu& cfg);  // one read from the configured source
+  void poll();
+
+  Options options_;
+  mutable std::mutex mu_;
+  v1::Gpu cfg_;                                   // GUARDED_BY(mu_)
+  std::shared_ptr<const Inventory> inventory_;    // GUARDED_BY(mu_)
+  int64_t read_ms_ = 0;                           // GUARDED_BY(mu_)
+  std::vector<v1::Backend> worker_backends_;      // GUARDED_BY(mu_)
+  std::map<std::string, uint16_t> ports_;         // GUARDED_BY(mu_): worker name -> port
+  std::function<std::vector<BoundBackend>()> view_;  // GUARDED_BY(mu_)
+  std::unique_ptr<Nvml> nvml_;                    // GUARDED_BY(mu_): opened once, on first use
+  bool nvml_tried_ = false;                       // GUARDED_BY(mu_)
+  Launcher launcher_;
+  std::condition_variable cv_;
+  bool stop_ = false;                             // GUARDED_BY(mu_)
+  uint64_t generation_ = 0;                       // GUARDED_BY(mu_): bumps on configure
+  std::thread poller_;
+  std::vector<metrics::Registry::Registration> gauges_;
+};
+
+}  // namespace spillway::gpu

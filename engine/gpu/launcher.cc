@@ -1,0 +1,290 @@
+#include "gpu/launcher.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstring>
+
+extern char** environ;
+
+namespace spillway::gpu {
+
+namespace {
+
+int64_t wallMs(Launcher::Clock::time_point t) {
+  const auto delta = t - Launcher::Clock::now();
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch() +
+                                                               delta)
+      .count();
+}
+
+// GET `path` on 127.0.0.1:`port`: whether the answer's status is 200.
+// Bounded: each step waits at most `timeout`.
+bool probe(uint16_t port, const std::string& path, int timeout_ms) {
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bool ok = false;
+  auto wait = [&](short events) {
+    pollfd p{fd, events, 0};
+    return poll(&p, 1, timeout_ms) == 1 && (p.revents & events) != 0;
+  };
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 || errno == EINPROGRESS) {
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (wait(POLLOUT) && getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err == 0) {
+      const std::string req = "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+      if (send(fd, req.data(), req.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(req.size()) && wait(POLLIN)) {
+        char buf[64] = {};
+        const ssize_t n = recv(fd, buf, sizeof buf - 1, 0);
+        ok = n >= 12 && std::strncmp(buf, "HTTP/1.", 7) == 0 && std::strncmp(buf + 9, "200", 3) == 0;
+      }
+    }
+  }
+  close(fd);
+  return ok;
+}
+
+}  // namespace
+
+Launcher::Launcher() : thread_([this] { run(); }) {}
+
+Launcher::~Launcher() {
+  std::vector<pid_t> pids;
+  {
+    std::lock_guard lock(mu_);
+    stop_ = true;
+    for (auto& [name, w] : workers_) {
+      if (w.pid > 0) pids.push_back(w.pid);
+      w.pid = 0;
+    }
+  }
+  cv_.notify_all();
+  thread_.join();
+  for (pid_t p : pids) stopProcess(p);
+}
+
+void Launcher::setStopGrace(std::chrono::milliseconds grace) {
+  std::lock_guard lock(mu_);
+  grace_ = grace;
+}
+
+uint16_t Launcher::freePort() {
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return 0;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  uint16_t port = 0;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
+      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
+    port = ntohs(addr.sin_port);
+  }
+  close(fd);
+  return port;
+}
+
+void Launcher::spawn(Worker& w) {
+  // Everything the child needs is built before fork: after it, only
+  // async-signal-safe calls.
+  std::vector<std::string> env_strings;
+  for (char** e = environ; *e; ++e) {
+    bool overridden = false;
+    for (const auto& add : w.spec.env) {
+      const size_t eq = add.find('=');
+      if (eq != std::string::npos && std::strncmp(*e, add.c_str(), eq + 1) == 0) overridden = true;
+    }
+    if (!overridden) env_strings.emplace_back(*e);
+  }
+  for (const auto& add : w.spec.env) env_strings.push_back(add);
+  std::vector<char*> envp;
+  for (auto& s : env_strings) envp.push_back(s.data());
+  envp.push_back(nullptr);
+  // A simple command replaces the shell (exec), so signals and the
+  // engine's death (PR_SET_PDEATHSIG) reach the server itself; a compound
+  // one runs under the shell, and its process group is killed as a whole.
+  const bool simple = w.spec.command.find_first_of(";&|()\n`") == std::string::npos;
+  std::string sh = "/bin/sh", dash_c = "-c", cmd = simple ? "exec " + w.spec.command : w.spec.command;
+  char* argv[] = {sh.data(), dash_c.data(), cmd.data(), nullptr};
+  const std::string log = w.spec.log_path.empty() ? "/dev/null" : w.spec.log_path;
+  const pid_t parent = getpid();
+
+  const pid_t pid = fork();
+  if (pid == 0) {
+    setpgid(0, 0);
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (getppid() != parent) _exit(127);  // the engine died before prctl
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, nullptr);  // the engine blocks its stop signals; the worker must not
+    const int in = open("/dev/null", O_RDONLY);
+    const int out = open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
+    if (in >= 0) dup2(in, 0);
+    if (out >= 0) {
+      dup2(out, 1);
+      dup2(out, 2);
+    }
+    execve("/bin/sh", argv, envp.data());
+    _exit(127);
+  }
+  w.started = Clock::now();
+  w.last_probe = {};
+  if (pid < 0) {
+    w.pid = 0;
+    w.state = "exited";
+    w.last_error = std::string("fork failed: ") + std::strerror(errno);
+    w.next_restart = Clock::now() + w.backoff;
+    return;
+  }
+  setpgid(pid, pid);  // also here: no race with the first kill
+  w.pid = pid;
+  w.state = "starting";
+}
+
+void Launcher::reap(Worker& w, int status) {
+  // Whatever the shell left in the worker's process group goes with it
+  // (a server it forked would hold the port the restart needs).
+  kill(-w.pid, SIGKILL);
+  w.pid = 0;
+  if (w.state != "unhealthy") {
+    w.last_error = WIFEXITED(status) ? "exited with status " + std::to_string(WEXITSTATUS(status))
+                   : WIFSIGNALED(status) ? "killed by signal " + std::to_string(WTERMSIG(status))
+                                         : "ended";
+    w.state = "exited";
+  }
+  w.next_restart = Clock::now() + w.backoff;
+  w.backoff = std::min(w.backoff * 2, w.spec.max_backoff);
+}
+
+void Launcher::stopProcess(pid_t pid) {
+  std::chrono::milliseconds grace;
+  {
+    std::lock_guard lock(mu_);
+    grace = grace_;
+  }
+  // A pidfd becomes readable when the process exits: wait on it with the
+  // grace as timeout (waitpid has none).
+  const int pidfd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
+  kill(-pid, SIGTERM);
+  if (pidfd >= 0) {
+    pollfd p{pidfd, POLLIN, 0};
+    poll(&p, 1, static_cast<int>(grace.count()));
+    close(pidfd);
+  }
+  kill(-pid, SIGKILL);  // still there after the grace, or anything the shell left behind
+  int status = 0;
+  waitpid(pid, &status, 0);
+}
+
+void Launcher::setWorkers(std::vector<WorkerSpec> specs) {
+  std::vector<pid_t> stopping;
+  {
+    std::lock_guard lock(mu_);
+    std::map<std::string, WorkerSpec> wanted;
+    for (auto& s : specs) wanted[s.name] = std::move(s);
+    for (auto it = workers_.begin(); it != workers_.end();) {
+      auto w = wanted.find(it->first);
+      if (w != wanted.end() && w->second == it->second.spec) {
+        wanted.erase(w);
+        ++it;
+        continue;
+      }
+      if (it->second.pid > 0) stopping.push_back(it->second.pid);
+      it = workers_.erase(it);
+    }
+    for (auto& [name, spec] : wanted) {
+      Worker w;
+      w.spec = std::move(spec);
+      w.backoff = w.spec.backoff;
+      auto [it, fresh] = workers_.emplace(name, std::move(w));
+      spawn(it->second);
+    }
+  }
+  cv_.notify_all();
+  for (pid_t p : stopping) stopProcess(p);
+}
+
+std::vector<WorkerState> Launcher::states() const {
+  std::lock_guard lock(mu_);
+  std::vector<WorkerState> out;
+  for (const auto& [name, w] : workers_) {
+    WorkerState s{name, w.spec.instance, w.state, w.pid, w.spec.port, w.restarts, w.last_error, 0};
+    if (w.pid == 0 && (w.state == "exited" || w.state == "unhealthy")) s.next_restart_ms = wallMs(w.next_restart);
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+void Launcher::run() {
+  constexpr auto kTick = std::chrono::milliseconds(50);
+  constexpr auto kProbeEvery = std::chrono::milliseconds(200);
+  constexpr auto kHealthyResets = std::chrono::seconds(60);
+  std::unique_lock lock(mu_);
+  while (!stop_) {
+    cv_.wait_for(lock, kTick, [this] { return stop_; });
+    if (stop_) break;
+    const auto now = Clock::now();
+    struct Probe {
+      std::string name;
+      pid_t pid;
+      uint16_t port;
+      std::string path;
+    };
+    std::vector<Probe> probes;
+    std::vector<pid_t> kills;
+    for (auto& [name, w] : workers_) {
+      if (w.pid > 0) {
+        int status = 0;
+        if (waitpid(w.pid, &status, WNOHANG) == w.pid) {
+          reap(w, status);
+          continue;
+        }
+        if (w.state == "starting") {
+          if (now - w.started > w.spec.start_timeout) {
+            w.state = "unhealthy";
+            w.last_error = "no 200 from " + w.spec.health_path + " within " +
+                           std::to_string(w.spec.start_timeout.count()) + " ms";
+            kills.push_back(w.pid);
+          } else if (now - w.last_probe >= kProbeEvery) {
+            w.last_probe = now;
+            probes.push_back({name, w.pid, w.spec.port, w.spec.health_path});
+          }
+        } else if (w.state == "healthy" && now - w.healthy_since > kHealthyResets) {
+          w.backoff = w.spec.backoff;
+        }
+      } else if ((w.state == "exited" || w.state == "unhealthy") && now >= w.next_restart) {
+        ++w.restarts;
+        spawn(w);
+      }
+    }
+    if (probes.empty() && kills.empty()) continue;
+    lock.unlock();
+    for (pid_t p : kills) kill(-p, SIGKILL);  // reaped on the next tick
+    std::vector<std::pair<std::string, pid_t>> healthy;
+    for (const auto& p : probes) {
+      if (probe(p.port, p.path, 200)) healthy.push_back({p.name, p.pid});
+    }
+    lock.lock();
+    for (const auto& [name, pid] : healthy) {
+      auto it = workers_.find(name);
+      if (it == workers_.end() || it->second.pid != pid || it->second.state != "starting") continue;
+      it->second.state = "healthy";
+      it->second.healthy_since = Clock::now();
+      it->second.last_error.clear();
+    }
+  }
+}
+
+}  // namespace spillway::gpu

@@ -1,0 +1,93 @@
+// Launches and supervises one inference server per GPU instance: the
+// configured command runs under /bin/sh with CUDA_VISIBLE_DEVICES set to
+// the instance, in its own process group; the launcher polls its health
+// path until it answers 200 (then the engine's health checker takes over),
+// restarts it with doubling back-off when it exits or never becomes
+// healthy (killing what is left of its process group first), and drains it (SIGTERM, then SIGKILL after a grace) when it is
+// no longer wanted or the engine stops. A dying engine takes its workers
+// with it (PR_SET_PDEATHSIG).
+//
+// One supervisor thread; every public method is thread-safe.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace spillway::gpu {
+
+struct WorkerSpec {
+  std::string name;        // the backend it becomes (unique)
+  std::string instance;    // MIG or GPU UUID it runs on
+  std::string command;     // placeholders already expanded
+  std::vector<std::string> env;  // NAME=value, added to the engine's environment
+  uint16_t port = 0;
+  std::string health_path = "/health";
+  std::chrono::milliseconds start_timeout{300000};
+  std::chrono::milliseconds backoff{1000};
+  std::chrono::milliseconds max_backoff{60000};
+  std::string log_path;    // stdout and stderr; "" discards them
+  bool operator==(const WorkerSpec&) const = default;
+};
+
+struct WorkerState {
+  std::string name;
+  std::string instance;
+  std::string state;       // starting, healthy, unhealthy, exited, stopped
+  pid_t pid = 0;
+  uint16_t port = 0;
+  uint32_t restarts = 0;
+  std::string last_error;
+  int64_t next_restart_ms = 0;  // wall clock, while backing off
+};
+
+class Launcher {
+ public:
+  using Clock = std::chrono::steady_clock;
+  Launcher();
+  ~Launcher();  // stops every worker
+  Launcher(const Launcher&) = delete;
+  Launcher& operator=(const Launcher&) = delete;
+
+  // The workers wanted now: new ones start, changed ones restart, the rest
+  // are stopped (this call waits for them to exit, up to the grace).
+  void setWorkers(std::vector<WorkerSpec> specs);
+  std::vector<WorkerState> states() const;
+  // Grace between SIGTERM and SIGKILL when stopping. Default 5 s.
+  void setStopGrace(std::chrono::milliseconds grace);
+
+  // A port the kernel picked on 127.0.0.1 (free when asked; the worker
+  // binds it a moment later).
+  static uint16_t freePort();
+
+ private:
+  struct Worker {
+    WorkerSpec spec;
+    std::string state = "starting";
+    pid_t pid = 0;
+    uint32_t restarts = 0;
+    std::string last_error;
+    Clock::time_point started{}, healthy_since{}, next_restart{}, last_probe{};
+    std::chrono::milliseconds backoff{0};
+  };
+  void run();
+  void spawn(Worker& w);                  // REQUIRES(mu_)
+  void reap(Worker& w, int status);       // REQUIRES(mu_)
+  void stopProcess(pid_t pid);            // without mu_
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::map<std::string, Worker> workers_;  // GUARDED_BY(mu_), by name
+  std::chrono::milliseconds grace_{5000};  // GUARDED_BY(mu_)
+  bool stop_ = false;                      // GUARDED_BY(mu_)
+  std::thread thread_;
+};
+
+}  // namespace spillway::gpu

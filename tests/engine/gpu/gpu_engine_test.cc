@@ -1,0 +1,235 @@
+#include "gpu_engine_test.h"
+
+#include <QtTest>
+
+#include <signal.h>
+
+#include <set>
+
+#include "common/sha256.h"
+#include "config/config_loader.h"
+#include "control/local_client.h"
+#include "engine.h"
+#include "gpu/launcher.h"
+#include "support/test_config.h"
+#include "support/test_http.h"
+
+using namespace spillway;
+using namespace spillway::testing;
+using namespace std::chrono_literals;
+
+namespace {
+
+std::string workerCommand() {
+  return std::string(SPILLWAYD_PATH) + " sim --listen 127.0.0.1:{port} --model {model} --profile instant --threads 1";
+}
+
+std::string backendOf(uint16_t port, const std::string& body, const Headers& headers) {
+  Headers h{{"Content-Type", "application/json"}};
+  h.insert(h.end(), headers.begin(), headers.end());
+  HttpResult r = httpRequest(port, "POST", "/v1/chat/completions", body, h);
+  if (r.status != 200) return "status " + std::to_string(r.status) + ": " + r.body;
+  return r.headers["x-spillway-backend"];
+}
+
+std::optional<gpu::WorkerState> worker(const gpu::GpuStatus& s, const std::string& name) {
+  for (const auto& w : s.workers) {
+    if (w.name == name) return w;
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+void GpuEngineTest::workersServeTheirInstancesAndClassesStayOnTheirSlices() {
+  const std::string yaml = std::string(R"(
+server: {listen: "127.0.0.1:0", threads: 2}
+limits:
+  keys:
+    - {name: ops, sha256: )") + common::sha256Hex("crit-token") + R"(, priority: critical}
+backends:
+  - {name: other, url: "sim://other", models: [other], sim: {profile: instant}}
+gpu:
+  inventory: declared
+  gpus:
+    - model: A100-80GB
+      mig: [3g.40gb, 1g.10gb, 1g.10gb, 1g.10gb]
+  placement:
+    critical: [3g.40gb]
+    sheddable: [1g.10gb]
+    long_max_tokens: 500
+    long: [MIG-declared-0-3]
+  workers:
+    - name: w
+      command: ")" + workerCommand() + R"("
+      models: [m]
+      health_path: /healthz
+      start_timeout_ms: 30000
+      restart_backoff_ms: 100
+)";
+  auto started = Engine::start(configFromYaml(yaml), EngineOptions{"", "test", false});
+  QVERIFY2(started.ok(), std::string(started.status().message()).c_str());
+  auto engine = std::move(*started);
+  const std::vector<std::string> names = {"w-g0-0", "w-g0-1", "w-g0-2", "w-g0-3"};
+  QVERIFY(waitFor(
+      [&] {
+        const auto s = engine->gpus();
+        if (s.workers.size() != names.size()) return false;
+        for (const auto& w : s.workers) {
+          if (w.state != "healthy") return false;
+        }
+        return true;
+      },
+      30s));
+  // The engine's view: one GPU, four instances, each with its worker's backend.
+  gpu::GpuStatus status = engine->gpus();
+  QCOMPARE(status.source, std::string("declared"));
+  QCOMPARE(status.gpus.size(), size_t(1));
+  QCOMPARE(status.gpus[0].instances.size(), size_t(4));
+  QCOMPARE(status.gpus[0].instances[0].mig.profile, std::string("3g.40gb"));
+  QCOMPARE(status.gpus[0].instances[0].backends, std::vector<std::string>{"w-g0-0"});
+  QCOMPARE(status.gpus[0].instances[0].classes, std::vector<std::string>{"critical"});
+  QCOMPARE(status.gpus[0].instances[3].classes, (std::vector<std::string>{"long", "sheddable"}));
+  QCOMPARE(status.gpus[0].instances[3].mig.start, 6u);
+
+  const uint16_t port = engine->port();
+  const std::string short_body = R"({"model":"m","messages":[{"role":"user","content":"hi"}],"max_tokens":8})";
+  const std::string long_body = R"({"model":"m","messages":[{"role":"user","content":"hi"}],"max_tokens":600})";
+  const Headers critical{{"Authorization", "Bearer crit-token"}};
+  const Headers sheddable{{"x-spillway-priority", "sheddable"}};
+  std::set<std::string> seen_critical, seen_sheddable, seen_long, seen_standard;
+  for (int i = 0; i < 24; ++i) {
+    seen_critical.insert(backendOf(port, short_body, critical));
+    seen_sheddable.insert(backendOf(port, short_body, sheddable));
+    seen_long.insert(backendOf(port, long_body, sheddable));
+    seen_long.insert(backendOf(port, long_body, critical));
+    seen_standard.insert(backendOf(port, short_body, {}));
+  }
+  QCOMPARE(seen_critical, std::set<std::string>{"w-g0-0"});
+  QCOMPARE(seen_sheddable, (std::set<std::string>{"w-g0-1", "w-g0-2", "w-g0-3"}));
+  QCOMPARE(seen_long, std::set<std::string>{"w-g0-3"});
+  QVERIFY2(seen_standard.size() >= 2, "standard has no placement: any instance");  // least_outstanding spreads
+  for (const auto& b : seen_standard) QVERIFY2(b.rfind("w-g0-", 0) == 0, b.c_str());
+
+  // Metrics per instance; the planner over the engine's inventory.
+  const std::string metrics = engine->metricsText();
+  QVERIFY(metrics.find("spillway_gpu_instance_in_flight{gpu=\"0\",instance=\"MIG-declared-0-0\",profile=\"3g.40gb\"}") !=
+          std::string::npos);
+  QVERIFY(metrics.find("spillway_gpu_workers{state=\"healthy\"} 4") != std::string::npos);
+  control::LocalEngineClient client(*engine, "test");
+  v1::PlanLayoutRequest plan;
+  auto* d = plan.add_demands();
+  d->set_name("chat");
+  d->set_priority("critical");
+  d->set_memory_gb(10);
+  d->set_share(0.3);
+  d = plan.add_demands();
+  d->set_name("batch");
+  d->set_priority("sheddable");
+  d->set_memory_gb(10);
+  d->set_share(0.7);
+  auto planned = client.planLayout(plan);
+  QVERIFY2(planned.ok(), std::string(planned.status().message()).c_str());
+  QCOMPARE(planned->layouts(0).commands(0), std::string("nvidia-smi mig -i 0 -cgi 19,19,19,19,19,19,19 -C"));
+  auto listed = client.listGpus();
+  QVERIFY(listed.ok());
+  QCOMPARE(listed->gpus(0).instances(0).backends(0), std::string("w-g0-0"));
+  QCOMPARE(listed->workers_size(), 4);
+
+  // A worker killed from outside comes back.
+  const pid_t victim = worker(engine->gpus(), "w-g0-1")->pid;
+  QVERIFY(victim > 0);
+  ::kill(victim, SIGKILL);
+  QVERIFY(waitFor(
+      [&] {
+        const auto w = worker(engine->gpus(), "w-g0-1");
+        return w && w->restarts == 1 && w->state == "healthy" && w->pid != victim;
+      },
+      30s));
+  const auto back = worker(engine->gpus(), "w-g0-1");
+  QVERIFY2(back->last_error.empty(), back->last_error.c_str());
+
+  // Dropping the workers from the config stops them and their backends go.
+  const pid_t gone = worker(engine->gpus(), "w-g0-2")->pid;
+  v1::Config next = engine->config();
+  next.mutable_gpu()->clear_workers();
+  next.mutable_gpu()->clear_placement();
+  auto applied = engine->applyConfig(next, {});
+  QVERIFY2(applied.ok(), std::string(applied.status().message()).c_str());
+  QVERIFY(engine->gpus().workers.empty());
+  QCOMPARE(::kill(gone, 0), -1);  // reaped: no such process
+  for (const auto& b : engine->backends()) QVERIFY2(b.name.rfind("w-", 0) != 0, b.name.c_str());
+  QCOMPARE(httpRequest(port, "POST", "/v1/chat/completions", short_body, {{"Content-Type", "application/json"}}).status,
+           404);
+}
+
+void GpuEngineTest::launcherRestartsACrashingWorkerWithBackoff() {
+  gpu::Launcher launcher;
+  gpu::WorkerSpec s;
+  s.name = "crash";
+  s.instance = "MIG-x";
+  s.command = "echo started >&2; exit 3";
+  s.port = gpu::Launcher::freePort();
+  s.backoff = 20ms;
+  s.max_backoff = 80ms;
+  s.start_timeout = 60s;
+  launcher.setWorkers({s});
+  QVERIFY(waitFor([&] { return launcher.states().at(0).restarts >= 3; }, 20s));
+  const auto st = launcher.states().at(0);
+  QCOMPARE(st.last_error, std::string("exited with status 3"));
+  QVERIFY(st.state == "exited" || st.state == "starting");
+  // The back-off doubles up to its cap, so restarts slow down but go on.
+  QVERIFY(waitFor([&] { return launcher.states().at(0).restarts >= 6; }, 20s));
+  launcher.setWorkers({});
+  QVERIFY(launcher.states().empty());
+}
+
+void GpuEngineTest::launcherReportsAWorkerThatNeverBecomesHealthy() {
+  gpu::Launcher launcher;
+  launcher.setStopGrace(2s);
+  gpu::WorkerSpec s;
+  s.name = "mute";
+  s.command = "sleep 60";
+  s.env = {"CUDA_VISIBLE_DEVICES=MIG-y", "EXTRA=1"};
+  s.port = gpu::Launcher::freePort();
+  s.start_timeout = 300ms;
+  s.backoff = 60s;  // stays reported until the test ends
+  launcher.setWorkers({s});
+  QVERIFY(waitFor([&] { return launcher.states().at(0).state == "unhealthy"; }, 20s));
+  auto st = launcher.states().at(0);
+  QCOMPARE(st.last_error, std::string("no 200 from /health within 300 ms"));
+  QVERIFY(waitFor([&] { return launcher.states().at(0).pid == 0; }, 20s));  // killed and reaped
+  st = launcher.states().at(0);
+  QVERIFY(st.next_restart_ms > 0);
+  QCOMPARE(st.restarts, 0u);
+}
+
+void GpuEngineTest::gpuConfigErrorsNameTheField() {
+  const auto r = config::loadYaml(R"(
+gpu:
+  inventory: magic
+  gpus:
+    - model: V100
+    - model: A100-80GB
+      mig: [3g.40gb, 3g.40gb, 1g.10gb]
+  placement:
+    long_max_tokens: 100
+  workers:
+    - name: w
+      command: "vllm serve x"
+      models: []
+      env: [NOEQUALS]
+)",
+                                  "gpu.yaml");
+  const std::string text = config::formatErrors(r.errors);
+  for (const char* want : {"gpu.inventory", "must be \"auto\"", "gpu.gpus[0].model", "unknown GPU model \"V100\"",
+                           "gpu.gpus[1].mig", "1g.10gb does not fit", "gpu.workers[0].command", "{port}",
+                           "gpu.workers[0].models", "gpu.workers[0].env[0]", "gpu.placement.long", "gpu.yaml:3:"}) {
+    QVERIFY2(text.find(want) != std::string::npos, (std::string(want) + " not in:\n" + text).c_str());
+  }
+  // Workers alone are a valid config: no backends needed.
+  const auto ok = config::loadYaml("gpu:\n  workers:\n    - {name: w, command: \"x --port {port}\", models: [m]}\n");
+  QVERIFY2(ok.ok(), config::formatErrors(ok.errors).c_str());
+}
+
+QTEST_APPLESS_MAIN(GpuEngineTest)
