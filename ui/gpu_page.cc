@@ -280,21 +280,24 @@ GpuPage::GpuPage(control::EngineClient& client, QWidget* parent)
   connect(plan, &QPushButton::clicked, this, &GpuPage::openPlanner);
   top->addWidget(plan);
   v->addLayout(top);
-  auto* scroll = new QScrollArea(this);
-  scroll->setWidgetResizable(true);
-  scroll->setWidget(view_);
-  scroll->setMinimumHeight(kGpuHeight + 2 * kMargin + 4);
-  v->addWidget(scroll, 2);
+  scroll_ = new QScrollArea(this);
+  scroll_->setWidgetResizable(true);
+  scroll_->setWidget(view_);
+  scroll_->setMinimumHeight(kGpuHeight + 2 * kMargin + 4);
+  v->addWidget(scroll_);
   v->addWidget(new QLabel(tr("<b>Workers</b> — inference servers launched per instance (gpu.workers)"), this));
   workers_ = liveTable({tr("Backend"), tr("Instance"), tr("State"), tr("PID"), tr("Port"), tr("Restarts"), tr("Last error")},
                        this);
   workers_->setObjectName("gpu-workers");
+  for (int c = 0; c < 6; ++c) workers_->horizontalHeader()->setSectionResizeMode(c, QHeaderView::ResizeToContents);
   v->addWidget(workers_, 1);
 }
 
 void GpuPage::showSnapshot(const v1::MetricsSnapshot& snapshot) {
   const v1::GpuState& g = snapshot.gpu();
   view_->setState(g);
+  // The picture takes what its GPUs need (up to three), the workers the rest.
+  scroll_->setMaximumHeight(std::min(view_->sizeHint().height(), 3 * (kGpuHeight + kMargin) + kMargin) + 4);
   int instances = 0;
   for (const auto& gpu : g.gpus()) instances += gpu.instances_size();
   QString text = tr("<b>%1 GPU(s)</b>, %2 MIG instance(s) — inventory: %3")

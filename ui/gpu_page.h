@@ -15,6 +15,7 @@ class QComboBox;
 class QLabel;
 class QPlainTextEdit;
 class QPushButton;
+class QScrollArea;
 class QSpinBox;
 class QTableWidget;
 
@@ -82,6 +83,7 @@ class GpuPage final : public QWidget {
  private:
   control::EngineClient& client_;
   QLabel* summary_;
+  QScrollArea* scroll_;
   GpuView* view_;
   QTableWidget* workers_;
   PlannerDialog* planner_ = nullptr;

@@ -23,6 +23,7 @@
 #include "engine.h"
 #include "sim/load_generator.h"
 #include "ui/config_form_model.h"
+#include "ui/gpu_page.h"
 #include "ui/main_window.h"
 #include "ui/policies_page.h"
 #include "ui/text.h"
@@ -136,6 +137,13 @@ void saveScreenshots(ui::MainWindow& window, const QString& dir) {
   window.policies()->showView(1);
   shoot("policies-yaml");
   window.policies()->showView(0);
+  // The GPU planner with the article's case planned.
+  auto* planner = window.gpus()->planner();
+  planner->show();
+  planner->plan();
+  QApplication::processEvents();
+  planner->grab().save(QDir(dir).filePath("gpu-planner.png"));
+  planner->hide();
 }
 
 }  // namespace

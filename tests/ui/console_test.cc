@@ -8,6 +8,7 @@
 
 #include <QtTest>
 #include <QAbstractItemModelTester>
+#include <QClipboard>
 #include <QComboBox>
 #include <QDialog>
 #include <QPushButton>
@@ -46,6 +47,7 @@
 #include "ui/config_form_model.h"
 #include "ui/drill_page.h"
 #include "ui/fleet_page.h"
+#include "ui/gpu_page.h"
 #include "ui/overview_page.h"
 #include "ui/policies_page.h"
 #include "ui/theme.h"
@@ -973,6 +975,65 @@ void ConsoleTest::cachePageShowsTiersLooksUpAndPurges() {
   page->flush();
   QVERIFY(asked.startsWith("Drop EVERY cached answer"));
   QCOMPARE(engine_->cache().tiers[0].entries, uint64_t{0});
+}
+
+void ConsoleTest::gpuPageDrawsInstancesAndPlansLayouts() {
+  QCOMPARE(window_->pageName(4), "GPUs");
+  // An engine of its own with a declared A100 and two backends bound to its
+  // MIG instances (no worker processes needed for the view).
+  auto started = Engine::start(configFromYaml(R"(
+server: {listen: "127.0.0.1:0"}
+control: {listen: none}
+backends:
+  - {name: big, url: "sim://big", models: [m], gpu: MIG-declared-0-0, sim: {profile: instant}}
+  - {name: small, url: "sim://small", models: [m], gpu: MIG-declared-0-1, sim: {profile: instant}}
+gpu:
+  inventory: declared
+  gpus: [{model: A100-80GB, mig: [3g.40gb, 1g.10gb]}]
+  placement: {critical: [3g.40gb], sheddable: [1g.10gb]}
+)"),
+                                 EngineOptions{"", "test", false});
+  QVERIFY2(started.ok(), std::string(started.status().message()).c_str());
+  auto engine = std::move(*started);
+  control::LocalEngineClient client(*engine, "console-test");
+  ui::GpuPage page(client);
+  page.resize(1000, 600);
+  auto snap = client.snapshot();
+  QVERIFY(snap.ok());
+  page.showSnapshot(*snap);
+  QVERIFY2(page.summaryText().contains("1 GPU(s)</b>, 2 MIG instance(s)"), qPrintable(page.summaryText()));
+  QVERIFY(page.summaryText().contains("inventory: declared"));
+  const auto& inst = snap->gpu().gpus(0).instances(0);
+  QCOMPARE(inst.profile(), "3g.40gb");
+  QCOMPARE(inst.backends(0), "big");
+  QCOMPARE(inst.classes(0), "critical");
+  QCOMPARE(snap->gpu().gpus(0).instances(1).start(), 4u);
+  bool figure = false;
+  for (const auto& f : snap->figures()) figure = figure || f.key() == "gpu_utilisation";
+  QVERIFY(figure);  // feeds the Overview's GPU alert
+  // The picture paints the GPU (a blank view would be all one colour).
+  page.view()->resize(page.view()->sizeHint());
+  QImage img(page.view()->size(), QImage::Format_ARGB32);
+  img.fill(Qt::white);
+  page.view()->render(&img);
+  QSet<QRgb> colours;
+  for (int x = 0; x < img.width(); x += 7) colours.insert(img.pixel(x, 60));
+  QVERIFY2(colours.size() > 3, "the GPU view drew nothing");
+
+  // The planner: the article's case on an A100-80GB; Copy puts the commands on the clipboard.
+  auto* planner = page.planner();
+  QCOMPARE(planner->modelBox()->currentData().toString(), "A100-80GB");
+  planner->plan();
+  QVERIFY2(planner->resultText().contains("nvidia-smi mig -i 0 -cgi 19,19,19,19,19,19,19 -C"),
+           qPrintable(planner->resultText()));
+  QCOMPARE(planner->commands(), "nvidia-smi mig -i 0 -cgi 19,19,19,19,19,19,19 -C");
+  planner->copyCommands();
+  QCOMPARE(QApplication::clipboard()->text(), planner->commands());
+  // A replica no instance can hold: the error, and nothing to copy.
+  static_cast<QDoubleSpinBox*>(planner->demands()->cellWidget(0, 2))->setValue(500);
+  planner->plan();
+  QVERIFY2(planner->resultText().startsWith("Cannot plan: demand \"chat\" needs 500 GB"), qPrintable(planner->resultText()));
+  QVERIFY(planner->commands().isEmpty());
 }
 
 void ConsoleTest::trafficDrillRunsAndStops() {
