@@ -239,6 +239,35 @@ void SpillctlTest::balanceSwitchesAPoolsPolicy() {
   QCOMPARE(events.code, 0);
 }
 
+void SpillctlTest::gpuListAndPlan() {
+  // The embedded default config declares no GPU and this machine has no
+  // driver: the inventory says so instead of failing.
+  auto list = ctl({"gpu", "list"});
+  QCOMPARE(list.code, 0);
+  QVERIFY2(list.out.startsWith("inventory: none"), qPrintable(list.out));
+  QCOMPARE(QJsonDocument::fromJson(ctl({"--json", "gpu", "list"}).out.toUtf8()).object()["source"].toString(),
+           QString("none"));
+  auto plan = ctl({"gpu", "plan", "--gpu", "A100-80GB", "--demand", "chat:critical:10:0.3", "--demand",
+                   "batch:sheddable:10:0.7", "--alternatives", "2"});
+  QCOMPARE(plan.code, 0);
+  QVERIFY2(plan.out.contains("nvidia-smi mig -i 0 -cgi 19,19,19,19,19,19,19 -C"), qPrintable(plan.out));
+  QVERIFY(plan.out.contains("Layout 2 of 2"));
+  QVERIFY(plan.out.contains("\"1g.10gb\": 7"));
+  auto json = QJsonDocument::fromJson(ctl({"--json", "gpu", "plan", "--gpu", "H100-80GBx2", "--demand",
+                                           "a:standard:20:1"}).out.toUtf8()).object();
+  QCOMPARE(json["layouts"].toArray().first().toObject()["gpus"].toArray().size(), 2);
+  // No GPUs here and none named; a bad demand; an unknown model: clear errors.
+  auto none = ctl({"gpu", "plan", "--demand", "a:standard:20:1"});
+  QVERIFY(none.code != 0);
+  QVERIFY2(none.err.contains("no GPUs to plan for"), qPrintable(none.err));
+  auto bad = ctl({"gpu", "plan", "--demand", "a:urgent:20:1"});
+  QVERIFY(bad.code != 0);
+  QVERIFY2(bad.err.contains("priority must be critical, standard or sheddable"), qPrintable(bad.err));
+  auto model = ctl({"gpu", "plan", "--gpu", "V100", "--demand", "a:standard:20:1"});
+  QVERIFY(model.code != 0);
+  QVERIFY(model.err.contains("unknown GPU model \"V100\""));
+}
+
 void SpillctlTest::cacheStatsLookupAndPurge() {
   const QString url = QJsonDocument::fromJson(ctl({"--json", "status"}).out.toUtf8()).object()["listen_url"].toString();
   const uint16_t port = static_cast<uint16_t>(url.section(':', -1).toUInt());

@@ -25,6 +25,7 @@ class SpillctlTest : public QObject {
   void refusedTokenAndUnreachableEngine();
   void hashToken();
   void balanceSwitchesAPoolsPolicy();
+  void gpuListAndPlan();
   void cacheStatsLookupAndPurge();
 
  private:

@@ -193,4 +193,26 @@ void SpillwaydTest::simSubcommandServesOpenAiApi() {
   QVERIFY(QString(bad.readAllStandardError()).contains("unknown simulator profile"));
 }
 
+void SpillwaydTest::gpuPlanWorksOffline() {
+  // No engine, no control plane, no GPU: the planner and the inventory alone.
+  QProcess plan;
+  plan.start(SPILLWAYD_PATH, {"gpu", "plan", "--gpu", "A100-40GB", "--demand", "chat:critical:5:0.3", "--demand",
+                              "batch:sheddable:5:0.7"});
+  QVERIFY(plan.waitForFinished(20000));
+  QCOMPARE(plan.exitCode(), 0);
+  const QString out = plan.readAllStandardOutput();
+  QVERIFY2(out.contains("nvidia-smi mig -i 0 -cgi 19,19,19,19,19,19,19 -C"), qPrintable(out));
+  QVERIFY(out.contains("mig-parted config"));
+  QProcess none;
+  none.start(SPILLWAYD_PATH, {"gpu", "plan", "--demand", "a:standard:5:1"});
+  QVERIFY(none.waitForFinished(20000));
+  QCOMPARE(none.exitCode(), 2);
+  QVERIFY(QString(none.readAllStandardError()).contains("no GPU here that the catalog knows"));
+  QProcess list;
+  list.start(SPILLWAYD_PATH, {"gpu", "list", "--nvml-library", "/nonexistent/libnvidia-ml.so.1", "--source", "nvml"});
+  QVERIFY(list.waitForFinished(20000));
+  QCOMPARE(list.exitCode(), 1);  // no GPU
+  QVERIFY(QString(list.readAllStandardOutput()).contains("not found (no NVIDIA driver on this machine)"));
+}
+
 QTEST_APPLESS_MAIN(SpillwaydTest)

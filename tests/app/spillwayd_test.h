@@ -17,4 +17,5 @@ class SpillwaydTest : public QObject {
   void sigintDrainsLikeSigterm();
   void printedDefaultConfigValidates();
   void simSubcommandServesOpenAiApi();
+  void gpuPlanWorksOffline();
 };

@@ -61,10 +61,14 @@ struct QueueHarness {
 
   explicit QueueHarness(uint32_t n_slots, QueueSettings s = {}) : queue(s) { pool.push_back(makeBackend("b", n_slots)); }
 
+  std::deque<std::vector<const upstream::Backend*>> placements;  // stable storage for Ask::pick.only
   void ask(const std::string& tag, Priority p, const std::string& tenant, double tokens = 0,
-           std::chrono::milliseconds timeout = std::chrono::milliseconds(60000)) {
+           std::chrono::milliseconds timeout = std::chrono::milliseconds(60000),
+           std::vector<const upstream::Backend*> only = {}) {
     tenants.push_back(tenant);
+    placements.push_back(std::move(only));
     AdmissionQueue::Ask a;
+    a.pick.only = placements.back();
     a.priority = p;
     a.tenant = tenants.back();
     a.input_tokens = tokens;
@@ -79,9 +83,9 @@ struct QueueHarness {
     io.poll();
     io.restart();
   }
-  // Frees one slot of the (single) backend and lets the queue hand it on.
-  void release() {
-    pool[0]->release();
+  // Frees one slot of backend `i` and lets the queue hand it on.
+  void release(size_t i = 0) {
+    pool[i]->release();
     queue.dispatch(*lb, pool);
     io.poll();
     io.restart();
@@ -363,6 +367,34 @@ void AdmissionTest::queueServesClassesInStrictPriority() {
     QVERIFY(h.got[i].ticket.queued);
   }
   QCOMPARE(h.queue.stats().dispatched, uint64_t{3});
+}
+
+void AdmissionTest::queuePlacedWaitersDoNotHoldBackOthers() {
+  // Two GPU instances with one slot each: critical placed on the first,
+  // sheddable on the second (gpu.placement).
+  QueueHarness h(1);
+  h.pool.push_back(makeBackend("gpu1", 1));
+  const std::vector<const upstream::Backend*> crit{h.pool[0].get()}, shed{h.pool[1].get()};
+  h.ask("crit-1", Priority::kCritical, "t", 0, std::chrono::milliseconds(60000), crit);
+  h.ask("crit-2", Priority::kCritical, "t", 0, std::chrono::milliseconds(60000), crit);  // its instance is full: waits
+  QCOMPARE(h.queue.waiting(), size_t{1});
+  // A strict-priority queue would hold this behind crit-2; its own instance is free.
+  h.ask("shed-1", Priority::kSheddable, "t", 0, std::chrono::milliseconds(60000), shed);
+  QCOMPARE(h.tags(), (std::vector<std::string>{"crit-1", "shed-1"}));
+  QCOMPARE(h.got[1].ticket.backend->name(), "gpu1");
+  h.ask("shed-2", Priority::kSheddable, "t", 0, std::chrono::milliseconds(60000), shed);
+  QCOMPARE(h.queue.waiting(), size_t{2});
+  // The sheddable instance frees first: shed-2 goes, crit-2 still waits for its own.
+  h.release(1);
+  QCOMPARE(h.tags(), (std::vector<std::string>{"crit-1", "shed-1", "shed-2"}));
+  h.release(0);
+  QCOMPARE(h.tags(), (std::vector<std::string>{"crit-1", "shed-1", "shed-2", "crit-2"}));
+  QCOMPARE(h.got[3].ticket.backend->name(), "b");
+  // Unplaced waiters keep strict priority over the whole pool.
+  h.ask("std", Priority::kStandard, "t");
+  h.ask("crit-3", Priority::kCritical, "t");
+  h.release(1);
+  QCOMPARE(h.got.back().tag, "crit-3");
 }
 
 void AdmissionTest::queueSharesFairlyByTokensBetweenTenants() {

@@ -23,6 +23,7 @@ class AdmissionTest : public QObject {
   void learnedLimitCutsOnOverloadOncePerBurst();
   void learnedLimitIgnoresSlowRequestsBelowTheLimit();
   void queueServesClassesInStrictPriority();
+  void queuePlacedWaitersDoNotHoldBackOthers();
   void queueSharesFairlyByTokensBetweenTenants();
   void queueShedsLowestClassWhenFull();
   void queueShedsWhatCannotMeetItsDeadline();
