@@ -19,7 +19,7 @@
 
 #include "absl/status/statusor.h"
 #include "config/config_error.h"
-#include "gpu/gpu_manager.h"
+#include "gpu/gpu_status.h"
 #include "spillway/v1/config.pb.h"
 #include "store/store.h"
 
@@ -286,7 +286,7 @@ class Engine {
 
   std::string metricsText() const;
   // GPUs, their MIG instances with the backends, classes and load on them,
-  // and the launched workers (gpu/gpu_manager.h).
+  // and the launched workers (gpu/gpu_status.h).
   gpu::GpuStatus gpus() const;
   // The inventory as last read (the planner plans for its GPUs by default).
   std::shared_ptr<const gpu::Inventory> gpuInventory() const;

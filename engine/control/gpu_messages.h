@@ -6,7 +6,7 @@
 #include <optional>
 
 #include "absl/status/statusor.h"
-#include "gpu/gpu_manager.h"
+#include "gpu/gpu_status.h"
 #include "gpu/planner.h"
 #include "spillway/v1/control.pb.h"
 

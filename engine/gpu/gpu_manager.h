@@ -13,6 +13,7 @@
 #include <thread>
 #include <vector>
 
+#include "gpu/gpu_status.h"
 #include "gpu/inventory.h"
 #include "gpu/launcher.h"
 #include "metrics/registry.h"
@@ -21,38 +22,6 @@
 namespace spillway::gpu {
 
 class Nvml;
-
-// A backend as the GPU view needs it (the engine fills these from its
-// routing table).
-struct BoundBackend {
-  std::string name;
-  std::string gpu;                   // its `gpu` field
-  int64_t in_flight = 0;
-  int64_t capacity = 0;              // its concurrency limit; 0 none known
-  int64_t queued = 0;                // requests waiting in queues that may place on it
-  std::vector<std::string> classes;  // priority classes placed on it ("long" too)
-};
-
-struct InstanceStatus {
-  MigDevice mig;
-  std::vector<std::string> backends;
-  std::vector<std::string> classes;
-  int64_t in_flight = 0, capacity = 0, queued = 0;
-  double utilization = -1;
-};
-
-struct GpuStatus {
-  struct Gpu {
-    GpuDevice device;                  // `mig` left empty: see instances
-    std::vector<InstanceStatus> instances;
-    std::vector<std::string> backends;  // bound to the whole GPU
-    int64_t in_flight = 0, capacity = 0, queued = 0;
-  };
-  std::string source, detail;
-  int64_t read_ms = 0;
-  std::vector<Gpu> gpus;
-  std::vector<WorkerState> workers;
-};
 
 // The declared GPUs of `cfg` as an inventory (validated config: models and
 // layouts are known to fit).

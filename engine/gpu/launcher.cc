@@ -11,7 +11,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstdio>
 #include <cstring>
+#include <mutex>
+#include <random>
+#include <set>
 
 extern char** environ;
 
@@ -72,7 +77,7 @@ Launcher::~Launcher() {
   }
   cv_.notify_all();
   thread_.join();
-  for (pid_t p : pids) stopProcess(p);
+  stopProcesses(pids);
 }
 
 void Launcher::setStopGrace(std::chrono::milliseconds grace) {
@@ -81,19 +86,39 @@ void Launcher::setStopGrace(std::chrono::milliseconds grace) {
 }
 
 uint16_t Launcher::freePort() {
-  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return 0;
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof addr;
-  uint16_t port = 0;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
-      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
-    port = ntohs(addr.sin_port);
+  // Below the kernel's ephemeral range (ip_local_port_range, 32768 by
+  // default): outgoing connections take their local ports from that range,
+  // and under load one would take a port checked free here before the
+  // worker binds it. Ports handed out before are not offered again.
+  static std::mutex mu;
+  static std::set<uint16_t> given;
+  int low = 32768;
+  if (FILE* f = std::fopen("/proc/sys/net/ipv4/ip_local_port_range", "r")) {
+    if (std::fscanf(f, "%d", &low) != 1) low = 32768;
+    std::fclose(f);
   }
-  close(fd);
-  return port;
+  const int top = std::clamp(low, 2048, 65535), bottom = std::max(1024, top / 2);
+  std::lock_guard lock(mu);
+  std::random_device rd;
+  const int span = top - bottom;
+  const int first = static_cast<int>(rd() % static_cast<unsigned>(span));
+  for (int k = 0; k < span; ++k) {
+    const auto port = static_cast<uint16_t>(bottom + (first + k) % span);
+    if (given.count(port)) continue;
+    const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return 0;
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = htons(port);
+    const bool free = bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+    close(fd);
+    if (free) {
+      given.insert(port);
+      return port;
+    }
+  }
+  return 0;
 }
 
 void Launcher::spawn(Worker& w) {
@@ -168,24 +193,34 @@ void Launcher::reap(Worker& w, int status) {
   w.backoff = std::min(w.backoff * 2, w.spec.max_backoff);
 }
 
-void Launcher::stopProcess(pid_t pid) {
+void Launcher::stopProcesses(const std::vector<pid_t>& pids) {
+  if (pids.empty()) return;
   std::chrono::milliseconds grace;
   {
     std::lock_guard lock(mu_);
     grace = grace_;
   }
-  // A pidfd becomes readable when the process exits: wait on it with the
-  // grace as timeout (waitpid has none).
-  const int pidfd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
-  kill(-pid, SIGTERM);
-  if (pidfd >= 0) {
-    pollfd p{pidfd, POLLIN, 0};
-    poll(&p, 1, static_cast<int>(grace.count()));
-    close(pidfd);
+  // All of them at once: SIGTERM to every group, then one shared grace.
+  // A pidfd becomes readable when its process exits, so the wait needs no
+  // polling (waitpid has no timeout).
+  std::vector<int> fds;
+  for (pid_t pid : pids) {
+    fds.push_back(static_cast<int>(syscall(SYS_pidfd_open, pid, 0)));
+    kill(-pid, SIGTERM);
   }
-  kill(-pid, SIGKILL);  // still there after the grace, or anything the shell left behind
-  int status = 0;
-  waitpid(pid, &status, 0);
+  const auto until = Clock::now() + grace;
+  for (int fd : fds) {
+    if (fd < 0) continue;
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - Clock::now()).count();
+    pollfd p{fd, POLLIN, 0};
+    if (left > 0) poll(&p, 1, static_cast<int>(left));
+    close(fd);
+  }
+  for (pid_t pid : pids) {
+    kill(-pid, SIGKILL);  // still there after the grace, or anything the shell left behind
+    int status = 0;
+    waitpid(pid, &status, 0);
+  }
 }
 
 void Launcher::setWorkers(std::vector<WorkerSpec> specs) {
@@ -213,7 +248,7 @@ void Launcher::setWorkers(std::vector<WorkerSpec> specs) {
     }
   }
   cv_.notify_all();
-  for (pid_t p : stopping) stopProcess(p);
+  stopProcesses(stopping);
 }
 
 std::vector<WorkerState> Launcher::states() const {

@@ -21,6 +21,8 @@
 #include <thread>
 #include <vector>
 
+#include "gpu/gpu_status.h"
+
 namespace spillway::gpu {
 
 struct WorkerSpec {
@@ -35,17 +37,6 @@ struct WorkerSpec {
   std::chrono::milliseconds max_backoff{60000};
   std::string log_path;    // stdout and stderr; "" discards them
   bool operator==(const WorkerSpec&) const = default;
-};
-
-struct WorkerState {
-  std::string name;
-  std::string instance;
-  std::string state;       // starting, healthy, unhealthy, exited, stopped
-  pid_t pid = 0;
-  uint16_t port = 0;
-  uint32_t restarts = 0;
-  std::string last_error;
-  int64_t next_restart_ms = 0;  // wall clock, while backing off
 };
 
 class Launcher {
@@ -63,8 +54,9 @@ class Launcher {
   // Grace between SIGTERM and SIGKILL when stopping. Default 5 s.
   void setStopGrace(std::chrono::milliseconds grace);
 
-  // A port the kernel picked on 127.0.0.1 (free when asked; the worker
-  // binds it a moment later).
+  // A free port on 127.0.0.1 for a worker, below the kernel's ephemeral
+  // range (so no outgoing connection takes it before the worker binds it),
+  // never the same twice in this process; 0 when none is free.
   static uint16_t freePort();
 
  private:
@@ -80,7 +72,7 @@ class Launcher {
   void run();
   void spawn(Worker& w);                  // REQUIRES(mu_)
   void reap(Worker& w, int status);       // REQUIRES(mu_)
-  void stopProcess(pid_t pid);            // without mu_
+  void stopProcesses(const std::vector<pid_t>& pids);  // without mu_
 
   mutable std::mutex mu_;
   std::condition_variable cv_;

@@ -8,7 +8,7 @@ spillwayd's own launcher (gpu.workers), under the same load, two ways:
   unpartitioned  MIG off: one server on the whole GPU, 14 sequence slots
   7x1g           the article's layout (-cgi 19,19,19,19,19,19,19): one server
                  per 1g.10gb instance, 2 slots each (14 in all), with
-                 placement: long requests (max_tokens >= 500) confined to
+                 placement: long requests (max_tokens >= 200) confined to
                  instances 1-6, so instance 0 is always free of them
 
 Simulation model (stated, not measured on a GPU): a 1g instance has 1/7 of
@@ -18,7 +18,7 @@ GPU is batch-limited (KV memory caps the batch), not where decode is bound
 by reading the weights (then seven replicas cost seven times the reads and
 MIG loses throughput; see docs/gpu.md).
 
-Load, open loop, 60 s (6 s smoke), the same seed for both:
+Load, open loop, 60 s (4 s with 300-token long requests in the smoke run), the same seed for both:
   ops     critical   short: 16 tokens, non-streamed (key with class critical)
   batch   sheddable  long: 1,000 tokens (10 s), streamed
 The long requests alone ask for more than the 14 slots (the GPU is past its
@@ -42,12 +42,12 @@ CRIT_RATE, LONG_RATE = 6.0, 2.5
 KEY = "sk-bench-ops"
 
 
-def gateway_yaml(kind, spillwayd):
+def gateway_yaml(kind, spillwayd, long_tokens):
     slots = 14 if kind == "unpartitioned" else 2
     worker = (f"{spillwayd} sim --listen 127.0.0.1:{{port}} --model gpu --threads 1 --log-level warn "
               f"--profile instant --inter-token-ms {ITL_MS} --prefill-base-ms {PREFILL_MS} "
-              f"--max-num-seqs {slots} --max-waiting 64 --min-output-tokens {LONG_TOKENS} "
-              f"--max-output-tokens {LONG_TOKENS}")
+              f"--max-num-seqs {slots} --max-waiting 64 --min-output-tokens {long_tokens} "
+              f"--max-output-tokens {long_tokens}")
     lines = ['server: {listen: "127.0.0.1:0", header_timeout_ms: 600000}',
              "control: {listen: none}",
              "upstream: {max_idle_connections: 1024, first_byte_timeout_ms: 600000}",
@@ -65,7 +65,7 @@ def gateway_yaml(kind, spillwayd):
     else:
         lines.append("    - {model: A100-80GB, mig: [1g.10gb, 1g.10gb, 1g.10gb, 1g.10gb, 1g.10gb, 1g.10gb, 1g.10gb]}")
         lines += ["  placement:",
-                  "    long_max_tokens: 500",
+                  "    long_max_tokens: 200",
                   "    long: [" + ", ".join(f"MIG-declared-0-{i}" for i in range(1, 7)) + "]"]
     lines += ["  workers:",
               f"    - name: {kind.replace('x', 'x')}",
@@ -77,12 +77,12 @@ def gateway_yaml(kind, spillwayd):
     return "\n".join(lines) + "\n"
 
 
-def scenario(target, seconds, seed):
+def scenario(target, seconds, seed, long_tokens):
     total = CRIT_RATE + LONG_RATE
     classes = [
         {"name": "ops", "weight": int(100 * CRIT_RATE / total), "model": "gpu", "api_key": KEY, "max_tokens": SHORT_TOKENS},
         {"name": "batch", "weight": int(100 * LONG_RATE / total), "model": "gpu", "priority": "sheddable",
-         "max_tokens": LONG_TOKENS, "stream": True},
+         "max_tokens": long_tokens, "stream": True},
     ]
     lines = [f"target: {target}", "max_connections: 4096", f"seed: {seed}", "drain_timeout_ms: 60000", "threads: 1",
              "classes:"] + ["  - " + json.dumps(c) for c in classes]
@@ -106,21 +106,22 @@ def wait_workers(port, n, timeout=60):
 
 def run_all(b, procs, workdir, args):
     from run_bench import read_listen_port
-    seconds = 6 if args.smoke else 60
+    # The smoke run (CTest) only checks that it all works: 4 s, 3 s long requests.
+    seconds, long_tokens = (4, 300) if args.smoke else (60, LONG_TOKENS)
     out = {"definition": {"itl_ms": ITL_MS, "prefill_ms": PREFILL_MS, "short_tokens": SHORT_TOKENS,
-                          "long_tokens": LONG_TOKENS, "critical_rate": CRIT_RATE, "long_rate": LONG_RATE,
+                          "long_tokens": long_tokens, "critical_rate": CRIT_RATE, "long_rate": LONG_RATE,
                           "seconds": seconds, "slots": 14},
            "runs": {}}
     for kind in ["unpartitioned", "7x1g"]:
         cfg = Path(workdir) / f"gpu-{kind}.yaml"
-        cfg.write_text(gateway_yaml(kind, b.spillwayd))
+        cfg.write_text(gateway_yaml(kind, b.spillwayd, long_tokens))
         gw = procs.start([b.spillwayd, "--config", str(cfg), "--log-level", "error"])
         port = read_listen_port(gw)
         wait_workers(port, 1 if kind == "unpartitioned" else 7)
         b.runs += 1
         path = b.out / f"{b.runs:03d}-gpu-{kind}.json"
         scen = b.out / f"{b.runs:03d}-gpu-{kind}.yaml"
-        scen.write_text(scenario(f"http://127.0.0.1:{port}", seconds, 13))
+        scen.write_text(scenario(f"http://127.0.0.1:{port}", seconds, 13, long_tokens))
         subprocess.run([b.bench, "--quiet", "--scenario", str(scen), "--json", str(path)], check=True,
                        stdout=subprocess.DEVNULL)
         r = json.loads(path.read_text())
