@@ -57,9 +57,9 @@ bool setLogLevel(const std::string& level) {
 // Parses the command line, handles --help and --log-level. Returns the exit
 // code when the program should stop here (bad flags: 2, --help: 0).
 std::optional<int> parseCommandLine(const char* prog, int argc, char** argv, const po::options_description& opts,
-                                    po::variables_map& vm) {
+                                    po::variables_map& vm, const po::positional_options_description& positional = {}) {
   try {
-    po::store(po::command_line_parser(argc, argv).options(opts).run(), vm);
+    po::store(po::command_line_parser(argc, argv).options(opts).positional(positional).run(), vm);
     po::notify(vm);
   } catch (const po::error& e) {
     std::cerr << prog << ": " << e.what() << "\n\n" << opts << "\n";
@@ -187,17 +187,11 @@ int runGpu(int argc, char** argv) {
   po::positional_options_description pos;
   pos.add("args", -1);
   po::variables_map vm;
-  try {
-    po::store(po::command_line_parser(argc, argv).options(opts).positional(pos).run(), vm);
-    po::notify(vm);
-  } catch (const po::error& e) {
-    std::cerr << "spillwayd gpu: " << e.what() << "\n\n" << opts << "\n";
-    return 2;
-  }
+  if (auto code = parseCommandLine("spillwayd gpu", argc, argv, opts, vm, pos)) return *code;
   const std::string sub = rest.empty() ? "" : rest[0];
-  if (vm.count("help") || (sub != "list" && sub != "plan")) {
-    std::cout << opts << "\n";
-    return vm.count("help") ? 0 : 2;
+  if (sub != "list" && sub != "plan") {
+    std::cerr << "spillwayd gpu: expected list or plan\n\n" << opts << "\n";
+    return 2;
   }
   auto readLocal = [&]() {
     v1::Gpu cfg;
