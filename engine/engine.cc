@@ -380,22 +380,34 @@ absl::StatusOr<ApplyResult> Engine::Impl::applyLocked(v1::Config proposed, const
   // Everything that can fail comes before the swap, so a failed apply
   // changes nothing.
   auto old_routes = gateway->routes();
-  // Workers start (or stop) here, before the new table routes to them.
-  if (proposed.gpu().SerializeAsString() != config.gpu().SerializeAsString()) gpu->configure(proposed);
+  // Workers start (or stop) here, before the new table routes to them; an
+  // apply that fails after this puts the running config's workers back.
+  const bool gpu_changed = proposed.gpu().SerializeAsString() != config.gpu().SerializeAsString();
+  if (gpu_changed) gpu->configure(proposed);
+  auto restoreWorkers = [&] {
+    if (gpu_changed) gpu->configure(config);
+  };
   std::map<uint64_t, std::shared_ptr<sim::SimServer>> new_sims;
   auto routes = buildRoutes(gpu::withWorkerBackends(proposed, gpu->workerBackends()), old_routes.get(), new_sims);
-  if (!routes.ok()) return routes.status();
+  if (!routes.ok()) {
+    restoreWorkers();
+    return routes.status();
+  }
   std::unique_ptr<http::FrontServer> new_front;
   if (proposed.server().listen() != config.server().listen()) {
     new_front = std::make_unique<http::FrontServer>(*io, *gateway, proposed.server());
     if (auto st = new_front->start(); !st.ok()) {
       audit(change.actor, action, "", change.comment, common::strCat("failed: ", st.message()));
+      restoreWorkers();
       return st;
     }
   }
   auto id = store->addConfigVersion({0, wallClockMs(), change.actor, change.comment, common::join(result.diff, "\n"),
                                      proposed.SerializeAsString(), version, true});
-  if (!id.ok()) return id.status();  // new_front (if any) closes unused
+  if (!id.ok()) {
+    restoreWorkers();
+    return id.status();  // new_front (if any) closes unused
+  }
 
   // The swap: new requests route by the new table; requests in flight
   // finish on the table (and backends) they started with.

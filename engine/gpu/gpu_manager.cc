@@ -234,7 +234,6 @@ void GpuManager::configure(const v1::Config& config) {
     read_ms_ = nowMs();
     ++generation_;
     worker_backends_.clear();
-    std::map<std::string, uint16_t> ports;
     for (const auto& group : cfg_.workers()) {
       for (const auto& g : inventory_->gpus) {
         // Every MIG instance, or the whole GPU when MIG is off.
@@ -253,9 +252,10 @@ void GpuManager::configure(const v1::Config& config) {
               !selectsAny({group.instances().begin(), group.instances().end()}, name, uuid, at)) {
             continue;
           }
-          uint16_t& port = ports[name];
-          auto kept = ports_.find(name);
-          port = kept != ports_.end() ? kept->second : Launcher::freePort();
+          // A name keeps its port for the engine's life: a worker dropped and
+          // brought back (an apply undone) is where the routing table says.
+          uint16_t& port = ports_[name];
+          if (port == 0) port = Launcher::freePort();
           WorkerSpec s;
           s.name = name;
           s.instance = uuid;
@@ -294,7 +294,6 @@ void GpuManager::configure(const v1::Config& config) {
         }
       }
     }
-    ports_ = std::move(ports);
   }
   if (!options_.log_dir.empty() && !specs.empty()) {
     std::error_code ec;

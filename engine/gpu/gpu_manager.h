@@ -66,7 +66,7 @@ class GpuManager {
   std::shared_ptr<const Inventory> inventory_;    // GUARDED_BY(mu_)
   int64_t read_ms_ = 0;                           // GUARDED_BY(mu_)
   std::vector<v1::Backend> worker_backends_;      // GUARDED_BY(mu_)
-  std::map<std::string, uint16_t> ports_;         // GUARDED_BY(mu_): worker name -> port
+  std::map<std::string, uint16_t> ports_;         // GUARDED_BY(mu_): worker name -> port, never forgotten
   std::function<std::vector<BoundBackend>()> view_;  // GUARDED_BY(mu_)
   std::unique_ptr<Nvml> nvml_;                    // GUARDED_BY(mu_): opened once, on first use
   bool nvml_tried_ = false;                       // GUARDED_BY(mu_)

@@ -6,6 +6,9 @@
 
 #include <set>
 
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+
 #include "common/sha256.h"
 #include "config/config_loader.h"
 #include "control/local_client.h"
@@ -161,6 +164,38 @@ gpu:
   for (const auto& b : engine->backends()) QVERIFY2(b.name.rfind("w-", 0) != 0, b.name.c_str());
   QCOMPARE(httpRequest(port, "POST", "/v1/chat/completions", short_body, {{"Content-Type", "application/json"}}).status,
            404);
+}
+
+void GpuEngineTest::aFailedApplyPutsTheRunningWorkersBack() {
+  const std::string yaml = R"(
+server: {listen: "127.0.0.1:0", threads: 1}
+gpu:
+  inventory: declared
+  gpus: [{model: H100-80GB}]
+  workers:
+    - {name: w, command: ")" + workerCommand() + R"(", models: [m], health_path: /healthz}
+)";
+  auto started = Engine::start(configFromYaml(yaml), EngineOptions{"", "test", false});
+  QVERIFY2(started.ok(), std::string(started.status().message()).c_str());
+  auto engine = std::move(*started);
+  QVERIFY(waitFor([&] { return worker(engine->gpus(), "w-g0") && worker(engine->gpus(), "w-g0")->state == "healthy"; },
+                  30s));
+  // A new worker group, and a listen address another socket holds: the
+  // apply fails after the workers were changed, and puts them back.
+  boost::asio::io_context io;
+  boost::asio::ip::tcp::acceptor taken(io, {boost::asio::ip::make_address("127.0.0.1"), 0});
+  v1::Config next = engine->config();
+  next.mutable_gpu()->mutable_workers(0)->set_name("v");
+  next.mutable_server()->set_listen("127.0.0.1:" + std::to_string(taken.local_endpoint().port()));
+  auto applied = engine->applyConfig(next, {});
+  QVERIFY(!applied.ok());
+  QCOMPARE(applied.status().code(), absl::StatusCode::kUnavailable);
+  const auto workers = engine->gpus().workers;
+  QCOMPARE(workers.size(), size_t(1));
+  QCOMPARE(workers[0].name, std::string("w-g0"));
+  QVERIFY(waitFor([&] { return worker(engine->gpus(), "w-g0")->state == "healthy"; }, 30s));
+  QCOMPARE(backendOf(engine->port(), R"({"model":"m","messages":[{"role":"user","content":"x"}],"max_tokens":2})", {}),
+           std::string("w-g0"));
 }
 
 void GpuEngineTest::launcherRestartsACrashingWorkerWithBackoff() {

@@ -14,6 +14,7 @@ class GpuEngineTest : public QObject {
   Q_OBJECT
  private slots:
   void workersServeTheirInstancesAndClassesStayOnTheirSlices();
+  void aFailedApplyPutsTheRunningWorkersBack();
   void launcherRestartsACrashingWorkerWithBackoff();
   void launcherReportsAWorkerThatNeverBecomesHealthy();
   void gpuConfigErrorsNameTheField();
