@@ -135,7 +135,7 @@ GpuManager::GpuManager(metrics::Registry& registry, Options options) : options_(
   auto perGpu = [this](double (*field)(const GpuStatus::Gpu&)) {
     return [this, field] {
       Rows rows;
-      for (const auto& g : status().gpus) {
+      for (const auto& g : scrapeStatus()->gpus) {
         const double v = field(g);
         if (v >= 0) rows.push_back({{std::to_string(g.device.index), g.device.model}, v});
       }
@@ -162,7 +162,7 @@ GpuManager::GpuManager(metrics::Registry& registry, Options options) : options_(
   auto perInstance = [this](int what) {
     return [this, what] {
       Rows rows;
-      for (const auto& g : status().gpus) {
+      for (const auto& g : scrapeStatus()->gpus) {
         for (const auto& i : g.instances) {
           const double v = what == 0 ? static_cast<double>(i.in_flight) : static_cast<double>(i.queued);
           rows.push_back({{std::to_string(g.device.index), i.mig.uuid, i.mig.profile}, v});
@@ -316,6 +316,17 @@ std::vector<v1::Backend> GpuManager::workerBackends() const {
 void GpuManager::setBackendView(std::function<std::vector<BoundBackend>()> view) {
   std::lock_guard lock(mu_);
   view_ = std::move(view);
+}
+
+std::shared_ptr<const GpuStatus> GpuManager::scrapeStatus() const {
+  // One scrape reads several families: the view is built once for them.
+  std::lock_guard lock(scrape_mu_);
+  const auto now = std::chrono::steady_clock::now();
+  if (!scrape_ || now - scrape_at_ > std::chrono::milliseconds(250)) {
+    scrape_ = std::make_shared<const GpuStatus>(status());
+    scrape_at_ = now;
+  }
+  return scrape_;
 }
 
 GpuStatus GpuManager::status() const {

@@ -4,6 +4,7 @@
 // instances and workers with what runs on them (status, metrics).
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <functional>
 #include <map>
@@ -58,6 +59,7 @@ class GpuManager {
 
  private:
   Inventory read(const v1::Gpu& cfg);  // one read from the configured source
+  std::shared_ptr<const GpuStatus> scrapeStatus() const;  // status(), at most 250 ms old
   void poll();
 
   Options options_;
@@ -75,6 +77,9 @@ class GpuManager {
   bool stop_ = false;                             // GUARDED_BY(mu_)
   uint64_t generation_ = 0;                       // GUARDED_BY(mu_): bumps on configure
   std::thread poller_;
+  mutable std::mutex scrape_mu_;
+  mutable std::shared_ptr<const GpuStatus> scrape_;     // GUARDED_BY(scrape_mu_)
+  mutable std::chrono::steady_clock::time_point scrape_at_;  // GUARDED_BY(scrape_mu_)
   std::vector<metrics::Registry::Registration> gauges_;
 };
 
