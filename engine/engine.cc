@@ -382,8 +382,10 @@ absl::StatusOr<ApplyResult> Engine::Impl::applyLocked(v1::Config proposed, const
   auto old_routes = gateway->routes();
   // Workers start (or stop) here, before the new table routes to them; an
   // apply that fails after this puts the running config's workers back.
+  // Workers the new config drops keep running until their requests are done.
   const bool gpu_changed = proposed.gpu().SerializeAsString() != config.gpu().SerializeAsString();
-  if (gpu_changed) gpu->configure(proposed);
+  std::vector<std::string> retiring;
+  if (gpu_changed) retiring = gpu->configure(proposed, /*drain_removed=*/true);
   auto restoreWorkers = [&] {
     if (gpu_changed) gpu->configure(config);
   };
@@ -421,6 +423,23 @@ absl::StatusOr<ApplyResult> Engine::Impl::applyLocked(v1::Config proposed, const
     drainers.emplace_back([raw, timeout] { raw->drain(timeout); });  // accepted connections finish
   } else {
     front->setServerConfig(proposed.server());
+  }
+  if (!retiring.empty()) {
+    // Out of the routing table now; stopped once the old table's backends
+    // for them have nothing in flight (or the drain timeout passes).
+    const auto timeout = std::chrono::milliseconds(proposed.server().drain_timeout_ms());
+    drainers.emplace_back([g = gpu.get(), old = old_routes, names = std::move(retiring), timeout] {
+      const auto until = std::chrono::steady_clock::now() + timeout;
+      auto busy = [&] {
+        for (const auto& b : old->backends) {
+          if (b->inFlight() > 0 && std::find(names.begin(), names.end(), b->name()) != names.end()) return true;
+        }
+        return false;
+      };
+      // Requests end on their own: check a few times a second.
+      while (busy() && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      g->retire(names);
+    });
   }
   auto checker = std::make_unique<upstream::HealthChecker>(io->context(0), (*routes)->backends, tlsFor());
   checker->start();

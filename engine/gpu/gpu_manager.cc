@@ -225,7 +225,7 @@ Inventory GpuManager::read(const v1::Gpu& cfg) {
   return declared;
 }
 
-void GpuManager::configure(const v1::Config& config) {
+std::vector<std::string> GpuManager::configure(const v1::Config& config, bool drain_removed) {
   std::vector<WorkerSpec> specs;
   {
     std::lock_guard lock(mu_);
@@ -299,8 +299,9 @@ void GpuManager::configure(const v1::Config& config) {
     std::error_code ec;
     std::filesystem::create_directories(options_.log_dir, ec);
   }
-  launcher_.setWorkers(std::move(specs));
+  auto kept = launcher_.setWorkers(std::move(specs), drain_removed);
   cv_.notify_all();
+  return kept;
 }
 
 std::shared_ptr<const Inventory> GpuManager::inventory() const {

@@ -45,8 +45,12 @@ class GpuManager {
   GpuManager& operator=(const GpuManager&) = delete;
 
   // Takes `cfg` (validated, defaults applied): reads the inventory now,
-  // starts or stops workers to match, restarts the poller.
-  void configure(const v1::Config& cfg);
+  // starts or restarts workers to match and stops those no longer wanted —
+  // or, with `drain_removed`, leaves those running and returns their names
+  // (the engine retires them once the new routing table is in and their
+  // requests have finished).
+  std::vector<std::string> configure(const v1::Config& cfg, bool drain_removed = false);
+  void retire(const std::vector<std::string>& workers) { launcher_.retire(workers); }
   std::shared_ptr<const Inventory> inventory() const;
   // The backends the workers serve as (stable names and ports across
   // applies while their group and instance stay).

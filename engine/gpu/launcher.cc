@@ -223,8 +223,9 @@ void Launcher::stopProcesses(const std::vector<pid_t>& pids) {
   }
 }
 
-void Launcher::setWorkers(std::vector<WorkerSpec> specs) {
+std::vector<std::string> Launcher::setWorkers(std::vector<WorkerSpec> specs, bool keep_missing) {
   std::vector<pid_t> stopping;
+  std::vector<std::string> kept;
   {
     std::lock_guard lock(mu_);
     std::map<std::string, WorkerSpec> wanted;
@@ -233,6 +234,11 @@ void Launcher::setWorkers(std::vector<WorkerSpec> specs) {
       auto w = wanted.find(it->first);
       if (w != wanted.end() && w->second == it->second.spec) {
         wanted.erase(w);
+        ++it;
+        continue;
+      }
+      if (w == wanted.end() && keep_missing) {
+        kept.push_back(it->first);
         ++it;
         continue;
       }
@@ -248,6 +254,21 @@ void Launcher::setWorkers(std::vector<WorkerSpec> specs) {
     }
   }
   cv_.notify_all();
+  stopProcesses(stopping);
+  return kept;
+}
+
+void Launcher::retire(const std::vector<std::string>& names) {
+  std::vector<pid_t> stopping;
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& name : names) {
+      auto it = workers_.find(name);
+      if (it == workers_.end()) continue;
+      if (it->second.pid > 0) stopping.push_back(it->second.pid);
+      workers_.erase(it);
+    }
+  }
   stopProcesses(stopping);
 }
 

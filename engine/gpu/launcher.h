@@ -48,8 +48,12 @@ class Launcher {
   Launcher& operator=(const Launcher&) = delete;
 
   // The workers wanted now: new ones start, changed ones restart, the rest
-  // are stopped (this call waits for them to exit, up to the grace).
-  void setWorkers(std::vector<WorkerSpec> specs);
+  // are stopped (this call waits for them to exit, up to the grace) — or,
+  // with `keep_missing`, left running and returned by name, for retire()
+  // once their requests have drained.
+  std::vector<std::string> setWorkers(std::vector<WorkerSpec> specs, bool keep_missing = false);
+  // Stops these workers (waits for them, up to the grace).
+  void retire(const std::vector<std::string>& names);
   std::vector<WorkerState> states() const;
   // Grace between SIGTERM and SIGKILL when stopping. Default 5 s.
   void setStopGrace(std::chrono::milliseconds grace);

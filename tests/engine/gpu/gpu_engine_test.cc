@@ -159,7 +159,8 @@ gpu:
   next.mutable_gpu()->clear_placement();
   auto applied = engine->applyConfig(next, {});
   QVERIFY2(applied.ok(), std::string(applied.status().message()).c_str());
-  QVERIFY(engine->gpus().workers.empty());
+  // Out of routing at once; stopped as soon as nothing is in flight on them.
+  QVERIFY(waitFor([&] { return engine->gpus().workers.empty(); }, 30s));
   QCOMPARE(::kill(gone, 0), -1);  // reaped: no such process
   for (const auto& b : engine->backends()) QVERIFY2(b.name.rfind("w-", 0) != 0, b.name.c_str());
   QCOMPARE(httpRequest(port, "POST", "/v1/chat/completions", short_body, {{"Content-Type", "application/json"}}).status,
@@ -196,6 +197,47 @@ gpu:
   QVERIFY(waitFor([&] { return worker(engine->gpus(), "w-g0")->state == "healthy"; }, 30s));
   QCOMPARE(backendOf(engine->port(), R"({"model":"m","messages":[{"role":"user","content":"x"}],"max_tokens":2})", {}),
            std::string("w-g0"));
+}
+
+void GpuEngineTest::droppedWorkersFinishTheirRequestsFirst() {
+  const std::string yaml = R"(
+server: {listen: "127.0.0.1:0", threads: 1}
+backends:
+  - {name: other, url: "sim://other", models: [other], sim: {profile: instant}}
+gpu:
+  inventory: declared
+  gpus: [{model: H200-141GB}]
+  workers:
+    - name: slow
+      command: ")" + std::string(SPILLWAYD_PATH) +
+                           R"( sim --listen 127.0.0.1:{port} --model m --profile instant --threads 1 --inter-token-ms 50 --min-output-tokens 60 --max-output-tokens 60"
+      models: [m]
+      health_path: /healthz
+)";
+  auto started = Engine::start(configFromYaml(yaml), EngineOptions{"", "test", false});
+  QVERIFY2(started.ok(), std::string(started.status().message()).c_str());
+  auto engine = std::move(*started);
+  QVERIFY(waitFor([&] { return worker(engine->gpus(), "slow-g0") && worker(engine->gpus(), "slow-g0")->state == "healthy"; },
+                  30s));
+  // A 3 s stream on the worker; the config drops the worker meanwhile. Had
+  // the worker been stopped at the apply, the stream would break.
+  auto stream = startStream(engine->port(), "/v1/chat/completions",
+                            R"({"model":"m","stream":true,"max_tokens":60,"messages":[{"role":"user","content":"x"}]})");
+  QVERIFY(waitFor([&] {
+    for (const auto& b : engine->backends()) {
+      if (b.name == "slow-g0" && b.in_flight > 0) return true;
+    }
+    return false;
+  }));
+  v1::Config next = engine->config();
+  next.mutable_gpu()->clear_workers();
+  auto applied = engine->applyConfig(next, {});
+  QVERIFY2(applied.ok(), std::string(applied.status().message()).c_str());
+  const StreamResult r = stream.get();
+  QCOMPARE(r.status, 200);
+  QVERIFY2(r.sawDone() && r.complete, r.error.c_str());
+  QCOMPARE(r.headers.at("x-spillway-backend"), std::string("slow-g0"));
+  QVERIFY(waitFor([&] { return engine->gpus().workers.empty(); }, 30s));
 }
 
 void GpuEngineTest::launcherRestartsACrashingWorkerWithBackoff() {

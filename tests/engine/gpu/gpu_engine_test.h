@@ -15,6 +15,7 @@ class GpuEngineTest : public QObject {
  private slots:
   void workersServeTheirInstancesAndClassesStayOnTheirSlices();
   void aFailedApplyPutsTheRunningWorkersBack();
+  void droppedWorkersFinishTheirRequestsFirst();
   void launcherRestartsACrashingWorkerWithBackoff();
   void launcherReportsAWorkerThatNeverBecomesHealthy();
   void gpuConfigErrorsNameTheField();
