@@ -141,6 +141,7 @@ void GpuView::paintEvent(QPaintEvent*) {
                    .arg(inst->classes_size() ? joined(inst->classes()) : tr("any class"))
                    .arg(inst->in_flight())
                    .arg(inst->capacity() ? QString::number(inst->capacity()) : QString("?"));
+        if (inst->queued() > 0) text += tr("\n%1 queued").arg(inst->queued());
       } else {
         text = tr("whole GPU\n%1").arg(g.backends_size() ? joined(g.backends()) : tr("(no backend)"));
       }

@@ -200,10 +200,11 @@ void printGpus(const v1::GpuState& s) {
       std::string backends, classes;
       for (const auto& b : i.backends()) backends += (backends.empty() ? "" : ",") + b;
       for (const auto& c : i.classes()) classes += (classes.empty() ? "" : ",") + c;
-      std::printf("  %-11s %-40s gi %u ci %u  %2u SMs  %-24s %-20s in flight %lld/%lld\n", i.profile().c_str(),
-                  i.uuid().c_str(), i.gpu_instance_id(), i.compute_instance_id(), i.sm_count(),
+      std::printf("  %-11s %-40s gi %u ci %u  %2u SMs  %-24s %-24s in flight %lld/%lld  queued %lld\n",
+                  i.profile().c_str(), i.uuid().c_str(), i.gpu_instance_id(), i.compute_instance_id(), i.sm_count(),
                   backends.empty() ? "-" : backends.c_str(), classes.empty() ? "any class" : classes.c_str(),
-                  static_cast<long long>(i.in_flight()), static_cast<long long>(i.capacity()));
+                  static_cast<long long>(i.in_flight()), static_cast<long long>(i.capacity()),
+                  static_cast<long long>(i.queued()));
     }
   }
   if (s.workers_size() > 0) std::printf("workers:\n");

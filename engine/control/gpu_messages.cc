@@ -42,6 +42,7 @@ v1::GpuState gpuState(const gpu::GpuStatus& status) {
       x->set_in_flight(i.in_flight);
       x->set_capacity(i.capacity);
       x->set_utilization(i.utilization);
+      x->set_queued(i.queued);
       for (const auto& c : i.classes) x->add_classes(c);
     }
   }
