@@ -240,6 +240,64 @@ gpu:
   QVERIFY(waitFor([&] { return engine->gpus().workers.empty(); }, 30s));
 }
 
+void GpuEngineTest::nvmlInventoryReachesTheViewAndMetrics() {
+  // The engine reading "NVML" — the fake library the tests build — with a
+  // backend bound to one of its MIG devices.
+  qputenv("FAKE_NVML_MODE", "a100_mig");
+  EngineOptions options{"", "test", false};
+  options.nvml_library = FAKE_NVML_PATH;
+  auto started = Engine::start(configFromYaml(R"(
+server: {listen: "127.0.0.1:0", threads: 1}
+backends:
+  - {name: small, url: "sim://small", models: [m], gpu: MIG-fake-1, sim: {profile: instant}}
+gpu: {inventory: nvml, placement: {sheddable: [1g.10gb]}}
+)"),
+                               options);
+  QVERIFY2(started.ok(), std::string(started.status().message()).c_str());
+  auto engine = std::move(*started);
+  const gpu::GpuStatus s = engine->gpus();
+  QCOMPARE(s.source, std::string("nvml"));
+  QCOMPARE(s.detail, std::string("driver 550.54.15"));
+  QCOMPARE(s.gpus.size(), size_t(1));
+  QCOMPARE(s.gpus[0].device.model, std::string("A100-80GB"));
+  QCOMPARE(s.gpus[0].device.utilization, 0.37);  // the driver's, not the slots estimate
+  QCOMPARE(s.gpus[0].instances.size(), size_t(3));
+  QCOMPARE(s.gpus[0].instances[1].mig.uuid, std::string("MIG-fake-1"));
+  QCOMPARE(s.gpus[0].instances[1].backends, std::vector<std::string>{"small"});
+  QCOMPARE(s.gpus[0].instances[1].classes, std::vector<std::string>{"sheddable"});
+  const std::string metrics = engine->metricsText();
+  for (const char* line : {"spillway_gpu_utilization_ratio{gpu=\"0\",model=\"A100-80GB\"} 0.37",
+                           "spillway_gpu_temperature_celsius{gpu=\"0\",model=\"A100-80GB\"} 41",
+                           "spillway_gpu_power_watts{gpu=\"0\",model=\"A100-80GB\"} 87.5",
+                           "spillway_gpu_memory_used_bytes{gpu=\"0\",model=\"A100-80GB\"} 1073741824"}) {
+    QVERIFY2(metrics.find(line) != std::string::npos, line);
+  }
+  // The snapshot's figure feeds the console's GPU alert rule.
+  control::LocalEngineClient client(*engine, "test");
+  auto snap = client.snapshot();
+  QVERIFY(snap.ok());
+  double figure = -1;
+  for (const auto& f : snap->figures()) {
+    if (f.key() == "gpu_utilisation") figure = f.value();
+  }
+  QCOMPARE(figure, 0.37);
+  // inventory: auto without a driver falls back to the declared GPUs, and says why.
+  EngineOptions none{"", "test", false};
+  none.nvml_library = "/nonexistent/libnvidia-ml.so.1";
+  auto declared = Engine::start(configFromYaml(R"(
+server: {listen: "127.0.0.1:0", threads: 1}
+backends: [{name: b, url: "sim://b", models: [m], sim: {profile: instant}}]
+gpu: {gpus: [{model: H100-94GB, mig: [7g.94gb]}]}
+)"),
+                                none);
+  QVERIFY(declared.ok());
+  const gpu::GpuStatus d = (*declared)->gpus();
+  QCOMPARE(d.source, std::string("declared"));
+  QVERIFY2(d.detail.find("not found (no NVIDIA driver on this machine); using the declared GPUs") != std::string::npos,
+           d.detail.c_str());
+  QCOMPARE(d.gpus.at(0).instances.at(0).mig.profile, std::string("7g.94gb"));
+}
+
 void GpuEngineTest::launcherRestartsACrashingWorkerWithBackoff() {
   gpu::Launcher launcher;
   gpu::WorkerSpec s;
