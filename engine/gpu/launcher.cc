@@ -146,11 +146,20 @@ void Launcher::spawn(Worker& w) {
   const std::string log = w.spec.log_path.empty() ? "/dev/null" : w.spec.log_path;
   const pid_t parent = getpid();
 
+  // Every signal stays blocked across fork, so no handler of this process
+  // (a test framework's, a GUI's) can run in the child before exec; the
+  // child puts the usual dispositions back and unblocks.
+  sigset_t all, before;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &before);
   const pid_t pid = fork();
   if (pid == 0) {
     setpgid(0, 0);
     prctl(PR_SET_PDEATHSIG, SIGTERM);
     if (getppid() != parent) _exit(127);  // the engine died before prctl
+    struct sigaction dfl {};
+    dfl.sa_handler = SIG_DFL;
+    for (int sig = 1; sig < NSIG; ++sig) sigaction(sig, &dfl, nullptr);  // fails harmlessly for KILL/STOP
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, nullptr);  // the engine blocks its stop signals; the worker must not
@@ -164,6 +173,7 @@ void Launcher::spawn(Worker& w) {
     execve("/bin/sh", argv, envp.data());
     _exit(127);
   }
+  pthread_sigmask(SIG_SETMASK, &before, nullptr);
   w.started = Clock::now();
   w.last_probe = {};
   if (pid < 0) {
