@@ -201,6 +201,59 @@ struct Engine::Impl {
   }
 
   absl::StatusOr<ApplyResult> applyLocked(v1::Config proposed, const ChangeRequest& change, const std::string& action);
+
+  // Health checks and load scraping for a new routing table's backends (the
+  // old checker and scraper stop as they are replaced).
+  void watchBackends(const pipeline::RouteTable& routes, const v1::LoadMetrics& load_metrics) {
+    auto checker = std::make_unique<upstream::HealthChecker>(io->context(0), routes.backends, tlsFor());
+    checker->start();
+    health = std::move(checker);
+    auto scraper = std::make_unique<upstream::LoadScraper>(io->context(0), routes.backends, load_metrics, tlsFor());
+    scraper->start();
+    load_scraper = std::move(scraper);
+  }
+
+  // Workers out of the routing table (`old` was the last to route to them):
+  // stopped on a drainer thread once nothing is in flight on their backends
+  // there, or after `timeout`.
+  void retireLater(pipeline::RouteTablePtr old, std::vector<std::string> names, std::chrono::milliseconds timeout) {
+    if (names.empty()) return;
+    drainers.emplace_back([g = gpu.get(), old = std::move(old), names = std::move(names), timeout] {
+      const auto until = std::chrono::steady_clock::now() + timeout;
+      auto busy = [&] {
+        for (const auto& b : old->backends) {
+          if (b->inFlight() > 0 && std::find(names.begin(), names.end(), b->name()) != names.end()) return true;
+        }
+        return false;
+      };
+      // Requests end on their own: check a few times a second.
+      while (busy() && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      g->retire(names);
+    });
+  }
+
+  // The GPUs changed under a running config (an operator created or
+  // destroyed MIG instances): workers and routes follow, no new version.
+  void gpusChanged() {
+    std::lock_guard lock(mu);
+    if (stopped) return;
+    auto retiring = gpu->configure(config, /*drain_removed=*/true);
+    auto old_routes = gateway->routes();
+    std::map<uint64_t, std::shared_ptr<sim::SimServer>> new_sims;
+    auto routes = buildRoutes(gpu::withWorkerBackends(config, gpu->workerBackends()), old_routes.get(), new_sims);
+    if (!routes.ok()) {
+      spdlog::error("gpu inventory changed; routes not rebuilt: {}", std::string(routes.status().message()));
+      return;
+    }
+    gateway->setRoutes(*routes);
+    watchBackends(**routes, config.upstream().load_metrics());
+    sims = std::move(new_sims);
+    const size_t n = retiring.size();
+    retireLater(old_routes, std::move(retiring), std::chrono::milliseconds(config.server().drain_timeout_ms()));
+    audit("gpu", "gpu.inventory_changed", "", common::strCat(gpu->workerBackends().size(), " workers, ", n, " retiring"),
+          "ok");
+    spdlog::info("gpu inventory changed: {} workers, {} retiring", gpu->workerBackends().size(), n);
+  }
   absl::Status changeBackend(const std::string& backend, const std::string& actor, const std::string& action,
                              const std::string& detail, const std::function<void(upstream::Backend&)>& change);
 };
@@ -261,6 +314,7 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::start(v1::Config config, EngineO
                                                           d.config.upstream().load_metrics(), d.tlsFor());
   d.load_scraper->start();
   d.gpu->setBackendView([gw = d.gateway.get()] { return gpuBackendView(*gw->routes()); });
+  d.gpu->setInventoryListener([&d] { d.gpusChanged(); });
 
   // The config we start with is the running version: reuse the stored
   // active version when identical, else record it as a new one.
@@ -424,30 +478,8 @@ absl::StatusOr<ApplyResult> Engine::Impl::applyLocked(v1::Config proposed, const
   } else {
     front->setServerConfig(proposed.server());
   }
-  if (!retiring.empty()) {
-    // Out of the routing table now; stopped once the old table's backends
-    // for them have nothing in flight (or the drain timeout passes).
-    const auto timeout = std::chrono::milliseconds(proposed.server().drain_timeout_ms());
-    drainers.emplace_back([g = gpu.get(), old = old_routes, names = std::move(retiring), timeout] {
-      const auto until = std::chrono::steady_clock::now() + timeout;
-      auto busy = [&] {
-        for (const auto& b : old->backends) {
-          if (b->inFlight() > 0 && std::find(names.begin(), names.end(), b->name()) != names.end()) return true;
-        }
-        return false;
-      };
-      // Requests end on their own: check a few times a second.
-      while (busy() && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(std::chrono::milliseconds(50));
-      g->retire(names);
-    });
-  }
-  auto checker = std::make_unique<upstream::HealthChecker>(io->context(0), (*routes)->backends, tlsFor());
-  checker->start();
-  health = std::move(checker);  // the old one stops as it is destroyed
-  auto scraper = std::make_unique<upstream::LoadScraper>(io->context(0), (*routes)->backends,
-                                                         proposed.upstream().load_metrics(), tlsFor());
-  scraper->start();
-  load_scraper = std::move(scraper);
+  retireLater(old_routes, std::move(retiring), std::chrono::milliseconds(proposed.server().drain_timeout_ms()));
+  watchBackends(**routes, proposed.upstream().load_metrics());
   sims = std::move(new_sims);
   config = std::move(proposed);
   version = *id;
@@ -705,6 +737,8 @@ void Engine::stop() {
   }
   d.sampler_cv.notify_all();
   if (d.sampler.joinable()) d.sampler.join();
+  // Before taking mu: a listener call in progress may be waiting for it.
+  if (d.gpu) d.gpu->setInventoryListener(nullptr);
   std::lock_guard lock(d.mu);
   if (d.stopped) return;
   d.stopped = true;

@@ -69,6 +69,18 @@ Inventory readNvidiaSmi(const std::string& program) {
   return std::move(parsed.inventory);
 }
 
+// What workers and placement depend on: GPUs and their MIG instances (not
+// utilisation, memory in use or temperature).
+std::string shape(const Inventory& inv) {
+  std::string out;
+  for (const auto& g : inv.gpus) {
+    out += g.uuid + "|" + g.model + (g.mig_enabled ? "|mig" : "|whole");
+    for (const auto& m : g.mig) out += "|" + m.uuid + ":" + m.profile;
+    out += "\n";
+  }
+  return out;
+}
+
 }  // namespace
 
 Inventory declaredInventory(const v1::Gpu& cfg) {
@@ -395,9 +407,24 @@ void GpuManager::poll() {
     // Under the lock: NVML's handle is shared with configure(), and a read
     // is short (NVML: microseconds; nvidia-smi -L: a process).
     Inventory inv = read(cfg_);
+    const bool changed = shape(inv) != shape(*inventory_);
     inventory_ = std::make_shared<const Inventory>(std::move(inv));
     read_ms_ = nowMs();
+    if (!changed) continue;
+    // Workers and routes follow (the engine calls configure(), which takes
+    // mu_): without the lock.
+    lock.unlock();
+    {
+      std::lock_guard call(listener_mu_);
+      if (listener_) listener_();
+    }
+    lock.lock();
   }
+}
+
+void GpuManager::setInventoryListener(std::function<void()> listener) {
+  std::lock_guard lock(listener_mu_);
+  listener_ = std::move(listener);
 }
 
 }  // namespace spillway::gpu

@@ -60,6 +60,10 @@ class GpuManager {
   GpuStatus status() const;
   // Where status() learns about backends (the engine's routing table).
   void setBackendView(std::function<std::vector<BoundBackend>()> view);
+  // Called (on the poller thread) when a poll finds GPUs or MIG instances
+  // that differ from the last read; null clears it, and once that returns
+  // no call is in progress.
+  void setInventoryListener(std::function<void()> listener);
 
  private:
   Inventory read(const v1::Gpu& cfg);  // one read from the configured source
@@ -74,6 +78,8 @@ class GpuManager {
   std::vector<v1::Backend> worker_backends_;      // GUARDED_BY(mu_)
   std::map<std::string, uint16_t> ports_;         // GUARDED_BY(mu_): worker name -> port, never forgotten
   std::function<std::vector<BoundBackend>()> view_;  // GUARDED_BY(mu_)
+  std::mutex listener_mu_;                         // held while the listener runs
+  std::function<void()> listener_;                 // GUARDED_BY(listener_mu_)
   std::unique_ptr<Nvml> nvml_;                    // GUARDED_BY(mu_): opened once, on first use
   bool nvml_tried_ = false;                       // GUARDED_BY(mu_)
   Launcher launcher_;

@@ -2,6 +2,9 @@
 
 #include <QtTest>
 
+#include <QFile>
+#include <QTemporaryDir>
+
 #include <signal.h>
 
 #include <set>
@@ -161,7 +164,7 @@ gpu:
   QVERIFY2(applied.ok(), std::string(applied.status().message()).c_str());
   // Out of routing at once; stopped as soon as nothing is in flight on them.
   QVERIFY(waitFor([&] { return engine->gpus().workers.empty(); }, 30s));
-  QCOMPARE(::kill(gone, 0), -1);  // reaped: no such process
+  QVERIFY(waitFor([&] { return ::kill(gone, 0) == -1; }, 30s));  // stopped and reaped: no such process
   for (const auto& b : engine->backends()) QVERIFY2(b.name.rfind("w-", 0) != 0, b.name.c_str());
   QCOMPARE(httpRequest(port, "POST", "/v1/chat/completions", short_body, {{"Content-Type", "application/json"}}).status,
            404);
@@ -296,6 +299,69 @@ gpu: {gpus: [{model: H100-94GB, mig: [7g.94gb]}]}
   QVERIFY2(d.detail.find("not found (no NVIDIA driver on this machine); using the declared GPUs") != std::string::npos,
            d.detail.c_str());
   QCOMPARE(d.gpus.at(0).instances.at(0).mig.profile, std::string("7g.94gb"));
+}
+
+void GpuEngineTest::newMigInstancesGetWorkersWithoutAnApply() {
+  // nvidia-smi -L as a script reading a file the test rewrites, as an
+  // operator creating and destroying MIG instances would change it.
+  QTemporaryDir dir;
+  const QString list = dir.filePath("list.txt"), smi = dir.filePath("nvidia-smi");
+  auto write = [](const QString& path, const QByteArray& text) {
+    QFile f(path);
+    QVERIFY(f.open(QIODevice::WriteOnly | QIODevice::Truncate));
+    f.write(text);
+  };
+  const QByteArray gpu = "GPU 0: NVIDIA A100-SXM4-80GB (UUID: GPU-t)\n";
+  const QByteArray mig0 = "  MIG 1g.10gb     Device  0: (UUID: MIG-t-0)\n";
+  const QByteArray mig1 = "  MIG 1g.10gb     Device  1: (UUID: MIG-t-1)\n";
+  write(list, gpu + mig0);
+  write(smi, "#!/bin/sh\ncat '" + list.toUtf8() + "'\n");
+  QFile::setPermissions(smi, QFile::ReadOwner | QFile::WriteOwner | QFile::ExeOwner);
+  const std::string yaml = R"(
+server: {listen: "127.0.0.1:0", threads: 1}
+gpu:
+  inventory: nvidia_smi
+  nvidia_smi: ")" + smi.toStdString() + R"("
+  poll_interval_ms: 100
+  workers:
+    - {name: w, command: ")" + workerCommand() + R"(", models: [m], health_path: /healthz}
+)";
+  auto started = Engine::start(configFromYaml(yaml), EngineOptions{"", "test", false});
+  QVERIFY2(started.ok(), std::string(started.status().message()).c_str());
+  auto engine = std::move(*started);
+  auto healthy = [&](const std::string& name) {
+    const auto w = worker(engine->gpus(), name);
+    return w && w->state == "healthy";
+  };
+  QVERIFY(waitFor([&] { return healthy("w-g0-0"); }, 30s));
+  QCOMPARE(engine->gpus().source, std::string("nvidia_smi"));
+  QCOMPARE(engine->gpus().gpus.at(0).instances.size(), size_t(1));
+
+  // A second instance appears: a worker for it, in the routing table, no apply.
+  const int64_t version = engine->configVersion();
+  write(list, gpu + mig0 + mig1);
+  QVERIFY(waitFor([&] { return healthy("w-g0-1"); }, 30s));
+  QVERIFY(waitFor([&] {
+    for (const auto& b : engine->backends()) {
+      if (b.name == "w-g0-1") return true;
+    }
+    return false;
+  }));
+  QCOMPARE(engine->configVersion(), version);
+  std::set<std::string> seen;
+  for (int i = 0; i < 40 && seen.size() < 2; ++i) {
+    seen.insert(backendOf(engine->port(), R"({"model":"m","messages":[{"role":"user","content":"x"}],"max_tokens":2})", {}));
+  }
+  QCOMPARE(seen, (std::set<std::string>{"w-g0-0", "w-g0-1"}));
+  store::AuditFilter f;
+  f.action_prefix = "gpu.";
+  QVERIFY(!engine->audit(f).empty());
+
+  // It goes again: its worker is retired, the other stays.
+  write(list, gpu + mig0);
+  QVERIFY(waitFor([&] { return !worker(engine->gpus(), "w-g0-1"); }, 30s));
+  QVERIFY(healthy("w-g0-0"));
+  for (const auto& b : engine->backends()) QVERIFY2(b.name != "w-g0-1", b.name.c_str());
 }
 
 void GpuEngineTest::launcherRestartsACrashingWorkerWithBackoff() {

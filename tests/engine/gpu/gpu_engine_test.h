@@ -20,6 +20,7 @@ class GpuEngineTest : public QObject {
   void aFailedApplyPutsTheRunningWorkersBack();
   void droppedWorkersFinishTheirRequestsFirst();
   void nvmlInventoryReachesTheViewAndMetrics();
+  void newMigInstancesGetWorkersWithoutAnApply();
   void launcherRestartsACrashingWorkerWithBackoff();
   void launcherReportsAWorkerThatNeverBecomesHealthy();
   void gpuConfigErrorsNameTheField();
