@@ -45,6 +45,17 @@ std::optional<gpu::WorkerState> worker(const gpu::GpuStatus& s, const std::strin
   return std::nullopt;
 }
 
+bool healthy(const Engine& engine, const std::string& name) {
+  const auto w = worker(engine.gpus(), name);
+  return w && w->state == "healthy";
+}
+
+std::unique_ptr<Engine> startEngine(const std::string& yaml, EngineOptions options = {"", "test", false}) {
+  auto started = Engine::start(configFromYaml(yaml), std::move(options));
+  if (!started.ok()) qFatal("engine start failed: %s", std::string(started.status().message()).c_str());
+  return std::move(*started);
+}
+
 }  // namespace
 
 void GpuEngineTest::workersServeTheirInstancesAndClassesStayOnTheirSlices() {
@@ -73,9 +84,7 @@ gpu:
       start_timeout_ms: 30000
       restart_backoff_ms: 100
 )";
-  auto started = Engine::start(configFromYaml(yaml), EngineOptions{"", "test", false});
-  QVERIFY2(started.ok(), std::string(started.status().message()).c_str());
-  auto engine = std::move(*started);
+  auto engine = startEngine(yaml);
   const std::vector<std::string> names = {"w-g0-0", "w-g0-1", "w-g0-2", "w-g0-3"};
   QVERIFY(waitFor(
       [&] {
@@ -179,11 +188,8 @@ gpu:
   workers:
     - {name: w, command: ")" + workerCommand() + R"(", models: [m], health_path: /healthz}
 )";
-  auto started = Engine::start(configFromYaml(yaml), EngineOptions{"", "test", false});
-  QVERIFY2(started.ok(), std::string(started.status().message()).c_str());
-  auto engine = std::move(*started);
-  QVERIFY(waitFor([&] { return worker(engine->gpus(), "w-g0") && worker(engine->gpus(), "w-g0")->state == "healthy"; },
-                  30s));
+  auto engine = startEngine(yaml);
+  QVERIFY(waitFor([&] { return healthy(*engine, "w-g0"); }, 30s));
   // A new worker group, and a listen address another socket holds: the
   // apply fails after the workers were changed, and puts them back.
   boost::asio::io_context io;
@@ -197,7 +203,7 @@ gpu:
   const auto workers = engine->gpus().workers;
   QCOMPARE(workers.size(), size_t(1));
   QCOMPARE(workers[0].name, std::string("w-g0"));
-  QVERIFY(waitFor([&] { return worker(engine->gpus(), "w-g0")->state == "healthy"; }, 30s));
+  QVERIFY(waitFor([&] { return healthy(*engine, "w-g0"); }, 30s));
   QCOMPARE(backendOf(engine->port(), R"({"model":"m","messages":[{"role":"user","content":"x"}],"max_tokens":2})", {}),
            std::string("w-g0"));
 }
@@ -217,11 +223,8 @@ gpu:
       models: [m]
       health_path: /healthz
 )";
-  auto started = Engine::start(configFromYaml(yaml), EngineOptions{"", "test", false});
-  QVERIFY2(started.ok(), std::string(started.status().message()).c_str());
-  auto engine = std::move(*started);
-  QVERIFY(waitFor([&] { return worker(engine->gpus(), "slow-g0") && worker(engine->gpus(), "slow-g0")->state == "healthy"; },
-                  30s));
+  auto engine = startEngine(yaml);
+  QVERIFY(waitFor([&] { return healthy(*engine, "slow-g0"); }, 30s));
   // A 3 s stream on the worker; the config drops the worker meanwhile. Had
   // the worker been stopped at the apply, the stream would break.
   auto stream = startStream(engine->port(), "/v1/chat/completions",
@@ -249,15 +252,13 @@ void GpuEngineTest::nvmlInventoryReachesTheViewAndMetrics() {
   qputenv("FAKE_NVML_MODE", "a100_mig");
   EngineOptions options{"", "test", false};
   options.nvml_library = FAKE_NVML_PATH;
-  auto started = Engine::start(configFromYaml(R"(
+  auto engine = startEngine(R"(
 server: {listen: "127.0.0.1:0", threads: 1}
 backends:
   - {name: small, url: "sim://small", models: [m], gpu: MIG-fake-1, sim: {profile: instant}}
 gpu: {inventory: nvml, placement: {sheddable: [1g.10gb]}}
-)"),
-                               options);
-  QVERIFY2(started.ok(), std::string(started.status().message()).c_str());
-  auto engine = std::move(*started);
+)",
+                            options);
   const gpu::GpuStatus s = engine->gpus();
   QCOMPARE(s.source, std::string("nvml"));
   QCOMPARE(s.detail, std::string("driver 550.54.15"));
@@ -287,14 +288,13 @@ gpu: {inventory: nvml, placement: {sheddable: [1g.10gb]}}
   // inventory: auto without a driver falls back to the declared GPUs, and says why.
   EngineOptions none{"", "test", false};
   none.nvml_library = "/nonexistent/libnvidia-ml.so.1";
-  auto declared = Engine::start(configFromYaml(R"(
+  auto declared = startEngine(R"(
 server: {listen: "127.0.0.1:0", threads: 1}
 backends: [{name: b, url: "sim://b", models: [m], sim: {profile: instant}}]
 gpu: {gpus: [{model: H100-94GB, mig: [7g.94gb]}]}
-)"),
-                                none);
-  QVERIFY(declared.ok());
-  const gpu::GpuStatus d = (*declared)->gpus();
+)",
+                              none);
+  const gpu::GpuStatus d = declared->gpus();
   QCOMPARE(d.source, std::string("declared"));
   QVERIFY2(d.detail.find("not found (no NVIDIA driver on this machine); using the declared GPUs") != std::string::npos,
            d.detail.c_str());
@@ -326,21 +326,15 @@ gpu:
   workers:
     - {name: w, command: ")" + workerCommand() + R"(", models: [m], health_path: /healthz}
 )";
-  auto started = Engine::start(configFromYaml(yaml), EngineOptions{"", "test", false});
-  QVERIFY2(started.ok(), std::string(started.status().message()).c_str());
-  auto engine = std::move(*started);
-  auto healthy = [&](const std::string& name) {
-    const auto w = worker(engine->gpus(), name);
-    return w && w->state == "healthy";
-  };
-  QVERIFY(waitFor([&] { return healthy("w-g0-0"); }, 30s));
+  auto engine = startEngine(yaml);
+  QVERIFY(waitFor([&] { return healthy(*engine, "w-g0-0"); }, 30s));
   QCOMPARE(engine->gpus().source, std::string("nvidia_smi"));
   QCOMPARE(engine->gpus().gpus.at(0).instances.size(), size_t(1));
 
   // A second instance appears: a worker for it, in the routing table, no apply.
   const int64_t version = engine->configVersion();
   write(list, gpu + mig0 + mig1);
-  QVERIFY(waitFor([&] { return healthy("w-g0-1"); }, 30s));
+  QVERIFY(waitFor([&] { return healthy(*engine, "w-g0-1"); }, 30s));
   QVERIFY(waitFor([&] {
     for (const auto& b : engine->backends()) {
       if (b.name == "w-g0-1") return true;
@@ -360,7 +354,7 @@ gpu:
   // It goes again: its worker is retired, the other stays.
   write(list, gpu + mig0);
   QVERIFY(waitFor([&] { return !worker(engine->gpus(), "w-g0-1"); }, 30s));
-  QVERIFY(healthy("w-g0-0"));
+  QVERIFY(healthy(*engine, "w-g0-0"));
   for (const auto& b : engine->backends()) QVERIFY2(b.name != "w-g0-1", b.name.c_str());
 }
 
