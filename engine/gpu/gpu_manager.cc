@@ -237,6 +237,47 @@ Inventory GpuManager::read(const v1::Gpu& cfg) {
   return declared;
 }
 
+WorkerSpec GpuManager::workerSpec(const v1::GpuWorkers& group, const std::string& name, const GpuDevice& gpu,
+                                  const MigDevice* mig, uint16_t port) const {
+  const std::string uuid = mig ? mig->uuid : gpu.uuid;
+  WorkerSpec s;
+  s.name = name;
+  s.instance = uuid;
+  s.port = port;
+  const std::string model = group.models_size() ? group.models(0) : "";
+  std::string cmd = group.command();
+  for (const auto& [key, value] : std::initializer_list<std::pair<const char*, std::string>>{
+           {"{port}", std::to_string(port)},
+           {"{uuid}", uuid},
+           {"{gpu}", std::to_string(gpu.index)},
+           {"{profile}", mig ? mig->profile : ""},
+           {"{model}", model},
+           {"{name}", name},
+           {"{spillwayd}", options_.spillwayd_path}}) {
+    cmd = replaceAll(cmd, key, value);
+  }
+  s.command = cmd;
+  s.env = {"CUDA_VISIBLE_DEVICES=" + uuid};
+  for (const auto& e : group.env()) s.env.push_back(e);
+  s.health_path = group.health_path().empty() ? "/health" : group.health_path();
+  s.start_timeout = std::chrono::milliseconds(group.start_timeout_ms() ? group.start_timeout_ms() : 300000);
+  s.backoff = std::chrono::milliseconds(group.restart_backoff_ms() ? group.restart_backoff_ms() : 1000);
+  s.max_backoff = std::chrono::milliseconds(group.max_restart_backoff_ms() ? group.max_restart_backoff_ms() : 60000);
+  if (!options_.log_dir.empty()) s.log_path = (std::filesystem::path(options_.log_dir) / (name + ".log")).string();
+  return s;
+}
+
+v1::Backend GpuManager::workerBackend(const v1::GpuWorkers& group, const WorkerSpec& spec) {
+  v1::Backend b;
+  b.set_name(spec.name);
+  b.set_url("http://127.0.0.1:" + std::to_string(spec.port));
+  for (const auto& m : group.models()) b.add_models(m);
+  b.set_gpu(spec.instance);
+  b.set_max_concurrency(group.max_concurrency());
+  b.mutable_health_check()->set_path(spec.health_path);
+  return b;
+}
+
 std::vector<std::string> GpuManager::configure(const v1::Config& config, bool drain_removed) {
   std::vector<WorkerSpec> specs;
   {
@@ -258,51 +299,17 @@ std::vector<std::string> GpuManager::configure(const v1::Config& config, bool dr
           }
         }
         for (const auto& [name, mig] : places) {
-          const std::string uuid = mig ? mig->uuid : g.uuid;
           const Binding at{&g, mig};
-          if (group.instances_size() > 0 &&
-              !selectsAny({group.instances().begin(), group.instances().end()}, name, uuid, at)) {
+          if (group.instances_size() > 0 && !selectsAny({group.instances().begin(), group.instances().end()}, name,
+                                                        mig ? mig->uuid : g.uuid, at)) {
             continue;
           }
           // A name keeps its port for the engine's life: a worker dropped and
           // brought back (an apply undone) is where the routing table says.
           uint16_t& port = ports_[name];
           if (port == 0) port = Launcher::freePort();
-          WorkerSpec s;
-          s.name = name;
-          s.instance = uuid;
-          s.port = port;
-          const std::string model = group.models_size() ? group.models(0) : "";
-          std::string cmd = group.command();
-          for (const auto& [key, value] :
-               std::initializer_list<std::pair<const char*, std::string>>{{"{port}", std::to_string(port)},
-                                                                          {"{uuid}", uuid},
-                                                                          {"{gpu}", std::to_string(g.index)},
-                                                                          {"{profile}", mig ? mig->profile : ""},
-                                                                          {"{model}", model},
-                                                                          {"{name}", name},
-                                                                          {"{spillwayd}", options_.spillwayd_path}}) {
-            cmd = replaceAll(cmd, key, value);
-          }
-          s.command = cmd;
-          s.env = {"CUDA_VISIBLE_DEVICES=" + uuid};
-          for (const auto& e : group.env()) s.env.push_back(e);
-          s.health_path = group.health_path().empty() ? "/health" : group.health_path();
-          s.start_timeout = std::chrono::milliseconds(group.start_timeout_ms() ? group.start_timeout_ms() : 300000);
-          s.backoff = std::chrono::milliseconds(group.restart_backoff_ms() ? group.restart_backoff_ms() : 1000);
-          s.max_backoff =
-              std::chrono::milliseconds(group.max_restart_backoff_ms() ? group.max_restart_backoff_ms() : 60000);
-          if (!options_.log_dir.empty()) s.log_path = (std::filesystem::path(options_.log_dir) / (name + ".log")).string();
-          specs.push_back(s);
-
-          v1::Backend b;
-          b.set_name(name);
-          b.set_url("http://127.0.0.1:" + std::to_string(port));
-          for (const auto& m : group.models()) b.add_models(m);
-          b.set_gpu(uuid);
-          b.set_max_concurrency(group.max_concurrency());
-          b.mutable_health_check()->set_path(s.health_path);
-          worker_backends_.push_back(std::move(b));
+          specs.push_back(workerSpec(group, name, g, mig, port));
+          worker_backends_.push_back(workerBackend(group, specs.back()));
         }
       }
     }

@@ -67,6 +67,11 @@ class GpuManager {
 
  private:
   Inventory read(const v1::Gpu& cfg);  // one read from the configured source
+  // One worker of `group` on `mig` of `gpu` (null: the whole GPU), and the
+  // backend it serves as.
+  WorkerSpec workerSpec(const v1::GpuWorkers& group, const std::string& name, const GpuDevice& gpu,
+                        const MigDevice* mig, uint16_t port) const;
+  static v1::Backend workerBackend(const v1::GpuWorkers& group, const WorkerSpec& spec);
   std::shared_ptr<const GpuStatus> scrapeStatus() const;  // status(), at most 250 ms old
   void poll();
 
