@@ -102,6 +102,7 @@ Inventory declaredInventory(const v1::Gpu& cfg) {
       const Profile& p = *fit.layout[n].profile;
       MigDevice m;
       m.uuid = "MIG-declared-" + std::to_string(i) + "-" + std::to_string(n);
+      m.slot = static_cast<uint32_t>(n);
       m.gpu_instance_id = static_cast<uint32_t>(n + 1);
       m.compute_instance_id = 0;
       m.profile = p.name;
@@ -294,8 +295,8 @@ std::vector<std::string> GpuManager::configure(const v1::Config& config, bool dr
         if (g.mig.empty()) {
           places.push_back({group.name() + "-g" + std::to_string(g.index), nullptr});
         } else {
-          for (size_t n = 0; n < g.mig.size(); ++n) {
-            places.push_back({group.name() + "-g" + std::to_string(g.index) + "-" + std::to_string(n), &g.mig[n]});
+          for (const auto& m : g.mig) {
+            places.push_back({group.name() + "-g" + std::to_string(g.index) + "-" + std::to_string(m.slot), &m});
           }
         }
         for (const auto& [name, mig] : places) {

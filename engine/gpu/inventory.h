@@ -13,6 +13,10 @@ inline constexpr uint32_t kUnknownStart = 0xffffffffu;
 
 struct MigDevice {
   std::string uuid;               // MIG-...
+  // A number for the instance that stays while it exists (worker names use
+  // it): declared, its position; NVML and old nvidia-smi, the GPU instance
+  // id; new nvidia-smi, its device index.
+  uint32_t slot = 0;
   uint32_t gpu_instance_id = 0;
   uint32_t compute_instance_id = 0;
   std::string profile;            // "1g.10gb" ("" when unknown)

@@ -196,6 +196,7 @@ Inventory Nvml::read() {
         std::memset(buf, 0, sizeof buf);
         if (a.uuid(mdev, buf, sizeof buf) == NVML_SUCCESS) m.uuid = buf;
         if (a.giId) a.giId(mdev, &m.gpu_instance_id);
+        m.slot = a.giId ? m.gpu_instance_id : k;
         if (a.ciId) a.ciId(mdev, &m.compute_instance_id);
         // The profile: the name's last word ("NVIDIA A100-SXM4-80GB MIG 1g.10gb"),
         // else from the slice counts and memory.

@@ -82,6 +82,7 @@ SmiParse parseNvidiaSmiList(std::string_view text) {
       MigDevice m;
       m.profile = std::string(trim(line.substr(4, dev - 4)));
       m.uuid = std::string(uuid);
+      m.slot = n;
       // Before R470: MIG-GPU-<gpu uuid>/<gpu instance>/<compute instance>.
       if (m.uuid.rfind("MIG-GPU-", 0) == 0) {
         const size_t s1 = m.uuid.find('/');
@@ -90,6 +91,7 @@ SmiParse parseNvidiaSmiList(std::string_view text) {
             !number(std::string_view(m.uuid).substr(s2 + 1), m.compute_instance_id)) {
           return fail("old-style MIG UUID without /<gpu instance>/<compute instance>");
         }
+        m.slot = m.gpu_instance_id;
       }
       if (const GpuModel* model = findModel(g.model)) {
         if (const Profile* p = model->profile(m.profile)) {

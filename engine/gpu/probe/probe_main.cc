@@ -55,7 +55,8 @@ std::string inventoryJson(const Inventory& inv) {
            ",\"mig_pending\":" + (g.mig_pending ? "true" : "false") + ",\"mig\":[";
     for (size_t k = 0; k < g.mig.size(); ++k) {
       const auto& m = g.mig[k];
-      out += (k ? "," : "") + std::string("{\"uuid\":") + quote(m.uuid) + ",\"gi\":" + std::to_string(m.gpu_instance_id) +
+      out += (k ? "," : "") + std::string("{\"uuid\":") + quote(m.uuid) + ",\"slot\":" + std::to_string(m.slot) +
+             ",\"gi\":" + std::to_string(m.gpu_instance_id) +
              ",\"ci\":" + std::to_string(m.compute_instance_id) + ",\"profile\":" + quote(m.profile) +
              ",\"sm_count\":" + std::to_string(m.sm_count) + ",\"memory_bytes\":" + std::to_string(m.memory_bytes) + "}";
     }

@@ -351,11 +351,15 @@ gpu:
   f.action_prefix = "gpu.";
   QVERIFY(!engine->audit(f).empty());
 
-  // It goes again: its worker is retired, the other stays.
-  write(list, gpu + mig0);
-  QVERIFY(waitFor([&] { return !worker(engine->gpus(), "w-g0-1"); }, 30s));
-  QVERIFY(healthy(*engine, "w-g0-0"));
-  for (const auto& b : engine->backends()) QVERIFY2(b.name != "w-g0-1", b.name.c_str());
+  // The first one goes: its worker is retired; the other keeps its name and
+  // keeps running (workers are named by the instance's device index, not
+  // its position in the list).
+  const pid_t other = worker(engine->gpus(), "w-g0-1")->pid;
+  write(list, gpu + mig1);
+  QVERIFY(waitFor([&] { return !worker(engine->gpus(), "w-g0-0"); }, 30s));
+  QVERIFY(healthy(*engine, "w-g0-1"));
+  QCOMPARE(worker(engine->gpus(), "w-g0-1")->pid, other);
+  for (const auto& b : engine->backends()) QVERIFY2(b.name != "w-g0-0", b.name.c_str());
 }
 
 void GpuEngineTest::launcherRestartsACrashingWorkerWithBackoff() {

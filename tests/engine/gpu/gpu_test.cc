@@ -201,6 +201,7 @@ void GpuTest::parsesNvidiaSmiNewAndOldForms() {
   QCOMPARE(g0.mig[0].uuid, std::string("MIG-c6d4f1e2-aaaa-bbbb-cccc-ddddeeeeffff"));
   QCOMPARE(g0.mig[0].profile_id, 9u);
   QCOMPARE(g0.mig[0].compute_slices, 3);
+  QCOMPARE(g0.mig[1].slot, 1u);  // the device index
   QCOMPARE(now.inventory.gpus[1].model, std::string("H200-141GB"));
   QVERIFY(!now.inventory.gpus[1].mig_enabled);
 
@@ -214,6 +215,7 @@ void GpuTest::parsesNvidiaSmiNewAndOldForms() {
   QCOMPARE(old.inventory.gpus[0].mig[1].gpu_instance_id, 3u);
   QCOMPARE(old.inventory.gpus[0].mig[1].compute_instance_id, 1u);
   QCOMPARE(old.inventory.gpus[0].mig[1].profile_id, 14u);
+  QCOMPARE(old.inventory.gpus[0].mig[1].slot, 3u);  // the GPU instance id
 }
 
 void GpuTest::nvidiaSmiMalformedLinesAreErrorsWithLineNumbers() {
@@ -262,6 +264,7 @@ void GpuTest::nvmlReadsGpusAndMigDevicesFromTheFake() {
   QCOMPARE(g.mig[0].profile_id, 9u);
   QCOMPARE(g.mig[2].uuid, std::string("MIG-fake-2"));
   QCOMPARE(g.mig[2].gpu_instance_id, 6u);
+  QCOMPARE(g.mig[2].slot, 6u);
   QCOMPARE(g.mig[2].profile, std::string("1g.10gb"));
 }
 
@@ -327,8 +330,8 @@ void GpuTest::selectorsMatchUuidIndexProfileAndName() {
   GpuDevice g;
   g.index = 1;
   g.uuid = "GPU-a";
-  g.mig.push_back({"MIG-x", 1, 0, "3g.40gb", 9, 0, 4, 3, 0, 42});
-  g.mig.push_back({"MIG-y", 2, 0, "1g.10gb", 19, 4, 1, 1, 0, 14});
+  g.mig.push_back({"MIG-x", 0, 1, 0, "3g.40gb", 9, 0, 4, 3, 0, 42});
+  g.mig.push_back({"MIG-y", 1, 2, 0, "1g.10gb", 19, 4, 1, 1, 0, 14});
   inv.gpus.push_back(g);
   const Binding x = resolve(inv, "MIG-x");
   QVERIFY(x.gpu && x.mig && x.mig->uuid == "MIG-x");
