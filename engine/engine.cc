@@ -39,6 +39,14 @@ namespace {
 // classes placed on it, and the requests waiting that may go there.
 std::vector<gpu::BoundBackend> gpuBackendView(const pipeline::RouteTable& routes) {
   std::vector<gpu::BoundBackend> out;
+  if (std::none_of(routes.backends.begin(), routes.backends.end(),
+                   [](const auto& b) { return !b->config().gpu().empty(); })) {
+    return out;
+  }
+  std::map<uint64_t, std::array<uint64_t, admission::kPriorities>> depths;  // by pool id, read once
+  for (const auto& [model, pool] : routes.pools) {
+    if (pool.queue) depths[pool.id] = pool.queue->depths();
+  }
   for (const auto& b : routes.backends) {
     if (b->config().gpu().empty()) continue;
     gpu::BoundBackend v;
@@ -49,7 +57,7 @@ std::vector<gpu::BoundBackend> gpuBackendView(const pipeline::RouteTable& routes
     if (routes.placement) v.classes = routes.placement->classesOf(*b);
     for (const auto& [model, pool] : routes.pools) {
       if (!pool.queue || !pool.uses(*b)) continue;
-      const auto depth = pool.queue->stats().depth;
+      const auto& depth = depths.at(pool.id);
       for (int c = 0; c < admission::kPriorities; ++c) {
         const auto allowed = routes.placement ? routes.placement->allowed(pool.id, static_cast<admission::Priority>(c), false)
                                               : std::span<const upstream::Backend* const>{};

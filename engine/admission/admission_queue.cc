@@ -364,6 +364,13 @@ double AdmissionQueue::oldestWaitSeconds() const {
   return oldest;
 }
 
+std::array<uint64_t, kPriorities> AdmissionQueue::depths() const {
+  std::array<uint64_t, kPriorities> out{};
+  std::lock_guard lock(mu_);
+  for (int c = 0; c < kPriorities; ++c) out[c] = classes_[c].size;
+  return out;
+}
+
 AdmissionQueue::Stats AdmissionQueue::stats() const {
   Stats s;
   s.oldest_wait_seconds = oldestWaitSeconds();

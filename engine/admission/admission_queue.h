@@ -119,6 +119,9 @@ class AdmissionQueue {
   void uncountDrop(DropReason r, std::string_view tenant = {});
 
   size_t waiting() const { return waiting_.load(std::memory_order_relaxed); }
+  // Requests waiting per class (what stats() reports as depth, without its
+  // tenant lists: for metrics and views read on every scrape).
+  std::array<uint64_t, kPriorities> depths() const;
   // Age of the oldest waiting request (degradation's signal); 0 when none.
   double oldestWaitSeconds() const;
   Stats stats() const;

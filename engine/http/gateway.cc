@@ -327,10 +327,10 @@ Gateway::Gateway(RouteTablePtr routes, size_t workers, metrics::Registry& regist
         auto routes = this->routes();
         for (const auto& [model, pool] : routes->pools) {
           if (!pool.queue) continue;
-          const auto st = pool.queue->stats();
+          const auto depth = pool.queue->depths();
           for (int c = 0; c < admission::kPriorities; ++c) {
             out.push_back({{model, std::string(admission::priorityName(static_cast<admission::Priority>(c)))},
-                           static_cast<double>(st.depth[c])});
+                           static_cast<double>(depth[c])});
           }
         }
         return out;
