@@ -22,6 +22,7 @@
 #include "control/control_server.h"
 #include "engine.h"
 #include "gpu/gpu_manager.h"
+#include "gpu/nvml.h"
 #include "gpu/planner.h"
 #include "sim/sim_server.h"
 
@@ -193,22 +194,13 @@ int runGpu(int argc, char** argv) {
     std::cerr << "spillwayd gpu: expected list or plan\n\n" << opts << "\n";
     return 2;
   }
+  // What this machine's driver says: NVML, else (auto) nvidia-smi -L.
   auto readLocal = [&]() {
-    v1::Gpu cfg;
-    cfg.set_inventory(source == "auto" ? "auto" : source);
-    metrics::Registry registry;
-    gpu::GpuManager::Options go;
-    go.nvml_library = nvml_library;
-    gpu::GpuManager manager(registry, go);
-    v1::Config c;
-    *c.mutable_gpu() = cfg;
-    manager.configure(c);
-    auto inv = *manager.inventory();
-    if (inv.gpus.empty() && source == "auto") {
-      c.mutable_gpu()->set_inventory("nvidia_smi");
-      manager.configure(c);
-      auto smi = *manager.inventory();
-      if (!smi.gpus.empty()) return smi;
+    gpu::Inventory inv;
+    if (source != "nvidia_smi") inv = gpu::Nvml(nvml_library).read();
+    if (source == "nvidia_smi" || (source == "auto" && inv.gpus.empty())) {
+      gpu::Inventory smi = gpu::readNvidiaSmi();
+      if (!smi.gpus.empty() || source == "nvidia_smi") return smi;
       inv.detail += "; " + smi.detail;
     }
     return inv;

@@ -1,5 +1,6 @@
 #include "gpu/gpu_manager.h"
 
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <array>
@@ -42,11 +43,13 @@ std::string defaultSpillwayd() {
   return "spillwayd";
 }
 
-// `nvidia-smi -L`: its output, or why it could not be run.
-Inventory readNvidiaSmi(const std::string& program) {
+}  // namespace
+
+Inventory readNvidiaSmi(const std::string& configured) {
+  const std::string program = configured.empty() ? "nvidia-smi" : configured;
   Inventory inv;
   inv.source = "none";
-  const std::string cmd = "'" + replaceAll(program.empty() ? "nvidia-smi" : program, "'", "'\\''") + "' -L 2>&1";
+  const std::string cmd = "'" + replaceAll(program, "'", "'\\''") + "' -L 2>&1";
   FILE* f = popen(cmd.c_str(), "r");
   if (!f) {
     inv.detail = "cannot run nvidia-smi";
@@ -58,7 +61,9 @@ Inventory readNvidiaSmi(const std::string& program) {
   while ((n = fread(buf.data(), 1, buf.size(), f)) > 0 && text.size() < (1 << 20)) text.append(buf.data(), n);
   const int rc = pclose(f);
   if (rc != 0) {
-    inv.detail = "nvidia-smi -L failed (status " + std::to_string(rc) + "): " + text.substr(0, 200);
+    const int code = WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+    inv.detail = code == 127 ? program + " not found"
+                             : "nvidia-smi -L failed (exit " + std::to_string(code) + "): " + text.substr(0, 200);
     return inv;
   }
   SmiParse parsed = parseNvidiaSmiList(text);
@@ -68,6 +73,8 @@ Inventory readNvidiaSmi(const std::string& program) {
   }
   return std::move(parsed.inventory);
 }
+
+namespace {
 
 // What workers and placement depend on: GPUs and their MIG instances (not
 // utilisation, memory in use or temperature).
@@ -220,6 +227,7 @@ GpuManager::~GpuManager() {
 }
 
 Inventory GpuManager::read(const v1::Gpu& cfg) {
+  std::lock_guard lock(read_mu_);
   const std::string& source = cfg.inventory();
   if (source == "off") return {"none", "gpu.inventory is off", {}};
   if (source == "declared") return declaredInventory(cfg);
@@ -281,10 +289,11 @@ v1::Backend GpuManager::workerBackend(const v1::GpuWorkers& group, const WorkerS
 
 std::vector<std::string> GpuManager::configure(const v1::Config& config, bool drain_removed) {
   std::vector<WorkerSpec> specs;
+  auto inventory = std::make_shared<const Inventory>(read(config.gpu()));  // not under mu_: views keep reading
   {
     std::lock_guard lock(mu_);
     cfg_ = config.gpu();
-    inventory_ = std::make_shared<const Inventory>(read(cfg_));
+    inventory_ = std::move(inventory);
     read_ms_ = nowMs();
     ++generation_;
     worker_backends_.clear();
@@ -412,9 +421,13 @@ void GpuManager::poll() {
     if (stop_) break;
     if (generation_ != seen) continue;  // just read by configure()
     if (inventory_->source != "nvml" && inventory_->source != "nvidia_smi") continue;  // declared ones do not change
-    // Under the lock: NVML's handle is shared with configure(), and a read
-    // is short (NVML: microseconds; nvidia-smi -L: a process).
-    Inventory inv = read(cfg_);
+    // Not under mu_: running nvidia-smi takes a while, and status() (the
+    // console's snapshot, a scrape) must not wait for it.
+    const v1::Gpu cfg = cfg_;
+    lock.unlock();
+    Inventory inv = read(cfg);
+    lock.lock();
+    if (stop_ || generation_ != seen) continue;  // configure() read meanwhile: its read stands
     const bool changed = shape(inv) != shape(*inventory_);
     inventory_ = std::make_shared<const Inventory>(std::move(inv));
     read_ms_ = nowMs();

@@ -24,6 +24,10 @@ namespace spillway::gpu {
 
 class Nvml;
 
+// `nvidia-smi -L` run and parsed; source "none" with the reason when it
+// cannot be run or read.
+Inventory readNvidiaSmi(const std::string& program = "nvidia-smi");
+
 // The declared GPUs of `cfg` as an inventory (validated config: models and
 // layouts are known to fit).
 Inventory declaredInventory(const v1::Gpu& cfg);
@@ -66,7 +70,7 @@ class GpuManager {
   void setInventoryListener(std::function<void()> listener);
 
  private:
-  Inventory read(const v1::Gpu& cfg);  // one read from the configured source
+  Inventory read(const v1::Gpu& cfg);  // one read from the configured source; takes read_mu_, never under mu_
   // One worker of `group` on `mig` of `gpu` (null: the whole GPU), and the
   // backend it serves as.
   WorkerSpec workerSpec(const v1::GpuWorkers& group, const std::string& name, const GpuDevice& gpu,
@@ -85,8 +89,9 @@ class GpuManager {
   std::function<std::vector<BoundBackend>()> view_;  // GUARDED_BY(mu_)
   std::mutex listener_mu_;                         // held while the listener runs
   std::function<void()> listener_;                 // GUARDED_BY(listener_mu_)
-  std::unique_ptr<Nvml> nvml_;                    // GUARDED_BY(mu_): opened once, on first use
-  bool nvml_tried_ = false;                       // GUARDED_BY(mu_)
+  std::mutex read_mu_;                            // one inventory read at a time
+  std::unique_ptr<Nvml> nvml_;                    // GUARDED_BY(read_mu_): opened once, on first use
+  bool nvml_tried_ = false;                       // GUARDED_BY(read_mu_)
   Launcher launcher_;
   std::condition_variable cv_;
   bool stop_ = false;                             // GUARDED_BY(mu_)
