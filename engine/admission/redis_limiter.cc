@@ -98,22 +98,13 @@ std::string num(double v) {
 
 }  // namespace
 
-RedisLimiter::RedisLimiter(Settings settings) : settings_(std::move(settings)) {}
+RedisLimiter::RedisLimiter(Settings settings)
+    : settings_(std::move(settings)),
+      link_({settings_.host, settings_.port, settings_.timeout}, "rate limits",
+            "enforcing local limits until it answers again") {}
 
 RedisLimiter::~RedisLimiter() {
   for (auto* c : idle_) redisFree(c);
-}
-
-void RedisLimiter::markDown(const std::string& why) {
-  failures_.fetch_add(1, std::memory_order_relaxed);
-  {
-    std::lock_guard lock(mu_);
-    retry_at_ = std::chrono::steady_clock::now() + std::chrono::seconds(1);
-  }
-  if (up_.exchange(false)) {
-    spdlog::warn("rate limits: Redis at {}:{} unavailable ({}); enforcing local limits until it answers again",
-                 settings_.host, settings_.port, why);
-  }
 }
 
 redisContext* RedisLimiter::acquire() {
@@ -124,29 +115,17 @@ redisContext* RedisLimiter::acquire() {
       idle_.pop_back();
       return c;
     }
-    if (!up() && std::chrono::steady_clock::now() < retry_at_) return nullptr;  // down: do not wait on it again yet
   }
-  timeval tv{static_cast<time_t>(settings_.timeout.count() / 1000),
-             static_cast<suseconds_t>((settings_.timeout.count() % 1000) * 1000)};
-  redisContext* c = redisConnectWithTimeout(settings_.host.c_str(), settings_.port, tv);
-  if (!c || c->err) {
-    markDown(c ? c->errstr : "cannot allocate a connection");
-    if (c) redisFree(c);
-    return nullptr;
-  }
-  redisSetTimeout(c, tv);
-  return c;
+  return link_.connect();
 }
 
 void RedisLimiter::release(redisContext* c, bool ok) {
   if (!ok) {
-    markDown(c->err ? c->errstr : "unexpected reply");
+    link_.failed(c->err ? c->errstr : "unexpected reply");
     redisFree(c);
     return;
   }
-  if (!up_.exchange(true)) {
-    spdlog::warn("rate limits: Redis at {}:{} answers again; limits are shared again", settings_.host, settings_.port);
-  }
+  link_.answered();
   std::lock_guard lock(mu_);
   if (idle_.size() < 64) {
     idle_.push_back(c);

@@ -24,6 +24,8 @@
 #include <string>
 #include <vector>
 
+#include "common/redis_link.h"
+
 struct redisContext;
 
 namespace spillway::admission {
@@ -58,21 +60,18 @@ class RedisLimiter {
   // Adds (or gives back) `cost` of each bucket, best effort.
   void adjust(const std::vector<Bucket>& buckets);
 
-  bool up() const { return up_.load(std::memory_order_relaxed); }
-  uint64_t failures() const { return failures_.load(std::memory_order_relaxed); }
+  bool up() const { return link_.up(); }
+  uint64_t failures() const { return link_.failures(); }
   const Settings& settings() const { return settings_; }
 
  private:
   redisContext* acquire();            // a pooled or new connection; null when Redis is down
   void release(redisContext* c, bool ok);
-  void markDown(const std::string& why);
 
   const Settings settings_;
+  common::RedisLink link_;                         // connecting, up/down, the retry second
   std::mutex mu_;
   std::vector<redisContext*> idle_;                // GUARDED_BY(mu_)
-  std::chrono::steady_clock::time_point retry_at_;  // GUARDED_BY(mu_): no new connection before
-  std::atomic<bool> up_{true};
-  std::atomic<uint64_t> failures_{0};
 };
 
 }  // namespace spillway::admission

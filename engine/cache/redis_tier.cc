@@ -51,7 +51,10 @@ std::string globEscape(std::string_view s) {
 
 }  // namespace
 
-RedisTier::RedisTier(Settings settings) : settings_(std::move(settings)) {
+RedisTier::RedisTier(Settings settings)
+    : settings_(std::move(settings)),
+      link_({settings_.host, settings_.port, settings_.timeout}, "cache",
+            "the Redis tier is skipped until it answers again") {
   thread_ = std::make_unique<TaskThread>(4096);
 }
 
@@ -60,7 +63,7 @@ RedisTier::~RedisTier() {
   if (ctx_) redisFree(ctx_);
 }
 
-std::string RedisTier::address() const { return common::strCat(settings_.host, ":", settings_.port); }
+std::string RedisTier::address() const { return link_.address(); }
 
 std::string RedisTier::redisKey(const CacheKey& key, std::string_view model, std::string_view tenant) const {
   return common::strCat(settings_.key_prefix, model, ":", tenant, ":", key.hex());
@@ -68,20 +71,8 @@ std::string RedisTier::redisKey(const CacheKey& key, std::string_view model, std
 
 redisContext* RedisTier::connection() {
   if (ctx_) return ctx_;
-  const auto now = std::chrono::steady_clock::now();
-  if (now < retry_at_) return nullptr;
-  retry_at_ = now + std::chrono::seconds(1);
-  timeval tv{static_cast<time_t>(settings_.timeout.count() / 1000),
-             static_cast<suseconds_t>(settings_.timeout.count() % 1000 * 1000)};
-  redisContext* c = redisConnectWithTimeout(settings_.host.c_str(), settings_.port, tv);
-  if (!c || c->err) {
-    failed(c ? c->errstr : "out of memory");
-    if (c) redisFree(c);
-    return nullptr;
-  }
-  redisSetTimeout(c, tv);
-  ctx_ = c;
-  if (!up_.exchange(true)) spdlog::info("cache: Redis tier {} answers again", address());
+  ctx_ = link_.connect();
+  if (ctx_) link_.answered();
   return ctx_;
 }
 
@@ -91,7 +82,7 @@ void RedisTier::failed(const std::string& why) {
     redisFree(ctx_);
     ctx_ = nullptr;
   }
-  if (up_.exchange(false)) spdlog::warn("cache: Redis tier {} skipped: {}", address(), why);
+  link_.failed(why);
 }
 
 Found RedisTier::lookupOnThread(const CacheKey& key, const std::string& model, const std::string& tenant,

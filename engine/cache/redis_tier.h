@@ -3,7 +3,8 @@
 // shared rate limits: Debian's reference C client, synchronous with
 // timeouts); the request path awaits a lookup without blocking its worker.
 // A Redis that does not answer within timeout_ms is skipped, counted and
-// warned about; the tier reconnects at most once a second. Keys:
+// warned about; the tier reconnects at most once a second (common/redis_link,
+// shared with the rate limiter). Keys:
 // PREFIX MODEL ":" TENANT ":" HEX, so a purge by model or tenant is a SCAN.
 #pragma once
 
@@ -15,6 +16,7 @@
 #include "cache/entry.h"
 #include "cache/task_thread.h"
 #include "common/asio_types.h"
+#include "common/redis_link.h"
 
 struct redisContext;
 
@@ -40,7 +42,7 @@ class RedisTier {
   uint64_t purge(const std::string& model, const std::string& tenant);
   void flush() { thread_->call([] { return 0; }); }
 
-  bool up() const { return up_.load(std::memory_order_relaxed); }
+  bool up() const { return link_.up(); }
   struct Stats {
     uint64_t lookups = 0, hits = 0, writes = 0, errors = 0, skipped = 0;
   };
@@ -54,9 +56,8 @@ class RedisTier {
   std::string redisKey(const CacheKey& key, std::string_view model, std::string_view tenant) const;
 
   const Settings settings_;
+  common::RedisLink link_;       // connecting, up/down, the retry second
   redisContext* ctx_ = nullptr;  // tier thread only
-  std::chrono::steady_clock::time_point retry_at_{};
-  std::atomic<bool> up_{true};
   std::atomic<uint64_t> lookups_{0}, hits_{0}, writes_{0}, errors_{0}, skipped_{0};
   std::unique_ptr<TaskThread> thread_;  // last: stops first
 };
