@@ -3,6 +3,7 @@
 #include <QtTest>
 
 #include <QFile>
+#include <QStandardPaths>
 #include <QTemporaryDir>
 
 #include <signal.h>
@@ -17,6 +18,7 @@
 #include "control/local_client.h"
 #include "engine.h"
 #include "gpu/launcher.h"
+#include "support/run_tool.h"
 #include "support/test_config.h"
 #include "support/test_http.h"
 
@@ -276,6 +278,11 @@ gpu: {inventory: nvml, placement: {sheddable: [1g.10gb]}}
                            "spillway_gpu_memory_used_bytes{gpu=\"0\",model=\"A100-80GB\"} 1073741824"}) {
     QVERIFY2(metrics.find(line) != std::string::npos, line);
   }
+  const QString promtool = QStandardPaths::findExecutable("promtool");
+  QVERIFY2(!promtool.isEmpty(), "promtool is installed by installer/debian-deps.sh");
+  int code = 0;
+  const std::string checked = runTool(promtool, {"check", "metrics"}, QByteArray::fromStdString(metrics), &code);
+  QVERIFY2(code == 0, checked.c_str());
   // The snapshot's figure feeds the console's GPU alert rule.
   control::LocalEngineClient client(*engine, "test");
   auto snap = client.snapshot();

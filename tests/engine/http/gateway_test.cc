@@ -26,6 +26,7 @@
 #include "sim/sim_server.h"
 #include "support/json.h"
 #include "support/test_config.h"
+#include "support/run_tool.h"
 #include "support/test_http.h"
 
 using namespace spillway;
@@ -52,20 +53,6 @@ std::unique_ptr<Engine> startEngine(const std::string& backends, const std::stri
 const std::string kChat = R"({"model":"small","messages":[{"role":"user","content":"hello"}]})";
 const std::string kStreamChat =
     R"({"model":"small","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hello"}]})";
-
-std::string runTool(const QString& program, const QStringList& args, const QByteArray& input, int* exit_code) {
-  QProcess p;
-  p.start(program, args);
-  p.write(input);
-  p.closeWriteChannel();
-  if (!p.waitForFinished(30000)) {
-    p.kill();
-    *exit_code = -1;
-    return "timed out";
-  }
-  *exit_code = p.exitCode();
-  return (p.readAllStandardOutput() + p.readAllStandardError()).toStdString();
-}
 
 }  // namespace
 
