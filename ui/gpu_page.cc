@@ -18,6 +18,7 @@
 #include <QTableWidget>
 #include <QVBoxLayout>
 
+#include "gpu/catalog.h"
 #include "ui/page_widgets.h"
 #include "ui/text.h"
 
@@ -27,7 +28,6 @@ namespace {
 
 constexpr int kGpuHeight = 150;
 constexpr int kMargin = 10;
-const char* const kModels[] = {"A100-40GB", "A100-80GB", "H100-80GB", "H100-PCIE-80GB", "H100-94GB", "H200-141GB"};
 
 // A class's colour: the same everywhere on the page.
 QColor classColor(const google::protobuf::RepeatedPtrField<std::string>& classes) {
@@ -163,8 +163,8 @@ PlannerDialog::PlannerDialog(control::EngineClient& client, QWidget* parent)
   auto* v = new QVBoxLayout(this);
   auto* top = new QHBoxLayout;
   model_->addItem(tr("the engine's GPUs"), QString());
-  for (const char* m : kModels) model_->addItem(m, QString(m));
-  model_->setCurrentIndex(2);  // A100-80GB: the article's
+  for (const auto& m : gpu::catalog()) model_->addItem(qs(m.name), qs(m.name));
+  model_->setCurrentIndex(model_->findData(QString("A100-80GB")));  // the article's
   count_->setRange(1, 8);
   top->addWidget(new QLabel(tr("GPUs:"), this));
   top->addWidget(model_);
