@@ -8,7 +8,7 @@ export CCACHE_NOHASHDIR := true
 BUILD  := build/$(PRESET)
 JOBS   ?= $(shell nproc)
 
-.PHONY: all deps configure build apps run test bench clean
+.PHONY: all deps configure build apps run test test-package package bench clean
 
 all: build
 
@@ -35,7 +35,17 @@ run: apps
 
 test: build
 	@installer/sdk-deps.sh
-	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 300
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 900
+
+# The Debian packages (spillwayd, spillway-console) into $(BUILD)/packages.
+package: build
+	cd $(BUILD) && cpack -G DEB
+	@ls -l $(BUILD)/packages/*.deb
+
+# Only the package tests: the .debs' checks, the systemd unit, and the
+# install into a fresh Debian 12 root plus the OCI image (installer/test-package.sh).
+test-package: build
+	cd $(BUILD) && ctest --output-on-failure -L package --timeout 900
 
 # The benchmark suite (docs/benchmarks.md): direct vs spillwayd vs nginx on
 # loopback; JSON and a markdown summary land in bench-results/.

@@ -728,11 +728,19 @@ int64_t Engine::configVersion() const {
   return impl_->version;
 }
 
+metrics::Registry& Engine::metricsRegistry() { return impl_->registry; }
+
+void Engine::markDraining() {
+  std::lock_guard lock(impl_->mu);
+  if (impl_->gateway) impl_->gateway->setDraining(true);
+}
+
 bool Engine::drain(std::chrono::milliseconds timeout) {
   http::FrontServer* front = nullptr;
   {
     std::lock_guard lock(impl_->mu);
     front = impl_->front.get();
+    if (impl_->gateway) impl_->gateway->setDraining(true);
   }
   return front ? front->drain(timeout) : true;
 }

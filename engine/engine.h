@@ -28,6 +28,9 @@ namespace spillway {
 namespace sim {
 class SimServer;
 }
+namespace metrics {
+class Registry;
+}
 
 struct BackendStatus {
   std::string name;
@@ -278,13 +281,19 @@ class Engine {
   absl::StatusOr<CacheLookupResult> cacheLookup(const std::string& body, const std::string& tenant,
                                                 bool completions = false) const;
   absl::StatusOr<uint64_t> purgeCache(const std::string& model, const std::string& tenant, const std::string& actor);
-  // Graceful drain of the whole engine: stop accepting, close idle
-  // connections, wait up to `timeout` for requests in flight.
+  // From now on /readyz answers 503 "draining" (load balancers stop
+  // sending here); requests are still accepted and served. Irreversible.
+  void markDraining();
+  // Graceful drain of the whole engine: markDraining(), stop accepting,
+  // close idle connections, wait up to `timeout` for requests in flight.
   bool drain(std::chrono::milliseconds timeout);
   // Stops everything now; requests still in flight are cut. Idempotent.
   void stop();
 
   std::string metricsText() const;
+  // The registry /metrics renders: parts outside the engine that act on it
+  // (the config file reloader) register their families here.
+  metrics::Registry& metricsRegistry();
   // GPUs, their MIG instances with the backends, classes and load on them,
   // and the launched workers (gpu/gpu_status.h).
   gpu::GpuStatus gpus() const;

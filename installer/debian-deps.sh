@@ -11,7 +11,7 @@ packages=(
   libboost-dev libboost-program-options-dev libssl-dev
   libprotobuf-dev protobuf-compiler
   libabsl-dev libyaml-cpp-dev libsimdjson-dev libspdlog-dev
-  libsqlite3-dev libmimalloc-dev
+  libsqlite3-dev libmimalloc-dev libsystemd-dev
   libgrpc++-dev protobuf-compiler-grpc libhiredis-dev libxxhash-dev
   # console and Qt Test
   qt6-base-dev qt6-charts-dev libqt6opengl6-dev qtkeychain-qt6-dev libsecret-1-0
@@ -21,6 +21,8 @@ packages=(
   redis-server
   # tests: a real Secret Service keyring on a private bus (tests/ui/with_keyring.sh)
   gnome-keyring dbus-daemon libglib2.0-bin
+  # packages: man pages, lint, a fresh Debian root, an OCI image, systemd-analyze
+  help2man lintian debootstrap umoci iproute2 systemd appstream
   # benchmarks: nginx as the reference proxy, python3 runs the suite
   nginx-light python3
 )

@@ -317,6 +317,7 @@ int main(int argc, char** argv) {
   unsigned alternatives = 3;
   opts.add_options()
       ("help,h", "show this help")
+      ("version", "print the version and exit")
       ("addr", po::value(&addr), "engine control address HOST:PORT")
       ("token", po::value(&token), "bearer token")
       ("token-file", po::value(&token_file), "file holding the bearer token")
@@ -352,6 +353,10 @@ int main(int argc, char** argv) {
   } catch (const po::error& e) {
     std::cerr << "spillctl: " << e.what() << "\n";
     return 2;
+  }
+  if (vm.count("version")) {
+    std::cout << "spillctl " << SPILLWAY_VERSION << "\n";
+    return 0;
   }
   if (vm.count("help") || args.empty()) {
     std::cout << opts << "\n";

@@ -2,6 +2,9 @@
 // OpenAI-compatible LLM server.
 #include <signal.h>
 #include <spdlog/spdlog.h>
+#ifdef SPILLWAY_WITH_SYSTEMD
+#include <systemd/sd-daemon.h>
+#endif
 
 #include <boost/program_options.hpp>
 #include <cstdio>
@@ -16,9 +19,11 @@
 
 #include "common/io_pool.h"
 #include "common/process.h"
+#include "common/strings.h"
 #include "common/url.h"
 #include "config/config_loader.h"
 #include "config/validate.h"
+#include "config_reloader.h"
 #include "control/control_server.h"
 #include "engine.h"
 #include "gpu/gpu_manager.h"
@@ -31,22 +36,38 @@ using namespace spillway;
 
 namespace {
 
-// Blocks SIGINT/SIGTERM in every thread (threads inherit the mask) so the
-// main thread can wait for them synchronously with sigwait.
-sigset_t blockStopSignals() {
+// Blocks SIGINT/SIGTERM (and, for the engine, SIGHUP) in every thread
+// (threads inherit the mask) so the main thread can wait for them
+// synchronously with sigwait.
+sigset_t blockSignals(bool reload = false) {
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGTERM);
+  if (reload) sigaddset(&set, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   return set;
 }
 
-int waitForStopSignal(const sigset_t& set) {
+int waitForSignal(const sigset_t& set) {
   int sig = 0;
   sigwait(&set, &sig);
   return sig;
 }
+
+// Tells systemd (Type=notify) how the service is doing; a no-op outside
+// systemd (no NOTIFY_SOCKET) and in builds without libsystemd.
+void notifySystemd(const std::string& state) {
+#ifdef SPILLWAY_WITH_SYSTEMD
+  sd_notify(0, state.c_str());
+#else
+  (void)state;
+#endif
+}
+
+#ifndef SPILLWAY_VERSION
+#define SPILLWAY_VERSION "0.0.0"
+#endif
 
 bool setLogLevel(const std::string& level) {
   auto l = spdlog::level::from_str(level);
@@ -68,6 +89,10 @@ std::optional<int> parseCommandLine(const char* prog, int argc, char** argv, con
   }
   if (vm.count("help")) {
     std::cout << opts << "\n";
+    return 0;
+  }
+  if (opts.find_nothrow("version", false) && vm.count("version")) {
+    std::cout << prog << " " << SPILLWAY_VERSION << "\n";
     return 0;
   }
   if (!setLogLevel(vm["log-level"].as<std::string>())) {
@@ -144,7 +169,7 @@ int runSim(int argc, char** argv) {
   }
   if (models.empty()) models.push_back("sim-model");
 
-  sigset_t signals = blockStopSignals();
+  sigset_t signals = blockSignals();
   common::IoPool io(threads);
   sim::SimServer server(io, p, models, "sim");
   io.start();
@@ -156,7 +181,7 @@ int runSim(int argc, char** argv) {
   std::cout << "spillwayd sim: listening on http://" << host << ":" << server.port() << " (profile "
             << p.profile() << ", " << p.max_num_seqs() << " slots, " << p.max_waiting() << " waiting)"
             << std::endl;
-  waitForStopSignal(signals);
+  waitForSignal(signals);
   server.stop();
   io.stop();
   return 0;
@@ -264,10 +289,15 @@ int runEngine(int argc, char** argv) {
       "       spillwayd gpu list|plan   (GPUs and MIG layout planning, offline; see spillwayd gpu --help)\n\n"
       "Options");
   std::string config_file, listen, data_dir, check_file, control_listen;
-  unsigned threads = 0;
+  unsigned threads = 0, watch_ms = 0;
   opts.add_options()
       ("help,h", "show this help")
-      ("config,c", po::value(&config_file), "YAML config file (default: the embedded default config)")
+      ("version", "print the version and exit")
+      ("config,c", po::value(&config_file), "YAML config file (default: the embedded default config); SIGHUP "
+       "applies it again (validated first: a file with errors changes nothing)")
+      ("watch-config", po::value(&watch_ms)->implicit_value(1000),
+       "also apply --config whenever the file changes, checking every N ms (default 1000): how a Kubernetes "
+       "ConfigMap mount updates")
       ("listen,l", po::value(&listen), "HOST:PORT of the front listener; overrides server.listen")
       ("threads", po::value(&threads), "worker threads; overrides server.threads (0 = one per core)")
       ("control-listen", po::value(&control_listen), "HOST:PORT of the gRPC control plane; overrides control.listen (default 127.0.0.1:50051; \"none\" disables)")
@@ -292,6 +322,9 @@ int runEngine(int argc, char** argv) {
     return 0;
   }
 
+  // Taken before the file is read: --watch-config applies any later version.
+  const ConfigReloader::FileStamp loaded_stamp =
+      config_file.empty() ? ConfigReloader::FileStamp{} : ConfigReloader::stamp(config_file);
   config::LoadResult loaded = config_file.empty()
                                   ? config::loadYaml(config::defaultConfigYaml(), "<embedded default.yaml>")
                                   : config::loadYamlFile(config_file);
@@ -299,12 +332,21 @@ int runEngine(int argc, char** argv) {
     std::cerr << config::formatErrors(loaded.errors);
     return 1;
   }
+  if (vm.count("watch-config") && config_file.empty()) {
+    std::cerr << "spillwayd: --watch-config needs --config FILE\n";
+    return 2;
+  }
+  // What the command line pins, applied again to every config a reload
+  // reads from the file.
+  auto overrides = [&vm, listen, threads, control_listen](v1::Config& cfg) {
+    if (vm.count("listen")) cfg.mutable_server()->set_listen(listen);
+    if (vm.count("threads")) cfg.mutable_server()->set_threads(threads);
+    if (vm.count("control-listen")) cfg.mutable_control()->set_listen(control_listen);
+    if (cfg.control().listen().empty()) cfg.mutable_control()->set_listen("127.0.0.1:50051");
+  };
   v1::Config cfg = loaded.config;
-  if (vm.count("listen")) cfg.mutable_server()->set_listen(listen);
-  if (vm.count("threads")) cfg.mutable_server()->set_threads(threads);
-  if (vm.count("control-listen")) cfg.mutable_control()->set_listen(control_listen);
-  if (cfg.control().listen().empty()) cfg.mutable_control()->set_listen("127.0.0.1:50051");
-  sigset_t signals = blockStopSignals();
+  overrides(cfg);
+  sigset_t signals = blockSignals(/*reload=*/true);
 #ifdef SPILLWAY_WITH_MIMALLOC
   // Also keeps the link to mimalloc (its malloc replaces glibc's) explicit.
   spdlog::debug("allocator: mimalloc {}", mi_version());
@@ -345,9 +387,41 @@ int runEngine(int argc, char** argv) {
     std::cout << std::flush;
   }
 
-  int sig = waitForStopSignal(signals);
+  std::unique_ptr<ConfigReloader> reloader;
+  if (!config_file.empty()) {
+    reloader = std::make_unique<ConfigReloader>(
+        **engine, ConfigReloader::Options{config_file, loaded_stamp, overrides, std::chrono::milliseconds(watch_ms)});
+    if (watch_ms) spdlog::info("watching {} for changes (every {} ms)", config_file, watch_ms);
+  }
+  notifySystemd(common::strCat("READY=1\nSTATUS=serving on ", url, ", config v", (*engine)->configVersion()));
+
+  int sig = 0;
+  while ((sig = waitForSignal(signals)) == SIGHUP) {
+    if (!reloader) {
+      spdlog::warn("received SIGHUP: spillwayd runs on the embedded default config (no --config FILE); nothing to reload");
+      continue;
+    }
+    notifySystemd("RELOADING=1");
+    (void)reloader->reload("SIGHUP");
+    notifySystemd(common::strCat("READY=1\nSTATUS=serving on ", url, ", config v", (*engine)->configVersion()));
+  }
+  notifySystemd("STOPPING=1\nSTATUS=draining");
+  reloader.reset();  // no reloads while draining
+  const char* sig_name = sig == SIGTERM ? "SIGTERM" : "SIGINT";
+  if (const uint32_t delay_ms = (*engine)->config().server().drain_delay_ms(); delay_ms > 0) {
+    // Not ready, still serving: load balancers see the probe fail and stop
+    // sending before the listener closes. A second signal ends the wait.
+    (*engine)->markDraining();
+    spdlog::info("received {}: /readyz answers 503 for {} ms before the drain (a second signal skips the wait)",
+                 sig_name, delay_ms);
+    const timespec wait{static_cast<time_t>(delay_ms / 1000), static_cast<long>(delay_ms % 1000) * 1000000};
+    int next = 0;
+    while ((next = sigtimedwait(&signals, nullptr, &wait)) == SIGHUP) {
+    }
+    if (next > 0) spdlog::info("received {} again: draining now", next == SIGTERM ? "SIGTERM" : "SIGINT");
+  }
   const auto drain_timeout = std::chrono::milliseconds((*engine)->config().server().drain_timeout_ms());
-  spdlog::info("received {}, draining (up to {} ms)", sig == SIGTERM ? "SIGTERM" : "SIGINT", drain_timeout.count());
+  spdlog::info("received {}, draining (up to {} ms)", sig_name, drain_timeout.count());
   control_server.reset();  // no more changes while draining
   bool clean = (*engine)->drain(drain_timeout);
   if (!clean) spdlog::warn("drain timeout reached; cutting the requests still in flight");

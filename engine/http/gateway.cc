@@ -476,9 +476,10 @@ common::Awaitable<bool> Gateway::handle(size_t worker, common::TcpStream& client
     }
     if (r == "readyz") {
       auto routes = this->routes();
-      bool ready = routes->anyAvailable();
+      const bool draining = draining_.load(std::memory_order_relaxed);
+      const bool ready = !draining && routes->anyAvailable();
       common::JsonWriter j;
-      j.beginObject().key("status").value(ready ? "ready" : "unavailable").key("backends").beginObject();
+      j.beginObject().key("status").value(draining ? "draining" : ready ? "ready" : "unavailable").key("backends").beginObject();
       for (const auto& b : routes->backends) j.key(b->name()).value(b->state());
       j.endObject().endObject();
       count(ready ? 200 : 503);

@@ -47,6 +47,10 @@ class Gateway {
   void setRoutes(RouteTablePtr routes);
   RouteTablePtr routes() const;
 
+  // Draining (the engine is shutting down): /readyz answers 503 "draining"
+  // so load balancers stop sending here first. Thread-safe.
+  void setDraining(bool draining) { draining_.store(draining, std::memory_order_relaxed); }
+
   // Counts a request the front server answered itself (400/408/413/431).
   void countRejected(int status);
 
@@ -108,6 +112,7 @@ class Gateway {
   void complete(Worker& w, pipeline::RequestContext& ctx);
 
   std::atomic<std::shared_ptr<const RouteTable>> routes_;
+  std::atomic<bool> draining_{false};
   std::unique_ptr<boost::asio::ssl::context> tls_verify_;
   std::unique_ptr<boost::asio::ssl::context> tls_insecure_;
   std::unique_ptr<Metrics> metrics_;

@@ -8,13 +8,20 @@
 #include <QProcess>
 #include <QRegularExpression>
 #include <QTemporaryDir>
+#include <atomic>
 #include <future>
+#include <map>
+#include <mutex>
 #include <signal.h>
+#include <thread>
 
 #include "support/json.h"
+#include "support/run_tool.h"
+#include "support/spillwayd_process.h"
 #include "support/test_http.h"
 
 using namespace spillway::testing;
+using namespace std::chrono_literals;
 
 namespace {
 
@@ -216,3 +223,207 @@ void SpillwaydTest::gpuPlanWorksOffline() {
 }
 
 QTEST_APPLESS_MAIN(SpillwaydTest)
+
+namespace {
+
+// A config file for the reload tests: two simulated backends for model m;
+// `weight` and `retry_after` differ between the versions written.
+std::string reloadConfig(int retry_after, int weight) {
+  return R"(server:
+  retry_after_seconds: )" +
+         std::to_string(retry_after) + R"(
+backends:
+  - name: a
+    url: sim://a
+    models: [m]
+    weight: )" + std::to_string(weight) +
+         R"(
+    sim: {profile: instant, inter_token_ms: 1, min_output_tokens: 4, max_output_tokens: 4}
+  - name: b
+    url: sim://b
+    models: [m]
+    sim: {profile: instant, inter_token_ms: 1, min_output_tokens: 4, max_output_tokens: 4}
+)";
+}
+
+// The value of one sample in a Prometheus text body ("name{labels}"), or -1.
+double sample(const std::string& metrics, const std::string& series) {
+  const std::string prefix = series + " ";
+  size_t at = metrics.find("\n" + prefix);
+  if (at == std::string::npos) return -1;
+  return std::strtod(metrics.c_str() + at + 1 + prefix.size(), nullptr);
+}
+
+double reloadSample(uint16_t port, const std::string& series) {
+  return sample(httpRequest(port, "GET", "/metrics").body, series);
+}
+
+// Sends chat completions from `threads` clients until stopped; counts
+// answers by status.
+class Load {
+ public:
+  Load(uint16_t port, int threads) {
+    for (int i = 0; i < threads; ++i) {
+      threads_.emplace_back([this, port] {
+        while (!stop_.load()) {
+          auto r = postJson(port, "/v1/chat/completions", R"({"model":"m","messages":[{"role":"user","content":"hi"}]})");
+          std::lock_guard lock(mu_);
+          ++by_status_[r.status];
+        }
+      });
+    }
+  }
+  ~Load() { stop(); }
+  std::map<int, int> stop() {
+    stop_.store(true);
+    for (auto& t : threads_) {
+      if (t.joinable()) t.join();
+    }
+    std::lock_guard lock(mu_);
+    return by_status_;
+  }
+  int sent() {
+    std::lock_guard lock(mu_);
+    int n = 0;
+    for (const auto& [status, count] : by_status_) n += count;
+    return n;
+  }
+
+ private:
+  std::atomic<bool> stop_{false};
+  std::mutex mu_;
+  std::map<int, int> by_status_;
+  std::vector<std::thread> threads_;
+};
+
+QString statusesText(const std::map<int, int>& by_status) {
+  QString s;
+  for (const auto& [status, count] : by_status) s += QString("%1: %2  ").arg(status).arg(count);
+  return s;
+}
+
+std::string spillctl(const SpillwaydProcess& d, const QStringList& args) {
+  int code = -1;
+  return runTool(SPILLCTL_PATH,
+                 QStringList{"--addr", QString::fromStdString(d.controlAddress()), "--token-file",
+                             d.dataDir() + "/control.token"} +
+                     args,
+                 {}, &code);
+}
+
+}  // namespace
+
+void SpillwaydTest::versionIsPrinted() {
+  for (const char* program : {SPILLWAYD_PATH, SPILLCTL_PATH}) {
+    QProcess p;
+    p.start(program, {"--version"});
+    QVERIFY(p.waitForFinished(10000));
+    QCOMPARE(p.exitCode(), 0);
+    const QString out = p.readAllStandardOutput();
+    QVERIFY2(QRegularExpression(R"(^spill(wayd|ctl) \d+\.\d+\.\d+\n$)").match(out).hasMatch(), qPrintable(out));
+  }
+}
+
+void SpillwaydTest::sighupReloadsUnderLoadWithoutFailures() {
+  QTemporaryDir dir;
+  const std::string file = writeFile(dir, "spillway.yaml", reloadConfig(1, 1));
+  SpillwaydProcess d;
+  QVERIFY2(d.start(SPILLWAYD_PATH, {"--config", QString::fromStdString(file)}), qPrintable(d.error()));
+  const std::string applied = R"(spillway_config_reloads_total{result="applied"})";
+  QCOMPARE(reloadSample(d.port(), applied), 0.0);
+
+  Load load(d.port(), 4);
+  QVERIFY(waitFor([&] { return load.sent() >= 20; }, 20s));
+  for (int i = 1; i <= 3; ++i) {
+    writeFile(dir, "spillway.yaml", reloadConfig(1 + i, 1 + i));
+    const int before = load.sent();
+    ::kill(static_cast<pid_t>(d.pid()), SIGHUP);
+    QVERIFY2(waitFor([&] { return reloadSample(d.port(), applied) == i; }, 20s), qPrintable(d.output()));
+    // Traffic went on across the reload.
+    QVERIFY(waitFor([&] { return load.sent() >= before + 20; }, 20s));
+  }
+  // The same file again: validated, nothing to change, no new version.
+  ::kill(static_cast<pid_t>(d.pid()), SIGHUP);
+  QVERIFY(waitFor([&] { return reloadSample(d.port(), R"(spillway_config_reloads_total{result="unchanged"})") == 1; }, 20s));
+  const auto statuses = load.stop();
+  QVERIFY2(statuses.size() == 1 && statuses.count(200), qPrintable(statusesText(statuses)));
+
+  // Each reload is a version by actor "file", with what triggered it.
+  const std::string history = spillctl(d, {"config", "history", "--json"});
+  QCOMPARE(QString::fromStdString(history).count("\"author\": \"file\""), 3);
+  QVERIFY2(history.find("SIGHUP: " + file) != std::string::npos, history.c_str());
+  // The running config is the last file's.
+  QVERIFY(spillctl(d, {"config", "get"}).find("\"retry_after_seconds\": 4") != std::string::npos);
+}
+
+void SpillwaydTest::sighupWithABrokenFileChangesNothing() {
+  QTemporaryDir dir;
+  const std::string file = writeFile(dir, "spillway.yaml", reloadConfig(7, 1));
+  SpillwaydProcess d;
+  QVERIFY2(d.start(SPILLWAYD_PATH, {"--config", QString::fromStdString(file)}), qPrintable(d.error()));
+  const std::string before = spillctl(d, {"config", "get"});
+  QVERIFY(before.find("\"retry_after_seconds\": 7") != std::string::npos);
+
+  // Line 3 names an unknown scheme; line 5 an unknown key.
+  writeFile(dir, "spillway.yaml", "backends:\n  - name: a\n    url: htp://x\n    models: [m]\n    wieght: 2\n");
+  ::kill(static_cast<pid_t>(d.pid()), SIGHUP);
+  const std::string invalid = R"(spillway_config_reload_failures_total{reason="invalid"})";
+  QVERIFY2(waitFor([&] { return reloadSample(d.port(), invalid) == 1; }, 20s), qPrintable(d.output()));
+  QCOMPARE(spillctl(d, {"config", "get"}), before);
+  QCOMPARE(reloadSample(d.port(), R"(spillway_config_reloads_total{result="applied"})"), 0.0);
+  // Still serving on the old config.
+  auto r = postJson(d.port(), "/v1/chat/completions", R"({"model":"m","messages":[{"role":"user","content":"hi"}]})");
+  QCOMPARE(r.status, 200);
+  // Every error in the log, with file:line:column.
+  const QString log = d.output();
+  QVERIFY2(log.contains(QString::fromStdString(file) + ":3:"), qPrintable(log));
+  QVERIFY2(log.contains(QString::fromStdString(file) + ":5:"), qPrintable(log));
+  QVERIFY2(log.contains("the running config (v1) is unchanged"), qPrintable(log));
+}
+
+void SpillwaydTest::watchConfigAppliesAnEditedFile() {
+  QTemporaryDir dir;
+  const std::string file = writeFile(dir, "spillway.yaml", reloadConfig(1, 1));
+  SpillwaydProcess d;
+  QVERIFY2(d.start(SPILLWAYD_PATH, {"--config", QString::fromStdString(file), "--watch-config", "20"}),
+           qPrintable(d.error()));
+  // A ConfigMap update: the new file appears under another name and is
+  // renamed over the old one (a new inode).
+  writeFile(dir, "next.yaml", reloadConfig(9, 3));
+  QVERIFY(QFile::remove(QString::fromStdString(file)));
+  QVERIFY(QFile::rename(dir.filePath("next.yaml"), QString::fromStdString(file)));
+  QVERIFY2(waitFor([&] { return reloadSample(d.port(), R"(spillway_config_reloads_total{result="applied"})") == 1; }, 20s),
+           qPrintable(d.output()));
+  QVERIFY(spillctl(d, {"config", "get"}).find("\"retry_after_seconds\": 9") != std::string::npos);
+  QVERIFY(spillctl(d, {"config", "history", "--json"}).find("watch: " + file) != std::string::npos);
+}
+
+void SpillwaydTest::readyzSaysDrainingDuringTheDrainDelay() {
+  QTemporaryDir dir;
+  // A delay far longer than the test: only the second signal ends it.
+  auto cfg = writeFile(dir, "ready.yaml", R"(server:
+  listen: 127.0.0.1:0
+  drain_delay_ms: 600000
+backends:
+  - name: steady
+    url: sim://steady
+    models: [m]
+    sim: {profile: instant, inter_token_ms: 1, min_output_tokens: 4, max_output_tokens: 4}
+)");
+  Daemon d;
+  QVERIFY(d.start({"--config", QString::fromStdString(cfg), "--control-listen", "none"}));
+  QCOMPARE(httpRequest(d.port, "GET", "/readyz").status, 200);
+  ::kill(static_cast<pid_t>(d.proc.processId()), SIGTERM);
+  QVERIFY(waitFor([&] {
+    auto r = httpRequest(d.port, "GET", "/readyz");
+    return r.status == 503 && r.body.find(R"("status":"draining")") != std::string::npos;
+  }));
+  // Not ready, still serving: new connections are accepted and answered.
+  auto r = postJson(d.port, "/v1/chat/completions", R"({"model":"m","messages":[{"role":"user","content":"x"}]})");
+  QCOMPARE(r.status, 200);
+  QCOMPARE(httpRequest(d.port, "GET", "/healthz").status, 200);
+  ::kill(static_cast<pid_t>(d.proc.processId()), SIGTERM);
+  QVERIFY(d.proc.waitForFinished(20000));
+  QCOMPARE(d.proc.exitCode(), 0);
+  QVERIFY(QString(d.proc.readAllStandardOutput()).contains("received SIGTERM again: draining now"));
+}

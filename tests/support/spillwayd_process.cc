@@ -30,6 +30,7 @@ bool SpillwaydProcess::start(const QString& program, const QStringList& extra) {
   while (!control.match(out).hasMatch() && process_.waitForReadyRead(20000)) {
     out += QString::fromUtf8(process_.readAllStandardOutput());
   }
+  output_ = out;
   const auto f = front.match(out);
   const auto c = control.match(out);
   if (!f.hasMatch() || !c.hasMatch()) {
@@ -45,6 +46,13 @@ bool SpillwaydProcess::start(const QString& program, const QStringList& extra) {
   }
   token_ = QString::fromUtf8(token.readAll()).trimmed().toStdString();
   return true;
+}
+
+QString SpillwaydProcess::output() {
+  process_.waitForReadyRead(0);
+  output_ += QString::fromUtf8(process_.readAllStandardOutput());
+  output_ += QString::fromUtf8(process_.readAllStandardError());
+  return output_;
 }
 
 }  // namespace spillway::testing

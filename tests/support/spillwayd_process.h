@@ -23,6 +23,8 @@ class SpillwaydProcess {
   const std::string& controlAddress() const { return control_address_; }
   const std::string& token() const { return token_; }
   QString dataDir() const { return dir_.path(); }
+  // Everything the process has written so far (stdout and stderr: the log).
+  QString output();
 
  private:
   QTemporaryDir dir_;
@@ -31,6 +33,7 @@ class SpillwaydProcess {
   uint16_t port_ = 0;
   std::string control_address_;
   std::string token_;
+  QString output_;
 };
 
 }  // namespace spillway::testing
