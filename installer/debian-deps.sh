@@ -16,7 +16,7 @@ packages=(
   # console and Qt Test
   qt6-base-dev qt6-charts-dev libqt6opengl6-dev qtkeychain-qt6-dev libsecret-1-0
   # tests: real clients and validators, a display for the console
-  curl openssl prometheus xvfb xauth
+  curl openssl prometheus prometheus-alertmanager python3-yaml xvfb xauth
   # tests: a real Redis for the shared rate limiter (started by the tests themselves)
   redis-server
   # tests: a real Secret Service keyring on a private bus (tests/ui/with_keyring.sh)

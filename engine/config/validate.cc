@@ -340,7 +340,11 @@ std::vector<ConfigError> validate(const v1::Config& c, const SourceMap* sources,
     std::string p = common::strCat("control.tokens[", i, "]");
     if (t.name().empty()) ck.fail(p + ".name", "is required");
     else if (!token_names.insert(t.name()).second) ck.fail(p + ".name", common::strCat("duplicate token name \"", t.name(), "\""));
-    if (!common::isSha256Hex(t.sha256())) ck.fail(p + ".sha256", "must be 64 lower-case hex digits (spillctl hash-token prints them)");
+    if (!t.token_file().empty()) {
+      if (!t.sha256().empty()) ck.fail(p + ".token_file", "give sha256 or token_file, not both");
+    } else if (!common::isSha256Hex(t.sha256())) {
+      ck.fail(p + ".sha256", "must be 64 lower-case hex digits (spillctl hash-token prints them), or give token_file");
+    }
     if (t.role() != "viewer" && t.role() != "operator") {
       ck.fail(p + ".role", common::strCat("must be \"viewer\" or \"operator\", got \"", t.role(), "\""));
     }

@@ -8,10 +8,13 @@
 #include <condition_variable>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <thread>
 
+#include "absl/strings/ascii.h"
+#include "common/sha256.h"
 #include "common/strings.h"
 #include "common/url.h"
 #include "control/auth.h"
@@ -198,11 +201,42 @@ ControlServer::~ControlServer() {
   }
 }
 
+namespace {
+
+// The configured tokens with each token_file read and hashed into sha256.
+absl::StatusOr<google::protobuf::RepeatedPtrField<v1::ControlToken>> resolveTokenFiles(
+    const google::protobuf::RepeatedPtrField<v1::ControlToken>& configured) {
+  google::protobuf::RepeatedPtrField<v1::ControlToken> out = configured;
+  for (int i = 0; i < out.size(); ++i) {
+    v1::ControlToken& t = out[i];
+    if (t.token_file().empty()) continue;
+    std::ifstream in(t.token_file());
+    if (!in) {
+      return absl::FailedPreconditionError(common::strCat("control.tokens[", i, "].token_file: cannot read \"",
+                                                          t.token_file(), "\""));
+    }
+    std::stringstream text;
+    text << in.rdbuf();
+    const std::string token(absl::StripAsciiWhitespace(text.str()));
+    if (token.empty()) {
+      return absl::FailedPreconditionError(
+          common::strCat("control.tokens[", i, "].token_file: \"", t.token_file(), "\" is empty"));
+    }
+    t.set_sha256(common::sha256Hex(token));
+    t.clear_token_file();
+  }
+  return out;
+}
+
+}  // namespace
+
 absl::StatusOr<std::unique_ptr<ControlServer>> ControlServer::start(Engine& engine, const ControlServerOptions& o) {
   auto hp = common::parseHostPort(o.control.listen());
   if (!hp.ok()) return absl::InvalidArgumentError(common::strCat("control.listen: ", hp.status().message()));
   auto impl = std::make_unique<Impl>();
-  impl->auth = std::make_unique<TokenAuthority>(o.control.tokens());
+  auto tokens = resolveTokenFiles(o.control.tokens());
+  if (!tokens.ok()) return tokens.status();
+  impl->auth = std::make_unique<TokenAuthority>(*tokens);
   if (impl->auth->size() == 0) {
     // Never printed or logged: written to a file only its owner can read,
     // in the data dir or else a fresh private temporary directory.

@@ -436,4 +436,44 @@ void ControlPlaneTest::generatedTokenWithoutDataDirIsPrivateAndRemoved() {
   QVERIFY(!QFileInfo(QString::fromStdString(file)).dir().exists());
 }
 
+void ControlPlaneTest::tokenFromAFileIsAccepted() {
+  // A Kubernetes Secret mounted as a file: the token itself, with a newline.
+  QFile f(dir_.filePath("secret-token"));
+  QVERIFY(f.open(QIODevice::WriteOnly));
+  f.write("sk-from-a-secret\n");
+  f.close();
+  v1::Control ctl;
+  ctl.set_listen("127.0.0.1:0");
+  auto* t = ctl.add_tokens();
+  t->set_name("kube");
+  t->set_role("operator");
+  t->set_token_file(dir_.filePath("secret-token").toStdString());
+  auto server = ControlServer::start(*engine_, {ctl, dir_.path().toStdString()});
+  QVERIFY2(server.ok(), std::string(server.status().message()).c_str());
+  QVERIFY((*server)->generatedToken().empty());  // a token was configured
+  QVERIFY(client((*server)->port(), "sk-from-a-secret", "")->status().ok());
+  QVERIFY(!client((*server)->port(), "sk-from-a-secre", "")->status().ok());
+  QVERIFY(!client((*server)->port(), kOperatorToken, "")->status().ok());
+}
+
+void ControlPlaneTest::unreadableTokenFileStopsTheStart() {
+  v1::Control ctl;
+  ctl.set_listen("127.0.0.1:0");
+  auto* t = ctl.add_tokens();
+  t->set_name("kube");
+  t->set_role("operator");
+  t->set_token_file(dir_.filePath("no-such-secret").toStdString());
+  auto server = ControlServer::start(*engine_, {ctl, dir_.path().toStdString()});
+  QVERIFY(!server.ok());
+  QVERIFY2(server.status().message().find("control.tokens[0].token_file: cannot read") != std::string::npos,
+           std::string(server.status().message()).c_str());
+  // Both ways of naming a token at once are refused by validation.
+  t->set_sha256(TokenAuthority::sha256Hex("x"));
+  v1::Config c = engine_->config();
+  *c.mutable_control() = ctl;
+  bool named = false;
+  for (const auto& e : engine_->validateConfig(c)) named |= e.path == "control.tokens[0].token_file";
+  QVERIFY(named);
+}
+
 QTEST_APPLESS_MAIN(ControlPlaneTest)

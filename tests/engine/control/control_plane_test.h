@@ -39,6 +39,8 @@ class ControlPlaneTest : public QObject {
   void tokenHashesAreConstantTimeComparable();
   void mutualTlsRequiresAClientCertificate();
   void generatedTokenWithoutDataDirIsPrivateAndRemoved();
+  void tokenFromAFileIsAccepted();
+  void unreadableTokenFileStopsTheStart();
 
  private:
   QTemporaryDir dir_;
