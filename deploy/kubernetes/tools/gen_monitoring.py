@@ -269,9 +269,11 @@ PANELS = [
          "0..1 (alert > 90 % for 3 minutes)."),
         ("GPU memory used", "bytes", [q("max by (gpu) (spillway_gpu_memory_used_bytes{SEL})", "GPU {{gpu}}")],
          "NVML only."),
+        # The metrics' own label `instance` (the MIG instance) collides with
+        # the scrape target's; Prometheus keeps it as exported_instance.
         ("MIG instances: in flight and queued", "short", [
-            q("max by (instance_id, profile) (label_replace(spillway_gpu_instance_in_flight{SEL}, \"instance_id\", \"$1\", \"instance\", \"(.*)\"))", "{{instance_id}} {{profile}} in flight"),
-            q("max by (instance_id, profile) (label_replace(spillway_gpu_instance_queued{SEL}, \"instance_id\", \"$1\", \"instance\", \"(.*)\"))", "{{instance_id}} {{profile}} queued")],
+            q("max by (gpu, exported_instance, profile) (spillway_gpu_instance_in_flight{SEL})", "GPU {{gpu}} {{exported_instance}} {{profile}} in flight"),
+            q("max by (gpu, exported_instance, profile) (spillway_gpu_instance_queued{SEL})", "GPU {{gpu}} {{exported_instance}} {{profile}} queued")],
          "Requests on each MIG instance's backends, and queued requests that may be placed there."),
     ]),
 ]
