@@ -90,6 +90,11 @@ class PoolDegradation {
 // instead of a 429.
 bool answerAtLevelOne(pipeline::RequestContext& ctx, const v1::Degradation& settings);
 
+// A request the queue would shed (deadline, queue full) whose class is
+// degraded now gets level 1's answer instead of a 429: true when it did
+// (the drop is uncounted from the queue, ctx.error cleared).
+bool degradeInsteadOfShedding(pipeline::RequestContext& ctx, DropReason reason);
+
 class DegradeStage final : public pipeline::Stage {
  public:
   explicit DegradeStage(const v1::Config& config);

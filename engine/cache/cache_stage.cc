@@ -29,6 +29,22 @@ bool answerFromEntry(pipeline::RequestContext& ctx, const Entry& e, Outcome outc
   return true;
 }
 
+void unmarkMiss(pipeline::RequestContext& ctx) {
+  if (auto at = ctx.response_headers.find(kMissHeader); at != std::string::npos) {
+    ctx.response_headers.erase(at, kMissHeader.size());
+  }
+}
+
+bool serveStale(pipeline::RequestContext& ctx) {
+  if (!ctx.cache.stale || !ctx.routes->cache) return false;
+  unmarkMiss(ctx);
+  if (!answerFromEntry(ctx, *ctx.cache.stale, Outcome::kStale, Tier::kMemory)) return false;
+  ctx.routes->cache->count(Outcome::kStale, Tier::kMemory);
+  ctx.error.reset();
+  ctx.drop = admission::DropReason::kNone;
+  return true;
+}
+
 pipeline::Verdict CacheStage::process(pipeline::RequestContext& ctx) {
   const Settings* s = &settings_;
   const auto& h = *ctx.headers;

@@ -17,6 +17,7 @@
 #pragma once
 
 #include <memory>
+#include <string_view>
 
 #include "cache/response_cache.h"
 #include "pipeline/stage.h"
@@ -36,6 +37,17 @@ class CacheStage final : public pipeline::Stage {
   std::shared_ptr<ResponseCache> cache_;
   const Settings settings_;
 };
+
+// The header a cache miss carries (added by the coalesce stage).
+inline constexpr std::string_view kMissHeader = "x-spillway-cache: miss\r\n";
+// Drops the miss mark from a request answered otherwise after all (stale,
+// degraded): its answer says what it is instead.
+void unmarkMiss(pipeline::RequestContext& ctx);
+
+// An expired cached answer within its grace (ctx.cache.stale), as the
+// answer when nothing can serve the request; clears a shed. False when there
+// is none or it cannot be given in the form asked.
+bool serveStale(pipeline::RequestContext& ctx);
 
 // Sets ctx's answer from a cached entry in the form the request wants,
 // with its x-spillway-cache headers; false when the entry cannot give that

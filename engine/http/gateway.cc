@@ -16,9 +16,11 @@
 #include "common/clock.h"
 #include "common/json_writer.h"
 #include "common/strings.h"
+#include "admission/degradation.h"
+#include "admission/shed.h"
+#include "admission/token_meter.h"
 #include "cache/cache_stage.h"
 #include "cache/fill_sink.h"
-#include "admission/token_meter.h"
 #include "http/client_sink.h"
 #include "http/responses.h"
 #include "openai/openai.h"
@@ -235,6 +237,20 @@ class BackendSlot {
   const RouteTable* routes_;
 };
 
+// The client connection as stages see it (pipeline/client_channel.h).
+class ClientConnection final : public pipeline::ClientChannel {
+ public:
+  ClientConnection(common::TcpStream& client, bool keep_alive) : client_(client), keep_alive_(keep_alive) {}
+  std::unique_ptr<upstream::ResponseSink> sink(const std::string& headers,
+                                               std::chrono::milliseconds idle_timeout) override {
+    return std::make_unique<ClientSink>(client_, keep_alive_, idle_timeout, headers);
+  }
+
+ private:
+  common::TcpStream& client_;
+  const bool keep_alive_;
+};
+
 upstream::AttemptResult classify(int status) {
   if (status == 429 || status == 503) return upstream::AttemptResult::kBusy;
   return status >= 500 ? upstream::AttemptResult::kFailure : upstream::AttemptResult::kSuccess;
@@ -427,33 +443,6 @@ net::ssl::context* Gateway::tlsFor(const upstream::Backend& b) const {
   return b.config().tls_insecure_skip_verify() ? tls_insecure_.get() : tls_verify_.get();
 }
 
-void Gateway::shed(pipeline::RequestContext& ctx, admission::DropReason reason, const std::string& model) {
-  using admission::DropReason;
-  ctx.drop = reason;
-  const std::string after = common::strCat(" Please retry after ", std::max<uint32_t>(1, ctx.retry_after_seconds), " s.");
-  switch (reason) {
-    case DropReason::kNoBackend:
-      ctx.error = openai::ApiError{503, common::strCat("No backend can serve `", model, "` right now."), "server_error",
-                                   "", "no_backend"};
-      break;
-    case DropReason::kQueueFull:
-      ctx.error = openai::ApiError{429, common::strCat("Spillway's queue for `", model, "` is full.", after),
-                                   "rate_limit_error", "", "queue_full"};
-      break;
-    case DropReason::kDeadline:
-      ctx.error = openai::ApiError{429,
-                                   common::strCat("Every backend serving `", model,
-                                                  "` is busy and none would free up before this request's deadline.",
-                                                  after),
-                                   "rate_limit_error", "", "deadline"};
-      break;
-    default:
-      ctx.error = openai::ApiError{429, common::strCat("Request refused under load.", after), "rate_limit_error", "",
-                                   std::string(admission::dropReasonName(reason))};
-  }
-  if (ctx.retry_after_seconds == 0) ctx.retry_after_seconds = 1;
-}
-
 void Gateway::countRejected(int status) {
   metrics_->requests.with({"other", "", "", std::to_string(status)}).inc();
 }
@@ -525,7 +514,8 @@ common::Awaitable<bool> Gateway::handle(size_t worker, common::TcpStream& client
   co_return keep;
 }
 
-// The request path, top to bottom: parse, the snapshot's stages, then the
+// The request path, top to bottom: parse, the snapshot's stages (stage.h;
+// the cache's slower tiers and coalescing are the last of them), then the
 // attempt loop (forward). Every way out goes through complete() once.
 common::Awaitable<bool> Gateway::proxy(Worker& w, common::TcpStream& client, Request& req, bool keep_alive) {
   pipeline::RequestContext ctx;
@@ -534,6 +524,8 @@ common::Awaitable<bool> Gateway::proxy(Worker& w, common::TcpStream& client, Req
   ctx.headers = &req.base();
   ctx.body = req.body();
   ctx.client = &client.socket();
+  ClientConnection channel(client, keep_alive);
+  ctx.channel = &channel;
   RouteTablePtr routes = this->routes();
   ctx.routes = routes.get();
   w.prune(routes);
@@ -547,160 +539,24 @@ common::Awaitable<bool> Gateway::proxy(Worker& w, common::TcpStream& client, Req
   ctx.prompt_tokens_estimate = static_cast<uint32_t>(req.body().size() / 4);
 
   for (const auto& stage : routes->stages) {
-    if (stage->process(ctx) == pipeline::Verdict::kAnswered) {
-      if (ctx.error) co_return co_await answerError(w, client, ctx, keep_alive);
-      co_return co_await answerDirect(w, client, ctx, keep_alive);
-    }
-  }
-  if (ctx.cache.active) co_return co_await cached(w, client, req, ctx, keep_alive);
-  co_return co_await forward(w, client, req, ctx, keep_alive);
-}
-
-namespace {
-constexpr std::string_view kCacheMiss = "x-spillway-cache: miss\r\n";
-
-// A request marked as a cache miss that is answered otherwise after all
-// (stale, degraded) loses the mark: its answer says what it is instead.
-void unmarkMiss(pipeline::RequestContext& ctx) {
-  if (auto at = ctx.response_headers.find(kCacheMiss); at != std::string::npos) {
-    ctx.response_headers.erase(at, kCacheMiss.size());
-  }
-}
-}
-
-common::Awaitable<bool> Gateway::cached(Worker& w, common::TcpStream& client, const Request& req,
-                                        pipeline::RequestContext& ctx, bool keep_alive) {
-  cache::ResponseCache& rc = *ctx.routes->cache;
-  const auto settings = rc.settings();
-  pipeline::CacheState& c = ctx.cache;
-  if (c.lookup && rc.hasSlowTiers()) {
-    cache::Tier tier = cache::Tier::kDisk;
-    const std::string& model = ctx.pool->model;
-    cache::Found f = co_await rc.findSlow(c.key, model, c.tenant, rc.nowMs(), &tier);
-    if (f && !f.stale && cache::answerFromEntry(ctx, *f.entry, cache::Outcome::kHit, tier)) {
-      rc.count(cache::Outcome::kHit, tier);
-      co_return co_await answerDirect(w, client, ctx, keep_alive);
-    }
-    if (f && f.stale && !c.stale) c.stale = f.entry;
-  }
-  if (settings->coalesce) {
-    const cache::Wanted want{ctx.parsed.endpoint, ctx.parsed.stream, ctx.parsed.include_usage};
-    // A waiter whose flight failed before sending anything joins again (one
-    // of them leads the next try); after two such rounds it goes alone.
-    for (int round = 0; round < 3; ++round) {
-      cache::Coalescer::Joined joined = rc.coalescer().join(c.key, want, settings->max_entry_bytes);
-      if (joined.leader) {
-        c.flight = joined.flight;
-        rc.count(cache::Outcome::kMiss);
-        ctx.response_headers += kCacheMiss;
-        const bool keep = co_await forward(w, client, req, ctx, keep_alive);
-        rc.coalescer().leave(c.key, joined.flight);
-        co_return keep;
-      }
-      const int followed = co_await follow(w, client, ctx, *joined.flight, keep_alive);
-      if (followed >= 0) co_return followed == 1;
-    }
-  }
-  rc.count(cache::Outcome::kMiss);
-  ctx.response_headers += kCacheMiss;
-  co_return co_await forward(w, client, req, ctx, keep_alive);
-}
-
-common::Awaitable<int> Gateway::follow(Worker& w, common::TcpStream& client, pipeline::RequestContext& ctx,
-                                       cache::Flight& flight, bool keep_alive) {
-  const auto& up = ctx.routes->config.upstream();
-  const cache::Wanted& led = flight.form();
-  // Same form as the leader's: relayed live, chunk by chunk. Otherwise the
-  // complete answer is replayed in this caller's form.
-  const bool live = ctx.parsed.stream && led.stream && ctx.parsed.include_usage == led.include_usage;
-  const auto idle = std::chrono::milliseconds(up.idle_timeout_ms());
-  // Before the answer begins: as long as the leader may wait for a slot and
-  // its first byte; after, as long as an upstream may pause.
-  Clock::time_point deadline =
-      (ctx.deadline == Clock::time_point::max() ? Clock::now() : ctx.deadline) + std::chrono::milliseconds(up.first_byte_timeout_ms());
-  const std::string headers = common::strCat(ctx.response_headers, "x-spillway-cache: coalesced\r\n");
-  ClientSink sink(client, keep_alive, idle, headers);
-  std::string all;
-  size_t from = 0;
-  for (;;) {
-    cache::Flight::View v = co_await flight.next(from, deadline);
-    const bool timed_out = v.state == cache::Flight::State::kRunning && v.bytes.empty();
-    if (v.state == cache::Flight::State::kFailed || timed_out) {
-      if (!sink.started()) co_return -1;
-      const openai::ApiError e{502, "The shared upstream answer broke off.", "upstream_error", "", "upstream_disconnected"};
-      const std::string event = openai::sseData(openai::errorBody(e));
-      co_await sink.abort(event);
-      ctx.status = 502;
-      complete(w, ctx);
-      co_return 0;
-    }
-    from += v.bytes.size();
-    if (live) {
-      if (!sink.started()) {
-        upstream::ResponseHead head;
-        head.status = 200;
-        head.reason = "OK";
-        head.content_type = v.content_type;
-        head.event_stream = true;
-        // GCC 12: no co_await beside && / || or in ?: (named results instead).
-        const bool sent = co_await sink.sendHead(head);
-        if (!sent) {
-          ctx.status = 499;
-          complete(w, ctx);
-          co_return 0;
-        }
-        ctx.first_byte = Clock::now();
-      }
-      if (!v.bytes.empty()) {
-        const bool sent = co_await sink.sendBody(v.bytes);
-        if (!sent) {
-          ctx.status = 499;
-          complete(w, ctx);
-          co_return 0;
-        }
-      }
-      deadline = Clock::now() + idle;
+    pipeline::Verdict verdict;
+    if (stage->waits(ctx)) {
+      verdict = co_await stage->run(ctx);
     } else {
-      all += v.bytes;
+      verdict = stage->process(ctx);
     }
-    if (v.state == cache::Flight::State::kDone) break;
+    if (verdict == pipeline::Verdict::kAnswered) co_return co_await answer(w, client, ctx, keep_alive);
   }
-  ctx.routes->cache->count(cache::Outcome::kCoalesced);
-  if (live) {
-    const bool ended = co_await sink.sendEnd();
-    ctx.status = ended ? 200 : 499;
-    complete(w, ctx);
-    co_return ended && keep_alive ? 1 : 0;
-  }
-  cache::Entry entry;
-  entry.form = led.stream ? cache::streamForm(all) : cache::Form::kJson;
-  entry.body = std::move(all);
-  if (!cache::answerFromEntry(ctx, entry, cache::Outcome::kCoalesced, cache::Tier::kMemory)) co_return -1;
-  const bool keep = co_await answerDirect(w, client, ctx, keep_alive);
-  co_return keep ? 1 : 0;
+  co_return co_await forward(w, client, req, ctx, keep_alive);
 }
 
-bool Gateway::degradeInsteadOfShedding(pipeline::RequestContext& ctx, admission::DropReason reason) {
-  if (reason != admission::DropReason::kDeadline && reason != admission::DropReason::kQueueFull) return false;
-  const pipeline::PoolRoute& pool = *ctx.pool;
-  if (!pool.degradation || admission::classLevel(pool.degradation->level(), ctx.caller.priority) < 1) return false;
-  unmarkMiss(ctx);
-  if (!admission::answerAtLevelOne(ctx, ctx.routes->config.degradation())) return false;
-  ctx.error.reset();
-  ctx.drop = admission::DropReason::kNone;
-  if (pool.queue) pool.queue->uncountDrop(reason, ctx.caller.tenant);
-  return true;
-}
-
-bool Gateway::serveStale(pipeline::RequestContext& ctx) {
-  if (!ctx.cache.stale || !ctx.routes->cache) return false;
-  // The miss header goes: this answer is a stale one.
-  unmarkMiss(ctx);
-  if (!cache::answerFromEntry(ctx, *ctx.cache.stale, cache::Outcome::kStale, cache::Tier::kMemory)) return false;
-  ctx.routes->cache->count(cache::Outcome::kStale, cache::Tier::kMemory);
-  ctx.error.reset();
-  ctx.drop = admission::DropReason::kNone;
-  return true;
+common::Awaitable<bool> Gateway::answer(Worker& w, common::TcpStream& client, pipeline::RequestContext& ctx,
+                                        bool keep_alive) {
+  if (ctx.error) co_return co_await answerError(w, client, ctx, keep_alive);
+  if (ctx.answer_body) co_return co_await answerDirect(w, client, ctx, keep_alive);
+  // The stage wrote the answer itself (stage.h).
+  complete(w, ctx);
+  co_return keep_alive && ctx.keep_connection;
 }
 
 common::Awaitable<bool> Gateway::answerError(Worker& w, common::TcpStream& client, pipeline::RequestContext& ctx,
@@ -795,17 +651,17 @@ common::Awaitable<bool> Gateway::forward(Worker& w, common::TcpStream& client, c
         queueWait(ctx, ticket.waited);
       }
       if (!ticket.backend) {
-        if (ticket.dropped == admission::DropReason::kNoBackend && serveStale(ctx)) {
+        if (ticket.dropped == admission::DropReason::kNoBackend && cache::serveStale(ctx)) {
           co_return co_await answerDirect(w, client, ctx, keep_alive);
         }
-        if (degradeInsteadOfShedding(ctx, ticket.dropped)) co_return co_await answerDirect(w, client, ctx, keep_alive);
+        if (admission::degradeInsteadOfShedding(ctx, ticket.dropped)) co_return co_await answerDirect(w, client, ctx, keep_alive);
         if (ticket.dropped == admission::DropReason::kNoBackend && (held || ctx.error)) break;  // report what we saw
         ctx.retry_after_seconds = ticket.dropped == admission::DropReason::kNoBackend
                                       ? routes.config.server().retry_after_seconds()
                                       : ticket.retry_after_seconds;
         // After a busy answer, no sooner than that backend asked for.
         if (held) ctx.retry_after_seconds = std::max(ctx.retry_after_seconds, held->retry_after_seconds);
-        shed(ctx, ticket.dropped, pool.model);
+        admission::shed(ctx, ticket.dropped);
         co_return co_await answerError(w, client, ctx, keep_alive);
       }
       pick.outcome = balance::PickOutcome::kPicked;
@@ -814,7 +670,7 @@ common::Awaitable<bool> Gateway::forward(Worker& w, common::TcpStream& client, c
       pick = pool.balancer->pick(pool.backends, pc);
     }
     if (pick.outcome != balance::PickOutcome::kPicked) {
-      if (pick.outcome != balance::PickOutcome::kAllBusy && serveStale(ctx)) {
+      if (pick.outcome != balance::PickOutcome::kAllBusy && cache::serveStale(ctx)) {
         co_return co_await answerDirect(w, client, ctx, keep_alive);
       }
       if (held || ctx.error) break;  // failover found nobody else: report what we saw
@@ -964,11 +820,11 @@ common::Awaitable<bool> Gateway::forward(Worker& w, common::TcpStream& client, c
     // Still busy after every requeue: a degraded answer when the class is
     // degraded, else shed — never relay the fleet's 503.
     pool.queue->countDrop(admission::DropReason::kDeadline, ctx.caller.tenant);
-    if (degradeInsteadOfShedding(ctx, admission::DropReason::kDeadline)) {
+    if (admission::degradeInsteadOfShedding(ctx, admission::DropReason::kDeadline)) {
       co_return co_await answerDirect(w, client, ctx, keep_alive);
     }
     ctx.retry_after_seconds = std::max(held->retry_after_seconds, pool.queue->drainSeconds());
-    shed(ctx, admission::DropReason::kDeadline, pool.model);
+    admission::shed(ctx, admission::DropReason::kDeadline);
     co_return co_await answerError(w, client, ctx, keep_alive);
   }
   if (held) {

@@ -1,9 +1,10 @@
 // The request handler behind the front server: answers the admin endpoints
 // and runs each completion request through the pipeline — parse, the
-// routing snapshot's stages (identify, authenticate, route, rate_limit,
-// degrade, affinity), the pool's admission queue and balancer, the upstream
-// exchange into a client sink, busy answers requeued and retries on another
-// backend before the first byte, and the completion observers.
+// routing snapshot's stages (pipeline/stage.h; pipeline.h lists them in
+// order, the ones that wait co_awaited), then the attempt loop: the pool's
+// admission queue and balancer, the upstream exchange into a client sink,
+// busy answers requeued and retries on another backend before the first
+// byte — and the completion observers, once per request.
 //
 // Threading: handle() runs on the worker thread that owns the connection;
 // everything per worker (connection pools, metric handles) lives in that
@@ -84,26 +85,13 @@ class Gateway {
   // The attempt loop: pick, exchange, retry elsewhere before the first byte.
   common::Awaitable<bool> forward(Worker& w, common::TcpStream& client, const Request& req,
                                   pipeline::RequestContext& ctx, bool keep_alive);
-  // The cache step for a cacheable request the memory tier did not answer:
-  // the slower tiers, then coalescing (lead the upstream call, or follow
-  // an identical one in flight), else forward.
-  common::Awaitable<bool> cached(Worker& w, common::TcpStream& client, const Request& req,
-                                 pipeline::RequestContext& ctx, bool keep_alive);
-  // Serves a coalesced waiter from `flight`: 1 answered (keep the
-  // connection), 0 answered (close), -1 not answered (the flight failed
-  // before anything was sent: the caller goes upstream).
-  common::Awaitable<int> follow(Worker& w, common::TcpStream& client, pipeline::RequestContext& ctx,
-                                cache::Flight& flight, bool keep_alive);
-  // An expired cached answer within its grace, when nothing can serve.
-  bool serveStale(pipeline::RequestContext& ctx);
-  // A request the queue would shed (deadline, queue full) whose class is
-  // degraded now gets level 1's answer instead of a 429.
-  bool degradeInsteadOfShedding(pipeline::RequestContext& ctx, admission::DropReason reason);
+  // Answers a request a stage answered (stage.h): its error, its whole
+  // answer, or nothing more when it wrote the answer itself.
+  common::Awaitable<bool> answer(Worker& w, common::TcpStream& client, pipeline::RequestContext& ctx,
+                                 bool keep_alive);
   // Answers a stage's whole answer (ctx.answer_body: degradation level 1).
   common::Awaitable<bool> answerDirect(Worker& w, common::TcpStream& client, pipeline::RequestContext& ctx,
                                        bool keep_alive);
-  // Sets ctx.error for a request admission turned away.
-  void shed(pipeline::RequestContext& ctx, admission::DropReason reason, const std::string& model);
   void queueWait(const pipeline::RequestContext& ctx, std::chrono::steady_clock::duration waited);
   // Answers ctx.error (set by a stage or the attempt loop) and completes.
   common::Awaitable<bool> answerError(Worker& w, common::TcpStream& client, pipeline::RequestContext& ctx,

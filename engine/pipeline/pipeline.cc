@@ -5,6 +5,8 @@
 #include "admission/feedback.h"
 #include "admission/rate_limit.h"
 #include "cache/cache_stage.h"
+#include "cache/coalesce_stage.h"
+#include "cache/slow_tier_stage.h"
 #include "gpu/placement.h"
 #include "pipeline/affinity.h"
 #include "pipeline/identify.h"
@@ -20,10 +22,16 @@ std::vector<StagePtr> buildStages(const v1::Config& config, std::shared_ptr<admi
   stages.push_back(std::make_unique<admission::AuthenticateStage>(config));
   stages.push_back(std::make_unique<RouteStage>());
   if (limiter && !limiter->empty()) stages.push_back(std::make_unique<admission::RateLimitStage>(std::move(limiter)));
-  if (cache) stages.push_back(std::make_unique<cache::CacheStage>(std::move(cache), cache::settingsFrom(config.cache())));
+  if (cache) stages.push_back(std::make_unique<cache::CacheStage>(cache, cache::settingsFrom(config.cache())));
   stages.push_back(std::make_unique<admission::DegradeStage>(config));
   if (placement) stages.push_back(std::make_unique<gpu::PlacementStage>(std::move(placement)));
   stages.push_back(std::make_unique<AffinityStage>());
+  // The cache's stages that wait: its slower tiers, then coalescing (last,
+  // so a request that leads a flight goes straight to the attempt loop).
+  if (cache) {
+    if (cache->hasSlowTiers()) stages.push_back(std::make_unique<cache::SlowTierStage>(cache));
+    stages.push_back(std::make_unique<cache::CoalesceStage>(std::move(cache)));
+  }
   return stages;
 }
 

@@ -18,9 +18,10 @@ class Placement;
 namespace spillway::pipeline {
 
 // The stages, in the order a request meets them:
-//   identify → authenticate → route → rate_limit → cache → degrade → affinity
-// then the cache's slower tiers and coalescing, the pool's admission queue
-// and the attempts (docs/ARCHITECTURE.md shows the whole path). `limiter`
+//   identify → authenticate → route → rate_limit → cache → degrade →
+//   placement → affinity → cache_tiers → coalesce
+// then the attempt loop with the pool's admission queue (docs/ARCHITECTURE.md
+// shows the whole path). `limiter`
 // holds the rate-limit buckets (handed on across applies that keep
 // `limits`); rate_limit is left out when it limits nothing, cache when
 // there is no cache.

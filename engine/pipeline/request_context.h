@@ -18,10 +18,12 @@
 #include "cache/entry.h"
 #include "common/asio_types.h"
 #include "openai/openai.h"
+#include "pipeline/client_channel.h"
 #include "upstream/backend.h"
 
 namespace spillway::cache {
 class Flight;
+class FlightLease;
 }
 
 namespace spillway::pipeline {
@@ -55,6 +57,8 @@ struct CacheState {
   std::string tenant;     // the entry's scope ("" when shared)
   cache::EntryPtr stale;  // an expired entry within the grace, for degraded answers
   std::shared_ptr<cache::Flight> flight;  // the coalesced flight this request leads
+  // Leaves the flight (waking its waiters) when the request ends.
+  std::shared_ptr<cache::FlightLease> lease;
 };
 
 struct RequestContext {
@@ -63,6 +67,7 @@ struct RequestContext {
   // --- the request -------------------------------------------------------
   const boost::beast::http::fields* headers = nullptr;
   const common::TcpStream::socket_type* client = nullptr;  // for the client's address, asked only when needed
+  ClientChannel* channel = nullptr;  // for a stage that writes its answer itself (stage.h)
   std::string_view body;  // owned by the front server's request object
   uint8_t route = 0;      // index into the gateway's route names
   openai::ParsedRequest parsed;  // model, stream, max_tokens, user
@@ -108,6 +113,10 @@ struct RequestContext {
   // level 1): status 200, this JSON or SSE body.
   std::optional<std::string> answer_body;
   std::string answer_content_type;
+  // A stage wrote the answer itself through `channel` (status in `status`);
+  // keep_connection false when the connection must close after it.
+  bool answered_in_place = false;
+  bool keep_connection = true;
 
   // --- the outcome -------------------------------------------------------
   int status = 0;  // as counted: 499 client gone, 502 broken mid-body
