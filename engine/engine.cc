@@ -178,6 +178,7 @@ struct Engine::Impl {
       }
       route->degradation =
           before && before->degradation ? before->degradation : std::make_shared<admission::PoolDegradation>();
+      route->slot_source = admission::makeSlotSource(*route, cfg, registry);
       routes->pools.emplace(p.model(), std::move(*route));
     }
     // Learned limits: on with admission, for backends without max_concurrency.

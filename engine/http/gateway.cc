@@ -51,9 +51,6 @@ struct Gateway::Metrics {
         retries(r.counter("spillway_upstream_retries_total",
                           "Requests re-sent before any response byte, by backend and reason.",
                           {"backend", "reason"})),
-        queue_wait(r.histogram("spillway_queue_wait_seconds",
-                               "Time requests waited in the gateway queue for a backend slot (those that waited).",
-                               {"model", "class"}, metrics::latencyBucketsSeconds())),
         shed(r.counter("spillway_admission_shed_total",
                        "Requests admission turned away, by model, priority class and reason (x-spillway-drop-reason).",
                        {"model", "class", "reason"})),
@@ -68,7 +65,6 @@ struct Gateway::Metrics {
   metrics::Family<metrics::Histogram>& ttft;
   metrics::Family<metrics::Counter>& connects;
   metrics::Family<metrics::Counter>& retries;
-  metrics::Family<metrics::Histogram>& queue_wait;
   metrics::Family<metrics::Counter>& shed;
   metrics::Family<metrics::Counter>& requeues;
   metrics::Family<metrics::Counter>& degraded;
@@ -590,11 +586,6 @@ common::Awaitable<bool> Gateway::answerDirect(Worker& w, common::TcpStream& clie
   co_return co_await writeBody(client, bhttp::status::ok, std::move(body), content_type, keep_alive, extra);
 }
 
-void Gateway::queueWait(const pipeline::RequestContext& ctx, Clock::duration waited) {
-  metrics_->queue_wait.with({ctx.pool->model, std::string(pipeline::priorityName(ctx.caller.priority))})
-      .observe(std::chrono::duration<double>(waited).count());
-}
-
 common::Awaitable<bool> Gateway::forward(Worker& w, common::TcpStream& client, const Request& req,
                                          pipeline::RequestContext& ctx, bool keep_alive) {
   const pipeline::RouteTable& routes = *ctx.routes;
@@ -616,7 +607,7 @@ common::Awaitable<bool> Gateway::forward(Worker& w, common::TcpStream& client, c
                             (!ctx.token_charge.buckets.empty() || !ctx.token_charge.redis_buckets.empty());
   const double output_budget = ctx.token_charge.tokens - static_cast<double>(ctx.prompt_tokens_estimate);
   const bool cut_overruns = routes.config.limits().stream_overrun() == "cut";
-  const bool admit = pool.queue != nullptr;
+  const bool admit = pool.slot_source->requeuesBusyAnswers();
   const uint32_t max_requeues = routes.config.admission().max_requeues();
   // A pass that puts the request back in the queue after a busy answer is
   // not an attempt: it neither counts against max_attempts nor is a retry.
@@ -630,58 +621,13 @@ common::Awaitable<bool> Gateway::forward(Worker& w, common::TcpStream& client, c
     pc.prefix_blocks = ctx.prefix_blocks;
     pc.skip = ctx.tried;
     pc.only = ctx.placement;
-    balance::PickResult pick;
-    if (admit) {
-      // The gateway queue: a slot now, a wait for one, or a drop. An
-      // open-access caller's tenant (its address: a system call) is looked
-      // up only when fairness needs it.
-      admission::AdmissionQueue& queue = *pool.queue;
-      if (ctx.caller.tenant.empty() && queue.contended()) ctx.caller.tenant = pipeline::clientAddress(ctx);
-      admission::AdmissionQueue::Ask ask{ctx.caller.priority, ctx.caller.tenant,
-                                         static_cast<double>(ctx.prompt_tokens_estimate), ctx.deadline, pc,
-                                         ctx.requeues > 0};
-      std::optional<admission::AdmissionQueue::Ticket> now = queue.tryAdmit(*pool.balancer, pool.backends, ask);
-      if (!now) {
-        if (ctx.caller.tenant.empty()) ask.tenant = ctx.caller.tenant = pipeline::clientAddress(ctx);
-        now = co_await queue.acquire(*pool.balancer, pool.backends, ask);
-      }
-      admission::AdmissionQueue::Ticket ticket = std::move(*now);
-      if (ticket.queued) {
-        ctx.queue_wait += ticket.waited;
-        queueWait(ctx, ticket.waited);
-      }
-      if (!ticket.backend) {
-        if (ticket.dropped == admission::DropReason::kNoBackend && cache::serveStale(ctx)) {
-          co_return co_await answerDirect(w, client, ctx, keep_alive);
-        }
-        if (admission::degradeInsteadOfShedding(ctx, ticket.dropped)) co_return co_await answerDirect(w, client, ctx, keep_alive);
-        if (ticket.dropped == admission::DropReason::kNoBackend && (held || ctx.error)) break;  // report what we saw
-        ctx.retry_after_seconds = ticket.dropped == admission::DropReason::kNoBackend
-                                      ? routes.config.server().retry_after_seconds()
-                                      : ticket.retry_after_seconds;
-        // After a busy answer, no sooner than that backend asked for.
-        if (held) ctx.retry_after_seconds = std::max(ctx.retry_after_seconds, held->retry_after_seconds);
-        admission::shed(ctx, ticket.dropped);
-        co_return co_await answerError(w, client, ctx, keep_alive);
-      }
-      pick.outcome = balance::PickOutcome::kPicked;
-      pick.backend = std::move(ticket.backend);
-    } else {
-      pick = pool.balancer->pick(pool.backends, pc);
-    }
-    if (pick.outcome != balance::PickOutcome::kPicked) {
-      if (pick.outcome != balance::PickOutcome::kAllBusy && cache::serveStale(ctx)) {
-        co_return co_await answerDirect(w, client, ctx, keep_alive);
-      }
-      if (held || ctx.error) break;  // failover found nobody else: report what we saw
-      const bool busy = pick.outcome == balance::PickOutcome::kAllBusy;
-      ctx.error = busy ? openai::serverBusy(common::strCat("Every backend serving `", pool.model,
-                                                           "` is at its concurrency limit. Please retry shortly."))
-                       : openai::ApiError{503, common::strCat("No healthy backend is serving `", pool.model, "` right now."),
-                                          "server_error", "", "no_healthy_backend"};
-      ctx.retry_after_seconds = routes.config.server().retry_after_seconds();
-      co_return co_await answerError(w, client, ctx, keep_alive);
-    }
+    // A backend slot from admission (the queue, or the balancer alone).
+    const admission::EarlierAttempts earlier{held.has_value(), held ? held->retry_after_seconds : 0};
+    std::optional<admission::SlotResult> slot_result = pool.slot_source->tryNow(ctx, pc, earlier);
+    if (!slot_result) slot_result = co_await pool.slot_source->wait(ctx, pc, earlier);
+    if (slot_result->kind == admission::SlotResult::Kind::kAnswered) co_return co_await answer(w, client, ctx, keep_alive);
+    if (slot_result->kind == admission::SlotResult::Kind::kNobodyElse) break;  // report what we saw
+    balance::PickResult pick{balance::PickOutcome::kPicked, std::move(slot_result->backend)};
     ctx.attempt_start = Clock::now();
     ctx.in_flight_at_dispatch = pick.backend->inFlight();
     if (failover) {
@@ -816,16 +762,11 @@ common::Awaitable<bool> Gateway::forward(Worker& w, common::TcpStream& client, c
     }
     if (!requeue) ctx.tried.push_back(pick.backend.get());
   }
-  if (held && admit && classify(held->status) == upstream::AttemptResult::kBusy) {
-    // Still busy after every requeue: a degraded answer when the class is
-    // degraded, else shed — never relay the fleet's 503.
-    pool.queue->countDrop(admission::DropReason::kDeadline, ctx.caller.tenant);
-    if (admission::degradeInsteadOfShedding(ctx, admission::DropReason::kDeadline)) {
-      co_return co_await answerDirect(w, client, ctx, keep_alive);
-    }
-    ctx.retry_after_seconds = std::max(held->retry_after_seconds, pool.queue->drainSeconds());
-    admission::shed(ctx, admission::DropReason::kDeadline);
-    co_return co_await answerError(w, client, ctx, keep_alive);
+  // Busy after every attempt: admission may answer otherwise (the queue
+  // sheds or degrades; it never relays the fleet's 503).
+  if (held && classify(held->status) == upstream::AttemptResult::kBusy &&
+      pool.slot_source->answerInsteadOfBusy(ctx, held->retry_after_seconds)) {
+    co_return co_await answer(w, client, ctx, keep_alive);
   }
   if (held) {
     // Nobody else could take it: the backend's own answer, as it gave it.

@@ -92,7 +92,6 @@ class Gateway {
   // Answers a stage's whole answer (ctx.answer_body: degradation level 1).
   common::Awaitable<bool> answerDirect(Worker& w, common::TcpStream& client, pipeline::RequestContext& ctx,
                                        bool keep_alive);
-  void queueWait(const pipeline::RequestContext& ctx, std::chrono::steady_clock::duration waited);
   // Answers ctx.error (set by a stage or the attempt loop) and completes.
   common::Awaitable<bool> answerError(Worker& w, common::TcpStream& client, pipeline::RequestContext& ctx,
                                       bool keep_alive);

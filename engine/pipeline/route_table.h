@@ -15,6 +15,7 @@
 #include "admission/admission_queue.h"
 #include "admission/degradation.h"
 #include "admission/rate_limit.h"
+#include "admission/slot_source.h"
 #include "balance/balancer.h"
 #include "cache/response_cache.h"
 #include "gpu/placement.h"
@@ -44,6 +45,9 @@ struct PoolRoute {
   // The pool's degradation level (automatic or pinned); like the queue,
   // handed on across applies.
   std::shared_ptr<admission::PoolDegradation> degradation;
+  // Where each attempt gets its backend: the queue, or the balancer alone
+  // (admission/slot_source.h).
+  admission::SlotSourcePtr slot_source;
   bool uses(const upstream::Backend& b) const {
     for (const auto& pb : backends) {
       if (pb.get() == &b) return true;

@@ -1,0 +1,75 @@
+#include "admission/queue_slot_source.h"
+
+#include <algorithm>
+
+#include "admission/degradation.h"
+#include "admission/shed.h"
+#include "cache/cache_stage.h"
+#include "pipeline/identify.h"
+#include "pipeline/request_context.h"
+#include "pipeline/route_table.h"
+
+namespace spillway::admission {
+
+QueueSlotSource::QueueSlotSource(uint32_t no_backend_retry_after_seconds, metrics::Registry& registry)
+    : no_backend_retry_after_(no_backend_retry_after_seconds),
+      queue_wait_(registry.histogram("spillway_queue_wait_seconds",
+                                     "Time requests waited in the gateway queue for a backend slot (those that waited).",
+                                     {"model", "class"}, metrics::latencyBucketsSeconds())) {}
+
+AdmissionQueue::Ask QueueSlotSource::ask(pipeline::RequestContext& ctx, const balance::PickContext& pick) const {
+  return AdmissionQueue::Ask{ctx.caller.priority, ctx.caller.tenant, static_cast<double>(ctx.prompt_tokens_estimate),
+                             ctx.deadline, pick, ctx.requeues > 0};
+}
+
+std::optional<SlotResult> QueueSlotSource::tryNow(pipeline::RequestContext& ctx, const balance::PickContext& pick,
+                                                  const EarlierAttempts& earlier) {
+  const pipeline::PoolRoute& pool = *ctx.pool;
+  // An open-access caller's tenant (its address: a system call) is looked
+  // up only when fairness needs it.
+  if (ctx.caller.tenant.empty() && pool.queue->contended()) ctx.caller.tenant = pipeline::clientAddress(ctx);
+  std::optional<AdmissionQueue::Ticket> ticket = pool.queue->tryAdmit(*pool.balancer, pool.backends, ask(ctx, pick));
+  if (!ticket) return std::nullopt;
+  return settle(ctx, *ticket, earlier);
+}
+
+common::Awaitable<SlotResult> QueueSlotSource::wait(pipeline::RequestContext& ctx, const balance::PickContext& pick,
+                                                    const EarlierAttempts& earlier) {
+  const pipeline::PoolRoute& pool = *ctx.pool;
+  if (ctx.caller.tenant.empty()) ctx.caller.tenant = pipeline::clientAddress(ctx);
+  AdmissionQueue::Ticket ticket = co_await pool.queue->acquire(*pool.balancer, pool.backends, ask(ctx, pick));
+  co_return settle(ctx, ticket, earlier);
+}
+
+SlotResult QueueSlotSource::settle(pipeline::RequestContext& ctx, AdmissionQueue::Ticket& ticket,
+                                   const EarlierAttempts& earlier) {
+  if (ticket.queued) {
+    ctx.queue_wait += ticket.waited;
+    queue_wait_.with({ctx.pool->model, std::string(priorityName(ctx.caller.priority))})
+        .observe(std::chrono::duration<double>(ticket.waited).count());
+  }
+  if (ticket.backend) return {SlotResult::Kind::kBackend, std::move(ticket.backend)};
+  const DropReason dropped = ticket.dropped;
+  if (dropped == DropReason::kNoBackend && cache::serveStale(ctx)) return {SlotResult::Kind::kAnswered, nullptr};
+  if (degradeInsteadOfShedding(ctx, dropped)) return {SlotResult::Kind::kAnswered, nullptr};
+  // A retry that finds no backend at all reports what the earlier attempt saw.
+  if (dropped == DropReason::kNoBackend && (earlier.held || ctx.error)) return {SlotResult::Kind::kNobodyElse, nullptr};
+  ctx.retry_after_seconds = dropped == DropReason::kNoBackend ? no_backend_retry_after_ : ticket.retry_after_seconds;
+  // After a busy answer, no sooner than that backend asked for.
+  if (earlier.held) ctx.retry_after_seconds = std::max(ctx.retry_after_seconds, earlier.held_retry_after);
+  shed(ctx, dropped);
+  return {SlotResult::Kind::kAnswered, nullptr};
+}
+
+bool QueueSlotSource::answerInsteadOfBusy(pipeline::RequestContext& ctx, uint32_t busy_retry_after) {
+  // Still busy after every requeue: a degraded answer when the class is
+  // degraded, else shed — never relay the fleet's 503.
+  AdmissionQueue& queue = *ctx.pool->queue;
+  queue.countDrop(DropReason::kDeadline, ctx.caller.tenant);
+  if (degradeInsteadOfShedding(ctx, DropReason::kDeadline)) return true;
+  ctx.retry_after_seconds = std::max(busy_retry_after, queue.drainSeconds());
+  shed(ctx, DropReason::kDeadline);
+  return true;
+}
+
+}  // namespace spillway::admission

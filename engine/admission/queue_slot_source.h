@@ -1,0 +1,35 @@
+// Slots through the pool's gateway queue (admission on): a slot now when
+// nobody waits, else a wait in strict priority with fair shares between
+// tenants until a slot frees up or the request's deadline cannot be met.
+// A drop becomes a 429 (queue_full, deadline) with the queue's drain time as
+// Retry-After, or level 1's answer when the request's class is degraded;
+// no backend at all is a 503 no_backend, after a stale cached answer.
+// Observes spillway_queue_wait_seconds.
+#pragma once
+
+#include "admission/admission_queue.h"
+#include "admission/slot_source.h"
+#include "metrics/registry.h"
+
+namespace spillway::admission {
+
+class QueueSlotSource final : public SlotSource {
+ public:
+  QueueSlotSource(uint32_t no_backend_retry_after_seconds, metrics::Registry& registry);
+  std::optional<SlotResult> tryNow(pipeline::RequestContext& ctx, const balance::PickContext& pick,
+                                   const EarlierAttempts& earlier) override;
+  common::Awaitable<SlotResult> wait(pipeline::RequestContext& ctx, const balance::PickContext& pick,
+                                     const EarlierAttempts& earlier) override;
+  bool requeuesBusyAnswers() const override { return true; }
+  bool answerInsteadOfBusy(pipeline::RequestContext& ctx, uint32_t busy_retry_after) override;
+
+ private:
+  AdmissionQueue::Ask ask(pipeline::RequestContext& ctx, const balance::PickContext& pick) const;
+  // The queue's answer as the attempt loop's.
+  SlotResult settle(pipeline::RequestContext& ctx, AdmissionQueue::Ticket& ticket, const EarlierAttempts& earlier);
+
+  const uint32_t no_backend_retry_after_;
+  metrics::Family<metrics::Histogram>& queue_wait_;
+};
+
+}  // namespace spillway::admission
