@@ -16,6 +16,7 @@
 #include "common/clock.h"
 #include "common/json_writer.h"
 #include "common/strings.h"
+#include "admission/admission_gauges.h"
 #include "admission/degradation.h"
 #include "admission/shed.h"
 #include "admission/token_meter.h"
@@ -25,6 +26,8 @@
 #include "http/responses.h"
 #include "openai/openai.h"
 #include "pipeline/identify.h"
+#include "pipeline/pool_gauges.h"
+#include "upstream/backend_gauges.h"
 #include "upstream/connection_pool.h"
 #include "upstream/exchange.h"
 
@@ -273,124 +276,14 @@ Gateway::Gateway(RouteTablePtr routes, size_t workers, metrics::Registry& regist
   gauges_.push_back(registry.scopedCallbackGauge("spillway_requests_in_flight", "Requests being served now.", {}, [this] {
     return std::vector<std::pair<metrics::Labels, double>>{{{}, static_cast<double>(inFlight())}};
   }));
-  // One callback per per-backend figure: each reads the current routing
-  // table, so backends appear and disappear with config applies.
-  auto perBackend = [this, &registry](std::string name, std::string help, auto value) {
-    gauges_.push_back(registry.scopedCallbackGauge(std::move(name), std::move(help), {"backend"}, [this, value] {
-      std::vector<std::pair<metrics::Labels, double>> out;
-      for (const auto& b : this->routes()->backends) out.push_back({{b->name()}, value(*b)});
-      return out;
-    }));
+  // Each module's gauges over the current routing table (read at each
+  // scrape, so they follow config applies).
+  auto keep = [this](std::vector<metrics::Registry::Registration> regs) {
+    for (auto& r : regs) gauges_.push_back(std::move(r));
   };
-  perBackend("spillway_backend_up", "1 when the backend is healthy, else 0.",
-             [](const upstream::Backend& b) { return b.healthy() ? 1.0 : 0.0; });
-  gauges_.push_back(registry.scopedCallbackGauge(
-      "spillway_backend_state",
-      "1 for the backend's current state (up, down, draining, ejected, backing_off, cooling_down), 0 for the others.",
-      {"backend", "state"}, [this] {
-        std::vector<std::pair<metrics::Labels, double>> out;
-        for (const auto& b : this->routes()->backends) {
-          const std::string_view now = b->state();
-          for (std::string_view st : upstream::Backend::kStates) {
-            out.push_back({{b->name(), std::string(st)}, st == now ? 1.0 : 0.0});
-          }
-        }
-        return out;
-      }));
-  perBackend("spillway_backend_weight",
-             "The weight the balancer uses now (configured or operator override, ramped during a slow start; 0 when "
-             "out of rotation).",
-             [](const upstream::Backend& b) { return static_cast<double>(b.effectiveWeight()); });
-  perBackend("spillway_backend_in_flight", "Requests in flight to each backend.",
-             [](const upstream::Backend& b) { return static_cast<double>(b.inFlight()); });
-  perBackend("spillway_backend_latency_ewma_seconds", "Exponentially weighted mean request latency (about the last 20).",
-             [](const upstream::Backend& b) { return b.ewmaLatencySeconds(); });
-  perBackend("spillway_backend_latency_per_token_ewma_seconds",
-             "Exponentially weighted mean latency per output token (what latency_weighted balances on).",
-             [](const upstream::Backend& b) { return b.ewmaMsPerToken() / 1000.0; });
-  perBackend("spillway_backend_ejections", "Automatic ejections by passive outlier detection since the backend was configured.",
-             [](const upstream::Backend& b) { return static_cast<double>(b.ejectionsTotal()); });
-  perBackend("spillway_backend_back_offs", "Times the backend was backed off after answering 429 or 503, since it was configured.",
-             [](const upstream::Backend& b) { return static_cast<double>(b.backOffs()); });
-  perBackend("spillway_backend_consecutive_failures", "Failed answers in a row (outlier detection's count).",
-             [](const upstream::Backend& b) { return static_cast<double>(b.consecutiveFailures()); });
-  gauges_.push_back(registry.scopedCallbackGauge("spillway_backend_policy_score",
-                         "The pool's balancing policy's current score or weight for each backend (policies that have "
-                         "one: latency_weighted's dynamic weight, least_outstanding's weight/(active+1)^bias).",
-                         {"model", "backend", "policy"}, [this] {
-                           std::vector<std::pair<metrics::Labels, double>> out;
-                           auto routes = this->routes();
-                           for (const auto& [model, pool] : routes->pools) {
-                             for (const auto& b : pool.backends) {
-                               out.push_back({{model, b->name(), std::string(pool.balancer->name())},
-                                              pool.balancer->score(*b)});
-                             }
-                           }
-                           return out;
-                         }));
-  perBackend("spillway_backend_concurrency_limit",
-             "Requests the backend may have in flight: max_concurrency where configured, else the limit admission "
-             "learned (0: none).",
-             [](const upstream::Backend& b) { return static_cast<double>(b.concurrencyLimit()); });
-  gauges_.push_back(registry.scopedCallbackGauge(
-      "spillway_queue_depth", "Requests waiting in the gateway queue, by model and priority class.", {"model", "class"},
-      [this] {
-        std::vector<std::pair<metrics::Labels, double>> out;
-        auto routes = this->routes();
-        for (const auto& [model, pool] : routes->pools) {
-          if (!pool.queue) continue;
-          const auto depth = pool.queue->depths();
-          for (int c = 0; c < admission::kPriorities; ++c) {
-            out.push_back({{model, std::string(admission::priorityName(static_cast<admission::Priority>(c)))},
-                           static_cast<double>(depth[c])});
-          }
-        }
-        return out;
-      }));
-  gauges_.push_back(registry.scopedCallbackGauge(
-      "spillway_ratelimit_redis_up",
-      "1 while the shared rate limiter's Redis answers, 0 while limits are enforced locally instead (absent "
-      "without limits.redis).",
-      {}, [this] {
-        std::vector<std::pair<metrics::Labels, double>> out;
-        auto routes = this->routes();
-        if (routes->limiter && routes->limiter->redis()) out.push_back({{}, routes->limiter->redis()->up() ? 1.0 : 0.0});
-        return out;
-      }));
-  gauges_.push_back(registry.scopedCallbackGauge(
-      "spillway_ratelimit_local_fallbacks",
-      "Rate-limit decisions made locally because Redis did not answer, since the limits were set.", {}, [this] {
-        std::vector<std::pair<metrics::Labels, double>> out;
-        auto routes = this->routes();
-        if (routes->limiter && routes->limiter->redis()) {
-          out.push_back({{}, static_cast<double>(routes->limiter->fallbacks())});
-        }
-        return out;
-      }));
-  gauges_.push_back(registry.scopedCallbackGauge(
-      "spillway_degradation_level", "The pool's degradation level now (0-3; an operator's pin or automatic).",
-      {"model", "source"}, [this] {
-        std::vector<std::pair<metrics::Labels, double>> out;
-        auto routes = this->routes();
-        for (const auto& [model, pool] : routes->pools) {
-          if (!pool.degradation) continue;
-          out.push_back({{model, pool.degradation->pinned() >= 0 ? "pinned" : "automatic"},
-                         static_cast<double>(pool.degradation->level())});
-        }
-        return out;
-      }));
-  gauges_.push_back(registry.scopedCallbackGauge(
-      "spillway_upstream_connections", "Open upstream connections, by backend and state (idle, active).",
-      {"backend", "state"}, [this] {
-        std::vector<std::pair<metrics::Labels, double>> out;
-        for (const auto& b : this->routes()->backends) {
-          double open = static_cast<double>(b->open_connections.load());
-          double idle = static_cast<double>(b->idle_connections.load());
-          out.push_back({{b->name(), "idle"}, idle});
-          out.push_back({{b->name(), "active"}, open - idle});
-        }
-        return out;
-      }));
+  keep(upstream::registerBackendGauges(registry, [this] { return this->routes()->backends; }));
+  keep(pipeline::registerPoolGauges(registry, [this] { return this->routes(); }));
+  keep(admission::registerAdmissionGauges(registry, [this] { return this->routes(); }));
 }
 
 Gateway::~Gateway() = default;  // gauges_ first: their callbacks read this gateway
