@@ -8,6 +8,7 @@
 #include <type_traits>
 
 #include "gpu/catalog.h"
+#include "gpu/nvml_abi.h"
 
 namespace spillway::gpu {
 
@@ -19,58 +20,34 @@ std::string num(double v) {
   return buf;
 }
 
-// The slice of NVML's ABI this reads (nvml.h is not packaged in Debian;
-// these are NVML's stable C declarations).
-using nvmlReturn_t = int;
-using nvmlDevice_t = struct nvmlDevice_st*;
 constexpr nvmlReturn_t NVML_SUCCESS = 0;
 constexpr nvmlReturn_t NVML_ERROR_NOT_SUPPORTED = 3;
 constexpr nvmlReturn_t NVML_ERROR_NOT_FOUND = 6;
-
-struct nvmlMemory_t {
-  unsigned long long total, free, used;
-};
-struct nvmlUtilization_t {
-  unsigned int gpu, memory;
-};
-struct nvmlDeviceAttributes_t {
-  unsigned int multiprocessorCount, sharedCopyEngineCount, sharedDecoderCount, sharedEncoderCount, sharedJpegCount,
-      sharedOfaCount, gpuInstanceSliceCount, computeInstanceSliceCount;
-  unsigned long long memorySizeMB;
-};
-struct nvmlGpuInstanceProfileInfo_t {
-  unsigned int id, isP2pSupported, sliceCount, instanceCount, multiprocessorCount, copyEngineCount, decoderCount,
-      encoderCount, jpegCount, ofaCount;
-  unsigned long long memorySizeMB;
-};
-struct nvmlGpuInstancePlacement_t {
-  unsigned int start, size;
-};
 constexpr unsigned kProfileCount = 10;  // NVML_GPU_INSTANCE_PROFILE_1_SLICE .. _1_SLICE_REV2
 
 }  // namespace
 
 struct Nvml::Api {
-  nvmlReturn_t (*init)() = nullptr;
-  nvmlReturn_t (*shutdown)() = nullptr;
-  const char* (*errorString)(nvmlReturn_t) = nullptr;
-  nvmlReturn_t (*driverVersion)(char*, unsigned) = nullptr;
-  nvmlReturn_t (*count)(unsigned*) = nullptr;
-  nvmlReturn_t (*byIndex)(unsigned, nvmlDevice_t*) = nullptr;
-  nvmlReturn_t (*name)(nvmlDevice_t, char*, unsigned) = nullptr;
-  nvmlReturn_t (*uuid)(nvmlDevice_t, char*, unsigned) = nullptr;
-  nvmlReturn_t (*memory)(nvmlDevice_t, nvmlMemory_t*) = nullptr;
-  nvmlReturn_t (*utilization)(nvmlDevice_t, nvmlUtilization_t*) = nullptr;
-  nvmlReturn_t (*temperature)(nvmlDevice_t, int, unsigned*) = nullptr;
-  nvmlReturn_t (*power)(nvmlDevice_t, unsigned*) = nullptr;
-  nvmlReturn_t (*migMode)(nvmlDevice_t, unsigned*, unsigned*) = nullptr;
-  nvmlReturn_t (*maxMig)(nvmlDevice_t, unsigned*) = nullptr;
-  nvmlReturn_t (*migByIndex)(nvmlDevice_t, unsigned, nvmlDevice_t*) = nullptr;
-  nvmlReturn_t (*giId)(nvmlDevice_t, unsigned*) = nullptr;
-  nvmlReturn_t (*ciId)(nvmlDevice_t, unsigned*) = nullptr;
-  nvmlReturn_t (*attributes)(nvmlDevice_t, nvmlDeviceAttributes_t*) = nullptr;
-  nvmlReturn_t (*profileInfo)(nvmlDevice_t, unsigned, nvmlGpuInstanceProfileInfo_t*) = nullptr;
-  nvmlReturn_t (*placements)(nvmlDevice_t, unsigned, nvmlGpuInstancePlacement_t*, unsigned*) = nullptr;
+  decltype(&nvmlInit_v2) init = nullptr;
+  decltype(&nvmlShutdown) shutdown = nullptr;
+  decltype(&nvmlErrorString) errorString = nullptr;
+  decltype(&nvmlSystemGetDriverVersion) driverVersion = nullptr;
+  decltype(&nvmlDeviceGetCount_v2) count = nullptr;
+  decltype(&nvmlDeviceGetHandleByIndex_v2) byIndex = nullptr;
+  decltype(&nvmlDeviceGetName) name = nullptr;
+  decltype(&nvmlDeviceGetUUID) uuid = nullptr;
+  decltype(&nvmlDeviceGetMemoryInfo) memory = nullptr;
+  decltype(&nvmlDeviceGetUtilizationRates) utilization = nullptr;
+  decltype(&nvmlDeviceGetTemperature) temperature = nullptr;
+  decltype(&nvmlDeviceGetPowerUsage) power = nullptr;
+  decltype(&nvmlDeviceGetMigMode) migMode = nullptr;
+  decltype(&nvmlDeviceGetMaxMigDeviceCount) maxMig = nullptr;
+  decltype(&nvmlDeviceGetMigDeviceHandleByIndex) migByIndex = nullptr;
+  decltype(&nvmlDeviceGetGpuInstanceId) giId = nullptr;
+  decltype(&nvmlDeviceGetComputeInstanceId) ciId = nullptr;
+  decltype(&nvmlDeviceGetAttributes_v2) attributes = nullptr;  // or nvmlDeviceGetAttributes, the same ABI
+  decltype(&nvmlDeviceGetGpuInstanceProfileInfo) profileInfo = nullptr;
+  decltype(&nvmlDeviceGetGpuInstancePossiblePlacements_v2) placements = nullptr;
 
   std::string why(const char* call, nvmlReturn_t r) const {
     std::string text = errorString ? errorString(r) : ("error " + std::to_string(r));

@@ -11,6 +11,8 @@
 #include <cstring>
 #include <string>
 
+#include "gpu/nvml_abi.h"
+
 namespace {
 
 struct Dev {
@@ -26,7 +28,8 @@ int copy(char* out, unsigned len, const std::string& s) {
   return 0;
 }
 
-Dev* dev(void* h) { return static_cast<Dev*>(h); }
+Dev* dev(nvmlDevice_t h) { return reinterpret_cast<Dev*>(h); }
+nvmlDevice_t handle(Dev* d) { return reinterpret_cast<nvmlDevice_t>(d); }
 
 // The MIG devices of a100_mig: (index, gi, profile name, slices, memory MB, SMs).
 struct Mig {
@@ -42,106 +45,86 @@ const Mig migs[] = {{0, 1, "3g.40gb", 3, 40192, 42}, {2, 5, "1g.10gb", 1, 9856, 
 
 extern "C" {
 
-struct nvmlMemory_t {
-  unsigned long long total, free, used;
-};
-struct nvmlUtilization_t {
-  unsigned int gpu, memory;
-};
-struct nvmlDeviceAttributes_t {
-  unsigned int multiprocessorCount, sharedCopyEngineCount, sharedDecoderCount, sharedEncoderCount, sharedJpegCount,
-      sharedOfaCount, gpuInstanceSliceCount, computeInstanceSliceCount;
-  unsigned long long memorySizeMB;
-};
-struct nvmlGpuInstanceProfileInfo_t {
-  unsigned int id, isP2pSupported, sliceCount, instanceCount, multiprocessorCount, copyEngineCount, decoderCount,
-      encoderCount, jpegCount, ofaCount;
-  unsigned long long memorySizeMB;
-};
-struct nvmlGpuInstancePlacement_t {
-  unsigned int start, size;
-};
-
-int nvmlInit_v2() {
+nvmlReturn_t nvmlInit_v2() {
   const char* m = std::getenv("FAKE_NVML_MODE");
   mode = m ? m : "a100_mig";
   if (mode == "init_fails") return 9;  // DRIVER_NOT_LOADED
   for (int i = 0; i < 8; ++i) devices[i] = {0, i == 0 ? -1 : i - 1};
   return 0;
 }
-int nvmlShutdown() { return 0; }
-const char* nvmlErrorString(int r) { return r == 9 ? "Driver Not Loaded" : r == 3 ? "Not Supported" : "Unknown Error"; }
-int nvmlSystemGetDriverVersion(char* out, unsigned len) { return copy(out, len, "550.54.15"); }
-int nvmlDeviceGetCount_v2(unsigned* n) {
+nvmlReturn_t nvmlShutdown() { return 0; }
+const char* nvmlErrorString(nvmlReturn_t r) { return r == 9 ? "Driver Not Loaded" : r == 3 ? "Not Supported" : "Unknown Error"; }
+nvmlReturn_t nvmlSystemGetDriverVersion(char* out, unsigned len) { return copy(out, len, "550.54.15"); }
+nvmlReturn_t nvmlDeviceGetCount_v2(unsigned* n) {
   *n = 1;
   return 0;
 }
-int nvmlDeviceGetHandleByIndex_v2(unsigned i, void** h) {
+nvmlReturn_t nvmlDeviceGetHandleByIndex_v2(unsigned i, nvmlDevice_t* h) {
   if (i != 0) return 2;  // INVALID_ARGUMENT
-  *h = &devices[0];
+  *h = handle(&devices[0]);
   return 0;
 }
-int nvmlDeviceGetName(void* h, char* out, unsigned len) {
+nvmlReturn_t nvmlDeviceGetName(nvmlDevice_t h, char* out, unsigned len) {
   const bool h100 = mode == "not_supported";
   if (dev(h)->mig < 0) return copy(out, len, h100 ? "NVIDIA H100 80GB HBM3" : "NVIDIA A100-SXM4-80GB");
   return copy(out, len, std::string("NVIDIA A100-SXM4-80GB MIG ") + migs[dev(h)->mig].profile);
 }
-int nvmlDeviceGetUUID(void* h, char* out, unsigned len) {
+nvmlReturn_t nvmlDeviceGetUUID(nvmlDevice_t h, char* out, unsigned len) {
   if (dev(h)->mig < 0) return copy(out, len, "GPU-fake-0000");
   return copy(out, len, "MIG-fake-" + std::to_string(dev(h)->mig));
 }
 #ifndef FAKE_NVML_PARTIAL
-int nvmlDeviceGetMemoryInfo(void*, nvmlMemory_t* m) {
+nvmlReturn_t nvmlDeviceGetMemoryInfo(nvmlDevice_t, nvmlMemory_t* m) {
   m->total = 81920ull << 20;
   m->used = 1024ull << 20;
   m->free = m->total - m->used;
   return 0;
 }
 #endif
-int nvmlDeviceGetUtilizationRates(void*, nvmlUtilization_t* u) {
+nvmlReturn_t nvmlDeviceGetUtilizationRates(nvmlDevice_t, nvmlUtilization_t* u) {
   if (mode == "not_supported") return 3;
   u->gpu = 37;
   u->memory = 12;
   return 0;
 }
-int nvmlDeviceGetTemperature(void*, int, unsigned* t) {
+nvmlReturn_t nvmlDeviceGetTemperature(nvmlDevice_t, int, unsigned* t) {
   if (mode == "not_supported") return 3;
   *t = 41;
   return 0;
 }
-int nvmlDeviceGetPowerUsage(void*, unsigned* mw) {
+nvmlReturn_t nvmlDeviceGetPowerUsage(nvmlDevice_t, unsigned* mw) {
   if (mode == "not_supported") return 3;
   *mw = 87500;
   return 0;
 }
-int nvmlDeviceGetMigMode(void*, unsigned* current, unsigned* pending) {
+nvmlReturn_t nvmlDeviceGetMigMode(nvmlDevice_t, unsigned* current, unsigned* pending) {
   if (mode == "not_supported") return 3;
   *current = 1;
   *pending = 1;
   return 0;
 }
-int nvmlDeviceGetMaxMigDeviceCount(void*, unsigned* n) {
+nvmlReturn_t nvmlDeviceGetMaxMigDeviceCount(nvmlDevice_t, unsigned* n) {
   *n = 7;
   return 0;
 }
-int nvmlDeviceGetMigDeviceHandleByIndex(void*, unsigned index, void** h) {
+nvmlReturn_t nvmlDeviceGetMigDeviceHandleByIndex(nvmlDevice_t, unsigned index, nvmlDevice_t* h) {
   for (int k = 0; k < 3; ++k) {
     if (migs[k].index == index) {
-      *h = &devices[k + 1];
+      *h = handle(&devices[k + 1]);
       return 0;
     }
   }
   return 6;  // NOT_FOUND: a hole
 }
-int nvmlDeviceGetGpuInstanceId(void* h, unsigned* id) {
+nvmlReturn_t nvmlDeviceGetGpuInstanceId(nvmlDevice_t h, unsigned* id) {
   *id = migs[dev(h)->mig].gi;
   return 0;
 }
-int nvmlDeviceGetComputeInstanceId(void*, unsigned* id) {
+nvmlReturn_t nvmlDeviceGetComputeInstanceId(nvmlDevice_t, unsigned* id) {
   *id = 0;
   return 0;
 }
-int nvmlDeviceGetAttributes_v2(void* h, nvmlDeviceAttributes_t* a) {
+nvmlReturn_t nvmlDeviceGetAttributes_v2(nvmlDevice_t h, nvmlDeviceAttributes_t* a) {
   const Mig& m = migs[dev(h)->mig];
   std::memset(a, 0, sizeof *a);
   a->multiprocessorCount = m.sms;
@@ -150,7 +133,7 @@ int nvmlDeviceGetAttributes_v2(void* h, nvmlDeviceAttributes_t* a) {
   a->memorySizeMB = m.mb;
   return 0;
 }
-int nvmlDeviceGetGpuInstanceProfileInfo(void*, unsigned profile, nvmlGpuInstanceProfileInfo_t* info) {
+nvmlReturn_t nvmlDeviceGetGpuInstanceProfileInfo(nvmlDevice_t, unsigned profile, nvmlGpuInstanceProfileInfo_t* info) {
   if (mode == "not_supported") return 3;
   // NVML profile index -> (id, slices, instances, SMs, MB) for an A100-80GB.
   struct Row {
@@ -172,7 +155,7 @@ int nvmlDeviceGetGpuInstanceProfileInfo(void*, unsigned profile, nvmlGpuInstance
   }
   return 3;
 }
-int nvmlDeviceGetGpuInstancePossiblePlacements_v2(void*, unsigned id, nvmlGpuInstancePlacement_t* out, unsigned* n) {
+nvmlReturn_t nvmlDeviceGetGpuInstancePossiblePlacements_v2(nvmlDevice_t, unsigned id, nvmlGpuInstancePlacement_t* out, unsigned* n) {
   std::string starts;
   switch (id) {
     case 19: case 20: starts = "0123456"; break;
