@@ -29,6 +29,8 @@ import time
 import urllib.parse
 import urllib.request
 
+import spillwayd_process
+
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 DASHBOARD = ROOT / "deploy/kubernetes/components/monitoring/dashboard.json"
 # Panels that must show data with the demo config and traffic (the others —
@@ -87,20 +89,12 @@ def main():
     procs = []
     with tempfile.TemporaryDirectory() as tmp:
         try:
-            d = subprocess.Popen([spillwayd, "--config", str(ROOT / "resources/config/gpu-demo.yaml"),
-                                  "--listen", "127.0.0.1:0", "--control-listen", "none", "--data-dir", tmp + "/sw"],
-                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            d, port = spillwayd_process.start(spillwayd, ["--config", str(ROOT / "resources/config/gpu-demo.yaml"),
+                                                          "--listen", "127.0.0.1:0", "--control-listen", "none",
+                                                          "--data-dir", tmp + "/sw"])
             procs.append(d)
-            port = None
-            for line in d.stdout:
-                m = re.search(r"listening on http://127\.0\.0\.1:(\d+)", line)
-                if m:
-                    port = int(m.group(1))
-                    break
             if not port:
                 raise SystemExit("FAIL: spillwayd did not start")
-            # Read the rest of its output so it never blocks on a full pipe.
-            subprocess.Popen(["cat"], stdin=d.stdout, stdout=subprocess.DEVNULL)
             models = [m["id"] for m in get_json(f"http://127.0.0.1:{port}/v1/models")["data"]]
             wait_for(lambda: get_json(f"http://127.0.0.1:{port}/readyz").get("status") == "ready", 60,
                      "spillwayd ready (its GPU workers healthy)")

@@ -27,6 +27,8 @@ import urllib.request
 
 import yaml
 
+import spillwayd_process
+
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy" / "kubernetes"
 OVERLAYS = sorted(p for p in (DEPLOY / "overlays").iterdir() if (p / "kustomization.yaml").exists())
@@ -196,17 +198,11 @@ def used_metric_names():
 
 def exposed_families(spillwayd, config):
     with tempfile.TemporaryDirectory() as tmp:
-        args = [spillwayd, "--listen", "127.0.0.1:0", "--control-listen", "none", "--data-dir", tmp]
+        args = ["--listen", "127.0.0.1:0", "--control-listen", "none", "--data-dir", tmp]
         if config:
             args += ["--config", str(config)]
-        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        proc, port = spillwayd_process.start(spillwayd, args)
         try:
-            port = None
-            for line in proc.stdout:
-                m = re.search(r"listening on http://127\.0\.0\.1:(\d+)", line)
-                if m:
-                    port = int(m.group(1))
-                    break
             if port is None:
                 check(False, f"spillwayd did not start with {config or 'the default config'}")
                 return set()

@@ -106,6 +106,20 @@ struct Fixture {
     io.restart();
     io.poll();
   }
+  // A leader for `key` (a stream) and a waiter in the form given, the
+  // waiter suspended on the leader's flight; returns that flight.
+  cache::Flight& leadAndFollow(pipeline::RequestContext& leader, RecordingChannel& lead_channel,
+                               std::optional<pipeline::Verdict>& lv, pipeline::RequestContext& waiter,
+                               RecordingChannel& wait_channel, std::optional<pipeline::Verdict>& wv, uint64_t key,
+                               bool waiter_streams) {
+    request(leader, lead_channel, key, true);
+    request(waiter, wait_channel, key, waiter_streams);
+    start(leader, lv);
+    runReady();
+    start(waiter, wv);
+    runReady();
+    return *leader.cache.flight;
+  }
 };
 
 const std::string kStream =
@@ -138,15 +152,9 @@ void CoalesceStageTest::waiterInTheSameFormIsRelayedLive() {
   Fixture f;
   RecordingChannel lead_channel, wait_channel;
   pipeline::RequestContext leader, waiter;
-  f.request(leader, lead_channel, 2, true);
-  f.request(waiter, wait_channel, 2, true);
   std::optional<pipeline::Verdict> lv, wv;
-  f.start(leader, lv);
-  f.runReady();
-  f.start(waiter, wv);
-  f.runReady();
+  cache::Flight& flight = f.leadAndFollow(leader, lead_channel, lv, waiter, wait_channel, wv, 2, true);
   QVERIFY(!wv);  // waiting for the leader's answer
-  cache::Flight& flight = *leader.cache.flight;
   flight.begin("text/event-stream");
   const size_t half = kStream.size() / 2;
   flight.append(kStream.substr(0, half));
@@ -172,14 +180,8 @@ void CoalesceStageTest::waiterInAnotherFormGetsTheWholeAnswerReplayed() {
   Fixture f;
   RecordingChannel lead_channel, wait_channel;
   pipeline::RequestContext leader, waiter;
-  f.request(leader, lead_channel, 3, true);
-  f.request(waiter, wait_channel, 3, /*stream=*/false);
   std::optional<pipeline::Verdict> lv, wv;
-  f.start(leader, lv);
-  f.runReady();
-  f.start(waiter, wv);
-  f.runReady();
-  cache::Flight& flight = *leader.cache.flight;
+  cache::Flight& flight = f.leadAndFollow(leader, lead_channel, lv, waiter, wait_channel, wv, 3, /*stream=*/false);
   flight.begin("text/event-stream");
   flight.append(kStream);
   flight.finish();
@@ -197,14 +199,8 @@ void CoalesceStageTest::waiterOfABrokenStreamGetsTheErrorEventAndCloses() {
   Fixture f;
   RecordingChannel lead_channel, wait_channel;
   pipeline::RequestContext leader, waiter;
-  f.request(leader, lead_channel, 4, true);
-  f.request(waiter, wait_channel, 4, true);
   std::optional<pipeline::Verdict> lv, wv;
-  f.start(leader, lv);
-  f.runReady();
-  f.start(waiter, wv);
-  f.runReady();
-  cache::Flight& flight = *leader.cache.flight;
+  cache::Flight& flight = f.leadAndFollow(leader, lead_channel, lv, waiter, wait_channel, wv, 4, true);
   flight.begin("text/event-stream");
   flight.append(kStream.substr(0, 40));
   f.runReady();
