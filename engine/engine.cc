@@ -12,6 +12,7 @@
 #include <mutex>
 #include <thread>
 
+#include "admission/tick.h"
 #include "cache/response_cache.h"
 #include "common/clock.h"
 #include "common/io_pool.h"
@@ -111,6 +112,14 @@ struct Engine::Impl {
   std::mutex sampler_mu;
   std::condition_variable sampler_cv;
   bool sampler_stop = false;  // GUARDED_BY(sampler_mu)
+
+  // Start-up steps, in the order Engine::start runs them (with mu held).
+  absl::Status openStore(const std::string& data_dir);
+  void openCache(const EngineOptions& options);
+  void startGpus(const EngineOptions& options);
+  absl::Status startServing(const std::shared_ptr<pipeline::RouteTable>& routes);
+  absl::Status recordStartupVersion(const std::string& actor);
+  void startSampler(Engine* self, bool record);
 
   void audit(const std::string& actor, const std::string& action, const std::string& target,
              const std::string& detail, const std::string& outcome) {
@@ -271,6 +280,114 @@ Engine::Engine() : impl_(std::make_unique<Impl>()) {}
 
 Engine::~Engine() { stop(); }
 
+// --- start-up, step by step (Engine::start reads as the list) ---------------
+
+// The store: SQLite in the data directory, or in memory without one.
+absl::Status Engine::Impl::openStore(const std::string& data_dir) {
+  std::string db = ":memory:";
+  if (!data_dir.empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(data_dir, ec);
+    if (ec) return absl::UnavailableError(common::strCat("cannot create ", data_dir, ": ", ec.message()));
+    db = (std::filesystem::path(data_dir) / "spillway.db").string();
+  }
+  auto opened = store::Store::open(db);
+  if (!opened.ok()) return opened.status();
+  store = std::move(*opened);
+  return absl::OkStatus();
+}
+
+// The response cache with its tiers (the disk tier in the data directory
+// unless cache.disk.path says otherwise).
+void Engine::Impl::openCache(const EngineOptions& options) {
+  std::string disk = config.cache().disk().path();
+  if (disk.empty() && !options.data_dir.empty()) disk = (std::filesystem::path(options.data_dir) / "cache.db").string();
+  if (disk.empty() && !config.cache().disk().disabled()) {
+    spdlog::info("cache: no disk tier (no data directory; set cache.disk.path to keep answers across restarts)");
+  }
+  cache = std::make_shared<cache::ResponseCache>(config.cache(), disk, registry, options.cache_clock_ms);
+}
+
+// The GPU inventory and the workers the config launches.
+void Engine::Impl::startGpus(const EngineOptions& options) {
+  gpu::GpuManager::Options go;
+  go.spillwayd_path = options.spillwayd_path;
+  if (!options.data_dir.empty()) go.log_dir = (std::filesystem::path(options.data_dir) / "workers").string();
+  if (!options.nvml_library.empty()) go.nvml_library = options.nvml_library;
+  gpu = std::make_unique<gpu::GpuManager>(registry, go);
+  gpu->configure(config);
+}
+
+// Worker threads, the gateway over `routes`, the listener, health checks,
+// load scraping, and the GPU manager's view of the routes.
+absl::Status Engine::Impl::startServing(const std::shared_ptr<pipeline::RouteTable>& routes) {
+  io = std::make_unique<common::IoPool>(config.server().threads());
+  gateway = std::make_unique<http::Gateway>(routes, io->size(), registry);
+  front = std::make_unique<http::FrontServer>(*io, *gateway, config.server());
+  if (auto st = front->start(); !st.ok()) return st;
+  io->start();
+  health = std::make_unique<upstream::HealthChecker>(io->context(0), routes->backends, tlsFor());
+  health->start();
+  load_scraper = std::make_unique<upstream::LoadScraper>(io->context(0), routes->backends,
+                                                         config.upstream().load_metrics(), tlsFor());
+  load_scraper->start();
+  gpu->setBackendView([gw = gateway.get()] { return gpuBackendView(*gw->routes()); });
+  gpu->setInventoryListener([this] { gpusChanged(); });
+  return absl::OkStatus();
+}
+
+// The config we start with is the running version: reuse the stored
+// active version when identical, else record it as a new one.
+absl::Status Engine::Impl::recordStartupVersion(const std::string& actor) {
+  const std::string serialized = config.SerializeAsString();
+  auto active = store->activeVersion();
+  if (active && active->config == serialized) {
+    version = active->id;
+    return absl::OkStatus();
+  }
+  v1::Config previous;
+  std::string diff = active && previous.ParseFromString(active->config) ? config::diffText(previous, config)
+                                                                        : "initial version";
+  auto id = store->addConfigVersion({0, wallClockMs(), actor, "config at start-up", diff, serialized,
+                                     active ? active->id : 0, true});
+  if (!id.ok()) return id.status();
+  version = *id;
+  audit(actor, "config.startup", common::strCat("v", version), "", "ok");
+  return absl::OkStatus();
+}
+
+// Once a second: end due ejections and advance slow starts, admission's
+// tick, the totals for live views, and (when `record`) a history point per
+// series.
+void Engine::Impl::startSampler(Engine* self, bool record) {
+  sampler = std::thread([this, self, record] {
+    EngineTotals prev = self->totals();
+    std::unique_lock lock(sampler_mu);
+    while (!sampler_cv.wait_for(lock, std::chrono::seconds(1), [&] { return sampler_stop; })) {
+      const int64_t now_ms = wallClockMs();
+      auto routes = gateway->routes();
+      for (const auto& b : routes->backends) b->tick(now_ms);
+      admission::tick(*routes, std::chrono::steady_clock::now(), now_ms);
+      EngineTotals now = self->totals();
+      {
+        std::lock_guard ticks_lock(ticks_mu);
+        ticks.push_back(now);
+        while (ticks.size() > 2) ticks.pop_front();
+      }
+      if (!record) continue;
+      IntervalStats s = intervalStats(prev, now);
+      prev = now;
+      auto st = store->appendMetrics(now.ts_ms, {{"requests_per_second", s.requests_per_second},
+                                                 {"error_rate", s.error_rate},
+                                                 {"latency_p50_seconds", s.latency_p50_seconds},
+                                                 {"latency_p99_seconds", s.latency_p99_seconds},
+                                                 {"ttft_p95_seconds", s.ttft_p95_seconds},
+                                                 {"in_flight", static_cast<double>(now.in_flight)}});
+      if (!st.ok()) spdlog::warn("metrics history: {}", std::string(st.message()));
+    }
+  });
+}
+
 absl::StatusOr<std::unique_ptr<Engine>> Engine::start(v1::Config config, EngineOptions options) {
   auto errors = config::validate(config);
   if (!errors.empty()) return absl::InvalidArgumentError(config::formatErrors(errors));
@@ -280,129 +397,14 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::start(v1::Config config, EngineO
   Impl& d = *engine->impl_;
   std::lock_guard lock(d.mu);
   d.config = config;
-
-  std::string db = ":memory:";
-  if (!options.data_dir.empty()) {
-    std::error_code ec;
-    std::filesystem::create_directories(options.data_dir, ec);
-    if (ec) return absl::UnavailableError(common::strCat("cannot create ", options.data_dir, ": ", ec.message()));
-    db = (std::filesystem::path(options.data_dir) / "spillway.db").string();
-  }
-  auto store = store::Store::open(db);
-  if (!store.ok()) return store.status();
-  d.store = std::move(*store);
-  {
-    std::string disk = d.config.cache().disk().path();
-    if (disk.empty() && !options.data_dir.empty()) disk = (std::filesystem::path(options.data_dir) / "cache.db").string();
-    if (disk.empty() && !d.config.cache().disk().disabled()) {
-      spdlog::info("cache: no disk tier (no data directory; set cache.disk.path to keep answers across restarts)");
-    }
-    d.cache = std::make_shared<cache::ResponseCache>(d.config.cache(), disk, d.registry, options.cache_clock_ms);
-  }
-
-  {
-    gpu::GpuManager::Options go;
-    go.spillwayd_path = options.spillwayd_path;
-    if (!options.data_dir.empty()) go.log_dir = (std::filesystem::path(options.data_dir) / "workers").string();
-    if (!options.nvml_library.empty()) go.nvml_library = options.nvml_library;
-    d.gpu = std::make_unique<gpu::GpuManager>(d.registry, go);
-    d.gpu->configure(d.config);
-  }
-
+  if (auto st = d.openStore(options.data_dir); !st.ok()) return st;
+  d.openCache(options);
+  d.startGpus(options);
   auto routes = d.buildRoutes(gpu::withWorkerBackends(d.config, d.gpu->workerBackends()), nullptr, d.sims);
   if (!routes.ok()) return routes.status();
-
-  d.io = std::make_unique<common::IoPool>(d.config.server().threads());
-  d.gateway = std::make_unique<http::Gateway>(*routes, d.io->size(), d.registry);
-  d.front = std::make_unique<http::FrontServer>(*d.io, *d.gateway, d.config.server());
-  if (auto st = d.front->start(); !st.ok()) return st;
-  d.io->start();
-  d.health = std::make_unique<upstream::HealthChecker>(d.io->context(0), (*routes)->backends, d.tlsFor());
-  d.health->start();
-  d.load_scraper = std::make_unique<upstream::LoadScraper>(d.io->context(0), (*routes)->backends,
-                                                          d.config.upstream().load_metrics(), d.tlsFor());
-  d.load_scraper->start();
-  d.gpu->setBackendView([gw = d.gateway.get()] { return gpuBackendView(*gw->routes()); });
-  d.gpu->setInventoryListener([&d] { d.gpusChanged(); });
-
-  // The config we start with is the running version: reuse the stored
-  // active version when identical, else record it as a new one.
-  const std::string serialized = d.config.SerializeAsString();
-  auto active = d.store->activeVersion();
-  if (active && active->config == serialized) {
-    d.version = active->id;
-  } else {
-    v1::Config previous;
-    std::string diff = active && previous.ParseFromString(active->config) ? config::diffText(previous, d.config)
-                                                                          : "initial version";
-    auto id = d.store->addConfigVersion({0, wallClockMs(), options.actor, "config at start-up", diff, serialized,
-                                         active ? active->id : 0, true});
-    if (!id.ok()) return id.status();
-    d.version = *id;
-    d.audit(options.actor, "config.startup", common::strCat("v", d.version), "", "ok");
-  }
-  {
-    // Once a second: end due ejections and advance slow starts, and record
-    // a history point per series.
-    Engine* self = engine.get();
-    const bool record = options.record_history;
-    d.sampler = std::thread([self, record] {
-      Impl& i = *self->impl_;
-      EngineTotals prev = self->totals();
-      std::unique_lock lock(i.sampler_mu);
-      while (!i.sampler_cv.wait_for(lock, std::chrono::seconds(1), [&] { return i.sampler_stop; })) {
-        const int64_t now_ms = wallClockMs();
-        auto routes = i.gateway->routes();
-        for (const auto& b : routes->backends) b->tick(now_ms);
-        // Admission: service rates, waiters no backend can serve, capacity
-        // that came back (back-offs ended, limits rose), degradation levels.
-        const auto steady_now = std::chrono::steady_clock::now();
-        for (const auto& [model, pool] : routes->pools) {
-          double oldest_ms = 0;
-          if (pool.queue) {
-            pool.queue->tick(steady_now, pool.backends);
-            pool.queue->dispatch(*pool.balancer, pool.backends);
-            oldest_ms = pool.queue->oldestWaitSeconds() * 1000;
-          }
-          if (pool.degradation) {
-            admission::DegradationSignals sig;
-            sig.oldest_wait_ms = oldest_ms;
-            uint64_t requests = 0, failures = 0;
-            size_t out = 0;
-            for (const auto& b : pool.backends) {
-              requests += b->requests();
-              failures += b->failures();
-              out += b->available() ? 0 : 1;
-            }
-            sig.error_rate = pool.degradation->errorRateSince(requests, failures);
-            sig.unavailable = pool.backends.empty() ? 0 : static_cast<double>(out) / pool.backends.size();
-            if (pool.degradation->evaluate(routes->config.degradation(), sig, now_ms)) {
-              spdlog::warn("pool {}: automatic degradation level {} (oldest queued request {:.0f} ms, error rate "
-                           "{:.2f}, backends out {:.0f} %)",
-                           model, pool.degradation->automaticLevel(), oldest_ms, sig.error_rate,
-                           100 * sig.unavailable);
-            }
-          }
-        }
-        EngineTotals now = self->totals();
-        {
-          std::lock_guard ticks_lock(i.ticks_mu);
-          i.ticks.push_back(now);
-          while (i.ticks.size() > 2) i.ticks.pop_front();
-        }
-        if (!record) continue;
-        IntervalStats s = intervalStats(prev, now);
-        prev = now;
-        auto st = i.store->appendMetrics(now.ts_ms, {{"requests_per_second", s.requests_per_second},
-                                                     {"error_rate", s.error_rate},
-                                                     {"latency_p50_seconds", s.latency_p50_seconds},
-                                                     {"latency_p99_seconds", s.latency_p99_seconds},
-                                                     {"ttft_p95_seconds", s.ttft_p95_seconds},
-                                                     {"in_flight", static_cast<double>(now.in_flight)}});
-        if (!st.ok()) spdlog::warn("metrics history: {}", std::string(st.message()));
-      }
-    });
-  }
+  if (auto st = d.startServing(*routes); !st.ok()) return st;
+  if (auto st = d.recordStartupVersion(options.actor); !st.ok()) return st;
+  d.startSampler(engine.get(), options.record_history);
   spdlog::info("spillway engine listening on {} ({} worker threads, {} backends, {} models, config v{})",
                d.front->url(), d.io->size(), (*routes)->backends.size(), (*routes)->pools.size(), d.version);
   return engine;

@@ -204,9 +204,14 @@ def exposed_families(spillwayd, config):
         proc, port = spillwayd_process.start(spillwayd, args)
         try:
             if port is None:
-                check(False, f"spillwayd did not start with {config or 'the default config'}")
+                proc.wait(timeout=30)
+                check(False, f"spillwayd did not start with {config or 'the default config'} (exit {proc.returncode})")
                 return set()
-            text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+            try:
+                text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30).read().decode()
+            except OSError as e:
+                check(False, f"GET /metrics with {config or 'the default config'}: {e}")
+                return set()
         finally:
             proc.terminate()
             proc.wait(timeout=30)

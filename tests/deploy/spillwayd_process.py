@@ -11,10 +11,15 @@ def start(spillwayd, args):
     returns (process, port), port None when it never said where it listens."""
     proc = subprocess.Popen([spillwayd, *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     port = None
+    seen = []
     for line in proc.stdout:
+        seen.append(line)
         m = re.search(r"listening on http://127\.0\.0\.1:(\d+)", line)
         if m:
             port = int(m.group(1))
             break
+    if port is None:
+        # It stopped before listening: say why.
+        print("spillwayd said:\n" + "".join(seen[-40:]))
     threading.Thread(target=lambda: [None for _ in proc.stdout], daemon=True).start()
     return proc, port
