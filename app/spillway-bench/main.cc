@@ -228,7 +228,7 @@ int runAdmission(const std::string& json_file, unsigned iterations, const std::s
       std::cerr << "spillway-bench admission: --redis: " << hp.status().message() << "\n";
       return 2;
     }
-    admission::RedisLimiter r({hp->host, hp->port, "bench:", std::chrono::milliseconds(1000)});
+    admission::RedisLimiter r({{hp->host, hp->port, std::chrono::milliseconds(1000)}, "bench:"});
     std::vector<admission::RedisLimiter::Bucket> buckets{{"g:rps", 1e9, 1000000, 1}, {"k:a:rpm", 1e9, 60000000, 1},
                                                         {"m:m:tpm", 1e12, 60000000, 300}};
     std::vector<double> us;

@@ -52,13 +52,8 @@ RateLimiter::RateLimiter(const v1::Limits& limits) : limits_(limits) {
   for (const auto& k : limits.keys()) empty_ = empty_ && !hasLimit(k.limits());
   if (!limits.redis().address().empty()) {
     RedisLimiter::Settings rs;
-    auto hp = common::parseHostPort(limits.redis().address());  // validated
-    if (hp.ok()) {
-      rs.host = hp->host;
-      rs.port = hp->port;
-    }
+    rs.link = common::RedisLink::at(limits.redis().address(), std::chrono::milliseconds(limits.redis().timeout_ms()));
     rs.key_prefix = limits.redis().key_prefix();
-    rs.timeout = std::chrono::milliseconds(limits.redis().timeout_ms());
     redis_ = std::make_shared<RedisLimiter>(rs);
   }
 }

@@ -100,7 +100,7 @@ std::string num(double v) {
 
 RedisLimiter::RedisLimiter(Settings settings)
     : settings_(std::move(settings)),
-      link_({settings_.host, settings_.port, settings_.timeout}, "rate limits",
+      link_(settings_.link, "rate limits",
             "enforcing local limits until it answers again") {}
 
 RedisLimiter::~RedisLimiter() {

@@ -33,10 +33,8 @@ namespace spillway::admission {
 class RedisLimiter {
  public:
   struct Settings {
-    std::string host = "127.0.0.1";
-    uint16_t port = 6379;
+    common::RedisLink::Settings link;
     std::string key_prefix = "spillway:rl:";
-    std::chrono::milliseconds timeout{50};
   };
   explicit RedisLimiter(Settings settings);
   ~RedisLimiter();

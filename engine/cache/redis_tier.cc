@@ -53,7 +53,7 @@ std::string globEscape(std::string_view s) {
 
 RedisTier::RedisTier(Settings settings)
     : settings_(std::move(settings)),
-      link_({settings_.host, settings_.port, settings_.timeout}, "cache",
+      link_(settings_.link, "cache",
             "the Redis tier is skipped until it answers again") {
   thread_ = std::make_unique<TaskThread>(4096);
 }

@@ -25,10 +25,8 @@ namespace spillway::cache {
 class RedisTier {
  public:
   struct Settings {
-    std::string host = "127.0.0.1";
-    uint16_t port = 6379;
+    common::RedisLink::Settings link;
     std::string key_prefix = "spillway:cache:";
-    std::chrono::milliseconds timeout{50};
     int64_t ttl_ms = 3'600'000;
     int64_t grace_ms = 0;  // kept this long past the TTL, for stale answers
   };

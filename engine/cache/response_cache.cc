@@ -83,11 +83,8 @@ ResponseCache::ResponseCache(const v1::Cache& config, const std::string& disk_pa
   }
   if (const auto& addr = config.redis().address(); !addr.empty()) {
     RedisTier::Settings rs;
-    const size_t colon = addr.rfind(':');
-    rs.host = addr.substr(0, colon);
-    rs.port = static_cast<uint16_t>(std::stoi(addr.substr(colon + 1)));  // validated
+    rs.link = common::RedisLink::at(addr, std::chrono::milliseconds(config.redis().timeout_ms()));
     rs.key_prefix = config.redis().key_prefix();
-    rs.timeout = std::chrono::milliseconds(config.redis().timeout_ms());
     rs.ttl_ms = s->redis_ttl_ms;
     rs.grace_ms = s->grace_ms;
     redis_ = std::make_unique<RedisTier>(rs);

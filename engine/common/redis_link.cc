@@ -1,11 +1,23 @@
 #include "common/redis_link.h"
 
+#include "common/url.h"
+
 #include <hiredis/hiredis.h>
 #include <spdlog/spdlog.h>
 
 #include "common/strings.h"
 
 namespace spillway::common {
+
+RedisLink::Settings RedisLink::at(std::string_view address, std::chrono::milliseconds timeout) {
+  Settings s;
+  if (auto hp = parseHostPort(address); hp.ok()) {  // validated with the config
+    s.host = hp->host;
+    s.port = hp->port;
+  }
+  s.timeout = timeout;
+  return s;
+}
 
 RedisLink::RedisLink(Settings settings, std::string user, std::string while_down)
     : settings_(std::move(settings)), user_(std::move(user)), while_down_(std::move(while_down)) {}

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <mutex>
 #include <string>
+#include <string_view>
 
 struct redisContext;
 
@@ -18,11 +19,15 @@ namespace spillway::common {
 
 class RedisLink {
  public:
+  // Where Redis is and how long to wait for it: the one copy the rate
+  // limiter's and the cache tier's settings embed.
   struct Settings {
     std::string host = "127.0.0.1";
     uint16_t port = 6379;
     std::chrono::milliseconds timeout{50};
   };
+  // Settings for a validated "HOST:PORT" (IPv6 as "[::1]:6379").
+  static Settings at(std::string_view address, std::chrono::milliseconds timeout);
   // `user` names the client in logs ("rate limits"); `while_down` says what
   // happens meanwhile ("enforcing local limits until it answers again").
   RedisLink(Settings settings, std::string user, std::string while_down);

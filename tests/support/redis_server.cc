@@ -24,7 +24,7 @@ bool RedisServer::start(uint16_t port) {
     error_ = "redis-server did not start";
     return false;
   }
-  admission::RedisLimiter probe({"127.0.0.1", port_, "probe:", std::chrono::milliseconds(200)});
+  admission::RedisLimiter probe({{"127.0.0.1", port_, std::chrono::milliseconds(200)}, "probe:"});
   // Answers once it listens; each failed try waits out the limiter's 1 s retry.
   const bool ok = waitFor([&] { return probe.take({{"x", 1, 1000000, 0}}).has_value(); }, 20s);
   if (!ok) error_ = "redis-server did not answer";

@@ -380,8 +380,8 @@ void CacheTest::redisTierSharesEntriesAndSurvivesARestart() {
   testing::RedisServer redis;
   QVERIFY2(redis.start(), qPrintable(redis.error()));
   RedisTier::Settings s;
-  s.port = redis.port();
-  s.timeout = std::chrono::milliseconds(200);
+  s.link.port = redis.port();
+  s.link.timeout = std::chrono::milliseconds(200);
   auto e = entry(1, 10'000'000, "model-a", "tenant-1");
   {
     RedisTier writer(s);
