@@ -1,8 +1,10 @@
 // Completion observers: told once when a proxied request has ended (its
 // answer written, or the client gone), with everything the request
 // context learned on the way. The gateway counts metrics first, then calls
-// the routing snapshot's observers in order (backend feedback now; usage
-// reconciliation and cache fills come with their issues).
+// the routing snapshot's observers in order (pipeline.cc buildObservers):
+// BackendFeedback (below), then admission's AdmissionFeedback (learned
+// limits, fair-share charges, token reconciliation). Cache fills are not
+// observers: they ride the answer as a response sink (cache/fill_sink).
 //
 // Contract: onComplete() runs on the request's worker thread, concurrently
 // for many requests; it must not block.

@@ -10,7 +10,7 @@
 #include "gpu/placement.h"
 #include "pipeline/affinity.h"
 #include "pipeline/identify.h"
-#include "pipeline/route.h"
+#include "pipeline/route_stage.h"
 
 namespace spillway::pipeline {
 

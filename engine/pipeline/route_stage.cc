@@ -1,4 +1,4 @@
-#include "pipeline/route.h"
+#include "pipeline/route_stage.h"
 
 #include "pipeline/request_context.h"
 #include "pipeline/route_table.h"
