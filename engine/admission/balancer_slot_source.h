@@ -16,7 +16,8 @@ class BalancerSlotSource final : public SlotSource {
                                    const EarlierAttempts& earlier) override;
   common::Awaitable<SlotResult> wait(pipeline::RequestContext& ctx, const balance::PickContext& pick,
                                      const EarlierAttempts& earlier) override;
-  bool requeuesBusyAnswers() const override { return false; }
+  bool mayRequeue(const pipeline::RequestContext&) const override { return false; }
+  bool requeueAfterBusy(pipeline::RequestContext&, upstream::Backend&) override { return false; }
   bool answerInsteadOfBusy(pipeline::RequestContext&, uint32_t) override { return false; }
 
  private:

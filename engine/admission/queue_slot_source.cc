@@ -5,17 +5,36 @@
 #include "admission/degradation.h"
 #include "admission/shed.h"
 #include "cache/cache_stage.h"
+#include "common/clock.h"
 #include "pipeline/identify.h"
 #include "pipeline/request_context.h"
 #include "pipeline/route_table.h"
 
 namespace spillway::admission {
 
-QueueSlotSource::QueueSlotSource(uint32_t no_backend_retry_after_seconds, metrics::Registry& registry)
+QueueSlotSource::QueueSlotSource(uint32_t no_backend_retry_after_seconds, uint32_t max_requeues,
+                                 metrics::Registry& registry)
     : no_backend_retry_after_(no_backend_retry_after_seconds),
+      max_requeues_(max_requeues),
       queue_wait_(registry.histogram("spillway_queue_wait_seconds",
                                      "Time requests waited in the gateway queue for a backend slot (those that waited).",
-                                     {"model", "class"}, metrics::latencyBucketsSeconds())) {}
+                                     {"model", "class"}, metrics::latencyBucketsSeconds())),
+      requeues_(registry.counter("spillway_admission_requeues_total",
+                                 "Busy answers (429/503 before any byte) that put a request back in the queue, by backend.",
+                                 {"backend"})) {}
+
+bool QueueSlotSource::mayRequeue(const pipeline::RequestContext& ctx) const { return ctx.requeues < max_requeues_; }
+
+bool QueueSlotSource::requeueAfterBusy(pipeline::RequestContext& ctx, upstream::Backend& backend) {
+  if (ctx.requeues >= max_requeues_) return false;
+  // The backend is full: a capacity signal, not an answer. Its limit
+  // shrinks, it cools down (the outlier detector), and the request waits
+  // again with its deadline still running.
+  if (backend.learnsLimit()) backend.adaptiveLimit().onOverload(common::wallClockMs());
+  requeues_.with({backend.name()}).inc();
+  ++ctx.requeues;
+  return true;
+}
 
 AdmissionQueue::Ask QueueSlotSource::ask(pipeline::RequestContext& ctx, const balance::PickContext& pick) const {
   return AdmissionQueue::Ask{ctx.caller.priority, ctx.caller.tenant, static_cast<double>(ctx.prompt_tokens_estimate),

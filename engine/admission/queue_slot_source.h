@@ -4,7 +4,10 @@
 // A drop becomes a 429 (queue_full, deadline) with the queue's drain time as
 // Retry-After, or level 1's answer when the request's class is degraded;
 // no backend at all is a 503 no_backend, after a stale cached answer.
-// Observes spillway_queue_wait_seconds.
+// A backend's busy answer puts the request back in the queue (up to
+// admission.max_requeues times) and shrinks that backend's learned limit.
+// Observes spillway_queue_wait_seconds and counts
+// spillway_admission_requeues_total.
 #pragma once
 
 #include "admission/admission_queue.h"
@@ -15,12 +18,13 @@ namespace spillway::admission {
 
 class QueueSlotSource final : public SlotSource {
  public:
-  QueueSlotSource(uint32_t no_backend_retry_after_seconds, metrics::Registry& registry);
+  QueueSlotSource(uint32_t no_backend_retry_after_seconds, uint32_t max_requeues, metrics::Registry& registry);
   std::optional<SlotResult> tryNow(pipeline::RequestContext& ctx, const balance::PickContext& pick,
                                    const EarlierAttempts& earlier) override;
   common::Awaitable<SlotResult> wait(pipeline::RequestContext& ctx, const balance::PickContext& pick,
                                      const EarlierAttempts& earlier) override;
-  bool requeuesBusyAnswers() const override { return true; }
+  bool mayRequeue(const pipeline::RequestContext& ctx) const override;
+  bool requeueAfterBusy(pipeline::RequestContext& ctx, upstream::Backend& backend) override;
   bool answerInsteadOfBusy(pipeline::RequestContext& ctx, uint32_t busy_retry_after) override;
 
  private:
@@ -29,7 +33,9 @@ class QueueSlotSource final : public SlotSource {
   SlotResult settle(pipeline::RequestContext& ctx, AdmissionQueue::Ticket& ticket, const EarlierAttempts& earlier);
 
   const uint32_t no_backend_retry_after_;
+  const uint32_t max_requeues_;
   metrics::Family<metrics::Histogram>& queue_wait_;
+  metrics::Family<metrics::Counter>& requeues_;
 };
 
 }  // namespace spillway::admission

@@ -62,9 +62,13 @@ class SlotSource {
                                            const EarlierAttempts& earlier) = 0;
   virtual common::Awaitable<SlotResult> wait(pipeline::RequestContext& ctx, const balance::PickContext& pick,
                                              const EarlierAttempts& earlier) = 0;
-  // Whether a backend's busy answer (429/503 before any byte) puts the
-  // request back here instead of being tried elsewhere or relayed.
-  virtual bool requeuesBusyAnswers() const = 0;
+  // Whether a backend's refusal should be held back (not relayed at once)
+  // because a busy answer may still put the request back here.
+  virtual bool mayRequeue(const pipeline::RequestContext& ctx) const = 0;
+  // A backend answered busy (429/503 before any byte): true when the
+  // request goes back here for another slot (its deadline still running;
+  // not an attempt, not a retry) instead of being tried elsewhere or relayed.
+  virtual bool requeueAfterBusy(pipeline::RequestContext& ctx, upstream::Backend& backend) = 0;
   // Every attempt ended in a backend's busy answer: true when the request
   // is answered otherwise (ctx.error or ctx.answer_body set) instead of
   // relaying that answer.

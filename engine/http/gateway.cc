@@ -27,6 +27,8 @@
 #include "openai/openai.h"
 #include "pipeline/identify.h"
 #include "pipeline/pool_gauges.h"
+#include "http/gateway_worker.h"
+#include "upstream/attempt_outcome.h"
 #include "upstream/backend_gauges.h"
 #include "upstream/connection_pool.h"
 #include "upstream/exchange.h"
@@ -57,9 +59,6 @@ struct Gateway::Metrics {
         shed(r.counter("spillway_admission_shed_total",
                        "Requests admission turned away, by model, priority class and reason (x-spillway-drop-reason).",
                        {"model", "class", "reason"})),
-        requeues(r.counter("spillway_admission_requeues_total",
-                           "Busy answers (429/503 before any byte) that put a request back in the queue, by backend.",
-                           {"backend"})),
         degraded(r.counter("spillway_degraded_total", "Requests answered degraded, by model and level.",
                            {"model", "level"})) {}
 
@@ -69,110 +68,8 @@ struct Gateway::Metrics {
   metrics::Family<metrics::Counter>& connects;
   metrics::Family<metrics::Counter>& retries;
   metrics::Family<metrics::Counter>& shed;
-  metrics::Family<metrics::Counter>& requeues;
   metrics::Family<metrics::Counter>& degraded;
 };
-
-namespace {
-
-// Identifies a label set by ids instead of strings, so the per-request
-// metric lookup allocates nothing. Pool and backend ids are unique for the
-// engine's lifetime (never reused after a config reload).
-struct MetricKey {
-  uint8_t route = 0;
-  uint64_t pool = 0;     // PoolRoute::id, 0 for none
-  uint64_t backend = 0;  // Backend::id(), 0 for none
-  int code = 0;
-  bool operator==(const MetricKey&) const = default;
-};
-
-struct MetricKeyHash {
-  size_t operator()(const MetricKey& k) const {
-    uint64_t h = k.pool * 0x9e3779b97f4a7c15ull ^ (k.backend + 0x632be59bd9b4e019ull) * 0xbf58476d1ce4e5b9ull;
-    return static_cast<size_t>(h ^ (static_cast<uint64_t>(k.code) << 8) ^ k.route);
-  }
-};
-
-}  // namespace
-
-// Per-worker state: only its own thread touches it.
-struct Gateway::Worker {
-  // By backend id. Shared so a request keeps its pool even if a config
-  // reload prunes it meanwhile; the pool then closes with the request.
-  std::unordered_map<uint64_t, std::shared_ptr<upstream::ConnectionPool>> pools;
-  std::weak_ptr<const RouteTable> pools_for;  // the table `pools` was last pruned against
-  openai::RequestParser parser;
-  // Metric children looked up once per label set; afterwards updates are
-  // lock-free atomics.
-  std::unordered_map<MetricKey, metrics::Counter*, MetricKeyHash> request_counters;
-  std::unordered_map<MetricKey, metrics::Histogram*, MetricKeyHash> durations;
-  std::unordered_map<MetricKey, metrics::Histogram*, MetricKeyHash> ttfts;
-
-  // Totals every request bumps, sharded per worker (one writer each, so no
-  // cache line bounces between cores) and merged on read by totals().
-  std::atomic<uint64_t> requests{0};
-  std::atomic<uint64_t> errors{0};
-  std::atomic<int64_t> in_flight{0};
-  std::atomic<uint64_t> retries{0};
-  std::atomic<uint64_t> shed{0};
-  std::atomic<uint64_t> degraded{0};
-  metrics::Histogram latency_all{std::make_shared<const std::vector<double>>(metrics::latencyBucketsSeconds())};
-  metrics::Histogram ttft_all{std::make_shared<const std::vector<double>>(metrics::latencyBucketsSeconds())};
-
-  // The child for `key`, looked up in the family (under its lock) only the
-  // first time this worker sees the label set.
-  template <typename T, typename Make>
-  T& child(std::unordered_map<MetricKey, T*, MetricKeyHash>& cache, const MetricKey& key, Make make) {
-    auto& slot = cache[key];
-    if (!slot) {
-      slot = &make();
-      metric_handles.store(cachedMetricHandles(), std::memory_order_relaxed);
-    }
-    return *slot;
-  }
-
-  std::shared_ptr<upstream::ConnectionPool> pool(const upstream::BackendPtr& b, size_t max_idle) {
-    auto& p = pools[b->id()];
-    if (!p) p = std::make_shared<upstream::ConnectionPool>(b, max_idle);
-    return p;
-  }
-
-  // After a reload, drops the pools (and their idle connections, and the
-  // backends they keep alive) of backends the new table no longer has, and
-  // the cached metric handles of pools and backends it no longer has (every
-  // apply makes new pool ids: without this the caches grow per apply).
-  void prune(const RouteTablePtr& routes) {
-    if (pools_for.lock() == routes) return;
-    pools_for = routes;
-    auto live_backend = [&](uint64_t id) {
-      if (id == 0) return true;
-      for (const auto& b : routes->backends) {
-        if (b->id() == id) return true;
-      }
-      return false;
-    };
-    auto live_pool = [&](uint64_t id) {
-      if (id == 0) return true;
-      for (const auto& [model, p] : routes->pools) {
-        if (p.id == id) return true;
-      }
-      return false;
-    };
-    for (auto it = pools.begin(); it != pools.end();) it = live_backend(it->first) ? std::next(it) : pools.erase(it);
-    auto prune_cache = [&](auto& cache) {
-      for (auto it = cache.begin(); it != cache.end();) {
-        it = live_pool(it->first.pool) && live_backend(it->first.backend) ? std::next(it) : cache.erase(it);
-      }
-    };
-    prune_cache(request_counters);
-    prune_cache(durations);
-    prune_cache(ttfts);
-    metric_handles.store(cachedMetricHandles(), std::memory_order_relaxed);
-  }
-  std::atomic<size_t> metric_handles{0};  // cachedMetricHandles(), readable from any thread
-  size_t cachedMetricHandles() const { return request_counters.size() + durations.size() + ttfts.size(); }
-};
-
 
 namespace {
 
@@ -193,49 +90,6 @@ uint8_t routeIndex(std::string_view target) {
 double secondsSince(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
 
-// Counts a request in its pool for the retry budget while it runs, and a
-// retry while it runs.
-class BudgetScope {
- public:
-  explicit BudgetScope(pipeline::RetryBudget& b) : b_(b) { b_.requestStarted(); }
-  ~BudgetScope() {
-    if (retrying_) b_.retryEnded();
-    b_.requestEnded();
-  }
-  // Reserves a retry (ending the previous one); false when the budget is spent.
-  bool startRetry() {
-    if (retrying_) b_.retryEnded();
-    retrying_ = b_.tryStartRetry();
-    return retrying_;
-  }
-
- private:
-  pipeline::RetryBudget& b_;
-  bool retrying_ = false;
-};
-
-// Holds a backend's request slot (tryAcquire in the balancer or the queue)
-// for one attempt; freeing it wakes the next waiter of the queues that use
-// the backend (admission's release hook). It refers to the request's
-// routing table (kept alive by Gateway::proxy's frame, which outlives this
-// one), not the gateway: a frame destroyed at shutdown outlives the
-// gateway. The queues are shared with later tables, so waiters that came
-// after an apply are reached as well.
-class BackendSlot {
- public:
-  BackendSlot(upstream::BackendPtr b, const RouteTable* routes) : b_(std::move(b)), routes_(routes) {}
-  ~BackendSlot() {
-    b_->release();
-    routes_->onRelease(*b_);
-  }
-  BackendSlot(const BackendSlot&) = delete;
-  BackendSlot& operator=(const BackendSlot&) = delete;
-
- private:
-  upstream::BackendPtr b_;
-  const RouteTable* routes_;
-};
-
 // The client connection as stages see it (pipeline/client_channel.h).
 class ClientConnection final : public pipeline::ClientChannel {
  public:
@@ -249,11 +103,6 @@ class ClientConnection final : public pipeline::ClientChannel {
   common::TcpStream& client_;
   const bool keep_alive_;
 };
-
-upstream::AttemptResult classify(int status) {
-  if (status == 429 || status == 503) return upstream::AttemptResult::kBusy;
-  return status >= 500 ? upstream::AttemptResult::kFailure : upstream::AttemptResult::kSuccess;
-}
 
 // An answer a backend gave that we held back to try elsewhere first.
 struct HeldAnswer {
@@ -281,7 +130,10 @@ Gateway::Gateway(RouteTablePtr routes, size_t workers, metrics::Registry& regist
   auto keep = [this](std::vector<metrics::Registry::Registration> regs) {
     for (auto& r : regs) gauges_.push_back(std::move(r));
   };
-  keep(upstream::registerBackendGauges(registry, [this] { return this->routes()->backends; }));
+  keep(upstream::registerBackendGauges(registry, [this] {
+    RouteTablePtr table = this->routes();
+    return std::shared_ptr<const std::vector<upstream::BackendPtr>>(table, &table->backends);
+  }));
   keep(pipeline::registerPoolGauges(registry, [this] { return this->routes(); }));
   keep(admission::registerAdmissionGauges(registry, [this] { return this->routes(); }));
 }
@@ -486,7 +338,7 @@ common::Awaitable<bool> Gateway::forward(Worker& w, common::TcpStream& client, c
   const auto& up = routes.config.upstream();
   const uint32_t max_attempts = std::max<uint32_t>(1, up.retry().max_attempts());
   const size_t max_idle = up.max_idle_connections();
-  BudgetScope budget(*pool.retry_budget);
+  pipeline::RetryBudget::Scope budget(*pool.retry_budget);
   std::optional<HeldAnswer> held;  // the latest refusal, relayed if no one else takes the request
   const upstream::ExchangeRequest exchange_base{req.method_string(), req.target(), req[bhttp::field::accept],
                                                 req.body(), false, routes.retry_after_text};
@@ -500,8 +352,6 @@ common::Awaitable<bool> Gateway::forward(Worker& w, common::TcpStream& client, c
                             (!ctx.token_charge.buckets.empty() || !ctx.token_charge.redis_buckets.empty());
   const double output_budget = ctx.token_charge.tokens - static_cast<double>(ctx.prompt_tokens_estimate);
   const bool cut_overruns = routes.config.limits().stream_overrun() == "cut";
-  const bool admit = pool.slot_source->requeuesBusyAnswers();
-  const uint32_t max_requeues = routes.config.admission().max_requeues();
   // A pass that puts the request back in the queue after a busy answer is
   // not an attempt: it neither counts against max_attempts nor is a retry.
   bool requeue = false;
@@ -528,17 +378,16 @@ common::Awaitable<bool> Gateway::forward(Worker& w, common::TcpStream& client, c
       w.retries.fetch_add(1, std::memory_order_relaxed);
       metrics_->retries.with({pick.backend->name(), "another_backend"}).inc();
     }
-    BackendSlot slot(pick.backend, ctx.routes);
+    pipeline::BackendLease lease(pick.backend, ctx.routes);
     ctx.backend = pick.backend;
     ++ctx.attempts;
     upstream::Backend& b = *pick.backend;
     std::shared_ptr<upstream::ConnectionPool> pool_ref = w.pool(pick.backend, max_idle);
     upstream::ConnectionPool& cpool = *pool_ref;
     upstream::ExchangeRequest er = exchange_base;
-    // Hold a refusal back only when another attempt could go elsewhere.
-    // Under admission a refusal is held so the request can go back in the
-    // queue.
-    er.hold_refusals = (admit && ctx.requeues < max_requeues) ||
+    // Hold a refusal back only when another attempt could go elsewhere, or
+    // admission may put the request back in its queue.
+    er.hold_refusals = pool.slot_source->mayRequeue(ctx) ||
                        (attempt + 1 < max_attempts && ctx.tried.size() + 1 < pool.backends.size());
     if (!ctx.rewritten_body.empty()) er.body = ctx.rewritten_body;
 
@@ -551,20 +400,7 @@ common::Awaitable<bool> Gateway::forward(Worker& w, common::TcpStream& client, c
                                                         std::chrono::milliseconds(b.config().connect_timeout_ms()));
         if (!opened.ok()) {
           metrics_->connects.with({b.name(), "error"}).inc();
-          const bool timeout = absl::IsDeadlineExceeded(opened.status());
-          const std::string why(opened.status().message());
-          if (!timeout && b.config().health_check().path() != "none" && b.healthy()) {
-            // Refused or unreachable: out of rotation until the health
-            // checker sees it answer again. (Without health checks the
-            // outlier detector ejects it for a while instead, so it returns.)
-            spdlog::warn("backend {} marked down: {}", b.name(), why);
-            b.setHealthy(false);
-          }
-          routes.outliers->onAttempt(b, upstream::AttemptResult::kConnectFailed, pool.backends, common::wallClockMs(),
-                                     {}, why);
-          ctx.error = openai::ApiError{timeout ? 504 : 502, common::strCat("Upstream ", b.name(), " is unreachable: ", why),
-                                       "upstream_error", "", timeout ? "upstream_timeout" : "upstream_unreachable"};
-          b.noteError(common::wallClockMs(), ctx.error->message);
+          ctx.error = upstream::reportConnectFailure(b, opened.status(), *routes.outliers, pool.backends);
           break;  // another backend
         }
         metrics_->connects.with({b.name(), "ok"}).inc();
@@ -597,32 +433,20 @@ common::Awaitable<bool> Gateway::forward(Worker& w, common::TcpStream& client, c
           metrics_->retries.with({b.name(), "stale_connection"}).inc();
           continue;
         case upstream::Exchange::kFailedBeforeResponse:
-          b.noteError(common::wallClockMs(), r.error.message);
-          routes.outliers->onAttempt(b, upstream::AttemptResult::kFailure, pool.backends, common::wallClockMs(), {},
-                                     r.error.message);
+          upstream::reportFailure(b, r.error.message, *routes.outliers, pool.backends);
           ctx.error = std::move(r.error);
           if (ctx.error->status == 504) co_return co_await answerError(w, client, ctx, keep_alive);  // waited long enough
           break;  // another backend
         case upstream::Exchange::kRefused: {
           if (r.upstream_reusable) cpool.putBack(std::move(conn));
-          b.noteError(common::wallClockMs(), common::strCat("answered HTTP ", r.status));
-          routes.outliers->onAttempt(b, classify(r.status), pool.backends, common::wallClockMs(), r.held_retry_after,
-                                     common::strCat("answered HTTP ", r.status));
-          uint32_t retry_after = 0;
-          std::from_chars(r.held_retry_after.data(), r.held_retry_after.data() + r.held_retry_after.size(), retry_after);
+          const uint32_t retry_after =
+              upstream::reportRefusal(b, r.status, r.held_retry_after, *routes.outliers, pool.backends);
           held = HeldAnswer{r.status, std::move(r.held_body), std::move(r.held_content_type), retry_after, b.name()};
           ctx.error.reset();
-          if (admit && classify(r.status) == upstream::AttemptResult::kBusy && ctx.requeues < max_requeues) {
-            // The backend is full: a capacity signal, not an answer. Its
-            // limit shrinks, it cools down (outliers, above), and the
-            // request waits again with its deadline still running.
-            if (b.learnsLimit()) b.adaptiveLimit().onOverload(common::wallClockMs());
-            metrics_->requeues.with({b.name()}).inc();
-            ++ctx.requeues;
-            requeue = true;
-            break;
-          }
-          break;  // another backend
+          // Busy: admission may put the request back in its queue.
+          requeue = upstream::attemptResultFor(r.status) == upstream::AttemptResult::kBusy &&
+                    pool.slot_source->requeueAfterBusy(ctx, b);
+          break;  // else another backend
         }
         case upstream::Exchange::kDone:
         case upstream::Exchange::kClientGone:
@@ -630,14 +454,8 @@ common::Awaitable<bool> Gateway::forward(Worker& w, common::TcpStream& client, c
           ctx.status = r.status;
           ctx.output_tokens = r.output_tokens;
           if (r.saw_first_byte) ctx.first_byte = r.first_byte;
-          if (r.outcome == upstream::Exchange::kAbortedMidBody) {
-            b.noteError(common::wallClockMs(), "the response broke off mid-body");
-          } else if (r.status >= 500) {
-            b.noteError(common::wallClockMs(), common::strCat("answered HTTP ", r.status));
-          }
-          const bool broken = r.outcome == upstream::Exchange::kAbortedMidBody;
-          routes.outliers->onAttempt(b, broken ? upstream::AttemptResult::kFailure : classify(r.status), pool.backends,
-                                     common::wallClockMs(), {}, broken ? "broke off mid-body" : "");
+          upstream::reportAnswer(b, r.status, r.outcome == upstream::Exchange::kAbortedMidBody, *routes.outliers,
+                                 pool.backends);
           if (r.outcome == upstream::Exchange::kDone) {
             conn->requests++;
             if (r.upstream_reusable) cpool.putBack(std::move(conn));
@@ -657,7 +475,7 @@ common::Awaitable<bool> Gateway::forward(Worker& w, common::TcpStream& client, c
   }
   // Busy after every attempt: admission may answer otherwise (the queue
   // sheds or degrades; it never relays the fleet's 503).
-  if (held && classify(held->status) == upstream::AttemptResult::kBusy &&
+  if (held && upstream::attemptResultFor(held->status) == upstream::AttemptResult::kBusy &&
       pool.slot_source->answerInsteadOfBusy(ctx, held->retry_after_seconds)) {
     co_return co_await answer(w, client, ctx, keep_alive);
   }

@@ -39,6 +39,30 @@ class RetryBudget {
   const uint32_t min_;
   std::atomic<int64_t> active_{0};
   std::atomic<int64_t> retries_{0};
+
+ public:
+  // One request in the pool for as long as it lives, and the retry it
+  // holds (at most one at a time).
+  class Scope {
+   public:
+    explicit Scope(RetryBudget& b) : b_(b) { b_.requestStarted(); }
+    ~Scope() {
+      if (retrying_) b_.retryEnded();
+      b_.requestEnded();
+    }
+    Scope(const Scope&) = delete;
+    Scope& operator=(const Scope&) = delete;
+    // Reserves a retry (ending the previous one); false when the budget is spent.
+    bool startRetry() {
+      if (retrying_) b_.retryEnded();
+      retrying_ = b_.tryStartRetry();
+      return retrying_;
+    }
+
+   private:
+    RetryBudget& b_;
+    bool retrying_ = false;
+  };
 };
 
 }  // namespace spillway::pipeline

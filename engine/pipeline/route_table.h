@@ -95,4 +95,25 @@ struct RouteTable {
 
 using RouteTablePtr = std::shared_ptr<const RouteTable>;
 
+// Holds a backend's request slot (taken by the balancer or the queue) for
+// one attempt; freeing it wakes the next waiter of the queues that use the
+// backend (RouteTable::onRelease). It refers to the request's routing table
+// (kept alive by the request), not the gateway: a request frame destroyed at
+// shutdown outlives the gateway. The queues are shared with later tables,
+// so waiters that came after an apply are reached as well.
+class BackendLease {
+ public:
+  BackendLease(upstream::BackendPtr b, const RouteTable* routes) : b_(std::move(b)), routes_(routes) {}
+  ~BackendLease() {
+    b_->release();
+    routes_->onRelease(*b_);
+  }
+  BackendLease(const BackendLease&) = delete;
+  BackendLease& operator=(const BackendLease&) = delete;
+
+ private:
+  upstream::BackendPtr b_;
+  const RouteTable* routes_;
+};
+
 }  // namespace spillway::pipeline

@@ -8,7 +8,7 @@ std::vector<metrics::Registry::Registration> registerBackendGauges(metrics::Regi
   auto perBackend = [&](std::string name, std::string help, auto value) {
     regs.push_back(registry.scopedCallbackGauge(std::move(name), std::move(help), {"backend"}, [backends, value] {
       std::vector<std::pair<metrics::Labels, double>> out;
-      for (const auto& b : backends()) out.push_back({{b->name()}, value(*b)});
+      for (const auto& b : *backends()) out.push_back({{b->name()}, value(*b)});
       return out;
     }));
   };
@@ -19,7 +19,7 @@ std::vector<metrics::Registry::Registration> registerBackendGauges(metrics::Regi
       "1 for the backend's current state (up, down, draining, ejected, backing_off, cooling_down), 0 for the others.",
       {"backend", "state"}, [backends] {
         std::vector<std::pair<metrics::Labels, double>> out;
-        for (const auto& b : backends()) {
+        for (const auto& b : *backends()) {
           const std::string_view now = b->state();
           for (std::string_view st : upstream::Backend::kStates) {
             out.push_back({{b->name(), std::string(st)}, st == now ? 1.0 : 0.0});
@@ -52,7 +52,7 @@ std::vector<metrics::Registry::Registration> registerBackendGauges(metrics::Regi
       "spillway_upstream_connections", "Open upstream connections, by backend and state (idle, active).",
       {"backend", "state"}, [backends] {
         std::vector<std::pair<metrics::Labels, double>> out;
-        for (const auto& b : backends()) {
+        for (const auto& b : *backends()) {
           double open = static_cast<double>(b->open_connections.load());
           double idle = static_cast<double>(b->idle_connections.load());
           out.push_back({{b->name(), "idle"}, idle});

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <functional>
+#include <memory>
 #include <vector>
 
 #include "metrics/registry.h"
@@ -12,7 +13,8 @@
 
 namespace spillway::upstream {
 
-using BackendList = std::function<std::vector<BackendPtr>()>;
+// The backends now (a view kept alive with whatever owns them).
+using BackendList = std::function<std::shared_ptr<const std::vector<BackendPtr>>()>;
 
 std::vector<metrics::Registry::Registration> registerBackendGauges(metrics::Registry& registry, BackendList backends);
 

@@ -16,7 +16,6 @@
 Exit 77 (CTest's skip) when kubectl or node is missing, with the reason.
 """
 import json
-import os
 import pathlib
 import re
 import shutil
