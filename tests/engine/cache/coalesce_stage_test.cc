@@ -108,17 +108,19 @@ struct Fixture {
   }
   // A leader for `key` (a stream) and a waiter in the form given, the
   // waiter suspended on the leader's flight; returns that flight.
-  cache::Flight& leadAndFollow(pipeline::RequestContext& leader, RecordingChannel& lead_channel,
-                               std::optional<pipeline::Verdict>& lv, pipeline::RequestContext& waiter,
-                               RecordingChannel& wait_channel, std::optional<pipeline::Verdict>& wv, uint64_t key,
-                               bool waiter_streams) {
-    request(leader, lead_channel, key, true);
-    request(waiter, wait_channel, key, waiter_streams);
-    start(leader, lv);
+  struct Pair {
+    RecordingChannel lead_channel, wait_channel;
+    pipeline::RequestContext leader, waiter;
+    std::optional<pipeline::Verdict> lv, wv;
+  };
+  cache::Flight& leadAndFollow(Pair& p, uint64_t key, bool waiter_streams) {
+    request(p.leader, p.lead_channel, key, true);
+    request(p.waiter, p.wait_channel, key, waiter_streams);
+    start(p.leader, p.lv);
     runReady();
-    start(waiter, wv);
+    start(p.waiter, p.wv);
     runReady();
-    return *leader.cache.flight;
+    return *p.leader.cache.flight;
   }
 };
 
@@ -150,10 +152,9 @@ void CoalesceStageTest::leaderGoesOnMarkedMiss() {
 
 void CoalesceStageTest::waiterInTheSameFormIsRelayedLive() {
   Fixture f;
-  RecordingChannel lead_channel, wait_channel;
-  pipeline::RequestContext leader, waiter;
-  std::optional<pipeline::Verdict> lv, wv;
-  cache::Flight& flight = f.leadAndFollow(leader, lead_channel, lv, waiter, wait_channel, wv, 2, true);
+  Fixture::Pair p;
+  cache::Flight& flight = f.leadAndFollow(p, 2, true);
+  auto& [lead_channel, wait_channel, leader, waiter, lv, wv] = p;
   QVERIFY(!wv);  // waiting for the leader's answer
   flight.begin("text/event-stream");
   const size_t half = kStream.size() / 2;
@@ -178,10 +179,9 @@ void CoalesceStageTest::waiterInTheSameFormIsRelayedLive() {
 
 void CoalesceStageTest::waiterInAnotherFormGetsTheWholeAnswerReplayed() {
   Fixture f;
-  RecordingChannel lead_channel, wait_channel;
-  pipeline::RequestContext leader, waiter;
-  std::optional<pipeline::Verdict> lv, wv;
-  cache::Flight& flight = f.leadAndFollow(leader, lead_channel, lv, waiter, wait_channel, wv, 3, /*stream=*/false);
+  Fixture::Pair p;
+  cache::Flight& flight = f.leadAndFollow(p, 3, /*stream=*/false);
+  auto& [lead_channel, wait_channel, leader, waiter, lv, wv] = p;
   flight.begin("text/event-stream");
   flight.append(kStream);
   flight.finish();
@@ -197,10 +197,9 @@ void CoalesceStageTest::waiterInAnotherFormGetsTheWholeAnswerReplayed() {
 
 void CoalesceStageTest::waiterOfABrokenStreamGetsTheErrorEventAndCloses() {
   Fixture f;
-  RecordingChannel lead_channel, wait_channel;
-  pipeline::RequestContext leader, waiter;
-  std::optional<pipeline::Verdict> lv, wv;
-  cache::Flight& flight = f.leadAndFollow(leader, lead_channel, lv, waiter, wait_channel, wv, 4, true);
+  Fixture::Pair p;
+  cache::Flight& flight = f.leadAndFollow(p, 4, true);
+  auto& [lead_channel, wait_channel, leader, waiter, lv, wv] = p;
   flight.begin("text/event-stream");
   flight.append(kStream.substr(0, 40));
   f.runReady();

@@ -40,6 +40,17 @@ std::unique_ptr<GrpcEngineClient> client(uint16_t port, const std::string& token
   return std::move(*c);
 }
 
+// A control plane on loopback whose one operator token is read from `file`.
+v1::Control controlWithTokenFile(const QString& file) {
+  v1::Control ctl;
+  ctl.set_listen("127.0.0.1:0");
+  auto* t = ctl.add_tokens();
+  t->set_name("kube");
+  t->set_role("operator");
+  t->set_token_file(file.toStdString());
+  return ctl;
+}
+
 }  // namespace
 
 void ControlPlaneTest::initTestCase() {
@@ -442,12 +453,7 @@ void ControlPlaneTest::tokenFromAFileIsAccepted() {
   QVERIFY(f.open(QIODevice::WriteOnly));
   f.write("sk-from-a-secret\n");
   f.close();
-  v1::Control ctl;
-  ctl.set_listen("127.0.0.1:0");
-  auto* t = ctl.add_tokens();
-  t->set_name("kube");
-  t->set_role("operator");
-  t->set_token_file(dir_.filePath("secret-token").toStdString());
+  const v1::Control ctl = controlWithTokenFile(dir_.filePath("secret-token"));
   auto server = ControlServer::start(*engine_, {ctl, dir_.path().toStdString()});
   QVERIFY2(server.ok(), std::string(server.status().message()).c_str());
   QVERIFY((*server)->generatedToken().empty());  // a token was configured
@@ -457,18 +463,13 @@ void ControlPlaneTest::tokenFromAFileIsAccepted() {
 }
 
 void ControlPlaneTest::unreadableTokenFileStopsTheStart() {
-  v1::Control ctl;
-  ctl.set_listen("127.0.0.1:0");
-  auto* t = ctl.add_tokens();
-  t->set_name("kube");
-  t->set_role("operator");
-  t->set_token_file(dir_.filePath("no-such-secret").toStdString());
+  v1::Control ctl = controlWithTokenFile(dir_.filePath("no-such-secret"));
   auto server = ControlServer::start(*engine_, {ctl, dir_.path().toStdString()});
   QVERIFY(!server.ok());
   QVERIFY2(server.status().message().find("control.tokens[0].token_file: cannot read") != std::string::npos,
            std::string(server.status().message()).c_str());
   // Both ways of naming a token at once are refused by validation.
-  t->set_sha256(TokenAuthority::sha256Hex("x"));
+  ctl.mutable_tokens(0)->set_sha256(TokenAuthority::sha256Hex("x"));
   v1::Config c = engine_->config();
   *c.mutable_control() = ctl;
   bool named = false;
