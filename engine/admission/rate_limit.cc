@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cmath>
 
+#include "admission/token_meter.h"
 #include "common/strings.h"
 #include "common/url.h"
 #include "pipeline/identify.h"
@@ -281,6 +282,15 @@ pipeline::Verdict RateLimitStage::process(pipeline::RequestContext& ctx) {
   }
   ctx.token_charge = std::move(r.charge);
   return pipeline::Verdict::kContinue;
+}
+
+upstream::ResponseSink& RateLimitStage::wrapSink(pipeline::RequestContext& ctx, upstream::ResponseSink& next,
+                                                 pipeline::SinkChain& chain) {
+  const TokenCharge& charge = ctx.token_charge;
+  if (!ctx.parsed.stream || (charge.buckets.empty() && charge.redis_buckets.empty())) return next;
+  const double output_budget = charge.tokens - static_cast<double>(ctx.prompt_tokens_estimate);
+  const bool cut_overruns = limiter_->limits().stream_overrun() == "cut";
+  return chain.add<TokenMeter>(next, ctx.token_charge, output_budget, cut_overruns, &ctx.cut_by_sink);
 }
 
 }  // namespace spillway::admission

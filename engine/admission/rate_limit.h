@@ -93,6 +93,9 @@ class RateLimitStage final : public pipeline::Stage {
   explicit RateLimitStage(std::shared_ptr<RateLimiter> limiter) : limiter_(std::move(limiter)) {}
   std::string_view name() const override { return "rate_limit"; }
   pipeline::Verdict process(pipeline::RequestContext& ctx) override;
+  // Streams with token limits are metered as they flow (token_meter.h).
+  upstream::ResponseSink& wrapSink(pipeline::RequestContext& ctx, upstream::ResponseSink& next,
+                                   pipeline::SinkChain& chain) override;
 
  private:
   std::shared_ptr<RateLimiter> limiter_;

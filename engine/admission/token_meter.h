@@ -22,9 +22,10 @@ class TokenMeter final : public upstream::ResponseSink {
 
   // `charge`: the buckets charged at admission (extended here as the stream
   // runs past `budget_tokens` of output). `cut`: end an overrun the buckets
-  // cannot absorb.
-  TokenMeter(upstream::ResponseSink& inner, TokenCharge& charge, double budget_tokens, bool cut)
-      : inner_(inner), charge_(charge), budget_(budget_tokens), cut_policy_(cut) {}
+  // cannot absorb. `cut_flag` (optional) is set when it does.
+  TokenMeter(upstream::ResponseSink& inner, TokenCharge& charge, double budget_tokens, bool cut,
+             bool* cut_flag = nullptr)
+      : inner_(inner), charge_(charge), budget_(budget_tokens), cut_policy_(cut), cut_flag_(cut_flag) {}
 
   common::Awaitable<bool> sendWhole(const upstream::ResponseHead& head, std::string_view body) override;
   common::Awaitable<bool> sendHead(const upstream::ResponseHead& head) override;
@@ -49,6 +50,7 @@ class TokenMeter final : public upstream::ResponseSink {
   bool metering_ = false;  // a 200 event stream
   bool overrun_ = false;   // past the budget with no room: finishing in debt
   bool cut_ = false;
+  bool* cut_flag_;
   double tokens_ = 0;
 };
 

@@ -3,6 +3,7 @@
 #include <boost/beast/core/string.hpp>
 #include <boost/beast/http/field.hpp>
 
+#include "cache/fill_sink.h"
 #include "common/clock.h"
 #include "common/strings.h"
 #include "pipeline/identify.h"
@@ -80,6 +81,13 @@ pipeline::Verdict CacheStage::process(pipeline::RequestContext& ctx) {
   if (!answerFromEntry(ctx, *f.entry, Outcome::kHit, Tier::kMemory)) return pipeline::Verdict::kContinue;
   cache_->count(Outcome::kHit, Tier::kMemory);
   return pipeline::Verdict::kAnswered;
+}
+
+upstream::ResponseSink& CacheStage::wrapSink(pipeline::RequestContext& ctx, upstream::ResponseSink& next,
+                                             pipeline::SinkChain& chain) {
+  if (!ctx.cache.active) return next;
+  const FillTarget target{ctx.cache.key, ctx.pool->model, ctx.cache.tenant, ctx.cache.store, settings_.max_entry_bytes};
+  return chain.add<FillSink>(next, *cache_, target, ctx.cache.flight.get());
 }
 
 }  // namespace spillway::cache

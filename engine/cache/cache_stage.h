@@ -32,6 +32,10 @@ class CacheStage final : public pipeline::Stage {
       : cache_(std::move(cache)), settings_(std::move(settings)) {}
   std::string_view name() const override { return "cache"; }
   pipeline::Verdict process(pipeline::RequestContext& ctx) override;
+  // A cacheable request's answer fills the cache and its coalesced
+  // waiters on its way to the client (fill_sink.h).
+  upstream::ResponseSink& wrapSink(pipeline::RequestContext& ctx, upstream::ResponseSink& next,
+                                   pipeline::SinkChain& chain) override;
 
  private:
   std::shared_ptr<ResponseCache> cache_;

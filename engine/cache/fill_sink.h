@@ -40,7 +40,7 @@ class FillSink final : public upstream::ResponseSink {
 
   upstream::ResponseSink& client_;
   ResponseCache& cache_;
-  const FillTarget& target_;
+  const FillTarget target_;
   Flight* flight_;  // null when not coalescing
   bool recording_ = false;  // a 200 whose bytes are being kept
   bool event_stream_ = false;

@@ -17,21 +17,14 @@
 #include "common/json_writer.h"
 #include "common/strings.h"
 #include "admission/admission_gauges.h"
-#include "admission/degradation.h"
-#include "admission/shed.h"
-#include "admission/token_meter.h"
-#include "cache/cache_stage.h"
-#include "cache/fill_sink.h"
 #include "http/client_sink.h"
 #include "http/responses.h"
 #include "openai/openai.h"
+#include "pipeline/attempt_loop.h"
 #include "pipeline/identify.h"
 #include "pipeline/pool_gauges.h"
 #include "http/gateway_worker.h"
-#include "upstream/attempt_outcome.h"
 #include "upstream/backend_gauges.h"
-#include "upstream/connection_pool.h"
-#include "upstream/exchange.h"
 
 namespace spillway::http {
 
@@ -51,11 +44,6 @@ struct Gateway::Metrics {
         ttft(r.histogram("spillway_time_to_first_token_seconds",
                          "Time from request arrival to the first body byte from the backend.",
                          {"model", "backend"}, metrics::latencyBucketsSeconds())),
-        connects(r.counter("spillway_upstream_connects_total",
-                           "Upstream connection attempts, by backend and result.", {"backend", "result"})),
-        retries(r.counter("spillway_upstream_retries_total",
-                          "Requests re-sent before any response byte, by backend and reason.",
-                          {"backend", "reason"})),
         shed(r.counter("spillway_admission_shed_total",
                        "Requests admission turned away, by model, priority class and reason (x-spillway-drop-reason).",
                        {"model", "class", "reason"})),
@@ -65,8 +53,6 @@ struct Gateway::Metrics {
   metrics::Family<metrics::Counter>& requests;
   metrics::Family<metrics::Histogram>& duration;
   metrics::Family<metrics::Histogram>& ttft;
-  metrics::Family<metrics::Counter>& connects;
-  metrics::Family<metrics::Counter>& retries;
   metrics::Family<metrics::Counter>& shed;
   metrics::Family<metrics::Counter>& degraded;
 };
@@ -104,22 +90,13 @@ class ClientConnection final : public pipeline::ClientChannel {
   const bool keep_alive_;
 };
 
-// An answer a backend gave that we held back to try elsewhere first.
-struct HeldAnswer {
-  int status = 0;
-  std::string body;
-  std::string content_type;
-  uint32_t retry_after_seconds = 0;
-  std::string backend;
-};
-
 }  // namespace
 
 Gateway::Gateway(RouteTablePtr routes, size_t workers, metrics::Registry& registry)
-    : routes_(std::move(routes)), metrics_(std::make_unique<Metrics>(registry)), registry_(registry) {
-  tls_verify_ = std::make_unique<net::ssl::context>(net::ssl::context::tls_client);
-  tls_verify_->set_default_verify_paths();
-  tls_insecure_ = std::make_unique<net::ssl::context>(net::ssl::context::tls_client);
+    : routes_(std::move(routes)),
+      metrics_(std::make_unique<Metrics>(registry)),
+      attempts_(registry, tls_),
+      registry_(registry) {
   for (size_t i = 0; i < workers; ++i) workers_.push_back(std::make_unique<Worker>());
 
   gauges_.push_back(registry.scopedCallbackGauge("spillway_requests_in_flight", "Requests being served now.", {}, [this] {
@@ -180,9 +157,7 @@ void Gateway::setRoutes(RouteTablePtr routes) { routes_.store(std::move(routes))
 
 RouteTablePtr Gateway::routes() const { return routes_.load(); }
 
-net::ssl::context* Gateway::tlsFor(const upstream::Backend& b) const {
-  return b.config().tls_insecure_skip_verify() ? tls_insecure_.get() : tls_verify_.get();
-}
+net::ssl::context* Gateway::tlsFor(const upstream::Backend& b) const { return tls_.forBackend(b); }
 
 void Gateway::countRejected(int status) {
   metrics_->requests.with({"other", "", "", std::to_string(status)}).inc();
@@ -257,7 +232,8 @@ common::Awaitable<bool> Gateway::handle(size_t worker, common::TcpStream& client
 
 // The request path, top to bottom: parse, the snapshot's stages (stage.h;
 // the cache's slower tiers and coalescing are the last of them), then the
-// attempt loop (forward). Every way out goes through complete() once.
+// attempt loop (pipeline/attempt_loop.h). Every way out goes through
+// complete() once.
 common::Awaitable<bool> Gateway::proxy(Worker& w, common::TcpStream& client, Request& req, bool keep_alive) {
   pipeline::RequestContext ctx;
   ctx.start = Clock::now();
@@ -288,7 +264,19 @@ common::Awaitable<bool> Gateway::proxy(Worker& w, common::TcpStream& client, Req
     }
     if (verdict == pipeline::Verdict::kAnswered) co_return co_await answer(w, client, ctx, keep_alive);
   }
-  co_return co_await forward(w, client, req, ctx, keep_alive);
+  const upstream::ExchangeRequest exchange{req.method_string(), req.target(), req[bhttp::field::accept],
+                                           req.body(), false, routes->retry_after_text};
+  pipeline::AttemptEnd end = co_await attempts_.run(ctx, exchange, w.connections);
+  switch (end.kind) {
+    case pipeline::AttemptEnd::Kind::kRelayed:
+      complete(w, ctx);
+      co_return keep_alive && end.keep_connection;
+    case pipeline::AttemptEnd::Kind::kHeld:
+      co_return co_await answerHeld(w, client, ctx, std::move(end.held), keep_alive);
+    case pipeline::AttemptEnd::Kind::kAnswer:
+      break;
+  }
+  co_return co_await answer(w, client, ctx, keep_alive);
 }
 
 common::Awaitable<bool> Gateway::answer(Worker& w, common::TcpStream& client, pipeline::RequestContext& ctx,
@@ -331,175 +319,14 @@ common::Awaitable<bool> Gateway::answerDirect(Worker& w, common::TcpStream& clie
   co_return co_await writeBody(client, bhttp::status::ok, std::move(body), content_type, keep_alive, extra);
 }
 
-common::Awaitable<bool> Gateway::forward(Worker& w, common::TcpStream& client, const Request& req,
-                                         pipeline::RequestContext& ctx, bool keep_alive) {
-  const pipeline::RouteTable& routes = *ctx.routes;
-  const pipeline::PoolRoute& pool = *ctx.pool;
-  const auto& up = routes.config.upstream();
-  const uint32_t max_attempts = std::max<uint32_t>(1, up.retry().max_attempts());
-  const size_t max_idle = up.max_idle_connections();
-  pipeline::RetryBudget::Scope budget(*pool.retry_budget);
-  std::optional<HeldAnswer> held;  // the latest refusal, relayed if no one else takes the request
-  const upstream::ExchangeRequest exchange_base{req.method_string(), req.target(), req[bhttp::field::accept],
-                                                req.body(), false, routes.retry_after_text};
-
-  // A cacheable answer fills the cache (and the coalesced waiters) on its way.
-  const bool fill = ctx.cache.active && ctx.routes->cache != nullptr;
-  const cache::FillTarget fill_target{ctx.cache.key, pool.model, ctx.cache.tenant, ctx.cache.store,
-                                      fill ? ctx.routes->cache->settings()->max_entry_bytes : 0};
-  // Streams with token limits are metered as they flow (admission/token_meter).
-  const bool meter_stream = ctx.parsed.stream &&
-                            (!ctx.token_charge.buckets.empty() || !ctx.token_charge.redis_buckets.empty());
-  const double output_budget = ctx.token_charge.tokens - static_cast<double>(ctx.prompt_tokens_estimate);
-  const bool cut_overruns = routes.config.limits().stream_overrun() == "cut";
-  // A pass that puts the request back in the queue after a busy answer is
-  // not an attempt: it neither counts against max_attempts nor is a retry.
-  bool requeue = false;
-  for (uint32_t attempt = 0; attempt < max_attempts; attempt += requeue ? 0 : 1) {
-    const bool failover = !std::exchange(requeue, false) && attempt > 0;
-    if (failover && !budget.startRetry()) break;
-    balance::PickContext pc;
-    pc.hash_key = ctx.hash_key;
-    pc.has_hash_key = ctx.has_hash_key;
-    pc.prefix_blocks = ctx.prefix_blocks;
-    pc.skip = ctx.tried;
-    pc.only = ctx.placement;
-    // A backend slot from admission (the queue, or the balancer alone).
-    const admission::EarlierAttempts earlier{held.has_value(), held ? held->retry_after_seconds : 0};
-    std::optional<admission::SlotResult> slot_result = pool.slot_source->tryNow(ctx, pc, earlier);
-    if (!slot_result) slot_result = co_await pool.slot_source->wait(ctx, pc, earlier);
-    if (slot_result->kind == admission::SlotResult::Kind::kAnswered) co_return co_await answer(w, client, ctx, keep_alive);
-    if (slot_result->kind == admission::SlotResult::Kind::kNobodyElse) break;  // report what we saw
-    balance::PickResult pick{balance::PickOutcome::kPicked, std::move(slot_result->backend)};
-    ctx.attempt_start = Clock::now();
-    ctx.in_flight_at_dispatch = pick.backend->inFlight();
-    if (failover) {
-      ++ctx.retries;
-      w.retries.fetch_add(1, std::memory_order_relaxed);
-      metrics_->retries.with({pick.backend->name(), "another_backend"}).inc();
-    }
-    pipeline::BackendLease lease(pick.backend, ctx.routes);
-    ctx.backend = pick.backend;
-    ++ctx.attempts;
-    upstream::Backend& b = *pick.backend;
-    std::shared_ptr<upstream::ConnectionPool> pool_ref = w.pool(pick.backend, max_idle);
-    upstream::ConnectionPool& cpool = *pool_ref;
-    upstream::ExchangeRequest er = exchange_base;
-    // Hold a refusal back only when another attempt could go elsewhere, or
-    // admission may put the request back in its queue.
-    er.hold_refusals = pool.slot_source->mayRequeue(ctx) ||
-                       (attempt + 1 < max_attempts && ctx.tried.size() + 1 < pool.backends.size());
-    if (!ctx.rewritten_body.empty()) er.body = ctx.rewritten_body;
-
-    // A stale pooled connection is retried once on a fresh one, same backend.
-    for (int fresh_try = 0; fresh_try < 2; ++fresh_try) {
-      upstream::ConnectionPtr conn = cpool.takeIdle();
-      const bool reused = conn != nullptr;
-      if (!conn) {
-        auto opened = co_await upstream::openConnection(pick.backend, tlsFor(b),
-                                                        std::chrono::milliseconds(b.config().connect_timeout_ms()));
-        if (!opened.ok()) {
-          metrics_->connects.with({b.name(), "error"}).inc();
-          ctx.error = upstream::reportConnectFailure(b, opened.status(), *routes.outliers, pool.backends);
-          break;  // another backend
-        }
-        metrics_->connects.with({b.name(), "ok"}).inc();
-        conn = std::move(*opened);
-      }
-
-      ClientSink client_sink(client, keep_alive, std::chrono::milliseconds(b.config().idle_timeout_ms()),
-                             ctx.response_headers);
-      // The chain an answer takes: [token meter] → [cache fill] → client.
-      std::optional<cache::FillSink> fill_sink;
-      if (fill) fill_sink.emplace(client_sink, *ctx.routes->cache, fill_target, ctx.cache.flight.get());
-      upstream::ResponseSink* sink = fill_sink ? static_cast<upstream::ResponseSink*>(&*fill_sink) : &client_sink;
-      std::optional<admission::TokenMeter> meter;
-      if (meter_stream) meter.emplace(*sink, ctx.token_charge, output_budget, cut_overruns);
-      if (meter) sink = &*meter;
-      upstream::ExchangeResult r = co_await upstream::exchange(*conn, b, er, reused, *sink);
-      if (meter && meter->cut()) {
-        // Ended for the caller's token budget, not for anything the backend
-        // did: counted as turned away by the limits (429, rate_limited); the
-        // connection closes (the upstream was not read to its end).
-        ctx.status = 429;
-        ctx.drop = admission::DropReason::kRateLimited;
-        ctx.output_tokens = r.output_tokens;
-        if (r.saw_first_byte) ctx.first_byte = r.first_byte;
-        complete(w, ctx);
-        co_return false;
-      }
-      switch (r.outcome) {
-        case upstream::Exchange::kRetryable:
-          metrics_->retries.with({b.name(), "stale_connection"}).inc();
-          continue;
-        case upstream::Exchange::kFailedBeforeResponse:
-          upstream::reportFailure(b, r.error.message, *routes.outliers, pool.backends);
-          ctx.error = std::move(r.error);
-          if (ctx.error->status == 504) co_return co_await answerError(w, client, ctx, keep_alive);  // waited long enough
-          break;  // another backend
-        case upstream::Exchange::kRefused: {
-          if (r.upstream_reusable) cpool.putBack(std::move(conn));
-          const uint32_t retry_after =
-              upstream::reportRefusal(b, r.status, r.held_retry_after, *routes.outliers, pool.backends);
-          held = HeldAnswer{r.status, std::move(r.held_body), std::move(r.held_content_type), retry_after, b.name()};
-          ctx.error.reset();
-          // Busy: admission may put the request back in its queue.
-          requeue = upstream::attemptResultFor(r.status) == upstream::AttemptResult::kBusy &&
-                    pool.slot_source->requeueAfterBusy(ctx, b);
-          break;  // else another backend
-        }
-        case upstream::Exchange::kDone:
-        case upstream::Exchange::kClientGone:
-        case upstream::Exchange::kAbortedMidBody: {
-          ctx.status = r.status;
-          ctx.output_tokens = r.output_tokens;
-          if (r.saw_first_byte) ctx.first_byte = r.first_byte;
-          upstream::reportAnswer(b, r.status, r.outcome == upstream::Exchange::kAbortedMidBody, *routes.outliers,
-                                 pool.backends);
-          if (r.outcome == upstream::Exchange::kDone) {
-            conn->requests++;
-            if (r.upstream_reusable) cpool.putBack(std::move(conn));
-            complete(w, ctx);
-            co_return keep_alive;
-          }
-          // Broken responses are counted apart from clean ones: 499 (client
-          // gone) and 502 (upstream broke mid-body), as nginx does.
-          ctx.status = r.outcome == upstream::Exchange::kClientGone ? 499 : 502;
-          complete(w, ctx);
-          co_return false;
-        }
-      }
-      break;
-    }
-    if (!requeue) ctx.tried.push_back(pick.backend.get());
-  }
-  // Busy after every attempt: admission may answer otherwise (the queue
-  // sheds or degrades; it never relays the fleet's 503).
-  if (held && upstream::attemptResultFor(held->status) == upstream::AttemptResult::kBusy &&
-      pool.slot_source->answerInsteadOfBusy(ctx, held->retry_after_seconds)) {
-    co_return co_await answer(w, client, ctx, keep_alive);
-  }
-  if (held) {
-    // Nobody else could take it: the backend's own answer, as it gave it.
-    ctx.status = held->status;
-    complete(w, ctx);
-    // Named locals, not temporaries, in the co_await (GCC 12, see ARCHITECTURE).
-    std::string body = std::move(held->body);
-    const std::string content_type = held->content_type.empty() ? std::string("application/json") : held->content_type;
-    // A busy answer always tells the client when to come back.
-    uint32_t retry_after = held->retry_after_seconds;
-    if (retry_after == 0 && (held->status == 429 || held->status == 503)) {
-      retry_after = routes.config.server().retry_after_seconds();
-    }
-    const ExtraHeaders extra{.retry_after_seconds = retry_after, .backend = held->backend};
-    co_return co_await writeBody(client, static_cast<bhttp::status>(held->status), std::move(body), content_type,
-                                 keep_alive, extra);
-  }
-  if (!ctx.error) {
-    ctx.error = openai::ApiError{502, "Every upstream attempt failed before a response began.", "upstream_error", "",
-                                 "upstream_error"};
-  }
-  co_return co_await answerError(w, client, ctx, keep_alive);
+common::Awaitable<bool> Gateway::answerHeld(Worker& w, common::TcpStream& client, pipeline::RequestContext& ctx,
+                                            pipeline::HeldAnswer held, bool keep_alive) {
+  complete(w, ctx);
+  // Named locals, not temporaries, in the co_await (GCC 12, see ARCHITECTURE).
+  std::string body = std::move(held.body);
+  const ExtraHeaders extra{.retry_after_seconds = held.retry_after_seconds, .backend = held.backend};
+  co_return co_await writeBody(client, static_cast<bhttp::status>(held.status), std::move(body), held.content_type,
+                               keep_alive, extra);
 }
 
 void Gateway::complete(Worker& w, pipeline::RequestContext& ctx) {
@@ -525,6 +352,7 @@ void Gateway::complete(Worker& w, pipeline::RequestContext& ctx) {
   }
   w.latency_all.observe(seconds);
   w.requests.fetch_add(1, std::memory_order_relaxed);
+  if (ctx.retries) w.retries.fetch_add(ctx.retries, std::memory_order_relaxed);
   if (code >= 500) w.errors.fetch_add(1, std::memory_order_relaxed);
   if (ctx.drop != admission::DropReason::kNone) {
     // Stages decide these; the queue counts its own (queue_full, deadline,

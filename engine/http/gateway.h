@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "common/asio_types.h"
+#include "pipeline/attempt_loop.h"
 #include "pipeline/request_context.h"
 #include "pipeline/route_table.h"
 #include "metrics/registry.h"
@@ -82,9 +83,9 @@ class Gateway {
  private:
   common::Awaitable<bool> proxy(Worker& w, common::TcpStream& client, Request& req,
                                      bool keep_alive);
-  // The attempt loop: pick, exchange, retry elsewhere before the first byte.
-  common::Awaitable<bool> forward(Worker& w, common::TcpStream& client, const Request& req,
-                                  pipeline::RequestContext& ctx, bool keep_alive);
+  // Relays the refusal the attempt loop held back (nobody else took it).
+  common::Awaitable<bool> answerHeld(Worker& w, common::TcpStream& client, pipeline::RequestContext& ctx,
+                                     pipeline::HeldAnswer held, bool keep_alive);
   // Answers a request a stage answered (stage.h): its error, its whole
   // answer, or nothing more when it wrote the answer itself.
   common::Awaitable<bool> answer(Worker& w, common::TcpStream& client, pipeline::RequestContext& ctx,
@@ -100,9 +101,9 @@ class Gateway {
 
   std::atomic<std::shared_ptr<const RouteTable>> routes_;
   std::atomic<bool> draining_{false};
-  std::unique_ptr<boost::asio::ssl::context> tls_verify_;
-  std::unique_ptr<boost::asio::ssl::context> tls_insecure_;
+  upstream::TlsContexts tls_;
   std::unique_ptr<Metrics> metrics_;
+  pipeline::AttemptLoop attempts_;
   std::vector<std::unique_ptr<Worker>> workers_;
   metrics::Registry& registry_;
   // Callback gauges over this gateway's state; declared last so they are

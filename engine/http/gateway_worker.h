@@ -35,10 +35,8 @@ struct MetricKeyHash {
 
 // Per-worker state: only its own thread touches it.
 struct Gateway::Worker {
-  // By backend id. Shared so a request keeps its pool even if a config
-  // reload prunes it meanwhile; the pool then closes with the request.
-  std::unordered_map<uint64_t, std::shared_ptr<upstream::ConnectionPool>> pools;
-  std::weak_ptr<const RouteTable> pools_for;  // the table `pools` was last pruned against
+  upstream::ConnectionPools connections;
+  std::weak_ptr<const RouteTable> pruned_for;  // the table `connections` was last pruned against
   openai::RequestParser parser;
   // Metric children looked up once per label set; afterwards updates are
   // lock-free atomics.
@@ -69,19 +67,13 @@ struct Gateway::Worker {
     return *slot;
   }
 
-  std::shared_ptr<upstream::ConnectionPool> pool(const upstream::BackendPtr& b, size_t max_idle) {
-    auto& p = pools[b->id()];
-    if (!p) p = std::make_shared<upstream::ConnectionPool>(b, max_idle);
-    return p;
-  }
-
   // After a reload, drops the pools (and their idle connections, and the
   // backends they keep alive) of backends the new table no longer has, and
   // the cached metric handles of pools and backends it no longer has (every
   // apply makes new pool ids: without this the caches grow per apply).
   void prune(const RouteTablePtr& routes) {
-    if (pools_for.lock() == routes) return;
-    pools_for = routes;
+    if (pruned_for.lock() == routes) return;
+    pruned_for = routes;
     auto live_backend = [&](uint64_t id) {
       if (id == 0) return true;
       for (const auto& b : routes->backends) {
@@ -96,7 +88,7 @@ struct Gateway::Worker {
       }
       return false;
     };
-    for (auto it = pools.begin(); it != pools.end();) it = live_backend(it->first) ? std::next(it) : pools.erase(it);
+    connections.retainOnly(live_backend);
     auto prune_cache = [&](auto& cache) {
       for (auto it = cache.begin(); it != cache.end();) {
         it = live_pool(it->first.pool) && live_backend(it->first.backend) ? std::next(it) : cache.erase(it);

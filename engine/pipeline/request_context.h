@@ -122,6 +122,10 @@ struct RequestContext {
   int status = 0;  // as counted: 499 client gone, 502 broken mid-body
   std::optional<Clock::time_point> first_byte;
   uint32_t output_tokens = 0;
+  // A sink of the chain (stage.h) cut the answer short for the caller's
+  // token budget: counted as turned away by the limits (429,
+  // rate_limited), and the connection closes.
+  bool cut_by_sink = false;
 };
 
 }  // namespace spillway::pipeline

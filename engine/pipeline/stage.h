@@ -20,20 +20,44 @@
 //     ctx.channel and set ctx.status (and ctx.keep_connection).
 // Either way later stages and the upstream are skipped, and the gateway
 // completes the request (metrics, observers) exactly once.
+//
+// A stage that must see the answer on its way to the client (the token
+// meter, the cache's fill) puts a sink in front of the chain with
+// wrapSink(): the attempt loop builds the chain for each attempt, from the
+// client's sink back to the first stage, so the earliest stage's sink sees
+// the answer first. Stages that do not wrap return `next`.
 #pragma once
 
 #include <utility>  // before asio/awaitable.hpp, which uses std::exchange
 #include <boost/asio/awaitable.hpp>
 #include <memory>
 #include <string_view>
+#include <vector>
 
 #include "common/asio_types.h"
+#include "upstream/response_sink.h"
 
 namespace spillway::pipeline {
 
 struct RequestContext;
 
 enum class Verdict { kContinue, kAnswered };
+
+// The sinks stages put in front of the client's for one attempt; owns them
+// until the attempt ends.
+class SinkChain {
+ public:
+  template <typename T, typename... Args>
+  T& add(Args&&... args) {
+    auto sink = std::make_unique<T>(std::forward<Args>(args)...);
+    T& ref = *sink;
+    owned_.push_back(std::move(sink));
+    return ref;
+  }
+
+ private:
+  std::vector<std::unique_ptr<upstream::ResponseSink>> owned_;
+};
 
 class Stage {
  public:
@@ -44,6 +68,11 @@ class Stage {
   // True when this request's work is in run() (it may suspend).
   virtual bool waits(const RequestContext& ctx) const { return false; }
   virtual common::Awaitable<Verdict> run(RequestContext& ctx) { co_return process(ctx); }
+  // The sink this stage puts in front of `next` for ctx's attempt (added to
+  // `chain`), or `next` itself.
+  virtual upstream::ResponseSink& wrapSink(RequestContext& ctx, upstream::ResponseSink& next, SinkChain& chain) {
+    return next;
+  }
 };
 
 using StagePtr = std::unique_ptr<Stage>;

@@ -105,4 +105,22 @@ void ConnectionPool::putBack(ConnectionPtr c) {
   backend_->idle_connections.fetch_add(1, std::memory_order_relaxed);
 }
 
+std::shared_ptr<ConnectionPool> ConnectionPools::forBackend(const BackendPtr& b, size_t max_idle) {
+  auto& p = pools_[b->id()];
+  if (!p) p = std::make_shared<ConnectionPool>(b, max_idle);
+  return p;
+}
+
+TlsContexts::TlsContexts()
+    : verify_(std::make_unique<boost::asio::ssl::context>(boost::asio::ssl::context::tls_client)),
+      insecure_(std::make_unique<boost::asio::ssl::context>(boost::asio::ssl::context::tls_client)) {
+  verify_->set_default_verify_paths();
+}
+
+TlsContexts::~TlsContexts() = default;
+
+boost::asio::ssl::context* TlsContexts::forBackend(const Backend& b) const {
+  return b.config().tls_insecure_skip_verify() ? insecure_.get() : verify_.get();
+}
+
 }  // namespace spillway::upstream

@@ -12,6 +12,7 @@
 #include <boost/beast/ssl/ssl_stream.hpp>
 #include <chrono>
 #include <memory>
+#include <unordered_map>
 #include <variant>
 #include <vector>
 
@@ -61,6 +62,39 @@ class ConnectionPool {
   BackendPtr backend_;
   size_t max_idle_;
   std::vector<ConnectionPtr> idle_;
+};
+
+// One worker's connection pools, one per backend (by id). Like a pool, used
+// by its worker thread only. A pool is shared so a request keeps it even if
+// a config reload drops its backend meanwhile; it then closes with the
+// request.
+class ConnectionPools {
+ public:
+  std::shared_ptr<ConnectionPool> forBackend(const BackendPtr& b, size_t max_idle);
+  // Drops the pools (their idle connections, and the backends they keep
+  // alive) of backends for which `live(id)` is false.
+  template <typename Live>
+  void retainOnly(Live live) {
+    std::erase_if(pools_, [&](const auto& entry) { return !live(entry.first); });
+  }
+  size_t size() const { return pools_.size(); }
+
+ private:
+  std::unordered_map<uint64_t, std::shared_ptr<ConnectionPool>> pools_;
+};
+
+// The client TLS contexts for https backends: one that verifies the peer
+// (the system's roots) and one for backends with tls_insecure_skip_verify.
+// Read-only after construction, shared by every worker and the health checks.
+class TlsContexts {
+ public:
+  TlsContexts();
+  ~TlsContexts();
+  boost::asio::ssl::context* forBackend(const Backend& b) const;
+
+ private:
+  std::unique_ptr<boost::asio::ssl::context> verify_;
+  std::unique_ptr<boost::asio::ssl::context> insecure_;
 };
 
 }  // namespace spillway::upstream
