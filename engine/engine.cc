@@ -12,6 +12,8 @@
 #include <mutex>
 #include <thread>
 
+#include "admission/admission_gauges.h"
+#include "admission/degradation.h"
 #include "admission/tick.h"
 #include "cache/response_cache.h"
 #include "common/clock.h"
@@ -24,9 +26,11 @@
 #include "gpu/placement.h"
 #include "http/front_server.h"
 #include "http/gateway.h"
-#include "pipeline/pipeline.h"
 #include "metrics/registry.h"
+#include "pipeline/pool_gauges.h"
+#include "routing/route_builder.h"
 #include "sim/sim_server.h"
+#include "upstream/backend_gauges.h"
 #include "upstream/health_checker.h"
 #include "upstream/load_scraper.h"
 
@@ -95,6 +99,9 @@ struct Engine::Impl {
   std::map<uint64_t, std::shared_ptr<sim::SimServer>> sims;  // by backend id, current backends only
   std::unique_ptr<common::IoPool> io;
   std::unique_ptr<http::Gateway> gateway;
+  // Each module's gauges over the gateway's current routing table (read at
+  // each scrape, so they follow config applies); gone before the gateway.
+  std::vector<metrics::Registry::Registration> module_gauges;
   std::unique_ptr<upstream::HealthChecker> health;
   std::unique_ptr<upstream::LoadScraper> load_scraper;
   std::vector<std::unique_ptr<http::FrontServer>> retired_fronts;  // old listeners, draining
@@ -119,6 +126,7 @@ struct Engine::Impl {
   void startGpus(const EngineOptions& options);
   absl::Status startServing(const std::shared_ptr<pipeline::RouteTable>& routes);
   absl::Status recordStartupVersion(const std::string& actor);
+  void registerModuleGauges();
   void startSampler(Engine* self, bool record);
 
   void audit(const std::string& actor, const std::string& action, const std::string& target,
@@ -134,10 +142,7 @@ struct Engine::Impl {
   // changed sim:// backends get a new in-process simulator.
   absl::StatusOr<std::shared_ptr<pipeline::RouteTable>> buildRoutes(const v1::Config& cfg, const pipeline::RouteTable* old,
                                                                 std::map<uint64_t, std::shared_ptr<sim::SimServer>>& new_sims) {
-    auto routes = std::make_shared<pipeline::RouteTable>();
-    routes->config = cfg;
-    routes->retry_after_text = std::to_string(cfg.server().retry_after_seconds());
-    std::map<std::string, upstream::BackendPtr> by_name;
+    std::vector<upstream::BackendPtr> backends;  // config order
     for (const auto& b : cfg.backends()) {
       upstream::BackendPtr backend;
       if (old) {
@@ -170,46 +175,10 @@ struct Engine::Impl {
           new_sims[backend->id()] = sim;
         }
       }
-      routes->backends.push_back(backend);
-      by_name[b.name()] = backend;
+      backends.push_back(std::move(backend));
     }
-    for (const auto& p : cfg.pools()) {
-      std::vector<upstream::BackendPtr> members;
-      for (const auto& name : p.backends()) members.push_back(by_name.at(name));
-      auto route = pipeline::buildPool(cfg, p, std::move(members), next_id++);
-      if (!route.ok()) return route.status();
-      // The pool's queue and degradation level carry over from the table
-      // before (waiters and pins survive an apply).
-      const pipeline::PoolRoute* before = old ? old->find(p.model()) : nullptr;
-      if (!cfg.admission().disabled()) {
-        route->queue = before && before->queue ? before->queue : std::make_shared<admission::AdmissionQueue>();
-        route->queue->configure(pipeline::queueSettings(cfg));
-      }
-      route->degradation =
-          before && before->degradation ? before->degradation : std::make_shared<admission::PoolDegradation>();
-      route->slot_source = admission::makeSlotSource(*route, cfg, registry);
-      routes->pools.emplace(p.model(), std::move(*route));
-    }
-    // Learned limits: on with admission, for backends without max_concurrency.
-    for (const auto& b : routes->backends) {
-      b->adaptiveLimit().configure(pipeline::learnedLimitSettings(cfg));
-      b->setLearning(!cfg.admission().disabled());
-    }
-    // Rate-limit buckets carry over while `limits` stays the same.
-    if (old && old->limiter && old->limiter->limits().SerializeAsString() == cfg.limits().SerializeAsString()) {
-      routes->limiter = old->limiter;
-    } else {
-      routes->limiter = std::make_shared<admission::RateLimiter>(cfg.limits());
-    }
-    if (!cfg.cache().disabled()) {
-      cache->configure(cfg.cache());
-      routes->cache = cache;
-    }
-    routes->placement = gpu::Placement::build(cfg.gpu().placement(), *gpu->inventory(), routes->pools);
-    routes->stages = pipeline::buildStages(cfg, routes->limiter, routes->cache, routes->placement);
-    routes->observers = pipeline::buildObservers(cfg);
-    routes->outliers = pipeline::buildOutlierDetector(cfg, events);
-    return routes;
+    return routing::buildRouteTable(
+        cfg, {std::move(backends), old, cache, gpu->inventory(), &registry, events}, next_id);
   }
 
   // Each backend's own TLS context (verification on or off), for probes.
@@ -323,6 +292,7 @@ void Engine::Impl::startGpus(const EngineOptions& options) {
 absl::Status Engine::Impl::startServing(const std::shared_ptr<pipeline::RouteTable>& routes) {
   io = std::make_unique<common::IoPool>(config.server().threads());
   gateway = std::make_unique<http::Gateway>(routes, io->size(), registry);
+  registerModuleGauges();
   front = std::make_unique<http::FrontServer>(*io, *gateway, config.server());
   if (auto st = front->start(); !st.ok()) return st;
   io->start();
@@ -334,6 +304,19 @@ absl::Status Engine::Impl::startServing(const std::shared_ptr<pipeline::RouteTab
   gpu->setBackendView([gw = gateway.get()] { return gpuBackendView(*gw->routes()); });
   gpu->setInventoryListener([this] { gpusChanged(); });
   return absl::OkStatus();
+}
+
+void Engine::Impl::registerModuleGauges() {
+  const http::Gateway* gw = gateway.get();
+  auto keep = [this](std::vector<metrics::Registry::Registration> regs) {
+    for (auto& r : regs) module_gauges.push_back(std::move(r));
+  };
+  keep(upstream::registerBackendGauges(registry, [gw] {
+    pipeline::RouteTablePtr table = gw->routes();
+    return std::shared_ptr<const std::vector<upstream::BackendPtr>>(table, &table->backends);
+  }));
+  keep(pipeline::registerPoolGauges(registry, [gw] { return gw->routes(); }));
+  keep(admission::registerAdmissionGauges(registry, [gw] { return gw->routes(); }));
 }
 
 // The config we start with is the running version: reuse the stored

@@ -1,5 +1,9 @@
 #include "admission/admission_gauges.h"
 
+#include "admission/admission_queue.h"
+#include "admission/degradation.h"
+#include "admission/priority.h"
+#include "admission/rate_limit.h"
 #include "pipeline/route_table.h"
 
 namespace spillway::admission {

@@ -2,6 +2,7 @@
 
 #include <charconv>
 
+#include "admission/priority.h"
 #include "common/sha256.h"
 #include "pipeline/identify.h"
 #include "pipeline/request_context.h"

@@ -1,11 +1,14 @@
 #include "admission/degradation.h"
 
-#include "cache/cache_stage.h"
-
 #include <boost/beast/http/field.hpp>
 
 #include <algorithm>
 
+#include "admission/admission_queue.h"
+#include "admission/priority.h"
+#include "cache/cache_stage.h"
+#include "cache/cache_state.h"
+#include "cache/response_cache.h"
 #include "common/json_writer.h"
 #include "common/strings.h"
 #include "openai/openai.h"
@@ -120,9 +123,10 @@ bool PoolDegradation::evaluate(const v1::Degradation& s, const DegradationSignal
 
 bool answerAtLevelOne(pipeline::RequestContext& ctx, const v1::Degradation& settings) {
   // An expired cached answer within its grace comes first (cache stage).
-  if (ctx.cache.stale && cache::answerFromEntry(ctx, *ctx.cache.stale, cache::Outcome::kStale, cache::Tier::kMemory)) {
+  if (ctx.cache && ctx.cache->stale &&
+      cache::answerFromEntry(ctx, *ctx.cache->stale, cache::Outcome::kStale, cache::Tier::kMemory)) {
     ctx.degraded = 1;
-    ctx.cache.active = false;
+    ctx.cache->active = false;
     if (ctx.routes && ctx.routes->cache) ctx.routes->cache->count(cache::Outcome::kStale, cache::Tier::kMemory);
     common::strAppend(&ctx.response_headers, "x-spillway-degraded: 1\r\n");
     return true;
@@ -130,7 +134,7 @@ bool answerAtLevelOne(pipeline::RequestContext& ctx, const v1::Degradation& sett
   for (const auto& a : settings.default_answers()) {
     if (!ctx.pool || a.model() != ctx.pool->model) continue;
     ctx.degraded = 1;
-    ctx.cache.active = false;  // never stored as the model's answer
+    if (ctx.cache) ctx.cache->active = false;  // never stored as the model's answer
     common::strAppend(&ctx.response_headers, "x-spillway-degraded: 1\r\n");
     ctx.answer_body = fixedAnswer(ctx.parsed, a.text());
     ctx.answer_content_type = ctx.parsed.stream ? "text/event-stream" : "application/json";
@@ -181,7 +185,7 @@ pipeline::Verdict DegradeStage::process(pipeline::RequestContext& ctx) {
   ctx.rewritten_body = std::move(*body);
   if (ctx.parsed.max_tokens && rw.max_tokens_cap) ctx.parsed.max_tokens = std::min(*ctx.parsed.max_tokens, *rw.max_tokens_cap);
   ctx.degraded = 2;
-  ctx.cache.active = false;  // a different question now: neither looked up nor stored under the original's key
+  if (ctx.cache) ctx.cache->active = false;  // a different question now: neither looked up nor stored under the original's key
   common::strAppend(&ctx.response_headers, "x-spillway-degraded: 2\r\n");
   return pipeline::Verdict::kContinue;
 }

@@ -1,6 +1,10 @@
 #include "admission/feedback.h"
 
+#include "admission/admission_queue.h"
+#include "admission/gcra.h"
+#include "admission/priority.h"
 #include "admission/rate_limit.h"
+#include "pipeline/identify.h"
 #include "pipeline/request_context.h"
 #include "pipeline/route_table.h"
 
@@ -9,6 +13,11 @@ namespace spillway::admission {
 void AdmissionFeedback::onComplete(const pipeline::RequestContext& ctx) {
   using Clock = pipeline::RequestContext::Clock;
   const auto now = Clock::now();
+  // Turned away before the queue (the queue counts its own drops: queue_full,
+  // deadline, no_backend): the queue's per-tenant drop counts hear of it.
+  if ((ctx.drop == DropReason::kRateLimited || ctx.drop == DropReason::kDegraded) && ctx.pool && ctx.pool->queue) {
+    ctx.pool->queue->countDrop(ctx.drop, pipeline::tenantOf(ctx));
+  }
   if (ctx.backend && ctx.backend->learnsLimit() && ctx.status >= 200 && ctx.status < 300 && ctx.first_byte) {
     auto ms = [](Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); };
     upstream::AdaptiveLimit& limit = ctx.backend->adaptiveLimit();
@@ -24,9 +33,9 @@ void AdmissionFeedback::onComplete(const pipeline::RequestContext& ctx) {
     limit.tryFinished(per_token, waiting, ctx.in_flight_at_dispatch, total);
   }
   if (ctx.pool && ctx.pool->queue) ctx.pool->queue->chargeOutput(ctx.caller.priority, ctx.caller.tenant, ctx.output_tokens);
-  if (!ctx.token_charge.buckets.empty() || !ctx.token_charge.redis_buckets.empty()) {
+  if (ctx.token_charge) {
     const double actual = static_cast<double>(ctx.prompt_tokens_estimate) + ctx.output_tokens;
-    RateLimiter::reconcile(ctx.token_charge, actual,
+    RateLimiter::reconcile(*ctx.token_charge, actual,
                            std::chrono::duration_cast<std::chrono::nanoseconds>(now.time_since_epoch()).count());
   }
 }

@@ -2,6 +2,8 @@
 //   - the backend's learned concurrency limit gets the request's waiting
 //     time (upstream/adaptive_limit.h);
 //   - the tenant's Virtual Token Counter is charged its generated tokens;
+//   - a request the limits or degradation turned away is counted in the
+//     queue's per-tenant drops;
 //   - rate-limit token buckets are corrected from the estimate charged at
 //     admission to the tokens really used (prompt estimate + output).
 #pragma once

@@ -1,23 +1,17 @@
-// Priority classes and why a request was turned away: the words admission
-// speaks in (headers, metrics, config).
+// Admission speaks the request path's words for classes and drop reasons
+// (pipeline/priority.h); this header names them in admission's namespace.
 #pragma once
 
-#include <cstdint>
-#include <optional>
-#include <string_view>
+#include "pipeline/priority.h"
 
 namespace spillway::admission {
 
-// Highest first: strict priority between classes in the gateway queue.
-enum class Priority : uint8_t { kCritical, kStandard, kSheddable };
-inline constexpr int kPriorities = 3;
-std::string_view priorityName(Priority p);
-// "critical", "standard", "sheddable" (any case); nullopt for anything else.
-std::optional<Priority> parsePriority(std::string_view s);
-
-// x-spillway-drop-reason values.
-enum class DropReason : uint8_t { kNone, kRateLimited, kQueueFull, kDeadline, kDegraded, kNoBackend };
-inline constexpr int kDropReasons = 6;
-std::string_view dropReasonName(DropReason r);
+using pipeline::DropReason;
+using pipeline::dropReasonName;
+using pipeline::kDropReasons;
+using pipeline::kPriorities;
+using pipeline::parsePriority;
+using pipeline::Priority;
+using pipeline::priorityName;
 
 }  // namespace spillway::admission

@@ -2,7 +2,9 @@
 
 #include <algorithm>
 
+#include "admission/admission_queue.h"
 #include "admission/degradation.h"
+#include "admission/priority.h"
 #include "admission/shed.h"
 #include "cache/cache_stage.h"
 #include "common/clock.h"
@@ -89,6 +91,10 @@ bool QueueSlotSource::answerInsteadOfBusy(pipeline::RequestContext& ctx, uint32_
   ctx.retry_after_seconds = std::max(busy_retry_after, queue.drainSeconds());
   shed(ctx, DropReason::kDeadline);
   return true;
+}
+
+void QueueSlotSource::released(const pipeline::PoolRoute& pool, const upstream::Backend& backend) {
+  if (pool.queue && pool.queue->waiting() > 0 && pool.uses(backend)) pool.queue->dispatch(*pool.balancer, pool.backends);
 }
 
 }  // namespace spillway::admission

@@ -26,6 +26,7 @@ class QueueSlotSource final : public SlotSource {
   bool mayRequeue(const pipeline::RequestContext& ctx) const override;
   bool requeueAfterBusy(pipeline::RequestContext& ctx, upstream::Backend& backend) override;
   bool answerInsteadOfBusy(pipeline::RequestContext& ctx, uint32_t busy_retry_after) override;
+  void released(const pipeline::PoolRoute& pool, const upstream::Backend& backend) override;
 
  private:
   AdmissionQueue::Ask ask(pipeline::RequestContext& ctx, const balance::PickContext& pick) const;

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cmath>
 
+#include "admission/priority.h"
 #include "admission/token_meter.h"
 #include "common/strings.h"
 #include "common/url.h"
@@ -280,17 +281,18 @@ pipeline::Verdict RateLimitStage::process(pipeline::RequestContext& ctx) {
                                  "rate_limit_error", "", "rate_limit_exceeded"};
     return pipeline::Verdict::kAnswered;
   }
-  ctx.token_charge = std::move(r.charge);
+  if (!r.charge.buckets.empty() || !r.charge.redis_buckets.empty()) {
+    ctx.token_charge = std::make_shared<TokenCharge>(std::move(r.charge));
+  }
   return pipeline::Verdict::kContinue;
 }
 
 upstream::ResponseSink& RateLimitStage::wrapSink(pipeline::RequestContext& ctx, upstream::ResponseSink& next,
                                                  pipeline::SinkChain& chain) {
-  const TokenCharge& charge = ctx.token_charge;
-  if (!ctx.parsed.stream || (charge.buckets.empty() && charge.redis_buckets.empty())) return next;
-  const double output_budget = charge.tokens - static_cast<double>(ctx.prompt_tokens_estimate);
+  if (!ctx.parsed.stream || !ctx.token_charge) return next;
+  const double output_budget = ctx.token_charge->tokens - static_cast<double>(ctx.prompt_tokens_estimate);
   const bool cut_overruns = limiter_->limits().stream_overrun() == "cut";
-  return chain.add<TokenMeter>(next, ctx.token_charge, output_budget, cut_overruns, &ctx.cut_by_sink);
+  return chain.add<TokenMeter>(next, *ctx.token_charge, output_budget, cut_overruns, &ctx.cut_by_sink);
 }
 
 }  // namespace spillway::admission

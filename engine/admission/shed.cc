@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "admission/priority.h"
 #include "common/strings.h"
 #include "pipeline/request_context.h"
 #include "pipeline/route_table.h"

@@ -1,5 +1,6 @@
 #include "admission/slot_source.h"
 
+#include "admission/admission_queue.h"
 #include "admission/balancer_slot_source.h"
 #include "admission/queue_slot_source.h"
 #include "pipeline/route_table.h"

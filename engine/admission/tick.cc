@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "admission/admission_queue.h"
 #include "admission/degradation.h"
 #include "pipeline/route_table.h"
 

@@ -3,7 +3,9 @@
 #include <boost/beast/core/string.hpp>
 #include <boost/beast/http/field.hpp>
 
+#include "cache/cache_state.h"
 #include "cache/fill_sink.h"
+#include "cache/response_cache.h"
 #include "common/clock.h"
 #include "common/strings.h"
 #include "pipeline/identify.h"
@@ -37,12 +39,12 @@ void unmarkMiss(pipeline::RequestContext& ctx) {
 }
 
 bool serveStale(pipeline::RequestContext& ctx) {
-  if (!ctx.cache.stale || !ctx.routes->cache) return false;
+  if (!ctx.cache || !ctx.cache->stale || !ctx.routes->cache) return false;
   unmarkMiss(ctx);
-  if (!answerFromEntry(ctx, *ctx.cache.stale, Outcome::kStale, Tier::kMemory)) return false;
+  if (!answerFromEntry(ctx, *ctx.cache->stale, Outcome::kStale, Tier::kMemory)) return false;
   ctx.routes->cache->count(Outcome::kStale, Tier::kMemory);
   ctx.error.reset();
-  ctx.drop = admission::DropReason::kNone;
+  ctx.drop = pipeline::DropReason::kNone;
   return true;
 }
 
@@ -65,7 +67,8 @@ pipeline::Verdict CacheStage::process(pipeline::RequestContext& ctx) {
   auto canonical = canonicalRequest(ctx.body);
   if (!canonical) return bypass();
 
-  pipeline::CacheState& c = ctx.cache;
+  ctx.cache = std::make_shared<CacheState>();
+  CacheState& c = *ctx.cache;
   c.lookup = !contains(cc, "no-cache");
   c.store = !contains(cc, "no-store");
   if (s->per_tenant) c.tenant = ctx.caller.tenant.empty() ? pipeline::clientAddress(ctx) : ctx.caller.tenant;
@@ -85,9 +88,10 @@ pipeline::Verdict CacheStage::process(pipeline::RequestContext& ctx) {
 
 upstream::ResponseSink& CacheStage::wrapSink(pipeline::RequestContext& ctx, upstream::ResponseSink& next,
                                              pipeline::SinkChain& chain) {
-  if (!ctx.cache.active) return next;
-  const FillTarget target{ctx.cache.key, ctx.pool->model, ctx.cache.tenant, ctx.cache.store, settings_.max_entry_bytes};
-  return chain.add<FillSink>(next, *cache_, target, ctx.cache.flight.get());
+  if (!ctx.cache || !ctx.cache->active) return next;
+  const CacheState& c = *ctx.cache;
+  const FillTarget target{c.key, ctx.pool->model, c.tenant, c.store, settings_.max_entry_bytes};
+  return chain.add<FillSink>(next, *cache_, target, c.flight.get());
 }
 
 }  // namespace spillway::cache

@@ -1,6 +1,7 @@
 #include "cache/coalesce_stage.h"
 
 #include "cache/cache_stage.h"
+#include "cache/cache_state.h"
 #include "common/strings.h"
 #include "openai/openai.h"
 #include "pipeline/request_context.h"
@@ -12,7 +13,7 @@ namespace {
 using Clock = std::chrono::steady_clock;
 }  // namespace
 
-bool CoalesceStage::waits(const pipeline::RequestContext& ctx) const { return ctx.cache.active; }
+bool CoalesceStage::waits(const pipeline::RequestContext& ctx) const { return ctx.cache && ctx.cache->active; }
 
 void CoalesceStage::markMiss(pipeline::RequestContext& ctx) {
   cache_->count(Outcome::kMiss);
@@ -20,7 +21,7 @@ void CoalesceStage::markMiss(pipeline::RequestContext& ctx) {
 }
 
 common::Awaitable<pipeline::Verdict> CoalesceStage::run(pipeline::RequestContext& ctx) {
-  pipeline::CacheState& c = ctx.cache;
+  CacheState& c = *ctx.cache;
   if (!c.active) co_return pipeline::Verdict::kContinue;
   const auto settings = cache_->settings();
   if (settings->coalesce) {

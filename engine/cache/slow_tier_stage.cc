@@ -1,15 +1,16 @@
 #include "cache/slow_tier_stage.h"
 
 #include "cache/cache_stage.h"
+#include "cache/cache_state.h"
 #include "pipeline/request_context.h"
 #include "pipeline/route_table.h"
 
 namespace spillway::cache {
 
-bool SlowTierStage::waits(const pipeline::RequestContext& ctx) const { return ctx.cache.active && ctx.cache.lookup; }
+bool SlowTierStage::waits(const pipeline::RequestContext& ctx) const { return ctx.cache && ctx.cache->active && ctx.cache->lookup; }
 
 common::Awaitable<pipeline::Verdict> SlowTierStage::run(pipeline::RequestContext& ctx) {
-  pipeline::CacheState& c = ctx.cache;
+  CacheState& c = *ctx.cache;
   if (!c.active || !c.lookup) co_return pipeline::Verdict::kContinue;
   Tier tier = Tier::kDisk;
   const std::string& model = ctx.pool->model;

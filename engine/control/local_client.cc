@@ -2,11 +2,11 @@
 
 #include <algorithm>
 
-#include "admission/priority.h"
 #include "config/config_loader.h"
 #include "config/diff.h"
 #include "config/validate.h"
 #include "control/gpu_messages.h"
+#include "pipeline/priority.h"
 
 namespace spillway::control {
 
@@ -62,7 +62,7 @@ v1::AdmissionState admissionState(Engine& e) {
     s->set_model(p.model);
     for (int c = 0; c < 3; ++c) {
       auto* q = s->add_classes();
-      q->set_name(std::string(admission::priorityName(static_cast<admission::Priority>(c))));
+      q->set_name(std::string(pipeline::priorityName(static_cast<pipeline::Priority>(c))));
       q->set_depth(p.depth[c]);
     }
     for (const auto& [reason, n] : p.shed) (*s->mutable_shed())[reason] = n;

@@ -28,7 +28,7 @@ Placement::Set matching(const std::vector<std::string>& selectors, const Invento
 
 std::shared_ptr<const Placement> Placement::build(const v1::GpuPlacement& cfg, const Inventory& inventory,
                                                   const std::map<std::string, pipeline::PoolRoute>& pools) {
-  const std::array<std::vector<std::string>, admission::kPriorities> selectors = {
+  const std::array<std::vector<std::string>, pipeline::kPriorities> selectors = {
       list(cfg.critical()), list(cfg.standard()), list(cfg.sheddable())};
   const std::vector<std::string> long_selectors = list(cfg.long_());
   const bool long_rule = (cfg.long_max_tokens() > 0 || cfg.long_prompt_tokens() > 0) && !long_selectors.empty();
@@ -44,9 +44,9 @@ std::shared_ptr<const Placement> Placement::build(const v1::GpuPlacement& cfg, c
   for (const auto& [model, route] : pools) {
     Pool pool;
     const Set long_set = long_rule ? matching(long_selectors, inventory, route.backends) : Set{};
-    for (int c = 0; c < admission::kPriorities; ++c) {
+    for (int c = 0; c < pipeline::kPriorities; ++c) {
       pool.by_class[c] = matching(selectors[c], inventory, route.backends);
-      const std::string name(admission::priorityName(static_cast<admission::Priority>(c)));
+      const std::string name(pipeline::priorityName(static_cast<pipeline::Priority>(c)));
       for (const auto* b : pool.by_class[c]) p->classes_[b].push_back(name);
       if (long_set.empty()) continue;
       Set both;
@@ -67,7 +67,7 @@ std::shared_ptr<const Placement> Placement::build(const v1::GpuPlacement& cfg, c
   return p;
 }
 
-std::span<const upstream::Backend* const> Placement::allowed(uint64_t pool_id, admission::Priority cls,
+std::span<const upstream::Backend* const> Placement::allowed(uint64_t pool_id, pipeline::Priority cls,
                                                             bool is_long) const {
   auto it = pools_.find(pool_id);
   if (it == pools_.end()) return {};

@@ -19,8 +19,8 @@
 #include <string>
 #include <vector>
 
-#include "admission/priority.h"
 #include "gpu/inventory.h"
+#include "pipeline/priority.h"
 #include "pipeline/stage.h"
 #include "spillway/v1/config.pb.h"
 #include "upstream/backend.h"
@@ -39,15 +39,15 @@ class Placement {
                                                 const std::map<std::string, pipeline::PoolRoute>& pools);
 
   // The backends a request may use; empty: any of the pool's.
-  std::span<const upstream::Backend* const> allowed(uint64_t pool_id, admission::Priority cls, bool is_long) const;
+  std::span<const upstream::Backend* const> allowed(uint64_t pool_id, pipeline::Priority cls, bool is_long) const;
   bool isLong(uint32_t max_tokens, uint32_t prompt_tokens) const;
   // The classes placed on `backend` ("critical", ..., "long"), for views.
   std::vector<std::string> classesOf(const upstream::Backend& backend) const;
 
  private:
   struct Pool {
-    std::array<Set, admission::kPriorities> by_class;       // empty: unrestricted
-    std::array<Set, admission::kPriorities> long_by_class;  // empty: as by_class
+    std::array<Set, pipeline::kPriorities> by_class;       // empty: unrestricted
+    std::array<Set, pipeline::kPriorities> long_by_class;  // empty: as by_class
   };
   uint32_t long_max_tokens_ = 0;
   uint32_t long_prompt_tokens_ = 0;

@@ -16,15 +16,12 @@
 #include "common/clock.h"
 #include "common/json_writer.h"
 #include "common/strings.h"
-#include "admission/admission_gauges.h"
 #include "http/client_sink.h"
+#include "http/gateway_worker.h"
 #include "http/responses.h"
 #include "openai/openai.h"
 #include "pipeline/attempt_loop.h"
 #include "pipeline/identify.h"
-#include "pipeline/pool_gauges.h"
-#include "http/gateway_worker.h"
-#include "upstream/backend_gauges.h"
 
 namespace spillway::http {
 
@@ -102,17 +99,6 @@ Gateway::Gateway(RouteTablePtr routes, size_t workers, metrics::Registry& regist
   gauges_.push_back(registry.scopedCallbackGauge("spillway_requests_in_flight", "Requests being served now.", {}, [this] {
     return std::vector<std::pair<metrics::Labels, double>>{{{}, static_cast<double>(inFlight())}};
   }));
-  // Each module's gauges over the current routing table (read at each
-  // scrape, so they follow config applies).
-  auto keep = [this](std::vector<metrics::Registry::Registration> regs) {
-    for (auto& r : regs) gauges_.push_back(std::move(r));
-  };
-  keep(upstream::registerBackendGauges(registry, [this] {
-    RouteTablePtr table = this->routes();
-    return std::shared_ptr<const std::vector<upstream::BackendPtr>>(table, &table->backends);
-  }));
-  keep(pipeline::registerPoolGauges(registry, [this] { return this->routes(); }));
-  keep(admission::registerAdmissionGauges(registry, [this] { return this->routes(); }));
 }
 
 Gateway::~Gateway() = default;  // gauges_ first: their callbacks read this gateway
@@ -293,8 +279,8 @@ common::Awaitable<bool> Gateway::answerError(Worker& w, common::TcpStream& clien
   ctx.status = ctx.error->status;
   complete(w, ctx);
   const std::string backend = ctx.backend ? ctx.backend->name() : std::string();
-  if (ctx.drop != admission::DropReason::kNone) {
-    common::strAppend(&ctx.response_headers, "x-spillway-drop-reason: ", admission::dropReasonName(ctx.drop), "\r\n");
+  if (ctx.drop != pipeline::DropReason::kNone) {
+    common::strAppend(&ctx.response_headers, "x-spillway-drop-reason: ", pipeline::dropReasonName(ctx.drop), "\r\n");
   }
   openai::ApiError e = std::move(*ctx.error);
   const ExtraHeaders extra{.retry_after_seconds = ctx.retry_after_seconds, .backend = backend,
@@ -354,17 +340,10 @@ void Gateway::complete(Worker& w, pipeline::RequestContext& ctx) {
   w.requests.fetch_add(1, std::memory_order_relaxed);
   if (ctx.retries) w.retries.fetch_add(ctx.retries, std::memory_order_relaxed);
   if (code >= 500) w.errors.fetch_add(1, std::memory_order_relaxed);
-  if (ctx.drop != admission::DropReason::kNone) {
-    // Stages decide these; the queue counts its own (queue_full, deadline,
-    // no_backend) as it decides them.
-    if ((ctx.drop == admission::DropReason::kRateLimited || ctx.drop == admission::DropReason::kDegraded) && ctx.pool &&
-        ctx.pool->queue) {
-      if (ctx.caller.tenant.empty()) ctx.caller.tenant = pipeline::clientAddress(ctx);
-      ctx.pool->queue->countDrop(ctx.drop, ctx.caller.tenant);
-    }
+  if (ctx.drop != pipeline::DropReason::kNone) {
     w.shed.fetch_add(1, std::memory_order_relaxed);
     metrics_->shed.with({model(), std::string(pipeline::priorityName(ctx.caller.priority)),
-                         std::string(admission::dropReasonName(ctx.drop))}).inc();
+                         std::string(pipeline::dropReasonName(ctx.drop))}).inc();
   }
   if (ctx.degraded) {
     w.degraded.fetch_add(1, std::memory_order_relaxed);

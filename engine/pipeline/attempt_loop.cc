@@ -4,8 +4,8 @@
 #include <chrono>
 #include <optional>
 
-#include "admission/slot_source.h"
 #include "pipeline/route_table.h"
+#include "pipeline/slot_source.h"
 #include "upstream/attempt_outcome.h"
 
 namespace spillway::pipeline {
@@ -40,11 +40,11 @@ common::Awaitable<AttemptEnd> AttemptLoop::run(RequestContext& ctx, const upstre
     pc.skip = ctx.tried;
     pc.only = ctx.placement;
     // A backend slot from admission (the queue, or the balancer alone).
-    const admission::EarlierAttempts earlier{held.has_value(), held ? held->retry_after_seconds : 0};
-    std::optional<admission::SlotResult> slot = pool.slot_source->tryNow(ctx, pc, earlier);
+    const EarlierAttempts earlier{held.has_value(), held ? held->retry_after_seconds : 0};
+    std::optional<SlotResult> slot = pool.slot_source->tryNow(ctx, pc, earlier);
     if (!slot) slot = co_await pool.slot_source->wait(ctx, pc, earlier);
-    if (slot->kind == admission::SlotResult::Kind::kAnswered) co_return AttemptEnd{AttemptEnd::Kind::kAnswer};
-    if (slot->kind == admission::SlotResult::Kind::kNobodyElse) break;  // report what we saw
+    if (slot->kind == SlotResult::Kind::kAnswered) co_return AttemptEnd{AttemptEnd::Kind::kAnswer};
+    if (slot->kind == SlotResult::Kind::kNobodyElse) break;  // report what we saw
     const upstream::BackendPtr backend = std::move(slot->backend);
     if (failover) {
       ++ctx.retries;
@@ -105,7 +105,7 @@ common::Awaitable<AttemptLoop::Step> AttemptLoop::attemptOn(RequestContext& ctx,
       // did: counted as turned away by the limits (429, rate_limited); the
       // connection closes (the upstream was not read to its end).
       ctx.status = 429;
-      ctx.drop = admission::DropReason::kRateLimited;
+      ctx.drop = DropReason::kRateLimited;
       ctx.output_tokens = r.output_tokens;
       if (r.saw_first_byte) ctx.first_byte = r.first_byte;
       end = AttemptEnd{AttemptEnd::Kind::kRelayed, false};

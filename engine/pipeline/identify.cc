@@ -14,7 +14,7 @@ Verdict IdentifyStage::process(RequestContext& ctx) {
   const std::string_view auth = h[bhttp::field::authorization];
   if (auth.size() > 7 && boost::beast::iequals(auth.substr(0, 7), "Bearer ")) ctx.caller.api_key = std::string(auth.substr(7));
   if (auto s = h["x-session-id"]; !s.empty()) ctx.caller.session_key = std::string(s);
-  if (auto p = admission::parsePriority(h["x-spillway-priority"])) {
+  if (auto p = parsePriority(h["x-spillway-priority"])) {
     ctx.caller.priority = *p;
     ctx.caller.priority_from_header = true;
   }
@@ -28,6 +28,14 @@ const std::string& clientAddress(RequestContext& ctx) {
     if (!ec) ctx.caller.client_ip = ep.address().to_string();
   }
   return ctx.caller.client_ip;
+}
+
+std::string tenantOf(const RequestContext& ctx) {
+  if (!ctx.caller.tenant.empty()) return ctx.caller.tenant;
+  if (!ctx.caller.client_ip.empty() || !ctx.client) return ctx.caller.client_ip;
+  boost::system::error_code ec;
+  const auto ep = ctx.client->remote_endpoint(ec);
+  return ec ? std::string() : ep.address().to_string();
 }
 
 }  // namespace spillway::pipeline

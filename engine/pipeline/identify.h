@@ -19,5 +19,8 @@ class IdentifyStage final : public Stage {
 // The client's IP address as text, read from the socket once and kept in
 // ctx.caller.client_ip; "" when unknown.
 const std::string& clientAddress(RequestContext& ctx);
+// Who is charged and treated fairly: the caller's tenant, else its address
+// (for readers that may not cache it, such as completion observers).
+std::string tenantOf(const RequestContext& ctx);
 
 }  // namespace spillway::pipeline

@@ -13,26 +13,25 @@
 #include <string_view>
 #include <vector>
 
-#include "admission/gcra.h"
-#include "admission/priority.h"
-#include "cache/entry.h"
 #include "common/asio_types.h"
 #include "openai/openai.h"
 #include "pipeline/client_channel.h"
+#include "pipeline/priority.h"
 #include "upstream/backend.h"
 
+// Policies' own per-request records, opaque here: the contracts include no
+// policy (docs/ARCHITECTURE.md, "Modules").
+namespace spillway::admission {
+struct TokenCharge;
+}
 namespace spillway::cache {
-class Flight;
-class FlightLease;
+struct CacheState;
 }
 
 namespace spillway::pipeline {
 
 struct PoolRoute;
 struct RouteTable;
-
-using admission::Priority;
-using admission::priorityName;
 
 // Who sent the request.
 struct Caller {
@@ -46,19 +45,6 @@ struct Caller {
   std::string tenant;
   bool key_known = false;  // the bearer token matched a configured key
   const v1::RateLimit* key_limits = nullptr;  // that key's own limits (owned by the routing snapshot)
-};
-
-// What the cache stage decided (cache/cache_stage.h).
-struct CacheState {
-  bool active = false;  // cacheable: the key is set and the gateway's cache step runs
-  bool lookup = true;   // may be answered from the cache (not Cache-Control: no-cache)
-  bool store = true;    // the answer may be stored (not Cache-Control: no-store)
-  cache::CacheKey key;
-  std::string tenant;     // the entry's scope ("" when shared)
-  cache::EntryPtr stale;  // an expired entry within the grace, for degraded answers
-  std::shared_ptr<cache::Flight> flight;  // the coalesced flight this request leads
-  // Leaves the flight (waking its waiters) when the request ends.
-  std::shared_ptr<cache::FlightLease> lease;
 };
 
 struct RequestContext {
@@ -100,15 +86,17 @@ struct RequestContext {
   // Degradation level applied (0 none); a rewritten request body when the
   // level changed it (max_tokens cap, brief instruction, fallback model).
   uint8_t degraded = 0;
-  admission::TokenCharge token_charge;  // rate-limit token buckets charged, corrected at the end
   std::string rewritten_body;
-  CacheState cache;
+
+  // --- policies' per-request records (set by their stages; null: none) --
+  std::shared_ptr<admission::TokenCharge> token_charge;  // rate-limit buckets charged, corrected at the end (admission/gcra.h)
+  std::shared_ptr<cache::CacheState> cache;              // a cacheable request's key and flight (cache/cache_state.h)
 
   // --- the response --------------------------------------------------------
   std::string response_headers;  // complete lines stages add ("Set-Cookie: ...\r\n")
   std::optional<openai::ApiError> error;  // set by a stage that answers itself
   uint32_t retry_after_seconds = 0;       // with `error`
-  admission::DropReason drop = admission::DropReason::kNone;  // with `error`, when admission shed it
+  DropReason drop = DropReason::kNone;  // with `error`, when admission shed it
   // A whole answer a stage gives instead of the upstream's (degradation
   // level 1): status 200, this JSON or SSE body.
   std::optional<std::string> answer_body;

@@ -12,20 +12,31 @@
 #include <string>
 #include <vector>
 
-#include "admission/admission_queue.h"
-#include "admission/degradation.h"
-#include "admission/rate_limit.h"
-#include "admission/slot_source.h"
 #include "balance/balancer.h"
-#include "cache/response_cache.h"
-#include "gpu/placement.h"
 #include "pipeline/completion.h"
+#include "pipeline/priority.h"
 #include "pipeline/retry_budget.h"
+#include "pipeline/slot_source.h"
 #include "pipeline/stage.h"
 #include "spillway/v1/config.pb.h"
 #include "upstream/backend.h"
 #include "upstream/backend_events.h"
 #include "upstream/outlier_detector.h"
+
+// The policies' shared state the snapshot holds, opaque here: the contracts
+// include no policy. Their modules (and routing/, which builds the table)
+// include the definitions.
+namespace spillway::admission {
+class AdmissionQueue;
+class PoolDegradation;
+class RateLimiter;
+}  // namespace spillway::admission
+namespace spillway::cache {
+class ResponseCache;
+}
+namespace spillway::gpu {
+class Placement;
+}
 
 namespace spillway::pipeline {
 
@@ -35,7 +46,7 @@ struct PoolRoute {
   std::vector<upstream::BackendPtr> backends;
   v1::Balancing balancing;  // effective settings (defaults applied)
   // pools[].priority: the class of its requests (a route rule), if set.
-  std::optional<admission::Priority> priority;
+  std::optional<Priority> priority;
   balance::BalancerPtr balancer;
   balance::Needs needs;     // what the balancer wants computed per request
   std::unique_ptr<RetryBudget> retry_budget;
@@ -46,8 +57,8 @@ struct PoolRoute {
   // handed on across applies.
   std::shared_ptr<admission::PoolDegradation> degradation;
   // Where each attempt gets its backend: the queue, or the balancer alone
-  // (admission/slot_source.h).
-  admission::SlotSourcePtr slot_source;
+  // (slot_source.h; admission/slot_source.h makes it).
+  SlotSourcePtr slot_source;
   bool uses(const upstream::Backend& b) const {
     for (const auto& pb : backends) {
       if (pb.get() == &b) return true;
@@ -79,10 +90,10 @@ struct RouteTable {
     auto it = pools.find(model);
     return it == pools.end() ? nullptr : &it->second;
   }
-  // A slot of `b` freed: each queue that could use it dispatches.
+  // A slot of `b` freed: each pool's slot source may hand it to a waiter.
   void onRelease(const upstream::Backend& b) const {
     for (const auto& [model, p] : pools) {
-      if (p.queue && p.queue->waiting() > 0 && p.uses(b)) p.queue->dispatch(*p.balancer, p.backends);
+      if (p.slot_source) p.slot_source->released(p, b);
     }
   }
   bool anyAvailable() const {

@@ -6,6 +6,7 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 
+#include "cache/cache_state.h"
 #include "cache/coalesce_stage.h"
 #include "metrics/registry.h"
 #include "pipeline/request_context.h"
@@ -94,8 +95,9 @@ struct Fixture {
     ctx.channel = &channel;
     ctx.parsed.endpoint = openai::Endpoint::kChatCompletions;
     ctx.parsed.stream = stream;
-    ctx.cache.active = true;
-    ctx.cache.key = cache::CacheKey{key, key};
+    ctx.cache = std::make_shared<cache::CacheState>();
+    ctx.cache->active = true;
+    ctx.cache->key = cache::CacheKey{key, key};
   }
   // Starts the stage for ctx; `out` is set when it returns.
   void start(pipeline::RequestContext& ctx, std::optional<pipeline::Verdict>& out) {
@@ -120,7 +122,7 @@ struct Fixture {
     runReady();
     start(p.waiter, p.wv);
     runReady();
-    return *p.leader.cache.flight;
+    return *p.leader.cache->flight;
   }
 };
 
@@ -143,8 +145,8 @@ void CoalesceStageTest::leaderGoesOnMarkedMiss() {
   f.start(ctx, v);
   f.runReady();
   QCOMPARE(v, std::optional(pipeline::Verdict::kContinue));
-  QVERIFY(ctx.cache.flight != nullptr);
-  QVERIFY(ctx.cache.lease != nullptr);
+  QVERIFY(ctx.cache->flight != nullptr);
+  QVERIFY(ctx.cache->lease != nullptr);
   QVERIFY(ctx.response_headers.find("x-spillway-cache: miss") != std::string::npos);
   QCOMPARE(f.cache->coalescer().inFlight(), size_t{1});
   QVERIFY(channel.recorded.status == 0);  // nothing written: the attempt loop answers
@@ -174,7 +176,7 @@ void CoalesceStageTest::waiterInTheSameFormIsRelayedLive() {
   QCOMPARE(wait_channel.recorded.body, kStream);
   QVERIFY(wait_channel.recorded.ended);
   QVERIFY(wait_channel.recorded.headers.find("x-spillway-cache: coalesced") != std::string::npos);
-  QVERIFY(waiter.cache.lease == nullptr);  // waiters lead nothing
+  QVERIFY(waiter.cache->lease == nullptr);  // waiters lead nothing
 }
 
 void CoalesceStageTest::waiterInAnotherFormGetsTheWholeAnswerReplayed() {
@@ -234,13 +236,15 @@ void CoalesceStageTest::leaseLeavesTheFlightWithTheRequest() {
   f.start(next, nv);
   f.runReady();
   QCOMPARE(nv, std::optional(pipeline::Verdict::kContinue));
-  QVERIFY(next.cache.lease != nullptr);
+  QVERIFY(next.cache->lease != nullptr);
 }
 
 void CoalesceStageTest::uncacheableRequestsDoNotWait() {
   Fixture f;
   pipeline::RequestContext ctx;
-  ctx.cache.active = false;  // bypassed by the cache stage, or degraded to another question
+  QVERIFY(!f.stage.waits(ctx));  // not cacheable: no cache record
+  ctx.cache = std::make_shared<cache::CacheState>();
+  ctx.cache->active = false;  // bypassed by the cache stage, or degraded to another question
   QVERIFY(!f.stage.waits(ctx));
   QCOMPARE(f.stage.process(ctx), pipeline::Verdict::kContinue);
   QCOMPARE(f.cache->coalescer().inFlight(), size_t{0});

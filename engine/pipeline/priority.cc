@@ -1,8 +1,8 @@
-#include "admission/priority.h"
+#include "pipeline/priority.h"
 
 #include <boost/beast/core/string.hpp>
 
-namespace spillway::admission {
+namespace spillway::pipeline {
 
 std::string_view priorityName(Priority p) {
   switch (p) {
@@ -32,4 +32,4 @@ std::string_view dropReasonName(DropReason r) {
   return "none";
 }
 
-}  // namespace spillway::admission
+}  // namespace spillway::pipeline

@@ -1,18 +1,27 @@
-#include "pipeline/pipeline.h"
+#include "routing/route_builder.h"
 
 #include "admission/authenticate.h"
 #include "admission/degradation.h"
 #include "admission/feedback.h"
 #include "admission/rate_limit.h"
+#include "admission/slot_source.h"
 #include "cache/cache_stage.h"
 #include "cache/coalesce_stage.h"
+#include "cache/response_cache.h"
 #include "cache/slow_tier_stage.h"
+#include "gpu/inventory.h"
 #include "gpu/placement.h"
 #include "pipeline/affinity.h"
 #include "pipeline/identify.h"
 #include "pipeline/route_stage.h"
 
-namespace spillway::pipeline {
+namespace spillway::routing {
+
+using pipeline::AffinityStage;
+using pipeline::BackendFeedback;
+using pipeline::IdentifyStage;
+using pipeline::RetryBudget;
+using pipeline::RouteStage;
 
 std::vector<StagePtr> buildStages(const v1::Config& config, std::shared_ptr<admission::RateLimiter> limiter,
                                   std::shared_ptr<cache::ResponseCache> cache,
@@ -85,4 +94,51 @@ std::unique_ptr<upstream::OutlierDetector> buildOutlierDetector(const v1::Config
   return d;
 }
 
-}  // namespace spillway::pipeline
+absl::StatusOr<std::shared_ptr<RouteTable>> buildRouteTable(const v1::Config& cfg, RouteInputs in, uint64_t& next_id) {
+  auto routes = std::make_shared<RouteTable>();
+  routes->config = cfg;
+  routes->retry_after_text = std::to_string(cfg.server().retry_after_seconds());
+  routes->backends = std::move(in.backends);
+  std::map<std::string, upstream::BackendPtr> by_name;
+  for (const auto& b : routes->backends) by_name[b->name()] = b;
+  const RouteTable* old = in.previous;
+  for (const auto& p : cfg.pools()) {
+    std::vector<upstream::BackendPtr> members;
+    for (const auto& name : p.backends()) members.push_back(by_name.at(name));
+    auto route = buildPool(cfg, p, std::move(members), next_id++);
+    if (!route.ok()) return route.status();
+    // The pool's queue and degradation level carry over from the table
+    // before (waiters and pins survive an apply).
+    const PoolRoute* before = old ? old->find(p.model()) : nullptr;
+    if (!cfg.admission().disabled()) {
+      route->queue = before && before->queue ? before->queue : std::make_shared<admission::AdmissionQueue>();
+      route->queue->configure(queueSettings(cfg));
+    }
+    route->degradation =
+        before && before->degradation ? before->degradation : std::make_shared<admission::PoolDegradation>();
+    route->slot_source = admission::makeSlotSource(*route, cfg, *in.registry);
+    routes->pools.emplace(p.model(), std::move(*route));
+  }
+  // Learned limits: on with admission, for backends without max_concurrency.
+  for (const auto& b : routes->backends) {
+    b->adaptiveLimit().configure(learnedLimitSettings(cfg));
+    b->setLearning(!cfg.admission().disabled());
+  }
+  // Rate-limit buckets carry over while `limits` stays the same.
+  if (old && old->limiter && old->limiter->limits().SerializeAsString() == cfg.limits().SerializeAsString()) {
+    routes->limiter = old->limiter;
+  } else {
+    routes->limiter = std::make_shared<admission::RateLimiter>(cfg.limits());
+  }
+  if (!cfg.cache().disabled() && in.cache) {
+    in.cache->configure(cfg.cache());
+    routes->cache = in.cache;
+  }
+  if (in.inventory) routes->placement = gpu::Placement::build(cfg.gpu().placement(), *in.inventory, routes->pools);
+  routes->stages = buildStages(cfg, routes->limiter, routes->cache, routes->placement);
+  routes->observers = buildObservers(cfg);
+  routes->outliers = buildOutlierDetector(cfg, std::move(in.events));
+  return routes;
+}
+
+}  // namespace spillway::routing
