@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 
+#include "common/mutex.h"
 #include "common/strings.h"
 #include "config/config_loader.h"
 
@@ -31,7 +32,7 @@ ConfigReloader::ConfigReloader(Engine& engine, Options options)
 
 ConfigReloader::~ConfigReloader() {
   {
-    std::lock_guard lock(watch_mu_);
+    common::MutexLock lock(watch_mu_);
     stopping_ = true;
   }
   watch_cv_.notify_all();
@@ -39,7 +40,7 @@ ConfigReloader::~ConfigReloader() {
 }
 
 absl::StatusOr<ApplyResult> ConfigReloader::reload(const std::string& trigger) {
-  std::lock_guard lock(reload_mu_);
+  common::MutexLock lock(reload_mu_);
   config::LoadResult loaded = config::loadYamlFile(options_.path);
   if (!loaded.ok()) {
     for (const auto& e : loaded.errors) spdlog::error("config reload ({}): {}", trigger, e.toString());
@@ -82,8 +83,11 @@ ConfigReloader::FileStamp ConfigReloader::stamp(const std::string& path) {
 
 void ConfigReloader::watch() {
   FileStamp last = options_.loaded;
-  std::unique_lock lock(watch_mu_);
-  while (!watch_cv_.wait_for(lock, options_.watch_interval, [this] { return stopping_; })) {
+  common::MutexLock lock(watch_mu_);
+  while (!watch_cv_.wait_for(lock, options_.watch_interval, [this] {
+    watch_mu_.assertHeld();
+    return stopping_;
+  })) {
     const FileStamp now = stamp(options_.path);
     // A file that went away (mid-swap, or deleted) is not a config: wait
     // for one to be there again.

@@ -13,13 +13,12 @@
 #pragma once
 
 #include <chrono>
-#include <condition_variable>
 #include <functional>
-#include <mutex>
 #include <string>
 #include <thread>
 
 #include "absl/status/statusor.h"
+#include "common/mutex.h"
 #include "engine.h"
 #include "metrics/registry.h"
 
@@ -72,11 +71,11 @@ class ConfigReloader {
   Options options_;
   metrics::Family<metrics::Counter>& reloads_;
   metrics::Family<metrics::Counter>& failures_;
-  std::mutex reload_mu_;  // one reload at a time
+  common::Mutex reload_mu_;  // one reload at a time
 
-  std::mutex watch_mu_;
-  std::condition_variable watch_cv_;
-  bool stopping_ = false;  // guarded by watch_mu_
+  common::Mutex watch_mu_;
+  common::CondVar watch_cv_;
+  bool stopping_ ABSL_GUARDED_BY(watch_mu_) = false;
   std::thread watcher_;
 };
 

@@ -8,8 +8,6 @@
 #include <functional>
 #include <tuple>
 #include <map>
-#include <condition_variable>
-#include <mutex>
 #include <thread>
 
 #include "admission/admission_gauges.h"
@@ -18,6 +16,7 @@
 #include "cache/response_cache.h"
 #include "common/clock.h"
 #include "common/io_pool.h"
+#include "common/mutex.h"
 #include "common/strings.h"
 #include "config/config_error.h"
 #include "config/diff.h"
@@ -81,7 +80,7 @@ std::vector<gpu::BoundBackend> gpuBackendView(const pipeline::RouteTable& routes
 struct Engine::Impl {
   // Declaration order is destruction order in reverse: listeners and the
   // checker go first, worker threads before the simulators they talk to.
-  mutable std::mutex mu;  // serializes changes; guards what follows up to `front`
+  mutable common::Mutex mu;  // serializes changes; guards what follows up to `front`
   v1::Config config;      // effective (defaults applied)
   int64_t version = 0;
   uint64_t next_id = 1;   // backend and pool ids, never reused
@@ -112,13 +111,13 @@ struct Engine::Impl {
 
   // The totals at the last two sampler ticks (oldest first), for views that
   // need an interval right away (recentTotals()).
-  mutable std::mutex ticks_mu;
-  std::deque<EngineTotals> ticks;  // GUARDED_BY(ticks_mu)
+  mutable common::Mutex ticks_mu;
+  std::deque<EngineTotals> ticks ABSL_GUARDED_BY(ticks_mu);
   // The history sampler: one thread, one point per second per series.
   std::thread sampler;
-  std::mutex sampler_mu;
-  std::condition_variable sampler_cv;
-  bool sampler_stop = false;  // GUARDED_BY(sampler_mu)
+  common::Mutex sampler_mu;
+  common::CondVar sampler_cv;
+  bool sampler_stop ABSL_GUARDED_BY(sampler_mu) = false;
 
   // Start-up steps, in the order Engine::start runs them (with mu held).
   absl::Status openStore(const std::string& data_dir);
@@ -222,7 +221,7 @@ struct Engine::Impl {
   // The GPUs changed under a running config (an operator created or
   // destroyed MIG instances): workers and routes follow, no new version.
   void gpusChanged() {
-    std::lock_guard lock(mu);
+    common::MutexLock lock(mu);
     if (stopped) return;
     auto retiring = gpu->configure(config, /*drain_removed=*/true);
     auto old_routes = gateway->routes();
@@ -345,15 +344,18 @@ absl::Status Engine::Impl::recordStartupVersion(const std::string& actor) {
 void Engine::Impl::startSampler(Engine* self, bool record) {
   sampler = std::thread([this, self, record] {
     EngineTotals prev = self->totals();
-    std::unique_lock lock(sampler_mu);
-    while (!sampler_cv.wait_for(lock, std::chrono::seconds(1), [&] { return sampler_stop; })) {
+    common::MutexLock lock(sampler_mu);
+    while (!sampler_cv.wait_for(lock, std::chrono::seconds(1), [&] {
+      sampler_mu.assertHeld();
+      return sampler_stop;
+    })) {
       const int64_t now_ms = wallClockMs();
       auto routes = gateway->routes();
       for (const auto& b : routes->backends) b->tick(now_ms);
       admission::tick(*routes, std::chrono::steady_clock::now(), now_ms);
       EngineTotals now = self->totals();
       {
-        std::lock_guard ticks_lock(ticks_mu);
+        common::MutexLock ticks_lock(ticks_mu);
         ticks.push_back(now);
         while (ticks.size() > 2) ticks.pop_front();
       }
@@ -378,7 +380,7 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::start(v1::Config config, EngineO
 
   std::unique_ptr<Engine> engine(new Engine());
   Impl& d = *engine->impl_;
-  std::lock_guard lock(d.mu);
+  common::MutexLock lock(d.mu);
   d.config = config;
   if (auto st = d.openStore(options.data_dir); !st.ok()) return st;
   d.openCache(options);
@@ -488,12 +490,12 @@ std::vector<config::ConfigError> Engine::validateConfig(const v1::Config& propos
 }
 
 absl::StatusOr<ApplyResult> Engine::applyConfig(v1::Config proposed, const ChangeRequest& change) {
-  std::lock_guard lock(impl_->mu);
+  common::MutexLock lock(impl_->mu);
   return impl_->applyLocked(std::move(proposed), change, change.dry_run ? "config.dry_run" : "config.apply");
 }
 
 absl::StatusOr<ApplyResult> Engine::rollback(int64_t version, const ChangeRequest& change) {
-  std::lock_guard lock(impl_->mu);
+  common::MutexLock lock(impl_->mu);
   auto v = impl_->store->configVersion(version);
   if (!v.ok()) return v.status();
   v1::Config target;
@@ -521,7 +523,7 @@ void Engine::recordAudit(const std::string& actor, const std::string& action, co
 absl::Status Engine::Impl::changeBackend(const std::string& backend, const std::string& actor,
                                          const std::string& action, const std::string& detail,
                                          const std::function<void(upstream::Backend&)>& change) {
-  std::lock_guard lock(mu);
+  common::MutexLock lock(mu);
   for (const auto& b : gateway->routes()->backends) {
     if (b->name() != backend) continue;
     change(*b);
@@ -695,36 +697,36 @@ absl::StatusOr<uint64_t> Engine::purgeCache(const std::string& model, const std:
 }
 
 std::string Engine::url() const {
-  std::lock_guard lock(impl_->mu);
+  common::MutexLock lock(impl_->mu);
   return impl_->front ? impl_->front->url() : "";
 }
 
 uint16_t Engine::port() const {
-  std::lock_guard lock(impl_->mu);
+  common::MutexLock lock(impl_->mu);
   return impl_->front ? impl_->front->port() : 0;
 }
 
 v1::Config Engine::config() const {
-  std::lock_guard lock(impl_->mu);
+  common::MutexLock lock(impl_->mu);
   return impl_->config;
 }
 
 int64_t Engine::configVersion() const {
-  std::lock_guard lock(impl_->mu);
+  common::MutexLock lock(impl_->mu);
   return impl_->version;
 }
 
 metrics::Registry& Engine::metricsRegistry() { return impl_->registry; }
 
 void Engine::markDraining() {
-  std::lock_guard lock(impl_->mu);
+  common::MutexLock lock(impl_->mu);
   if (impl_->gateway) impl_->gateway->setDraining(true);
 }
 
 bool Engine::drain(std::chrono::milliseconds timeout) {
   http::FrontServer* front = nullptr;
   {
-    std::lock_guard lock(impl_->mu);
+    common::MutexLock lock(impl_->mu);
     front = impl_->front.get();
     if (impl_->gateway) impl_->gateway->setDraining(true);
   }
@@ -734,14 +736,14 @@ bool Engine::drain(std::chrono::milliseconds timeout) {
 void Engine::stop() {
   Impl& d = *impl_;
   {
-    std::lock_guard lock(d.sampler_mu);
+    common::MutexLock lock(d.sampler_mu);
     d.sampler_stop = true;
   }
   d.sampler_cv.notify_all();
   if (d.sampler.joinable()) d.sampler.join();
   // Before taking mu: a listener call in progress may be waiting for it.
   if (d.gpu) d.gpu->setInventoryListener(nullptr);
-  std::lock_guard lock(d.mu);
+  common::MutexLock lock(d.mu);
   if (d.stopped) return;
   d.stopped = true;
   if (d.front) d.front->drain(std::chrono::milliseconds(0));
@@ -770,7 +772,7 @@ std::shared_ptr<const gpu::Inventory> Engine::gpuInventory() const {
 
 EngineTotals Engine::recentTotals() const {
   {
-    std::lock_guard lock(impl_->ticks_mu);
+    common::MutexLock lock(impl_->ticks_mu);
     if (!impl_->ticks.empty()) return impl_->ticks.front();
   }
   return totals();
@@ -920,7 +922,7 @@ uint64_t Engine::retriesTotal() const { return impl_->gateway ? impl_->gateway->
 size_t Engine::cachedMetricHandles() const { return impl_->gateway ? impl_->gateway->cachedMetricHandles() : 0; }
 
 std::shared_ptr<sim::SimServer> Engine::simulator(const std::string& backend_name) const {
-  std::lock_guard lock(impl_->mu);
+  common::MutexLock lock(impl_->mu);
   for (const auto& b : impl_->gateway->routes()->backends) {
     if (b->name() != backend_name) continue;
     auto it = impl_->sims.find(b->id());

@@ -7,6 +7,8 @@ set -euo pipefail
 packages=(
   # toolchain
   build-essential cmake ninja-build ccache pkg-config
+  # the thread-safety analysis CI runs (tests/thread_safety)
+  clang
   # engine
   libboost-dev libboost-program-options-dev libssl-dev
   libprotobuf-dev protobuf-compiler

@@ -1,4 +1,5 @@
 #include "admission/admission_queue.h"
+#include "common/mutex.h"
 
 #include <algorithm>
 #include <boost/asio/post.hpp>
@@ -34,7 +35,7 @@ bool canRecover(std::span<const upstream::BackendPtr> backends) {
 AdmissionQueue::AdmissionQueue(QueueSettings settings) : settings_(settings) {}
 
 void AdmissionQueue::configure(const QueueSettings& settings) {
-  std::lock_guard lock(mu_);
+  common::MutexLock lock(mu_);
   settings_ = settings;
 }
 
@@ -81,14 +82,14 @@ void AdmissionQueue::countTenantShed(std::string_view tenant) {
 void AdmissionQueue::countDrop(DropReason r, std::string_view tenant) {
   drops_[static_cast<int>(r)].fetch_add(1, std::memory_order_relaxed);
   if (tenant.empty()) return;
-  std::lock_guard lock(mu_);
+  common::MutexLock lock(mu_);
   countTenantShed(tenant);
 }
 
 void AdmissionQueue::uncountDrop(DropReason r, std::string_view tenant) {
   drops_[static_cast<int>(r)].fetch_sub(1, std::memory_order_relaxed);
   if (tenant.empty()) return;
-  std::lock_guard lock(mu_);
+  common::MutexLock lock(mu_);
   auto it = tenant_sheds_.find(std::string(tenant));
   if (it != tenant_sheds_.end() && it->second > 0) --it->second;
 }
@@ -147,7 +148,7 @@ void AdmissionQueue::dispatch(balance::Balancer& balancer, std::span<const upstr
   if (waiting() == 0) return;
   std::vector<WaiterPtr> wake;
   {
-    std::lock_guard lock(mu_);
+    common::MutexLock lock(mu_);
     dispatchLocked(balancer, backends, wake);
   }
   wakeAll(wake);
@@ -179,7 +180,7 @@ std::optional<AdmissionQueue::Ticket> AdmissionQueue::tryAdmit(balance::Balancer
     // when the queue happens to be empty. (Open-access callers name their
     // tenant only while the pool is contended, so an idle pool skips this.)
     if (ask.input_tokens > 0 && !ask.tenant.empty()) {
-      std::lock_guard lock(mu_);
+      common::MutexLock lock(mu_);
       Class& c = classes_[static_cast<int>(ask.priority)];
       pruneTenants(c);
       c.tenants[std::string(ask.tenant)].counter += settings_.input_weight * ask.input_tokens;
@@ -208,7 +209,7 @@ common::Awaitable<AdmissionQueue::Ticket> AdmissionQueue::acquire(balance::Balan
   w->enqueued = now;
   std::vector<WaiterPtr> wake;
   {
-    std::lock_guard lock(mu_);
+    common::MutexLock lock(mu_);
     // Shed at once what cannot make its deadline at the current rate. Ahead
     // of it: every request of the classes above, and in its own class about
     // its tenant's share — fairness serves the backlogged tenants in turn,
@@ -287,7 +288,7 @@ common::Awaitable<AdmissionQueue::Ticket> AdmissionQueue::acquire(balance::Balan
   bool done = false;
   {
     // Granted (or dropped) during its own enqueue: no need to sleep.
-    std::lock_guard lock(mu_);
+    common::MutexLock lock(mu_);
     done = w->state != Waiter::State::kWaiting;
     if (!done) w->timer.expires_at(ask.deadline);
   }
@@ -297,7 +298,7 @@ common::Awaitable<AdmissionQueue::Ticket> AdmissionQueue::acquire(balance::Balan
     boost::system::error_code ec;
     co_await w->timer.async_wait(net::redirect_error(common::kUseAwaitable, ec));
   }
-  std::lock_guard lock(mu_);
+  common::MutexLock lock(mu_);
   if (w->state == Waiter::State::kWaiting) {
     // The deadline passed first.
     std::vector<WaiterPtr> none;
@@ -317,7 +318,7 @@ common::Awaitable<AdmissionQueue::Ticket> AdmissionQueue::acquire(balance::Balan
 void AdmissionQueue::tick(Clock::time_point now, std::span<const upstream::BackendPtr> backends) {
   std::vector<WaiterPtr> wake;
   {
-    std::lock_guard lock(mu_);
+    common::MutexLock lock(mu_);
     const uint64_t admitted = admitted_.load(std::memory_order_relaxed);
     if (last_tick_ != Clock::time_point{}) {
       const double secs = std::chrono::duration<double>(now - last_tick_).count();
@@ -345,7 +346,7 @@ void AdmissionQueue::tick(Clock::time_point now, std::span<const upstream::Backe
 
 void AdmissionQueue::chargeOutput(Priority priority, std::string_view tenant, uint32_t output_tokens) {
   if (output_tokens == 0 || tenant.empty()) return;
-  std::lock_guard lock(mu_);
+  common::MutexLock lock(mu_);
   Class& c = classes_[static_cast<int>(priority)];
   auto it = c.tenants.find(std::string(tenant));
   if (it != c.tenants.end()) it->second.counter += settings_.output_weight * output_tokens;
@@ -353,7 +354,7 @@ void AdmissionQueue::chargeOutput(Priority priority, std::string_view tenant, ui
 
 double AdmissionQueue::oldestWaitSeconds() const {
   if (waiting() == 0) return 0;
-  std::lock_guard lock(mu_);
+  common::MutexLock lock(mu_);
   const auto now = Clock::now();
   double oldest = 0;
   for (const Class& c : classes_) {
@@ -366,7 +367,7 @@ double AdmissionQueue::oldestWaitSeconds() const {
 
 std::array<uint64_t, kPriorities> AdmissionQueue::depths() const {
   std::array<uint64_t, kPriorities> out{};
-  std::lock_guard lock(mu_);
+  common::MutexLock lock(mu_);
   for (int c = 0; c < kPriorities; ++c) out[c] = classes_[c].size;
   return out;
 }
@@ -374,7 +375,7 @@ std::array<uint64_t, kPriorities> AdmissionQueue::depths() const {
 AdmissionQueue::Stats AdmissionQueue::stats() const {
   Stats s;
   s.oldest_wait_seconds = oldestWaitSeconds();
-  std::lock_guard lock(mu_);
+  common::MutexLock lock(mu_);
   for (int c = 0; c < kPriorities; ++c) {
     s.depth[c] = classes_[c].size;
     for (const auto& [name, t] : classes_[c].tenants) s.tenant_counters.emplace_back(name, t.counter);

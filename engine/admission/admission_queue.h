@@ -29,7 +29,6 @@
 #include <cstdint>
 #include <deque>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <span>
 #include <string>
@@ -39,6 +38,7 @@
 #include "admission/priority.h"
 #include "balance/balancer.h"
 #include "common/asio_types.h"
+#include "common/mutex.h"
 #include "upstream/backend.h"
 
 namespace spillway::admission {
@@ -145,19 +145,19 @@ class AdmissionQueue {
 
   // Under mu_: the tenant whose front waiter goes next, skipping waiters
   // whose placement is `blocked` (all its slots taken); null when none.
-  Tenant* nextTenant(int cls, std::span<const void* const> blocked = {});
-  void remove(const WaiterPtr& w);                  // REQUIRES(mu_)
+  Tenant* nextTenant(int cls, std::span<const void* const> blocked = {}) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void remove(const WaiterPtr& w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void dispatchLocked(balance::Balancer& balancer, std::span<const upstream::BackendPtr> backends,
-                      std::vector<WaiterPtr>& wake);  // REQUIRES(mu_)
-  void drop(const WaiterPtr& w, DropReason r, std::vector<WaiterPtr>& wake);  // REQUIRES(mu_)
+                      std::vector<WaiterPtr>& wake) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void drop(const WaiterPtr& w, DropReason r, std::vector<WaiterPtr>& wake) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   static void wakeAll(std::vector<WaiterPtr>& wake);
-  void pruneTenants(Class& c);  // REQUIRES(mu_)
-  void countTenantShed(std::string_view tenant);  // REQUIRES(mu_)
+  void pruneTenants(Class& c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void countTenantShed(std::string_view tenant) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
-  mutable std::mutex mu_;
-  QueueSettings settings_;                   // GUARDED_BY(mu_)
-  std::array<Class, kPriorities> classes_;   // GUARDED_BY(mu_)
-  std::unordered_map<std::string, uint64_t> tenant_sheds_;  // GUARDED_BY(mu_): bounded, see countTenantShed
+  mutable common::Mutex mu_;
+  QueueSettings settings_ ABSL_GUARDED_BY(mu_);
+  std::array<Class, kPriorities> classes_ ABSL_GUARDED_BY(mu_);
+  std::unordered_map<std::string, uint64_t> tenant_sheds_ ABSL_GUARDED_BY(mu_);  // bounded, see countTenantShed
   std::atomic<size_t> waiting_{0};
   std::atomic<uint64_t> admitted_{0};
   std::atomic<uint64_t> dispatched_{0};
@@ -165,8 +165,8 @@ class AdmissionQueue {
   std::atomic<double> rate_{0};              // slots per second, EWMA over ticks
   std::atomic<bool> enqueued_since_tick_{false};
   std::atomic<bool> contended_{false};
-  uint64_t admitted_at_tick_ = 0;            // GUARDED_BY(mu_)
-  Clock::time_point last_tick_{};            // GUARDED_BY(mu_)
+  uint64_t admitted_at_tick_ ABSL_GUARDED_BY(mu_) = 0;
+  Clock::time_point last_tick_ ABSL_GUARDED_BY(mu_){};
 };
 
 // True when some backend of the pool is out only for a while (ejected,

@@ -10,6 +10,7 @@
 #include "cache/cache_state.h"
 #include "cache/response_cache.h"
 #include "common/json_writer.h"
+#include "common/mutex.h"
 #include "common/strings.h"
 #include "openai/openai.h"
 #include "pipeline/request_context.h"
@@ -59,7 +60,7 @@ int classLevel(int pool_level, Priority p) {
 }
 
 double PoolDegradation::errorRateSince(uint64_t requests, uint64_t failures) {
-  std::lock_guard lock(mu_);
+  common::MutexLock lock(mu_);
   const bool first = !have_totals_;
   const uint64_t dr = requests - std::min(requests, last_requests_);
   const uint64_t df = failures - std::min(failures, last_failures_);
@@ -94,7 +95,7 @@ bool calm(const List& thresholds, double value, int cur, double exit_ratio) {
 
 bool PoolDegradation::evaluate(const v1::Degradation& s, const DegradationSignals& sig, int64_t now_ms) {
   signal_.store(sig.oldest_wait_ms, std::memory_order_relaxed);
-  std::lock_guard lock(mu_);
+  common::MutexLock lock(mu_);
   const int cur = automatic_.load(std::memory_order_relaxed);
   int want = 0;
   if (s.automatic()) {

@@ -28,11 +28,11 @@
 #include <cstdint>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
 
 #include "admission/priority.h"
+#include "common/mutex.h"
 #include "pipeline/stage.h"
 #include "spillway/v1/config.pb.h"
 
@@ -78,10 +78,11 @@ class PoolDegradation {
   std::atomic<int> automatic_{0};
   std::atomic<uint64_t> changes_{0};
   std::atomic<double> signal_{0};
-  std::mutex mu_;
-  int64_t changed_at_ms_ = 0;  // GUARDED_BY(mu_)
-  uint64_t last_requests_ = 0, last_failures_ = 0;  // GUARDED_BY(mu_)
-  bool have_totals_ = false;                        // GUARDED_BY(mu_)
+  common::Mutex mu_;
+  int64_t changed_at_ms_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t last_requests_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t last_failures_ ABSL_GUARDED_BY(mu_) = 0;
+  bool have_totals_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 // Level 1's answer for ctx's pool: a stale cached answer, else the model's

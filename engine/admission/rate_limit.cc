@@ -7,6 +7,7 @@
 
 #include "admission/priority.h"
 #include "admission/token_meter.h"
+#include "common/mutex.h"
 #include "common/strings.h"
 #include "common/url.h"
 #include "pipeline/identify.h"
@@ -63,7 +64,7 @@ RateLimiter::RateLimiter(const v1::Limits& limits) : limits_(limits) {
 RateLimiter::~RateLimiter() = default;
 
 RateLimiter::Buckets RateLimiter::lookup(Scope& s, std::string_view name, const v1::RateLimit& limit, int64_t now_ns) {
-  std::lock_guard lock(s.mu);
+  common::MutexLock lock(s.mu);
   auto it = s.entries.find(std::string(name));
   if (it != s.entries.end()) return it->second;
   if (s.entries.size() >= kMaxEntries) {
@@ -229,7 +230,7 @@ std::vector<RateLimiter::Usage> RateLimiter::usage(int64_t now_ns, size_t n) con
   };
   add("global", global_);
   auto scope = [&](const Scope& s, std::string_view prefix) {
-    std::lock_guard lock(s.mu);
+    common::MutexLock lock(s.mu);
     for (const auto& [name, b] : s.entries) add(common::strCat(prefix, name), b);
   };
   scope(per_key_, "key:");

@@ -14,11 +14,11 @@
 #pragma once
 
 #include <memory>
-#include <mutex>
 #include <string>
 #include <unordered_map>
 
 #include "admission/gcra.h"
+#include "common/mutex.h"
 #include "pipeline/stage.h"
 #include "spillway/v1/config.pb.h"
 
@@ -74,8 +74,8 @@ class RateLimiter {
   static Buckets make(const v1::RateLimit& l);
   struct Scope {
     v1::RateLimit limit;
-    mutable std::mutex mu;
-    std::unordered_map<std::string, Buckets> entries;  // GUARDED_BY(mu)
+    mutable common::Mutex mu;
+    std::unordered_map<std::string, Buckets> entries ABSL_GUARDED_BY(mu);
   };
   Buckets lookup(Scope& s, std::string_view name, const v1::RateLimit& limit, int64_t now_ns);
 

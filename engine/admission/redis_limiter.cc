@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdlib>
 
+#include "common/mutex.h"
 #include "common/strings.h"
 
 namespace spillway::admission {
@@ -109,7 +110,7 @@ RedisLimiter::~RedisLimiter() {
 
 redisContext* RedisLimiter::acquire() {
   {
-    std::lock_guard lock(mu_);
+    common::MutexLock lock(mu_);
     if (!idle_.empty()) {
       redisContext* c = idle_.back();
       idle_.pop_back();
@@ -126,7 +127,7 @@ void RedisLimiter::release(redisContext* c, bool ok) {
     return;
   }
   link_.answered();
-  std::lock_guard lock(mu_);
+  common::MutexLock lock(mu_);
   if (idle_.size() < 64) {
     idle_.push_back(c);
   } else {

@@ -19,11 +19,11 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "common/mutex.h"
 #include "common/redis_link.h"
 
 struct redisContext;
@@ -68,8 +68,8 @@ class RedisLimiter {
 
   const Settings settings_;
   common::RedisLink link_;                         // connecting, up/down, the retry second
-  std::mutex mu_;
-  std::vector<redisContext*> idle_;                // GUARDED_BY(mu_)
+  common::Mutex mu_;
+  std::vector<redisContext*> idle_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace spillway::admission

@@ -1,4 +1,5 @@
 #include "balance/prefix_affinity.h"
+#include "common/mutex.h"
 
 #include <bit>
 #include <cmath>
@@ -14,7 +15,7 @@ PrefixAffinityBalancer::PrefixAffinityBalancer(const v1::Balancing& settings)
 }
 
 size_t PrefixAffinityBalancer::indexedBlocks() const {
-  std::lock_guard lock(mu_);
+  common::MutexLock lock(mu_);
   return index_.size();
 }
 
@@ -25,7 +26,7 @@ PickResult PrefixAffinityBalancer::pick(std::span<const upstream::BackendPtr> ba
 
   const size_t blocks = ctx.prefix_blocks.size();
   uint32_t matched_buf[64] = {};
-  std::lock_guard lock(mu_);
+  common::MutexLock lock(mu_);
   if (blocks > 0) {
     // Block i counts for a backend only if blocks 0..i all do: walk the
     // chain while any backend still matches.

@@ -16,10 +16,10 @@
 #pragma once
 
 #include <list>
-#include <mutex>
 #include <unordered_map>
 
 #include "balance/balancer.h"
+#include "common/mutex.h"
 
 namespace spillway::balance {
 
@@ -41,9 +41,9 @@ class PrefixAffinityBalancer final : public Balancer {
   const double load_factor_;
   const size_t capacity_;
   Needs needs_;
-  mutable std::mutex mu_;
-  std::unordered_map<uint64_t, Entry> index_;  // GUARDED_BY(mu_)
-  std::list<uint64_t> lru_;                    // GUARDED_BY(mu_): most recent first
+  mutable common::Mutex mu_;
+  std::unordered_map<uint64_t, Entry> index_ ABSL_GUARDED_BY(mu_);
+  std::list<uint64_t> lru_ ABSL_GUARDED_BY(mu_);  // most recent first
 };
 
 }  // namespace spillway::balance

@@ -1,4 +1,5 @@
 #include "balance/round_robin.h"
+#include "common/mutex.h"
 
 #include <algorithm>
 #include <numeric>
@@ -12,7 +13,7 @@ PickResult RoundRobinBalancer::pick(std::span<const upstream::BackendPtr> backen
   boost::container::small_vector<size_t, 64> order(n);  // on the stack for pools up to 64
   size_t count = 0;
   {
-    std::lock_guard lock(mu_);
+    common::MutexLock lock(mu_);
     current_.resize(n, 0);
     int64_t total = 0;
     for (size_t i = 0; i < n; ++i) {
@@ -32,7 +33,10 @@ PickResult RoundRobinBalancer::pick(std::span<const upstream::BackendPtr> backen
       return {PickOutcome::kPicked, backends[best], static_cast<double>(current_[best])};
     }
     // The winner is full: the others, highest score first; ties go to config order (stable), as in nginx.
-    std::stable_sort(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(count), [&](size_t a, size_t b) { return current_[a] > current_[b]; });
+    std::stable_sort(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(count), [&](size_t a, size_t b) {
+      mu_.assertHeld();  // sorted under the pick's lock
+      return current_[a] > current_[b];
+    });
     for (size_t k = 0; k < count; ++k) {
       const auto& b = backends[order[k]];
       if (b->tryAcquire()) {

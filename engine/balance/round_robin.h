@@ -4,10 +4,10 @@
 // interleave (AAABAA...), and the spread over any window follows the weights.
 #pragma once
 
-#include <mutex>
 #include <vector>
 
 #include "balance/balancer.h"
+#include "common/mutex.h"
 
 namespace spillway::balance {
 
@@ -17,8 +17,8 @@ class RoundRobinBalancer final : public Balancer {
   std::string_view name() const override { return "round_robin"; }
 
  private:
-  std::mutex mu_;
-  std::vector<int64_t> current_;  // GUARDED_BY(mu_): running score per backend position
+  common::Mutex mu_;
+  std::vector<int64_t> current_ ABSL_GUARDED_BY(mu_);  // running score per backend position
 };
 
 }  // namespace spillway::balance

@@ -1,4 +1,5 @@
 #include "cache/coalescer.h"
+#include "common/mutex.h"
 
 #include <boost/asio/post.hpp>
 #include <boost/asio/redirect_error.hpp>
@@ -13,14 +14,14 @@ void Flight::wakeLocked() {
 }
 
 void Flight::begin(std::string_view content_type) {
-  std::lock_guard lock(mu_);
+  common::MutexLock lock(mu_);
   began_ = true;
   content_type_ = std::string(content_type);
   wakeLocked();
 }
 
 bool Flight::append(std::string_view bytes) {
-  std::lock_guard lock(mu_);
+  common::MutexLock lock(mu_);
   if (state_ != State::kRunning) return false;
   if (data_.size() + bytes.size() > max_bytes_) {
     state_ = State::kFailed;
@@ -35,29 +36,29 @@ bool Flight::append(std::string_view bytes) {
 }
 
 void Flight::finish() {
-  std::lock_guard lock(mu_);
+  common::MutexLock lock(mu_);
   if (state_ == State::kRunning) state_ = State::kDone;
   wakeLocked();
 }
 
 void Flight::fail() {
-  std::lock_guard lock(mu_);
+  common::MutexLock lock(mu_);
   if (state_ == State::kRunning) state_ = State::kFailed;
   wakeLocked();
 }
 
 Flight::State Flight::state() const {
-  std::lock_guard lock(mu_);
+  common::MutexLock lock(mu_);
   return state_;
 }
 
 size_t Flight::waiters() const {
-  std::lock_guard lock(mu_);
+  common::MutexLock lock(mu_);
   return waiters_;
 }
 
 void Flight::addWaiter() {
-  std::lock_guard lock(mu_);
+  common::MutexLock lock(mu_);
   ++waiters_;
 }
 
@@ -65,7 +66,7 @@ common::Awaitable<Flight::View> Flight::next(size_t from, std::chrono::steady_cl
   auto timer = std::make_shared<common::SteadyTimer>(co_await boost::asio::this_coro::executor);
   for (;;) {
     {
-      std::lock_guard lock(mu_);
+      common::MutexLock lock(mu_);
       if (state_ != State::kRunning || data_.size() > from || std::chrono::steady_clock::now() >= deadline) {
         View v;
         v.state = state_;
@@ -86,7 +87,7 @@ common::Awaitable<Flight::View> Flight::next(size_t from, std::chrono::steady_cl
 }
 
 Coalescer::Joined Coalescer::join(const CacheKey& key, const Wanted& form, size_t max_bytes) {
-  std::lock_guard lock(mu_);
+  common::MutexLock lock(mu_);
   auto& slot = flights_[key];
   if (slot && slot->state() == Flight::State::kRunning) {
     slot->addWaiter();
@@ -98,13 +99,13 @@ Coalescer::Joined Coalescer::join(const CacheKey& key, const Wanted& form, size_
 
 void Coalescer::leave(const CacheKey& key, const FlightPtr& flight) {
   flight->fail();  // no-op when it finished
-  std::lock_guard lock(mu_);
+  common::MutexLock lock(mu_);
   auto it = flights_.find(key);
   if (it != flights_.end() && it->second == flight) flights_.erase(it);
 }
 
 size_t Coalescer::inFlight() const {
-  std::lock_guard lock(mu_);
+  common::MutexLock lock(mu_);
   return flights_.size();
 }
 

@@ -18,7 +18,6 @@
 #pragma once
 
 #include <memory>
-#include <mutex>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -26,6 +25,7 @@
 #include "cache/cache_key.h"
 #include "cache/replay.h"
 #include "common/asio_types.h"
+#include "common/mutex.h"
 
 namespace spillway::cache {
 
@@ -58,17 +58,17 @@ class Flight {
   void addWaiter();
 
  private:
-  void wakeLocked();
+  void wakeLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const Wanted form_;
   const size_t max_bytes_;
-  mutable std::mutex mu_;
-  State state_ = State::kRunning;   // GUARDED_BY(mu_)
-  bool began_ = false;              // GUARDED_BY(mu_)
-  std::string content_type_;        // GUARDED_BY(mu_)
-  std::string data_;                // GUARDED_BY(mu_)
-  size_t waiters_ = 0;              // GUARDED_BY(mu_)
-  std::vector<std::shared_ptr<common::SteadyTimer>> sleeping_;  // GUARDED_BY(mu_)
+  mutable common::Mutex mu_;
+  State state_ ABSL_GUARDED_BY(mu_) = State::kRunning;
+  bool began_ ABSL_GUARDED_BY(mu_) = false;
+  std::string content_type_ ABSL_GUARDED_BY(mu_);
+  std::string data_ ABSL_GUARDED_BY(mu_);
+  size_t waiters_ ABSL_GUARDED_BY(mu_) = 0;
+  std::vector<std::shared_ptr<common::SteadyTimer>> sleeping_ ABSL_GUARDED_BY(mu_);
 };
 
 using FlightPtr = std::shared_ptr<Flight>;
@@ -86,8 +86,8 @@ class Coalescer {
   size_t inFlight() const;
 
  private:
-  mutable std::mutex mu_;
-  std::unordered_map<CacheKey, FlightPtr, CacheKeyHash> flights_;  // GUARDED_BY(mu_)
+  mutable common::Mutex mu_;
+  std::unordered_map<CacheKey, FlightPtr, CacheKeyHash> flights_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace spillway::cache

@@ -8,6 +8,7 @@
 #include <boost/asio/post.hpp>
 
 #include "common/clock.h"
+#include "common/mutex.h"
 #include "common/strings.h"
 
 namespace spillway::cache {
@@ -167,7 +168,7 @@ Found DiskTier::lookupOnThread(const CacheKey& key, int64_t now_ms, int64_t grac
 void DiskTier::put(EntryPtr entry) {
   bool schedule = false;
   {
-    std::lock_guard lock(mu_);
+    common::MutexLock lock(mu_);
     if (thread_->pending() >= settings_.max_pending) {
       skipped_.fetch_add(1, std::memory_order_relaxed);
       return;
@@ -179,7 +180,7 @@ void DiskTier::put(EntryPtr entry) {
     thread_->post([this] {
       std::vector<EntryPtr> batch;
       {
-        std::lock_guard lock(mu_);
+        common::MutexLock lock(mu_);
         batch.swap(pending_writes_);
       }
       writeBatchOnThread(std::move(batch));

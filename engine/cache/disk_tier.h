@@ -12,7 +12,6 @@
 #pragma once
 
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
 
@@ -21,6 +20,7 @@
 #include "cache/entry.h"
 #include "cache/task_thread.h"
 #include "common/asio_types.h"
+#include "common/mutex.h"
 
 struct sqlite3;
 
@@ -92,8 +92,8 @@ class DiskTier {
   sqlite3* db_ = nullptr;  // used on the tier's thread only (and in open())
   std::atomic<std::shared_ptr<BloomFilter>> bloom_;
 
-  std::mutex mu_;
-  std::vector<EntryPtr> pending_writes_;  // GUARDED_BY(mu_)
+  common::Mutex mu_;
+  std::vector<EntryPtr> pending_writes_ ABSL_GUARDED_BY(mu_);
 
   // Counters (written on the tier's thread, read anywhere).
   std::atomic<uint64_t> entries_{0}, bytes_{0}, lookups_{0}, hits_{0}, bloom_skips_{0}, writes_{0}, skipped_{0},

@@ -1,4 +1,5 @@
 #include "cache/memory_tier.h"
+#include "common/mutex.h"
 
 namespace spillway::cache {
 
@@ -10,7 +11,7 @@ void MemoryTier::dropLocked(Shard& s, std::list<EntryPtr>::iterator it) {
 
 Found MemoryTier::get(const CacheKey& key, int64_t now_ms, int64_t grace_ms) {
   Shard& s = shard(key);
-  std::lock_guard lock(s.mu);
+  common::MutexLock lock(s.mu);
   auto it = s.index.find(key);
   if (it == s.index.end()) return {};
   const EntryPtr& e = *it->second;
@@ -27,7 +28,7 @@ void MemoryTier::put(EntryPtr entry) {
   const uint64_t budget = per_shard_.load(std::memory_order_relaxed);
   if (entry->bytes() > budget) return;
   Shard& s = shard(entry->key);
-  std::lock_guard lock(s.mu);
+  common::MutexLock lock(s.mu);
   if (auto it = s.index.find(entry->key); it != s.index.end()) dropLocked(s, it->second);
   s.bytes += entry->bytes();
   s.lru.push_front(std::move(entry));
@@ -40,7 +41,7 @@ void MemoryTier::put(EntryPtr entry) {
 
 bool MemoryTier::erase(const CacheKey& key) {
   Shard& s = shard(key);
-  std::lock_guard lock(s.mu);
+  common::MutexLock lock(s.mu);
   auto it = s.index.find(key);
   if (it == s.index.end()) return false;
   dropLocked(s, it->second);
@@ -50,7 +51,7 @@ bool MemoryTier::erase(const CacheKey& key) {
 uint64_t MemoryTier::purge(const std::string& model, const std::string& tenant) {
   uint64_t n = 0;
   for (Shard& s : shards_) {
-    std::lock_guard lock(s.mu);
+    common::MutexLock lock(s.mu);
     for (auto it = s.lru.begin(); it != s.lru.end();) {
       const bool match = (model.empty() || (*it)->model == model) && (tenant.empty() || (*it)->tenant == tenant);
       if (!match) {
@@ -69,7 +70,7 @@ uint64_t MemoryTier::purge(const std::string& model, const std::string& tenant) 
 MemoryTier::Stats MemoryTier::stats() const {
   Stats st;
   for (const Shard& s : shards_) {
-    std::lock_guard lock(s.mu);
+    common::MutexLock lock(s.mu);
     st.entries += s.lru.size();
     st.bytes += s.bytes;
   }

@@ -9,11 +9,11 @@
 #include <array>
 #include <atomic>
 #include <list>
-#include <mutex>
 #include <string>
 #include <unordered_map>
 
 #include "cache/entry.h"
+#include "common/mutex.h"
 
 namespace spillway::cache {
 
@@ -44,13 +44,13 @@ class MemoryTier {
  private:
   static constexpr size_t kShards = 16;
   struct Shard {
-    mutable std::mutex mu;
-    std::list<EntryPtr> lru;  // most recent first
-    std::unordered_map<CacheKey, std::list<EntryPtr>::iterator, CacheKeyHash> index;
-    uint64_t bytes = 0;
+    mutable common::Mutex mu;
+    std::list<EntryPtr> lru ABSL_GUARDED_BY(mu);  // most recent first
+    std::unordered_map<CacheKey, std::list<EntryPtr>::iterator, CacheKeyHash> index ABSL_GUARDED_BY(mu);
+    uint64_t bytes ABSL_GUARDED_BY(mu) = 0;
   };
   Shard& shard(const CacheKey& k) { return shards_[(k.hi >> 60) % kShards]; }
-  void dropLocked(Shard& s, std::list<EntryPtr>::iterator it);
+  void dropLocked(Shard& s, std::list<EntryPtr>::iterator it) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu);
 
   std::array<Shard, kShards> shards_;
   std::atomic<uint64_t> per_shard_{0};

@@ -1,4 +1,5 @@
 #include "cache/task_thread.h"
+#include "common/mutex.h"
 
 namespace spillway::cache {
 
@@ -7,7 +8,7 @@ TaskThread::TaskThread(size_t max_pending, std::chrono::milliseconds period, std
 
 TaskThread::~TaskThread() {
   {
-    std::lock_guard lock(mu_);
+    common::MutexLock lock(mu_);
     stop_ = true;
   }
   cv_.notify_all();
@@ -16,7 +17,7 @@ TaskThread::~TaskThread() {
 
 bool TaskThread::post(std::function<void()> task, bool droppable) {
   {
-    std::lock_guard lock(mu_);
+    common::MutexLock lock(mu_);
     if (droppable && tasks_.size() >= max_pending_) return false;
     tasks_.push_back(std::move(task));
   }
@@ -25,7 +26,7 @@ bool TaskThread::post(std::function<void()> task, bool droppable) {
 }
 
 size_t TaskThread::pending() const {
-  std::lock_guard lock(mu_);
+  common::MutexLock lock(mu_);
   return tasks_.size();
 }
 
@@ -34,8 +35,11 @@ void TaskThread::run() {
   for (;;) {
     std::function<void()> task;
     {
-      std::unique_lock lock(mu_);
-      cv_.wait_for(lock, period_, [&] { return stop_ || !tasks_.empty(); });
+      common::MutexLock lock(mu_);
+      cv_.wait_for(lock, period_, [&] {
+        mu_.assertHeld();
+        return stop_ || !tasks_.empty();
+      });
       if (!tasks_.empty()) {
         task = std::move(tasks_.front());
         tasks_.pop_front();

@@ -1,5 +1,6 @@
 #include "common/redis_link.h"
 
+#include "common/mutex.h"
 #include "common/url.h"
 
 #include <hiredis/hiredis.h>
@@ -26,7 +27,7 @@ std::string RedisLink::address() const { return strCat(settings_.host, ":", sett
 
 redisContext* RedisLink::connect() {
   {
-    std::lock_guard lock(mu_);
+    common::MutexLock lock(mu_);
     if (!up() && std::chrono::steady_clock::now() < retry_at_) return nullptr;  // down: do not wait on it again yet
   }
   timeval tv{static_cast<time_t>(settings_.timeout.count() / 1000),
@@ -44,7 +45,7 @@ redisContext* RedisLink::connect() {
 void RedisLink::failed(const std::string& why) {
   failures_.fetch_add(1, std::memory_order_relaxed);
   {
-    std::lock_guard lock(mu_);
+    common::MutexLock lock(mu_);
     retry_at_ = std::chrono::steady_clock::now() + std::chrono::seconds(1);
   }
   if (up_.exchange(false)) spdlog::warn("{}: Redis at {} unavailable ({}); {}", user_, address(), why, while_down_);

@@ -9,9 +9,10 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
-#include <mutex>
 #include <string>
 #include <string_view>
+
+#include "common/mutex.h"
 
 struct redisContext;
 
@@ -48,8 +49,8 @@ class RedisLink {
  private:
   const Settings settings_;
   const std::string user_, while_down_;
-  std::mutex mu_;
-  std::chrono::steady_clock::time_point retry_at_;  // GUARDED_BY(mu_): no new connection before, while down
+  common::Mutex mu_;
+  std::chrono::steady_clock::time_point retry_at_ ABSL_GUARDED_BY(mu_);  // no new connection before, while down
   std::atomic<bool> up_{true};
   std::atomic<uint64_t> failures_{0};
 };

@@ -5,7 +5,6 @@
 #include <grpcpp/grpcpp.h>
 #include <spdlog/spdlog.h>
 
-#include <condition_variable>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -14,6 +13,7 @@
 #include <thread>
 
 #include "absl/strings/ascii.h"
+#include "common/mutex.h"
 #include "common/sha256.h"
 #include "common/strings.h"
 #include "common/url.h"
@@ -41,13 +41,13 @@ class Watcher final : public grpc::ServerWriteReactor<v1::MetricsSnapshot> {
   }
 
   void OnWriteDone(bool ok) override {
-    std::lock_guard lock(mu_);
+    common::MutexLock lock(mu_);
     writing_ = false;
     write_ok_ = ok;
     cv_.notify_all();
   }
   void OnCancel() override {
-    std::lock_guard lock(mu_);
+    common::MutexLock lock(mu_);
     cancelled_ = true;
     cv_.notify_all();
   }
@@ -58,17 +58,23 @@ class Watcher final : public grpc::ServerWriteReactor<v1::MetricsSnapshot> {
 
  private:
   void loop() {
-    std::unique_lock lock(mu_);
+    common::MutexLock lock(mu_);
     bool ok = true;
     for (bool first = true; ok; first = false) {
-      if (!first && cv_.wait_for(lock, interval_, [&] { return cancelled_; })) break;
+      if (!first && cv_.wait_for(lock, interval_, [&] {
+        mu_.assertHeld();
+        return cancelled_;
+      })) break;
       if (cancelled_) break;
       auto snap = client_.snapshot();
       if (!snap.ok()) break;
       message_ = std::move(*snap);
       writing_ = true;
       StartWrite(&message_);
-      cv_.wait(lock, [&] { return !writing_ || cancelled_; });
+      cv_.wait(lock, [&] {
+        mu_.assertHeld();
+        return !writing_ || cancelled_;
+      });
       ok = !cancelled_ && write_ok_;
     }
     const bool cancelled = cancelled_;
@@ -78,9 +84,11 @@ class Watcher final : public grpc::ServerWriteReactor<v1::MetricsSnapshot> {
 
   LocalEngineClient client_;
   const std::chrono::milliseconds interval_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool writing_ = false, write_ok_ = true, cancelled_ = false;  // GUARDED_BY(mu_)
+  common::Mutex mu_;
+  common::CondVar cv_;
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool write_ok_ ABSL_GUARDED_BY(mu_) = true;
+  bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
   v1::MetricsSnapshot message_;
   std::thread thread_;
 };

@@ -2,11 +2,10 @@
 
 #include <grpcpp/grpcpp.h>
 
-#include <condition_variable>
-#include <mutex>
 #include <optional>
 #include <thread>
 
+#include "common/mutex.h"
 #include "common/strings.h"
 #include "common/url.h"
 #include "control/tls.h"
@@ -22,19 +21,19 @@ struct GrpcEngineClient::Impl {
   // The metrics feed behind snapshot(): one WatchMetrics stream at 1 s, kept
   // open by a thread and reopened after a failure, so each snapshot's rates
   // cover the second before it and reading one never waits on the network.
-  std::mutex feed_mu;
-  std::condition_variable feed_cv;
+  common::Mutex feed_mu;
+  common::CondVar feed_cv;
   std::thread feed;                            // started by the first snapshot()
-  bool feed_stop = false;                      // GUARDED_BY(feed_mu)
-  grpc::ClientContext* feed_ctx = nullptr;     // GUARDED_BY(feed_mu): the open stream, to cancel
-  std::optional<v1::MetricsSnapshot> latest;   // GUARDED_BY(feed_mu)
-  std::chrono::steady_clock::time_point latest_at;  // GUARDED_BY(feed_mu): when it arrived
-  absl::Status feed_error;                     // GUARDED_BY(feed_mu): why the stream is down
+  bool feed_stop ABSL_GUARDED_BY(feed_mu) = false;
+  grpc::ClientContext* feed_ctx ABSL_GUARDED_BY(feed_mu) = nullptr;  // the open stream, to cancel
+  std::optional<v1::MetricsSnapshot> latest ABSL_GUARDED_BY(feed_mu);
+  std::chrono::steady_clock::time_point latest_at ABSL_GUARDED_BY(feed_mu);  // when it arrived
+  absl::Status feed_error ABSL_GUARDED_BY(feed_mu);  // why the stream is down
 
   static constexpr std::chrono::seconds kStaleAfter{5};  // five missed 1 s snapshots
 
   void runFeed() {
-    std::unique_lock lock(feed_mu);
+    common::MutexLock lock(feed_mu);
     while (!feed_stop) {
       grpc::ClientContext ctx;
       prepare(ctx, /*deadline=*/false);
@@ -45,7 +44,7 @@ struct GrpcEngineClient::Impl {
       auto reader = stub->WatchMetrics(&ctx, req);
       v1::MetricsSnapshot s;
       while (reader->Read(&s)) {
-        std::lock_guard l(feed_mu);
+        common::MutexLock l(feed_mu);
         latest = s;
         latest_at = std::chrono::steady_clock::now();
         feed_error = absl::OkStatus();
@@ -60,17 +59,23 @@ struct GrpcEngineClient::Impl {
                            : convert(st);
       latest.reset();
       feed_cv.notify_all();
-      feed_cv.wait_for(lock, std::chrono::seconds(1), [&] { return feed_stop; });  // then reconnect
+      feed_cv.wait_for(lock, std::chrono::seconds(1), [&] {
+        feed_mu.assertHeld();
+        return feed_stop;
+      });  // then reconnect
     }
   }
 
   absl::StatusOr<v1::MetricsSnapshot> snapshot() {
-    std::unique_lock lock(feed_mu);
+    common::MutexLock lock(feed_mu);
     if (!feed.joinable()) feed = std::thread([this] { runFeed(); });
     // Only the first call (or one right after a failure) waits, for the
     // stream's first message or its error.
     feed_cv.wait_for(lock, options.timeout + std::chrono::seconds(1),
-                     [&] { return latest.has_value() || !feed_error.ok(); });
+                     [&] {
+                       feed_mu.assertHeld();
+                       return latest.has_value() || !feed_error.ok();
+                     });
     if (latest) {
       // A stream that stays open but stops sending (a hung engine) must not
       // pass its last numbers off as current.
@@ -89,7 +94,7 @@ struct GrpcEngineClient::Impl {
 
   ~Impl() {
     {
-      std::lock_guard lock(feed_mu);
+      common::MutexLock lock(feed_mu);
       feed_stop = true;
       if (feed_ctx) feed_ctx->TryCancel();
     }

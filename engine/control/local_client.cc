@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "common/mutex.h"
 #include "config/config_loader.h"
 #include "config/diff.h"
 #include "config/validate.h"
@@ -197,7 +198,7 @@ absl::StatusOr<v1::Status> LocalEngineClient::status() {
 }
 
 void LocalEngineClient::rebase(EngineTotals baseline) {
-  std::lock_guard lock(mu_);
+  common::MutexLock lock(mu_);
   previous_ = std::move(baseline);
 }
 
@@ -205,7 +206,7 @@ absl::StatusOr<v1::MetricsSnapshot> LocalEngineClient::snapshot() {
   EngineTotals now = engine_.totals();
   EngineTotals before;
   {
-    std::lock_guard lock(mu_);
+    common::MutexLock lock(mu_);
     before = std::move(previous_);
     previous_ = now;
   }

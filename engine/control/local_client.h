@@ -2,9 +2,9 @@
 // audit log under `actor`. Thread-safe.
 #pragma once
 
-#include <mutex>
 #include <string>
 
+#include "common/mutex.h"
 #include "control/engine_client.h"
 #include "engine.h"
 
@@ -49,8 +49,8 @@ class LocalEngineClient final : public EngineClient {
 
   Engine& engine_;
   const std::string actor_;
-  std::mutex mu_;
-  EngineTotals previous_;  // GUARDED_BY(mu_)
+  common::Mutex mu_;
+  EngineTotals previous_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace spillway::control

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <filesystem>
 
+#include "common/mutex.h"
 #include "config/validate.h"
 #include "gpu/catalog.h"
 #include "gpu/layout.h"
@@ -218,7 +219,7 @@ GpuManager::GpuManager(metrics::Registry& registry, Options options) : options_(
 GpuManager::~GpuManager() {
   gauges_.clear();
   {
-    std::lock_guard lock(mu_);
+    common::MutexLock lock(mu_);
     stop_ = true;
   }
   cv_.notify_all();
@@ -227,7 +228,7 @@ GpuManager::~GpuManager() {
 }
 
 Inventory GpuManager::read(const v1::Gpu& cfg) {
-  std::lock_guard lock(read_mu_);
+  common::MutexLock lock(read_mu_);
   const std::string& source = cfg.inventory();
   if (source == "off") return {"none", "gpu.inventory is off", {}};
   if (source == "declared") return declaredInventory(cfg);
@@ -291,7 +292,7 @@ std::vector<std::string> GpuManager::configure(const v1::Config& config, bool dr
   std::vector<WorkerSpec> specs;
   auto inventory = std::make_shared<const Inventory>(read(config.gpu()));  // not under mu_: views keep reading
   {
-    std::lock_guard lock(mu_);
+    common::MutexLock lock(mu_);
     cfg_ = config.gpu();
     inventory_ = std::move(inventory);
     read_ms_ = nowMs();
@@ -334,23 +335,23 @@ std::vector<std::string> GpuManager::configure(const v1::Config& config, bool dr
 }
 
 std::shared_ptr<const Inventory> GpuManager::inventory() const {
-  std::lock_guard lock(mu_);
+  common::MutexLock lock(mu_);
   return inventory_;
 }
 
 std::vector<v1::Backend> GpuManager::workerBackends() const {
-  std::lock_guard lock(mu_);
+  common::MutexLock lock(mu_);
   return worker_backends_;
 }
 
 void GpuManager::setBackendView(std::function<std::vector<BoundBackend>()> view) {
-  std::lock_guard lock(mu_);
+  common::MutexLock lock(mu_);
   view_ = std::move(view);
 }
 
 std::shared_ptr<const GpuStatus> GpuManager::scrapeStatus() const {
   // One scrape reads several families: the view is built once for them.
-  std::lock_guard lock(scrape_mu_);
+  common::MutexLock lock(scrape_mu_);
   const auto now = std::chrono::steady_clock::now();
   if (!scrape_ || now - scrape_at_ > std::chrono::milliseconds(250)) {
     scrape_ = std::make_shared<const GpuStatus>(status());
@@ -364,7 +365,7 @@ GpuStatus GpuManager::status() const {
   std::function<std::vector<BoundBackend>()> view;
   GpuStatus out;
   {
-    std::lock_guard lock(mu_);
+    common::MutexLock lock(mu_);
     inv = inventory_;
     view = view_;
     out.read_ms = read_ms_;
@@ -413,11 +414,14 @@ GpuStatus GpuManager::status() const {
 }
 
 void GpuManager::poll() {
-  std::unique_lock lock(mu_);
+  common::MutexLock lock(mu_);
   while (!stop_) {
     const uint64_t seen = generation_;
     const auto interval = std::chrono::milliseconds(cfg_.poll_interval_ms() ? cfg_.poll_interval_ms() : 5000);
-    cv_.wait_for(lock, interval, [&] { return stop_ || generation_ != seen; });
+    cv_.wait_for(lock, interval, [&] {
+      mu_.assertHeld();
+      return stop_ || generation_ != seen;
+    });
     if (stop_) break;
     if (generation_ != seen) continue;  // just read by configure()
     if (inventory_->source != "nvml" && inventory_->source != "nvidia_smi") continue;  // declared ones do not change
@@ -436,7 +440,7 @@ void GpuManager::poll() {
     // mu_): without the lock.
     lock.unlock();
     {
-      std::lock_guard call(listener_mu_);
+      common::MutexLock call(listener_mu_);
       if (listener_) listener_();
     }
     lock.lock();
@@ -444,7 +448,7 @@ void GpuManager::poll() {
 }
 
 void GpuManager::setInventoryListener(std::function<void()> listener) {
-  std::lock_guard lock(listener_mu_);
+  common::MutexLock lock(listener_mu_);
   listener_ = std::move(listener);
 }
 

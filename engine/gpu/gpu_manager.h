@@ -5,15 +5,14 @@
 #pragma once
 
 #include <chrono>
-#include <condition_variable>
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "common/mutex.h"
 #include "gpu/gpu_status.h"
 #include "gpu/inventory.h"
 #include "gpu/launcher.h"
@@ -80,26 +79,26 @@ class GpuManager {
   void poll();
 
   Options options_;
-  mutable std::mutex mu_;
-  v1::Gpu cfg_;                                   // GUARDED_BY(mu_)
-  std::shared_ptr<const Inventory> inventory_;    // GUARDED_BY(mu_)
-  int64_t read_ms_ = 0;                           // GUARDED_BY(mu_)
-  std::vector<v1::Backend> worker_backends_;      // GUARDED_BY(mu_)
-  std::map<std::string, uint16_t> ports_;         // GUARDED_BY(mu_): worker name -> port, never forgotten
-  std::function<std::vector<BoundBackend>()> view_;  // GUARDED_BY(mu_)
-  std::mutex listener_mu_;                         // held while the listener runs
-  std::function<void()> listener_;                 // GUARDED_BY(listener_mu_)
-  std::mutex read_mu_;                            // one inventory read at a time
-  std::unique_ptr<Nvml> nvml_;                    // GUARDED_BY(read_mu_): opened once, on first use
-  bool nvml_tried_ = false;                       // GUARDED_BY(read_mu_)
+  mutable common::Mutex mu_;
+  v1::Gpu cfg_ ABSL_GUARDED_BY(mu_);
+  std::shared_ptr<const Inventory> inventory_ ABSL_GUARDED_BY(mu_);
+  int64_t read_ms_ ABSL_GUARDED_BY(mu_) = 0;
+  std::vector<v1::Backend> worker_backends_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, uint16_t> ports_ ABSL_GUARDED_BY(mu_);  // worker name -> port, never forgotten
+  std::function<std::vector<BoundBackend>()> view_ ABSL_GUARDED_BY(mu_);
+  common::Mutex listener_mu_;                         // held while the listener runs
+  std::function<void()> listener_ ABSL_GUARDED_BY(listener_mu_);
+  common::Mutex read_mu_;                            // one inventory read at a time
+  std::unique_ptr<Nvml> nvml_ ABSL_GUARDED_BY(read_mu_);  // opened once, on first use
+  bool nvml_tried_ ABSL_GUARDED_BY(read_mu_) = false;
   Launcher launcher_;
-  std::condition_variable cv_;
-  bool stop_ = false;                             // GUARDED_BY(mu_)
-  uint64_t generation_ = 0;                       // GUARDED_BY(mu_): bumps on configure
+  common::CondVar cv_;
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  uint64_t generation_ ABSL_GUARDED_BY(mu_) = 0;  // bumps on configure
   std::thread poller_;
-  mutable std::mutex scrape_mu_;
-  mutable std::shared_ptr<const GpuStatus> scrape_;     // GUARDED_BY(scrape_mu_)
-  mutable std::chrono::steady_clock::time_point scrape_at_;  // GUARDED_BY(scrape_mu_)
+  mutable common::Mutex scrape_mu_;
+  mutable std::shared_ptr<const GpuStatus> scrape_ ABSL_GUARDED_BY(scrape_mu_);
+  mutable std::chrono::steady_clock::time_point scrape_at_ ABSL_GUARDED_BY(scrape_mu_);
   std::vector<metrics::Registry::Registration> gauges_;
 };
 

@@ -1,4 +1,5 @@
 #include "gpu/launcher.h"
+#include "common/mutex.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -14,7 +15,6 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
-#include <mutex>
 #include <random>
 #include <set>
 
@@ -68,7 +68,7 @@ Launcher::Launcher() : thread_([this] { run(); }) {}
 Launcher::~Launcher() {
   std::vector<pid_t> pids;
   {
-    std::lock_guard lock(mu_);
+    common::MutexLock lock(mu_);
     stop_ = true;
     for (auto& [name, w] : workers_) {
       if (w.pid > 0) pids.push_back(w.pid);
@@ -81,7 +81,7 @@ Launcher::~Launcher() {
 }
 
 void Launcher::setStopGrace(std::chrono::milliseconds grace) {
-  std::lock_guard lock(mu_);
+  common::MutexLock lock(mu_);
   grace_ = grace;
 }
 
@@ -90,7 +90,7 @@ uint16_t Launcher::freePort() {
   // default): outgoing connections take their local ports from that range,
   // and under load one would take a port checked free here before the
   // worker binds it. Ports handed out before are not offered again.
-  static std::mutex mu;
+  static common::Mutex mu;
   static std::set<uint16_t> given;
   int low = 32768;
   if (FILE* f = std::fopen("/proc/sys/net/ipv4/ip_local_port_range", "r")) {
@@ -98,7 +98,7 @@ uint16_t Launcher::freePort() {
     std::fclose(f);
   }
   const int top = std::clamp(low, 2048, 65535), bottom = std::max(1024, top / 2);
-  std::lock_guard lock(mu);
+  common::MutexLock lock(mu);
   std::random_device rd;
   const int span = top - bottom;
   const int first = static_cast<int>(rd() % static_cast<unsigned>(span));
@@ -207,7 +207,7 @@ void Launcher::stopProcesses(const std::vector<pid_t>& pids) {
   if (pids.empty()) return;
   std::chrono::milliseconds grace;
   {
-    std::lock_guard lock(mu_);
+    common::MutexLock lock(mu_);
     grace = grace_;
   }
   // All of them at once: SIGTERM to every group, then one shared grace.
@@ -237,7 +237,7 @@ std::vector<std::string> Launcher::setWorkers(std::vector<WorkerSpec> specs, boo
   std::vector<pid_t> stopping;
   std::vector<std::string> kept;
   {
-    std::lock_guard lock(mu_);
+    common::MutexLock lock(mu_);
     std::map<std::string, WorkerSpec> wanted;
     for (auto& s : specs) wanted[s.name] = std::move(s);
     for (auto it = workers_.begin(); it != workers_.end();) {
@@ -271,7 +271,7 @@ std::vector<std::string> Launcher::setWorkers(std::vector<WorkerSpec> specs, boo
 void Launcher::retire(const std::vector<std::string>& names) {
   std::vector<pid_t> stopping;
   {
-    std::lock_guard lock(mu_);
+    common::MutexLock lock(mu_);
     for (const auto& name : names) {
       auto it = workers_.find(name);
       if (it == workers_.end()) continue;
@@ -283,7 +283,7 @@ void Launcher::retire(const std::vector<std::string>& names) {
 }
 
 std::vector<WorkerState> Launcher::states() const {
-  std::lock_guard lock(mu_);
+  common::MutexLock lock(mu_);
   std::vector<WorkerState> out;
   for (const auto& [name, w] : workers_) {
     WorkerState s{name, w.spec.instance, w.state, w.pid, w.spec.port, w.restarts, w.last_error, 0};
@@ -297,9 +297,12 @@ void Launcher::run() {
   constexpr auto kTick = std::chrono::milliseconds(50);
   constexpr auto kProbeEvery = std::chrono::milliseconds(200);
   constexpr auto kHealthyResets = std::chrono::seconds(60);
-  std::unique_lock lock(mu_);
+  common::MutexLock lock(mu_);
   while (!stop_) {
-    cv_.wait_for(lock, kTick, [this] { return stop_; });
+    cv_.wait_for(lock, kTick, [this] {
+      mu_.assertHeld();
+      return stop_;
+    });
     if (stop_) break;
     const auto now = Clock::now();
     struct Probe {

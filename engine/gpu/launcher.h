@@ -13,14 +13,13 @@
 #include <sys/types.h>
 
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <map>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "common/mutex.h"
 #include "gpu/gpu_status.h"
 
 namespace spillway::gpu {
@@ -74,15 +73,15 @@ class Launcher {
     std::chrono::milliseconds backoff{0};
   };
   void run();
-  void spawn(Worker& w);                  // REQUIRES(mu_)
-  void reap(Worker& w, int status);       // REQUIRES(mu_)
+  void spawn(Worker& w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void reap(Worker& w, int status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void stopProcesses(const std::vector<pid_t>& pids);  // without mu_
 
-  mutable std::mutex mu_;
-  std::condition_variable cv_;
-  std::map<std::string, Worker> workers_;  // GUARDED_BY(mu_), by name
-  std::chrono::milliseconds grace_{5000};  // GUARDED_BY(mu_)
-  bool stop_ = false;                      // GUARDED_BY(mu_)
+  mutable common::Mutex mu_;
+  common::CondVar cv_;
+  std::map<std::string, Worker> workers_ ABSL_GUARDED_BY(mu_);  // by name
+  std::chrono::milliseconds grace_ ABSL_GUARDED_BY(mu_){5000};
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
   std::thread thread_;
 };
 

@@ -16,6 +16,7 @@
 #include <optional>
 
 #include "common/asio_types.h"
+#include "common/mutex.h"
 #include "common/strings.h"
 #include "common/url.h"
 #include "http/responses.h"
@@ -50,13 +51,13 @@ struct FrontServer::Shared {
   std::atomic<bool> draining{false};
   std::vector<std::list<SessionEntry>> sessions;  // per worker, that worker's thread only
 
-  std::mutex mu;
-  std::condition_variable closed_cv;  // signalled when open_ drops to 0
+  common::Mutex mu;
+  common::CondVar closed_cv;  // signalled when open_ drops to 0
   std::atomic<int64_t> open{0};
 
   void connectionClosed() {
     if (open.fetch_sub(1) == 1) {
-      std::lock_guard lock(mu);
+      common::MutexLock lock(mu);
       closed_cv.notify_all();
     }
   }
@@ -278,7 +279,7 @@ bool FrontServer::drain(std::chrono::milliseconds timeout) {
       }
     });
   }
-  std::unique_lock lock(sh->mu);
+  common::MutexLock lock(sh->mu);
   return sh->closed_cv.wait_for(lock, timeout, [&] { return sh->open.load() == 0; });
 }
 

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "common/mutex.h"
 #include "common/strings.h"
 
 namespace spillway::metrics {
@@ -164,7 +165,7 @@ std::string Family<Histogram>::signature() const {
 template <>
 void Family<Counter>::render(std::string& out) const {
   appendHeader(out, name_, help_, "counter");
-  std::lock_guard lock(mu_);
+  common::MutexLock lock(mu_);
   for (const auto& [labels, c] : children_) {
     out += name_;
     appendLabels(out, label_names_, labels);
@@ -175,7 +176,7 @@ void Family<Counter>::render(std::string& out) const {
 template <>
 void Family<Gauge>::render(std::string& out) const {
   appendHeader(out, name_, help_, "gauge");
-  std::lock_guard lock(mu_);
+  common::MutexLock lock(mu_);
   for (const auto& [labels, g] : children_) {
     out += name_;
     appendLabels(out, label_names_, labels);
@@ -186,7 +187,7 @@ void Family<Gauge>::render(std::string& out) const {
 template <>
 void Family<Histogram>::render(std::string& out) const {
   appendHeader(out, name_, help_, "histogram");
-  std::lock_guard lock(mu_);
+  common::MutexLock lock(mu_);
   for (const auto& [labels, h] : children_) {
     auto cum = h->cumulativeCounts();
     for (size_t i = 0; i < cum.size(); ++i) {
@@ -221,7 +222,7 @@ Family<Counter>& Registry::counter(std::string name, std::string help,
                                              std::move(label_names),
                                              [] { return std::make_unique<Counter>(); });
   auto* ref = f.get();
-  std::lock_guard lock(mu_);
+  common::MutexLock lock(mu_);
   if (auto* have = addOrFind(std::move(f))) return static_cast<Family<Counter>&>(*have);
   return *ref;
 }
@@ -232,7 +233,7 @@ Family<Gauge>& Registry::gauge(std::string name, std::string help,
                                            std::move(label_names),
                                            [] { return std::make_unique<Gauge>(); });
   auto* ref = f.get();
-  std::lock_guard lock(mu_);
+  common::MutexLock lock(mu_);
   if (auto* have = addOrFind(std::move(f))) return static_cast<Family<Gauge>&>(*have);
   return *ref;
 }
@@ -246,14 +247,14 @@ Family<Histogram>& Registry::histogram(std::string name, std::string help,
       std::move(name), std::move(help), std::move(label_names),
       [shared] { return std::make_unique<Histogram>(shared); });
   auto* ref = f.get();
-  std::lock_guard lock(mu_);
+  common::MutexLock lock(mu_);
   if (auto* have = addOrFind(std::move(f))) return static_cast<Family<Histogram>&>(*have);
   return *ref;
 }
 
 absl::Status Registry::callbackGauge(std::string name, std::string help,
                                      std::vector<std::string> label_names, GaugeFn fn) {
-  std::lock_guard lock(mu_);
+  common::MutexLock lock(mu_);
   for (const auto& have : families_) {
     if (have->name() == name) {
       return absl::AlreadyExistsError(common::strCat("metric family ", name, " is already registered"));
@@ -272,7 +273,7 @@ Registry::Registration Registry::scopedCallbackGauge(std::string name, std::stri
 }
 
 bool Registry::unregister(const std::string& name) {
-  std::lock_guard lock(mu_);
+  common::MutexLock lock(mu_);
   for (auto it = families_.begin(); it != families_.end(); ++it) {
     if ((*it)->name() != name) continue;
     retired_.push_back(std::move(*it));
@@ -284,7 +285,7 @@ bool Registry::unregister(const std::string& name) {
 
 std::string Registry::render() const {
   std::string out;
-  std::lock_guard lock(mu_);
+  common::MutexLock lock(mu_);
   for (const auto& f : families_) f->render(out);
   return out;
 }

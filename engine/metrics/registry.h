@@ -13,9 +13,9 @@
 #include <utility>
 
 #include "absl/status/status.h"
+#include "common/mutex.h"
 #include <map>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
 
@@ -140,12 +140,12 @@ class Registry {
 
  private:
   // The family named like `f` if it has f's signature; nullptr when the
-  // name is free (then `f` is added). Aborts on a clash. REQUIRES(mu_)
-  FamilyBase* addOrFind(std::unique_ptr<FamilyBase> f);
+  // name is free (then `f` is added). Aborts on a clash.
+  FamilyBase* addOrFind(std::unique_ptr<FamilyBase> f) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
-  mutable std::mutex mu_;
-  std::vector<std::unique_ptr<FamilyBase>> families_;  // GUARDED_BY(mu_)
-  std::vector<std::unique_ptr<FamilyBase>> retired_;   // GUARDED_BY(mu_): unregistered, kept for references
+  mutable common::Mutex mu_;
+  std::vector<std::unique_ptr<FamilyBase>> families_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::unique_ptr<FamilyBase>> retired_ ABSL_GUARDED_BY(mu_);  // unregistered, kept for references
 };
 
 template <typename T>
@@ -158,7 +158,7 @@ class Family final : public Registry::FamilyBase {
 
   // The child for these label values, created on first use.
   T& with(const Labels& values) {
-    std::lock_guard lock(mu_);
+    common::MutexLock lock(mu_);
     auto& slot = children_[values];
     if (!slot) slot = make_();
     return *slot;
@@ -173,8 +173,8 @@ class Family final : public Registry::FamilyBase {
   std::string help_;
   std::vector<std::string> label_names_;
   std::function<std::unique_ptr<T>()> make_;
-  mutable std::mutex mu_;
-  std::map<Labels, std::unique_ptr<T>> children_;  // GUARDED_BY(mu_)
+  mutable common::Mutex mu_;
+  std::map<Labels, std::unique_ptr<T>> children_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace spillway::metrics

@@ -15,15 +15,14 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <chrono>
-#include <condition_variable>
 #include <fstream>
 #include <limits>
-#include <mutex>
 #include <random>
 #include <sstream>
 
 #include "common/io_pool.h"
 #include "common/json_writer.h"
+#include "common/mutex.h"
 #include "common/strings.h"
 #include "common/url.h"
 #include "config/config_loader.h"
@@ -132,8 +131,8 @@ struct Shared {
   std::atomic<size_t> workers_done{0};
   const std::atomic<bool>* cancel = nullptr;
   bool cancelled() const { return cancel && cancel->load(std::memory_order_relaxed); }
-  std::mutex mu;
-  std::condition_variable done_cv;
+  common::Mutex mu;
+  common::CondVar done_cv;
   Clock::time_point start;
 };
 
@@ -446,7 +445,7 @@ awaitable<void> drive(Worker& w, size_t index) {
   }
   w.idle.clear();
   sh.workers_done.fetch_add(1);
-  std::lock_guard lock(sh.mu);
+  common::MutexLock lock(sh.mu);
   sh.done_cv.notify_all();
 }
 
@@ -532,7 +531,7 @@ absl::StatusOr<Report> runLoad(v1::Scenario scenario, const ProgressFn& progress
   for (size_t i = 0; i < io.size(); ++i) net::co_spawn(io.context(i), drive(*workers[i], i), net::detached);
   io.start();
   {
-    std::unique_lock lock(sh.mu);
+    common::MutexLock lock(sh.mu);
     while (!sh.done_cv.wait_for(lock, std::chrono::seconds(1), [&] { return sh.workers_done.load() == io.size(); })) {
       if (progress) {
         progress(std::chrono::duration<double>(Clock::now() - sh.start).count(), sh.sent.load(), sh.ok.load(),

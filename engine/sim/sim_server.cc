@@ -16,9 +16,9 @@
 #include <boost/beast/http.hpp>
 #include <chrono>
 #include <deque>
-#include <mutex>
 #include <random>
 
+#include "common/mutex.h"
 #include "common/strings.h"
 #include "common/json_writer.h"
 #include "metrics/registry.h"
@@ -40,7 +40,7 @@ namespace {
 struct Waiter {
   explicit Waiter(net::any_io_executor ex) : timer(ex) {}
   net::steady_timer timer;
-  bool granted = false;  // GUARDED_BY(State::mu)
+  bool granted = false;  // under the server State's mu
 };
 
 }  // namespace
@@ -94,7 +94,7 @@ struct SimServer::State {
     uint64_t chain = 1469598103934665603ull;
     uint32_t cached = 0;
     bool run = true;
-    std::lock_guard lock(mu);
+    common::MutexLock lock(mu);
     for (size_t at = 0; at + block_bytes <= prompt.size(); at += block_bytes) {
       for (char ch : prompt.substr(at, block_bytes)) chain = (chain ^ static_cast<unsigned char>(ch)) * 1099511628211ull;
       auto it = prefix_index.find(chain);
@@ -119,7 +119,7 @@ struct SimServer::State {
   SimCounters snapshot() {
     SimCounters c;
     {
-      std::lock_guard lock(mu);
+      common::MutexLock lock(mu);
       c.running = running;
       c.waiting = waiters.size();
     }
@@ -135,7 +135,7 @@ struct SimServer::State {
   awaitable<bool> acquireSlot() {
     std::shared_ptr<Waiter> w;
     {
-      std::lock_guard lock(mu);
+      common::MutexLock lock(mu);
       if (stopped) co_return false;
       if (running < profile.max_num_seqs()) {
         ++running;
@@ -148,7 +148,7 @@ struct SimServer::State {
     }
     boost::system::error_code ec;
     co_await w->timer.async_wait(net::redirect_error(use_awaitable, ec));
-    std::lock_guard lock(mu);
+    common::MutexLock lock(mu);
     co_return w->granted;
   }
 
@@ -156,7 +156,7 @@ struct SimServer::State {
   void releaseSlot() {
     std::shared_ptr<Waiter> w;
     {
-      std::lock_guard lock(mu);
+      common::MutexLock lock(mu);
       if (!waiters.empty()) {
         w = std::move(waiters.front());
         waiters.pop_front();
@@ -172,7 +172,7 @@ struct SimServer::State {
   bool injectFailure() {
     const double rate = failure_rate.load(std::memory_order_relaxed);
     if (rate <= 0) return false;
-    std::lock_guard lock(mu);
+    common::MutexLock lock(mu);
     return std::uniform_real_distribution<double>(0, 1)(rng) < rate;
   }
 
@@ -188,14 +188,14 @@ struct SimServer::State {
   // benchmarks can turn a failure on halfway.
   std::atomic<double> failure_rate{profile.failures().rate()};
 
-  std::mutex mu;
-  bool stopped = false;                        // GUARDED_BY(mu)
-  uint32_t running = 0;                        // GUARDED_BY(mu)
-  std::deque<std::shared_ptr<Waiter>> waiters;  // GUARDED_BY(mu)
-  std::mt19937_64 rng;                         // GUARDED_BY(mu)
+  common::Mutex mu;
+  bool stopped ABSL_GUARDED_BY(mu) = false;
+  uint32_t running ABSL_GUARDED_BY(mu) = 0;
+  std::deque<std::shared_ptr<Waiter>> waiters ABSL_GUARDED_BY(mu);
+  std::mt19937_64 rng ABSL_GUARDED_BY(mu);
   // The prefix (KV) cache: chained block hashes, most recent first.
-  std::list<uint64_t> prefix_lru;                                        // GUARDED_BY(mu)
-  std::unordered_map<uint64_t, std::list<uint64_t>::iterator> prefix_index;  // GUARDED_BY(mu)
+  std::list<uint64_t> prefix_lru ABSL_GUARDED_BY(mu);
+  std::unordered_map<uint64_t, std::list<uint64_t>::iterator> prefix_index ABSL_GUARDED_BY(mu);
 
   metrics::Registry registry;
   metrics::Family<metrics::Counter>* requests;
@@ -558,7 +558,7 @@ uint16_t SimServer::port() const { return state_->port.load(); }
 void SimServer::stop() {
   std::vector<std::shared_ptr<Waiter>> waiters;
   {
-    std::lock_guard lock(state_->mu);
+    common::MutexLock lock(state_->mu);
     if (state_->stopped) return;
     state_->stopped = true;
     waiters.assign(state_->waiters.begin(), state_->waiters.end());

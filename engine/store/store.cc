@@ -2,6 +2,7 @@
 
 #include <sqlite3.h>
 
+#include "common/mutex.h"
 #include "common/strings.h"
 
 namespace spillway::store {
@@ -93,12 +94,14 @@ absl::StatusOr<std::unique_ptr<Store>> Store::open(const std::string& path) {
   }
   sqlite3_busy_timeout(db, 5000);
   std::unique_ptr<Store> s(new Store(db));
+  common::MutexLock lock(s->mu_);
   // WAL: readers never block the writer, and a crashed process loses no
   // committed transaction. synchronous=NORMAL is crash-safe in WAL mode for
   // process crashes; only an OS crash can lose the last commits.
   for (const char* pragma : {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL", "PRAGMA foreign_keys=ON"}) {
     if (auto st = s->exec(pragma); !st.ok()) return st;
   }
+  lock.unlock();
   if (auto st = s->migrate(); !st.ok()) return st;
   return s;
 }
@@ -116,7 +119,7 @@ absl::Status Store::exec(const char* sql) {
 }
 
 absl::Status Store::migrate() {
-  std::lock_guard lock(mu_);
+  common::MutexLock lock(mu_);
   Stmt q(db_, "PRAGMA user_version");
   if (!q.ok() || q.step() != SQLITE_ROW) return sqlError(db_, "reading schema version");
   const int64_t have = q.i64(0);
@@ -140,13 +143,13 @@ absl::Status Store::migrate() {
 }
 
 int Store::schemaVersion() {
-  std::lock_guard lock(mu_);
+  common::MutexLock lock(mu_);
   Stmt q(db_, "PRAGMA user_version");
   return q.step() == SQLITE_ROW ? static_cast<int>(q.i64(0)) : -1;
 }
 
 absl::StatusOr<int64_t> Store::addConfigVersion(const ConfigVersion& v) {
-  std::lock_guard lock(mu_);
+  common::MutexLock lock(mu_);
   if (auto st = exec("BEGIN IMMEDIATE"); !st.ok()) return st;
   Stmt ins(db_,
            "INSERT INTO config_versions(created_ms, author, comment, diff, config, based_on) VALUES(?,?,?,?,?,?)");
@@ -170,7 +173,7 @@ absl::StatusOr<int64_t> Store::addConfigVersion(const ConfigVersion& v) {
 }
 
 absl::Status Store::setActiveVersion(int64_t id) {
-  std::lock_guard lock(mu_);
+  common::MutexLock lock(mu_);
   Stmt exists(db_, "SELECT 1 FROM config_versions WHERE id = ?");
   exists.bind(1, id);
   if (exists.step() != SQLITE_ROW) return absl::NotFoundError(common::strCat("no config version ", id));
@@ -182,7 +185,7 @@ absl::Status Store::setActiveVersion(int64_t id) {
 }
 
 absl::StatusOr<ConfigVersion> Store::configVersion(int64_t id) {
-  std::lock_guard lock(mu_);
+  common::MutexLock lock(mu_);
   Stmt q(db_, "SELECT v.id, v.created_ms, v.author, v.comment, v.diff, v.config, v.based_on, "
               "(SELECT version_id FROM active_config) = v.id FROM config_versions v WHERE v.id = ?");
   q.bind(1, id);
@@ -193,7 +196,7 @@ absl::StatusOr<ConfigVersion> Store::configVersion(int64_t id) {
 std::optional<ConfigVersion> Store::activeVersion() {
   int64_t id = 0;
   {
-    std::lock_guard lock(mu_);
+    common::MutexLock lock(mu_);
     Stmt q(db_, "SELECT version_id FROM active_config");
     if (q.step() != SQLITE_ROW) return std::nullopt;
     id = q.i64(0);
@@ -204,7 +207,7 @@ std::optional<ConfigVersion> Store::activeVersion() {
 }
 
 std::vector<ConfigVersion> Store::listConfigVersions(size_t limit) {
-  std::lock_guard lock(mu_);
+  common::MutexLock lock(mu_);
   std::vector<ConfigVersion> out;
   Stmt q(db_, "SELECT v.id, v.created_ms, v.author, v.comment, v.diff, v.based_on, "
               "(SELECT version_id FROM active_config) = v.id FROM config_versions v ORDER BY v.id DESC LIMIT ?");
@@ -216,7 +219,7 @@ std::vector<ConfigVersion> Store::listConfigVersions(size_t limit) {
 }
 
 absl::Status Store::appendAudit(const AuditEvent& e) {
-  std::lock_guard lock(mu_);
+  common::MutexLock lock(mu_);
   Stmt ins(db_, "INSERT INTO audit(ts_ms, actor, action, target, detail, outcome) VALUES(?,?,?,?,?,?)");
   ins.bind(1, e.ts_ms).bind(2, e.actor).bind(3, e.action).bind(4, e.target).bind(5, e.detail).bind(6, e.outcome);
   if (ins.step() != SQLITE_DONE) return sqlError(db_, "appending to the audit log");
@@ -224,7 +227,7 @@ absl::Status Store::appendAudit(const AuditEvent& e) {
 }
 
 std::vector<AuditEvent> Store::listAudit(const AuditFilter& f) {
-  std::lock_guard lock(mu_);
+  common::MutexLock lock(mu_);
   std::vector<AuditEvent> out;
   Stmt q(db_, "SELECT id, ts_ms, actor, action, target, detail, outcome FROM audit "
               "WHERE ts_ms >= ? AND action LIKE ? || '%' AND (? = '' OR actor = ?) ORDER BY id DESC LIMIT ?");
@@ -236,11 +239,12 @@ std::vector<AuditEvent> Store::listAudit(const AuditFilter& f) {
 }
 
 absl::Status Store::appendMetrics(int64_t ts_ms, const std::map<std::string, double>& values) {
-  std::lock_guard lock(mu_);
+  common::MutexLock lock(mu_);
   const int64_t second = ts_ms - ts_ms % 1000;
   const int64_t minute = ts_ms - ts_ms % 60000;
   if (auto st = exec("BEGIN IMMEDIATE"); !st.ok()) return st;
   auto fail = [&](std::string_view what) {
+    mu_.assertHeld();  // called under the write's lock
     auto st = sqlError(db_, what);
     (void)exec("ROLLBACK");
     return st;
@@ -269,7 +273,7 @@ absl::Status Store::appendMetrics(int64_t ts_ms, const std::map<std::string, dou
 }
 
 std::vector<MetricPoint> Store::queryHistory(const std::string& series, int64_t from_ms, int64_t to_ms) {
-  std::lock_guard lock(mu_);
+  common::MutexLock lock(mu_);
   Stmt newest(db_, "SELECT MAX(ts_ms) FROM metrics_1s");
   const int64_t now = newest.step() == SQLITE_ROW ? newest.i64(0) : 0;
   const bool fine = from_ms >= now - kSecondRetentionMs;
@@ -282,7 +286,7 @@ std::vector<MetricPoint> Store::queryHistory(const std::string& series, int64_t 
 }
 
 size_t Store::pointCount(bool rollups) {
-  std::lock_guard lock(mu_);
+  common::MutexLock lock(mu_);
   Stmt q(db_, rollups ? "SELECT COUNT(*) FROM metrics_1m" : "SELECT COUNT(*) FROM metrics_1s");
   return q.step() == SQLITE_ROW ? static_cast<size_t>(q.i64(0)) : 0;
 }

@@ -11,12 +11,12 @@
 #include <cstdint>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "common/mutex.h"
 
 struct sqlite3;
 
@@ -92,12 +92,12 @@ class Store {
 
  private:
   explicit Store(sqlite3* db) : db_(db) {}
-  absl::Status exec(const char* sql);
-  absl::Status migrate();
+  absl::Status exec(const char* sql) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status migrate() ABSL_LOCKS_EXCLUDED(mu_);
 
-  std::mutex mu_;
-  sqlite3* db_;                     // GUARDED_BY(mu_)
-  int64_t last_rolled_minute_ = 0;  // GUARDED_BY(mu_)
+  common::Mutex mu_;
+  sqlite3* db_ ABSL_GUARDED_BY(mu_);
+  int64_t last_rolled_minute_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace spillway::store

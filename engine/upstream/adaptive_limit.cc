@@ -1,4 +1,5 @@
 #include "upstream/adaptive_limit.h"
+#include "common/mutex.h"
 
 #include <algorithm>
 #include <cmath>
@@ -13,7 +14,7 @@ double windowMin(double a, double b) { return a < 0 ? b : b < 0 ? a : std::min(a
 }  // namespace
 
 void AdaptiveLimit::configure(const Settings& s) {
-  std::lock_guard lock(mu_);
+  common::MutexLock lock(mu_);
   settings_ = s;
   settings_.min = std::max<uint32_t>(1, s.min);
   settings_.max = std::max(settings_.min, s.max);
@@ -43,32 +44,32 @@ void AdaptiveLimit::startProbe() {
 }
 
 bool AdaptiveLimit::probing() const {
-  std::lock_guard lock(mu_);
+  common::MutexLock lock(mu_);
   return probing_;
 }
 
 double AdaptiveLimit::baselineMs() const {
-  std::lock_guard lock(mu_);
+  common::MutexLock lock(mu_);
   return baseline_;
 }
 
 double AdaptiveLimit::fastestMsPerToken() const { return fastest_ms_per_token_.load(std::memory_order_relaxed); }
 
 void AdaptiveLimit::onTokenRate(double ms_per_token) {
-  std::lock_guard lock(mu_);
+  common::MutexLock lock(mu_);
   tokenRateLocked(ms_per_token);
 }
 
 void AdaptiveLimit::onSample(double waiting_ms, int64_t in_flight, double total_ms) {
-  std::lock_guard lock(mu_);
+  common::MutexLock lock(mu_);
   sampleLocked(waiting_ms, in_flight, total_ms);
 }
 
 bool AdaptiveLimit::tryFinished(double ms_per_token, double waiting_ms, int64_t in_flight, double total_ms) {
-  std::unique_lock lock(mu_, std::try_to_lock);
-  if (!lock.owns_lock()) return false;
+  if (!mu_.tryLock()) return false;
   if (ms_per_token >= 0) tokenRateLocked(ms_per_token);
   sampleLocked(waiting_ms, in_flight, total_ms);
+  mu_.unlock();
   return true;
 }
 
@@ -131,7 +132,7 @@ void AdaptiveLimit::sampleLocked(double waiting_ms, int64_t in_flight, double to
 }
 
 void AdaptiveLimit::onOverload(int64_t now_ms) {
-  std::lock_guard lock(mu_);
+  common::MutexLock lock(mu_);
   if (now_ms - last_overload_ms_ < kOverloadGapMs) return;
   last_overload_ms_ = now_ms;
   slow_start_ = false;

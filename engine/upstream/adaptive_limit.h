@@ -38,7 +38,8 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
-#include <mutex>
+
+#include "common/mutex.h"
 
 namespace spillway::upstream {
 
@@ -87,32 +88,33 @@ class AdaptiveLimit {
   static constexpr uint32_t kProbeEvery = 2000;
 
  private:
-  void setLimit(uint32_t v);  // REQUIRES(mu_)
-  void tokenRateLocked(double ms_per_token);                                    // REQUIRES(mu_)
-  void sampleLocked(double waiting_ms, int64_t in_flight, double total_ms);     // REQUIRES(mu_)
+  void setLimit(uint32_t v) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void tokenRateLocked(double ms_per_token) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void sampleLocked(double waiting_ms, int64_t in_flight, double total_ms) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   std::atomic<uint32_t> limit_{8};
   std::atomic<uint64_t> cuts_{0};
   std::atomic<double> fastest_ms_per_token_{0};
-  mutable std::mutex mu_;
-  Settings settings_;          // GUARDED_BY(mu_)
-  bool configured_ = false;    // GUARDED_BY(mu_)
-  void startProbe();          // REQUIRES(mu_)
-  bool slow_start_ = true;     // GUARDED_BY(mu_): doubling until the first cut
-  double baseline_ = -1;       // GUARDED_BY(mu_): -1 until the first probe ends
-  bool probing_ = false;       // GUARDED_BY(mu_)
-  uint32_t probe_n_ = 0;       // GUARDED_BY(mu_)
-  double probe_min_ = -1;      // GUARDED_BY(mu_)
-  uint32_t saved_limit_ = 0;   // GUARDED_BY(mu_): the limit to return to after a probe
-  uint32_t since_probe_ = 0;   // GUARDED_BY(mu_)
-  std::chrono::steady_clock::time_point last_probe_ = std::chrono::steady_clock::now();  // GUARDED_BY(mu_)
-  uint32_t round_n_ = 0;       // GUARDED_BY(mu_)
-  double round_min_ = -1;      // GUARDED_BY(mu_)
-  double mean_total_ms_ = 0;   // GUARDED_BY(mu_): EWMA of request time at the backend
-  bool round_saturated_ = false;  // GUARDED_BY(mu_)
-  int64_t last_overload_ms_ = -1000000;  // GUARDED_BY(mu_)
-  double tok_now_ = -1, tok_prev_ = -1;  // GUARDED_BY(mu_): windowed min ms/token
-  uint32_t tok_n_ = 0;                   // GUARDED_BY(mu_)
+  mutable common::Mutex mu_;
+  Settings settings_ ABSL_GUARDED_BY(mu_);
+  bool configured_ ABSL_GUARDED_BY(mu_) = false;
+  void startProbe() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool slow_start_ ABSL_GUARDED_BY(mu_) = true;  // doubling until the first cut
+  double baseline_ ABSL_GUARDED_BY(mu_) = -1;  // -1 until the first probe ends
+  bool probing_ ABSL_GUARDED_BY(mu_) = false;
+  uint32_t probe_n_ ABSL_GUARDED_BY(mu_) = 0;
+  double probe_min_ ABSL_GUARDED_BY(mu_) = -1;
+  uint32_t saved_limit_ ABSL_GUARDED_BY(mu_) = 0;  // the limit to return to after a probe
+  uint32_t since_probe_ ABSL_GUARDED_BY(mu_) = 0;
+  std::chrono::steady_clock::time_point last_probe_ ABSL_GUARDED_BY(mu_) = std::chrono::steady_clock::now();
+  uint32_t round_n_ ABSL_GUARDED_BY(mu_) = 0;
+  double round_min_ ABSL_GUARDED_BY(mu_) = -1;
+  double mean_total_ms_ ABSL_GUARDED_BY(mu_) = 0;  // EWMA of request time at the backend
+  bool round_saturated_ ABSL_GUARDED_BY(mu_) = false;
+  int64_t last_overload_ms_ ABSL_GUARDED_BY(mu_) = -1000000;
+  double tok_now_ ABSL_GUARDED_BY(mu_) = -1;  // windowed min ms/token
+  double tok_prev_ ABSL_GUARDED_BY(mu_) = -1;
+  uint32_t tok_n_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace spillway::upstream

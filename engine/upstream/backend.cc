@@ -1,4 +1,5 @@
 #include "upstream/backend.h"
+#include "common/mutex.h"
 
 #include <algorithm>
 
@@ -9,7 +10,7 @@ Backend::Backend(uint64_t id, v1::Backend config, common::Url url, std::string a
       weight_(config_.weight()) {}
 
 void Backend::eject(int64_t now_ms, int64_t until_ms, int64_t slow_start_ms) {
-  std::lock_guard lock(state_mu_);
+  common::MutexLock lock(state_mu_);
   if (until_ms <= now_ms && !ejected()) return;  // readmitting one that is in: nothing to do
   slow_start_ms_ = slow_start_ms;
   ejected_until_ms_.store(until_ms, std::memory_order_relaxed);
@@ -42,7 +43,7 @@ void Backend::tick(int64_t now_ms) {
     backing_off_.store(false, std::memory_order_relaxed);
   }
   if (!ejected() && !coolingDown()) return;
-  std::lock_guard lock(state_mu_);
+  common::MutexLock lock(state_mu_);
   if (ejected() && now_ms >= ejected_until_ms_.load(std::memory_order_relaxed)) {
     ejected_.store(false, std::memory_order_relaxed);
     cool_from_ms_ = now_ms;
@@ -52,7 +53,7 @@ void Backend::tick(int64_t now_ms) {
 }
 
 void Backend::setWeightOverride(int32_t weight) {
-  std::lock_guard lock(state_mu_);
+  common::MutexLock lock(state_mu_);
   weight_override_.store(weight < 0 ? -1 : weight, std::memory_order_relaxed);
   recomputeWeight(last_now_ms_);
 }
@@ -98,13 +99,13 @@ void Backend::recordOutcome(bool failed, double seconds, uint32_t output_tokens)
 }
 
 void Backend::noteError(int64_t now_ms, std::string_view message) {
-  std::lock_guard lock(error_mu_);
+  common::MutexLock lock(error_mu_);
   last_error_ms_ = now_ms;
   last_error_.assign(message);
 }
 
 std::pair<int64_t, std::string> Backend::lastError() const {
-  std::lock_guard lock(error_mu_);
+  common::MutexLock lock(error_mu_);
   return {last_error_ms_, last_error_};
 }
 

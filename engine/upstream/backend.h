@@ -14,11 +14,11 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <string_view>
 
 #include "common/clock.h"
+#include "common/mutex.h"
 #include "common/url.h"
 #include "upstream/adaptive_limit.h"
 #include "spillway/v1/config.pb.h"
@@ -175,14 +175,14 @@ class Backend {
   AdaptiveLimit adaptive_limit_;
 
   // Weight and ejection; changed under state_mu_, read lock-free.
-  void recomputeWeight(int64_t now_ms);  // REQUIRES(state_mu_)
-  std::mutex state_mu_;
+  void recomputeWeight(int64_t now_ms) ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_mu_);
+  common::Mutex state_mu_;
   std::atomic<bool> ejected_{false};
   std::atomic<int64_t> ejected_until_ms_{0};
   std::atomic<bool> cooling_{false};
-  int64_t cool_from_ms_ = 0;   // GUARDED_BY(state_mu_)
-  int64_t slow_start_ms_ = 0;  // GUARDED_BY(state_mu_)
-  int64_t last_now_ms_ = 0;    // GUARDED_BY(state_mu_): the latest clock seen
+  int64_t cool_from_ms_ ABSL_GUARDED_BY(state_mu_) = 0;
+  int64_t slow_start_ms_ ABSL_GUARDED_BY(state_mu_) = 0;
+  int64_t last_now_ms_ ABSL_GUARDED_BY(state_mu_) = 0;  // the latest clock seen
   std::atomic<int32_t> weight_override_{-1};
   std::atomic<uint32_t> weight_;
 
@@ -201,9 +201,9 @@ class Backend {
   std::atomic<double> reported_running_{0};
   std::atomic<double> reported_waiting_{0};
   std::atomic<double> reported_cache_{-1};
-  mutable std::mutex error_mu_;
-  int64_t last_error_ms_ = 0;  // GUARDED_BY(error_mu_)
-  std::string last_error_;     // GUARDED_BY(error_mu_)
+  mutable common::Mutex error_mu_;
+  int64_t last_error_ms_ ABSL_GUARDED_BY(error_mu_) = 0;
+  std::string last_error_ ABSL_GUARDED_BY(error_mu_);
 };
 
 using BackendPtr = std::shared_ptr<Backend>;

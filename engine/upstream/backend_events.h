@@ -6,9 +6,10 @@
 
 #include <cstdint>
 #include <deque>
-#include <mutex>
 #include <string>
 #include <vector>
+
+#include "common/mutex.h"
 
 namespace spillway::upstream {
 
@@ -24,20 +25,20 @@ class BackendEvents {
  public:
   explicit BackendEvents(size_t capacity = 256) : capacity_(capacity) {}
   void add(BackendEvent e) {
-    std::lock_guard lock(mu_);
+    common::MutexLock lock(mu_);
     events_.push_back(std::move(e));
     while (events_.size() > capacity_) events_.pop_front();
   }
   // Oldest first.
   std::vector<BackendEvent> list() const {
-    std::lock_guard lock(mu_);
+    common::MutexLock lock(mu_);
     return {events_.begin(), events_.end()};
   }
 
  private:
   const size_t capacity_;
-  mutable std::mutex mu_;
-  std::deque<BackendEvent> events_;  // GUARDED_BY(mu_)
+  mutable common::Mutex mu_;
+  std::deque<BackendEvent> events_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace spillway::upstream

@@ -30,7 +30,7 @@ common::Awaitable<absl::StatusOr<GetResult>> getOver(Stream& stream, beast::flat
   parser.body_limit(body_limit);
   co_await http::async_read(stream, buffer, parser, net::redirect_error(common::kUseAwaitable, ec));
   if (ec) co_return absl::UnavailableError(common::strCat("GET ", target, ": ", ec.message()));
-  co_return GetResult{parser.get().result_int(), std::move(parser.get().body())};
+  co_return GetResult{static_cast<int>(parser.get().result_int()), std::move(parser.get().body())};
 }
 
 }  // namespace
