@@ -43,8 +43,7 @@ AdmissionPage::AdmissionPage(control::EngineClient& client, QWidget* parent)
   auto* charts = new QHBoxLayout;
   depth_chart_ = liveChart(tr("Queued requests by class"), tr("requests"), &depth_x_, &depth_y_);
   for (int c = 0; c < 3; ++c) {
-    depth_[c] = new QLineSeries;
-    depth_[c]->setName(kClasses[c]);
+    depth_[c] = new LiveSeries(kClasses[c]);
     depth_chart_->addSeries(depth_[c]);
     depth_[c]->attachAxis(depth_x_);
     depth_[c]->attachAxis(depth_y_);
@@ -118,17 +117,16 @@ void AdmissionPage::showSnapshot(const v1::MetricsSnapshot& s) {
     for (int c = 0; c < p.classes_size() && c < 3; ++c) depth[c] += p.classes(c).depth();
     auto& line = wait_[qs(p.model())];
     if (!line) {
-      line = new QLineSeries;
-      line->setName(qs(p.model()));
+      line = new LiveSeries(qs(p.model()));
       wait_chart_->addSeries(line);
       line->attachAxis(wait_x_);
       line->attachAxis(wait_y_);
     }
-    appendPoint(line, x, p.oldest_wait_seconds());
+    line->push(x, p.oldest_wait_seconds());
   }
-  for (int c = 0; c < 3; ++c) appendPoint(depth_[c], x, static_cast<double>(depth[c]));
+  for (int c = 0; c < 3; ++c) depth_[c]->push(x, static_cast<double>(depth[c]));
   fitAxes(depth_x_, depth_y_, {depth_[0], depth_[1], depth_[2]}, x);
-  std::vector<QLineSeries*> waits;
+  std::vector<LiveSeries*> waits;
   for (auto& [name, line] : wait_) waits.push_back(line);
   fitAxes(wait_x_, wait_y_, waits, x);
 

@@ -17,11 +17,12 @@
 class QChart;
 class QComboBox;
 class QLabel;
-class QLineSeries;
 class QTableWidget;
 class QValueAxis;
 
 namespace spillway::ui {
+
+class LiveSeries;
 
 class AdmissionPage final : public QWidget {
   Q_OBJECT
@@ -61,11 +62,11 @@ class AdmissionPage final : public QWidget {
   QChart* depth_chart_;
   QValueAxis* depth_x_;
   QValueAxis* depth_y_;
-  QLineSeries* depth_[3];
+  LiveSeries* depth_[3];
   QChart* wait_chart_;
   QValueAxis* wait_x_;
   QValueAxis* wait_y_;
-  std::map<QString, QLineSeries*> wait_;  // by pool
+  std::map<QString, LiveSeries*> wait_;  // by pool
   int64_t first_ts_ms_ = 0;
   int64_t last_ts_ms_ = 0;
 };

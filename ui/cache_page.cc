@@ -49,16 +49,14 @@ CachePage::CachePage(control::EngineClient& client, QWidget* parent)
   auto* charts = new QHBoxLayout;
   ratio_chart_ = liveChart(tr("Hit ratio by tier"), tr("%"), &ratio_x_, &ratio_y_);
   for (int i = 0; i < 4; ++i) {
-    ratio_[i] = new QLineSeries;
-    ratio_[i]->setName(kRatioLines[i]);
+    ratio_[i] = new LiveSeries(kRatioLines[i]);
     ratio_chart_->addSeries(ratio_[i]);
     ratio_[i]->attachAxis(ratio_x_);
     ratio_[i]->attachAxis(ratio_y_);
   }
   rate_chart_ = liveChart(tr("Requests by outcome"), tr("req/s"), &rate_x_, &rate_y_);
   for (int i = 0; i < 4; ++i) {
-    rate_[i] = new QLineSeries;
-    rate_[i]->setName(kRateLines[i]);
+    rate_[i] = new LiveSeries(kRateLines[i]);
     rate_chart_->addSeries(rate_[i]);
     rate_[i]->attachAxis(rate_x_);
     rate_[i]->attachAxis(rate_y_);
@@ -146,15 +144,15 @@ void CachePage::showSnapshot(const v1::MetricsSnapshot& s) {
     const double stale = d(c.stale_total(), last_->stale_total());
     const double bypassed = d(c.bypass_total(), last_->bypass_total());
     const double cacheable = hits + misses + coalesced + stale;
-    appendPoint(ratio_[0], x, cacheable > 0 ? 100.0 * hits / cacheable : 0);
+    ratio_[0]->push(x, cacheable > 0 ? 100.0 * hits / cacheable : 0);
     for (int t = 0; t < 3; ++t) {
       const double h = t < c.tiers_size() && t < last_->tiers_size()
                            ? d(c.tiers(t).hits_total(), last_->tiers(t).hits_total())
                            : 0;
-      appendPoint(ratio_[t + 1], x, cacheable > 0 ? 100.0 * h / cacheable : 0);
+      ratio_[t + 1]->push(x, cacheable > 0 ? 100.0 * h / cacheable : 0);
     }
     const double rates[] = {hits, misses, coalesced, bypassed};
-    for (int i = 0; i < 4; ++i) appendPoint(rate_[i], x, rates[i] / seconds);
+    for (int i = 0; i < 4; ++i) rate_[i]->push(x, rates[i] / seconds);
     fitAxes(ratio_x_, ratio_y_, {ratio_[0]}, x, 100 / 1.15);
     fitAxes(rate_x_, rate_y_, {rate_[0], rate_[1], rate_[2], rate_[3]}, x);
   }

@@ -17,12 +17,13 @@ class QChart;
 class QComboBox;
 class QLabel;
 class QLineEdit;
-class QLineSeries;
 class QPlainTextEdit;
 class QTableWidget;
 class QValueAxis;
 
 namespace spillway::ui {
+
+class LiveSeries;
 
 class CachePage final : public QWidget {
   Q_OBJECT
@@ -67,11 +68,11 @@ class CachePage final : public QWidget {
   QChart* ratio_chart_;
   QValueAxis* ratio_x_;
   QValueAxis* ratio_y_;
-  QLineSeries* ratio_[4];  // overall, memory, disk, redis
+  LiveSeries* ratio_[4];  // overall, memory, disk, redis
   QChart* rate_chart_;
   QValueAxis* rate_x_;
   QValueAxis* rate_y_;
-  QLineSeries* rate_[4];  // hits, misses, coalesced, bypassed
+  LiveSeries* rate_[4];  // hits, misses, coalesced, bypassed
   std::optional<v1::CacheState> last_;
   int64_t first_ts_ms_ = 0;
   int64_t last_ts_ms_ = 0;

@@ -47,16 +47,26 @@ QChart* liveChart(const QString& title, const QString& unit, QValueAxis** x, QVa
   return c;
 }
 
-void appendPoint(QLineSeries* s, double x, double y) {
-  s->append(x, y);
-  while (s->count() > kChartWindowSeconds + 1) s->remove(0);
+LiveSeries::LiveSeries(const QString& name) {
+  setName(name);
+  window_.reserve(kChartWindowSeconds + 2);
 }
 
-void fitAxes(QValueAxis* x, QValueAxis* y, const std::vector<QLineSeries*>& lines, double now_s, double min_top) {
+void LiveSeries::push(double x, double y) {
+  if (window_.size() > kChartWindowSeconds) window_.removeFirst();
+  window_.append(QPointF(x, y));
+  replace(window_);
+}
+
+double LiveSeries::top() const {
+  double top = 0;
+  for (const QPointF& p : window_) top = std::max(top, p.y());
+  return top;
+}
+
+void fitAxes(QValueAxis* x, QValueAxis* y, const std::vector<LiveSeries*>& lines, double now_s, double min_top) {
   double top = min_top;
-  for (auto* s : lines) {
-    for (const QPointF& p : s->points()) top = std::max(top, p.y());
-  }
+  for (auto* s : lines) top = std::max(top, s->top());
   x->setRange(std::max(0.0, now_s - kChartWindowSeconds), std::max(10.0, now_s));
   y->setRange(0, top * 1.15);
 }

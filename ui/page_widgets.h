@@ -3,11 +3,13 @@
 // couple of minutes.
 #pragma once
 
+#include <QLineSeries>
+#include <QList>
+#include <QPointF>
 #include <QStringList>
 #include <vector>
 
 class QChart;
-class QLineSeries;
 class QTableWidget;
 class QValueAxis;
 class QWidget;
@@ -23,10 +25,25 @@ QTableWidget* liveTable(const QStringList& headers, QWidget* parent);
 void setRow(QTableWidget* t, int row, const QStringList& cells);
 // A chart with a seconds axis below and a `unit` axis on the left.
 QChart* liveChart(const QString& title, const QString& unit, QValueAxis** x, QValueAxis** y);
-// Adds a point, dropping those older than the window.
-void appendPoint(QLineSeries* s, double x, double y);
+
+// A rolling line over the window: its points live in a buffer reserved once
+// and reach the chart with one replace() per tick — one repaint, where
+// append() then remove(0) signalled, and repainted, twice per point (the
+// Overview's charts work the same way).
+class LiveSeries : public QLineSeries {
+ public:
+  explicit LiveSeries(const QString& name);
+  // Adds a point, dropping those older than the window.
+  void push(double x, double y);
+  // The highest point in the window (0 when empty).
+  double top() const;
+
+ private:
+  QList<QPointF> window_;
+};
+
 // The x axis over the window ending at `now_s`; the y axis from 0 to above
 // the highest point (at least `min_top`).
-void fitAxes(QValueAxis* x, QValueAxis* y, const std::vector<QLineSeries*>& lines, double now_s, double min_top = 1);
+void fitAxes(QValueAxis* x, QValueAxis* y, const std::vector<LiveSeries*>& lines, double now_s, double min_top = 1);
 
 }  // namespace spillway::ui

@@ -1,10 +1,11 @@
 // The request handler behind the front server: answers the admin endpoints
-// and runs each completion request through the pipeline — parse, the
-// routing snapshot's stages (pipeline/stage.h; pipeline.h lists them in
-// order, the ones that wait co_awaited), then the attempt loop: the pool's
-// admission queue and balancer, the upstream exchange into a client sink,
-// busy answers requeued and retries on another backend before the first
-// byte — and the completion observers, once per request.
+// and calls the chain for each completion request — parse, the routing
+// snapshot's stages (pipeline/stage.h; routing/route_builder.h lists them
+// in order, the ones that wait co_awaited), then the attempt loop
+// (pipeline/attempt_loop.h) — and writes what they decided: the upstream's
+// answer already relayed, a stage's error or whole answer, or the refusal
+// the loop held back. It completes each request once: its own metrics,
+// then the snapshot's completion observers.
 //
 // Threading: handle() runs on the worker thread that owns the connection;
 // everything per worker (connection pools, metric handles) lives in that

@@ -1,10 +1,12 @@
 // Completion observers: told once when a proxied request has ended (its
 // answer written, or the client gone), with everything the request
 // context learned on the way. The gateway counts metrics first, then calls
-// the routing snapshot's observers in order (pipeline.cc buildObservers):
-// BackendFeedback (below), then admission's AdmissionFeedback (learned
-// limits, fair-share charges, token reconciliation). Cache fills are not
-// observers: they ride the answer as a response sink (cache/fill_sink).
+// the routing snapshot's observers in order (routing/route_builder.cc
+// buildObservers): BackendFeedback (below), then admission's
+// AdmissionFeedback (learned limits, fair-share charges, the queue's drop
+// counts, token reconciliation). Cache fills and token meters are not
+// observers: they ride the answer as sinks a stage puts in its chain
+// (stage.h, wrapSink).
 //
 // Contract: onComplete() runs on the request's worker thread, concurrently
 // for many requests; it must not block.

@@ -49,6 +49,7 @@
 #include "ui/fleet_page.h"
 #include "ui/gpu_page.h"
 #include "ui/overview_page.h"
+#include "ui/page_widgets.h"
 #include "ui/policies_page.h"
 #include "ui/theme.h"
 
@@ -975,6 +976,21 @@ void ConsoleTest::cachePageShowsTiersLooksUpAndPurges() {
   page->flush();
   QVERIFY(asked.startsWith("Drop EVERY cached answer"));
   QCOMPARE(engine_->cache().tiers[0].entries, uint64_t{0});
+}
+
+void ConsoleTest::liveSeriesKeepsItsWindow() {
+  // The pages' rolling lines: one replace() per point, the window kept.
+  ui::LiveSeries line("depth");
+  QSignalSpy replaced(&line, &QXYSeries::pointsReplaced);
+  QSignalSpy added(&line, &QXYSeries::pointAdded);
+  const int n = ui::kChartWindowSeconds * 2 + 7;
+  for (int i = 0; i < n; ++i) line.push(i, i % 50);
+  QCOMPARE(replaced.count(), n);  // one signal (one repaint) per point
+  QCOMPARE(added.count(), 0);
+  QCOMPARE(line.count(), ui::kChartWindowSeconds + 1);
+  QCOMPARE(line.at(0).x(), double(n - ui::kChartWindowSeconds - 1));
+  QCOMPARE(line.at(line.count() - 1).x(), double(n - 1));
+  QCOMPARE(line.top(), 49.0);
 }
 
 void ConsoleTest::gpuPageDrawsInstancesAndPlansLayouts() {

@@ -42,6 +42,7 @@ class ConsoleTest : public QObject {
   void figuresFromLaterCapabilitiesBecomeTiles();
   void admissionPageShowsQueuesAndPinsDegradation();
   void cachePageShowsTiersLooksUpAndPurges();
+  void liveSeriesKeepsItsWindow();
   void gpuPageDrawsInstancesAndPlansLayouts();
   void trafficDrillRunsAndStops();
   void trafficDrillRunsAScenarioFile();
