@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""The engine's module layering, checked against what links.
+"""The engine's and the console's module layering, checked against what links.
 
 Reads the module graph CMake writes at configure time (spillway_modules.tsv:
-each library, its sources, its links) and every #include under engine/.
+each library, its sources relative to the project root, its links) and
+every #include under engine/ and ui/.
 Fails when
   - a file includes a header of a library its own library does not link
     (directly or through its links): an include the linker does not back;
@@ -10,9 +11,11 @@ Fails when
     e.g. pipeline/ reaching up into admission/);
   - a library links another none of whose headers it includes (a link
     that only hides what depends on what);
-  - an engine source file belongs to no library (it would escape the check).
+  - a source file belongs to no library (it would escape the check).
+The console's library (spillway_ui) links the control client, not the
+engine: an engine header included from ui/ fails the first rule.
 
-Usage: check_layering.py MODULES_TSV ENGINE_DIR [--self-test]
+Usage: check_layering.py MODULES_TSV SOURCE_DIR [--self-test]
 --self-test also proves the check can fail: it adds an upward include
 (pipeline -> admission) and an upward link, and expects both reported.
 """
@@ -23,10 +26,31 @@ import sys
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
 # Header-only files in folders that hold more than one library.
 HEADER_OWNER_OVERRIDES = {
-    "gpu/inventory.h": "spillway_gpu_core",
-    "gpu/nvml_abi.h": "spillway_gpu_core",
-    "gpu/gpu_status.h": "spillway_gpu_core",
+    "engine/gpu/inventory.h": "spillway_gpu_core",
+    "engine/gpu/nvml_abi.h": "spillway_gpu_core",
+    "engine/gpu/gpu_status.h": "spillway_gpu_core",
 }
+ROOTS = ("engine", "ui")
+SKIPPED = (os.path.join("engine", "proto"), os.path.join("engine", "gpu", "probe"))
+
+
+def walk(source_dir):
+    """Every file under the checked roots, relative to the project root."""
+    for top in ROOTS:
+        for root, _, files in os.walk(os.path.join(source_dir, top)):
+            rel_root = os.path.relpath(root, source_dir)
+            if rel_root.startswith(SKIPPED):
+                continue
+            for fn in files:
+                yield os.path.normpath(os.path.join(rel_root, fn))
+
+
+def resolve(inc, source_dir):
+    """An #include's file relative to the project root (engine/ is an include root)."""
+    for candidate in (os.path.join("engine", inc), inc):
+        if os.path.exists(os.path.join(source_dir, candidate)):
+            return os.path.normpath(candidate)
+    return None
 
 
 def read_modules(path):
@@ -44,8 +68,8 @@ def read_modules(path):
     return modules
 
 
-def owner_table(modules, engine_dir):
-    """Every engine file (sources and headers) -> its library."""
+def owner_table(modules, source_dir):
+    """Every file (sources and headers) -> its library."""
     owner = {}
     folder_votes = {}
     for name, m in modules.items():
@@ -57,20 +81,12 @@ def owner_table(modules, engine_dir):
             folder_votes.setdefault(folder, {}).setdefault(name, 0)
             folder_votes[folder][name] += 1
     owner.update(HEADER_OWNER_OVERRIDES)
-    for root, _, files in os.walk(engine_dir):
-        rel_root = os.path.relpath(root, engine_dir)
-        if rel_root.startswith(("proto", os.path.join("gpu", "probe"))):
+    for rel in walk(source_dir):
+        if not rel.endswith(".h") or rel in owner:
             continue
-        for fn in files:
-            if not fn.endswith(".h"):
-                continue
-            rel = os.path.normpath(os.path.join(rel_root, fn))
-            if rel in owner:
-                continue
-            folder = os.path.dirname(rel)
-            votes = folder_votes.get(folder)
-            if votes:
-                owner[rel] = max(votes, key=votes.get)
+        votes = folder_votes.get(os.path.dirname(rel))
+        if votes:
+            owner[rel] = max(votes, key=votes.get)
     return owner
 
 
@@ -111,16 +127,16 @@ def find_cycle(modules):
     return None
 
 
-def check(modules, engine_dir, extra_includes=()):
+def check(modules, source_dir, extra_includes=()):
     problems = []
     cycle = find_cycle(modules)
     if cycle:
         problems.append("link cycle (a back-edge): " + " -> ".join(cycle))
-    owner = owner_table(modules, engine_dir)
+    owner = owner_table(modules, source_dir)
     reach = {name: closure(modules, name) for name in modules}
     includes = []
     for rel, lib in sorted(owner.items()):
-        path = os.path.join(engine_dir, rel)
+        path = os.path.join(source_dir, rel)
         if not os.path.exists(path):
             continue
         with open(path, errors="replace") as f:
@@ -129,7 +145,7 @@ def check(modules, engine_dir, extra_includes=()):
     includes.extend(extra_includes)
     used = {name: set() for name in modules}
     for rel, lib, inc in includes:
-        target = owner.get(os.path.normpath(inc))
+        target = owner.get(resolve(inc, source_dir) or "")
         if target is None and inc.startswith("spillway/v1/"):
             target = "spillway_control_proto" if inc.startswith("spillway/v1/control") else "spillway_proto"
         if target is None or target == lib:
@@ -138,17 +154,14 @@ def check(modules, engine_dir, extra_includes=()):
         if target not in reach[lib]:
             problems.append(f"{rel} ({lib}) includes {inc} ({target}), which {lib} does not link")
     for name, m in sorted(modules.items()):
+        if not m["sources"]:
+            continue  # generated code: its includes are protoc's
         for dep in m["links"]:
             if dep not in used[name]:
                 problems.append(f"{name} links {dep} but includes none of its headers")
-    for root, _, files in os.walk(engine_dir):
-        rel_root = os.path.relpath(root, engine_dir)
-        if rel_root.startswith(("proto", os.path.join("gpu", "probe"))):
-            continue
-        for fn in files:
-            rel = os.path.normpath(os.path.join(rel_root, fn))
-            if fn.endswith(".cc") and rel not in owner:
-                problems.append(f"{rel} belongs to no library in the module graph")
+    for rel in walk(source_dir):
+        if rel.endswith(".cc") and rel not in owner:
+            problems.append(f"{rel} belongs to no library in the module graph")
     return problems
 
 
@@ -158,21 +171,21 @@ def main():
         print(__doc__)
         return 2
     modules = read_modules(args[0])
-    engine_dir = args[1]
-    problems = check(modules, engine_dir)
+    source_dir = args[1]
+    problems = check(modules, source_dir)
     for p in problems:
         print("LAYERING:", p)
     edges = sum(len(m["links"]) for m in modules.values())
     print(f"{len(modules)} libraries, {edges} links between them, {len(problems)} problems")
     if "--self-test" in sys.argv:
-        upward = [("pipeline/stage.h", "spillway_pipeline", "admission/admission_queue.h")]
-        got = check(modules, engine_dir, extra_includes=upward)
+        upward = [("engine/pipeline/stage.h", "spillway_pipeline", "admission/admission_queue.h")]
+        got = check(modules, source_dir, extra_includes=upward)
         if not any("pipeline/stage.h" in p and "admission/admission_queue.h" in p for p in got):
             print("SELF-TEST: an upward include was not reported")
             return 1
         cyclic = {k: {"sources": v["sources"], "links": list(v["links"])} for k, v in modules.items()}
         cyclic["spillway_pipeline"]["links"].append("spillway_admission")
-        if not any(p.startswith("link cycle") for p in check(cyclic, engine_dir)):
+        if not any(p.startswith("link cycle") for p in check(cyclic, source_dir)):
             print("SELF-TEST: a link back-edge was not reported")
             return 1
         print("self-test: an upward include and a link back-edge are both reported")
