@@ -1,0 +1,238 @@
+#include "admission_queue_test.h"
+
+#include <QtTest>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <deque>
+#include <map>
+
+#include "admission/admission_queue.h"
+#include "balance/balancer.h"
+
+using namespace spillway;
+using namespace spillway::admission;
+namespace net = boost::asio;
+
+namespace {
+
+upstream::BackendPtr makeBackend(const std::string& name, uint32_t max_concurrency) {
+  v1::Backend c;
+  c.set_name(name);
+  c.set_weight(1);
+  c.set_max_concurrency(max_concurrency);
+  return std::make_shared<upstream::Backend>(0, c, common::Url{}, "");
+}
+
+balance::BalancerPtr leastOutstanding() {
+  v1::Balancing s;
+  s.set_policy(v1::LEAST_OUTSTANDING);
+  return std::move(*balance::makeBalancer(balance::effectiveBalancing(s, {}), 7));
+}
+
+// Runs queue acquisitions as coroutines on a private io_context and records
+// who got what, in order.
+struct QueueHarness {
+  net::io_context io;
+  AdmissionQueue queue;
+  balance::BalancerPtr lb = leastOutstanding();
+  std::vector<upstream::BackendPtr> pool;
+  std::deque<std::string> tenants;  // stable storage for Ask::tenant
+  struct Got {
+    std::string tag;
+    AdmissionQueue::Ticket ticket;
+  };
+  std::vector<Got> got;
+
+  explicit QueueHarness(uint32_t n_slots, QueueSettings s = {}) : queue(s) { pool.push_back(makeBackend("b", n_slots)); }
+
+  std::deque<std::vector<const upstream::Backend*>> placements;  // stable storage for Ask::pick.only
+  void ask(const std::string& tag, Priority p, const std::string& tenant, double tokens = 0,
+           std::chrono::milliseconds timeout = std::chrono::milliseconds(60000),
+           std::vector<const upstream::Backend*> only = {}) {
+    tenants.push_back(tenant);
+    placements.push_back(std::move(only));
+    AdmissionQueue::Ask a;
+    a.pick.only = placements.back();
+    a.priority = p;
+    a.tenant = tenants.back();
+    a.input_tokens = tokens;
+    a.deadline = AdmissionQueue::Clock::now() + timeout;
+    net::co_spawn(
+        io.get_executor(),
+        [this, tag, a]() -> common::Awaitable<void> {
+          auto t = co_await queue.acquire(*lb, pool, a);
+          got.push_back({tag, std::move(t)});
+        },
+        net::detached);
+    io.poll();
+    io.restart();
+  }
+  // Frees one slot of backend `i` and lets the queue hand it on.
+  void release(size_t i = 0) {
+    pool[i]->release();
+    queue.dispatch(*lb, pool);
+    io.poll();
+    io.restart();
+  }
+  std::vector<std::string> tags() const {
+    std::vector<std::string> t;
+    for (const auto& g : got) t.push_back(g.tag);
+    return t;
+  }
+};
+
+}  // namespace
+
+void AdmissionQueueTest::queueServesClassesInStrictPriority() {
+  QueueHarness h(1);
+  h.ask("first", Priority::kStandard, "t");  // takes the only slot
+  h.ask("shed", Priority::kSheddable, "t");
+  h.ask("std", Priority::kStandard, "t");
+  h.ask("crit", Priority::kCritical, "t");
+  QCOMPARE(h.tags(), std::vector<std::string>{"first"});
+  QCOMPARE(h.queue.waiting(), size_t{3});
+  QVERIFY(!h.got[0].ticket.queued);
+  for (int i = 0; i < 3; ++i) h.release();
+  QCOMPARE(h.tags(), (std::vector<std::string>{"first", "crit", "std", "shed"}));
+  for (size_t i = 1; i < h.got.size(); ++i) {
+    QVERIFY(h.got[i].ticket.backend != nullptr);
+    QVERIFY(h.got[i].ticket.queued);
+  }
+  QCOMPARE(h.queue.stats().dispatched, uint64_t{3});
+}
+
+void AdmissionQueueTest::queuePlacedWaitersDoNotHoldBackOthers() {
+  // Two GPU instances with one slot each: critical placed on the first,
+  // sheddable on the second (gpu.placement).
+  QueueHarness h(1);
+  h.pool.push_back(makeBackend("gpu1", 1));
+  const std::vector<const upstream::Backend*> crit{h.pool[0].get()}, shed{h.pool[1].get()};
+  h.ask("crit-1", Priority::kCritical, "t", 0, std::chrono::milliseconds(60000), crit);
+  h.ask("crit-2", Priority::kCritical, "t", 0, std::chrono::milliseconds(60000), crit);  // its instance is full: waits
+  QCOMPARE(h.queue.waiting(), size_t{1});
+  // A strict-priority queue would hold this behind crit-2; its own instance is free.
+  h.ask("shed-1", Priority::kSheddable, "t", 0, std::chrono::milliseconds(60000), shed);
+  QCOMPARE(h.tags(), (std::vector<std::string>{"crit-1", "shed-1"}));
+  QCOMPARE(h.got[1].ticket.backend->name(), "gpu1");
+  h.ask("shed-2", Priority::kSheddable, "t", 0, std::chrono::milliseconds(60000), shed);
+  QCOMPARE(h.queue.waiting(), size_t{2});
+  // The sheddable instance frees first: shed-2 goes, crit-2 still waits for its own.
+  h.release(1);
+  QCOMPARE(h.tags(), (std::vector<std::string>{"crit-1", "shed-1", "shed-2"}));
+  h.release(0);
+  QCOMPARE(h.tags(), (std::vector<std::string>{"crit-1", "shed-1", "shed-2", "crit-2"}));
+  QCOMPARE(h.got[3].ticket.backend->name(), "b");
+  // Unplaced waiters keep strict priority over the whole pool.
+  h.ask("std", Priority::kStandard, "t");
+  h.ask("crit-3", Priority::kCritical, "t");
+  h.release(1);
+  QCOMPARE(h.got.back().tag, "crit-3");
+}
+
+void AdmissionQueueTest::queueSharesFairlyByTokensBetweenTenants() {
+  QueueHarness h(1);
+  h.ask("hold", Priority::kStandard, "x");
+  // A greedy tenant with 10× the prompt of the others, both backlogged.
+  for (int i = 0; i < 20; ++i) h.ask("G", Priority::kStandard, "greedy", 1000);
+  for (int i = 0; i < 20; ++i) h.ask("s", Priority::kStandard, "small", 100);
+  for (int i = 0; i < 22; ++i) h.release();
+  std::string order;
+  for (size_t i = 1; i < h.got.size(); ++i) order += h.got[i].tag;
+  // By tokens, not requests: the small tenant gets about ten requests per
+  // greedy one while both wait.
+  const auto first22 = order.substr(0, 22);
+  const auto greedy = std::count(first22.begin(), first22.end(), 'G');
+  QVERIFY2(greedy >= 1 && greedy <= 3, qPrintable(QString::fromStdString(order)));
+  // VTC's bound: the backlogged tenants' counters never drift apart by more
+  // than one request's charge.
+  auto counters = h.queue.stats().tenant_counters;
+  std::map<std::string, double> c(counters.begin(), counters.end());
+  QVERIFY2(std::abs(c["greedy"] - c["small"]) <= 1000, qPrintable(QString::fromStdString(order)));
+}
+
+void AdmissionQueueTest::queueShedsLowestClassWhenFull() {
+  QueueSettings s;
+  s.max_queue = 2;
+  QueueHarness h(1, s);
+  h.ask("hold", Priority::kStandard, "t");
+  h.ask("s1", Priority::kSheddable, "t");
+  h.ask("s2", Priority::kSheddable, "t");
+  h.ask("d1", Priority::kStandard, "t");  // full: pushes out the newest sheddable
+  QCOMPARE(h.tags(), (std::vector<std::string>{"hold", "s2"}));
+  QCOMPARE(h.got[1].ticket.dropped, DropReason::kQueueFull);
+  QVERIFY(h.got[1].ticket.retry_after_seconds >= 1);
+  h.ask("s3", Priority::kSheddable, "t");  // nothing lower to push out: refused
+  QCOMPARE(h.got.back().tag, std::string("s3"));
+  QCOMPARE(h.got.back().ticket.dropped, DropReason::kQueueFull);
+  h.release();
+  h.release();
+  QCOMPARE(h.tags(), (std::vector<std::string>{"hold", "s2", "s3", "d1", "s1"}));
+  QCOMPARE(h.queue.stats().drops[static_cast<int>(DropReason::kQueueFull)], uint64_t{2});
+  // Counted per tenant too (the Admission page's "turned away").
+  const auto sheds = h.queue.stats().tenant_sheds;
+  QCOMPARE(sheds.size(), size_t{1});
+  QCOMPARE(sheds[0], (std::pair<std::string, uint64_t>{"t", 2}));
+}
+
+void AdmissionQueueTest::queueShedsWhatCannotMeetItsDeadline() {
+  QueueHarness h(1);
+  const auto t0 = AdmissionQueue::Clock::now();
+  h.queue.tick(t0, h.pool);
+  for (int i = 0; i < 4; ++i) {  // 4 slots handed out in one second
+    h.ask("fast", Priority::kStandard, "t");
+    h.release();
+  }
+  h.queue.tick(t0 + std::chrono::seconds(1), h.pool);
+  QVERIFY(std::abs(h.queue.stats().service_rate - 4) < 1e-9);
+  h.got.clear();
+  h.ask("hold", Priority::kStandard, "t");
+  for (int i = 0; i < 8; ++i) h.ask("wait", Priority::kStandard, "t");  // 2 s of work at 4/s
+  QCOMPARE(h.got.size(), size_t{1});
+  // 8 ahead at 4 per second: a 1.5 s deadline cannot be met — shed now.
+  h.ask("hopeless", Priority::kStandard, "t", 0, std::chrono::milliseconds(1500));
+  QCOMPARE(h.got.back().tag, std::string("hopeless"));
+  QCOMPARE(h.got.back().ticket.dropped, DropReason::kDeadline);
+  QCOMPARE(h.got.back().ticket.retry_after_seconds, 3u);  // (8 + 1) / 4, rounded up
+  // Another tenant is not behind t's backlog (fairness takes turns): it
+  // waits, with about one of t's requests ahead of it.
+  h.ask("light", Priority::kStandard, "other", 0, std::chrono::milliseconds(1500));
+  QCOMPARE(h.got.back().tag, std::string("hopeless"));
+  // A critical request does not count the standard ones ahead of it.
+  h.ask("crit", Priority::kCritical, "t", 0, std::chrono::milliseconds(1500));
+  QCOMPARE(h.got.back().tag, std::string("hopeless"));
+  h.release();
+  QCOMPARE(h.got.back().tag, std::string("crit"));
+}
+
+void AdmissionQueueTest::queueWaiterTimesOutAtItsDeadline() {
+  QueueHarness h(1);
+  h.ask("hold", Priority::kStandard, "t");
+  h.ask("late", Priority::kStandard, "t", 0, std::chrono::milliseconds(20));
+  QCOMPARE(h.got.size(), size_t{1});
+  h.io.run();  // returns once the waiter's deadline timer has fired and it left
+  QCOMPARE(h.got.size(), size_t{2});
+  QCOMPARE(h.got[1].ticket.dropped, DropReason::kDeadline);
+  QVERIFY(h.got[1].ticket.waited >= std::chrono::milliseconds(20));
+  QCOMPARE(h.queue.waiting(), size_t{0});
+  h.release();  // the freed slot finds nobody waiting and nothing breaks
+  QCOMPARE(h.pool[0]->inFlight(), int64_t{0});
+}
+
+void AdmissionQueueTest::queueDropsWaitersWhenNoBackendCanReturn() {
+  QueueHarness h(1);
+  h.ask("hold", Priority::kStandard, "t");
+  h.ask("w1", Priority::kStandard, "t");
+  h.ask("w2", Priority::kCritical, "t");
+  h.pool[0]->setHealthy(false);  // down (health checks), not just busy
+  h.queue.tick(AdmissionQueue::Clock::now(), h.pool);
+  h.io.poll();
+  QCOMPARE(h.got.size(), size_t{3});
+  QCOMPARE(h.got[1].ticket.dropped, DropReason::kNoBackend);
+  QCOMPARE(h.got[2].ticket.dropped, DropReason::kNoBackend);
+  h.ask("new", Priority::kStandard, "t");  // and newcomers are told at once
+  QCOMPARE(h.got.back().ticket.dropped, DropReason::kNoBackend);
+}
+
+QTEST_APPLESS_MAIN(AdmissionQueueTest)

@@ -1,0 +1,19 @@
+// The gateway queue on a private io_context: strict priority between
+// classes, VTC fairness between tenants, waiters placed on other backends,
+// shedding when full or when a deadline cannot be met, timeouts, drops when
+// no backend can return.
+#pragma once
+
+#include <QObject>
+
+class AdmissionQueueTest : public QObject {
+  Q_OBJECT
+ private slots:
+  void queueServesClassesInStrictPriority();
+  void queuePlacedWaitersDoNotHoldBackOthers();
+  void queueSharesFairlyByTokensBetweenTenants();
+  void queueShedsLowestClassWhenFull();
+  void queueShedsWhatCannotMeetItsDeadline();
+  void queueWaiterTimesOutAtItsDeadline();
+  void queueDropsWaitersWhenNoBackendCanReturn();
+};

@@ -1,0 +1,117 @@
+#include "degradation_test.h"
+
+#include <QtTest>
+
+#include "admission/degradation.h"
+#include "config/config_loader.h"
+#include "openai/openai.h"
+#include "support/test_config.h"
+
+using namespace spillway;
+using namespace spillway::admission;
+
+void DegradationTest::degradationFollowsErrorRateAndBackendsOut() {
+  v1::Degradation s;
+  s.set_automatic(true);
+  s.add_wait_thresholds_ms(2000);
+  s.add_error_rate_thresholds(0.5);
+  for (double t : {0.5, 1.0}) s.add_unavailable_thresholds(t);
+  s.set_min_dwell_ms(1000);
+  s.set_exit_ratio(0.5);
+  PoolDegradation d;
+  int64_t now = 1'000'000;
+  // The error rate from running totals: nothing on the first call, then the
+  // share of what finished in between.
+  QCOMPARE(d.errorRateSince(100, 10), 0.0);
+  QCOMPARE(d.errorRateSince(200, 60), 0.5);
+  QCOMPARE(d.errorRateSince(200, 60), 0.0);  // nothing finished: no signal
+  QVERIFY(d.evaluate(s, DegradationSignals{0, 0.6, 0}, now));  // half failing: level 1 at once
+  QCOMPARE(d.automaticLevel(), 1);
+  QVERIFY(!d.evaluate(s, DegradationSignals{0, 0.3, 0}, now += 2000));  // 0.3 >= 0.5 × 0.5: holds
+  QVERIFY(d.evaluate(s, DegradationSignals{0, 0.2, 0}, now += 2000));   // calm: down
+  QCOMPARE(d.automaticLevel(), 0);
+  // Every backend out of rotation: level 2 (the highest signal wins).
+  QVERIFY(d.evaluate(s, DegradationSignals{0, 0.6, 1.0}, now += 1000));
+  QCOMPARE(d.automaticLevel(), 2);
+  QVERIFY(!d.evaluate(s, DegradationSignals{0, 0, 0.5}, now += 2000));  // 0.5 is not below 1.0 × 0.5
+  QVERIFY(d.evaluate(s, DegradationSignals{0, 0, 0.4}, now += 2000));
+  QCOMPARE(d.automaticLevel(), 1);
+  QVERIFY(!d.evaluate(s, DegradationSignals{0, 0, 0.4}, now += 2000));  // level 1's threshold is 0.5: 0.4 holds
+  QVERIFY(d.evaluate(s, DegradationSignals{0, 0, 0}, now += 2000));
+  QCOMPARE(d.automaticLevel(), 0);
+  // Thresholds out of range or not rising are config errors at their field.
+  auto loaded = config::loadYaml(testing::engineYaml(testing::kTwoInstantSims,
+                                                     "degradation: {error_rate_thresholds: [0.5, 0.2]}\n"),
+                                 "t.yaml");
+  QCOMPARE(loaded.errors.size(), size_t{1});
+  QCOMPARE(loaded.errors[0].path, std::string("degradation.error_rate_thresholds[1]"));
+}
+
+void DegradationTest::degradationHasHysteresisAndDwell() {
+  v1::Degradation s;
+  s.set_automatic(true);
+  for (uint32_t t : {1000u, 3000u, 6000u}) s.add_wait_thresholds_ms(t);
+  s.set_min_dwell_ms(5000);
+  s.set_exit_ratio(0.5);
+  PoolDegradation d;
+  int64_t now = 1'000'000;
+  QVERIFY(!d.evaluate(s, 500, now));
+  QVERIFY(d.evaluate(s, 1100, now += 1000));  // over the first threshold: up at once
+  QCOMPARE(d.level(), 1);
+  // Hovering around the threshold for a minute changes nothing.
+  for (int i = 0; i < 60; ++i) QVERIFY(!d.evaluate(s, i % 2 ? 1100 : 900, now += 1000));
+  QCOMPARE(d.changes(), uint64_t{1});
+  QVERIFY(d.evaluate(s, 7000, now += 1000));  // straight to 3
+  QCOMPARE(d.level(), 3);
+  QVERIFY(!d.evaluate(s, 100, now += 1000));  // calm, but the dwell is not over
+  QVERIFY(d.evaluate(s, 100, now += 5000));   // one step down at a time
+  QCOMPARE(d.level(), 2);
+  QVERIFY(!d.evaluate(s, 100, now += 1000));
+  QVERIFY(d.evaluate(s, 100, now += 5000));
+  QVERIFY(d.evaluate(s, 100, now += 5000));
+  QCOMPARE(d.level(), 0);
+}
+
+void DegradationTest::degradationPinOverridesAndReleases() {
+  v1::Degradation s;  // automatic off
+  PoolDegradation d;
+  QVERIFY(!d.evaluate(s, 1e9, 0));
+  QCOMPARE(d.level(), 0);
+  d.pin(2);
+  QCOMPARE(d.level(), 2);
+  QCOMPARE(d.pinned(), 2);
+  d.pin(-1);
+  QCOMPARE(d.level(), 0);
+}
+
+void DegradationTest::degradationAppliesByClass() {
+  QCOMPARE(classLevel(1, Priority::kSheddable), 1);
+  QCOMPARE(classLevel(1, Priority::kStandard), 0);
+  QCOMPARE(classLevel(1, Priority::kCritical), 0);
+  QCOMPARE(classLevel(3, Priority::kSheddable), 3);
+  QCOMPARE(classLevel(3, Priority::kStandard), 2);
+  QCOMPARE(classLevel(3, Priority::kCritical), 1);
+}
+
+void DegradationTest::rewriteCapsTokensAddsInstructionAndSwapsModel() {
+  openai::Rewrite rw;
+  rw.model = "small";
+  rw.max_tokens_cap = 64;
+  rw.system_instruction = "Answer briefly.";
+  auto out = openai::rewriteRequest(
+      R"({"model":"big", "max_tokens": 500, "temperature":0.2,"messages":[{"role":"user","content":"hi"}]})", rw);
+  QVERIFY(out.ok());
+  QCOMPARE(QString::fromStdString(*out),
+           QString(R"({"model":"small","max_tokens":64,"temperature":0.2,"messages":[{"role":"system","content":)"
+                   R"("Answer briefly."},{"role":"user","content":"hi"}]})"));
+  // A smaller max_tokens stays; a missing one is added.
+  rw = {};
+  rw.max_tokens_cap = 64;
+  QCOMPARE(QString::fromStdString(*openai::rewriteRequest(R"({"model":"m","max_tokens":10})", rw)),
+           QString(R"({"model":"m","max_tokens":10})"));
+  QCOMPARE(QString::fromStdString(*openai::rewriteRequest(R"({"model":"m"})", rw)),
+           QString(R"({"model":"m","max_tokens":64})"));
+  QVERIFY(!openai::rewriteRequest("[1,2]", rw).ok());
+}
+
+QTEST_APPLESS_MAIN(DegradationTest)
