@@ -100,62 +100,72 @@ common::Awaitable<AttemptLoop::Step> AttemptLoop::attemptOn(RequestContext& ctx,
     SinkChain chain;
     upstream::ResponseSink& sink = buildChain(ctx, *client, chain);
     upstream::ExchangeResult r = co_await upstream::exchange(*conn, b, request, reused, sink);
-    if (ctx.cut_by_sink) {
-      // Ended for the caller's token budget, not for anything the backend
-      // did: counted as turned away by the limits (429, rate_limited); the
-      // connection closes (the upstream was not read to its end).
-      ctx.status = 429;
-      ctx.drop = DropReason::kRateLimited;
-      ctx.output_tokens = r.output_tokens;
-      if (r.saw_first_byte) ctx.first_byte = r.first_byte;
-      end = AttemptEnd{AttemptEnd::Kind::kRelayed, false};
-      co_return Step::kEnded;
-    }
-    switch (r.outcome) {
-      case upstream::Exchange::kRetryable:
-        retries_.with({b.name(), "stale_connection"}).inc();
-        continue;
-      case upstream::Exchange::kFailedBeforeResponse:
-        upstream::reportFailure(b, r.error.message, *routes.outliers, pool.backends);
-        ctx.error = std::move(r.error);
-        if (ctx.error->status != 504) co_return Step::kNextBackend;
-        end = AttemptEnd{AttemptEnd::Kind::kAnswer};  // waited long enough
-        co_return Step::kEnded;
-      case upstream::Exchange::kRefused: {
-        if (r.upstream_reusable) cpool->putBack(std::move(conn));
-        const uint32_t retry_after =
-            upstream::reportRefusal(b, r.status, r.held_retry_after, *routes.outliers, pool.backends);
-        held = HeldAnswer{r.status, std::move(r.held_body), std::move(r.held_content_type), retry_after, b.name()};
-        ctx.error.reset();
-        // Busy: admission may put the request back in its queue; else
-        // another backend.
-        const bool requeue = upstream::attemptResultFor(r.status) == upstream::AttemptResult::kBusy &&
-                             pool.slot_source->requeueAfterBusy(ctx, b);
-        co_return requeue ? Step::kRequeue : Step::kNextBackend;
-      }
-      case upstream::Exchange::kDone:
-      case upstream::Exchange::kClientGone:
-      case upstream::Exchange::kAbortedMidBody: {
-        ctx.status = r.status;
-        ctx.output_tokens = r.output_tokens;
-        if (r.saw_first_byte) ctx.first_byte = r.first_byte;
-        upstream::reportAnswer(b, r.status, r.outcome == upstream::Exchange::kAbortedMidBody, *routes.outliers,
-                               pool.backends);
-        if (r.outcome == upstream::Exchange::kDone) {
-          conn->requests++;
-          if (r.upstream_reusable) cpool->putBack(std::move(conn));
-          end = AttemptEnd{AttemptEnd::Kind::kRelayed, true};
-          co_return Step::kEnded;
-        }
-        // Broken responses are counted apart from clean ones: 499 (client
-        // gone) and 502 (upstream broke mid-body), as nginx does.
-        ctx.status = r.outcome == upstream::Exchange::kClientGone ? 499 : 502;
-        end = AttemptEnd{AttemptEnd::Kind::kRelayed, false};
-        co_return Step::kEnded;
-      }
-    }
+    const Step step = judge(ctx, b, r, conn, *cpool, held, end);
+    if (step != Step::kFreshConnection) co_return step;
   }
   co_return Step::kNextBackend;  // stale twice
+}
+
+AttemptLoop::Step AttemptLoop::judge(RequestContext& ctx, upstream::Backend& b, upstream::ExchangeResult& r,
+                                     upstream::ConnectionPtr& conn, upstream::ConnectionPool& cpool,
+                                     std::optional<HeldAnswer>& held, AttemptEnd& end) {
+  const PoolRoute& pool = *ctx.pool;
+  const RouteTable& routes = *ctx.routes;
+  if (ctx.cut_by_sink) {
+    // Ended for the caller's token budget, not for anything the backend
+    // did: counted as turned away by the limits (429, rate_limited); the
+    // connection closes (the upstream was not read to its end).
+    ctx.status = 429;
+    ctx.drop = DropReason::kRateLimited;
+    ctx.output_tokens = r.output_tokens;
+    if (r.saw_first_byte) ctx.first_byte = r.first_byte;
+    end = AttemptEnd{AttemptEnd::Kind::kRelayed, false};
+    return Step::kEnded;
+  }
+  switch (r.outcome) {
+    case upstream::Exchange::kRetryable:
+      retries_.with({b.name(), "stale_connection"}).inc();
+      return Step::kFreshConnection;
+    case upstream::Exchange::kFailedBeforeResponse:
+      upstream::reportFailure(b, r.error.message, *routes.outliers, pool.backends);
+      ctx.error = std::move(r.error);
+      if (ctx.error->status != 504) return Step::kNextBackend;
+      end = AttemptEnd{AttemptEnd::Kind::kAnswer};  // waited long enough
+      return Step::kEnded;
+    case upstream::Exchange::kRefused: {
+      if (r.upstream_reusable) cpool.putBack(std::move(conn));
+      const uint32_t retry_after =
+          upstream::reportRefusal(b, r.status, r.held_retry_after, *routes.outliers, pool.backends);
+      held = HeldAnswer{r.status, std::move(r.held_body), std::move(r.held_content_type), retry_after, b.name()};
+      ctx.error.reset();
+      // Busy: admission may put the request back in its queue; else
+      // another backend.
+      const bool requeue = upstream::attemptResultFor(r.status) == upstream::AttemptResult::kBusy &&
+                           pool.slot_source->requeueAfterBusy(ctx, b);
+      return requeue ? Step::kRequeue : Step::kNextBackend;
+    }
+    case upstream::Exchange::kDone:
+    case upstream::Exchange::kClientGone:
+    case upstream::Exchange::kAbortedMidBody: {
+      ctx.status = r.status;
+      ctx.output_tokens = r.output_tokens;
+      if (r.saw_first_byte) ctx.first_byte = r.first_byte;
+      upstream::reportAnswer(b, r.status, r.outcome == upstream::Exchange::kAbortedMidBody, *routes.outliers,
+                             pool.backends);
+      if (r.outcome == upstream::Exchange::kDone) {
+        conn->requests++;
+        if (r.upstream_reusable) cpool.putBack(std::move(conn));
+        end = AttemptEnd{AttemptEnd::Kind::kRelayed, true};
+        return Step::kEnded;
+      }
+      // Broken responses are counted apart from clean ones: 499 (client
+      // gone) and 502 (upstream broke mid-body), as nginx does.
+      ctx.status = r.outcome == upstream::Exchange::kClientGone ? 499 : 502;
+      end = AttemptEnd{AttemptEnd::Kind::kRelayed, false};
+      return Step::kEnded;
+    }
+  }
+  return Step::kNextBackend;
 }
 
 upstream::ResponseSink& AttemptLoop::buildChain(RequestContext& ctx, upstream::ResponseSink& client,

@@ -62,11 +62,15 @@ class AttemptLoop {
                                     upstream::ConnectionPools& connections);
 
  private:
-  enum class Step { kNextBackend, kRequeue, kEnded };
+  enum class Step { kNextBackend, kRequeue, kEnded, kFreshConnection };
   // One attempt on the backend admission gave: connect, exchange, judge.
   common::Awaitable<Step> attemptOn(RequestContext& ctx, const upstream::BackendPtr& backend,
                                     upstream::ExchangeRequest request, upstream::ConnectionPools& connections,
                                     std::optional<HeldAnswer>& held, AttemptEnd& end);
+  // What an exchange's outcome means: relayed (ended), retried on a fresh
+  // connection, on another backend, or back in the queue.
+  Step judge(RequestContext& ctx, upstream::Backend& b, upstream::ExchangeResult& r, upstream::ConnectionPtr& conn,
+             upstream::ConnectionPool& cpool, std::optional<HeldAnswer>& held, AttemptEnd& end);
   // The sink chain for one attempt: the stages' sinks before the client's.
   upstream::ResponseSink& buildChain(RequestContext& ctx, upstream::ResponseSink& client, SinkChain& chain);
   // Nobody took the request: admission's answer, the held refusal, or a 502.
