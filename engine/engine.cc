@@ -80,10 +80,13 @@ std::vector<gpu::BoundBackend> gpuBackendView(const pipeline::RouteTable& routes
 struct Engine::Impl {
   // Declaration order is destruction order in reverse: listeners and the
   // checker go first, worker threads before the simulators they talk to.
-  mutable common::Mutex mu;  // serializes changes; guards what follows up to `front`
-  v1::Config config;      // effective (defaults applied)
-  int64_t version = 0;
-  uint64_t next_id = 1;   // backend and pool ids, never reused
+  // Serializes changes: applies, drains, start and stop. Guards the config,
+  // its version, the id counter and the simulators (annotated below); the
+  // parts up to `front` are replaced only under it.
+  mutable common::Mutex mu;
+  v1::Config config ABSL_GUARDED_BY(mu);  // effective (defaults applied)
+  int64_t version ABSL_GUARDED_BY(mu) = 0;
+  uint64_t next_id ABSL_GUARDED_BY(mu) = 1;  // backend and pool ids, never reused
   metrics::Registry registry;
   // Automatic ejections and back-offs, for the console (kept across applies).
   std::shared_ptr<upstream::BackendEvents> events = std::make_shared<upstream::BackendEvents>();
@@ -95,7 +98,7 @@ struct Engine::Impl {
   // per instance (stopped with the engine).
   std::unique_ptr<gpu::GpuManager> gpu;
   std::unique_ptr<common::IoPool> sim_io;  // created with the first sim:// backend
-  std::map<uint64_t, std::shared_ptr<sim::SimServer>> sims;  // by backend id, current backends only
+  std::map<uint64_t, std::shared_ptr<sim::SimServer>> sims ABSL_GUARDED_BY(mu);  // by backend id, current backends only
   std::unique_ptr<common::IoPool> io;
   std::unique_ptr<http::Gateway> gateway;
   // Each module's gauges over the gateway's current routing table (read at
@@ -121,10 +124,10 @@ struct Engine::Impl {
 
   // Start-up steps, in the order Engine::start runs them (with mu held).
   absl::Status openStore(const std::string& data_dir);
-  void openCache(const EngineOptions& options);
-  void startGpus(const EngineOptions& options);
-  absl::Status startServing(const std::shared_ptr<pipeline::RouteTable>& routes);
-  absl::Status recordStartupVersion(const std::string& actor);
+  void openCache(const EngineOptions& options) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
+  void startGpus(const EngineOptions& options) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
+  absl::Status startServing(const std::shared_ptr<pipeline::RouteTable>& routes) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
+  absl::Status recordStartupVersion(const std::string& actor) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
   void registerModuleGauges();
   void startSampler(Engine* self, bool record);
 
@@ -140,7 +143,8 @@ struct Engine::Impl {
   // reused (with their health, drain state and connection pools); new or
   // changed sim:// backends get a new in-process simulator.
   absl::StatusOr<std::shared_ptr<pipeline::RouteTable>> buildRoutes(const v1::Config& cfg, const pipeline::RouteTable* old,
-                                                                std::map<uint64_t, std::shared_ptr<sim::SimServer>>& new_sims) {
+                                                                std::map<uint64_t, std::shared_ptr<sim::SimServer>>& new_sims)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
     std::vector<upstream::BackendPtr> backends;  // config order
     for (const auto& b : cfg.backends()) {
       upstream::BackendPtr backend;
@@ -186,7 +190,7 @@ struct Engine::Impl {
     return [g](const upstream::Backend& b) { return g->tlsFor(b); };
   }
 
-  absl::StatusOr<ApplyResult> applyLocked(v1::Config proposed, const ChangeRequest& change, const std::string& action);
+  absl::StatusOr<ApplyResult> applyLocked(v1::Config proposed, const ChangeRequest& change, const std::string& action) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
 
   // Health checks and load scraping for a new routing table's backends (the
   // old checker and scraper stop as they are replaced).
@@ -437,6 +441,7 @@ absl::StatusOr<ApplyResult> Engine::Impl::applyLocked(v1::Config proposed, const
   std::vector<std::string> retiring;
   if (gpu_changed) retiring = gpu->configure(proposed, /*drain_removed=*/true);
   auto restoreWorkers = [&] {
+    mu.assertHeld();  // called on this apply's failure paths, under its lock
     if (gpu_changed) gpu->configure(config);
   };
   std::map<uint64_t, std::shared_ptr<sim::SimServer>> new_sims;

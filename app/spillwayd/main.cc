@@ -365,6 +365,14 @@ int runEngine(int argc, char** argv) {
     }
     control_server = std::move(*cs);
   }
+  // The reloader (and its metrics) before the address is announced: whoever
+  // reads it may scrape /metrics or send SIGHUP at once.
+  std::unique_ptr<ConfigReloader> reloader;
+  if (!config_file.empty()) {
+    reloader = std::make_unique<ConfigReloader>(
+        **engine, ConfigReloader::Options{config_file, loaded_stamp, overrides, std::chrono::milliseconds(watch_ms)});
+    if (watch_ms) spdlog::info("watching {} for changes (every {} ms)", config_file, watch_ms);
+  }
   const std::string url = (*engine)->url();
   std::string model = (*engine)->config().pools_size() ? (*engine)->config().pools(0).model() : "MODEL";
   std::cout << "spillwayd: listening on " << url << "\n"
@@ -387,12 +395,6 @@ int runEngine(int argc, char** argv) {
     std::cout << std::flush;
   }
 
-  std::unique_ptr<ConfigReloader> reloader;
-  if (!config_file.empty()) {
-    reloader = std::make_unique<ConfigReloader>(
-        **engine, ConfigReloader::Options{config_file, loaded_stamp, overrides, std::chrono::milliseconds(watch_ms)});
-    if (watch_ms) spdlog::info("watching {} for changes (every {} ms)", config_file, watch_ms);
-  }
   notifySystemd(common::strCat("READY=1\nSTATUS=serving on ", url, ", config v", (*engine)->configVersion()));
 
   int sig = 0;

@@ -20,7 +20,7 @@
 #include "upstream/backend.h"
 
 // Policies' own per-request records, opaque here: the contracts include no
-// policy (docs/ARCHITECTURE.md, "Modules").
+// policy (docs/ARCHITECTURE.md, "Module graph").
 namespace spillway::admission {
 struct TokenCharge;
 }

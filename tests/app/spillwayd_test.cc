@@ -35,7 +35,10 @@ struct Daemon {
     proc.start();
     if (!proc.waitForStarted(10000)) return false;
     QByteArray out;
-    QRegularExpression re("listening on http://127\\.0\\.0\\.1:(\\d+)");
+    // The banner's line (spillwayd or spillwayd sim), printed once ready; the
+    // engine's log says "listening on" earlier.
+    QRegularExpression re("^spillwayd(?: sim)?: listening on http://127\\.0\\.0\\.1:(\\d+)",
+                          QRegularExpression::MultilineOption);
     while (proc.waitForReadyRead(10000)) {
       out += proc.readAllStandardOutput();
       auto m = re.match(QString::fromUtf8(out));

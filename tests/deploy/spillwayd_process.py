@@ -14,7 +14,9 @@ def start(spillwayd, args):
     seen = []
     for line in proc.stdout:
         seen.append(line)
-        m = re.search(r"listening on http://127\.0\.0\.1:(\d+)", line)
+        # The banner's own line, printed once everything is ready (the
+        # engine's log says "listening on" earlier).
+        m = re.match(r"spillwayd(?: sim)?: listening on http://127\.0\.0\.1:(\d+)", line)
         if m:
             port = int(m.group(1))
             break

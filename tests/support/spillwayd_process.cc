@@ -23,9 +23,14 @@ bool SpillwaydProcess::start(const QString& program, const QStringList& extra) {
     error_ = "spillwayd did not start: " + process_.errorString();
     return false;
   }
-  // The banner names the front URL, then the control plane.
-  const QRegularExpression front(R"(listening on http://127\.0\.0\.1:(\d+))");
-  const QRegularExpression control(R"(control plane on 127\.0\.0\.1:(\d+))");
+  // The banner names the front URL, then the control plane. Only the
+  // banner's own lines count (the engine's log says "listening on" earlier,
+  // before spillwayd has set up its reloader): spillwayd prints them once
+  // everything is ready.
+  const QRegularExpression front(R"(^spillwayd: listening on http://127\.0\.0\.1:(\d+))",
+                                 QRegularExpression::MultilineOption);
+  const QRegularExpression control(R"(^spillwayd: control plane on 127\.0\.0\.1:(\d+))",
+                                   QRegularExpression::MultilineOption);
   QString out;
   while (!control.match(out).hasMatch() && process_.waitForReadyRead(20000)) {
     out += QString::fromUtf8(process_.readAllStandardOutput());

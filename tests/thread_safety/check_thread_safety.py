@@ -7,7 +7,8 @@ generated: the analysis is all this build is for; GCC builds the product).
 The annotations it checks are in engine/common/mutex.h: ABSL_GUARDED_BY on
 shared state, ABSL_EXCLUSIVE_LOCKS_REQUIRED on functions that expect a lock.
 
-Usage: check_thread_safety.py BUILD_DIR SOURCE_DIR [--jobs N] [--clang PATH]
+Usage: check_thread_safety.py BUILD_DIR SOURCE_DIR [--jobs N] [--clang PATH] [--only SUBSTRING]
+(--only: just the sources whose path contains SUBSTRING, while editing.)
 Exit 77 (CTest's skip) when clang++ is missing. Before the engine, a
 self-test compiles a snippet that reads guarded state without its lock and
 expects clang to refuse it, so a flag or macro that silently disables the
@@ -66,6 +67,11 @@ def main():
         i = args.index("--jobs")
         jobs = int(args[i + 1])
         del args[i:i + 2]
+    only = ""
+    if "--only" in args:
+        i = args.index("--only")
+        only = args[i + 1]
+        del args[i:i + 2]
     if "--clang" in args:
         i = args.index("--clang")
         clang = args[i + 1]
@@ -79,7 +85,8 @@ def main():
         return 77
     engine = os.path.join(os.path.abspath(source), "engine") + os.sep
     with open(os.path.join(build, "compile_commands.json")) as f:
-        entries = [e for e in json.load(f) if e["file"].startswith(engine) and "/gpu/probe/" not in e["file"]]
+        entries = [e for e in json.load(f)
+                   if e["file"].startswith(engine) and "/gpu/probe/" not in e["file"] and only in e["file"]]
     if not entries:
         print("no engine sources in compile_commands.json (configure with CMAKE_EXPORT_COMPILE_COMMANDS)")
         return 1
