@@ -293,7 +293,7 @@ upstream::ResponseSink& RateLimitStage::wrapSink(pipeline::RequestContext& ctx, 
   if (!ctx.parsed.stream || !ctx.token_charge) return next;
   const double output_budget = ctx.token_charge->tokens - static_cast<double>(ctx.prompt_tokens_estimate);
   const bool cut_overruns = limiter_->limits().stream_overrun() == "cut";
-  return chain.add<TokenMeter>(next, *ctx.token_charge, output_budget, cut_overruns, &ctx.cut_by_sink);
+  return chain.add<TokenMeter>(next, *ctx.token_charge, output_budget, cut_overruns, ctx.cut_by_sink);
 }
 
 }  // namespace spillway::admission

@@ -45,8 +45,7 @@ common::Awaitable<bool> TokenMeter::sendBody(std::string_view bytes) {
         break;
       }
       // GCC 12: named locals around co_await (see ARCHITECTURE).
-      cut_ = true;
-      if (cut_flag_) *cut_flag_ = true;
+      was_cut_ = true;
       const openai::ApiError e{429, "This stream ran through its token budget (tokens per minute) and was cut.",
                                "rate_limit_error", "", "rate_limit_exceeded"};
       const std::string event = openai::sseData(openai::errorBody(e));

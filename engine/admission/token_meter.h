@@ -22,10 +22,10 @@ class TokenMeter final : public upstream::ResponseSink {
 
   // `charge`: the buckets charged at admission (extended here as the stream
   // runs past `budget_tokens` of output). `cut`: end an overrun the buckets
-  // cannot absorb. `cut_flag` (optional) is set when it does.
-  TokenMeter(upstream::ResponseSink& inner, TokenCharge& charge, double budget_tokens, bool cut,
-             bool* cut_flag = nullptr)
-      : inner_(inner), charge_(charge), budget_(budget_tokens), cut_policy_(cut), cut_flag_(cut_flag) {}
+  // cannot absorb; `was_cut` is set when it does (the request's
+  // RequestContext::cut_by_sink).
+  TokenMeter(upstream::ResponseSink& inner, TokenCharge& charge, double budget_tokens, bool cut, bool& was_cut)
+      : inner_(inner), charge_(charge), budget_(budget_tokens), cut_policy_(cut), was_cut_(was_cut) {}
 
   common::Awaitable<bool> sendWhole(const upstream::ResponseHead& head, std::string_view body) override;
   common::Awaitable<bool> sendHead(const upstream::ResponseHead& head) override;
@@ -33,10 +33,6 @@ class TokenMeter final : public upstream::ResponseSink {
   common::Awaitable<bool> sendEnd() override;
   common::Awaitable<void> abort(std::string_view sse_error_event) override;
   bool started() const override { return inner_.started(); }
-
-  // The stream was ended for its budget.
-  bool cut() const { return cut_; }
-  double tokens() const { return tokens_; }
 
  private:
   // Charges one more block (RateLimiter::chargeMore); false when a bucket
@@ -49,8 +45,7 @@ class TokenMeter final : public upstream::ResponseSink {
   const bool cut_policy_;
   bool metering_ = false;  // a 200 event stream
   bool overrun_ = false;   // past the budget with no room: finishing in debt
-  bool cut_ = false;
-  bool* cut_flag_;
+  bool& was_cut_;
   double tokens_ = 0;
 };
 

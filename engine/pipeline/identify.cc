@@ -21,21 +21,26 @@ Verdict IdentifyStage::process(RequestContext& ctx) {
   return Verdict::kContinue;
 }
 
+namespace {
+
+// The client socket's peer address ("" when unknown).
+std::string peerAddress(const RequestContext& ctx) {
+  if (!ctx.client) return {};
+  boost::system::error_code ec;
+  const auto ep = ctx.client->remote_endpoint(ec);
+  return ec ? std::string() : ep.address().to_string();
+}
+
+}  // namespace
+
 const std::string& clientAddress(RequestContext& ctx) {
-  if (ctx.caller.client_ip.empty() && ctx.client) {
-    boost::system::error_code ec;
-    const auto ep = ctx.client->remote_endpoint(ec);
-    if (!ec) ctx.caller.client_ip = ep.address().to_string();
-  }
+  if (ctx.caller.client_ip.empty()) ctx.caller.client_ip = peerAddress(ctx);
   return ctx.caller.client_ip;
 }
 
 std::string tenantOf(const RequestContext& ctx) {
   if (!ctx.caller.tenant.empty()) return ctx.caller.tenant;
-  if (!ctx.caller.client_ip.empty() || !ctx.client) return ctx.caller.client_ip;
-  boost::system::error_code ec;
-  const auto ep = ctx.client->remote_endpoint(ec);
-  return ec ? std::string() : ep.address().to_string();
+  return ctx.caller.client_ip.empty() ? peerAddress(ctx) : ctx.caller.client_ip;
 }
 
 }  // namespace spillway::pipeline

@@ -77,7 +77,6 @@ class ConnectionPools {
   void retainOnly(Live live) {
     std::erase_if(pools_, [&](const auto& entry) { return !live(entry.first); });
   }
-  size_t size() const { return pools_.size(); }
 
  private:
   std::unordered_map<uint64_t, std::shared_ptr<ConnectionPool>> pools_;
