@@ -395,7 +395,10 @@ int runEngine(int argc, char** argv) {
     std::cout << std::flush;
   }
 
-  notifySystemd(common::strCat("READY=1\nSTATUS=serving on ", url, ", config v", (*engine)->configVersion()));
+  auto notifyReady = [&] {
+    notifySystemd(common::strCat("READY=1\nSTATUS=serving on ", url, ", config v", (*engine)->configVersion()));
+  };
+  notifyReady();
 
   int sig = 0;
   while ((sig = waitForSignal(signals)) == SIGHUP) {
@@ -405,7 +408,7 @@ int runEngine(int argc, char** argv) {
     }
     notifySystemd("RELOADING=1");
     (void)reloader->reload("SIGHUP");
-    notifySystemd(common::strCat("READY=1\nSTATUS=serving on ", url, ", config v", (*engine)->configVersion()));
+    notifyReady();
   }
   notifySystemd("STOPPING=1\nSTATUS=draining");
   reloader.reset();  // no reloads while draining
