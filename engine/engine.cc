@@ -90,6 +90,8 @@ struct Engine::Impl {
   metrics::Registry registry;
   // Automatic ejections and back-offs, for the console (kept across applies).
   std::shared_ptr<upstream::BackendEvents> events = std::make_shared<upstream::BackendEvents>();
+  // Which backend stores each Responses API response (kept across applies).
+  std::shared_ptr<responses::ResponseOwners> response_owners = std::make_shared<responses::ResponseOwners>(registry);
   std::unique_ptr<store::Store> store;
   // The response cache: one for the engine's life, shared by every routing
   // table (its tiers open at start; entries survive applies).
@@ -181,7 +183,7 @@ struct Engine::Impl {
       backends.push_back(std::move(backend));
     }
     return routing::buildRouteTable(
-        cfg, {std::move(backends), old, cache, gpu->inventory(), &registry, events}, next_id);
+        cfg, {std::move(backends), old, cache, gpu->inventory(), &registry, events, response_owners}, next_id);
   }
 
   // Each backend's own TLS context (verification on or off), for probes.

@@ -167,6 +167,14 @@ pipeline::Verdict DegradeStage::process(pipeline::RequestContext& ctx) {
     }
     return pipeline::Verdict::kAnswered;
   }
+  // A canned answer or a rewritten request exists only for chat and
+  // completions: an embedding from a fallback model or a cut Responses
+  // answer would be wrong, not cheaper. Other endpoints are served (or
+  // queued and shed) as they are.
+  const openai::Endpoint ep = ctx.parsed.endpoint;
+  if (ep != openai::Endpoint::kChatCompletions && ep != openai::Endpoint::kCompletions) {
+    return pipeline::Verdict::kContinue;
+  }
   if (level == 1) {
     // Nothing cheaper to give: serve it.
     return answerAtLevelOne(ctx, settings_) ? pipeline::Verdict::kAnswered : pipeline::Verdict::kContinue;

@@ -33,7 +33,9 @@ void AdmissionFeedback::onComplete(const pipeline::RequestContext& ctx) {
     limit.tryFinished(per_token, waiting, ctx.in_flight_at_dispatch, total);
   }
   if (ctx.pool && ctx.pool->queue) ctx.pool->queue->chargeOutput(ctx.caller.priority, ctx.caller.tenant, ctx.output_tokens);
-  if (ctx.token_charge) {
+  // Requests limited by count alone (passthrough, stored responses) were
+  // charged no tokens and have none to reconcile.
+  if (ctx.token_charge && ctx.token_charge->tokens > 0) {
     const double actual = static_cast<double>(ctx.prompt_tokens_estimate) + ctx.output_tokens;
     RateLimiter::reconcile(*ctx.token_charge, actual,
                            std::chrono::duration_cast<std::chrono::nanoseconds>(now.time_since_epoch()).count());

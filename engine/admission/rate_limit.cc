@@ -259,7 +259,15 @@ pipeline::Verdict RateLimitStage::process(pipeline::RequestContext& ctx) {
   }
   if (hasLimit(limits.per_client_ip())) ask.client_ip = pipeline::clientAddress(ctx);
   ask.model = ctx.parsed.model;
-  ask.tokens = static_cast<double>(ctx.prompt_tokens_estimate) + max_tokens;
+  // Tokens per endpoint: a completion its prompt and output budget, an
+  // embedding its input alone, a passthrough route or a stored response
+  // nothing (they are limited by request count).
+  switch (ctx.parsed.endpoint) {
+    case openai::Endpoint::kEmbeddings: ask.tokens = static_cast<double>(ctx.prompt_tokens_estimate); break;
+    case openai::Endpoint::kPassthrough:
+    case openai::Endpoint::kResponseById: ask.tokens = 0; break;
+    default: ask.tokens = static_cast<double>(ctx.prompt_tokens_estimate) + max_tokens;
+  }
   const int64_t now = nowNs();
   RateLimiter::Result r = limiter_->check(ask, now);
   if (r.has_requests) {

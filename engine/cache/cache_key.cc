@@ -130,6 +130,55 @@ std::optional<Canonical> canonicalRequest(std::string_view body) {
   return c;
 }
 
+std::optional<EmbeddingItems> canonicalEmbeddingItems(std::string_view body) {
+  thread_local simdjson::dom::parser parser;
+  element root;
+  if (parser.parse(body.data(), body.size(), true).get(root) || !root.is_object()) return std::nullopt;
+  simdjson::dom::object obj = root.get_object().value_unsafe();
+  EmbeddingItems out;
+  std::vector<std::pair<std::string_view, std::string>> fields;
+  bool has_input = false;
+  for (auto f : obj) {
+    const std::string_view k = f.key;
+    if (k == "input") {
+      has_input = true;
+      element in = f.value;
+      // One string or one token array is one input; otherwise each element is.
+      bool tokens = in.is_array();
+      if (tokens) {
+        simdjson::dom::array a = in.get_array().value_unsafe();
+        for (element e : a) tokens = tokens && (e.is_int64() || e.is_uint64());
+      }
+      if (in.is_string() || tokens) {
+        out.single = true;
+        canonical(out.items.emplace_back(), in);
+      } else if (in.is_array()) {
+        simdjson::dom::array a = in.get_array().value_unsafe();
+        for (element e : a) canonical(out.items.emplace_back(), e);
+      } else {
+        return std::nullopt;
+      }
+      continue;
+    }
+    if (formOnly(k)) continue;
+    std::string v;
+    canonical(v, f.value);
+    if (v == "null") continue;
+    fields.emplace_back(k, std::move(v));
+  }
+  if (!has_input || out.items.empty()) return std::nullopt;
+  std::sort(fields.begin(), fields.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  out.rest.push_back('{');
+  for (size_t i = 0; i < fields.size(); ++i) {
+    if (i) out.rest.push_back(',');
+    common::appendJsonString(out.rest, fields[i].first);
+    out.rest.push_back(':');
+    out.rest.append(fields[i].second);
+  }
+  out.rest.push_back('}');
+  return out;
+}
+
 CacheKey makeKey(const KeyScope& scope, std::string_view canonical_text) {
   XXH3_state_t state;
   XXH3_128bits_reset(&state);
@@ -141,7 +190,10 @@ CacheKey makeKey(const KeyScope& scope, std::string_view canonical_text) {
   };
   part(scope.model);
   part(scope.model_version);
-  part(scope.endpoint == openai::Endpoint::kChatCompletions ? "chat" : "completions");
+  // Chat's name stays "chat" so entries stored before other endpoints
+  // existed keep their keys.
+  part(scope.endpoint == openai::Endpoint::kChatCompletions ? std::string_view("chat")
+                                                            : openai::endpointName(scope.endpoint));
   part(scope.tenant);
   XXH3_128bits_update(&state, canonical_text.data(), canonical_text.size());
   const XXH128_hash_t h = XXH3_128bits_digest(&state);

@@ -16,6 +16,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "openai/openai.h"
 
@@ -41,6 +42,18 @@ struct Canonical {
   bool deterministic = false;
 };
 std::optional<Canonical> canonicalRequest(std::string_view body);
+
+// An embeddings request split per input: the canonical form of its other
+// fields (`rest`, what every input's key shares: model, encoding_format,
+// dimensions, ...) and each input's canonical JSON (a string or a token
+// array), in order; `single` when "input" was one string or one token array
+// rather than a list. nullopt for a body without a usable "input".
+struct EmbeddingItems {
+  std::string rest;
+  std::vector<std::string> items;
+  bool single = false;
+};
+std::optional<EmbeddingItems> canonicalEmbeddingItems(std::string_view body);
 
 // Where an entry lives: the key of one question in one scope.
 struct KeyScope {

@@ -4,6 +4,7 @@
 #include <boost/beast/http/field.hpp>
 
 #include "cache/cache_state.h"
+#include "cache/embedding_items.h"
 #include "cache/fill_sink.h"
 #include "cache/response_cache.h"
 #include "common/clock.h"
@@ -48,8 +49,35 @@ bool serveStale(pipeline::RequestContext& ctx) {
   return true;
 }
 
+bool answerFromItems(pipeline::RequestContext& ctx, ResponseCache& cache) {
+  CacheState& c = *ctx.cache;
+  ItemPlan& plan = *c.items;
+  if (!plan.complete()) {
+    const std::string body = upstreamBody(plan, ctx.body);
+    if (!body.empty()) ctx.rewritten_body = body;
+    ctx.response_headers += itemsHeader(plan);
+    return false;
+  }
+  (void)upstreamBody(plan, ctx.body);  // counts the hits
+  ctx.answer_body = assembleAnswer(plan, ctx.parsed.model, 0);
+  ctx.answer_content_type = "application/json";
+  common::strAppend(&ctx.response_headers, "x-spillway-cache: hit\r\nx-spillway-cache-tier: ", tierName(plan.deepest),
+                    "\r\n", itemsHeader(plan));
+  cache.count(Outcome::kHit, plan.deepest);
+  cache.countItems(plan.hits, 0);
+  return true;
+}
+
 pipeline::Verdict CacheStage::process(pipeline::RequestContext& ctx) {
   const Settings* s = &settings_;
+  switch (ctx.parsed.endpoint) {
+    case openai::Endpoint::kChatCompletions:
+    case openai::Endpoint::kCompletions:
+    case openai::Endpoint::kEmbeddings:
+      break;
+    default:
+      return pipeline::Verdict::kContinue;  // stateful or opaque: never cached
+  }
   const auto& h = *ctx.headers;
   const std::string_view opt = h["x-spillway-cache"];
   const std::string_view cc = h[boost::beast::http::field::cache_control];
@@ -74,6 +102,20 @@ pipeline::Verdict CacheStage::process(pipeline::RequestContext& ctx) {
   if (s->per_tenant) c.tenant = ctx.caller.tenant.empty() ? pipeline::clientAddress(ctx) : ctx.caller.tenant;
   c.key = s->keyFor(ctx.pool->model, ctx.parsed.endpoint, c.tenant, canonical->text);
   c.active = true;
+  if (ctx.parsed.endpoint == openai::Endpoint::kEmbeddings) {
+    // Cached per input; the whole request's key names its coalesced flight.
+    c.whole = false;
+    c.items = planItems(ctx.body, *s, ctx.pool->model, c.tenant);
+    if (!c.items) {
+      ctx.cache.reset();
+      return bypass();
+    }
+    c.items->store = c.store;
+    if (c.lookup) findInMemory(*c.items, *cache_);
+    // The slower tiers finish the plan when there are any (slow_tier_stage).
+    if (c.lookup && !c.items->complete() && cache_->hasSlowTiers()) return pipeline::Verdict::kContinue;
+    return answerFromItems(ctx, *cache_) ? pipeline::Verdict::kAnswered : pipeline::Verdict::kContinue;
+  }
   if (!c.lookup) return pipeline::Verdict::kContinue;
   Found f = cache_->findMemory(c.key, cache_->nowMs(), s->grace_ms);
   if (!f) return pipeline::Verdict::kContinue;
@@ -90,8 +132,13 @@ upstream::ResponseSink& CacheStage::wrapSink(pipeline::RequestContext& ctx, upst
                                              pipeline::SinkChain& chain) {
   if (!ctx.cache || !ctx.cache->active) return next;
   const CacheState& c = *ctx.cache;
-  const FillTarget target{c.key, ctx.pool->model, c.tenant, c.store, settings_.max_entry_bytes};
-  return chain.add<FillSink>(next, *cache_, target, c.flight.get());
+  const FillTarget target{c.key, ctx.pool->model, c.tenant, c.store && c.whole, settings_.max_entry_bytes};
+  upstream::ResponseSink& fill = chain.add<FillSink>(next, *cache_, target, c.flight.get());
+  if (!c.items) return fill;
+  // Embeddings: the upstream's answer for the missing inputs becomes the
+  // whole answer before the fill shares it with the flight's waiters.
+  constexpr size_t kMaxEmbeddingsAnswer = size_t{256} << 20;
+  return chain.add<ItemSink>(fill, *cache_, c.items, kMaxEmbeddingsAnswer);
 }
 
 }  // namespace spillway::cache

@@ -14,6 +14,10 @@
 //                                  all, or opt_in.
 // Answers carry x-spillway-cache: hit | miss | bypass | coalesced | stale,
 // and x-spillway-cache-tier on hits.
+//
+// Chat and completions are cached whole; embeddings per input
+// (embedding_items.h); the Responses API and passthrough routes never (the
+// former is stateful on its server, the latter opaque).
 #pragma once
 
 #include <memory>
@@ -52,6 +56,11 @@ void unmarkMiss(pipeline::RequestContext& ctx);
 // answer when nothing can serve the request; clears a shed. False when there
 // is none or it cannot be given in the form asked.
 bool serveStale(pipeline::RequestContext& ctx);
+
+// Embeddings: answers ctx from its item plan when every input was found;
+// otherwise rewrites the request to ask for the missing inputs alone (and
+// marks the answer with x-spillway-cache-items). True when answered.
+bool answerFromItems(pipeline::RequestContext& ctx, ResponseCache& cache);
 
 // Sets ctx's answer from a cached entry in the form the request wants,
 // with its x-spillway-cache headers; false when the entry cannot give that

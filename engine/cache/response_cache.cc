@@ -56,7 +56,12 @@ ResponseCache::ResponseCache(const v1::Cache& config, const std::string& disk_pa
       requests_(registry.counter("spillway_cache_requests_total",
                                  "Cacheable requests and how the cache met them (outcome hit, miss, bypass, coalesced, "
                                  "stale; tier of a hit).",
-                                 {"outcome", "tier"})) {
+                                 {"outcome", "tier"})),
+      item_hits_(registry.counter("spillway_cache_embedding_items_total",
+                                  "Embedding inputs and how the cache met them, each input of a batch on its own "
+                                  "(outcome hit, miss).",
+                                  {"outcome"}).with({"hit"})),
+      item_misses_(registry.counter("spillway_cache_embedding_items_total", "", {"outcome"}).with({"miss"})) {
   settings_.store(std::make_shared<const Settings>(settingsFrom(config)));
   for (int o = 0; o < 5; ++o) {
     for (int t = 0; t < 3; ++t) {
@@ -239,6 +244,11 @@ ResponseCache::Counters ResponseCache::counters() const {
   return c;
 }
 
+void ResponseCache::countItems(uint32_t hits, uint32_t misses) {
+  if (hits) item_hits_.inc(hits);
+  if (misses) item_misses_.inc(misses);
+}
+
 ResponseCache::Stats ResponseCache::stats() const {
   Stats st;
   auto sum = [&](Outcome o) { return countOf(o, 0) + countOf(o, 1) + countOf(o, 2); };
@@ -248,6 +258,8 @@ ResponseCache::Stats ResponseCache::stats() const {
   st.coalesced = sum(Outcome::kCoalesced);
   st.stale = sum(Outcome::kStale);
   st.stores = stores_.load(std::memory_order_relaxed);
+  st.item_hits = item_hits_.value();
+  st.item_misses = item_misses_.value();
   st.in_flight = coalescer_.inFlight();
   const auto m = memory_.stats();
   st.tiers.push_back({"memory", true, m.entries, m.bytes, countOf(Outcome::kHit, 0), m.evictions, 0, 0, "in process"});

@@ -98,6 +98,8 @@ class ResponseCache {
 
   Coalescer& coalescer() { return coalescer_; }
   void count(Outcome o, Tier t = Tier::kMemory);
+  // Embedding inputs answered from the cache and sent upstream (embedding_items.h).
+  void countItems(uint32_t hits, uint32_t misses);
 
   struct TierStats {
     std::string tier;
@@ -109,6 +111,7 @@ class ResponseCache {
     bool enabled = true;
     std::vector<TierStats> tiers;
     uint64_t hits = 0, misses = 0, bypasses = 0, coalesced = 0, stale = 0, stores = 0;
+    uint64_t item_hits = 0, item_misses = 0;  // embedding inputs, each on its own
     uint64_t bloom_skips = 0;
     double bloom_fp_estimate = 0;
     uint64_t bloom_bits = 0;
@@ -140,6 +143,8 @@ class ResponseCache {
     const metrics::Counter* c = counters_[static_cast<int>(o)][tier];
     return c ? c->value() : 0;
   }
+  metrics::Counter& item_hits_;
+  metrics::Counter& item_misses_;
   std::atomic<uint64_t> stores_{0};
   std::vector<metrics::Registry::Registration> gauges_;
 };

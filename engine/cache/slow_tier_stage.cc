@@ -2,6 +2,7 @@
 
 #include "cache/cache_stage.h"
 #include "cache/cache_state.h"
+#include "cache/embedding_items.h"
 #include "pipeline/request_context.h"
 #include "pipeline/route_table.h"
 
@@ -12,6 +13,12 @@ bool SlowTierStage::waits(const pipeline::RequestContext& ctx) const { return ct
 common::Awaitable<pipeline::Verdict> SlowTierStage::run(pipeline::RequestContext& ctx) {
   CacheState& c = *ctx.cache;
   if (!c.active || !c.lookup) co_return pipeline::Verdict::kContinue;
+  if (c.items) {
+    // Embeddings the memory tier left incomplete (cache_stage.cc).
+    if (c.items->complete()) co_return pipeline::Verdict::kContinue;  // already planned
+    co_await findInSlowTiers(c.items, *cache_);
+    co_return answerFromItems(ctx, *cache_) ? pipeline::Verdict::kAnswered : pipeline::Verdict::kContinue;
+  }
   Tier tier = Tier::kDisk;
   const std::string& model = ctx.pool->model;
   Found f = co_await cache_->findSlow(c.key, model, c.tenant, cache_->nowMs(), &tier);

@@ -8,6 +8,7 @@
 #include "common/sha256.h"
 #include "common/strings.h"
 #include "common/url.h"
+#include "openai/openai.h"
 #include "gpu/catalog.h"
 #include "gpu/layout.h"
 #include "spillway/v1/options.pb.h"
@@ -350,6 +351,18 @@ std::vector<ConfigError> validate(const v1::Config& c, const SourceMap* sources,
     }
   }
 
+  std::set<std::string> routes;
+  for (int i = 0; i < c.api().passthrough_routes_size(); ++i) {
+    const std::string& r = c.api().passthrough_routes(i);
+    const std::string p = common::strCat("api.passthrough_routes[", i, "]");
+    if (r.empty() || r[0] != '/' || r.find_first_of("?# \t") != std::string::npos) {
+      ck.fail(p, "must be a path starting with \"/\" (no query string)");
+    } else if (openai::endpointForTarget(r) || r == "/v1/models" || r == "/healthz" || r == "/readyz" || r == "/metrics") {
+      ck.fail(p, common::strCat("\"", r, "\" is a route the gateway serves itself"));
+    } else if (!routes.insert(r).second) {
+      ck.fail(p, common::strCat("duplicate route \"", r, "\""));
+    }
+  }
   ck.balancing(c.upstream().balancing(), "upstream.balancing");
   std::set<std::string> pool_models;
   for (int i = 0; i < c.pools_size(); ++i) {
@@ -361,6 +374,13 @@ std::vector<ConfigError> validate(const v1::Config& c, const SourceMap* sources,
     }
     if (pool.backends_size() == 0) ck.fail(p + ".backends", "at least one backend is required");
     if (pool.has_balancing()) ck.balancing(pool.balancing(), p + ".balancing");
+    for (int j = 0; j < pool.endpoints_size(); ++j) {
+      if (!openai::endpointByName(pool.endpoints(j))) {
+        ck.fail(common::strCat(p, ".endpoints[", j, "]"),
+                common::strCat("unknown endpoint \"", pool.endpoints(j),
+                               "\"; expected chat_completions, completions, embeddings, responses or passthrough"));
+      }
+    }
     for (int j = 0; j < pool.backends_size(); ++j) {
       const auto& name = pool.backends(j);
       std::string bp = common::strCat(p, ".backends[", j, "]");
@@ -489,6 +509,15 @@ void applyDefaults(v1::Config& c) {
     if (is_sim) (void)fillSimDefaults(*b.mutable_sim());  // validated: name is known
   }
 
+  auto* api = c.mutable_api();
+  if (api->disable_passthrough()) {
+    api->clear_passthrough_routes();
+  } else if (api->passthrough_routes_size() == 0) {
+    for (const auto& r : openai::defaultPassthroughRoutes()) api->add_passthrough_routes(r);
+  }
+  if (api->response_affinity_ttl_seconds() == 0) api->set_response_affinity_ttl_seconds(86400);
+  if (api->max_remembered_responses() == 0) api->set_max_remembered_responses(100000);
+
   if (c.pools_size() == 0) {
     std::map<std::string, std::vector<std::string>> by_model;  // sorted: stable output
     std::vector<std::string> order;
@@ -524,6 +553,8 @@ absl::Status fillSimDefaults(v1::SimProfile& sim) {
     sim.set_max_output_tokens(std::max(d.max_output_tokens, sim.min_output_tokens()));
   }
   if (sim.seed() == 0) sim.set_seed(42);
+  if (sim.embedding_dimensions() == 0) sim.set_embedding_dimensions(64);
+  if (sim.embed_per_token_us() == 0) sim.set_embed_per_token_us(50);
   if (sim.failures().retry_after_seconds() == 0) sim.mutable_failures()->set_retry_after_seconds(1);
   return absl::OkStatus();
 }

@@ -87,7 +87,7 @@ std::vector<std::string> Placement::classesOf(const upstream::Backend& backend) 
 }
 
 pipeline::Verdict PlacementStage::process(pipeline::RequestContext& ctx) {
-  if (!ctx.pool) return pipeline::Verdict::kContinue;
+  if (!ctx.pool || ctx.pin) return pipeline::Verdict::kContinue;  // pinned to the backend that holds its state
   const bool is_long = placement_->isLong(ctx.parsed.max_tokens.value_or(0), ctx.prompt_tokens_estimate);
   ctx.placement = placement_->allowed(ctx.pool->id, ctx.caller.priority, is_long);
   return pipeline::Verdict::kContinue;

@@ -56,18 +56,51 @@ struct Gateway::Metrics {
 
 namespace {
 
-constexpr const char* kRouteNames[] = {"other", "chat_completions", "completions", "models",
-                                       "healthz", "readyz", "metrics"};
+// The route label of every request (metrics): the admin endpoints by path,
+// the proxied ones by endpoint.
+constexpr const char* kRouteNames[] = {"other",   "chat_completions", "completions", "models",     "healthz",
+                                       "readyz",  "metrics",          "embeddings",  "responses",  "passthrough"};
 
 uint8_t routeIndex(std::string_view target) {
-  auto q = target.find('?');
-  if (q != std::string_view::npos) target = target.substr(0, q);
+  target = openai::targetPath(target);
   static const std::string_view kPaths[] = {"", "/v1/chat/completions", "/v1/completions", "/v1/models",
-                                            "/healthz", "/readyz", "/metrics"};
-  for (uint8_t i = 1; i < std::size(kRouteNames); ++i) {
+                                            "/healthz", "/readyz", "/metrics", "/v1/embeddings", "/v1/responses"};
+  for (uint8_t i = 1; i < std::size(kPaths); ++i) {
     if (target == kPaths[i]) return i;
   }
+  if (!openai::responseIdOfTarget(target).empty()) return 8;
   return 0;
+}
+
+uint8_t routeIndex(openai::Endpoint e) {
+  switch (e) {
+    case openai::Endpoint::kChatCompletions: return 1;
+    case openai::Endpoint::kCompletions: return 2;
+    case openai::Endpoint::kEmbeddings: return 7;
+    case openai::Endpoint::kResponses:
+    case openai::Endpoint::kResponseById: return 8;
+    case openai::Endpoint::kPassthrough: return 9;
+  }
+  return 0;
+}
+
+// GET /v1/models: every pool's model once. `?include=endpoints` adds the
+// endpoints each serves (what the console shows).
+std::string modelList(const pipeline::RouteTable& routes, bool with_endpoints) {
+  common::JsonWriter j;
+  j.beginObject().key("object").value("list").key("data").beginArray();
+  for (const auto& [model, pool] : routes.pools) {
+    j.beginObject().key("id").value(model).key("object").value("model");
+    j.key("created").value(int64_t{0}).key("owned_by").value(pool.owned_by);
+    if (with_endpoints) {
+      j.key("endpoints").beginArray();
+      for (openai::Endpoint e : pool.endpoints) j.value(openai::endpointName(e));
+      j.endArray();
+    }
+    j.endObject();
+  }
+  j.endArray().endObject();
+  return j.take();
 }
 
 double secondsSince(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
@@ -183,35 +216,39 @@ common::Awaitable<bool> Gateway::handle(size_t worker, common::TcpStream& client
                                    "text/plain; version=0.0.4; charset=utf-8", keep_alive);
     }
     if (r == "models") {
-      auto routes = this->routes();
-      common::JsonWriter j;
-      j.beginObject().key("object").value("list").key("data").beginArray();
-      for (const auto& [model, pool] : routes->pools) {
-        j.beginObject().key("id").value(model).key("object").value("model");
-        j.key("created").value(int64_t{0}).key("owned_by").value("spillway").endObject();
-      }
-      j.endArray().endObject();
+      const bool with_endpoints = req.target().find("include=endpoints") != std::string_view::npos;
       count(200);
-      co_return co_await writeBody(client, bhttp::status::ok, j.take(), "application/json", keep_alive);
+      co_return co_await writeBody(client, bhttp::status::ok, modelList(*this->routes(), with_endpoints),
+                                   "application/json", keep_alive);
     }
   }
 
-  auto endpoint = openai::endpointForTarget(req.target());
+  RouteTablePtr routes = this->routes();
+  std::optional<openai::Endpoint> endpoint = openai::endpointForTarget(req.target());
+  if (!endpoint && routes->passthrough.contains(openai::targetPath(req.target()))) {
+    endpoint = openai::Endpoint::kPassthrough;
+  }
   if (!endpoint) {
     count(404);
-    openai::ApiError e{404, common::strCat("Unknown request URL: ", req.method_string(), " ", req.target(), "."),
+    openai::ApiError e{404, common::strCat("Unknown request URL: ", req.method_string(), " ", req.target(),
+                                           ". This gateway serves ", routes->served_routes, "."),
                        "invalid_request_error", "", "unknown_url"};
     co_return co_await writeApiError(client, std::move(e), keep_alive);
   }
-  if (req.method() != bhttp::verb::post) {
+  // A stored response is read, deleted or cancelled; everything else is a POST.
+  const bool by_id = *endpoint == openai::Endpoint::kResponseById;
+  const bool method_ok = req.method() == bhttp::verb::post ||
+                         (by_id && (req.method() == bhttp::verb::get || req.method() == bhttp::verb::delete_));
+  if (!method_ok) {
     count(405);
-    openai::ApiError e{405, common::strCat("Method ", req.method_string(), " is not allowed on ", req.target(), "; use POST."),
+    openai::ApiError e{405, common::strCat("Method ", req.method_string(), " is not allowed on ", req.target(), "; use ",
+                                           by_id ? "GET, DELETE or POST" : "POST", "."),
                        "invalid_request_error", "", "method_not_allowed"};
     co_return co_await writeApiError(client, std::move(e), keep_alive);
   }
 
   w.in_flight.fetch_add(1, std::memory_order_relaxed);
-  bool keep = co_await proxy(w, client, req, keep_alive);
+  bool keep = co_await proxy(w, client, req, *endpoint, std::move(routes), keep_alive);
   w.in_flight.fetch_sub(1, std::memory_order_relaxed);
   co_return keep;
 }
@@ -220,26 +257,30 @@ common::Awaitable<bool> Gateway::handle(size_t worker, common::TcpStream& client
 // the cache's slower tiers and coalescing are the last of them), then the
 // attempt loop (pipeline/attempt_loop.h). Every way out goes through
 // complete() once.
-common::Awaitable<bool> Gateway::proxy(Worker& w, common::TcpStream& client, Request& req, bool keep_alive) {
+common::Awaitable<bool> Gateway::proxy(Worker& w, common::TcpStream& client, Request& req, openai::Endpoint endpoint,
+                                       RouteTablePtr routes, bool keep_alive) {
   pipeline::RequestContext ctx;
   ctx.start = Clock::now();
-  ctx.route = routeIndex(req.target());
+  ctx.route = routeIndex(endpoint);
   ctx.headers = &req.base();
+  ctx.method = req.method_string();
   ctx.body = req.body();
   ctx.client = &client.socket();
   ClientConnection channel(client, keep_alive);
   ctx.channel = &channel;
-  RouteTablePtr routes = this->routes();
   ctx.routes = routes.get();
   w.prune(routes);
 
-  auto parsed = w.parser.parse(*openai::endpointForTarget(req.target()), req.body(), /*collect_text=*/false);
+  const std::string_view content_type = req[bhttp::field::content_type];
+  auto parsed = w.parser.parse(endpoint, req.body(), /*collect_text=*/false, content_type);
   if (auto* e = std::get_if<openai::ApiError>(&parsed)) {
     ctx.error = std::move(*e);
     co_return co_await answerError(w, client, ctx, keep_alive);
   }
   ctx.parsed = std::move(std::get<openai::ParsedRequest>(parsed));
-  ctx.prompt_tokens_estimate = static_cast<uint32_t>(req.body().size() / 4);
+  ctx.response_id = openai::responseIdOfTarget(req.target());
+  // A multipart form (audio) is not text: its size says nothing of tokens.
+  ctx.prompt_tokens_estimate = ctx.parsed.multipart ? 0 : static_cast<uint32_t>(req.body().size() / 4);
 
   for (const auto& stage : routes->stages) {
     pipeline::Verdict verdict;
@@ -250,8 +291,14 @@ common::Awaitable<bool> Gateway::proxy(Worker& w, common::TcpStream& client, Req
     }
     if (verdict == pipeline::Verdict::kAnswered) co_return co_await answer(w, client, ctx, keep_alive);
   }
-  const upstream::ExchangeRequest exchange{req.method_string(), req.target(), req[bhttp::field::accept],
-                                           req.body(), false, routes->retry_after_text};
+  const upstream::ExchangeRequest exchange{.method = req.method_string(),
+                                           .target = req.target(),
+                                           .accept = req[bhttp::field::accept],
+                                           .body = req.body(),
+                                           .content_type = content_type,
+                                           .endpoint = endpoint,
+                                           .hold_refusals = false,
+                                           .busy_retry_after = routes->retry_after_text};
   pipeline::AttemptEnd end = co_await attempts_.run(ctx, exchange, w.connections);
   switch (end.kind) {
     case pipeline::AttemptEnd::Kind::kRelayed:
@@ -329,8 +376,15 @@ void Gateway::complete(Worker& w, pipeline::RequestContext& ctx) {
   w.child(w.durations, MetricKey{ctx.route, pool_id, 0, 0}, [&]() -> metrics::Histogram& {
      return metrics_->duration.with({route, model()});
    }).observe(seconds);
-  if (ctx.first_byte && ctx.backend) {
-    const double ttft = std::chrono::duration<double>(*ctx.first_byte - ctx.start).count();
+  // Time to first token: the first output delta where a sink saw it (a
+  // Responses stream opens with events that carry no token), else the
+  // first byte.
+  const std::optional<Clock::time_point> first_token =
+      ctx.first_token ? ctx.first_token
+                      : (ctx.parsed.endpoint == openai::Endpoint::kResponses && ctx.parsed.stream ? std::nullopt
+                                                                                                 : ctx.first_byte);
+  if (first_token && ctx.backend) {
+    const double ttft = std::chrono::duration<double>(*first_token - ctx.start).count();
     w.child(w.ttfts, MetricKey{0, pool_id, backend_id, 0}, [&]() -> metrics::Histogram& {
        return metrics_->ttft.with({model(), backend_name()});
      }).observe(ttft);

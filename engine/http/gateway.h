@@ -82,8 +82,8 @@ class Gateway {
   struct Metrics;
 
  private:
-  common::Awaitable<bool> proxy(Worker& w, common::TcpStream& client, Request& req,
-                                     bool keep_alive);
+  common::Awaitable<bool> proxy(Worker& w, common::TcpStream& client, Request& req, openai::Endpoint endpoint,
+                                RouteTablePtr routes, bool keep_alive);
   // Relays the refusal the attempt loop held back (nobody else took it).
   common::Awaitable<bool> answerHeld(Worker& w, common::TcpStream& client, pipeline::RequestContext& ctx,
                                      pipeline::HeldAnswer held, bool keep_alive);

@@ -11,13 +11,31 @@
 #include <string>
 #include <string_view>
 #include <variant>
+#include <vector>
 
 namespace spillway::openai {
 
-enum class Endpoint { kChatCompletions, kCompletions };
+// What a request asks for. kResponseById is GET/DELETE (and POST .../cancel)
+// on /v1/responses/{id}: no body to parse, routed to the backend that owns
+// the id. kPassthrough is any configured extra route (api.passthrough_routes):
+// its body is relayed unchanged, only its model is read.
+enum class Endpoint { kChatCompletions, kCompletions, kEmbeddings, kResponses, kResponseById, kPassthrough };
 
-// The route for a request target ("/v1/chat/completions?x" -> chat), if any.
+// The metric label and config name of an endpoint ("chat_completions",
+// "completions", "embeddings", "responses", "responses", "passthrough").
+std::string_view endpointName(Endpoint e);
+// An endpoint by its config name (pools[].endpoints), if any.
+std::optional<Endpoint> endpointByName(std::string_view name);
+
+// The built-in route for a request target ("/v1/chat/completions?x" -> chat),
+// if any (passthrough routes are the config's, matched by the gateway).
 std::optional<Endpoint> endpointForTarget(std::string_view target);
+// The target without its query string.
+std::string_view targetPath(std::string_view target);
+// The id in "/v1/responses/{id}[/...]" ("" when the target is not one).
+std::string_view responseIdOfTarget(std::string_view target);
+// The routes api.passthrough_routes has when the config does not say.
+const std::vector<std::string>& defaultPassthroughRoutes();
 
 // An error as the OpenAI API reports it: HTTP status plus the JSON fields of
 // {"error":{"message","type","param","code"}}. Empty param/code render as null.
@@ -49,7 +67,14 @@ struct ParsedRequest {
   uint32_t prompt_token_ids = 0;         // completions given as token arrays
   // Sampling that repeats: temperature 0, or a seed (what the cache stores by
   // default; decided here so other requests skip the cache's canonical form).
+  // Always true for embeddings.
   bool deterministic = false;
+  // Embeddings: the number of inputs (1 for a string or one token array).
+  uint32_t input_count = 0;
+  // Responses: the stored response this one continues (previous_response_id).
+  std::string previous_response_id;
+  // Passthrough: the body is a multipart form (its model came from a field).
+  bool multipart = false;
 };
 
 // Parses and validates a request body. Reuse one parser per connection: it
@@ -63,9 +88,14 @@ class RequestParser {
 
   // `collect_text` false skips copying the prompt text (the gateway only
   // validates; the simulator needs the text for token counts).
-  std::variant<ParsedRequest, ApiError> parse(Endpoint endpoint, std::string_view body, bool collect_text = true);
+  // `content_type` matters only for passthrough routes (a multipart form
+  // names its model in a "model" field).
+  std::variant<ParsedRequest, ApiError> parse(Endpoint endpoint, std::string_view body, bool collect_text = true,
+                                              std::string_view content_type = {});
 
  private:
+  std::variant<ParsedRequest, ApiError> parsePassthrough(std::string_view body, std::string_view content_type);
+
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
@@ -91,5 +121,16 @@ uint32_t promptTokens(const ParsedRequest& r);
 // Server-Sent Events framing: "data: <json>\n\n".
 std::string sseData(std::string_view json);
 inline constexpr std::string_view kSseDone = "data: [DONE]\n\n";
+// A typed Responses API event: "event: <type>\ndata: <json>\n\n".
+std::string sseEvent(std::string_view type, std::string_view json);
+// The event that ends a stream that broke, in the endpoint's dialect: chat
+// and completions get a data event with an "error" object; the Responses
+// API its typed "error" event. Never a clean end.
+std::string streamErrorEvent(Endpoint endpoint, const ApiError& e);
+
+// The value of the multipart form field `name` in `body` (boundary from
+// `content_type`), or nullopt when there is none or the form is malformed.
+std::optional<std::string_view> multipartField(std::string_view content_type, std::string_view body,
+                                               std::string_view name);
 
 }  // namespace spillway::openai

@@ -117,7 +117,7 @@ AttemptLoop::Step AttemptLoop::judge(RequestContext& ctx, upstream::Backend& b, 
     // connection closes (the upstream was not read to its end).
     ctx.status = 429;
     ctx.drop = DropReason::kRateLimited;
-    ctx.output_tokens = r.output_tokens;
+    ctx.output_tokens = ctx.reported_output_tokens.value_or(r.output_tokens);
     if (r.saw_first_byte) ctx.first_byte = r.first_byte;
     end = AttemptEnd{AttemptEnd::Kind::kRelayed, false};
     return Step::kEnded;
@@ -148,7 +148,7 @@ AttemptLoop::Step AttemptLoop::judge(RequestContext& ctx, upstream::Backend& b, 
     case upstream::Exchange::kClientGone:
     case upstream::Exchange::kAbortedMidBody: {
       ctx.status = r.status;
-      ctx.output_tokens = r.output_tokens;
+      ctx.output_tokens = ctx.reported_output_tokens.value_or(r.output_tokens);
       if (r.saw_first_byte) ctx.first_byte = r.first_byte;
       upstream::reportAnswer(b, r.status, r.outcome == upstream::Exchange::kAbortedMidBody, *routes.outliers,
                              pool.backends);

@@ -52,6 +52,7 @@ struct RequestContext {
 
   // --- the request -------------------------------------------------------
   const boost::beast::http::fields* headers = nullptr;
+  std::string_view method = "POST";  // GET and DELETE reach /v1/responses/{id}
   const common::TcpStream::socket_type* client = nullptr;  // for the client's address, asked only when needed
   ClientChannel* channel = nullptr;  // for a stage that writes its answer itself (stage.h)
   std::string_view body;  // owned by the front server's request object
@@ -73,6 +74,11 @@ struct RequestContext {
   // GPU placement: the backends this request may use (empty: any of the
   // pool's); owned by the routing snapshot (gpu/placement).
   std::span<const upstream::Backend* const> placement;
+  // A backend this request must go to (the Responses API's owner of a
+  // stored response); placement then points at it.
+  const upstream::Backend* pin = nullptr;
+  // The response id of GET/DELETE /v1/responses/{id} (into the target).
+  std::string_view response_id;
   uint64_t hash_key = 0;  // affinity key for consistent_hash
   bool has_hash_key = false;
   upstream::BackendPtr backend;                  // the backend of the current / last attempt
@@ -109,7 +115,13 @@ struct RequestContext {
   // --- the outcome -------------------------------------------------------
   int status = 0;  // as counted: 499 client gone, 502 broken mid-body
   std::optional<Clock::time_point> first_byte;
+  // The first generated token when a sink can tell it from the first byte
+  // (a Responses stream's first output delta); time to first token uses it.
+  std::optional<Clock::time_point> first_token;
   uint32_t output_tokens = 0;
+  // Output tokens as the answer's own usage reported them (a Responses
+  // stream's response.completed), preferred to the count of data events.
+  std::optional<uint32_t> reported_output_tokens;
   // A sink of the chain (stage.h) cut the answer short for the caller's
   // token budget: counted as turned away by the limits (429,
   // rate_limited), and the connection closes.

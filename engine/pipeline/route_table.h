@@ -9,10 +9,12 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "balance/balancer.h"
+#include "openai/openai.h"
 #include "pipeline/completion.h"
 #include "pipeline/priority.h"
 #include "pipeline/retry_budget.h"
@@ -47,6 +49,17 @@ struct PoolRoute {
   v1::Balancing balancing;  // effective settings (defaults applied)
   // pools[].priority: the class of its requests (a route rule), if set.
   std::optional<Priority> priority;
+  std::string owned_by;  // what /v1/models says
+  // pools[].endpoints (all when the config lists none); kResponseById goes
+  // with kResponses.
+  std::vector<openai::Endpoint> endpoints;
+  bool serves(openai::Endpoint e) const {
+    if (e == openai::Endpoint::kResponseById) e = openai::Endpoint::kResponses;
+    for (openai::Endpoint x : endpoints) {
+      if (x == e) return true;
+    }
+    return false;
+  }
   balance::BalancerPtr balancer;
   balance::Needs needs;     // what the balancer wants computed per request
   std::unique_ptr<RetryBudget> retry_budget;
@@ -72,6 +85,10 @@ struct RouteTable {
   std::string retry_after_text;                // server.retry_after_seconds as header text
   std::vector<upstream::BackendPtr> backends;  // config order
   std::map<std::string, PoolRoute> pools;      // by model id
+  // api.passthrough_routes, by path.
+  std::set<std::string, std::less<>> passthrough;
+  // Every route served, for the 404 of an unknown one ("/v1/chat/completions, ...").
+  std::string served_routes;
   // The stages every proxied request runs through, in order (stage.h).
   std::vector<StagePtr> stages;
   // Passive outlier detection and back-off, fed by every attempt.

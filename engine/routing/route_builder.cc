@@ -14,6 +14,7 @@
 #include "pipeline/affinity.h"
 #include "pipeline/identify.h"
 #include "pipeline/route_stage.h"
+#include "responses/response_affinity.h"
 
 namespace spillway::routing {
 
@@ -25,10 +26,14 @@ using pipeline::RouteStage;
 
 std::vector<StagePtr> buildStages(const v1::Config& config, std::shared_ptr<admission::RateLimiter> limiter,
                                   std::shared_ptr<cache::ResponseCache> cache,
-                                  std::shared_ptr<const gpu::Placement> placement) {
+                                  std::shared_ptr<const gpu::Placement> placement,
+                                  std::shared_ptr<responses::ResponseOwners> response_owners) {
   std::vector<StagePtr> stages;
   stages.push_back(std::make_unique<IdentifyStage>());
   stages.push_back(std::make_unique<admission::AuthenticateStage>(config));
+  if (response_owners) {
+    stages.push_back(std::make_unique<responses::ResponseAffinityStage>(std::move(response_owners)));
+  }
   stages.push_back(std::make_unique<RouteStage>());
   if (limiter && !limiter->empty()) stages.push_back(std::make_unique<admission::RateLimitStage>(std::move(limiter)));
   if (cache) stages.push_back(std::make_unique<cache::CacheStage>(cache, cache::settingsFrom(config.cache())));
@@ -76,6 +81,14 @@ absl::StatusOr<PoolRoute> buildPool(const v1::Config& config, const v1::Pool& po
   route.backends = std::move(backends);
   route.balancing = balance::effectiveBalancing(pool.balancing(), config.upstream().balancing());
   if (!pool.priority().empty()) route.priority = admission::parsePriority(pool.priority());
+  route.owned_by = pool.owned_by().empty() ? "spillway" : pool.owned_by();
+  for (const auto& name : pool.endpoints()) {
+    if (auto e = openai::endpointByName(name)) route.endpoints.push_back(*e);
+  }
+  if (route.endpoints.empty()) {
+    route.endpoints = {openai::Endpoint::kChatCompletions, openai::Endpoint::kCompletions, openai::Endpoint::kEmbeddings,
+                       openai::Endpoint::kResponses, openai::Endpoint::kPassthrough};
+  }
   auto balancer = balance::makeBalancer(route.balancing, /*seed=*/id * 0x9e3779b97f4a7c15ull);
   if (!balancer.ok()) return balancer.status();
   route.balancer = std::move(*balancer);
@@ -99,6 +112,12 @@ absl::StatusOr<std::shared_ptr<RouteTable>> buildRouteTable(const v1::Config& cf
   routes->config = cfg;
   routes->retry_after_text = std::to_string(cfg.server().retry_after_seconds());
   routes->backends = std::move(in.backends);
+  routes->served_routes = "GET /v1/models, POST /v1/chat/completions, /v1/completions, /v1/embeddings, /v1/responses, "
+                          "GET/DELETE /v1/responses/{id}";
+  for (const auto& r : cfg.api().passthrough_routes()) {
+    routes->passthrough.insert(r);
+    routes->served_routes += ", POST " + r;
+  }
   std::map<std::string, upstream::BackendPtr> by_name;
   for (const auto& b : routes->backends) by_name[b->name()] = b;
   const RouteTable* old = in.previous;
@@ -135,7 +154,11 @@ absl::StatusOr<std::shared_ptr<RouteTable>> buildRouteTable(const v1::Config& cf
     routes->cache = in.cache;
   }
   if (in.inventory) routes->placement = gpu::Placement::build(cfg.gpu().placement(), *in.inventory, routes->pools);
-  routes->stages = buildStages(cfg, routes->limiter, routes->cache, routes->placement);
+  if (in.response_owners) {
+    in.response_owners->configure(std::chrono::seconds(cfg.api().response_affinity_ttl_seconds()),
+                                  cfg.api().max_remembered_responses());
+  }
+  routes->stages = buildStages(cfg, routes->limiter, routes->cache, routes->placement, std::move(in.response_owners));
   routes->observers = buildObservers(cfg);
   routes->outliers = buildOutlierDetector(cfg, std::move(in.events));
   return routes;

@@ -17,6 +17,7 @@
 #include "admission/rate_limit.h"
 #include "metrics/registry.h"
 #include "pipeline/route_table.h"
+#include "responses/response_owners.h"
 #include "upstream/adaptive_limit.h"
 
 namespace spillway::gpu {
@@ -45,6 +46,9 @@ struct RouteInputs {
   std::shared_ptr<const gpu::Inventory> inventory;
   metrics::Registry* registry = nullptr;  // the slot sources' metrics
   std::shared_ptr<upstream::BackendEvents> events;  // the outlier detector's
+  // Which backend stores each Responses API response (the engine's; null:
+  // no affinity).
+  std::shared_ptr<responses::ResponseOwners> response_owners;
 };
 
 // The routing table for `config`; pool ids are taken from `next_id`.
@@ -52,8 +56,8 @@ absl::StatusOr<std::shared_ptr<RouteTable>> buildRouteTable(const v1::Config& co
                                                              uint64_t& next_id);
 
 // The stages, in the order a request meets them:
-//   identify → authenticate → route → rate_limit → cache → degrade →
-//   placement → affinity → cache_tiers → coalesce
+//   identify → authenticate → response_affinity → route → rate_limit →
+//   cache → degrade → placement → affinity → cache_tiers → coalesce
 // then the attempt loop with the pool's admission queue (docs/ARCHITECTURE.md
 // shows the whole path). `limiter`
 // holds the rate-limit buckets (handed on across applies that keep
@@ -61,7 +65,8 @@ absl::StatusOr<std::shared_ptr<RouteTable>> buildRouteTable(const v1::Config& co
 // there is no cache.
 std::vector<StagePtr> buildStages(const v1::Config& config, std::shared_ptr<admission::RateLimiter> limiter,
                                   std::shared_ptr<cache::ResponseCache> cache,
-                                  std::shared_ptr<const gpu::Placement> placement = nullptr);
+                                  std::shared_ptr<const gpu::Placement> placement = nullptr,
+                                  std::shared_ptr<responses::ResponseOwners> response_owners = nullptr);
 
 // Admission's settings from config, for the queues and learned limits the
 // engine keeps across applies.

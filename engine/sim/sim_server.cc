@@ -23,6 +23,7 @@
 #include "common/json_writer.h"
 #include "metrics/registry.h"
 #include "openai/openai.h"
+#include "sim/sim_answers.h"
 #include "sim/text_generator.h"
 
 namespace spillway::sim {
@@ -127,6 +128,7 @@ struct SimServer::State {
     c.rejected_busy = rejected_busy.load();
     c.injected_failures = injected.load();
     c.generated_tokens = tokens->value();
+    c.embedding_inputs = embedding_inputs.load();
     return c;
   }
 
@@ -183,7 +185,7 @@ struct SimServer::State {
   tcp::acceptor acceptor;  // used on io.context(0) only
   std::atomic<uint16_t> port{0};
   std::atomic<uint64_t> next_id{1};
-  std::atomic<uint64_t> completed{0}, rejected_busy{0}, injected{0};
+  std::atomic<uint64_t> completed{0}, rejected_busy{0}, injected{0}, embedding_inputs{0};
   // failures.rate, changeable while running (POST /sim/failures?rate=X) so
   // benchmarks can turn a failure on halfway.
   std::atomic<double> failure_rate{profile.failures().rate()};
@@ -196,6 +198,30 @@ struct SimServer::State {
   // The prefix (KV) cache: chained block hashes, most recent first.
   std::list<uint64_t> prefix_lru ABSL_GUARDED_BY(mu);
   std::unordered_map<uint64_t, std::list<uint64_t>::iterator> prefix_index ABSL_GUARDED_BY(mu);
+  // Responses API responses stored (store: true, the default), by id; the
+  // oldest forgotten past kStoredResponses.
+  static constexpr size_t kStoredResponses = 10000;
+  std::unordered_map<std::string, std::string> stored ABSL_GUARDED_BY(mu);
+  std::deque<std::string> stored_order ABSL_GUARDED_BY(mu);
+
+  void storeResponse(const std::string& id, std::string object) {
+    common::MutexLock lock(mu);
+    if (stored.emplace(id, std::move(object)).second) stored_order.push_back(id);
+    while (stored_order.size() > kStoredResponses) {
+      stored.erase(stored_order.front());
+      stored_order.pop_front();
+    }
+  }
+  std::optional<std::string> storedResponse(const std::string& id) {
+    common::MutexLock lock(mu);
+    auto it = stored.find(id);
+    if (it == stored.end()) return std::nullopt;
+    return it->second;
+  }
+  bool deleteResponse(const std::string& id) {
+    common::MutexLock lock(mu);
+    return stored.erase(id) > 0;
+  }
 
   metrics::Registry registry;
   metrics::Family<metrics::Counter>* requests;
@@ -342,6 +368,115 @@ void resetConnection(beast::tcp_stream& stream) {
   stream.socket().close(ec);
 }
 
+// The Responses API: the same generation as chat, as a response object or
+// its typed event stream; the response is stored under its id.
+awaitable<bool> respond(beast::tcp_stream& stream, State& st, const openai::ParsedRequest& req, bool keep_alive,
+                        bool reset_mid_stream, TextGenerator& gen, uint32_t n, bool incomplete,
+                        Clock::time_point start) {
+  const auto& prof = st.profile;
+  const uint64_t serial = st.next_id.fetch_add(1);
+  ResponseParts p;
+  p.id = common::strCat("resp_", st.name, "_", serial);
+  p.item_id = common::strCat("msg_", st.name, "_", serial);
+  p.model = req.model;
+  p.created_at = unixNow();
+  p.previous_response_id = req.previous_response_id;
+  p.input_tokens = openai::promptTokens(req);
+  p.output_tokens = n;
+  p.incomplete = incomplete;
+  const auto prefill = std::chrono::microseconds(uint64_t{prof.prefill_base_ms()} * 1000 +
+                                                 uint64_t{prof.prefill_per_token_us()} * p.input_tokens);
+  const auto itl = std::chrono::milliseconds(prof.inter_token_ms());
+  const auto first_token_at = start + prefill;
+  net::steady_timer timer(co_await net::this_coro::executor);
+  boost::system::error_code ec;
+  std::string text;
+  if (!req.stream) {
+    for (uint32_t i = 0; i < n; ++i) text += gen.next();
+    timer.expires_at(first_token_at + itl * (n > 0 ? n - 1 : 0));
+    co_await timer.async_wait(net::redirect_error(use_awaitable, ec));
+    st.tokens->inc(n);
+    st.completed.fetch_add(1);
+    std::string object = responseObject(p, incomplete ? "incomplete" : "completed", text);
+    st.storeResponse(p.id, object);
+    co_return co_await writeResponse(stream, st, http::status::ok, std::move(object), "application/json", keep_alive);
+  }
+  http::response<http::empty_body> res{http::status::ok, 11};
+  res.set(http::field::server, "spillway-sim");
+  res.set(http::field::content_type, "text/event-stream");
+  res.set(http::field::cache_control, "no-cache");
+  res.keep_alive(keep_alive);
+  res.chunked(true);
+  http::response_serializer<http::empty_body> sr{res};
+  co_await http::async_write_header(stream, sr, net::redirect_error(use_awaitable, ec));
+  if (ec) co_return false;
+  st.requests->with({"200"}).inc();
+  uint32_t seq = 0;
+  if (!co_await writeChunk(stream, responseOpening(p, seq))) co_return false;
+  for (uint32_t i = 0; i < n; ++i) {
+    timer.expires_at(first_token_at + itl * i);
+    co_await timer.async_wait(net::redirect_error(use_awaitable, ec));
+    if (reset_mid_stream && i == n / 2) {
+      resetConnection(stream);
+      co_return false;
+    }
+    const std::string token = gen.next();
+    text += token;
+    if (!co_await writeChunk(stream, responseDelta(p, token, seq))) co_return false;
+    st.tokens->inc();
+  }
+  st.storeResponse(p.id, responseObject(p, incomplete ? "incomplete" : "completed", text));
+  if (!co_await writeChunk(stream, responseClosing(p, text, seq))) co_return false;
+  co_await net::async_write(stream, http::make_chunk_last(), net::redirect_error(use_awaitable, ec));
+  st.completed.fetch_add(1);
+  co_return !ec && keep_alive;
+}
+
+// Embeddings: a slot for prefill_base_ms plus embed_per_token_us per input token.
+awaitable<bool> embed(beast::tcp_stream& stream, State& st, std::string_view body, bool keep_alive) {
+  if (st.injectFailure()) {
+    st.injected.fetch_add(1);
+    openai::ApiError e = openai::serverBusy("Injected failure: server busy.");
+    co_return co_await writeError(stream, st, std::move(e), keep_alive);
+  }
+  auto answer = embeddings(body, st.profile.embedding_dimensions());
+  if (auto* e = std::get_if<openai::ApiError>(&answer)) co_return co_await writeError(stream, st, *e, keep_alive);
+  Embedded out = std::move(std::get<Embedded>(answer));
+  if (!co_await st.acquireSlot()) {
+    st.rejected_busy.fetch_add(1);
+    openai::ApiError e = openai::serverBusy();
+    co_return co_await writeError(stream, st, std::move(e), keep_alive, 1);
+  }
+  SlotGuard slot(st);
+  net::steady_timer timer(co_await net::this_coro::executor);
+  timer.expires_after(std::chrono::microseconds(uint64_t{st.profile.prefill_base_ms()} * 1000 +
+                                                uint64_t{st.profile.embed_per_token_us()} * out.tokens));
+  boost::system::error_code ec;
+  co_await timer.async_wait(net::redirect_error(use_awaitable, ec));
+  st.embedding_inputs.fetch_add(out.inputs);
+  st.completed.fetch_add(1);
+  co_return co_await writeResponse(stream, st, http::status::ok, std::move(out.body), "application/json", keep_alive);
+}
+
+// The passthrough endpoints vLLM serves: rerank, score, tokenize, audio.
+awaitable<bool> other(beast::tcp_stream& stream, State& st, std::string_view path, std::string_view content_type,
+                      std::string_view body, bool keep_alive) {
+  std::variant<std::string, openai::ApiError> answer;
+  if (path == "/v1/rerank" || path == "/rerank") {
+    answer = rerank(body);
+  } else if (path == "/v1/score") {
+    answer = score(body);
+  } else if (path == "/tokenize") {
+    answer = tokenize(body);
+  } else {
+    answer = transcribe(content_type, body);
+  }
+  if (auto* e = std::get_if<openai::ApiError>(&answer)) co_return co_await writeError(stream, st, *e, keep_alive);
+  st.completed.fetch_add(1);
+  std::string out = std::move(std::get<std::string>(answer));
+  co_return co_await writeResponse(stream, st, http::status::ok, std::move(out), "application/json", keep_alive);
+}
+
 awaitable<bool> complete(beast::tcp_stream& stream, State& st, const openai::ParsedRequest& req,
                          bool keep_alive) {
   const auto& prof = st.profile;
@@ -389,6 +524,9 @@ awaitable<bool> complete(beast::tcp_stream& stream, State& st, const openai::Par
                             st.name, "-", st.next_id.fetch_add(1)),
                unixNow(), prompt_tokens, n, n < natural ? "length" : "stop"};
 
+  if (req.endpoint == openai::Endpoint::kResponses) {
+    co_return co_await respond(stream, st, req, keep_alive, reset_mid_stream, gen, n, n < natural, start);
+  }
   // Cached prefix tokens skip their prefill cost (vLLM's automatic prefix caching).
   const uint32_t cached_tokens = std::min(prompt_tokens, st.prefixCachedTokens(req.prompt_text));
   if (cached_tokens) st.prefix_hits->inc(cached_tokens);
@@ -481,6 +619,29 @@ awaitable<bool> handle(beast::tcp_stream& stream, State& st, http::request<http:
     co_return co_await writeResponse(stream, st, http::status::ok, common::strCat("{\"rate\":", value, "}"),
                                      "application/json", keep);
   }
+  const std::string_view path = openai::targetPath(target);
+  if (const std::string_view id = openai::responseIdOfTarget(path); !id.empty()) {
+    // A stored response: read or deleted.
+    const std::string key(id);
+    if (req.method() == http::verb::get) {
+      if (auto object = st.storedResponse(key)) {
+        co_return co_await writeResponse(stream, st, http::status::ok, std::move(*object), "application/json", keep);
+      }
+    } else if (req.method() == http::verb::delete_ && st.deleteResponse(key)) {
+      std::string body = common::strCat(R"({"id":")", key, R"(","object":"response.deleted","deleted":true})");
+      co_return co_await writeResponse(stream, st, http::status::ok, std::move(body), "application/json", keep);
+    }
+    openai::ApiError e{404, common::strCat("Response with id '", key, "' not found."), "invalid_request_error", "",
+                       "not_found"};
+    co_return co_await writeError(stream, st, std::move(e), keep);
+  }
+  if (req.method() == http::verb::post) {
+    if (path == "/v1/embeddings") co_return co_await embed(stream, st, req.body(), keep);
+    for (std::string_view p : {"/v1/rerank", "/rerank", "/v1/score", "/tokenize", "/v1/audio/transcriptions",
+                               "/v1/audio/translations"}) {
+      if (path == p) co_return co_await other(stream, st, path, req[http::field::content_type], req.body(), keep);
+    }
+  }
   auto endpoint = openai::endpointForTarget(target);
   if (!endpoint || req.method() != http::verb::post) {
     openai::ApiError e{404, common::strCat("Unknown request URL: ", req.method_string(), " ", target, "."),
@@ -489,6 +650,13 @@ awaitable<bool> handle(beast::tcp_stream& stream, State& st, http::request<http:
   }
   auto parsed = parser.parse(*endpoint, req.body());
   if (auto* e = std::get_if<openai::ApiError>(&parsed)) co_return co_await writeError(stream, st, *e, keep);
+  const auto& prev = std::get<openai::ParsedRequest>(parsed).previous_response_id;
+  if (!prev.empty() && !st.storedResponse(prev)) {
+    // State lives on the server that made it, as with vLLM and OpenAI.
+    openai::ApiError e{400, common::strCat("Previous response with id '", prev, "' not found."),
+                       "invalid_request_error", "previous_response_id", "previous_response_not_found"};
+    co_return co_await writeError(stream, st, std::move(e), keep);
+  }
   co_return co_await complete(stream, st, std::get<openai::ParsedRequest>(parsed), keep);
 }
 

@@ -24,6 +24,7 @@ struct SimCounters {
   uint64_t rejected_busy = 0;
   uint64_t injected_failures = 0;
   uint64_t generated_tokens = 0;
+  uint64_t embedding_inputs = 0;  // inputs embedded (each input of a batch)
 };
 
 class SimServer {

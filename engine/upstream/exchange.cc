@@ -28,10 +28,14 @@ uint32_t countDataEvents(std::string_view bytes) {
 
 uint32_t usageCompletionTokens(std::string_view json) {
   // The usage object comes last in every server's answers: search from the end.
-  constexpr std::string_view kKey = "\"completion_tokens\"";
-  const size_t at = json.rfind(kKey);
+  std::string_view key = "\"completion_tokens\"";
+  size_t at = json.rfind(key);
+  if (at == std::string_view::npos) {
+    key = "\"output_tokens\"";
+    at = json.rfind(key);
+  }
   if (at == std::string_view::npos) return 0;
-  size_t i = at + kKey.size();
+  size_t i = at + key.size();
   while (i < json.size() && (json[i] == ' ' || json[i] == ':')) ++i;
   uint32_t n = 0;
   std::from_chars(json.data() + i, json.data() + json.size(), n);
@@ -81,7 +85,7 @@ common::Awaitable<ExchangeResult> exchangeOver(Stream& up, Connection& conn, con
   request_head.append(req.method).append(" ").append(backend.url().path_prefix).append(req.target);
   request_head.append(" HTTP/1.1\r\n");
   addField(request_head, "Host", backend.url().hostHeader());
-  addField(request_head, "Content-Type", "application/json");
+  addField(request_head, "Content-Type", req.content_type.empty() ? std::string_view("application/json") : req.content_type);
   addField(request_head, "Accept", req.accept.empty() ? std::string_view("*/*") : req.accept);
   addField(request_head, "User-Agent", "spillway");
   if (!backend.apiKey().empty()) request_head.append("Authorization: Bearer ").append(backend.apiKey()).append("\r\n");
@@ -215,7 +219,7 @@ common::Awaitable<ExchangeResult> exchangeOver(Stream& up, Connection& conn, con
       if (sse) {
         openai::ApiError e{502, common::strCat("Upstream ", backend.name(), " failed mid-stream: ", ec.message()),
                            "upstream_error", "", "upstream_disconnected"};
-        event = openai::sseData(openai::errorBody(e));
+        event = openai::streamErrorEvent(req.endpoint, e);
       }
       co_await sink.abort(event);
       r.outcome = Exchange::kAbortedMidBody;

@@ -51,6 +51,9 @@ struct ExchangeRequest {
   std::string_view target;
   std::string_view accept;
   std::string_view body;
+  std::string_view content_type;  // the client's ("" : application/json)
+  // The dialect of the error event that ends a stream that broke.
+  openai::Endpoint endpoint = openai::Endpoint::kChatCompletions;
   // Whether 429 and 5xx answers come back as kRefused instead of being relayed.
   bool hold_refusals = false;
   // Retry-After (seconds, as text) added to a relayed 429/503 that has none.
@@ -70,7 +73,8 @@ common::Awaitable<ExchangeResult> exchange(Connection& conn, const Backend& back
 // split across buffers are missed or double counted rarely.
 uint32_t countDataEvents(std::string_view bytes);
 
-// completion_tokens of a JSON completion's "usage", or 0.
+// completion_tokens (output_tokens for the Responses API) of a JSON
+// answer's "usage", or 0.
 uint32_t usageCompletionTokens(std::string_view json);
 
 }  // namespace spillway::upstream
