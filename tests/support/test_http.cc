@@ -1,5 +1,7 @@
 #include "support/test_http.h"
 
+#include <optional>
+
 #include <utility>
 
 #include <arpa/inet.h>
@@ -133,8 +135,9 @@ StreamResult streamRequest(uint16_t port, const std::string& target, const std::
           while ((end = pending.find("\n\n")) != std::string::npos) {
             std::string event = pending.substr(0, end);
             pending.erase(0, end + 2);
-            if (event.rfind("data: ", 0) == 0) {
-              SseEvent e{std::chrono::duration<double, std::milli>(Clock::now() - sent).count(), event.substr(6)};
+            if (auto parsed = parseSseEvent(event)) {
+              SseEvent e{std::chrono::duration<double, std::milli>(Clock::now() - sent).count(), parsed->second,
+                         parsed->first};
               out.events.push_back(e);
               if (on_event) on_event(out.events.back());
             }
@@ -199,6 +202,18 @@ uint16_t closedPort() {
   return port;
 }
 
+std::optional<std::pair<std::string, std::string>> parseSseEvent(std::string_view block) {
+  std::string type;
+  while (block.rfind("event: ", 0) == 0) {
+    const size_t nl = block.find('\n');
+    if (nl == std::string_view::npos) return std::nullopt;
+    type = std::string(block.substr(7, nl - 7));
+    block.remove_prefix(nl + 1);
+  }
+  if (block.rfind("data: ", 0) != 0) return std::nullopt;
+  return std::make_pair(std::move(type), std::string(block.substr(6)));
+}
+
 std::vector<std::string> sseData(std::string_view body) {
   std::vector<std::string> out;
   size_t pos = 0;
@@ -206,7 +221,7 @@ std::vector<std::string> sseData(std::string_view body) {
     size_t end = body.find("\n\n", pos);
     if (end == std::string_view::npos) break;
     std::string_view event = body.substr(pos, end - pos);
-    if (event.rfind("data: ", 0) == 0) out.emplace_back(event.substr(6));
+    if (auto parsed = parseSseEvent(event)) out.push_back(std::move(parsed->second));
     pos = end + 2;
   }
   return out;

@@ -8,6 +8,7 @@
 #include <functional>
 #include <future>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -44,7 +45,12 @@ inline HttpResult postJson(uint16_t port, const std::string& target, const std::
 struct SseEvent {
   double at_ms = 0;  // since the request was sent
   std::string data;  // the payload after "data: "
+  std::string type;  // the "event: " line's, if any (the Responses API's typed events)
 };
+
+// An event block's (type, data): "event: T\ndata: D" or "data: D"; nullopt
+// for a block without data (comments, keep-alives).
+std::optional<std::pair<std::string, std::string>> parseSseEvent(std::string_view block);
 
 struct StreamResult {
   int status = 0;
