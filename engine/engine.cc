@@ -657,6 +657,8 @@ CacheStatus Engine::cache() const {
   out.bloom_fp_estimate = st.bloom_fp_estimate;
   out.bloom_bits = st.bloom_bits;
   out.flights = st.in_flight;
+  out.item_hits = st.item_hits;
+  out.item_misses = st.item_misses;
   return out;
 }
 
@@ -806,6 +808,10 @@ EngineTotals Engine::totals() const {
   t.cache_hits = c.hits;
   t.cache_lookups = c.hits[0] + c.hits[1] + c.hits[2] + c.misses + c.coalesced + c.stale;
   t.cache_coalesced = c.coalesced;
+  t.requests_by_endpoint = g.by_endpoint;
+  const auto st = impl_->cache->itemCounts();
+  t.embedding_item_hits = st.first;
+  t.embedding_item_lookups = st.first + st.second;
   return t;
 }
 
@@ -836,6 +842,14 @@ IntervalStats intervalStats(const EngineTotals& before, const EngineTotals& afte
     s.cache_hit_ratio = static_cast<double>(hits) / static_cast<double>(lookups);
   }
   s.coalesced_per_second = static_cast<double>(delta(after.cache_coalesced, before.cache_coalesced)) / seconds;
+  for (size_t i = 0; i < s.endpoint_per_second.size(); ++i) {
+    s.endpoint_per_second[i] =
+        static_cast<double>(delta(after.requests_by_endpoint[i], before.requests_by_endpoint[i])) / seconds;
+  }
+  if (const uint64_t items = delta(after.embedding_item_lookups, before.embedding_item_lookups)) {
+    s.embedding_item_hit_ratio =
+        static_cast<double>(delta(after.embedding_item_hits, before.embedding_item_hits)) / static_cast<double>(items);
+  }
   return s;
 }
 

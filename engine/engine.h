@@ -119,6 +119,7 @@ struct CacheStatus {
   double bloom_fp_estimate = 0;
   uint64_t bloom_bits = 0;
   uint64_t flights = 0;
+  uint64_t item_hits = 0, item_misses = 0;  // embedding inputs, each on its own
 };
 // Where a request's answer is cached (Engine::cacheLookup()).
 struct CacheLookupResult {
@@ -170,6 +171,10 @@ struct EngineTotals {
   std::array<uint64_t, 3> cache_hits{};
   uint64_t cache_lookups = 0;
   uint64_t cache_coalesced = 0;
+  // Proxied requests by endpoint: chat and completions, embeddings, the
+  // Responses API, passthrough routes.
+  std::array<uint64_t, 4> requests_by_endpoint{};
+  uint64_t embedding_item_hits = 0, embedding_item_lookups = 0;  // inputs, each on its own
 };
 
 struct IntervalStats {
@@ -187,6 +192,9 @@ struct IntervalStats {
   std::array<double, 3> cache_tier_hit_ratio{-1, -1, -1};
   double cache_hit_ratio = -1;
   double coalesced_per_second = 0;
+  // Requests per second by endpoint (EngineTotals::requests_by_endpoint's order).
+  std::array<double, 4> endpoint_per_second{};
+  double embedding_item_hit_ratio = -1;  // share of the interval's embedding inputs from the cache; -1 with none
 };
 
 IntervalStats intervalStats(const EngineTotals& before, const EngineTotals& after);

@@ -24,7 +24,9 @@ namespace spillway::ui {
 
 namespace {
 
-const char* kRatioLines[] = {"all tiers", "memory", "disk", "redis"};
+// Requests (chat, completions, embeddings as a whole) by tier, and
+// embedding inputs each on their own (a batch is partly cached).
+const char* kRatioLines[] = {"all tiers", "memory", "disk", "redis", "embedding inputs"};
 const char* kRateLines[] = {"hits", "misses", "coalesced", "bypassed"};
 
 QString bytes(uint64_t b) { return QLocale().formattedDataSize(static_cast<qint64>(b)); }
@@ -48,7 +50,7 @@ CachePage::CachePage(control::EngineClient& client, QWidget* parent)
 
   auto* charts = new QHBoxLayout;
   ratio_chart_ = liveChart(tr("Hit ratio by tier"), tr("%"), &ratio_x_, &ratio_y_);
-  for (int i = 0; i < 4; ++i) {
+  for (int i = 0; i < 5; ++i) {
     ratio_[i] = new LiveSeries(kRatioLines[i]);
     ratio_chart_->addSeries(ratio_[i]);
     ratio_[i]->attachAxis(ratio_x_);
@@ -151,6 +153,9 @@ void CachePage::showSnapshot(const v1::MetricsSnapshot& s) {
                            : 0;
       ratio_[t + 1]->push(x, cacheable > 0 ? 100.0 * h / cacheable : 0);
     }
+    const double item_hits = d(c.embedding_item_hits_total(), last_->embedding_item_hits_total());
+    const double items = item_hits + d(c.embedding_item_misses_total(), last_->embedding_item_misses_total());
+    ratio_[4]->push(x, items > 0 ? 100.0 * item_hits / items : 0);
     const double rates[] = {hits, misses, coalesced, bypassed};
     for (int i = 0; i < 4; ++i) rate_[i]->push(x, rates[i] / seconds);
     fitAxes(ratio_x_, ratio_y_, {ratio_[0]}, x, 100 / 1.15);
@@ -164,6 +169,20 @@ void CachePage::showSnapshot(const v1::MetricsSnapshot& s) {
   }
   showCache(c);
 }
+
+namespace {
+
+// Embeddings are cached per input: how many inputs the cache answered.
+QString embeddingItems(const v1::CacheState& c) {
+  const uint64_t items = c.embedding_item_hits_total() + c.embedding_item_misses_total();
+  if (!items) return {};
+  return QObject::tr(" Embedding inputs: %1 from the cache, %2 sent upstream (hit ratio %3 %).")
+      .arg(c.embedding_item_hits_total())
+      .arg(c.embedding_item_misses_total())
+      .arg(100.0 * c.embedding_item_hits_total() / items, 0, 'f', 1);
+}
+
+}  // namespace
 
 void CachePage::showCache(const v1::CacheState& c) {
   QString down;
@@ -190,7 +209,8 @@ void CachePage::showCache(const v1::CacheState& c) {
                         .arg(c.bypass_total())
                         .arg(cacheable ? QString("%1 %").arg(100.0 * c.hits_total() / cacheable, 0, 'f', 1) : tr("—"))
                         .arg(c.stores_total())
-                        .arg(c.flights()));
+                        .arg(c.flights()) +
+                    embeddingItems(c));
   tiers_->setRowCount(c.tiers_size());
   for (int i = 0; i < c.tiers_size(); ++i) {
     const auto& t = c.tiers(i);

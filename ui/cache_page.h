@@ -68,7 +68,7 @@ class CachePage final : public QWidget {
   QChart* ratio_chart_;
   QValueAxis* ratio_x_;
   QValueAxis* ratio_y_;
-  LiveSeries* ratio_[4];  // overall, memory, disk, redis
+  LiveSeries* ratio_[5];  // overall, memory, disk, redis; embedding inputs
   QChart* rate_chart_;
   QValueAxis* rate_x_;
   QValueAxis* rate_y_;

@@ -40,6 +40,8 @@ Commands:
   readmit NAME                    end an ejection now (with the slow start)
   weight NAME N|default           override the balancing weight (0..10000), or drop the override
   pools                           each pool's balancing policy and its score per backend
+  routes                          the routes served: the API's, the passthrough routes
+                                  (api.passthrough_routes), and each pool's endpoints
   balance MODEL POLICY            switch a pool's policy (a config change: validated, diffed,
                                   audited, undoable with config rollback): round_robin,
                                   weighted_random, latency_weighted, least_outstanding,
@@ -237,6 +239,35 @@ void printCache(const v1::CacheState& c) {
                 static_cast<unsigned long long>(c.bloom_skips_total()));
   }
   std::printf("coalesced upstream calls in the air: %llu\n", static_cast<unsigned long long>(c.flights()));
+  const uint64_t items = c.embedding_item_hits_total() + c.embedding_item_misses_total();
+  if (items) {
+    std::printf("embedding inputs: %llu from the cache, %llu sent upstream (hit ratio %.1f %%)\n",
+                static_cast<unsigned long long>(c.embedding_item_hits_total()),
+                static_cast<unsigned long long>(c.embedding_item_misses_total()),
+                100.0 * c.embedding_item_hits_total() / items);
+  }
+}
+
+// What the gateway serves: its own routes, the passthrough routes, and each
+// pool's endpoints (from the running config).
+void printRoutes(const v1::Config& cfg) {
+  std::printf("%-34s %s\n", "ROUTE", "WHAT");
+  std::printf("%-34s %s\n", "GET /v1/models", "every pool's model");
+  std::printf("%-34s %s\n", "POST /v1/chat/completions", "chat_completions: cached when deterministic");
+  std::printf("%-34s %s\n", "POST /v1/completions", "completions: cached when deterministic");
+  std::printf("%-34s %s\n", "POST /v1/embeddings", "embeddings: cached per input");
+  std::printf("%-34s %s\n", "POST /v1/responses", "responses: previous_response_id goes to its backend");
+  std::printf("%-34s %s\n", "GET|DELETE /v1/responses/{id}", "responses: to the backend that stores it");
+  for (const auto& r : cfg.api().passthrough_routes()) {
+    std::printf("%-34s %s\n", ("POST " + r).c_str(), "passthrough: relayed unchanged to the named model's pool");
+  }
+  std::printf("\n%-24s %-16s %s\n", "POOL", "OWNED BY", "ENDPOINTS");
+  for (const auto& p : cfg.pools()) {
+    std::string endpoints;
+    for (const auto& e : p.endpoints()) endpoints += (endpoints.empty() ? "" : ", ") + e;
+    std::printf("%-24s %-16s %s\n", p.model().c_str(), p.owned_by().empty() ? "spillway" : p.owned_by().c_str(),
+                endpoints.empty() ? "all" : endpoints.c_str());
+  }
 }
 
 void printAdmission(const v1::AdmissionState& a, const v1::BackendList* backends) {
@@ -534,6 +565,13 @@ int main(int argc, char** argv) {
       std::printf("\n");
       printPools(*l);
     }
+    return 0;
+  }
+  if (cmd == "routes") {
+    auto v = c.getConfig();
+    if (!v.ok()) return fail(v.status());
+    if (as_json) std::cout << json(v->config().api());
+    else printRoutes(v->config());
     return 0;
   }
   if (cmd == "pools" || cmd == "events") {

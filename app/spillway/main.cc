@@ -58,6 +58,18 @@ v1::Scenario demoScenario(const std::string& target, int scenario) {
       c->set_zipf_s(1.0);
     }
   }
+  // Embeddings, as a RAG pipeline sends them: batches of 16 chunks drawn
+  // from 2,000 (a Zipf law), so most batches are partly cached.
+  auto* rag = s.add_classes();
+  rag->set_name("embeddings");
+  rag->set_model("spillway-small");
+  rag->set_endpoint("embeddings");
+  rag->set_weight(3);
+  rag->set_batch_size(16);
+  rag->set_prompt_tokens_min(24);
+  rag->set_prompt_tokens_max(24);
+  rag->set_distinct_prompts(2000);
+  rag->set_zipf_s(1.0);
   auto phase = [&](uint32_t ms, double rate) {
     auto* p = s.add_phases();
     p->set_duration_ms(ms);

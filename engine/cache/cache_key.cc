@@ -144,7 +144,7 @@ std::optional<EmbeddingItems> canonicalEmbeddingItems(std::string_view body) {
       has_input = true;
       element in = f.value;
       // One string or one token array is one input; otherwise each element is.
-      bool tokens = in.is_array();
+      bool tokens = in.is_array() && in.get_array().value_unsafe().size() > 0;
       if (tokens) {
         simdjson::dom::array a = in.get_array().value_unsafe();
         for (element e : a) tokens = tokens && (e.is_int64() || e.is_uint64());

@@ -100,6 +100,8 @@ class ResponseCache {
   void count(Outcome o, Tier t = Tier::kMemory);
   // Embedding inputs answered from the cache and sent upstream (embedding_items.h).
   void countItems(uint32_t hits, uint32_t misses);
+  // (hits, misses) of embedding inputs since start: cheap, no tier is asked.
+  std::pair<uint64_t, uint64_t> itemCounts() const { return {item_hits_.value(), item_misses_.value()}; }
 
   struct TierStats {
     std::string tier;

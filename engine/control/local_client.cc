@@ -51,6 +51,8 @@ v1::CacheState cacheState(Engine& e) {
   out.set_bloom_false_positive_rate(c.bloom_fp_estimate);
   out.set_bloom_bits(c.bloom_bits);
   out.set_flights(c.flights);
+  out.set_embedding_item_hits_total(c.item_hits);
+  out.set_embedding_item_misses_total(c.item_misses);
   return out;
 }
 
@@ -254,6 +256,12 @@ absl::StatusOr<v1::MetricsSnapshot> LocalEngineClient::snapshot() {
   *out.mutable_gpu() = gpuState(engine_.gpus());
   if (auto peak = peakGpuUtilisation(out.gpu())) addFigure(out, "gpu_utilisation", "GPU utilisation", *peak, "%");
   addFigure(out, "coalesced_per_second", "Coalesced", s.coalesced_per_second, "req/s");
+  // Traffic by endpoint, and the embedding inputs the cache answered.
+  addFigure(out, "chat_per_second", "Chat + completions", s.endpoint_per_second[0], "req/s");
+  addFigure(out, "embeddings_per_second", "Embeddings", s.endpoint_per_second[1], "req/s");
+  addFigure(out, "responses_per_second", "Responses API", s.endpoint_per_second[2], "req/s");
+  addFigure(out, "passthrough_per_second", "Passthrough", s.endpoint_per_second[3], "req/s");
+  addFigure(out, "embedding_item_hit_ratio", "Cache hits: embedding inputs", ratio(s.embedding_item_hit_ratio), "%");
   return out;
 }
 

@@ -84,6 +84,16 @@ uint8_t routeIndex(openai::Endpoint e) {
   return 0;
 }
 
+Gateway::EndpointFamily endpointFamily(openai::Endpoint e) {
+  switch (e) {
+    case openai::Endpoint::kEmbeddings: return Gateway::kEmbeddings;
+    case openai::Endpoint::kResponses:
+    case openai::Endpoint::kResponseById: return Gateway::kResponses;
+    case openai::Endpoint::kPassthrough: return Gateway::kPassthrough;
+    default: return Gateway::kChat;
+  }
+}
+
 // GET /v1/models: every pool's model once. `?include=endpoints` adds the
 // endpoints each serves (what the console shows).
 std::string modelList(const pipeline::RouteTable& routes, bool with_endpoints) {
@@ -161,6 +171,7 @@ Gateway::Totals Gateway::totals() const {
     t.errors += w->errors.load(std::memory_order_relaxed);
     t.shed += w->shed.load(std::memory_order_relaxed);
     t.degraded += w->degraded.load(std::memory_order_relaxed);
+    for (size_t i = 0; i < t.by_endpoint.size(); ++i) t.by_endpoint[i] += w->by_endpoint[i].load(std::memory_order_relaxed);
     auto add = [](std::vector<uint64_t>& into, const std::vector<uint64_t>& from) {
       if (into.empty()) into.assign(from.size(), 0);
       for (size_t i = 0; i < from.size(); ++i) into[i] += from[i];
@@ -392,6 +403,7 @@ void Gateway::complete(Worker& w, pipeline::RequestContext& ctx) {
   }
   w.latency_all.observe(seconds);
   w.requests.fetch_add(1, std::memory_order_relaxed);
+  w.by_endpoint[endpointFamily(ctx.parsed.endpoint)].fetch_add(1, std::memory_order_relaxed);
   if (ctx.retries) w.retries.fetch_add(ctx.retries, std::memory_order_relaxed);
   if (code >= 500) w.errors.fetch_add(1, std::memory_order_relaxed);
   if (ctx.drop != pipeline::DropReason::kNone) {

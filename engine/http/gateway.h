@@ -13,6 +13,7 @@
 #pragma once
 
 #include <utility>  // before asio/awaitable.hpp, which uses std::exchange
+#include <array>
 #include <atomic>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ssl/context.hpp>
@@ -61,7 +62,10 @@ class Gateway {
   int64_t inFlight() const;
 
   // Totals since start over every proxied request, for live snapshots.
+  // Proxied requests by endpoint family, for the console's split of traffic.
+  enum EndpointFamily { kChat = 0, kEmbeddings = 1, kResponses = 2, kPassthrough = 3 };
   struct Totals {
+    std::array<uint64_t, 4> by_endpoint{};  // indexed by EndpointFamily
     uint64_t requests = 0;
     uint64_t errors = 0;  // status >= 500, and responses broken mid-body
     uint64_t shed = 0;      // turned away by admission (429/503 with a drop reason)

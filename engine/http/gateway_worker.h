@@ -4,6 +4,7 @@
 // read by Gateway::totals(). Included by gateway.cc only.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <memory>
 #include <unordered_map>
@@ -52,6 +53,8 @@ struct Gateway::Worker {
   std::atomic<uint64_t> retries{0};
   std::atomic<uint64_t> shed{0};
   std::atomic<uint64_t> degraded{0};
+  // Proxied requests by endpoint family (Gateway::EndpointFamily).
+  std::array<std::atomic<uint64_t>, 4> by_endpoint{};
   metrics::Histogram latency_all{std::make_shared<const std::vector<double>>(metrics::latencyBucketsSeconds())};
   metrics::Histogram ttft_all{std::make_shared<const std::vector<double>>(metrics::latencyBucketsSeconds())};
 

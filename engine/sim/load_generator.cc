@@ -72,8 +72,8 @@ absl::Status validateScenario(v1::Scenario& s) {
     if (c->weight() == 0) c->set_weight(1);
     if (c->model().empty()) errors.push_back(p + ".model: is required");
     if (c->endpoint().empty()) c->set_endpoint("chat");
-    if (c->endpoint() != "chat" && c->endpoint() != "completions") {
-      errors.push_back(p + ".endpoint: must be \"chat\" or \"completions\"");
+    if (c->endpoint() != "chat" && c->endpoint() != "completions" && c->endpoint() != "embeddings") {
+      errors.push_back(p + ".endpoint: must be \"chat\", \"completions\" or \"embeddings\"");
     }
     if (c->prompt_tokens_min() == 0 && c->prompt_tokens_max() == 0) {
       c->set_prompt_tokens_min(8);
@@ -171,7 +171,7 @@ void appendWord(std::string& out, char first, uint32_t n) {
 }
 
 template <typename Rng>
-std::string buildBody(const v1::RequestClass& c, uint32_t prompt_tokens, Rng& rng, const std::vector<double>& cdf) {
+std::string buildPrompt(const v1::RequestClass& c, uint32_t prompt_tokens, Rng& rng, const std::vector<double>& cdf) {
   std::string prompt;
   prompt.reserve(prompt_tokens * 5);
   if (!cdf.empty()) {
@@ -188,8 +188,21 @@ std::string buildBody(const v1::RequestClass& c, uint32_t prompt_tokens, Rng& rn
   } else {
     for (uint32_t i = 0; i < prompt_tokens; ++i) prompt += i ? " tok" : "tok";  // one simulator token per word
   }
+  return prompt;
+}
+
+template <typename Rng>
+std::string buildBody(const v1::RequestClass& c, uint32_t prompt_tokens, Rng& rng, const std::vector<double>& cdf) {
   common::JsonWriter w;
   w.beginObject().key("model").value(c.model());
+  if (c.endpoint() == "embeddings") {
+    // Each input drawn on its own: repeated questions make partly cached batches.
+    w.key("input").beginArray();
+    for (uint32_t i = 0; i < std::max<uint32_t>(1, c.batch_size()); ++i) w.value(buildPrompt(c, prompt_tokens, rng, cdf));
+    w.endArray().endObject();
+    return w.take();
+  }
+  const std::string prompt = buildPrompt(c, prompt_tokens, rng, cdf);
   if (c.endpoint() == "completions") {
     w.key("prompt").value(prompt);
   } else {
@@ -266,10 +279,10 @@ awaitable<void> oneRequest(Worker& w, size_t phase, size_t cls, Clock::time_poin
   } closer{sh, conn};
 
   std::uniform_int_distribution<uint32_t> len(c.prompt_tokens_min(), c.prompt_tokens_max());
-  http::request<http::string_body> req{http::verb::post,
-                                       sh.path_prefix + (c.endpoint() == "completions" ? "/v1/completions"
-                                                                                        : "/v1/chat/completions"),
-                                       11};
+  const std::string path = c.endpoint() == "completions"   ? "/v1/completions"
+                           : c.endpoint() == "embeddings" ? "/v1/embeddings"
+                                                          : "/v1/chat/completions";
+  http::request<http::string_body> req{http::verb::post, sh.path_prefix + path, 11};
   req.set(http::field::host, sh.host_header);
   req.set(http::field::content_type, "application/json");
   if (!c.priority().empty()) req.set("x-spillway-priority", c.priority());

@@ -125,4 +125,51 @@ check(again.usage && again.usage.completion_tokens === first.usage.completion_to
 const { data: whole, response: wholeResponse } = await client.chat.completions.create(question).withResponse();
 check(wholeResponse.headers.get("x-spillway-cache") === "hit" && whole.choices[0].message.content === first.content,
       "the stream's entry answers the same question as a JSON completion");
+// Embeddings: the SDK asks for base64 unless told otherwise and decodes it.
+const close = (a, b) => a.length === b.length && Array.from(a).every((x, i) => Math.abs(x - b[i]) < 1e-6);
+const one = await client.embeddings.create({ model, input: "The quick brown fox" });
+check(one.data.length === 1 && one.data[0].index === 0 && one.data[0].embedding.length === 64,
+      "embeddings.create (one input, base64 decoded by the SDK)");
+const inputs = ["alpha", "beta", "gamma", "The quick brown fox"];
+const { data: many, response: manyResponse } = await client.embeddings.create({ model, input: inputs }).withResponse();
+check(many.data.map((d) => d.index).join() === "0,1,2,3", "a batch's vectors come back in input order");
+check(manyResponse.headers.get("x-spillway-cache-items") === "1/4", "the batch's known input came from the cache");
+check(close(many.data[3].embedding, one.data[0].embedding) && !close(many.data[0].embedding, many.data[1].embedding),
+      "each input has its own vector, the cached one included");
+const floats = await client.embeddings.create({ model, input: inputs, encoding_format: "float" });
+check(Array.isArray(floats.data[0].embedding) && close(floats.data[2].embedding, many.data[2].embedding),
+      "float and base64 encodings agree");
+// The Responses API: created, continued on the backend that stored it,
+// streamed, read back and deleted.
+const { data: made, response: madeResponse } = await client.responses
+  .create({ model, input: "Tell me a story", max_output_tokens: 5 })
+  .withResponse();
+check(made.object === "response" && made.output_text.length > 0, "responses.create");
+const owner = madeResponse.headers.get("x-spillway-backend");
+let pinned = 0;
+for (let i = 0; i < 4; i++) {
+  const { response } = await client.responses
+    .create({ model, input: "Go on", previous_response_id: made.id, max_output_tokens: 2 })
+    .withResponse();
+  if (response.headers.get("x-spillway-backend") === owner) pinned++;
+}
+check(pinned === 4, "previous_response_id lands on the backend that stored the response");
+const events = await client.responses.create({ model, input: "Stream a story", stream: true });
+let deltas = "";
+let finished = null;
+for await (const ev of events) {
+  if (ev.type === "response.output_text.delta") deltas += ev.delta;
+  if (ev.type === "response.completed") finished = ev.response;
+}
+check(finished !== null && deltas.length > 0 && finished.output[0].content[0].text === deltas,
+      "a streamed response's deltas add up to its completed text");
+const fetched = await client.responses.retrieve(finished.id);
+check(fetched.id === finished.id && fetched.status === "completed", "responses.retrieve reaches the owner");
+await client.responses.del(finished.id);
+try {
+  await client.responses.retrieve(finished.id);
+  check(false, "a deleted response raises");
+} catch (e) {
+  check(e instanceof OpenAI.NotFoundError, "a deleted response is NotFoundError");
+}
 console.log("all SDK checks passed");

@@ -134,6 +134,25 @@ void CacheTest::keyChangesWithScope() {
   QVERIFY(!CacheKey::fromHex("not hex"));
 }
 
+void CacheTest::embeddingInputsAreKeyedOneByOne() {
+  auto a = canonicalEmbeddingItems(R"({"model":"m","input":["x", "y"],"dimensions":8})");
+  auto b = canonicalEmbeddingItems(R"({ "dimensions" : 8.0, "input":["y","x"], "user":"u", "model":"m"})");
+  QVERIFY(a && b);
+  QCOMPARE(a->rest, b->rest);  // order, spacing, number spelling and user aside
+  QCOMPARE(a->items.size(), size_t{2});
+  QCOMPARE(a->items[0], b->items[1]);
+  QVERIFY(!a->single);
+  auto c = canonicalEmbeddingItems(R"({"model":"m","input":["x"],"dimensions":8,"encoding_format":"base64"})");
+  QVERIFY(c && c->rest != a->rest);  // another encoding is another answer
+  auto tokens = canonicalEmbeddingItems(R"({"model":"m","input":[1,2,3]})");
+  QVERIFY(tokens && tokens->single && tokens->items.size() == 1 && tokens->items[0] == "[1,2,3]");
+  QVERIFY(!canonicalEmbeddingItems(R"({"model":"m"})"));
+  QVERIFY(!canonicalEmbeddingItems(R"({"model":"m","input":[]})"));
+  // Embeddings keys never meet chat keys with the same text.
+  QVERIFY(!(makeKey({"m", "", openai::Endpoint::kEmbeddings, ""}, "t") ==
+            makeKey({"m", "", openai::Endpoint::kChatCompletions, ""}, "t")));
+}
+
 void CacheTest::memoryTierServesFreshThenStaleThenNothing() {
   MemoryTier t(1 << 20);
   t.put(entry(1, /*expires_ms=*/1000));

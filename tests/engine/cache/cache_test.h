@@ -14,6 +14,7 @@ class CacheTest : public QObject {
   void keyAppliesOpenAiDefaults();
   void keyChangesWithEveryParameterThatChangesTheAnswer();
   void keyChangesWithScope();
+  void embeddingInputsAreKeyedOneByOne();
   void memoryTierServesFreshThenStaleThenNothing();
   void memoryTierEvictsLeastRecentlyUsedBeyondBudget();
   void memoryTierPurgesByModelAndTenant();

@@ -275,6 +275,31 @@ pools:
   QVERIFY2(anyContains(r, "pools[0].backends[0]: backend \"a\" does not list model \"y\""), dump(r).c_str());
 }
 
+void ConfigLoaderTest::routesAndEndpointsAreValidated() {
+  const char* yaml = R"(backends:
+  - {name: a, url: "http://h:1", models: [x]}
+pools:
+  - {model: x, backends: [a], endpoints: [embeddings, chat]}
+api:
+  passthrough_routes: [/v1/rerank, rerank, /v1/embeddings, /v1/rerank, "/x?y=1"]
+)";
+  auto r = config::loadYaml(yaml, "r.yaml");
+  QVERIFY2(anyContains(r, "pools[0].endpoints[1]: unknown endpoint \"chat\""), dump(r).c_str());
+  QVERIFY2(anyContains(r, "api.passthrough_routes[1]: must be a path starting with \"/\""), dump(r).c_str());
+  QVERIFY2(anyContains(r, "api.passthrough_routes[2]: \"/v1/embeddings\" is a route the gateway serves itself"),
+           dump(r).c_str());
+  QVERIFY2(anyContains(r, "api.passthrough_routes[3]: duplicate route"), dump(r).c_str());
+  QVERIFY2(anyContains(r, "api.passthrough_routes[4]"), dump(r).c_str());
+  // Defaults: vLLM's extra routes; disable_passthrough leaves none.
+  auto ok = config::loadYaml("backends:\n  - {name: a, url: \"sim://a\", models: [m]}\n", "");
+  config::applyDefaults(ok.config);
+  QCOMPARE(ok.config.api().passthrough_routes_size(), 7);
+  QCOMPARE(ok.config.api().response_affinity_ttl_seconds(), 86400u);
+  auto none = config::loadYaml("backends:\n  - {name: a, url: \"sim://a\", models: [m]}\napi: {disable_passthrough: true}\n", "");
+  config::applyDefaults(none.config);
+  QCOMPARE(none.config.api().passthrough_routes_size(), 0);
+}
+
 void ConfigLoaderTest::defaultsFillEveryZeroField() {
   auto r = config::loadYaml("backends:\n  - {name: a, url: \"sim://a\", models: [m]}\n  - {name: b, url: \"http://h:1\", models: [m], connect_timeout_ms: 50}\n", "");
   QVERIFY2(r.ok(), dump(r).c_str());

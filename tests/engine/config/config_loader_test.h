@@ -22,6 +22,7 @@ class ConfigLoaderTest : public QObject {
   void poolMustNameBackendsThatServeTheModel();
   void controlSectionIsValidated();
   void balancingAndResilienceAreValidated();
+  void routesAndEndpointsAreValidated();
   void defaultsFillEveryZeroField();
   void apiKeyFromEnvironmentWins();
   void missingFileIsOneClearError();

@@ -28,7 +28,65 @@ ParsedRequest parsed(Endpoint ep, const std::string& body) {
 void OpenAiTest::routes() {
   QCOMPARE(endpointForTarget("/v1/chat/completions"), std::optional(Endpoint::kChatCompletions));
   QCOMPARE(endpointForTarget("/v1/completions?x=1"), std::optional(Endpoint::kCompletions));
-  QVERIFY(!endpointForTarget("/v1/embeddings"));
+  QCOMPARE(endpointForTarget("/v1/embeddings"), std::optional(Endpoint::kEmbeddings));
+  QCOMPARE(endpointForTarget("/v1/responses"), std::optional(Endpoint::kResponses));
+  QCOMPARE(endpointForTarget("/v1/responses/resp_1/cancel"), std::optional(Endpoint::kResponseById));
+  QCOMPARE(responseIdOfTarget("/v1/responses/resp_1/cancel?x=1"), "resp_1");
+  QCOMPARE(responseIdOfTarget("/v1/responses/"), "");
+  QVERIFY(!endpointForTarget("/v1/rerank"));  // passthrough routes are the config's
+  QCOMPARE(endpointByName("embeddings"), std::optional(Endpoint::kEmbeddings));
+  QVERIFY(!endpointByName("chat"));
+}
+
+void OpenAiTest::parsesEmbeddingsAndResponses() {
+  auto e = parsed(Endpoint::kEmbeddings, R"({"model":"m","input":["ab cd",[1,2,3],"efgh"],"dimensions":8})");
+  QCOMPARE(e.input_count, 3u);
+  QVERIFY(e.deterministic);
+  QCOMPARE(promptTokens(e), 2u + 3 + 1);
+  QCOMPARE(parsed(Endpoint::kEmbeddings, R"({"model":"m","input":[1,2,3]})").input_count, 1u);  // one token array
+  QCOMPARE(parsed(Endpoint::kEmbeddings, R"({"model":"m","input":"x"})").input_count, 1u);
+  QCOMPARE(errorOf(Endpoint::kEmbeddings, R"({"model":"m","input":[["a"]]})").param, "input[0]");
+  QCOMPARE(errorOf(Endpoint::kEmbeddings, R"({"model":"m","input":""})").param, "input");
+  QCOMPARE(errorOf(Endpoint::kEmbeddings, R"({"model":"m","input":"x","dimensions":-1})").param, "dimensions");
+
+  auto r = parsed(Endpoint::kResponses, R"({"model":"m","input":[{"role":"user","content":"hi there"},
+      {"role":"user","content":[{"type":"input_text","text":"more"}]}],"instructions":"be kind",
+      "max_output_tokens":9,"previous_response_id":"resp_7","stream":true})");
+  QCOMPARE(r.previous_response_id, "resp_7");
+  QCOMPARE(*r.max_tokens, 9u);
+  QVERIFY(r.stream);
+  QVERIFY(!r.deterministic);  // never cached
+  QVERIFY(r.prompt_text.find("more") != std::string::npos && r.prompt_text.find("be kind") != std::string::npos);
+  QCOMPARE(parsed(Endpoint::kResponses, R"({"model":"m","input":"plain"})").prompt_text, "plain");
+  QCOMPARE(errorOf(Endpoint::kResponses, R"({"model":"m","input":7})").param, "input");
+  QCOMPARE(errorOf(Endpoint::kResponses, R"({"model":"m","previous_response_id":3})").param, "previous_response_id");
+  QCOMPARE(errorOf(Endpoint::kResponses, R"({"input":"x"})").code, "missing_required_parameter");
+}
+
+void OpenAiTest::passthroughReadsOnlyTheModel() {
+  RequestParser p;
+  auto json = std::get<ParsedRequest>(p.parse(Endpoint::kPassthrough, R"({"model":"r","query":"q","stream":true})"));
+  QCOMPARE(json.model, "r");
+  QVERIFY(json.stream);
+  // Not JSON, not a form: no model (the route stage decides), never an error.
+  QCOMPARE(std::get<ParsedRequest>(p.parse(Endpoint::kPassthrough, "plain text")).model, "");
+  const std::string form =
+      "--b1\r\nContent-Disposition: form-data; name=\"file\"; filename=\"model\"\r\n\r\nname=\"model\"\r\n"
+      "--b1\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\nwhisper-1\r\n--b1--\r\n";
+  auto multi = std::get<ParsedRequest>(p.parse(Endpoint::kPassthrough, form, false, "multipart/form-data; boundary=b1"));
+  QCOMPARE(multi.model, "whisper-1");  // the field, not the file named "model" nor its bytes
+  QVERIFY(multi.multipart);
+  QCOMPARE(multipartField("multipart/form-data; boundary=\"b1\"", form, "file").value_or("?"), "name=\"model\"");
+  QVERIFY(!multipartField("multipart/form-data", form, "model"));               // no boundary
+  QVERIFY(!multipartField("multipart/form-data; boundary=b1", "--b1\r\n", "model"));  // truncated
+}
+
+void OpenAiTest::streamErrorsSpeakTheEndpointsDialect() {
+  const ApiError e{502, "broke", "upstream_error", "", "upstream_disconnected"};
+  QCOMPARE(streamErrorEvent(Endpoint::kChatCompletions, e), sseData(errorBody(e)));
+  const std::string typed = streamErrorEvent(Endpoint::kResponses, e);
+  QVERIFY(typed.starts_with("event: error\ndata: {\"type\":\"error\",\"code\":\"upstream_disconnected\""));
+  QVERIFY(typed.ends_with("\n\n"));
 }
 
 void OpenAiTest::parsesChat() {

@@ -11,6 +11,9 @@ class OpenAiTest : public QObject {
   void routes();
   void parsesChat();
   void parsesCompletions();
+  void parsesEmbeddingsAndResponses();
+  void passthroughReadsOnlyTheModel();
+  void streamErrorsSpeakTheEndpointsDialect();
   void rejectsBadRequests_data();
   void rejectsBadRequests();
   void parserIsReusable();

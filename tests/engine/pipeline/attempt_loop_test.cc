@@ -199,7 +199,8 @@ struct Fixture {
     ctx.pool = &routes.pools["m"];
     ctx.channel = &channel;
     ctx.start = std::chrono::steady_clock::now();
-    const upstream::ExchangeRequest request{"POST", "/v1/chat/completions", "", kBody, false, "1"};
+    const upstream::ExchangeRequest request{
+        .method = "POST", .target = "/v1/chat/completions", .body = kBody, .busy_retry_after = "1"};
     std::optional<pipeline::AttemptEnd> end;
     {
       upstream::ConnectionPools connections;  // closed before the io_context goes
