@@ -1,5 +1,7 @@
 #include "ui/overview_page.h"
 
+#include <cmath>
+
 #include <QChart>
 #include <QChartView>
 #include <QComboBox>
@@ -76,7 +78,7 @@ void OverviewPage::showFigures(const google::protobuf::RepeatedPtrField<v1::Figu
     QString text;
     if (unit == "%") text = QString("%1 %").arg(f.value() * 100, 0, 'f', 1);
     else if (unit.isEmpty()) text = QString::number(f.value(), 'g', 6);
-    else text = QString("%1 %2").arg(f.value(), 0, 'g', 6).arg(unit);
+    else text = QString("%1 %2").arg(f.value(), 0, 'f', f.value() == std::floor(f.value()) ? 0 : 1).arg(unit);  // 18.8 req/s
     tiles_[name]->setText(text);
   }
 }

@@ -363,6 +363,9 @@ std::vector<ConfigError> validate(const v1::Config& c, const SourceMap* sources,
       ck.fail(p, common::strCat("duplicate route \"", r, "\""));
     }
   }
+  if (const std::string& a = c.api().redis_address(); !a.empty() && a != "none") {
+    if (auto hp = common::parseHostPort(a); !hp.ok()) ck.fail("api.redis_address", std::string(hp.status().message()));
+  }
   ck.balancing(c.upstream().balancing(), "upstream.balancing");
   std::set<std::string> pool_models;
   for (int i = 0; i < c.pools_size(); ++i) {
@@ -517,6 +520,12 @@ void applyDefaults(v1::Config& c) {
   }
   if (api->response_affinity_ttl_seconds() == 0) api->set_response_affinity_ttl_seconds(86400);
   if (api->max_remembered_responses() == 0) api->set_max_remembered_responses(100000);
+  if (api->redis_address().empty()) {
+    // Replicas that share a Redis for the cache or the limits share the
+    // response owners too.
+    if (!c.cache().redis().address().empty()) api->set_redis_address(c.cache().redis().address());
+    else if (!c.limits().redis().address().empty()) api->set_redis_address(c.limits().redis().address());
+  }
 
   if (c.pools_size() == 0) {
     std::map<std::string, std::vector<std::string>> by_model;  // sorted: stable output

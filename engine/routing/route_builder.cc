@@ -155,8 +155,12 @@ absl::StatusOr<std::shared_ptr<RouteTable>> buildRouteTable(const v1::Config& cf
   }
   if (in.inventory) routes->placement = gpu::Placement::build(cfg.gpu().placement(), *in.inventory, routes->pools);
   if (in.response_owners) {
+    std::optional<common::RedisLink::Settings> redis;
+    if (const std::string& a = cfg.api().redis_address(); !a.empty() && a != "none") {
+      redis = common::RedisLink::at(a, std::chrono::milliseconds(50));
+    }
     in.response_owners->configure(std::chrono::seconds(cfg.api().response_affinity_ttl_seconds()),
-                                  cfg.api().max_remembered_responses());
+                                  cfg.api().max_remembered_responses(), redis);
   }
   routes->stages = buildStages(cfg, routes->limiter, routes->cache, routes->placement, std::move(in.response_owners));
   routes->observers = buildObservers(cfg);

@@ -9,6 +9,7 @@
 #include "sim/sim_answers.h"
 #include "sim/sim_server.h"
 #include "support/json.h"
+#include "support/redis_server.h"
 #include "support/test_config.h"
 #include "support/test_http.h"
 
@@ -241,6 +242,44 @@ void EndpointsTest::responsesLostOwnerIsBalancedAndSaysSo() {
   auto unknown = post(port, "/v1/responses", R"({"model":"m","input":"x","previous_response_id":"resp_elsewhere"})");
   QCOMPARE(unknown.status, 400);
   QVERIFY(unknown.header("x-spillway-affinity").empty());
+}
+
+void EndpointsTest::responsesOwnersAreSharedThroughRedis() {
+  RedisServer redis;
+  QVERIFY2(redis.start(), qPrintable(redis.error()));
+  // Two inference servers (an engine's simulators, on loopback) behind two
+  // gateway replicas that share one Redis.
+  auto fleet = start(engineYaml(kTwoInstantSims));
+  const std::string backends = "  - {name: a, url: \"http://127.0.0.1:" + std::to_string(fleet->simulator("a")->port()) +
+                               "\", models: [m]}\n  - {name: b, url: \"http://127.0.0.1:" +
+                               std::to_string(fleet->simulator("b")->port()) + "\", models: [m]}\n";
+  const std::string shared = "api: {redis_address: \"127.0.0.1:" + std::to_string(redis.port()) + "\"}\n";
+  auto one = start(engineYaml(backends, shared));
+  auto two = start(engineYaml(backends, shared));
+  auto created = post(one->port(), "/v1/responses", R"({"model":"m","input":"Made on replica one"})");
+  QCOMPARE(created.status, 200);
+  const std::string id = str(jsonObject(created.body)[u"id"]);
+  const std::string owner = created.header("x-spillway-backend");
+  // Replica two never saw it created, and finds its owner all the same.
+  for (int i = 0; i < 4; ++i) {
+    auto next = post(two->port(), "/v1/responses",
+                     R"({"model":"m","input":"Continued on two","previous_response_id":")" + id + "\"}");
+    QCOMPARE(next.status, 200);
+    QCOMPARE(next.header("x-spillway-backend"), owner);
+  }
+  auto read = httpRequest(two->port(), "GET", "/v1/responses/" + id);
+  QCOMPARE(read.status, 200);
+  QCOMPARE(read.header("x-spillway-backend"), owner);
+  // Deleted through two: forgotten by both.
+  QCOMPARE(httpRequest(two->port(), "DELETE", "/v1/responses/" + id).status, 200);
+  QCOMPARE(httpRequest(one->port(), "GET", "/v1/responses/" + id).status, 404);
+  // Redis gone: each replica keeps answering from what it saw itself.
+  redis.kill();
+  auto local = post(one->port(), "/v1/responses", R"({"model":"m","input":"Without Redis"})");
+  QCOMPARE(local.status, 200);
+  auto again = httpRequest(one->port(), "GET", "/v1/responses/" + str(jsonObject(local.body)[u"id"]));
+  QCOMPARE(again.status, 200);
+  QCOMPARE(again.header("x-spillway-backend"), local.header("x-spillway-backend"));
 }
 
 void EndpointsTest::responsesStreamFailureEndsWithTheErrorEvent() {

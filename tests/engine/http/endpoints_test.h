@@ -16,6 +16,7 @@ class EndpointsTest : public QObject {
   void embeddingsBadInputIsA400();
   void responsesContinueOnTheBackendThatStoredThem();
   void responsesLostOwnerIsBalancedAndSaysSo();
+  void responsesOwnersAreSharedThroughRedis();
   void responsesStreamFailureEndsWithTheErrorEvent();
   void passthroughRoutesReachTheNamedPool();
   void poolsServeOnlyTheirEndpoints();
