@@ -2,6 +2,7 @@
 
 #include <QtTest>
 
+#include <future>
 #include <set>
 
 #include "common/sha256.h"
@@ -156,6 +157,28 @@ void EndpointsTest::embeddingsAreLimitedByInputTokens() {
     }
   }
   QCOMPARE(limited, 1);
+}
+
+void EndpointsTest::embeddingsWaitInTheQueueNotAt503() {
+  // One sequence slot and no waiting room at the server: anything past one
+  // request at a time would be its 503. The gateway queues them instead.
+  auto e = start(engineYaml(R"(  - name: a
+    url: sim://a
+    models: [m]
+    max_concurrency: 1
+    sim: {profile: instant, prefill_base_ms: 30, max_num_seqs: 1, max_waiting: 1}
+)"));
+  const uint16_t port = e->port();
+  std::vector<std::future<HttpResult>> calls;
+  for (int i = 0; i < 6; ++i) {
+    calls.push_back(std::async(std::launch::async, [port, i] {
+      return post(port, "/v1/embeddings", batch({"queued input " + std::to_string(i)}));
+    }));
+  }
+  for (auto& c : calls) QCOMPARE(c.get().status, 200);
+  const auto sim = e->simulator("a")->counters();
+  QCOMPARE(sim.rejected_busy, uint64_t{0});
+  QCOMPARE(sim.embedding_inputs, uint64_t{6});
 }
 
 void EndpointsTest::embeddingsBadInputIsA400() {

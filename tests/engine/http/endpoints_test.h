@@ -13,6 +13,7 @@ class EndpointsTest : public QObject {
   void embeddingsBatchSendsOnlyMissingInputs();
   void embeddingsKeysFollowFormatAndTenant();
   void embeddingsAreLimitedByInputTokens();
+  void embeddingsWaitInTheQueueNotAt503();
   void embeddingsBadInputIsA400();
   void responsesContinueOnTheBackendThatStoredThem();
   void responsesLostOwnerIsBalancedAndSaysSo();
