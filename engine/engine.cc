@@ -92,6 +92,8 @@ struct Engine::Impl {
   std::shared_ptr<upstream::BackendEvents> events = std::make_shared<upstream::BackendEvents>();
   // Which backend stores each Responses API response (kept across applies).
   std::shared_ptr<responses::ResponseOwners> response_owners = std::make_shared<responses::ResponseOwners>(registry);
+  // The access log's writer (its thread and file; kept across applies).
+  std::shared_ptr<observe::AccessLog> access_log = std::make_shared<observe::AccessLog>(registry);
   std::unique_ptr<store::Store> store;
   // The response cache: one for the engine's life, shared by every routing
   // table (its tiers open at start; entries survive applies).
@@ -183,7 +185,8 @@ struct Engine::Impl {
       backends.push_back(std::move(backend));
     }
     return routing::buildRouteTable(
-        cfg, {std::move(backends), old, cache, gpu->inventory(), &registry, events, response_owners}, next_id);
+        cfg, {std::move(backends), old, cache, gpu->inventory(), &registry, events, response_owners, access_log},
+        next_id);
   }
 
   // Each backend's own TLS context (verification on or off), for probes.
@@ -727,6 +730,14 @@ int64_t Engine::configVersion() const {
 
 metrics::Registry& Engine::metricsRegistry() { return impl_->registry; }
 
+void Engine::reopenLogs() { impl_->access_log->reopen(); }
+
+void Engine::flushAccessLog() { impl_->access_log->flush(); }
+
+std::pair<uint64_t, uint64_t> Engine::accessLogCounts() const {
+  return {impl_->access_log->written(), impl_->access_log->dropped()};
+}
+
 void Engine::markDraining() {
   common::MutexLock lock(impl_->mu);
   if (impl_->gateway) impl_->gateway->setDraining(true);
@@ -739,7 +750,9 @@ bool Engine::drain(std::chrono::milliseconds timeout) {
     front = impl_->front.get();
     if (impl_->gateway) impl_->gateway->setDraining(true);
   }
-  return front ? front->drain(timeout) : true;
+  const bool clean = front ? front->drain(timeout) : true;
+  impl_->access_log->flush();  // the drained requests' lines are on disk before the process exits
+  return clean;
 }
 
 void Engine::stop() {
@@ -801,6 +814,7 @@ EngineTotals Engine::totals() const {
   t.retries = impl_->gateway->retriesTotal();
   t.shed = g.shed;
   t.degraded = g.degraded;
+  t.requeued = g.requeued;
   for (const auto& [model, pool] : impl_->gateway->routes()->pools) {
     if (pool.queue) t.queued += pool.queue->waiting();
   }
@@ -824,6 +838,7 @@ IntervalStats intervalStats(const EngineTotals& before, const EngineTotals& afte
   s.retries_per_second = static_cast<double>(after.retries - std::min(after.retries, before.retries)) / seconds;
   s.shed_per_second = static_cast<double>(after.shed - std::min(after.shed, before.shed)) / seconds;
   s.degraded_per_second = static_cast<double>(after.degraded - std::min(after.degraded, before.degraded)) / seconds;
+  s.requeued_per_second = static_cast<double>(after.requeued - std::min(after.requeued, before.requeued)) / seconds;
   s.error_rate = requests ? static_cast<double>(errors) / static_cast<double>(requests) : 0;
   s.latency_mean_seconds =
       requests ? std::max(0.0, after.latency_sum_seconds - before.latency_sum_seconds) / static_cast<double>(requests) : 0;

@@ -165,6 +165,7 @@ struct EngineTotals {
   uint64_t retries = 0;  // re-sent to another backend
   uint64_t shed = 0;      // turned away by admission (429/503 with a drop reason)
   uint64_t degraded = 0;  // answered at a degradation level
+  uint64_t requeued = 0;  // backends' busy answers requeued instead of relayed
   uint64_t queued = 0;    // waiting in the gateway queues now
   // The response cache: hits by tier (memory, disk, redis), and every
   // cacheable request it saw (hits, misses, coalesced, stale).
@@ -187,6 +188,7 @@ struct IntervalStats {
   double retries_per_second = 0;
   double shed_per_second = 0;
   double degraded_per_second = 0;
+  double requeued_per_second = 0;
   // Shares of the interval's cacheable requests answered by each tier, by
   // any tier, and shared through coalescing (per second); -1 with none.
   std::array<double, 3> cache_tier_hit_ratio{-1, -1, -1};
@@ -292,6 +294,14 @@ class Engine {
   // From now on /readyz answers 503 "draining" (load balancers stop
   // sending here); requests are still accepted and served. Irreversible.
   void markDraining();
+  // The access log's file is closed and opened again (SIGUSR1, after
+  // logrotate moved it).
+  void reopenLogs();
+  // Waits until every access log line of the requests finished so far is
+  // written (tests; the drain does it too).
+  void flushAccessLog();
+  // Access log lines written and dropped (its queue full), since start.
+  std::pair<uint64_t, uint64_t> accessLogCounts() const;
   // Graceful drain of the whole engine: markDraining(), stop accepting,
   // close idle connections, wait up to `timeout` for requests in flight.
   bool drain(std::chrono::milliseconds timeout);

@@ -79,11 +79,14 @@ checks() {
   for f in ./usr/bin/spillwayd ./usr/bin/spillctl ./usr/bin/spillway-bench ./etc/spillway/spillway.yaml \
            ./lib/systemd/system/spillwayd.service ./usr/share/doc/spillwayd/copyright \
            ./usr/share/doc/spillwayd/changelog.Debian.gz ./usr/share/man/man1/spillwayd.1.gz \
-           ./usr/share/man/man1/spillctl.1.gz ./usr/share/bash-completion/completions/spillctl; do
+           ./usr/share/man/man1/spillctl.1.gz ./usr/share/bash-completion/completions/spillctl \
+           ./etc/logrotate.d/spillwayd; do
     grep -q " $f\$" "$work/daemon.contents" || fail "spillwayd lacks $f"
   done
   dpkg-deb --ctrl-tarfile "$daemon_deb" | tar -xO ./conffiles | grep -qx /etc/spillway/spillway.yaml \
     || fail "/etc/spillway/spillway.yaml is not a conffile"
+  dpkg-deb --ctrl-tarfile "$daemon_deb" | tar -xO ./conffiles | grep -qx /etc/logrotate.d/spillwayd \
+    || fail "/etc/logrotate.d/spillwayd is not a conffile"
   # Stripped: no debug sections left in the binaries.
   mkdir -p "$work/daemon"
   dpkg-deb -x "$daemon_deb" "$work/daemon"

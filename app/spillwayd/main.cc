@@ -36,7 +36,7 @@ using namespace spillway;
 
 namespace {
 
-// Blocks SIGINT/SIGTERM (and, for the engine, SIGHUP) in every thread
+// Blocks SIGINT/SIGTERM (and, for the engine, SIGHUP and SIGUSR1) in every thread
 // (threads inherit the mask) so the main thread can wait for them
 // synchronously with sigwait.
 sigset_t blockSignals(bool reload = false) {
@@ -44,7 +44,10 @@ sigset_t blockSignals(bool reload = false) {
   sigemptyset(&set);
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGTERM);
-  if (reload) sigaddset(&set, SIGHUP);
+  if (reload) {
+    sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGUSR1);  // reopen the access log (logrotate)
+  }
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   return set;
 }
@@ -401,7 +404,12 @@ int runEngine(int argc, char** argv) {
   notifyReady();
 
   int sig = 0;
-  while ((sig = waitForSignal(signals)) == SIGHUP) {
+  while ((sig = waitForSignal(signals)) == SIGHUP || sig == SIGUSR1) {
+    if (sig == SIGUSR1) {
+      spdlog::info("received SIGUSR1: reopening the access log");
+      (*engine)->reopenLogs();
+      continue;
+    }
     if (!reloader) {
       spdlog::warn("received SIGHUP: spillwayd runs on the embedded default config (no --config FILE); nothing to reload");
       continue;
@@ -421,7 +429,7 @@ int runEngine(int argc, char** argv) {
                  sig_name, delay_ms);
     const timespec wait{static_cast<time_t>(delay_ms / 1000), static_cast<long>(delay_ms % 1000) * 1000000};
     int next = 0;
-    while ((next = sigtimedwait(&signals, nullptr, &wait)) == SIGHUP) {
+    while ((next = sigtimedwait(&signals, nullptr, &wait)) == SIGHUP || next == SIGUSR1) {
     }
     if (next > 0) spdlog::info("received {} again: draining now", next == SIGTERM ? "SIGTERM" : "SIGINT");
   }

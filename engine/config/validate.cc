@@ -363,6 +363,9 @@ std::vector<ConfigError> validate(const v1::Config& c, const SourceMap* sources,
       ck.fail(p, common::strCat("duplicate route \"", r, "\""));
     }
   }
+  if (const std::string& f = c.access_log().format(); !f.empty() && f != "json" && f != "text") {
+    ck.fail("access_log.format", common::strCat("unknown format \"", f, "\"; expected json or text"));
+  }
   if (const std::string& a = c.api().redis_address(); !a.empty() && a != "none") {
     if (auto hp = common::parseHostPort(a); !hp.ok()) ck.fail("api.redis_address", std::string(hp.status().message()));
   }
@@ -520,6 +523,11 @@ void applyDefaults(v1::Config& c) {
   }
   if (api->response_affinity_ttl_seconds() == 0) api->set_response_affinity_ttl_seconds(86400);
   if (api->max_remembered_responses() == 0) api->set_max_remembered_responses(100000);
+  auto* al = c.mutable_access_log();
+  if (al->format().empty()) al->set_format("json");
+  if (al->sample_successes() == 0 && !al->errors_only()) al->set_sample_successes(1);
+  if (al->errors_only()) al->set_sample_successes(0);
+  if (al->max_queued_lines() == 0) al->set_max_queued_lines(65536);
   if (api->redis_address().empty()) {
     // Replicas that share a Redis for the cache or the limits share the
     // response owners too.

@@ -239,6 +239,10 @@ absl::StatusOr<v1::MetricsSnapshot> LocalEngineClient::snapshot() {
   *out.mutable_admission() = admissionState(engine_);
   out.set_shed_total(now.shed);
   out.set_degraded_total(now.degraded);
+  // What the fleet said and what clients got instead: busy answers the
+  // gateway absorbed (requeued, never relayed), requests waiting, sheds
+  // with Retry-After, degraded answers.
+  addFigure(out, "requeued_per_second", "Busy answers absorbed", s.requeued_per_second, "req/s");
   addFigure(out, "queued", "Queued", static_cast<double>(now.queued), "req");
   addFigure(out, "shed_per_second", "Shed (429)", s.shed_per_second, "req/s");
   addFigure(out, "degraded_per_second", "Degraded", s.degraded_per_second, "req/s");

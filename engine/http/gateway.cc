@@ -171,6 +171,7 @@ Gateway::Totals Gateway::totals() const {
     t.errors += w->errors.load(std::memory_order_relaxed);
     t.shed += w->shed.load(std::memory_order_relaxed);
     t.degraded += w->degraded.load(std::memory_order_relaxed);
+    t.requeued += w->requeued.load(std::memory_order_relaxed);
     for (size_t i = 0; i < t.by_endpoint.size(); ++i) t.by_endpoint[i] += w->by_endpoint[i].load(std::memory_order_relaxed);
     auto add = [](std::vector<uint64_t>& into, const std::vector<uint64_t>& from) {
       if (into.empty()) into.assign(from.size(), 0);
@@ -272,9 +273,13 @@ common::Awaitable<bool> Gateway::proxy(Worker& w, common::TcpStream& client, Req
                                        RouteTablePtr routes, bool keep_alive) {
   pipeline::RequestContext ctx;
   ctx.start = Clock::now();
+  ctx.trace = pipeline::traceFor(req["traceparent"], req["tracestate"]);
+  common::strAppend(&ctx.response_headers, "x-spillway-trace-id: ", ctx.trace.trace_id, "\r\n");
   ctx.route = routeIndex(endpoint);
   ctx.headers = &req.base();
   ctx.method = req.method_string();
+  ctx.target = req.target();
+  ctx.parsed.endpoint = endpoint;  // what a request that fails to parse asked for
   ctx.body = req.body();
   ctx.client = &client.socket();
   ClientConnection channel(client, keep_alive);
@@ -302,6 +307,7 @@ common::Awaitable<bool> Gateway::proxy(Worker& w, common::TcpStream& client, Req
     }
     if (verdict == pipeline::Verdict::kAnswered) co_return co_await answer(w, client, ctx, keep_alive);
   }
+  const std::string trace_headers = ctx.trace.upstreamHeaders();
   const upstream::ExchangeRequest exchange{.method = req.method_string(),
                                            .target = req.target(),
                                            .accept = req[bhttp::field::accept],
@@ -309,7 +315,9 @@ common::Awaitable<bool> Gateway::proxy(Worker& w, common::TcpStream& client, Req
                                            .content_type = content_type,
                                            .endpoint = endpoint,
                                            .hold_refusals = false,
-                                           .busy_retry_after = routes->retry_after_text};
+                                           .busy_retry_after = routes->retry_after_text,
+                                           .extra_headers = trace_headers,
+                                           .trace_id = ctx.trace.trace_id};
   pipeline::AttemptEnd end = co_await attempts_.run(ctx, exchange, w.connections);
   switch (end.kind) {
     case pipeline::AttemptEnd::Kind::kRelayed:
@@ -368,7 +376,8 @@ common::Awaitable<bool> Gateway::answerHeld(Worker& w, common::TcpStream& client
   complete(w, ctx);
   // Named locals, not temporaries, in the co_await (GCC 12, see ARCHITECTURE).
   std::string body = std::move(held.body);
-  const ExtraHeaders extra{.retry_after_seconds = held.retry_after_seconds, .backend = held.backend};
+  const ExtraHeaders extra{.retry_after_seconds = held.retry_after_seconds, .backend = held.backend,
+                           .lines = ctx.response_headers};
   co_return co_await writeBody(client, static_cast<bhttp::status>(held.status), std::move(body), held.content_type,
                                keep_alive, extra);
 }
@@ -405,6 +414,7 @@ void Gateway::complete(Worker& w, pipeline::RequestContext& ctx) {
   w.requests.fetch_add(1, std::memory_order_relaxed);
   w.by_endpoint[endpointFamily(ctx.parsed.endpoint)].fetch_add(1, std::memory_order_relaxed);
   if (ctx.retries) w.retries.fetch_add(ctx.retries, std::memory_order_relaxed);
+  if (ctx.requeues) w.requeued.fetch_add(ctx.requeues, std::memory_order_relaxed);
   if (code >= 500) w.errors.fetch_add(1, std::memory_order_relaxed);
   if (ctx.drop != pipeline::DropReason::kNone) {
     w.shed.fetch_add(1, std::memory_order_relaxed);

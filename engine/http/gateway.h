@@ -70,6 +70,7 @@ class Gateway {
     uint64_t errors = 0;  // status >= 500, and responses broken mid-body
     uint64_t shed = 0;      // turned away by admission (429/503 with a drop reason)
     uint64_t degraded = 0;  // answered at a degradation level
+    uint64_t requeued = 0;  // backends' busy answers (429/503) requeued instead of relayed
     std::vector<uint64_t> latency_buckets;  // cumulative, bounds latencyBucketsSeconds()
     double latency_sum_seconds = 0;
     std::vector<uint64_t> ttft_buckets;

@@ -53,6 +53,7 @@ struct Gateway::Worker {
   std::atomic<uint64_t> retries{0};
   std::atomic<uint64_t> shed{0};
   std::atomic<uint64_t> degraded{0};
+  std::atomic<uint64_t> requeued{0};  // backends' busy answers put back in the queue, never relayed
   // Proxied requests by endpoint family (Gateway::EndpointFamily).
   std::array<std::atomic<uint64_t>, 4> by_endpoint{};
   metrics::Histogram latency_all{std::make_shared<const std::vector<double>>(metrics::latencyBucketsSeconds())};

@@ -38,6 +38,10 @@ const std::string& clientAddress(RequestContext& ctx) {
   return ctx.caller.client_ip;
 }
 
+std::string clientAddressOf(const RequestContext& ctx) {
+  return ctx.caller.client_ip.empty() ? peerAddress(ctx) : ctx.caller.client_ip;
+}
+
 std::string tenantOf(const RequestContext& ctx) {
   if (!ctx.caller.tenant.empty()) return ctx.caller.tenant;
   return ctx.caller.client_ip.empty() ? peerAddress(ctx) : ctx.caller.client_ip;

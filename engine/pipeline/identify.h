@@ -23,4 +23,8 @@ const std::string& clientAddress(RequestContext& ctx);
 // (for readers that may not cache it, such as completion observers).
 std::string tenantOf(const RequestContext& ctx);
 
+// The client's address, from the caller's record or the socket ("" when
+// unknown); for readers of a finished request (the access log).
+std::string clientAddressOf(const RequestContext& ctx);
+
 }  // namespace spillway::pipeline

@@ -17,6 +17,7 @@
 #include "openai/openai.h"
 #include "pipeline/client_channel.h"
 #include "pipeline/priority.h"
+#include "pipeline/trace_context.h"
 #include "upstream/backend.h"
 
 // Policies' own per-request records, opaque here: the contracts include no
@@ -53,6 +54,7 @@ struct RequestContext {
   // --- the request -------------------------------------------------------
   const boost::beast::http::fields* headers = nullptr;
   std::string_view method = "POST";  // GET and DELETE reach /v1/responses/{id}
+  std::string_view target;           // the request target, query included
   const common::TcpStream::socket_type* client = nullptr;  // for the client's address, asked only when needed
   ClientChannel* channel = nullptr;  // for a stage that writes its answer itself (stage.h)
   std::string_view body;  // owned by the front server's request object
@@ -63,6 +65,7 @@ struct RequestContext {
   // pool's policy wants them).
   std::vector<uint64_t> prefix_blocks;
   Caller caller;
+  TraceContext trace;  // W3C trace context: the client's trace continued, or a new one
   Clock::time_point start;
   // The latest the request may still be waiting for a backend slot (the
   // class's queue timeout, shortened by x-spillway-timeout-ms).

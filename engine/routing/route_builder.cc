@@ -49,10 +49,16 @@ std::vector<StagePtr> buildStages(const v1::Config& config, std::shared_ptr<admi
   return stages;
 }
 
-std::vector<CompletionObserverPtr> buildObservers(const v1::Config&) {
+std::vector<CompletionObserverPtr> buildObservers(const v1::Config& config, std::shared_ptr<observe::AccessLog> log) {
   std::vector<CompletionObserverPtr> observers;
   observers.push_back(std::make_unique<BackendFeedback>());
   observers.push_back(std::make_unique<admission::AdmissionFeedback>());
+  const auto& al = config.access_log();
+  if (log) log->configure(al.path(), al.max_queued_lines());
+  if (log && !al.path().empty()) {
+    observers.push_back(std::make_unique<observe::AccessLogObserver>(
+        std::move(log), observe::AccessLogFormat{al.format() != "text", al.sample_successes()}));
+  }
   return observers;
 }
 
@@ -163,7 +169,7 @@ absl::StatusOr<std::shared_ptr<RouteTable>> buildRouteTable(const v1::Config& cf
                                   cfg.api().max_remembered_responses(), redis);
   }
   routes->stages = buildStages(cfg, routes->limiter, routes->cache, routes->placement, std::move(in.response_owners));
-  routes->observers = buildObservers(cfg);
+  routes->observers = buildObservers(cfg, std::move(in.access_log));
   routes->outliers = buildOutlierDetector(cfg, std::move(in.events));
   return routes;
 }

@@ -17,6 +17,7 @@
 #include "admission/rate_limit.h"
 #include "metrics/registry.h"
 #include "pipeline/route_table.h"
+#include "observe/access_log.h"
 #include "responses/response_owners.h"
 #include "upstream/adaptive_limit.h"
 
@@ -49,6 +50,8 @@ struct RouteInputs {
   // Which backend stores each Responses API response (the engine's; null:
   // no affinity).
   std::shared_ptr<responses::ResponseOwners> response_owners;
+  // The engine's access log writer (null: none; configured from access_log).
+  std::shared_ptr<observe::AccessLog> access_log;
 };
 
 // The routing table for `config`; pool ids are taken from `next_id`.
@@ -78,7 +81,10 @@ upstream::AdaptiveLimit::Settings learnedLimitSettings(const v1::Config& config)
 absl::StatusOr<PoolRoute> buildPool(const v1::Config& config, const v1::Pool& pool,
                                     std::vector<upstream::BackendPtr> backends, uint64_t id);
 
-std::vector<CompletionObserverPtr> buildObservers(const v1::Config& config);
+// BackendFeedback, admission's feedback, then the access log when
+// access_log.path is set (`log`: the engine's writer).
+std::vector<CompletionObserverPtr> buildObservers(const v1::Config& config,
+                                                  std::shared_ptr<observe::AccessLog> log = nullptr);
 
 std::unique_ptr<upstream::OutlierDetector> buildOutlierDetector(const v1::Config& config,
                                                                 std::shared_ptr<upstream::BackendEvents> events);

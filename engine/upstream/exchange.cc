@@ -89,6 +89,7 @@ common::Awaitable<ExchangeResult> exchangeOver(Stream& up, Connection& conn, con
   addField(request_head, "Accept", req.accept.empty() ? std::string_view("*/*") : req.accept);
   addField(request_head, "User-Agent", "spillway");
   if (!backend.apiKey().empty()) request_head.append("Authorization: Bearer ").append(backend.apiKey()).append("\r\n");
+  request_head.append(req.extra_headers);
   char digits[24];
   const auto [end, dec] = std::to_chars(digits, digits + sizeof digits, req.body.size());
   addField(request_head, "Content-Length", std::string_view(digits, static_cast<size_t>(end - digits)));
@@ -217,7 +218,10 @@ common::Awaitable<ExchangeResult> exchangeOver(Stream& up, Connection& conn, con
       spdlog::warn("upstream {} failed mid-response: {}", backend.name(), ec.message());
       std::string event;
       if (sse) {
-        openai::ApiError e{502, common::strCat("Upstream ", backend.name(), " failed mid-stream: ", ec.message()),
+        openai::ApiError e{502,
+                           common::strCat("Upstream ", backend.name(), " failed mid-stream: ", ec.message(),
+                                          req.trace_id.empty() ? "" : " (trace ", req.trace_id,
+                                          req.trace_id.empty() ? "" : ")"),
                            "upstream_error", "", "upstream_disconnected"};
         event = openai::streamErrorEvent(req.endpoint, e);
       }

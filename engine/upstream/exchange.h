@@ -58,6 +58,10 @@ struct ExchangeRequest {
   bool hold_refusals = false;
   // Retry-After (seconds, as text) added to a relayed 429/503 that has none.
   std::string_view busy_retry_after;
+  // Complete header lines added to the request ("traceparent: ...\r\n").
+  std::string_view extra_headers;
+  // Named in the error event of a stream that breaks ("" : none).
+  std::string_view trace_id;
 };
 
 // Answers up to this size (with a Content-Length) are read whole and sent in

@@ -1,0 +1,235 @@
+#include "access_log_test.h"
+
+#include <QTemporaryDir>
+#include <QtTest>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/read_until.hpp>
+#include <boost/asio/streambuf.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <thread>
+
+#include "common/sha256.h"
+#include "engine.h"
+#include "metrics/registry.h"
+#include "observe/access_log.h"
+#include "support/json.h"
+#include "support/test_config.h"
+#include "support/test_http.h"
+
+using namespace spillway;
+using namespace spillway::testing;
+
+namespace {
+
+std::unique_ptr<Engine> start(const std::string& yaml) {
+  auto e = Engine::start(configFromYaml(yaml), {"", "test", false});
+  if (!e.ok()) qFatal("engine start failed: %s", std::string(e.status().message()).c_str());
+  return std::move(*e);
+}
+
+std::vector<std::string> readLines(const std::string& path) {
+  std::vector<std::string> out;
+  std::ifstream in(path);
+  for (std::string line; std::getline(in, line);) out.push_back(line);
+  return out;
+}
+
+HttpResult chat(uint16_t port, const std::string& content, Headers headers = {}, const std::string& extra = "") {
+  headers.push_back({"Content-Type", "application/json"});
+  return httpRequest(port, "POST", "/v1/chat/completions",
+                     R"({"model":"m","max_tokens":4,"messages":[{"role":"user","content":")" + content + "\"}]" + extra + "}",
+                     headers);
+}
+
+const char* kSims = R"(  - name: a
+    url: sim://a
+    models: [m]
+    sim: {profile: instant}
+  - name: broken
+    url: sim://broken
+    models: [bad]
+    sim: {profile: instant, failures: {rate: 1, kind: HTTP_500}}
+)";
+
+}  // namespace
+
+void AccessLogTest::linesSayWhatHappened() {
+  QTemporaryDir dir;
+  const std::string path = dir.filePath("access.log").toStdString();
+  auto e = start(engineYaml(kSims, "access_log: {path: \"" + path + "\"}\nlimits:\n  keys:\n    - {name: team-a, sha256: " +
+                                       common::sha256Hex("sk-a") + ", limits: {requests_per_minute: 3}}\n"));
+  const uint16_t port = e->port();
+  const Headers key = {{"Authorization", "Bearer sk-a"}};
+  auto miss = chat(port, "cached", key, R"(,"temperature":0)");
+  auto hit = chat(port, "cached", key, R"(,"temperature":0)");
+  auto plain = chat(port, "plain", key);
+  auto shed = chat(port, "over the limit", key);  // the key's fourth request this minute
+  auto failed = httpRequest(port, "POST", "/v1/chat/completions",
+                            R"({"model":"bad","messages":[{"role":"user","content":"x"}]})", {{"Content-Type", "application/json"}});
+  auto invalid = httpRequest(port, "POST", "/v1/chat/completions", R"({"model":"m"})", {{"Content-Type", "application/json"}});
+  QCOMPARE(miss.status, 200);
+  QCOMPARE(hit.status, 200);
+  QCOMPARE(shed.status, 429);
+  QCOMPARE(failed.status, 500);
+  QCOMPARE(invalid.status, 400);
+  e->flushAccessLog();
+  const auto lines = readLines(path);
+  QCOMPARE(lines.size(), size_t{6});
+  std::vector<QJsonObject> rows;
+  for (const auto& l : lines) rows.push_back(jsonObject(l));
+  // In completion order, which is the order sent (one client).
+  QCOMPARE(str(rows[0][u"cache"]), "miss");
+  QCOMPARE(str(rows[1][u"cache"]), "hit");
+  QCOMPARE(str(rows[1][u"cache_tier"]), "memory");
+  QVERIFY(rows[1][u"backend"].isNull());  // answered by the gateway
+  QCOMPARE(str(rows[2][u"backend"]), "a");
+  QCOMPARE(rows[2][u"attempts"].toInt(), 1);
+  QVERIFY(rows[2][u"completion_tokens"].toInt() > 0);
+  QCOMPARE(str(rows[3][u"drop_reason"]), "rate_limited");
+  QCOMPARE(str(rows[3][u"error_code"]), "rate_limit_exceeded");
+  QCOMPARE(rows[3][u"status"].toInt(), 429);
+  QCOMPARE(rows[4][u"status"].toInt(), 500);
+  QCOMPARE(str(rows[4][u"backend"]), "broken");
+  QCOMPARE(str(rows[5][u"error_code"]), "missing_required_parameter");
+  for (int i = 0; i < 4; ++i) {
+    QCOMPARE(str(rows[i][u"tenant"]), "team-a");  // the key's name, never the key
+    QVERIFY(lines[i].find("sk-a") == std::string::npos);
+    QCOMPARE(str(rows[i][u"class"]), "standard");
+  }
+  QVERIFY(rows[4][u"tenant"].isNull());
+  for (const auto& r : rows) {
+    QCOMPARE(str(r[u"client"]), "127.0.0.1");
+    QCOMPARE(str(r[u"route"]), "chat_completions");
+    QCOMPARE(str(r[u"method"]), "POST");
+    QVERIFY(r[u"total_ms"].toDouble() >= 0);
+    QCOMPARE(str(r[u"trace_id"]).size(), size_t{32});
+  }
+  // The trace id each client was told is the one logged.
+  QCOMPARE(str(rows[0][u"trace_id"]), miss.header("x-spillway-trace-id"));
+  QCOMPARE(str(rows[3][u"trace_id"]), shed.header("x-spillway-trace-id"));
+  QVERIFY(str(rows[0][u"time"]).ends_with("Z"));
+  QCOMPARE(e->accessLogCounts().first, uint64_t{6});
+}
+
+void AccessLogTest::textFormatAndSampling() {
+  QTemporaryDir dir;
+  const std::string path = dir.filePath("access.log").toStdString();
+  // Errors only: successes are not logged, errors always are.
+  auto e = start(engineYaml(kSims, "access_log: {path: \"" + path + "\", format: text, errors_only: true}\n"));
+  const uint16_t port = e->port();
+  for (int i = 0; i < 5; ++i) QCOMPARE(chat(port, "fine " + std::to_string(i)).status, 200);
+  auto failed = httpRequest(port, "POST", "/v1/chat/completions",
+                            R"({"model":"bad","messages":[{"role":"user","content":"x y"}]})", {{"Content-Type", "application/json"}});
+  QCOMPARE(failed.status, 500);
+  e->flushAccessLog();
+  const auto lines = readLines(path);
+  QCOMPARE(lines.size(), size_t{1});
+  QVERIFY2(lines[0].find(" status=500 ") != std::string::npos, lines[0].c_str());
+  QVERIFY(lines[0].find(" route=chat_completions ") != std::string::npos);
+  QVERIFY(lines[0].find(" model=bad ") != std::string::npos);
+  QVERIFY(lines[0].find("trace_id=" + failed.header("x-spillway-trace-id")) != std::string::npos);
+}
+
+void AccessLogTest::aFullQueueDropsAndNeverWaits() {
+  // The file is a pipe nobody reads yet: once its buffer is full the
+  // writer blocks, the queue (4 lines) fills, and the rest is dropped —
+  // while push() keeps returning at once.
+  int fds[2];
+  QCOMPARE(pipe(fds), 0);
+  metrics::Registry registry;
+  auto log = std::make_shared<observe::AccessLog>(registry);
+  log->configure("/proc/self/fd/" + std::to_string(fds[1]), 4);
+  const std::string line(1024, 'x');
+  int accepted = 0;
+  for (int i = 0; i < 1000; ++i) accepted += log->push(line);
+  QVERIFY(accepted < 1000);
+  // Read the pipe so the writer finishes, then count.
+  std::thread reader([&] {
+    char buf[65536];
+    while (read(fds[0], buf, sizeof buf) > 0) {
+    }
+  });
+  log->flush();
+  QCOMPARE(log->written() + log->dropped(), uint64_t{1000});
+  QCOMPARE(log->written(), static_cast<uint64_t>(accepted));
+  QVERIFY(log->dropped() > 0);
+  log.reset();  // closes the write end it opened
+  close(fds[1]);
+  reader.join();
+  close(fds[0]);
+}
+
+void AccessLogTest::reopenFollowsLogrotate() {
+  QTemporaryDir dir;
+  const std::string path = dir.filePath("access.log").toStdString();
+  auto e = start(engineYaml(kSims, "access_log: {path: \"" + path + "\"}\n"));
+  QCOMPARE(chat(e->port(), "before").status, 200);
+  e->flushAccessLog();
+  // logrotate: move the file, then signal (spillwayd's SIGUSR1 calls this).
+  QCOMPARE(std::rename(path.c_str(), (path + ".1").c_str()), 0);
+  QCOMPARE(chat(e->port(), "still into the moved file").status, 200);
+  e->flushAccessLog();
+  e->reopenLogs();
+  QCOMPARE(chat(e->port(), "after").status, 200);
+  e->flushAccessLog();
+  QCOMPARE(readLines(path + ".1").size(), size_t{2});
+  QCOMPARE(readLines(path).size(), size_t{1});
+}
+
+void AccessLogTest::traceContextReachesTheUpstream() {
+  // A stub upstream that records the request head and answers a completion.
+  namespace net = boost::asio;
+  net::io_context io;
+  net::ip::tcp::acceptor acceptor(io, {net::ip::make_address("127.0.0.1"), 0});
+  const uint16_t upstream_port = acceptor.local_endpoint().port();
+  std::vector<std::string> heads;
+  net::co_spawn(
+      io,
+      [&]() -> net::awaitable<void> {
+        for (int i = 0; i < 2; ++i) {
+          net::ip::tcp::socket s = co_await acceptor.async_accept(net::use_awaitable);
+          net::streambuf buf;
+          const size_t n = co_await net::async_read_until(s, buf, std::string_view("\r\n\r\n"), net::use_awaitable);
+          heads.emplace_back(static_cast<const char*>(buf.data().data()), n);
+          const std::string body = R"({"id":"x","object":"chat.completion","choices":[],"usage":{"completion_tokens":0}})";
+          const std::string answer = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n"
+                                     "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+          co_await net::async_write(s, net::buffer(answer), net::use_awaitable);
+        }
+      },
+      net::detached);
+  std::thread upstream([&] { io.run_for(std::chrono::seconds(10)); });
+  auto e = start(engineYaml("  - name: stub\n    url: http://127.0.0.1:" + std::to_string(upstream_port) +
+                            "\n    models: [m]\n    health_check: {path: none}\n"));
+  const std::string trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+  auto continued = chat(e->port(), "traced", {{"traceparent", "00-" + trace + "-00f067aa0ba902b7-01"},
+                                              {"tracestate", "vendor=abc"}});
+  auto started = chat(e->port(), "untraced", {{"traceparent", "garbage"}});
+  upstream.join();
+  QCOMPARE(continued.status, 200);
+  QCOMPARE(continued.header("x-spillway-trace-id"), trace);
+  QCOMPARE(heads.size(), size_t{2});
+  // The same trace, the gateway's own span as the parent, tracestate as sent.
+  const auto tp = heads[0].find("traceparent: 00-" + trace + "-");
+  QVERIFY2(tp != std::string::npos, heads[0].c_str());
+  const std::string span = heads[0].substr(tp + 16 + 33, 16);
+  QVERIFY(span != "00f067aa0ba902b7" && span.find_first_not_of("0123456789abcdef") == std::string::npos);
+  QVERIFY(heads[0].find("tracestate: vendor=abc\r\n") != std::string::npos);
+  // An invalid traceparent starts a new trace, told to the client and the upstream.
+  const std::string fresh = started.header("x-spillway-trace-id");
+  QCOMPARE(fresh.size(), size_t{32});
+  QVERIFY(fresh != trace);
+  QVERIFY(heads[1].find("traceparent: 00-" + fresh + "-") != std::string::npos);
+  QVERIFY(heads[1].find("tracestate") == std::string::npos);
+}
+
+QTEST_APPLESS_MAIN(AccessLogTest)
