@@ -58,7 +58,15 @@ void AccessLog::configure(const std::string& path, size_t max_queued) {
   openLocked();
 }
 
+namespace {
+
+constexpr size_t kBatchLines = 4096;                     // a batch this large is written at once
+constexpr auto kWriteInterval = std::chrono::milliseconds(100);  // else what waits is written this often
+
+}  // namespace
+
 bool AccessLog::push(std::string line) {
+  bool wake = false;
   {
     common::MutexLock lock(mu_);
     if (queue_.size() >= max_queued_ || path_.empty()) {
@@ -66,8 +74,9 @@ bool AccessLog::push(std::string line) {
       return false;
     }
     queue_.push_back(std::move(line));
+    wake = queue_.size() == kBatchLines;
   }
-  wake_.notify_one();
+  if (wake) wake_.notify_one();
   return true;
 }
 
@@ -81,6 +90,8 @@ void AccessLog::reopen() {
 
 void AccessLog::flush() {
   common::MutexLock lock(mu_);
+  flush_ = true;
+  wake_.notify_one();
   drained_.wait(lock, [this] {
     mu_.assertHeld();
     return (queue_.empty() && !writing_) || stop_;
@@ -91,15 +102,20 @@ void AccessLog::run() {
   std::vector<std::string> batch;
   common::MutexLock lock(mu_);
   for (;;) {
-    wake_.wait(lock, [this] {
+    wake_.wait_for(lock, kWriteInterval, [this] {
       mu_.assertHeld();
-      return stop_ || reopen_ || !queue_.empty();
+      return stop_ || reopen_ || flush_ || queue_.size() >= kBatchLines;
     });
+    flush_ = false;
     if (reopen_) {
       reopen_ = false;
       openLocked();
     }
     if (queue_.empty() && stop_) break;
+    if (queue_.empty()) {
+      drained_.notify_all();
+      continue;
+    }
     batch.assign(std::make_move_iterator(queue_.begin()), std::make_move_iterator(queue_.end()));
     queue_.clear();
     std::FILE* f = file_;

@@ -3,7 +3,9 @@
 //
 // AccessLog is the writer, one per engine (it outlives config applies): a
 // bounded queue and a thread that writes batches to a file (appended; "-"
-// is stdout, what container log collectors read). A full queue drops the
+// is stdout, what container log collectors read) every 100 ms, or as soon
+// as 256 lines wait: a request costs its line's formatting and a queue
+// push, not a thread wake-up or a write. A full queue drops the
 // line and counts it (spillway_access_log_dropped_total): a request never
 // waits for the disk. reopen() (SIGUSR1) closes and reopens the file after
 // logrotate moved it.
@@ -62,6 +64,7 @@ class AccessLog {
   std::string path_ ABSL_GUARDED_BY(mu_);
   std::FILE* file_ ABSL_GUARDED_BY(mu_) = nullptr;  // stdout for "-"
   bool reopen_ ABSL_GUARDED_BY(mu_) = false;
+  bool flush_ ABSL_GUARDED_BY(mu_) = false;    // flush() waits: write now
   bool writing_ ABSL_GUARDED_BY(mu_) = false;  // a batch is out of the queue, not yet written
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   metrics::Counter& written_;
