@@ -122,7 +122,20 @@ bool PoolDegradation::evaluate(const v1::Degradation& s, const DegradationSignal
   return true;
 }
 
+namespace {
+
+// Levels 1 and 2 have an answer or a rewrite for chat and completions only.
+bool degradable(openai::Endpoint e) {
+  return e == openai::Endpoint::kChatCompletions || e == openai::Endpoint::kCompletions;
+}
+
+}  // namespace
+
 bool answerAtLevelOne(pipeline::RequestContext& ctx, const v1::Degradation& settings) {
+  // Canned and stale answers exist for chat and completions only (an
+  // embeddings or Responses request shed from the queue is shed, not given
+  // a chat answer).
+  if (!degradable(ctx.parsed.endpoint)) return false;
   // An expired cached answer within its grace comes first (cache stage).
   if (ctx.cache && ctx.cache->stale &&
       cache::answerFromEntry(ctx, *ctx.cache->stale, cache::Outcome::kStale, cache::Tier::kMemory)) {
@@ -171,10 +184,7 @@ pipeline::Verdict DegradeStage::process(pipeline::RequestContext& ctx) {
   // completions: an embedding from a fallback model or a cut Responses
   // answer would be wrong, not cheaper. Other endpoints are served (or
   // queued and shed) as they are.
-  const openai::Endpoint ep = ctx.parsed.endpoint;
-  if (ep != openai::Endpoint::kChatCompletions && ep != openai::Endpoint::kCompletions) {
-    return pipeline::Verdict::kContinue;
-  }
+  if (!degradable(ctx.parsed.endpoint)) return pipeline::Verdict::kContinue;
   if (level == 1) {
     // Nothing cheaper to give: serve it.
     return answerAtLevelOne(ctx, settings_) ? pipeline::Verdict::kAnswered : pipeline::Verdict::kContinue;

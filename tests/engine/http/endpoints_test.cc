@@ -181,6 +181,24 @@ void EndpointsTest::embeddingsWaitInTheQueueNotAt503() {
   QCOMPARE(sim.embedding_inputs, uint64_t{6});
 }
 
+void EndpointsTest::embeddingsAreNeverGivenAChatAnswer() {
+  // A pool degraded to level 1 with a default answer: chat gets the canned
+  // answer, embeddings their vectors.
+  auto e = start(engineYaml(kEmbedSim, R"(degradation:
+  default_answers: [{model: m, text: "Busy, try later."}]
+)"));
+  QVERIFY(e->pinDegradation("m", 1, "test").ok());
+  const Headers sheddable = {{"x-spillway-priority", "sheddable"}};  // level 1 reaches this class first
+  auto chat = post(e->port(), "/v1/chat/completions", R"({"model":"m","messages":[{"role":"user","content":"hi"}]})",
+                   sheddable);
+  QCOMPARE(chat.header("x-spillway-degraded"), "1");
+  auto vectors = post(e->port(), "/v1/embeddings", batch({"still a vector"}), sheddable);
+  QCOMPARE(vectors.status, 200);
+  QVERIFY(vectors.header("x-spillway-degraded").empty());
+  QCOMPARE(str(jsonObject(vectors.body)[u"object"]), "list");
+  QCOMPARE(embedded(*e), uint64_t{1});
+}
+
 void EndpointsTest::embeddingsBadInputIsA400() {
   auto e = start(engineYaml(kEmbedSim));
   const uint16_t port = e->port();

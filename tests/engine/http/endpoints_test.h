@@ -14,6 +14,7 @@ class EndpointsTest : public QObject {
   void embeddingsKeysFollowFormatAndTenant();
   void embeddingsAreLimitedByInputTokens();
   void embeddingsWaitInTheQueueNotAt503();
+  void embeddingsAreNeverGivenAChatAnswer();
   void embeddingsBadInputIsA400();
   void responsesContinueOnTheBackendThatStoredThem();
   void responsesLostOwnerIsBalancedAndSaysSo();
