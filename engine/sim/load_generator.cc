@@ -72,8 +72,9 @@ absl::Status validateScenario(v1::Scenario& s) {
     if (c->weight() == 0) c->set_weight(1);
     if (c->model().empty()) errors.push_back(p + ".model: is required");
     if (c->endpoint().empty()) c->set_endpoint("chat");
-    if (c->endpoint() != "chat" && c->endpoint() != "completions" && c->endpoint() != "embeddings") {
-      errors.push_back(p + ".endpoint: must be \"chat\", \"completions\" or \"embeddings\"");
+    if (c->endpoint() != "chat" && c->endpoint() != "completions" && c->endpoint() != "embeddings" &&
+        c->endpoint() != "responses") {
+      errors.push_back(p + ".endpoint: must be \"chat\", \"completions\", \"embeddings\" or \"responses\"");
     }
     if (c->prompt_tokens_min() == 0 && c->prompt_tokens_max() == 0) {
       c->set_prompt_tokens_min(8);
@@ -203,6 +204,14 @@ std::string buildBody(const v1::RequestClass& c, uint32_t prompt_tokens, Rng& rn
     return w.take();
   }
   const std::string prompt = buildPrompt(c, prompt_tokens, rng, cdf);
+  if (c.endpoint() == "responses") {
+    w.key("input").value(prompt);
+    if (c.max_tokens()) w.key("max_output_tokens").value(c.max_tokens());
+    if (c.deterministic()) w.key("temperature").value(int64_t{0});
+    if (c.stream()) w.key("stream").value(true);
+    w.endObject();
+    return w.take();
+  }
   if (c.endpoint() == "completions") {
     w.key("prompt").value(prompt);
   } else {
@@ -281,6 +290,7 @@ awaitable<void> oneRequest(Worker& w, size_t phase, size_t cls, Clock::time_poin
   std::uniform_int_distribution<uint32_t> len(c.prompt_tokens_min(), c.prompt_tokens_max());
   const std::string path = c.endpoint() == "completions"   ? "/v1/completions"
                            : c.endpoint() == "embeddings" ? "/v1/embeddings"
+                           : c.endpoint() == "responses"  ? "/v1/responses"
                                                           : "/v1/chat/completions";
   http::request<http::string_body> req{http::verb::post, sh.path_prefix + path, 11};
   req.set(http::field::host, sh.host_header);
@@ -336,15 +346,21 @@ awaitable<void> oneRequest(Worker& w, size_t phase, size_t cls, Clock::time_poin
       pending.append(buf, n);
       size_t end;
       while ((end = pending.find("\n\n")) != std::string::npos) {
-        const bool data = pending.compare(0, 6, "data: ") == 0;
-        const bool done_marker = pending.compare(0, end, "data: [DONE]") == 0;
+        // The Responses API's typed events ("event: T\ndata: ..."): its
+        // output deltas are the frames, response.completed (or .incomplete)
+        // the clean end; its other events are neither.
+        const std::string_view block(pending.data(), end);
+        std::string_view type;
+        if (block.substr(0, 7) == "event: ") type = block.substr(7, block.find('\n') - 7);
+        const bool typed = !type.empty();
+        const bool data = typed ? type == "response.output_text.delta" : pending.compare(0, 6, "data: ") == 0;
+        const bool done_marker = typed ? (type == "response.completed" || type == "response.incomplete")
+                                       : pending.compare(0, end, "data: [DONE]") == 0;
+        if (done_marker) saw_done = true;
         pending.erase(0, end + 2);
         if (!data) continue;
+        if (done_marker) continue;
         const auto now = Clock::now();
-        if (done_marker) {
-          saw_done = true;
-          continue;
-        }
         rep.frames++;
         ++frames_seen;
         if (first_frame) {
@@ -386,6 +402,8 @@ awaitable<void> oneRequest(Worker& w, size_t phase, size_t cls, Clock::time_poin
       rep.output_tokens += frames_seen;
     } else if (auto at = whole.rfind("\"completion_tokens\":"); at != std::string::npos) {
       rep.output_tokens += std::strtoull(whole.c_str() + at + 20, nullptr, 10);
+    } else if (auto out = whole.rfind("\"output_tokens\":"); out != std::string::npos) {  // the Responses API
+      rep.output_tokens += std::strtoull(whole.c_str() + out + 16, nullptr, 10);
     }
   }
   if (parser.keep_alive()) {

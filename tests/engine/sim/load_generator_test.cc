@@ -168,6 +168,30 @@ void LoadGeneratorTest::countsLostStreams() {
   QCOMPARE(r->overall.errors.at("incomplete_stream"), r->overall.sent);
 }
 
+void LoadGeneratorTest::drivesTheResponsesApi() {
+  Sim sim([](auto& p) {
+    p.set_inter_token_ms(1);
+    p.set_min_output_tokens(6);
+    p.set_max_output_tokens(6);
+  });
+  auto s = quick(sim.url(), 0, 2, 300, true);
+  s.mutable_classes(0)->set_endpoint("responses");
+  auto r = runLoad(s);
+  QVERIFY2(r.ok(), std::string(r.status().message()).c_str());
+  const auto& o = r->overall;
+  QVERIFY(o.ok >= 2);
+  QCOMPARE(o.streams_lost, uint64_t{0});
+  QCOMPARE(o.errors.size(), size_t{0});
+  QCOMPARE(o.frames, 6 * o.ok);  // the output deltas, not the typed events around them
+  // Not streamed: the output tokens come from the response's usage.
+  auto whole = quick(sim.url(), 0, 1, 200);
+  whole.mutable_classes(0)->set_endpoint("responses");
+  auto w = runLoad(whole);
+  QVERIFY(w.ok());
+  QVERIFY(w->overall.ok >= 1);
+  QCOMPARE(w->overall.output_tokens, 6 * w->overall.ok);
+}
+
 void LoadGeneratorTest::countsErrorsByStatus() {
   Sim sim([](auto& p) {
     p.mutable_failures()->set_rate(1);

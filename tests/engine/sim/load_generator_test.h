@@ -17,6 +17,7 @@ class LoadGeneratorTest : public QObject {
   void closedLoopKeepsConcurrency();
   void detectsStalls();
   void countsLostStreams();
+  void drivesTheResponsesApi();
   void countsErrorsByStatus();
   void overflowIsCountedNotWaitedFor();
   void scenarioFilesAreValidated();
