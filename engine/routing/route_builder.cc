@@ -14,6 +14,7 @@
 #include "pipeline/affinity.h"
 #include "pipeline/identify.h"
 #include "pipeline/route_stage.h"
+#include "observe/tenant_usage.h"
 #include "responses/response_affinity.h"
 
 namespace spillway::routing {
@@ -49,10 +50,12 @@ std::vector<StagePtr> buildStages(const v1::Config& config, std::shared_ptr<admi
   return stages;
 }
 
-std::vector<CompletionObserverPtr> buildObservers(const v1::Config& config, std::shared_ptr<observe::AccessLog> log) {
+std::vector<CompletionObserverPtr> buildObservers(const v1::Config& config, std::shared_ptr<observe::AccessLog> log,
+                                                  metrics::Registry* registry) {
   std::vector<CompletionObserverPtr> observers;
   observers.push_back(std::make_unique<BackendFeedback>());
   observers.push_back(std::make_unique<admission::AdmissionFeedback>());
+  if (registry) observers.push_back(std::make_unique<observe::TenantUsageObserver>(*registry));
   const auto& al = config.access_log();
   if (log) log->configure(al.path(), al.max_queued_lines());
   if (log && !al.path().empty()) {
@@ -169,7 +172,7 @@ absl::StatusOr<std::shared_ptr<RouteTable>> buildRouteTable(const v1::Config& cf
                                   cfg.api().max_remembered_responses(), redis);
   }
   routes->stages = buildStages(cfg, routes->limiter, routes->cache, routes->placement, std::move(in.response_owners));
-  routes->observers = buildObservers(cfg, std::move(in.access_log));
+  routes->observers = buildObservers(cfg, std::move(in.access_log), in.registry);
   routes->outliers = buildOutlierDetector(cfg, std::move(in.events));
   return routes;
 }

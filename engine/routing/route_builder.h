@@ -81,10 +81,12 @@ upstream::AdaptiveLimit::Settings learnedLimitSettings(const v1::Config& config)
 absl::StatusOr<PoolRoute> buildPool(const v1::Config& config, const v1::Pool& pool,
                                     std::vector<upstream::BackendPtr> backends, uint64_t id);
 
-// BackendFeedback, admission's feedback, then the access log when
-// access_log.path is set (`log`: the engine's writer).
+// BackendFeedback, admission's feedback, usage per tenant (with a
+// registry), then the access log when access_log.path is set (`log`: the
+// engine's writer).
 std::vector<CompletionObserverPtr> buildObservers(const v1::Config& config,
-                                                  std::shared_ptr<observe::AccessLog> log = nullptr);
+                                                  std::shared_ptr<observe::AccessLog> log = nullptr,
+                                                  metrics::Registry* registry = nullptr);
 
 std::unique_ptr<upstream::OutlierDetector> buildOutlierDetector(const v1::Config& config,
                                                                 std::shared_ptr<upstream::BackendEvents> events);

@@ -140,6 +140,43 @@ void AccessLogTest::linesSayWhatHappened() {
   QCOMPARE(e->accessLogCounts().first, uint64_t{6});
 }
 
+void AccessLogTest::usagePerTenantMatchesWhatClientsCounted() {
+  auto e = start(engineYaml(kSims, "limits:\n  keys:\n    - {name: team-a, sha256: " + common::sha256Hex("sk-a") +
+                                       ", limits: {requests_per_minute: 4}}\n    - {name: team-b, sha256: " +
+                                       common::sha256Hex("sk-b") + "}\n"));
+  const uint16_t port = e->port();
+  std::map<std::string, int64_t> completion, requests, shed, hits;
+  auto send = [&](const std::string& tenant, const Headers& key, const std::string& content, const std::string& extra) {
+    auto r = chat(port, content, key, extra);
+    ++requests[tenant];
+    if (r.status == 429) ++shed[tenant];
+    if (r.header("x-spillway-cache") == "hit") ++hits[tenant];
+    // Tokens a backend generated: an answer from the cache cost none.
+    if (r.status == 200 && r.header("x-spillway-cache") != "hit") {
+      completion[tenant] += jsonObject(r.body)[u"usage"][u"completion_tokens"].toInt();
+    }
+  };
+  for (int i = 0; i < 6; ++i) send("team-a", {{"Authorization", "Bearer sk-a"}}, "a " + std::to_string(i % 2), R"(,"temperature":0)");
+  for (int i = 0; i < 3; ++i) send("team-b", {{"Authorization", "Bearer sk-b"}}, "b " + std::to_string(i), "");
+  for (int i = 0; i < 2; ++i) send("other", {}, "open " + std::to_string(i), "");
+  QCOMPARE(shed["team-a"], 2);  // four a minute
+  QVERIFY(hits["team-a"] >= 1);
+  // The counters are bumped when each request completes: just after its client has it.
+  auto metric = [&](const std::string& series) -> int64_t {
+    const std::string text = e->metricsText();
+    const size_t at = text.find(series + " ");
+    return at == std::string::npos ? 0 : std::stoll(text.substr(at + series.size() + 1));
+  };
+  for (const std::string t : {"team-a", "team-b", "other"}) {
+    const std::string labels = "{tenant=\"" + t + "\",model=\"m\"";
+    QVERIFY2(waitFor([&] { return metric("spillway_tenant_requests_total" + labels + "}") == requests[t]; }), t.c_str());
+    QCOMPARE(metric("spillway_tenant_tokens_total" + labels + ",kind=\"completion\"}"), completion[t]);
+    QCOMPARE(metric("spillway_tenant_shed_total" + labels + "}"), shed[t]);
+    QCOMPARE(metric("spillway_tenant_cache_hits_total" + labels + "}"), hits[t]);
+  }
+  QVERIFY(e->metricsText().find("tenant=\"127.0.0.1\"") == std::string::npos);  // addresses are never labels
+}
+
 void AccessLogTest::textFormatAndSampling() {
   QTemporaryDir dir;
   const std::string path = dir.filePath("access.log").toStdString();

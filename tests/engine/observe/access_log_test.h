@@ -12,6 +12,7 @@ class AccessLogTest : public QObject {
   Q_OBJECT
  private slots:
   void linesSayWhatHappened();
+  void usagePerTenantMatchesWhatClientsCounted();
   void textFormatAndSampling();
   void aFullQueueDropsAndNeverWaits();
   void reopenFollowsLogrotate();
