@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <optional>
 #include <set>
 
 #include "common/json_writer.h"
@@ -54,6 +55,15 @@ std::set<std::string> words(std::string_view text) {
   return out;
 }
 
+// `body` as a JSON object into `root` (which lives as long as `parser`), or
+// the 400 for a body that is not one.
+std::optional<openai::ApiError> parseObject(simdjson::dom::parser& parser, std::string_view body, element& root) {
+  if (parser.parse(body.data(), body.size(), true).get(root) || !root.is_object()) {
+    return openai::invalidJson("the body must be a JSON object");
+  }
+  return std::nullopt;
+}
+
 double overlap(const std::set<std::string>& query, std::string_view doc) {
   if (query.empty()) return 0;
   const auto d = words(doc);
@@ -88,9 +98,7 @@ std::vector<float> embeddingOf(std::string_view text, uint32_t dimensions) {
 std::variant<Embedded, openai::ApiError> embeddings(std::string_view body, uint32_t dimensions) {
   simdjson::dom::parser parser;
   element root;
-  if (parser.parse(body.data(), body.size(), true).get(root) || !root.is_object()) {
-    return openai::invalidJson("the body must be a JSON object");
-  }
+  if (auto e = parseObject(parser, body, root)) return *e;
   std::string_view model, format = "float";
   if (root["model"].get(model)) {}
   if (root["encoding_format"].get(format)) {}
@@ -250,9 +258,7 @@ std::string responseClosing(const ResponseParts& p, std::string_view text, uint3
 std::variant<std::string, openai::ApiError> rerank(std::string_view body) {
   simdjson::dom::parser parser;
   element root;
-  if (parser.parse(body.data(), body.size(), true).get(root) || !root.is_object()) {
-    return openai::invalidJson("the body must be a JSON object");
-  }
+  if (auto e = parseObject(parser, body, root)) return *e;
   std::string_view query, model;
   simdjson::dom::array docs;
   if (root["model"].get(model)) {}
@@ -291,9 +297,7 @@ std::variant<std::string, openai::ApiError> rerank(std::string_view body) {
 std::variant<std::string, openai::ApiError> score(std::string_view body) {
   simdjson::dom::parser parser;
   element root;
-  if (parser.parse(body.data(), body.size(), true).get(root) || !root.is_object()) {
-    return openai::invalidJson("the body must be a JSON object");
-  }
+  if (auto e = parseObject(parser, body, root)) return *e;
   std::string_view a, b, model;
   if (root["model"].get(model)) {}
   if (root["text_1"].get(a) || root["text_2"].get(b)) {
@@ -309,9 +313,7 @@ std::variant<std::string, openai::ApiError> score(std::string_view body) {
 std::variant<std::string, openai::ApiError> tokenize(std::string_view body) {
   simdjson::dom::parser parser;
   element root;
-  if (parser.parse(body.data(), body.size(), true).get(root) || !root.is_object()) {
-    return openai::invalidJson("the body must be a JSON object");
-  }
+  if (auto e = parseObject(parser, body, root)) return *e;
   std::string_view prompt;
   if (root["prompt"].get(prompt)) return invalid("prompt", "'prompt' must be a string.");
   const uint32_t n = openai::countTokens(prompt);
@@ -319,6 +321,19 @@ std::variant<std::string, openai::ApiError> tokenize(std::string_view body) {
   j.beginObject().key("count").value(n).key("max_model_len").value(8192).key("tokens").beginArray();
   for (uint32_t i = 0; i < n; ++i) j.value(static_cast<uint64_t>(1000 + i));
   j.endArray().endObject();
+  return j.take();
+}
+
+std::variant<std::string, openai::ApiError> detokenize(std::string_view body) {
+  simdjson::dom::parser parser;
+  element root;
+  if (auto e = parseObject(parser, body, root)) return *e;
+  simdjson::dom::array tokens;
+  if (root["tokens"].get(tokens)) return invalid("tokens", "'tokens' must be an array of token ids.");
+  std::string prompt;
+  for (size_t i = 0; i < tokens.size(); ++i) prompt += i ? " tok" : "tok";  // one simulator token per word
+  common::JsonWriter j;
+  j.beginObject().key("prompt").value(prompt).endObject();
   return j.take();
 }
 
@@ -331,6 +346,17 @@ std::variant<std::string, openai::ApiError> transcribe(std::string_view content_
   common::JsonWriter j;
   j.beginObject().key("text").value(common::strCat("Simulated transcription of ", file->size(), " bytes.")).endObject();
   return j.take();
+}
+
+std::optional<std::variant<std::string, openai::ApiError>> passthroughAnswer(std::string_view path,
+                                                                            std::string_view content_type,
+                                                                            std::string_view body) {
+  if (path == "/v1/rerank" || path == "/rerank") return rerank(body);
+  if (path == "/v1/score") return score(body);
+  if (path == "/tokenize") return tokenize(body);
+  if (path == "/detokenize") return detokenize(body);
+  if (path == "/v1/audio/transcriptions" || path == "/v1/audio/translations") return transcribe(content_type, body);
+  return std::nullopt;
 }
 
 }  // namespace spillway::sim

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -50,10 +51,18 @@ std::string responseClosing(const ResponseParts& p, std::string_view text, uint3
 // words they contain. POST /v1/score: text_1 against text_2.
 std::variant<std::string, openai::ApiError> rerank(std::string_view body);
 std::variant<std::string, openai::ApiError> score(std::string_view body);
-// POST /tokenize: {"count","max_model_len","tokens"}.
+// POST /tokenize: {"count","max_model_len","tokens"}; POST /detokenize:
+// {"prompt"}.
 std::variant<std::string, openai::ApiError> tokenize(std::string_view body);
+std::variant<std::string, openai::ApiError> detokenize(std::string_view body);
 // POST /v1/audio/transcriptions|translations (multipart): {"text"} naming
 // the file's size.
 std::variant<std::string, openai::ApiError> transcribe(std::string_view content_type, std::string_view body);
+
+// The answer for one of the routes above by its path (the gateway's default
+// passthrough routes), or nullopt for a path the simulator does not serve.
+std::optional<std::variant<std::string, openai::ApiError>> passthroughAnswer(std::string_view path,
+                                                                            std::string_view content_type,
+                                                                            std::string_view body);
 
 }  // namespace spillway::sim

@@ -368,12 +368,33 @@ void resetConnection(beast::tcp_stream& stream) {
   stream.socket().close(ec);
 }
 
+// The head of a 200 event stream (chunked); false when the client is gone.
+awaitable<bool> writeEventStreamHead(beast::tcp_stream& stream, State& st, bool keep_alive) {
+  http::response<http::empty_body> res{http::status::ok, 11};
+  res.set(http::field::server, "spillway-sim");
+  res.set(http::field::content_type, "text/event-stream");
+  res.set(http::field::cache_control, "no-cache");
+  res.keep_alive(keep_alive);
+  res.chunked(true);
+  http::response_serializer<http::empty_body> sr{res};
+  boost::system::error_code ec;
+  co_await http::async_write_header(stream, sr, net::redirect_error(use_awaitable, ec));
+  if (ec) co_return false;
+  st.requests->with({"200"}).inc();
+  co_return true;
+}
+
+// When a generation's tokens come out: the first at `first`, then one
+// every `itl`.
+struct Timing {
+  Clock::time_point first;
+  std::chrono::milliseconds itl;
+};
+
 // The Responses API: the same generation as chat, as a response object or
 // its typed event stream; the response is stored under its id.
 awaitable<bool> respond(beast::tcp_stream& stream, State& st, const openai::ParsedRequest& req, bool keep_alive,
-                        bool reset_mid_stream, TextGenerator& gen, uint32_t n, bool incomplete,
-                        Clock::time_point start) {
-  const auto& prof = st.profile;
+                        bool reset_mid_stream, TextGenerator& gen, uint32_t n, bool incomplete, Timing at) {
   const uint64_t serial = st.next_id.fetch_add(1);
   ResponseParts p;
   p.id = common::strCat("resp_", st.name, "_", serial);
@@ -384,10 +405,7 @@ awaitable<bool> respond(beast::tcp_stream& stream, State& st, const openai::Pars
   p.input_tokens = openai::promptTokens(req);
   p.output_tokens = n;
   p.incomplete = incomplete;
-  const auto prefill = std::chrono::microseconds(uint64_t{prof.prefill_base_ms()} * 1000 +
-                                                 uint64_t{prof.prefill_per_token_us()} * p.input_tokens);
-  const auto itl = std::chrono::milliseconds(prof.inter_token_ms());
-  const auto first_token_at = start + prefill;
+  const auto [first_token_at, itl] = at;
   net::steady_timer timer(co_await net::this_coro::executor);
   boost::system::error_code ec;
   std::string text;
@@ -401,16 +419,7 @@ awaitable<bool> respond(beast::tcp_stream& stream, State& st, const openai::Pars
     st.storeResponse(p.id, object);
     co_return co_await writeResponse(stream, st, http::status::ok, std::move(object), "application/json", keep_alive);
   }
-  http::response<http::empty_body> res{http::status::ok, 11};
-  res.set(http::field::server, "spillway-sim");
-  res.set(http::field::content_type, "text/event-stream");
-  res.set(http::field::cache_control, "no-cache");
-  res.keep_alive(keep_alive);
-  res.chunked(true);
-  http::response_serializer<http::empty_body> sr{res};
-  co_await http::async_write_header(stream, sr, net::redirect_error(use_awaitable, ec));
-  if (ec) co_return false;
-  st.requests->with({"200"}).inc();
+  if (!co_await writeEventStreamHead(stream, st, keep_alive)) co_return false;
   uint32_t seq = 0;
   if (!co_await writeChunk(stream, responseOpening(p, seq))) co_return false;
   for (uint32_t i = 0; i < n; ++i) {
@@ -458,19 +467,9 @@ awaitable<bool> embed(beast::tcp_stream& stream, State& st, std::string_view bod
   co_return co_await writeResponse(stream, st, http::status::ok, std::move(out.body), "application/json", keep_alive);
 }
 
-// The passthrough endpoints vLLM serves: rerank, score, tokenize, audio.
-awaitable<bool> other(beast::tcp_stream& stream, State& st, std::string_view path, std::string_view content_type,
-                      std::string_view body, bool keep_alive) {
-  std::variant<std::string, openai::ApiError> answer;
-  if (path == "/v1/rerank" || path == "/rerank") {
-    answer = rerank(body);
-  } else if (path == "/v1/score") {
-    answer = score(body);
-  } else if (path == "/tokenize") {
-    answer = tokenize(body);
-  } else {
-    answer = transcribe(content_type, body);
-  }
+// The passthrough endpoints vLLM serves (sim_answers.h's passthroughAnswer).
+awaitable<bool> other(beast::tcp_stream& stream, State& st, std::variant<std::string, openai::ApiError> answer,
+                      bool keep_alive) {
   if (auto* e = std::get_if<openai::ApiError>(&answer)) co_return co_await writeError(stream, st, *e, keep_alive);
   st.completed.fetch_add(1);
   std::string out = std::move(std::get<std::string>(answer));
@@ -519,14 +518,6 @@ awaitable<bool> complete(beast::tcp_stream& stream, State& st, const openai::Par
   const uint32_t natural = gen.naturalLength(prof.min_output_tokens(), prof.max_output_tokens());
   const uint32_t n = req.max_tokens ? std::min(natural, *req.max_tokens) : natural;
   const uint32_t prompt_tokens = openai::promptTokens(req);
-  Completion c{req,
-               common::strCat(req.endpoint == openai::Endpoint::kChatCompletions ? "chatcmpl-" : "cmpl-",
-                            st.name, "-", st.next_id.fetch_add(1)),
-               unixNow(), prompt_tokens, n, n < natural ? "length" : "stop"};
-
-  if (req.endpoint == openai::Endpoint::kResponses) {
-    co_return co_await respond(stream, st, req, keep_alive, reset_mid_stream, gen, n, n < natural, start);
-  }
   // Cached prefix tokens skip their prefill cost (vLLM's automatic prefix caching).
   const uint32_t cached_tokens = std::min(prompt_tokens, st.prefixCachedTokens(req.prompt_text));
   if (cached_tokens) st.prefix_hits->inc(cached_tokens);
@@ -534,6 +525,14 @@ awaitable<bool> complete(beast::tcp_stream& stream, State& st, const openai::Par
                                                  uint64_t{prof.prefill_per_token_us()} * (prompt_tokens - cached_tokens));
   const auto itl = std::chrono::milliseconds(prof.inter_token_ms());
   const auto first_token_at = start + prefill;
+  if (req.endpoint == openai::Endpoint::kResponses) {
+    co_return co_await respond(stream, st, req, keep_alive, reset_mid_stream, gen, n, n < natural,
+                               Timing{first_token_at, itl});
+  }
+  Completion c{req,
+               common::strCat(req.endpoint == openai::Endpoint::kChatCompletions ? "chatcmpl-" : "cmpl-",
+                            st.name, "-", st.next_id.fetch_add(1)),
+               unixNow(), prompt_tokens, n, n < natural ? "length" : "stop"};
   net::steady_timer timer(co_await net::this_coro::executor);
   boost::system::error_code ec;
 
@@ -548,17 +547,7 @@ awaitable<bool> complete(beast::tcp_stream& stream, State& st, const openai::Par
                                      keep_alive);
   }
 
-  http::response<http::empty_body> res{http::status::ok, 11};
-  res.set(http::field::server, "spillway-sim");
-  res.set(http::field::content_type, "text/event-stream");
-  res.set(http::field::cache_control, "no-cache");
-  res.keep_alive(keep_alive);
-  res.chunked(true);
-  http::response_serializer<http::empty_body> sr{res};
-  co_await http::async_write_header(stream, sr, net::redirect_error(use_awaitable, ec));
-  if (ec) co_return false;
-  st.requests->with({"200"}).inc();
-
+  if (!co_await writeEventStreamHead(stream, st, keep_alive)) co_return false;
   if (c.chat()) {
     timer.expires_at(first_token_at);
     co_await timer.async_wait(net::redirect_error(use_awaitable, ec));
@@ -637,9 +626,8 @@ awaitable<bool> handle(beast::tcp_stream& stream, State& st, http::request<http:
   }
   if (req.method() == http::verb::post) {
     if (path == "/v1/embeddings") co_return co_await embed(stream, st, req.body(), keep);
-    for (std::string_view p : {"/v1/rerank", "/rerank", "/v1/score", "/tokenize", "/v1/audio/transcriptions",
-                               "/v1/audio/translations"}) {
-      if (path == p) co_return co_await other(stream, st, path, req[http::field::content_type], req.body(), keep);
+    if (auto answer = passthroughAnswer(path, req[http::field::content_type], req.body())) {
+      co_return co_await other(stream, st, std::move(*answer), keep);
     }
   }
   auto endpoint = openai::endpointForTarget(target);
