@@ -86,6 +86,20 @@ constexpr Default kDefaults[] = {
     {"frequency_penalty", "0"}, {"n", "1"}, {"presence_penalty", "0"}, {"temperature", "1"}, {"top_p", "1"},
 };
 
+// Fields as (key, canonical value): written as one object, keys sorted.
+using Fields = std::vector<std::pair<std::string_view, std::string>>;
+void appendSortedObject(std::string& out, Fields& fields) {
+  std::sort(fields.begin(), fields.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  out.push_back('{');
+  for (size_t i = 0; i < fields.size(); ++i) {
+    if (i) out.push_back(',');
+    common::appendJsonString(out, fields[i].first);
+    out.push_back(':');
+    out.append(fields[i].second);
+  }
+  out.push_back('}');
+}
+
 }  // namespace
 
 std::optional<Canonical> canonicalRequest(std::string_view body) {
@@ -96,7 +110,7 @@ std::optional<Canonical> canonicalRequest(std::string_view body) {
 
   // (key, canonical value) with form-only fields dropped, synonyms merged
   // and defaults filled, then sorted.
-  std::vector<std::pair<std::string_view, std::string>> fields;
+  Fields fields;
   fields.reserve(16);
   bool has_seed = false;
   for (auto f : obj) {
@@ -114,19 +128,12 @@ std::optional<Canonical> canonicalRequest(std::string_view body) {
       fields.emplace_back(d.key, std::string(d.value));
     }
   }
-  std::sort(fields.begin(), fields.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
   Canonical c;
   c.text.reserve(body.size() + 64);
-  c.text.push_back('{');
-  for (size_t i = 0; i < fields.size(); ++i) {
-    if (i) c.text.push_back(',');
-    common::appendJsonString(c.text, fields[i].first);
-    c.text.push_back(':');
-    c.text.append(fields[i].second);
-    if (fields[i].first == "temperature" && fields[i].second == "0") c.deterministic = true;
-  }
-  c.text.push_back('}');
-  if (has_seed) c.deterministic = true;
+  appendSortedObject(c.text, fields);
+  c.deterministic = has_seed || std::any_of(fields.begin(), fields.end(), [](const auto& f) {
+                      return f.first == "temperature" && f.second == "0";
+                    });
   return c;
 }
 
@@ -136,7 +143,7 @@ std::optional<EmbeddingItems> canonicalEmbeddingItems(std::string_view body) {
   if (parser.parse(body.data(), body.size(), true).get(root) || !root.is_object()) return std::nullopt;
   simdjson::dom::object obj = root.get_object().value_unsafe();
   EmbeddingItems out;
-  std::vector<std::pair<std::string_view, std::string>> fields;
+  Fields fields;
   bool has_input = false;
   for (auto f : obj) {
     const std::string_view k = f.key;
@@ -167,15 +174,7 @@ std::optional<EmbeddingItems> canonicalEmbeddingItems(std::string_view body) {
     fields.emplace_back(k, std::move(v));
   }
   if (!has_input || out.items.empty()) return std::nullopt;
-  std::sort(fields.begin(), fields.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
-  out.rest.push_back('{');
-  for (size_t i = 0; i < fields.size(); ++i) {
-    if (i) out.rest.push_back(',');
-    common::appendJsonString(out.rest, fields[i].first);
-    out.rest.push_back(':');
-    out.rest.append(fields[i].second);
-  }
-  out.rest.push_back('}');
+  appendSortedObject(out.rest, fields);
   return out;
 }
 

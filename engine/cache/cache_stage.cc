@@ -52,13 +52,12 @@ bool serveStale(pipeline::RequestContext& ctx) {
 bool answerFromItems(pipeline::RequestContext& ctx, ResponseCache& cache) {
   CacheState& c = *ctx.cache;
   ItemPlan& plan = *c.items;
+  settle(plan);
   if (!plan.complete()) {
-    const std::string body = upstreamBody(plan, ctx.body);
-    if (!body.empty()) ctx.rewritten_body = body;
+    ctx.rewritten_body = upstreamBody(plan, ctx.body);  // "" : the body as it came
     ctx.response_headers += itemsHeader(plan);
     return false;
   }
-  (void)upstreamBody(plan, ctx.body);  // counts the hits
   ctx.answer_body = assembleAnswer(plan, ctx.parsed.model, 0);
   ctx.answer_content_type = "application/json";
   common::strAppend(&ctx.response_headers, "x-spillway-cache: hit\r\nx-spillway-cache-tier: ", tierName(plan.deepest),

@@ -10,11 +10,6 @@
 
 namespace spillway::cache {
 
-size_t ItemPlan::distinct() const {
-  std::unordered_set<CacheKey, CacheKeyHash> seen(keys.begin(), keys.end());
-  return seen.size();
-}
-
 std::shared_ptr<ItemPlan> planItems(std::string_view body, const Settings& settings, const std::string& model,
                                     std::string_view tenant) {
   auto split = canonicalEmbeddingItems(body);
@@ -22,7 +17,6 @@ std::shared_ptr<ItemPlan> planItems(std::string_view body, const Settings& setti
   auto plan = std::make_shared<ItemPlan>();
   plan->model = model;
   plan->tenant = std::string(tenant);
-  plan->single = split->single;
   plan->keys.reserve(split->items.size());
   std::string text;
   for (const auto& item : split->items) {
@@ -32,6 +26,7 @@ std::shared_ptr<ItemPlan> planItems(std::string_view body, const Settings& setti
     plan->keys.push_back(settings.keyFor(model, openai::Endpoint::kEmbeddings, tenant, text));
   }
   plan->inputs = std::move(split->items);
+  plan->distinct = std::unordered_set<CacheKey, CacheKeyHash>(plan->keys.begin(), plan->keys.end()).size();
   return plan;
 }
 
@@ -57,21 +52,24 @@ common::Awaitable<void> findInSlowTiers(std::shared_ptr<ItemPlan> plan, Response
   }
 }
 
-std::string upstreamBody(ItemPlan& plan, std::string_view body) {
-  plan.sent.clear();
+void settle(ItemPlan& plan) {
   plan.hits = 0;
+  plan.sent.clear();
+  plan.sent_at.clear();
   std::unordered_set<CacheKey, CacheKeyHash> queued;
-  std::vector<size_t> send;  // input positions, one per distinct missing input
   for (size_t i = 0; i < plan.keys.size(); ++i) {
     const CacheKey& k = plan.keys[i];
     if (plan.vectors.contains(k)) {
       ++plan.hits;
     } else if (queued.insert(k).second) {
       plan.sent.push_back(k);
-      send.push_back(i);
+      plan.sent_at.push_back(i);
     }
   }
-  if (send.size() == plan.keys.size()) return {};  // every input, each once: the body as it came
+}
+
+std::string upstreamBody(const ItemPlan& plan, std::string_view body) {
+  if (plan.sent.size() == plan.keys.size()) return {};  // every input, each once: the body as it came
   simdjson::dom::parser parser;
   simdjson::dom::element root;
   if (parser.parse(body.data(), body.size(), true).get(root) || !root.is_object()) return {};
@@ -81,7 +79,7 @@ std::string upstreamBody(ItemPlan& plan, std::string_view body) {
   for (auto field : fields) {
     if (field.key == "input") {
       j.key("input").beginArray();
-      for (size_t i : send) j.raw(plan.inputs[i]);
+      for (size_t i : plan.sent_at) j.raw(plan.inputs[i]);
       j.endArray();
     } else {
       j.key(field.key).raw(simdjson::minify(field.value));
@@ -207,7 +205,6 @@ common::Awaitable<bool> ItemSink::sendHead(const upstream::ResponseHead& head) {
   }
   buffering_ = true;
   reason_ = std::string(head.reason);
-  content_type_ = std::string(head.content_type);
   backend_ = std::string(head.backend);
   co_return true;
 }

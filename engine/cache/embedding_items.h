@@ -31,7 +31,7 @@ namespace spillway::cache {
 struct ItemPlan {
   std::vector<CacheKey> keys;       // per input, in order
   std::vector<std::string> inputs;  // each input's canonical JSON, in order
-  bool single = false;              // "input" was one string / token array
+  size_t distinct = 0;              // distinct inputs (duplicates within a batch count once)
   std::string model;                // the pool's model (the entries' scope)
   std::string tenant;               // "" when shared
   bool store = true;                // Cache-Control: no-store leaves the cache as it is
@@ -39,11 +39,12 @@ struct ItemPlan {
   // input known so far: found in a tier or received from the upstream.
   std::unordered_map<CacheKey, std::string, CacheKeyHash> vectors;
   Tier deepest = Tier::kMemory;  // the slowest tier that answered an input
+  // Set by settle():
   uint32_t hits = 0;             // inputs answered from the cache
   std::vector<CacheKey> sent;    // distinct inputs sent upstream, in the order sent
+  std::vector<size_t> sent_at;   // where each of them first stands in the input
 
-  bool complete() const { return vectors.size() == distinct(); }
-  size_t distinct() const;
+  bool complete() const { return vectors.size() == distinct; }
 };
 
 // The plan for an embeddings request under `settings` (keys per input), or
@@ -55,10 +56,12 @@ void findInMemory(ItemPlan& plan, ResponseCache& cache);
 // Then in the slower tiers (disk, Redis), one input at a time.
 common::Awaitable<void> findInSlowTiers(std::shared_ptr<ItemPlan> plan, ResponseCache& cache);
 
-// After the lookups: records which inputs go upstream (plan.sent) and
-// returns the body that asks for just those, or "" when the original body
-// asks for exactly them.
-std::string upstreamBody(ItemPlan& plan, std::string_view body);
+// After the lookups: counts the hits and picks what goes upstream (each
+// distinct missing input once).
+void settle(ItemPlan& plan);
+// The settled plan's request for the inputs it sends, or "" when the
+// original body asks for exactly them.
+std::string upstreamBody(const ItemPlan& plan, std::string_view body);
 
 // The answer from the plan's vectors, in input order, with `model` and a
 // usage of `prompt_tokens`.
@@ -95,7 +98,7 @@ class ItemSink final : public upstream::ResponseSink {
   bool buffering_ = false;  // a 200 being read whole
   std::string body_;
   // The upstream's head, kept while buffering (its views die with the exchange's parser).
-  std::string reason_, content_type_, backend_;
+  std::string reason_, backend_;
 };
 
 }  // namespace spillway::cache

@@ -14,8 +14,8 @@ common::Awaitable<pipeline::Verdict> SlowTierStage::run(pipeline::RequestContext
   CacheState& c = *ctx.cache;
   if (!c.active || !c.lookup) co_return pipeline::Verdict::kContinue;
   if (c.items) {
-    // Embeddings the memory tier left incomplete (cache_stage.cc).
-    if (c.items->complete()) co_return pipeline::Verdict::kContinue;  // already planned
+    // Embeddings the memory tier left incomplete (cache_stage.cc answers
+    // the complete ones itself).
     co_await findInSlowTiers(c.items, *cache_);
     co_return answerFromItems(ctx, *cache_) ? pipeline::Verdict::kAnswered : pipeline::Verdict::kContinue;
   }
