@@ -61,17 +61,6 @@ namespace {
 constexpr const char* kRouteNames[] = {"other",   "chat_completions", "completions", "models",     "healthz",
                                        "readyz",  "metrics",          "embeddings",  "responses",  "passthrough"};
 
-uint8_t routeIndex(std::string_view target) {
-  target = openai::targetPath(target);
-  static const std::string_view kPaths[] = {"", "/v1/chat/completions", "/v1/completions", "/v1/models",
-                                            "/healthz", "/readyz", "/metrics", "/v1/embeddings", "/v1/responses"};
-  for (uint8_t i = 1; i < std::size(kPaths); ++i) {
-    if (target == kPaths[i]) return i;
-  }
-  if (!openai::responseIdOfTarget(target).empty()) return 8;
-  return 0;
-}
-
 uint8_t routeIndex(openai::Endpoint e) {
   switch (e) {
     case openai::Endpoint::kChatCompletions: return 1;
@@ -82,6 +71,16 @@ uint8_t routeIndex(openai::Endpoint e) {
     case openai::Endpoint::kPassthrough: return 9;
   }
   return 0;
+}
+
+// The admin endpoints' route by path; 0 ("other") for anything else.
+uint8_t adminRouteIndex(std::string_view target) {
+  target = openai::targetPath(target);
+  static const std::string_view kAdmin[] = {"/v1/models", "/healthz", "/readyz", "/metrics"};  // indices 3..6
+  for (uint8_t i = 0; i < std::size(kAdmin); ++i) {
+    if (target == kAdmin[i]) return 3 + i;
+  }
+  return 0;  // passthrough routes are counted by the request path
 }
 
 Gateway::EndpointFamily endpointFamily(openai::Endpoint e) {
@@ -196,7 +195,8 @@ void Gateway::countRejected(int status) {
 
 common::Awaitable<bool> Gateway::handle(size_t worker, common::TcpStream& client, Request& req, bool keep_alive) {
   Worker& w = *workers_[worker];
-  const uint8_t route_index = routeIndex(req.target());
+  std::optional<openai::Endpoint> endpoint = openai::endpointForTarget(req.target());
+  const uint8_t route_index = endpoint ? routeIndex(*endpoint) : adminRouteIndex(req.target());
   const char* route = kRouteNames[route_index];
   auto count = [&](int code) {
     w.child(w.request_counters, MetricKey{route_index, 0, 0, code}, [&]() -> metrics::Counter& {
@@ -236,7 +236,6 @@ common::Awaitable<bool> Gateway::handle(size_t worker, common::TcpStream& client
   }
 
   RouteTablePtr routes = this->routes();
-  std::optional<openai::Endpoint> endpoint = openai::endpointForTarget(req.target());
   if (!endpoint && routes->passthrough.contains(openai::targetPath(req.target()))) {
     endpoint = openai::Endpoint::kPassthrough;
   }

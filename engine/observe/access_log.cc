@@ -150,29 +150,13 @@ std::string isoTime(int64_t ms) {
   const std::time_t s = static_cast<std::time_t>(ms / 1000);
   std::tm tm{};
   gmtime_r(&s, &tm);
-  char buf[40];
+  char buf[80];  // room for any int the compiler imagines; 24 are used
   std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
                 tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms % 1000));
   return buf;
 }
 
 double ms(Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
-
-// The value of a header line the stages added ("x-spillway-cache: hit").
-std::string_view headerValue(std::string_view lines, std::string_view name) {
-  for (size_t at = 0; at < lines.size();) {
-    const size_t end = lines.find("\r\n", at);
-    const std::string_view line = lines.substr(at, end == std::string_view::npos ? std::string_view::npos : end - at);
-    if (line.size() > name.size() + 1 && line.substr(0, name.size()) == name && line[name.size()] == ':') {
-      std::string_view v = line.substr(name.size() + 1);
-      while (!v.empty() && v.front() == ' ') v.remove_prefix(1);
-      return v;
-    }
-    if (end == std::string_view::npos) break;
-    at = end + 2;
-  }
-  return {};
-}
 
 // One field in either format: JSON members, or logfmt key=value (values
 // with spaces, quotes or '=' quoted).
@@ -212,24 +196,8 @@ class Fields {
     }
     return *this;
   }
-  Fields& integer(std::string_view key, int64_t v) {
-    if (json_) {
-      j_.key(key).value(v);
-    } else {
-      sep();
-      common::strAppend(&out_, key, "=", v);
-    }
-    return *this;
-  }
-  Fields& boolean(std::string_view key, bool v) {
-    if (json_) {
-      j_.key(key).value(v);
-    } else {
-      sep();
-      common::strAppend(&out_, key, "=", v ? "true" : "false");
-    }
-    return *this;
-  }
+  Fields& integer(std::string_view key, int64_t v) { return plain(key, v, std::to_string(v)); }
+  Fields& boolean(std::string_view key, bool v) { return plain(key, v, v ? "true" : "false"); }
   std::string take() {
     if (json_) {
       j_.endObject();
@@ -239,6 +207,17 @@ class Fields {
   }
 
  private:
+  // A value JSON writes as itself and logfmt as `text`.
+  template <typename T>
+  Fields& plain(std::string_view key, T v, std::string_view text) {
+    if (json_) {
+      j_.key(key).value(v);
+    } else {
+      sep();
+      common::strAppend(&out_, key, "=", text);
+    }
+    return *this;
+  }
   void sep() {
     if (!out_.empty()) out_.push_back(' ');
   }
@@ -267,8 +246,8 @@ std::string accessLogLine(const pipeline::RequestContext& ctx, bool json) {
   f.text("drop_reason", ctx.drop == pipeline::DropReason::kNone ? std::string_view() : pipeline::dropReasonName(ctx.drop));
   f.text("error_code", ctx.error ? std::string_view(ctx.error->code) : std::string_view());
   f.integer("degraded", ctx.degraded);
-  f.text("cache", headerValue(ctx.response_headers, "x-spillway-cache"));
-  f.text("cache_tier", headerValue(ctx.response_headers, "x-spillway-cache-tier"));
+  f.text("cache", pipeline::addedHeader(ctx, "x-spillway-cache"));
+  f.text("cache_tier", pipeline::addedHeader(ctx, "x-spillway-cache-tier"));
   f.text("class", pipeline::priorityName(ctx.caller.priority));
   f.number("queue_ms", ms(ctx.queue_wait));
   if (first) f.number("ttft_ms", ms(*first - ctx.start));

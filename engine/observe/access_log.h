@@ -4,7 +4,7 @@
 // AccessLog is the writer, one per engine (it outlives config applies): a
 // bounded queue and a thread that writes batches to a file (appended; "-"
 // is stdout, what container log collectors read) every 100 ms, or as soon
-// as 256 lines wait: a request costs its line's formatting and a queue
+// as 4,096 lines wait: a request costs its line's formatting and a queue
 // push, not a thread wake-up or a write. A full queue drops the
 // line and counts it (spillway_access_log_dropped_total): a request never
 // waits for the disk. reopen() (SIGUSR1) closes and reopens the file after

@@ -24,7 +24,7 @@ void TenantUsageObserver::onComplete(const pipeline::RequestContext& ctx) {
   if (ctx.prompt_tokens_estimate) tokens_.with({tenant, model, "prompt"}).inc(ctx.prompt_tokens_estimate);
   if (ctx.output_tokens) tokens_.with({tenant, model, "completion"}).inc(ctx.output_tokens);
   if (ctx.drop != pipeline::DropReason::kNone) shed_.with({tenant, model}).inc();
-  if (ctx.response_headers.find("x-spillway-cache: hit\r\n") != std::string::npos) hits_.with({tenant, model}).inc();
+  if (pipeline::addedHeader(ctx, "x-spillway-cache") == "hit") hits_.with({tenant, model}).inc();
   // Last: a reader that sees the request counted sees the rest of it.
   requests_.with({tenant, model}).inc();
 }

@@ -13,6 +13,7 @@
 #pragma once
 
 #include <memory>
+#include <string_view>
 
 namespace spillway::pipeline {
 
@@ -25,6 +26,10 @@ class CompletionObserver {
 };
 
 using CompletionObserverPtr = std::unique_ptr<CompletionObserver>;
+
+// The value of a header line the stages added to the answer (what the
+// client saw: "x-spillway-cache" → "hit"), "" when none; for observers.
+std::string_view addedHeader(const RequestContext& ctx, std::string_view name);
 
 // Feeds each backend's passive statistics (requests, failures, EWMA latency
 // and latency per output token) and the pool's balancer.
