@@ -20,37 +20,32 @@ import json
 import os
 import random
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from run_bench import ROOT, Procs, read_listen_port  # noqa: E402
 
-CONFIG = """server: {{listen: "127.0.0.1:0", threads: 2}}
+CONFIG = """server: {listen: "127.0.0.1:0", threads: 2}
 backends:
   - name: embedder
     url: sim://embedder
     models: [embed]
-    sim: {{profile: instant, prefill_base_ms: 2, embed_per_token_us: 500, max_num_seqs: 64,
-           embedding_dimensions: 256}}
+    sim: {profile: instant, prefill_base_ms: 2, embed_per_token_us: 500, max_num_seqs: 64,
+           embedding_dimensions: 256}
   - name: chat
     url: sim://chat
     models: [small]
-    sim: {{profile: instant, min_output_tokens: 4, max_output_tokens: 4}}
+    sim: {profile: instant, min_output_tokens: 4, max_output_tokens: 4}
 """
 
 
-def start(build, workdir):
+def start(procs, build, workdir):
     cfg = Path(workdir) / "endpoints.yaml"
-    cfg.write_text(CONFIG.format())
-    proc = subprocess.Popen([str(Path(build) / "app" / "spillwayd"), "--config", str(cfg)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    for line in proc.stdout:
-        if line.startswith("spillwayd: listening on http://"):
-            return proc, int(line.strip().rsplit(":", 1)[1].split("/")[0])
-    raise SystemExit("spillwayd did not start")
+    cfg.write_text(CONFIG)
+    return read_listen_port(procs.start([str(Path(build) / "app" / "spillwayd"), "--config", str(cfg)]))
 
 
 class Client:
@@ -138,16 +133,15 @@ def main():
     ap.add_argument("--rounds", type=int, default=15)
     ap.add_argument("--requests", type=int, default=2000)
     args = ap.parse_args()
+    procs = Procs()
     with tempfile.TemporaryDirectory() as workdir:
-        proc, port = start(args.build, workdir)
         try:
-            client = Client(port)
+            client = Client(start(procs, args.build, workdir))
             result = {"machine": os.uname().nodename, "cpus": os.cpu_count(),
                       "embeddings": embeddings(client, args.rounds),
                       "passthrough": passthrough(client, args.requests)}
         finally:
-            proc.terminate()
-            proc.wait(timeout=30)
+            procs.stop_all()
     Path(args.out).mkdir(parents=True, exist_ok=True)
     (Path(args.out) / "endpoints.json").write_text(json.dumps(result, indent=2))
     e, p = result["embeddings"], result["passthrough"]

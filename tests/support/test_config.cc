@@ -16,6 +16,15 @@ v1::Config configFromYaml(const std::string& yaml) {
   return r.config;
 }
 
+std::unique_ptr<Engine> startFromYaml(const std::string& yaml) {
+  auto e = Engine::start(configFromYaml(yaml), EngineOptions{"", "test", false});
+  if (!e.ok()) {
+    std::fprintf(stderr, "engine start failed: %s\n", std::string(e.status().message()).c_str());
+    std::abort();
+  }
+  return std::move(*e);
+}
+
 std::string engineYaml(const std::string& backends_block, const std::string& extra) {
   return "server:\n  listen: 127.0.0.1:0\n  threads: 2\n" + extra + "backends:\n" + backends_block;
 }

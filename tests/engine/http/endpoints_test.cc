@@ -19,12 +19,6 @@ using namespace spillway::testing;
 
 namespace {
 
-std::unique_ptr<Engine> start(const std::string& yaml) {
-  auto e = Engine::start(configFromYaml(yaml), {"", "test", false});
-  if (!e.ok()) qFatal("engine start failed: %s", std::string(e.status().message()).c_str());
-  return std::move(*e);
-}
-
 HttpResult post(uint16_t port, const std::string& target, const std::string& body, Headers headers = {}) {
   headers.push_back({"Content-Type", "application/json"});
   return httpRequest(port, "POST", target, body, headers);
@@ -75,7 +69,7 @@ const char* kEmbedSim = R"(  - name: a
 }  // namespace
 
 void EndpointsTest::embeddingsBatchSendsOnlyMissingInputs() {
-  auto e = start(engineYaml(kEmbedSim));
+  auto e = startFromYaml(engineYaml(kEmbedSim));
   const uint16_t port = e->port();
   std::vector<std::string> first;
   for (int i = 0; i < 8; ++i) first.push_back("text number " + std::to_string(i));
@@ -113,7 +107,7 @@ void EndpointsTest::embeddingsBatchSendsOnlyMissingInputs() {
 }
 
 void EndpointsTest::embeddingsKeysFollowFormatAndTenant() {
-  auto e = start(engineYaml(kEmbedSim, "limits:\n  keys:\n    - {name: t1, sha256: " + common::sha256Hex("sk-1") +
+  auto e = startFromYaml(engineYaml(kEmbedSim, "limits:\n  keys:\n    - {name: t1, sha256: " + common::sha256Hex("sk-1") +
                                            "}\n    - {name: t2, sha256: " + common::sha256Hex("sk-2") + "}\n"));
   const uint16_t port = e->port();
   QCOMPARE(post(port, "/v1/embeddings", batch({"x"}), {{"Authorization", "Bearer sk-1"}}).status, 200);
@@ -139,7 +133,7 @@ void EndpointsTest::embeddingsAreLimitedByInputTokens() {
   // 60 tokens a minute, charged by the gateway's estimate of the input
   // (body bytes / 4, no output budget): the first batch (about 15) fits,
   // and the bucket runs out within the next eight small ones (about 9 each).
-  auto e = start(engineYaml(kEmbedSim, "limits:\n  keys:\n    - {name: t, sha256: " + common::sha256Hex("sk-t") +
+  auto e = startFromYaml(engineYaml(kEmbedSim, "limits:\n  keys:\n    - {name: t, sha256: " + common::sha256Hex("sk-t") +
                                            ", limits: {tokens_per_minute: 60}}\n"));
   const uint16_t port = e->port();
   const Headers key = {{"Authorization", "Bearer sk-t"}};
@@ -162,7 +156,7 @@ void EndpointsTest::embeddingsAreLimitedByInputTokens() {
 void EndpointsTest::embeddingsWaitInTheQueueNotAt503() {
   // One sequence slot and no waiting room at the server: anything past one
   // request at a time would be its 503. The gateway queues them instead.
-  auto e = start(engineYaml(R"(  - name: a
+  auto e = startFromYaml(engineYaml(R"(  - name: a
     url: sim://a
     models: [m]
     max_concurrency: 1
@@ -184,7 +178,7 @@ void EndpointsTest::embeddingsWaitInTheQueueNotAt503() {
 void EndpointsTest::embeddingsAreNeverGivenAChatAnswer() {
   // A pool degraded to level 1 with a default answer: chat gets the canned
   // answer, embeddings their vectors.
-  auto e = start(engineYaml(kEmbedSim, R"(degradation:
+  auto e = startFromYaml(engineYaml(kEmbedSim, R"(degradation:
   default_answers: [{model: m, text: "Busy, try later."}]
 )"));
   QVERIFY(e->pinDegradation("m", 1, "test").ok());
@@ -200,7 +194,7 @@ void EndpointsTest::embeddingsAreNeverGivenAChatAnswer() {
 }
 
 void EndpointsTest::embeddingsBadInputIsA400() {
-  auto e = start(engineYaml(kEmbedSim));
+  auto e = startFromYaml(engineYaml(kEmbedSim));
   const uint16_t port = e->port();
   struct Case {
     const char* body;
@@ -218,7 +212,7 @@ void EndpointsTest::embeddingsBadInputIsA400() {
 }
 
 void EndpointsTest::responsesContinueOnTheBackendThatStoredThem() {
-  auto e = start(engineYaml(kTwoInstantSims));
+  auto e = startFromYaml(engineYaml(kTwoInstantSims));
   const uint16_t port = e->port();
   auto created = post(port, "/v1/responses", R"({"model":"m","input":"Hello there","max_output_tokens":4})");
   QCOMPARE(created.status, 200);
@@ -261,7 +255,7 @@ void EndpointsTest::responsesContinueOnTheBackendThatStoredThem() {
 }
 
 void EndpointsTest::responsesLostOwnerIsBalancedAndSaysSo() {
-  auto e = start(engineYaml(kTwoInstantSims));
+  auto e = startFromYaml(engineYaml(kTwoInstantSims));
   const uint16_t port = e->port();
   auto created = post(port, "/v1/responses", R"({"model":"m","input":"Remember me"})");
   QCOMPARE(created.status, 200);
@@ -290,13 +284,13 @@ void EndpointsTest::responsesOwnersAreSharedThroughRedis() {
   QVERIFY2(redis.start(), qPrintable(redis.error()));
   // Two inference servers (an engine's simulators, on loopback) behind two
   // gateway replicas that share one Redis.
-  auto fleet = start(engineYaml(kTwoInstantSims));
+  auto fleet = startFromYaml(engineYaml(kTwoInstantSims));
   const std::string backends = "  - {name: a, url: \"http://127.0.0.1:" + std::to_string(fleet->simulator("a")->port()) +
                                "\", models: [m]}\n  - {name: b, url: \"http://127.0.0.1:" +
                                std::to_string(fleet->simulator("b")->port()) + "\", models: [m]}\n";
   const std::string shared = "api: {redis_address: \"127.0.0.1:" + std::to_string(redis.port()) + "\"}\n";
-  auto one = start(engineYaml(backends, shared));
-  auto two = start(engineYaml(backends, shared));
+  auto one = startFromYaml(engineYaml(backends, shared));
+  auto two = startFromYaml(engineYaml(backends, shared));
   auto created = post(one->port(), "/v1/responses", R"({"model":"m","input":"Made on replica one"})");
   QCOMPARE(created.status, 200);
   const std::string id = str(jsonObject(created.body)[u"id"]);
@@ -324,7 +318,7 @@ void EndpointsTest::responsesOwnersAreSharedThroughRedis() {
 }
 
 void EndpointsTest::responsesStreamFailureEndsWithTheErrorEvent() {
-  auto e = start(engineYaml(R"(  - name: a
+  auto e = startFromYaml(engineYaml(R"(  - name: a
     url: sim://a
     models: [m]
     sim: {profile: instant, min_output_tokens: 20, max_output_tokens: 20, failures: {rate: 1, kind: RESET_MID_STREAM}}
@@ -340,7 +334,7 @@ void EndpointsTest::responsesStreamFailureEndsWithTheErrorEvent() {
 }
 
 void EndpointsTest::passthroughRoutesReachTheNamedPool() {
-  auto e = start(engineYaml(R"(  - name: a
+  auto e = startFromYaml(engineYaml(R"(  - name: a
     url: sim://a
     models: [ranker]
     sim: {profile: instant}
@@ -363,6 +357,9 @@ void EndpointsTest::passthroughRoutesReachTheNamedPool() {
   QCOMPARE(heard.status, 200);
   QCOMPARE(heard.header("x-spillway-backend"), "b");
   QCOMPARE(str(jsonObject(heard.body)[u"text"]), "Simulated transcription of 14 bytes.");
+  auto detok = post(port, "/detokenize", R"({"model":"ranker","tokens":[7,8,9]})");
+  QCOMPARE(detok.status, 200);
+  QCOMPARE(str(jsonObject(detok.body)[u"prompt"]), "tok tok tok");
   // No model and two pools: asked for one. Unknown paths list the routes.
   auto nameless = post(port, "/tokenize", R"({"prompt":"hi"})");
   QCOMPARE(nameless.status, 400);
@@ -371,12 +368,12 @@ void EndpointsTest::passthroughRoutesReachTheNamedPool() {
   QCOMPARE(unknown.status, 404);
   QVERIFY(str(jsonObject(unknown.body)[u"error"][u"message"]).find("POST /v1/rerank") != std::string::npos);
   const std::string metrics = httpRequest(port, "GET", "/metrics").body;
-  QVERIFY(metrics.find(R"(spillway_requests_total{route="passthrough",model="ranker",backend="a",code="200"} 1)") !=
+  QVERIFY(metrics.find(R"(spillway_requests_total{route="passthrough",model="ranker",backend="a",code="200"} 2)") !=
           std::string::npos);
 }
 
 void EndpointsTest::poolsServeOnlyTheirEndpoints() {
-  auto e = start(engineYaml(kEmbedSim, R"(pools:
+  auto e = startFromYaml(engineYaml(kEmbedSim, R"(pools:
   - {model: m, backends: [a], endpoints: [embeddings], owned_by: acme}
 api:
   passthrough_routes: [/v1/classify]

@@ -31,12 +31,6 @@ using namespace spillway::testing;
 
 namespace {
 
-std::unique_ptr<Engine> start(const std::string& yaml) {
-  auto e = Engine::start(configFromYaml(yaml), {"", "test", false});
-  if (!e.ok()) qFatal("engine start failed: %s", std::string(e.status().message()).c_str());
-  return std::move(*e);
-}
-
 // Every line of the `n` requests finished so far is written: a request's
 // line is queued when it completes, which for a relayed answer is just
 // after the client has it.
@@ -76,7 +70,7 @@ const char* kSims = R"(  - name: a
 void AccessLogTest::linesSayWhatHappened() {
   QTemporaryDir dir;
   const std::string path = dir.filePath("access.log").toStdString();
-  auto e = start(engineYaml(kSims, "access_log: {path: \"" + path + "\"}\nlimits:\n  keys:\n    - {name: team-a, sha256: " +
+  auto e = startFromYaml(engineYaml(kSims, "access_log: {path: \"" + path + "\"}\nlimits:\n  keys:\n    - {name: team-a, sha256: " +
                                        common::sha256Hex("sk-a") + ", limits: {requests_per_minute: 3}}\n"));
   const uint16_t port = e->port();
   const Headers key = {{"Authorization", "Bearer sk-a"}};
@@ -141,7 +135,7 @@ void AccessLogTest::linesSayWhatHappened() {
 }
 
 void AccessLogTest::usagePerTenantMatchesWhatClientsCounted() {
-  auto e = start(engineYaml(kSims, "limits:\n  keys:\n    - {name: team-a, sha256: " + common::sha256Hex("sk-a") +
+  auto e = startFromYaml(engineYaml(kSims, "limits:\n  keys:\n    - {name: team-a, sha256: " + common::sha256Hex("sk-a") +
                                        ", limits: {requests_per_minute: 4}}\n    - {name: team-b, sha256: " +
                                        common::sha256Hex("sk-b") + "}\n"));
   const uint16_t port = e->port();
@@ -181,7 +175,7 @@ void AccessLogTest::textFormatAndSampling() {
   QTemporaryDir dir;
   const std::string path = dir.filePath("access.log").toStdString();
   // Errors only: successes are not logged, errors always are.
-  auto e = start(engineYaml(kSims, "access_log: {path: \"" + path + "\", format: text, errors_only: true}\n"));
+  auto e = startFromYaml(engineYaml(kSims, "access_log: {path: \"" + path + "\", format: text, errors_only: true}\n"));
   const uint16_t port = e->port();
   for (int i = 0; i < 5; ++i) QCOMPARE(chat(port, "fine " + std::to_string(i)).status, 200);
   auto failed = httpRequest(port, "POST", "/v1/chat/completions",
@@ -228,7 +222,7 @@ void AccessLogTest::aFullQueueDropsAndNeverWaits() {
 void AccessLogTest::reopenFollowsLogrotate() {
   QTemporaryDir dir;
   const std::string path = dir.filePath("access.log").toStdString();
-  auto e = start(engineYaml(kSims, "access_log: {path: \"" + path + "\"}\n"));
+  auto e = startFromYaml(engineYaml(kSims, "access_log: {path: \"" + path + "\"}\n"));
   QCOMPARE(chat(e->port(), "before").status, 200);
   QVERIFY(written(*e, 1));
   // logrotate: move the file, then signal (spillwayd's SIGUSR1 calls this).
@@ -265,7 +259,7 @@ void AccessLogTest::traceContextReachesTheUpstream() {
       },
       net::detached);
   std::thread upstream([&] { io.run_for(std::chrono::seconds(10)); });
-  auto e = start(engineYaml("  - name: stub\n    url: http://127.0.0.1:" + std::to_string(upstream_port) +
+  auto e = startFromYaml(engineYaml("  - name: stub\n    url: http://127.0.0.1:" + std::to_string(upstream_port) +
                             "\n    models: [m]\n    health_check: {path: none}\n"));
   const std::string trace = "4bf92f3577b34da6a3ce929d0e0e4736";
   auto continued = chat(e->port(), "traced", {{"traceparent", "00-" + trace + "-00f067aa0ba902b7-01"},
