@@ -26,6 +26,7 @@
 #include "http/front_server.h"
 #include "http/gateway.h"
 #include "metrics/registry.h"
+#include "observe/recorders.h"
 #include "pipeline/pool_gauges.h"
 #include "routing/route_builder.h"
 #include "sim/sim_server.h"
@@ -94,6 +95,10 @@ struct Engine::Impl {
   std::shared_ptr<responses::ResponseOwners> response_owners = std::make_shared<responses::ResponseOwners>(registry);
   // The access log's writer (its thread and file; kept across applies).
   std::shared_ptr<observe::AccessLog> access_log = std::make_shared<observe::AccessLog>(registry);
+  // Usage per tenant × model since the sampler's last tick, and the
+  // requests that went wrong (both kept across applies).
+  std::shared_ptr<observe::UsageLedger> usage = std::make_shared<observe::UsageLedger>();
+  std::shared_ptr<observe::RequestEvents> request_events = std::make_shared<observe::RequestEvents>();
   std::unique_ptr<store::Store> store;
   // The response cache: one for the engine's life, shared by every routing
   // table (its tiers open at start; entries survive applies).
@@ -185,7 +190,9 @@ struct Engine::Impl {
       backends.push_back(std::move(backend));
     }
     return routing::buildRouteTable(
-        cfg, {std::move(backends), old, cache, gpu->inventory(), &registry, events, response_owners, access_log},
+        cfg,
+        {std::move(backends), old, cache, gpu->inventory(), &registry, events, response_owners,
+         {access_log, usage, request_events}},
         next_id);
   }
 
@@ -368,7 +375,9 @@ void Engine::Impl::startSampler(Engine* self, bool record) {
         ticks.push_back(now);
         while (ticks.size() > 2) ticks.pop_front();
       }
+      auto used = usage->take();
       if (!record) continue;
+      if (auto st = store->appendUsage(now.ts_ms, used); !st.ok()) spdlog::warn("usage history: {}", std::string(st.message()));
       IntervalStats s = intervalStats(prev, now);
       prev = now;
       auto st = store->appendMetrics(now.ts_ms, {{"requests_per_second", s.requests_per_second},
@@ -870,6 +879,14 @@ IntervalStats intervalStats(const EngineTotals& before, const EngineTotals& afte
 
 std::vector<store::MetricPoint> Engine::history(const std::string& series, int64_t from_ms, int64_t to_ms) const {
   return impl_->store->queryHistory(series, from_ms, to_ms);
+}
+
+std::vector<store::UsageRow> Engine::usage(const store::UsageFilter& filter) const {
+  return impl_->store->queryUsage(filter);
+}
+
+std::vector<observe::RequestEvent> Engine::requestEvents(size_t limit) const {
+  return impl_->request_events->recent(limit);
 }
 
 int64_t Engine::uptimeMs() const {

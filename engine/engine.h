@@ -20,6 +20,7 @@
 #include "absl/status/statusor.h"
 #include "config/config_error.h"
 #include "gpu/gpu_status.h"
+#include "observe/request_events.h"
 #include "spillway/v1/config.pb.h"
 #include "store/store.h"
 
@@ -324,6 +325,11 @@ class Engine {
   // Recorded history of a series ("requests_per_second", "error_rate",
   // "latency_p50_seconds", "latency_p99_seconds", "ttft_p95_seconds", "in_flight") in [from_ms, to_ms].
   std::vector<store::MetricPoint> history(const std::string& series, int64_t from_ms, int64_t to_ms) const;
+  // Usage per tenant × model in a range, from the history the sampler
+  // writes once a second (with record_history; the current second not yet).
+  std::vector<store::UsageRow> usage(const store::UsageFilter& filter) const;
+  // The last requests refused, failed or answered degraded, newest first.
+  std::vector<observe::RequestEvent> requestEvents(size_t limit) const;
   int64_t uptimeMs() const;
   std::vector<BackendStatus> backends() const;
   std::vector<PoolStatus> pools() const;

@@ -32,6 +32,7 @@
 #include "ui/policies_page.h"
 #include "ui/text.h"
 #include "ui/theme.h"
+#include "ui/usage_page.h"
 
 namespace spillway::ui {
 
@@ -42,14 +43,15 @@ MainWindow::MainWindow(control::EngineClient& client, const QString& engine_labe
       gpu_(new GpuPage(client, this)),
       policies_(new PoliciesPage(client, this)),
       fleet_(new FleetPage(this)),
-      drill_(new DrillPage(engine_label, this)), audit_(new AuditPage(client, this)), timer_(new QTimer(this)),
+      drill_(new DrillPage(engine_label, this)), audit_(new AuditPage(client, this)),
+      usage_(new UsagePage(client, this)), timer_(new QTimer(this)),
       toolbar_(addToolBar(tr("Main"))) {
   setWindowTitle(tr("Spillway console — %1").arg(engine_label));
   toolbar_->setObjectName("main-toolbar");
   const QList<QPair<QString, QWidget*>> pages = {
       {tr("Overview"), overview_}, {tr("Backends"), backends_}, {tr("Admission"), admission_},
       {tr("Cache"), cache_},       {tr("GPUs"), gpu_},           {tr("Policies"), policies_},  {tr("Fleet"), fleet_},        {tr("Traffic drill"), drill_},
-      {tr("Audit"), audit_}};
+      {tr("Audit"), audit_},       {tr("Usage"), usage_}};
   for (const auto& [name, page] : pages) {
     nav_->addItem(name);
     stack_->addWidget(page);
@@ -67,7 +69,7 @@ MainWindow::MainWindow(control::EngineClient& client, const QString& engine_labe
 
   for (auto* page : {static_cast<QObject*>(backends_), static_cast<QObject*>(admission_), static_cast<QObject*>(cache_), static_cast<QObject*>(gpu_),
                      static_cast<QObject*>(policies_), static_cast<QObject*>(fleet_),
-                     static_cast<QObject*>(drill_), static_cast<QObject*>(audit_)}) {
+                     static_cast<QObject*>(drill_), static_cast<QObject*>(audit_), static_cast<QObject*>(usage_)}) {
     connect(page, SIGNAL(message(QString)), statusBar(), SLOT(showMessage(QString)));
   }
   connect(fleet_, &FleetPage::openRequested, this, &MainWindow::openRemote);
@@ -114,7 +116,8 @@ void MainWindow::buildMenus() {
   auto* view = menuBar()->addMenu(tr("&View"));
   for (int i = 0; i < stack_->count(); ++i) {
     auto* go = view->addAction(nav_->item(i)->text(), this, [this, i] { showPage(i); });
-    go->setShortcut(QKeySequence(Qt::CTRL | static_cast<Qt::Key>(Qt::Key_1 + i)));
+    // Ctrl+1..9, then Ctrl+0 for the tenth.
+    if (i < 10) go->setShortcut(QKeySequence(Qt::CTRL | static_cast<Qt::Key>(i < 9 ? Qt::Key_1 + i : Qt::Key_0)));
   }
   view->addSeparator();
   auto* refresh_action = view->addAction(tr("&Refresh now"), this, &MainWindow::refresh);

@@ -31,6 +31,7 @@ class GpuPage;
 class PoliciesPage;
 class FleetPage;
 class AuditPage;
+class UsagePage;
 class DrillPage;
 struct RemoteEngine;
 
@@ -52,6 +53,7 @@ class MainWindow final : public QMainWindow {
   GpuPage* gpus() { return gpu_; }
   FleetPage* fleet() { return fleet_; }
   AuditPage* audit() { return audit_; }
+  UsagePage* usage() { return usage_; }
   DrillPage* drill() { return drill_; }
   void showPage(int index);
   int currentPage() const;
@@ -87,6 +89,7 @@ class MainWindow final : public QMainWindow {
   FleetPage* fleet_;
   DrillPage* drill_;
   AuditPage* audit_;
+  UsagePage* usage_;
   QTimer* timer_;
   QToolBar* toolbar_;
   int64_t last_snapshot_ms_ = 0;

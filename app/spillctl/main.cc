@@ -61,6 +61,10 @@ Commands:
                                   GPUs), --alternatives N; prints nvidia-smi commands, a mig-parted
                                   config and the gpu config section (never applies anything)
   audit                           the audit log (--action PREFIX, --actor NAME, --limit N)
+  usage                           requests, tokens, sheds and cache hits per tenant and model,
+                                  with each one's share of the fleet's requests and sheds
+                                  (--since 1h|30m|2d, --tenant T, --model M; --events N adds the
+                                  newest N refused, failed or degraded requests with trace ids)
   history SERIES                  recorded points (--minutes N): requests_per_second,
                                   error_rate, latency_p50_seconds, latency_p99_seconds,
                                   ttft_p95_seconds, in_flight
@@ -337,6 +341,51 @@ void printEvents(const v1::BackendList& l) {
 
 }  // namespace
 
+// "90s", "30m", "1h", "2d" (a bare number is minutes) in milliseconds.
+absl::StatusOr<int64_t> parseSince(const std::string& text) {
+  size_t used = 0;
+  int64_t n = 0;
+  try {
+    n = std::stoll(text, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  const std::string unit = text.substr(used);
+  const int64_t scale = unit == "s" ? 1000 : unit == "m" || unit.empty() ? 60000 : unit == "h" ? 3600000
+                        : unit == "d" ? 86400000 : 0;
+  if (used == 0 || n <= 0 || scale == 0) {
+    return absl::InvalidArgumentError("--since: \"" + text + "\" is not a duration such as 90s, 30m, 1h or 2d");
+  }
+  return n * scale;
+}
+
+void printUsage(const v1::UsageReport& r) {
+  int64_t requests = 0, shed = 0;
+  for (const auto& u : r.rows()) {
+    requests += u.requests();
+    shed += u.shed();
+  }
+  auto share = [](int64_t part, int64_t whole) { return whole ? 100.0 * static_cast<double>(part) / static_cast<double>(whole) : 0.0; };
+  std::printf("%s .. %s\n", when(r.since_ms()).c_str(), when(r.until_ms()).c_str());
+  std::printf("%-20s %-24s %10s %7s %12s %12s %8s %7s %10s\n", "TENANT", "MODEL", "REQUESTS", "SHARE", "PROMPT_TOK",
+              "COMPL_TOK", "SHED", "OF_SHED", "CACHE_HITS");
+  for (const auto& u : r.rows()) {
+    std::printf("%-20s %-24s %10lld %6.1f%% %12lld %12lld %8lld %6.1f%% %10lld\n", u.tenant().c_str(),
+                u.model().c_str(), static_cast<long long>(u.requests()), share(u.requests(), requests),
+                static_cast<long long>(u.prompt_tokens()), static_cast<long long>(u.completion_tokens()),
+                static_cast<long long>(u.shed()), share(u.shed(), shed), static_cast<long long>(u.cache_hits()));
+  }
+  if (r.rows().empty()) std::printf("(no requests in this range)\n");
+  if (r.events().empty()) return;
+  std::printf("\n%-19s %-16s %-20s %-17s %6s %-22s %-14s %s\n", "WHEN", "TENANT", "MODEL", "ROUTE", "STATUS",
+              "REASON", "BACKEND", "TRACE_ID");
+  for (const auto& e : r.events()) {
+    std::printf("%-19s %-16s %-20s %-17s %6d %-22s %-14s %s\n", when(e.ts_ms()).c_str(), e.tenant().c_str(),
+                e.model().c_str(), e.route().c_str(), e.status(), e.reason().c_str(),
+                e.backend().empty() ? "-" : e.backend().c_str(), e.trace_id().c_str());
+  }
+}
+
 int main(int argc, char** argv) {
   po::options_description opts(kUsage);
   std::string addr, token, token_file, ca, server_name, cert, key, comment, action, actor;
@@ -345,7 +394,8 @@ int main(int argc, char** argv) {
   std::vector<std::string> args;
   std::string model, tenant;
   std::vector<std::string> gpu_specs, demand_specs;
-  unsigned alternatives = 3;
+  unsigned alternatives = 3, events = 0;
+  std::string since = "1h";
   opts.add_options()
       ("help,h", "show this help")
       ("version", "print the version and exit")
@@ -368,8 +418,10 @@ int main(int argc, char** argv) {
       ("minutes", po::value(&minutes)->default_value(minutes), "history: how far back")
       ("interval-ms", po::value(&interval_ms)->default_value(interval_ms), "watch: refresh interval")
       ("count", po::value(&count)->default_value(count), "watch: stop after N snapshots (0 = until Ctrl-C)")
-      ("model", po::value(&model), "cache purge: the model whose entries go")
-      ("tenant", po::value(&tenant), "cache lookup/purge: the tenant (API key name or client address)")
+      ("model", po::value(&model), "cache purge, usage: the model")
+      ("tenant", po::value(&tenant), "cache lookup/purge, usage: the tenant (API key name or client address)")
+      ("since", po::value(&since)->default_value(since), "usage: how far back (90s, 30m, 1h, 2d)")
+      ("events", po::value(&events)->default_value(events), "usage: also the newest N refused/failed/degraded requests")
       ("completions", "cache lookup: FILE is a /v1/completions body")
       ("gpu", po::value(&gpu_specs)->composing(), "gpu plan: GPU model, optionally xCOUNT (repeatable)")
       ("demand", po::value(&demand_specs)->composing(), "gpu plan: NAME:PRIORITY:MEMORY_GB:SHARE (repeatable)")
@@ -739,6 +791,23 @@ int main(int argc, char** argv) {
       std::printf("%s  %-18s %-18s %-10s %-28s %s\n", when(e.ts_ms()).c_str(), e.actor().c_str(), e.action().c_str(),
                   e.target().c_str(), e.outcome().c_str(), e.detail().c_str());
     }
+    return 0;
+  }
+  if (cmd == "usage") {
+    auto back = parseSince(since);
+    if (!back.ok()) return fail(back.status());
+    v1::GetUsageRequest r;
+    const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                            std::chrono::system_clock::now().time_since_epoch()).count();
+    r.set_since_ms(now - *back);
+    r.set_until_ms(now);
+    r.set_tenant(tenant);
+    r.set_model(model);
+    r.set_events_limit(events);
+    auto u = c.getUsage(r);
+    if (!u.ok()) return fail(u.status());
+    if (as_json) std::cout << json(*u);
+    else printUsage(*u);
     return 0;
   }
   if (cmd == "history") {

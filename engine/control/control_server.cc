@@ -121,6 +121,7 @@ class Service final : public v1::ControlPlane::CallbackService {
   SPILLWAY_UNARY(SetBackendWeight, SetBackendWeightRequest, BackendList, Role::kOperator, c.setBackendWeight(*req))
   SPILLWAY_UNARY(QueryHistory, QueryHistoryRequest, HistorySeries, Role::kViewer, c.queryHistory(*req))
   SPILLWAY_UNARY(ListAuditEvents, ListAuditEventsRequest, AuditEventList, Role::kViewer, c.listAuditEvents(*req))
+  SPILLWAY_UNARY(GetUsage, GetUsageRequest, UsageReport, Role::kViewer, c.getUsage(*req))
   SPILLWAY_UNARY(GetAdmission, GetAdmissionRequest, AdmissionState, Role::kViewer, c.getAdmission())
   SPILLWAY_UNARY(PinDegradation, PinDegradationRequest, AdmissionState, Role::kOperator, c.pinDegradation(*req))
   SPILLWAY_UNARY(GetCache, GetCacheRequest, CacheState, Role::kViewer, c.getCache())

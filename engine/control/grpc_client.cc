@@ -267,6 +267,10 @@ absl::StatusOr<v1::AuditEventList> GrpcEngineClient::listAuditEvents(const v1::L
   return impl_->unary<v1::ListAuditEventsRequest, v1::AuditEventList>(request, &Stub::ListAuditEvents);
 }
 
+absl::StatusOr<v1::UsageReport> GrpcEngineClient::getUsage(const v1::GetUsageRequest& request) {
+  return impl_->unary<v1::GetUsageRequest, v1::UsageReport>(request, &Stub::GetUsage);
+}
+
 absl::Status GrpcEngineClient::watch(std::chrono::milliseconds interval,
                                      const std::function<bool(const v1::MetricsSnapshot&)>& on_snapshot) {
   grpc::ClientContext ctx;

@@ -50,6 +50,7 @@ class GrpcEngineClient final : public EngineClient {
   absl::StatusOr<v1::PlanLayoutResponse> planLayout(const v1::PlanLayoutRequest& request) override;
   absl::StatusOr<v1::HistorySeries> queryHistory(const v1::QueryHistoryRequest& request) override;
   absl::StatusOr<v1::AuditEventList> listAuditEvents(const v1::ListAuditEventsRequest& request) override;
+  absl::StatusOr<v1::UsageReport> getUsage(const v1::GetUsageRequest& request) override;
 
   // Streams snapshots every `interval` until `on_snapshot` returns false or
   // the stream ends; returns why it ended.

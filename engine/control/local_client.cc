@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "common/clock.h"
 #include "common/mutex.h"
 #include "config/config_loader.h"
 #include "config/diff.h"
@@ -440,6 +441,42 @@ absl::StatusOr<v1::AuditEventList> LocalEngineClient::listAuditEvents(const v1::
     a->set_target(e.target);
     a->set_detail(e.detail);
     a->set_outcome(e.outcome);
+  }
+  return out;
+}
+
+absl::StatusOr<v1::UsageReport> LocalEngineClient::getUsage(const v1::GetUsageRequest& request) {
+  if (request.since_ms() < 0 || request.until_ms() < 0 || (request.until_ms() && request.until_ms() < request.since_ms())) {
+    return absl::InvalidArgumentError("usage: since_ms and until_ms must be times with since_ms <= until_ms");
+  }
+  v1::UsageReport out;
+  const int64_t now = common::wallClockMs();
+  out.set_until_ms(request.until_ms() ? request.until_ms() : now);
+  out.set_since_ms(request.since_ms() ? request.since_ms() : out.until_ms() - 3600'000);
+  for (const auto& r : engine_.usage({out.since_ms(), out.until_ms(), request.tenant(), request.model()})) {
+    auto* u = out.add_rows();
+    u->set_tenant(r.tenant);
+    u->set_model(r.model);
+    u->set_requests(r.counts.requests);
+    u->set_prompt_tokens(r.counts.prompt_tokens);
+    u->set_completion_tokens(r.counts.completion_tokens);
+    u->set_shed(r.counts.shed);
+    u->set_cache_hits(r.counts.cache_hits);
+  }
+  for (const auto& e : engine_.requestEvents(SIZE_MAX)) {
+    if (out.events_size() >= static_cast<int>(request.events_limit())) break;
+    if (!request.tenant().empty() && e.tenant != request.tenant()) continue;
+    if (!request.model().empty() && e.model != request.model()) continue;
+    auto* v = out.add_events();
+    v->set_ts_ms(e.ts_ms);
+    v->set_tenant(e.tenant);
+    v->set_model(e.model);
+    v->set_route(e.route);
+    v->set_status(e.status);
+    v->set_reason(e.reason);
+    v->set_degraded(e.degraded);
+    v->set_backend(e.backend);
+    v->set_trace_id(e.trace_id);
   }
   return out;
 }

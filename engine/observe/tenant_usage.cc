@@ -5,8 +5,26 @@
 
 namespace spillway::observe {
 
-TenantUsageObserver::TenantUsageObserver(metrics::Registry& r)
-    : requests_(r.counter("spillway_tenant_requests_total",
+void UsageLedger::add(const std::string& tenant, const std::string& model, const store::UsageCounts& counts) {
+  common::MutexLock lock(mu_);
+  pending_[{tenant, model}] += counts;
+}
+
+std::vector<store::UsageRow> UsageLedger::take() {
+  std::map<std::pair<std::string, std::string>, store::UsageCounts> taken;
+  {
+    common::MutexLock lock(mu_);
+    taken.swap(pending_);
+  }
+  std::vector<store::UsageRow> out;
+  out.reserve(taken.size());
+  for (auto& [key, counts] : taken) out.push_back({key.first, key.second, counts});
+  return out;
+}
+
+TenantUsageObserver::TenantUsageObserver(metrics::Registry& r, std::shared_ptr<UsageLedger> ledger)
+    : ledger_(std::move(ledger)),
+      requests_(r.counter("spillway_tenant_requests_total",
                           "Proxied requests by tenant (API key name; \"other\" without a known key) and model.",
                           {"tenant", "model"})),
       tokens_(r.counter("spillway_tenant_tokens_total",
@@ -20,11 +38,15 @@ TenantUsageObserver::TenantUsageObserver(metrics::Registry& r)
 
 void TenantUsageObserver::onComplete(const pipeline::RequestContext& ctx) {
   const std::string tenant = ctx.caller.key_known ? ctx.caller.tenant : std::string("other");
-  const std::string model = ctx.pool ? ctx.pool->model : ctx.parsed.model;
-  if (ctx.prompt_tokens_estimate) tokens_.with({tenant, model, "prompt"}).inc(ctx.prompt_tokens_estimate);
-  if (ctx.output_tokens) tokens_.with({tenant, model, "completion"}).inc(ctx.output_tokens);
-  if (ctx.drop != pipeline::DropReason::kNone) shed_.with({tenant, model}).inc();
-  if (pipeline::addedHeader(ctx, "x-spillway-cache") == "hit") hits_.with({tenant, model}).inc();
+  const std::string model = ctx.pool ? ctx.pool->model : std::string("-");
+  const store::UsageCounts c{1, ctx.prompt_tokens_estimate, ctx.output_tokens,
+                             ctx.drop != pipeline::DropReason::kNone ? 1 : 0,
+                             pipeline::addedHeader(ctx, "x-spillway-cache") == "hit" ? 1 : 0};
+  if (c.prompt_tokens) tokens_.with({tenant, model, "prompt"}).inc(static_cast<double>(c.prompt_tokens));
+  if (c.completion_tokens) tokens_.with({tenant, model, "completion"}).inc(static_cast<double>(c.completion_tokens));
+  if (c.shed) shed_.with({tenant, model}).inc();
+  if (c.cache_hits) hits_.with({tenant, model}).inc();
+  if (ledger_) ledger_->add(tenant, model, c);
   // Last: a reader that sees the request counted sees the rest of it.
   requests_.with({tenant, model}).inc();
 }

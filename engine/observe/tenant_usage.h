@@ -12,19 +12,46 @@
 //       an answer from the cache counts none)
 //   spillway_tenant_shed_total{tenant,model}      turned away by admission
 //   spillway_tenant_cache_hits_total{tenant,model}
+//
+// The model is the pool's (a request for a model no pool serves counts as
+// model "-": clients do not get to mint label values). The same counts go
+// into the engine's UsageLedger, which its sampler writes to the store's
+// usage history once a second (`spillctl usage`, the console's Usage page).
 #pragma once
 
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "common/mutex.h"
 #include "metrics/registry.h"
 #include "pipeline/completion.h"
+#include "store/store.h"
 
 namespace spillway::observe {
 
+// Usage told since the last take(), per tenant × model; thread-safe.
+class UsageLedger {
+ public:
+  void add(const std::string& tenant, const std::string& model, const store::UsageCounts& counts);
+  // What was added since the last call, and forget it.
+  std::vector<store::UsageRow> take();
+
+ private:
+  common::Mutex mu_;
+  std::map<std::pair<std::string, std::string>, store::UsageCounts> pending_ ABSL_GUARDED_BY(mu_);
+};
+
 class TenantUsageObserver final : public pipeline::CompletionObserver {
  public:
-  explicit TenantUsageObserver(metrics::Registry& registry);
+  // `ledger` may be null (Prometheus counters only).
+  TenantUsageObserver(metrics::Registry& registry, std::shared_ptr<UsageLedger> ledger);
   void onComplete(const pipeline::RequestContext& ctx) override;
 
  private:
+  std::shared_ptr<UsageLedger> ledger_;
   metrics::Family<metrics::Counter>& requests_;
   metrics::Family<metrics::Counter>& tokens_;
   metrics::Family<metrics::Counter>& shed_;

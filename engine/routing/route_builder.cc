@@ -50,12 +50,16 @@ std::vector<StagePtr> buildStages(const v1::Config& config, std::shared_ptr<admi
   return stages;
 }
 
-std::vector<CompletionObserverPtr> buildObservers(const v1::Config& config, std::shared_ptr<observe::AccessLog> log,
+std::vector<CompletionObserverPtr> buildObservers(const v1::Config& config, observe::Recorders recorders,
                                                   metrics::Registry* registry) {
   std::vector<CompletionObserverPtr> observers;
   observers.push_back(std::make_unique<BackendFeedback>());
   observers.push_back(std::make_unique<admission::AdmissionFeedback>());
-  if (registry) observers.push_back(std::make_unique<observe::TenantUsageObserver>(*registry));
+  if (registry) {
+    observers.push_back(std::make_unique<observe::TenantUsageObserver>(*registry, std::move(recorders.usage)));
+  }
+  if (recorders.events) observers.push_back(std::make_unique<observe::RequestEventsObserver>(std::move(recorders.events)));
+  auto& log = recorders.access_log;
   const auto& al = config.access_log();
   if (log) log->configure(al.path(), al.max_queued_lines());
   if (log && !al.path().empty()) {
@@ -172,7 +176,7 @@ absl::StatusOr<std::shared_ptr<RouteTable>> buildRouteTable(const v1::Config& cf
                                   cfg.api().max_remembered_responses(), redis);
   }
   routes->stages = buildStages(cfg, routes->limiter, routes->cache, routes->placement, std::move(in.response_owners));
-  routes->observers = buildObservers(cfg, std::move(in.access_log), in.registry);
+  routes->observers = buildObservers(cfg, std::move(in.recorders), in.registry);
   routes->outliers = buildOutlierDetector(cfg, std::move(in.events));
   return routes;
 }

@@ -17,7 +17,7 @@
 #include "admission/rate_limit.h"
 #include "metrics/registry.h"
 #include "pipeline/route_table.h"
-#include "observe/access_log.h"
+#include "observe/recorders.h"
 #include "responses/response_owners.h"
 #include "upstream/adaptive_limit.h"
 
@@ -50,8 +50,9 @@ struct RouteInputs {
   // Which backend stores each Responses API response (the engine's; null:
   // no affinity).
   std::shared_ptr<responses::ResponseOwners> response_owners;
-  // The engine's access log writer (null: none; configured from access_log).
-  std::shared_ptr<observe::AccessLog> access_log;
+  // The engine's per-request recorders: the access log's writer (configured
+  // from access_log), the usage ledger, the event ring.
+  observe::Recorders recorders;
 };
 
 // The routing table for `config`; pool ids are taken from `next_id`.
@@ -82,10 +83,10 @@ absl::StatusOr<PoolRoute> buildPool(const v1::Config& config, const v1::Pool& po
                                     std::vector<upstream::BackendPtr> backends, uint64_t id);
 
 // BackendFeedback, admission's feedback, usage per tenant (with a
-// registry), then the access log when access_log.path is set (`log`: the
-// engine's writer).
-std::vector<CompletionObserverPtr> buildObservers(const v1::Config& config,
-                                                  std::shared_ptr<observe::AccessLog> log = nullptr,
+// registry; into `recorders.usage` too), the event ring (with
+// `recorders.events`), then the access log when access_log.path is set
+// (`recorders.access_log`: the engine's writer).
+std::vector<CompletionObserverPtr> buildObservers(const v1::Config& config, observe::Recorders recorders = {},
                                                   metrics::Registry* registry = nullptr);
 
 std::unique_ptr<upstream::OutlierDetector> buildOutlierDetector(const v1::Config& config,

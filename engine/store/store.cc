@@ -39,6 +39,16 @@ const char* const kMigrations[] = {
     CREATE INDEX metrics_1s_ts ON metrics_1s(ts_ms);
     CREATE INDEX metrics_1m_ts ON metrics_1m(ts_ms);
     )sql",
+    R"sql(
+    CREATE TABLE usage_1s(ts_ms INTEGER NOT NULL, tenant TEXT NOT NULL, model TEXT NOT NULL,
+                          requests INTEGER NOT NULL, prompt_tokens INTEGER NOT NULL,
+                          completion_tokens INTEGER NOT NULL, shed INTEGER NOT NULL, cache_hits INTEGER NOT NULL,
+                          PRIMARY KEY(ts_ms, tenant, model)) WITHOUT ROWID;
+    CREATE TABLE usage_1m(ts_ms INTEGER NOT NULL, tenant TEXT NOT NULL, model TEXT NOT NULL,
+                          requests INTEGER NOT NULL, prompt_tokens INTEGER NOT NULL,
+                          completion_tokens INTEGER NOT NULL, shed INTEGER NOT NULL, cache_hits INTEGER NOT NULL,
+                          PRIMARY KEY(ts_ms, tenant, model)) WITHOUT ROWID;
+    )sql",
 };
 
 // A prepared statement that finalizes itself.
@@ -66,6 +76,7 @@ class Stmt {
     return *this;
   }
   int step() { return sqlite3_step(s_); }
+  sqlite3_stmt* raw() { return s_; }
   int64_t i64(int c) { return sqlite3_column_int64(s_, c); }
   double f64(int c) { return sqlite3_column_double(s_, c); }
   std::string text(int c) {
@@ -103,6 +114,13 @@ absl::StatusOr<std::unique_ptr<Store>> Store::open(const std::string& path) {
   }
   lock.unlock();
   if (auto st = s->migrate(); !st.ok()) return st;
+  lock.lock();
+  // Minutes up to the newest rollup are in usage_1m (a restart must not
+  // read them from the 1-second table, which keeps only the last hour).
+  Stmt newest(s->db_, "SELECT MAX(ts_ms) FROM usage_1m");
+  if (newest.step() == SQLITE_ROW && sqlite3_column_type(newest.raw(), 0) != SQLITE_NULL) {
+    s->usage_rolled_minute_ = newest.i64(0) + 60000;
+  }
   return s;
 }
 
@@ -282,6 +300,65 @@ std::vector<MetricPoint> Store::queryHistory(const std::string& series, int64_t 
   q.bind(1, series).bind(2, from_ms).bind(3, to_ms);
   std::vector<MetricPoint> out;
   while (q.step() == SQLITE_ROW) out.push_back({q.i64(0), q.f64(1)});
+  return out;
+}
+
+absl::Status Store::appendUsage(int64_t ts_ms, const std::vector<UsageRow>& rows) {
+  common::MutexLock lock(mu_);
+  const int64_t second = ts_ms - ts_ms % 1000;
+  const int64_t minute = ts_ms - ts_ms % 60000;
+  if (rows.empty() && minute <= usage_rolled_minute_) return absl::OkStatus();
+  if (auto st = exec("BEGIN IMMEDIATE"); !st.ok()) return st;
+  auto fail = [&](std::string_view what) {
+    mu_.assertHeld();  // called under the write's lock
+    auto st = sqlError(db_, what);
+    (void)exec("ROLLBACK");
+    return st;
+  };
+  for (const auto& r : rows) {
+    Stmt one(db_, "INSERT INTO usage_1s(ts_ms, tenant, model, requests, prompt_tokens, completion_tokens, shed, "
+                  "cache_hits) VALUES(?,?,?,?,?,?,?,?) ON CONFLICT(ts_ms, tenant, model) DO UPDATE SET "
+                  "requests = requests + excluded.requests, prompt_tokens = prompt_tokens + excluded.prompt_tokens, "
+                  "completion_tokens = completion_tokens + excluded.completion_tokens, shed = shed + excluded.shed, "
+                  "cache_hits = cache_hits + excluded.cache_hits");
+    one.bind(1, second).bind(2, r.tenant).bind(3, r.model).bind(4, r.counts.requests).bind(5, r.counts.prompt_tokens);
+    one.bind(6, r.counts.completion_tokens).bind(7, r.counts.shed).bind(8, r.counts.cache_hits);
+    if (one.step() != SQLITE_DONE) return fail("appending usage");
+  }
+  if (minute > usage_rolled_minute_) {
+    Stmt roll(db_, "INSERT OR REPLACE INTO usage_1m(ts_ms, tenant, model, requests, prompt_tokens, "
+                   "completion_tokens, shed, cache_hits) "
+                   "SELECT ts_ms - ts_ms % 60000 AS m, tenant, model, SUM(requests), SUM(prompt_tokens), "
+                   "SUM(completion_tokens), SUM(shed), SUM(cache_hits) FROM usage_1s "
+                   "WHERE ts_ms >= ? AND ts_ms < ? GROUP BY m, tenant, model");
+    roll.bind(1, usage_rolled_minute_).bind(2, minute);
+    if (roll.step() != SQLITE_DONE) return fail("rolling up usage");
+    Stmt prune1(db_, "DELETE FROM usage_1s WHERE ts_ms < ?");
+    prune1.bind(1, ts_ms - kSecondRetentionMs);
+    if (prune1.step() != SQLITE_DONE) return fail("pruning usage");
+    Stmt prune2(db_, "DELETE FROM usage_1m WHERE ts_ms < ?");
+    prune2.bind(1, ts_ms - kMinuteRetentionMs);
+    if (prune2.step() != SQLITE_DONE) return fail("pruning usage rollups");
+    usage_rolled_minute_ = minute;
+  }
+  return exec("COMMIT");
+}
+
+std::vector<UsageRow> Store::queryUsage(const UsageFilter& f) {
+  common::MutexLock lock(mu_);
+  const int64_t boundary = usage_rolled_minute_;
+  Stmt q(db_, "SELECT tenant, model, SUM(requests), SUM(prompt_tokens), SUM(completion_tokens), SUM(shed), "
+              "SUM(cache_hits) FROM ("
+              " SELECT * FROM usage_1m WHERE ts_ms < ?1 AND ts_ms + 59999 >= ?2 AND ts_ms <= ?3"
+              " UNION ALL"
+              " SELECT * FROM usage_1s WHERE ts_ms >= ?1 AND ts_ms >= ?2 AND ts_ms <= ?3)"
+              " WHERE (?4 = '' OR tenant = ?4) AND (?5 = '' OR model = ?5)"
+              " GROUP BY tenant, model ORDER BY SUM(requests) DESC, tenant, model");
+  q.bind(1, boundary).bind(2, f.since_ms).bind(3, f.until_ms).bind(4, f.tenant).bind(5, f.model);
+  std::vector<UsageRow> out;
+  while (q.step() == SQLITE_ROW) {
+    out.push_back({q.text(0), q.text(1), {q.i64(2), q.i64(3), q.i64(4), q.i64(5), q.i64(6)}});
+  }
   return out;
 }
 

@@ -1,6 +1,7 @@
 // The engine's durable state in one SQLite file (WAL mode): config versions
-// and which one is active, the audit log of operator actions, and metrics
-// history (1-second points for an hour, 1-minute rollups for 7 days).
+// and which one is active, the audit log of operator actions, metrics
+// history (1-second points for an hour, 1-minute rollups for 7 days) and
+// usage per tenant × model at the same two resolutions.
 //
 // Every write is its own transaction, so a crash (even kill -9) at any
 // moment leaves the file consistent with every call that returned. All
@@ -55,6 +56,38 @@ struct MetricPoint {
   double value = 0;
 };
 
+// What one tenant sent to one model: requests, tokens (prompt: the
+// gateway's estimate; completion: what a backend generated), requests
+// admission turned away, requests answered from the cache.
+struct UsageCounts {
+  int64_t requests = 0;
+  int64_t prompt_tokens = 0;
+  int64_t completion_tokens = 0;
+  int64_t shed = 0;
+  int64_t cache_hits = 0;
+  UsageCounts& operator+=(const UsageCounts& o) {
+    requests += o.requests;
+    prompt_tokens += o.prompt_tokens;
+    completion_tokens += o.completion_tokens;
+    shed += o.shed;
+    cache_hits += o.cache_hits;
+    return *this;
+  }
+};
+
+struct UsageRow {
+  std::string tenant;
+  std::string model;
+  UsageCounts counts;
+};
+
+struct UsageFilter {
+  int64_t since_ms = 0;
+  int64_t until_ms = INT64_MAX;
+  std::string tenant;  // "" for all
+  std::string model;   // "" for all
+};
+
 class Store {
  public:
   // Opens (creating if needed) the database at `path` and migrates it to the
@@ -87,6 +120,16 @@ class Store {
   std::vector<MetricPoint> queryHistory(const std::string& series, int64_t from_ms, int64_t to_ms);
   size_t pointCount(bool rollups);  // for tests and status
 
+  // Usage history. appendUsage adds one second's usage (rows for the same
+  // second and tenant × model add up); full minutes are rolled up (summed)
+  // into the 1-minute table, with the metrics' retention.
+  absl::Status appendUsage(int64_t ts_ms, const std::vector<UsageRow>& rows);
+  // Totals per tenant × model over [since_ms, until_ms], most requests
+  // first: minutes already rolled up are read from the rollups (a range
+  // starting mid-minute there counts that whole minute), the rest from the
+  // 1-second table.
+  std::vector<UsageRow> queryUsage(const UsageFilter& f);
+
   static constexpr int64_t kSecondRetentionMs = 3600'000;
   static constexpr int64_t kMinuteRetentionMs = 7 * 24 * 3600'000LL;
 
@@ -98,6 +141,8 @@ class Store {
   common::Mutex mu_;
   sqlite3* db_ ABSL_GUARDED_BY(mu_);
   int64_t last_rolled_minute_ ABSL_GUARDED_BY(mu_) = 0;
+  // Usage minutes before this one are in usage_1m.
+  int64_t usage_rolled_minute_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace spillway::store

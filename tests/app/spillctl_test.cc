@@ -309,4 +309,34 @@ void SpillctlTest::cacheStatsLookupAndPurge() {
   QVERIFY(ctl({"audit", "--action", "cache."}).out.contains("cache.purge"));
 }
 
+void SpillctlTest::usageTableJsonAndEvents() {
+  const QString url = QJsonDocument::fromJson(ctl({"--json", "status"}).out.toUtf8()).object()["listen_url"].toString();
+  const uint16_t port = static_cast<uint16_t>(url.section(':', -1).toUInt());
+  const std::string body = R"({"model":"spillway-small","max_tokens":3,"messages":[{"role":"user","content":"usage"}]})";
+  QCOMPARE(postJson(port, "/v1/chat/completions", body).status, 200);
+  auto missing = postJson(port, "/v1/chat/completions", R"({"model":"no-such-model","messages":[{"role":"user","content":"x"}]})");
+  QCOMPARE(missing.status, 404);
+  // Open access: every caller is tenant "other". The history is written once a second.
+  auto requestsOf = [&](const QString& model) {
+    const auto rows = QJsonDocument::fromJson(ctl({"--json", "usage", "--tenant", "other"}).out.toUtf8())
+                          .object()["rows"].toArray();
+    for (const auto& r : rows) {
+      if (r.toObject()["model"].toString() == model) return r.toObject()["requests"].toString().toLongLong();
+    }
+    return 0LL;
+  };
+  QVERIFY(waitFor([&] { return requestsOf("-") >= 1 && requestsOf("spillway-small") >= 1; }, 10s));
+  auto table = ctl({"usage", "--since", "30m", "--events", "5"});
+  QCOMPARE(table.code, 0);
+  QVERIFY2(table.out.contains(QRegularExpression("other\\s+spillway-small\\s+\\d+")), qPrintable(table.out));
+  QVERIFY(table.out.contains("TRACE_ID"));
+  const QString trace = QString::fromStdString(missing.header("x-spillway-trace-id"));
+  QVERIFY2(table.out.contains(QRegularExpression("no-such-model\\s+chat_completions\\s+404\\s+model_not_found.*" + trace)),
+           qPrintable(table.out));
+  auto bad = ctl({"usage", "--since", "yesterday"});
+  QCOMPARE(bad.code, 3);
+  QVERIFY2(bad.err.contains("--since") && bad.err.contains("1h"), qPrintable(bad.err));
+  QVERIFY(ctl({"usage", "--model", "nothing-here"}).out.contains("no requests in this range"));
+}
+
 QTEST_APPLESS_MAIN(SpillctlTest)

@@ -27,6 +27,7 @@ class SpillctlTest : public QObject {
   void balanceSwitchesAPoolsPolicy();
   void gpuListAndPlan();
   void cacheStatsLookupAndPurge();
+  void usageTableJsonAndEvents();
 
  private:
   struct Run {

@@ -46,6 +46,7 @@
 #include "ui/page_widgets.h"
 #include "ui/policies_page.h"
 #include "ui/theme.h"
+#include "ui/usage_page.h"
 
 using namespace spillway;
 using namespace spillway::testing;
@@ -296,3 +297,54 @@ void ConsolePagesTest::trafficDrillRunsAScenarioFile() {
 }
 
 QTEST_MAIN(ConsolePagesTest)
+
+void ConsolePagesTest::usagePageRanksTenantsAndListsTraceIds() {
+  // An engine of its own: the fixture's records no history.
+  auto started = Engine::start(
+      configFromYaml(engineYaml(kTwo, "limits:\n  keys:\n    - {name: team-a, sha256: " +
+                                          control::TokenAuthority::sha256Hex("sk-a") +
+                                          ", limits: {requests_per_minute: 3}}\n")),
+      EngineOptions{"", "test", true});
+  QVERIFY(started.ok());
+  auto& engine = **started;
+  control::LocalEngineClient client(engine, "console");
+  ui::UsagePage page(client);
+  std::vector<std::string> shed_traces;
+  for (int i = 0; i < 5; ++i) {  // three answered, then two over the key's limit
+    auto r = httpRequest(engine.port(), "POST", "/v1/chat/completions", kChat,
+                         {{"Content-Type", "application/json"}, {"Authorization", "Bearer sk-a"}});
+    if (r.status == 429) shed_traces.push_back(r.header("x-spillway-trace-id"));
+  }
+  QCOMPARE(shed_traces.size(), size_t{2});
+  QCOMPARE(httpRequest(engine.port(), "POST", "/v1/chat/completions", kChat, {{"Content-Type", "application/json"}}).status,
+           200);
+  // The history is written once a second.
+  QVERIFY(waitFor([&] {
+    page.reload();
+    return page.tenants()->rowCount() == 2 && page.tenants()->item(0, 1)->text() == "5" &&
+           page.tenants()->item(1, 1)->text() == "1";
+  }));
+  auto cell = [&](int row, int col) { return page.tenants()->item(row, col)->text(); };
+  QCOMPARE(cell(0, 0), "team-a");
+  QCOMPARE(cell(0, 2), "83.3 %");   // of the fleet's six requests
+  QCOMPARE(cell(0, 6), "2");        // shed
+  QCOMPARE(cell(0, 7), "100.0 %");  // of the sheds
+  QCOMPARE(cell(1, 0), "other");
+  QCOMPARE(cell(1, 6), "0");
+  QVERIFY(cell(0, 8).startsWith("m (5)"));
+  QVERIFY(page.summaryText().contains("6 requests from 2 tenants"));
+  // The chart: the first tenant on top (the last category).
+  QCOMPARE(page.chartTenants(), QStringList({"other", "team-a"}));
+  QCOMPARE(page.shedShares(), QList<double>({0.0, 100.0}));
+  QCOMPARE(page.requestShares().size(), 2);
+  QVERIFY(page.requestShares()[1] > 83 && page.requestShares()[1] < 84);
+  // The events: the two sheds, newest first, with the trace ids their clients got.
+  QCOMPARE(page.events()->rowCount(), 2);
+  QCOMPARE(page.events()->item(0, 7)->text().toStdString(), shed_traces[1]);
+  QCOMPARE(page.events()->item(1, 7)->text().toStdString(), shed_traces[0]);
+  QCOMPARE(page.events()->item(0, 4)->text(), "429");
+  QCOMPARE(page.events()->item(0, 5)->text(), "rate_limited");
+  // Another range asks again.
+  page.range()->setCurrentIndex(1);
+  QCOMPARE(page.tenants()->rowCount(), 2);
+}

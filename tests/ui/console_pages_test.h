@@ -1,4 +1,4 @@
-// The Admission, Cache, GPUs and Traffic drill pages, and the rolling lines
+// The Admission, Cache, GPUs, Traffic drill and Usage pages, and the rolling lines
 // they draw.
 // The console against a real embedded engine (offscreen); the fixture is
 // tests/ui/console_fixture.h. The class is declared here so that moc reads
@@ -21,4 +21,5 @@ class ConsolePagesTest : public QObject, protected spillway::testing::ConsoleFix
   void gpuPageDrawsInstancesAndPlansLayouts();
   void trafficDrillRunsAndStops();
   void trafficDrillRunsAScenarioFile();
+  void usagePageRanksTenantsAndListsTraceIds();
 };

@@ -171,6 +171,67 @@ void AccessLogTest::usagePerTenantMatchesWhatClientsCounted() {
   QVERIFY(e->metricsText().find("tenant=\"127.0.0.1\"") == std::string::npos);  // addresses are never labels
 }
 
+void AccessLogTest::usageHistoryAndEventsOutliveARestart() {
+  QTemporaryDir dir;
+  const v1::Config config = configFromYaml(engineYaml(
+      kSims, "limits:\n  keys:\n    - {name: team-a, sha256: " + common::sha256Hex("sk-a") +
+                 ", limits: {requests_per_minute: 2}}\n"));
+  const Headers key = {{"Authorization", "Bearer sk-a"}};
+  std::vector<std::string> traces;  // of the requests that went wrong, in order
+  {
+    auto started = Engine::start(config, EngineOptions{dir.path().toStdString(), "test", true});
+    QVERIFY(started.ok());
+    Engine& e = **started;
+    for (int i = 0; i < 4; ++i) {  // two answered, two over the key's limit
+      auto r = chat(e.port(), "q " + std::to_string(i), key);
+      if (r.status == 429) traces.push_back(r.header("x-spillway-trace-id"));
+    }
+    QCOMPARE(traces.size(), size_t{2});
+    auto failed = httpRequest(e.port(), "POST", "/v1/chat/completions",
+                              R"({"model":"bad","messages":[{"role":"user","content":"x"}]})",
+                              {{"Content-Type", "application/json"}});
+    QCOMPARE(failed.status, 500);
+    traces.push_back(failed.header("x-spillway-trace-id"));
+    auto unknown = httpRequest(e.port(), "POST", "/v1/chat/completions",
+                               R"({"model":"nope","messages":[{"role":"user","content":"x"}]})",
+                               {{"Content-Type", "application/json"}});
+    QCOMPARE(unknown.status, 404);
+    traces.push_back(unknown.header("x-spillway-trace-id"));
+    // The sampler writes the history once a second.
+    auto find = [&](const std::string& tenant, const std::string& model) {
+      for (const auto& r : e.usage({})) {
+        if (r.tenant == tenant && r.model == model) return r.counts;
+      }
+      return store::UsageCounts{};
+    };
+    QVERIFY(waitFor([&] { return find("team-a", "m").requests == 4 && find("other", "-").requests == 1; }));
+    QCOMPARE(find("team-a", "m").shed, int64_t{2});
+    QVERIFY(find("team-a", "m").completion_tokens > 0);
+    QCOMPARE(find("other", "bad").requests, int64_t{1});
+    // A client's made-up model never becomes a row of its own.
+    for (const auto& r : e.usage({})) QVERIFY(r.model != "nope");
+    // The event ring: the four that went wrong, newest first, by trace id.
+    const auto events = e.requestEvents(10);
+    QCOMPARE(events.size(), size_t{4});
+    for (size_t i = 0; i < 4; ++i) QCOMPARE(events[i].trace_id, traces[3 - i]);
+    QCOMPARE(events[3].reason, std::string("rate_limited"));
+    QCOMPARE(events[3].tenant, std::string("team-a"));
+    QCOMPARE(events[1].status, 500);
+    QCOMPARE(events[1].backend, std::string("broken"));
+    QCOMPARE(events[0].status, 404);
+    QCOMPARE(events[0].reason, std::string("model_not_found"));
+    e.stop();
+  }
+  // The history is in the data directory's SQLite file.
+  auto again = Engine::start(config, EngineOptions{dir.path().toStdString(), "test", true});
+  QVERIFY(again.ok());
+  const auto rows = (*again)->usage({0, INT64_MAX, "team-a", ""});
+  QCOMPARE(rows.size(), size_t{1});
+  QCOMPARE(rows[0].counts.requests, int64_t{4});
+  QCOMPARE(rows[0].counts.shed, int64_t{2});
+  QVERIFY((*again)->requestEvents(10).empty());  // the ring is this process's
+}
+
 void AccessLogTest::textFormatAndSampling() {
   QTemporaryDir dir;
   const std::string path = dir.filePath("access.log").toStdString();

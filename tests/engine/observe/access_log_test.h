@@ -1,4 +1,5 @@
-// The access log and trace context through a real engine: each line's
+// The access log, trace context, usage per tenant (counters, the SQLite
+// history, the event ring) through a real engine: each line's
 // fields against requests whose outcome the test knows, a full queue that
 // drops instead of waiting, the reopen logrotate needs, and the trace
 // context a stub upstream receives.
@@ -13,6 +14,7 @@ class AccessLogTest : public QObject {
  private slots:
   void linesSayWhatHappened();
   void usagePerTenantMatchesWhatClientsCounted();
+  void usageHistoryAndEventsOutliveARestart();
   void textFormatAndSampling();
   void aFullQueueDropsAndNeverWaits();
   void reopenFollowsLogrotate();

@@ -41,12 +41,26 @@ void StoreTest::migratesAFreshFileAndReopens() {
   const std::string path = dir.filePath("s.db").toStdString();
   {
     auto s = openOrDie(path);
-    QCOMPARE(s->schemaVersion(), 1);
+    QCOMPARE(s->schemaVersion(), 2);
     QVERIFY(s->appendAudit({0, 5, "a", "config.apply", "t", "d", "ok"}).ok());
   }
-  auto again = openOrDie(path);
-  QCOMPARE(again->schemaVersion(), 1);
-  QCOMPARE(again->listAudit().size(), size_t{1});
+  {
+    auto again = openOrDie(path);
+    QCOMPARE(again->schemaVersion(), 2);
+    QCOMPARE(again->listAudit().size(), size_t{1});
+  }
+  // A file from before the usage history (schema 1) gains it and keeps the rest.
+  sqlite3* db = nullptr;
+  QCOMPARE(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  QCOMPARE(sqlite3_exec(db, "DROP TABLE usage_1s; DROP TABLE usage_1m; PRAGMA user_version = 1", nullptr, nullptr,
+                        nullptr),
+           SQLITE_OK);
+  sqlite3_close(db);
+  auto old = openOrDie(path);
+  QCOMPARE(old->schemaVersion(), 2);
+  QCOMPARE(old->listAudit().size(), size_t{1});
+  QVERIFY(old->appendUsage(1000, {{"t", "m", {1, 0, 0, 0, 0}}}).ok());
+  QCOMPARE(old->queryUsage({}).size(), size_t{1});
 }
 
 void StoreTest::refusesANewerSchema() {
@@ -129,6 +143,48 @@ void StoreTest::queriesPickTheRightResolution() {
   QCOMPARE(recent.size(), size_t{10});
   QCOMPARE(recent[3].value, 3.0);
   QVERIFY(s->queryHistory("other", t0, t0 + 10000).empty());
+}
+
+void StoreTest::usageAddsUpAcrossResolutionsAndRestarts() {
+  QTemporaryDir dir;
+  const std::string path = dir.filePath("usage.db").toStdString();
+  const int64_t t0 = 1'700'000'000'000 - 1'700'000'000'000 % 60000;  // a minute boundary
+  {
+    auto s = openOrDie(path);
+    // Three minutes: each second tenant a sends 2 requests to m, b one to n
+    // (shed); every tenth second a also gets a cache hit on n.
+    for (int64_t sec = 0; sec < 180; ++sec) {
+      std::vector<UsageRow> rows = {{"a", "m", {2, 20, 10, 0, 0}}, {"b", "n", {1, 5, 0, 1, 0}}};
+      if (sec % 10 == 0) rows.push_back({"a", "n", {1, 3, 0, 0, 1}});
+      QVERIFY(s->appendUsage(t0 + sec * 1000, rows).ok());
+    }
+    // The same second twice adds up.
+    QVERIFY(s->appendUsage(t0 + 179 * 1000 + 500, {{"a", "m", {1, 1, 1, 0, 0}}}).ok());
+    auto all = s->queryUsage({});
+    QCOMPARE(all.size(), size_t{3});
+    QCOMPARE(all[0].tenant, std::string("a"));  // most requests first
+    QCOMPARE(all[0].model, std::string("m"));
+    QCOMPARE(all[0].counts.requests, int64_t{361});
+    QCOMPARE(all[0].counts.prompt_tokens, int64_t{3601});
+    QCOMPARE(all[0].counts.completion_tokens, int64_t{1801});
+    QCOMPARE(all[1].counts.shed, int64_t{180});
+    QCOMPARE(all[2].counts.cache_hits, int64_t{18});
+    // Filters, and a range inside the 1-second table (the last minute, not rolled yet).
+    auto b = s->queryUsage({t0 + 120'000, t0 + 179'999, "b", ""});
+    QCOMPARE(b.size(), size_t{1});
+    QCOMPARE(b[0].counts.requests, int64_t{60});
+    QCOMPARE(s->queryUsage({0, INT64_MAX, "", "n"}).size(), size_t{2});
+    QVERIFY(s->queryUsage({0, INT64_MAX, "nobody", ""}).empty());
+  }
+  // Reopened two hours later: the 1-second rows are pruned at the next
+  // write, the rollups still answer, to the minute.
+  auto s = openOrDie(path);
+  QVERIFY(s->appendUsage(t0 + 2 * Store::kSecondRetentionMs, {{"a", "m", {1, 0, 0, 0, 0}}}).ok());
+  auto all = s->queryUsage({});
+  QCOMPARE(all[0].counts.requests, int64_t{362});
+  auto first_minute = s->queryUsage({t0, t0 + 59'999, "a", "m"});
+  QCOMPARE(first_minute.size(), size_t{1});
+  QCOMPARE(first_minute[0].counts.requests, int64_t{120});
 }
 
 void StoreTest::survivesKill9DuringWrites() {
