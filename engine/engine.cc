@@ -604,6 +604,13 @@ AdmissionStatus Engine::admission() const {
       p.tenants = std::move(st.tenant_counters);
       p.tenant_sheds = std::move(st.tenant_sheds);
       p.admitted = st.admitted;
+      p.predicted_wait_seconds = st.predicted_wait;
+      p.objective_met = st.objective_met;
+      p.objective_total = st.objective_total;
+      p.service_seconds = st.service_seconds;
+      for (int c = 0; c < admission::kPriorities; ++c) {
+        p.objective_seconds[c] = pool.queue->objectiveSeconds(static_cast<admission::Priority>(c));
+      }
     }
     if (pool.degradation) {
       p.level = pool.degradation->level();
@@ -825,7 +832,13 @@ EngineTotals Engine::totals() const {
   t.degraded = g.degraded;
   t.requeued = g.requeued;
   for (const auto& [model, pool] : impl_->gateway->routes()->pools) {
-    if (pool.queue) t.queued += pool.queue->waiting();
+    if (!pool.queue) continue;
+    t.queued += pool.queue->waiting();
+    for (int c = 0; c < admission::kPriorities; ++c) {
+      const auto [met, total] = pool.queue->objectiveCounts(static_cast<admission::Priority>(c));
+      t.objective_met[c] += met;
+      t.objective_total[c] += total;
+    }
   }
   const auto c = impl_->cache->counters();
   t.cache_hits = c.hits;
@@ -873,6 +886,12 @@ IntervalStats intervalStats(const EngineTotals& before, const EngineTotals& afte
   if (const uint64_t items = delta(after.embedding_item_lookups, before.embedding_item_lookups)) {
     s.embedding_item_hit_ratio =
         static_cast<double>(delta(after.embedding_item_hits, before.embedding_item_hits)) / static_cast<double>(items);
+  }
+  for (int c = 0; c < 3; ++c) {
+    if (const uint64_t n = delta(after.objective_total[c], before.objective_total[c])) {
+      s.objective_attainment[c] = std::min(
+          1.0, static_cast<double>(delta(after.objective_met[c], before.objective_met[c])) / static_cast<double>(n));
+    }
   }
   return s;
 }

@@ -88,6 +88,12 @@ struct PoolAdmissionStatus {
   std::vector<std::pair<std::string, double>> tenants;  // VTC counters, largest first
   std::vector<std::pair<std::string, uint64_t>> tenant_sheds;  // requests turned away, most first
   uint64_t admitted = 0;
+  // Latency objectives per class: the configured objective, what a newcomer
+  // would wait now, and the requests answered in full inside it, of all.
+  std::array<double, 3> objective_seconds{};
+  std::array<double, 3> predicted_wait_seconds{};
+  std::array<uint64_t, 3> objective_met{}, objective_total{};
+  std::array<double, 2> service_seconds{};  // non-streams (whole answer), streams (first token)
 };
 struct LimitUsageStatus {
   std::string scope;
@@ -177,6 +183,9 @@ struct EngineTotals {
   // Responses API, passthrough routes.
   std::array<uint64_t, 4> requests_by_endpoint{};
   uint64_t embedding_item_hits = 0, embedding_item_lookups = 0;  // inputs, each on its own
+  // Requests answered in full inside their latency objective, and all
+  // counted, per class (critical, standard, sheddable), every pool together.
+  std::array<uint64_t, 3> objective_met{}, objective_total{};
 };
 
 struct IntervalStats {
@@ -198,6 +207,9 @@ struct IntervalStats {
   // Requests per second by endpoint (EngineTotals::requests_by_endpoint's order).
   std::array<double, 4> endpoint_per_second{};
   double embedding_item_hit_ratio = -1;  // share of the interval's embedding inputs from the cache; -1 with none
+  // Share of each class's requests answered in full inside its objective
+  // (critical, standard, sheddable); -1 with none in the interval.
+  std::array<double, 3> objective_attainment{-1, -1, -1};
 };
 
 IntervalStats intervalStats(const EngineTotals& before, const EngineTotals& after);

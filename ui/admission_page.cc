@@ -1,6 +1,7 @@
 #include "ui/admission_page.h"
 
 #include <algorithm>
+#include <cmath>
 #include <map>
 
 #include <QChart>
@@ -80,6 +81,15 @@ AdmissionPage::AdmissionPage(control::EngineClient& client, QWidget* parent)
   pin->addWidget(apply);
   pin->addStretch(1);
   v->addLayout(pin);
+
+  v->addWidget(new QLabel(tr("<b>Latency objectives</b> — per class: the objective, what a request arriving now "
+                             "would wait, and the share answered in full inside it"),
+                          this));
+  objectives_ = liveTable({tr("Pool"), tr("Class"), tr("Objective"), tr("Predicted wait"), tr("Attainment"),
+                           tr("Requests"), tr("Service time (stream / whole)")},
+                          this);
+  objectives_->setObjectName("admission-objectives");
+  v->addWidget(objectives_, 2);
 
   auto* lower = new QGridLayout;
   lower->addWidget(new QLabel(tr("<b>Backend limits</b> — learned or configured, against requests in flight"), this), 0, 0);
@@ -195,6 +205,27 @@ void AdmissionPage::showAdmission(const v1::AdmissionState& a) {
     for (const auto& [reason, n] : sorted) shed << QString("%1 %2").arg(qs(reason)).arg(n);
     cells << (shed.isEmpty() ? tr("none") : shed.join(", "));
     setRow(pools_, i, cells);
+  }
+  auto seconds = [](double v) {
+    if (std::isinf(v)) return tr("unknown");
+    return v < 1 ? tr("%1 ms").arg(v * 1000, 0, 'f', 0) : tr("%1 s").arg(v, 0, 'f', 2);
+  };
+  int row = 0;
+  for (const auto& p : a.pools()) row += p.classes_size();
+  objectives_->setRowCount(row);
+  row = 0;
+  for (const auto& p : a.pools()) {
+    for (const auto& c : p.classes()) {
+      const QString attained = c.objective_total()
+                                   ? QString("%1 %").arg(100.0 * static_cast<double>(c.objective_met()) /
+                                                             static_cast<double>(c.objective_total()),
+                                                         0, 'f', 1)
+                                   : QStringLiteral("–");
+      setRow(objectives_, row++,
+             {qs(p.model()), qs(c.name()), seconds(c.objective_seconds()), seconds(c.predicted_wait_seconds()), attained,
+              QString::number(c.objective_total()),
+              seconds(p.service_seconds_stream()) + " / " + seconds(p.service_seconds_whole())});
+    }
   }
   rate_limits_->setRowCount(a.limits_size());
   for (int i = 0; i < a.limits_size(); ++i) {

@@ -2,7 +2,8 @@
 // the gateway queue's depth per priority class and of each pool's oldest
 // waiting request (the degradation signal); a table per pool with its
 // queue, service rate, sheds by reason and degradation level, with a pin
-// control (confirmed, audited by the engine); each backend's concurrency
+// control (confirmed, audited by the engine); each class's latency
+// objective against the wait predicted now and the attainment so far; each backend's concurrency
 // limit (learned or configured) against its requests in flight; the
 // tenants with the most tokens served (the fairness counters); and the
 // rate-limit scopes closest to their limits.
@@ -35,6 +36,7 @@ class AdmissionPage final : public QWidget {
   QTableWidget* limits() { return limits_; }
   QTableWidget* tenants() { return tenants_; }
   QTableWidget* rateLimits() { return rate_limits_; }
+  QTableWidget* objectives() { return objectives_; }
   QComboBox* levelBox() { return level_; }
   QString bannerText() const;
   // Points on the queue-depth chart's line for a class.
@@ -58,6 +60,7 @@ class AdmissionPage final : public QWidget {
   QTableWidget* limits_;
   QTableWidget* tenants_;
   QTableWidget* rate_limits_;
+  QTableWidget* objectives_;
   QComboBox* level_;
   QChart* depth_chart_;
   QValueAxis* depth_x_;

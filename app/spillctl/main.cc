@@ -3,6 +3,7 @@
 
 #include <boost/program_options.hpp>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
@@ -274,6 +275,19 @@ void printRoutes(const v1::Config& cfg) {
   }
 }
 
+std::string fmtSeconds(double s) {
+  char b[32];
+  if (s < 1) std::snprintf(b, sizeof b, "%.0f ms", s * 1000);
+  else std::snprintf(b, sizeof b, "%.2f s", s);
+  return b;
+}
+
+std::string fmtPercent(double share) {
+  char b[32];
+  std::snprintf(b, sizeof b, "%.1f %%", share * 100);
+  return b;
+}
+
 void printAdmission(const v1::AdmissionState& a, const v1::BackendList* backends) {
   if (!a.enabled()) std::printf("admission is OFF (admission.disabled): requests go straight to the backends\n\n");
   std::printf("%-24s %8s %8s %9s %9s %10s %7s  %s\n", "POOL", "CRITICAL", "STANDARD", "SHEDDABLE", "RATE/S",
@@ -288,6 +302,22 @@ void printAdmission(const v1::AdmissionState& a, const v1::BackendList* backends
                 static_cast<unsigned long long>(depth[0]), static_cast<unsigned long long>(depth[1]),
                 static_cast<unsigned long long>(depth[2]), p.service_rate(), p.oldest_wait_seconds(), level.c_str(),
                 shed.empty() ? "-" : shed.c_str());
+  }
+  std::printf("\n%-24s %-10s %10s %14s %12s %9s\n", "POOL", "CLASS", "OBJECTIVE", "PREDICTED WAIT", "ATTAINMENT",
+              "REQUESTS");
+  for (const auto& p : a.pools()) {
+    for (const auto& c : p.classes()) {
+      const std::string wait = std::isinf(c.predicted_wait_seconds()) ? std::string("unknown")
+                                                                      : fmtSeconds(c.predicted_wait_seconds());
+      const std::string attained =
+          c.objective_total() ? fmtPercent(static_cast<double>(c.objective_met()) / static_cast<double>(c.objective_total()))
+                              : std::string("-");
+      std::printf("%-24s %-10s %10s %14s %12s %9llu\n", p.model().c_str(), c.name().c_str(),
+                  fmtSeconds(c.objective_seconds()).c_str(), wait.c_str(), attained.c_str(),
+                  static_cast<unsigned long long>(c.objective_total()));
+    }
+    std::printf("%-24s service time: %s to the first token (streams), %s to the whole answer\n", "",
+                fmtSeconds(p.service_seconds_stream()).c_str(), fmtSeconds(p.service_seconds_whole()).c_str());
   }
   if (backends) {
     std::printf("\n%-24s %9s %8s %12s\n", "BACKEND", "LIMIT", "IN FLIGHT", "BASELINE");

@@ -25,6 +25,63 @@ std::vector<metrics::Registry::Registration> registerAdmissionGauges(metrics::Re
         }
         return out;
       }));
+  // Latency objectives: per pool and class, the predicted wait of a
+  // newcomer and the requests inside their objective; per pool, the recent
+  // service time the queue plans with.
+  auto per_class = [routes](auto value) {
+    std::vector<std::pair<metrics::Labels, double>> out;
+    auto table = routes();
+    for (const auto& [model, pool] : table->pools) {
+      if (!pool.queue) continue;
+      for (int c = 0; c < admission::kPriorities; ++c) {
+        value(out, model, static_cast<admission::Priority>(c), *pool.queue);
+      }
+    }
+    return out;
+  };
+  regs.push_back(registry.scopedCallbackGauge(
+      "spillway_objective_seconds",
+      "The class's latency objective (admission.<class>.objective_ms): time to first token for a stream, to the "
+      "whole answer otherwise.",
+      {"model", "class"}, [per_class] {
+        return per_class([](auto& out, const std::string& model, admission::Priority p, const AdmissionQueue& q) {
+          out.push_back({{model, std::string(priorityName(p))}, q.objectiveSeconds(p)});
+        });
+      }));
+  regs.push_back(registry.scopedCallbackGauge(
+      "spillway_queue_predicted_wait_seconds",
+      "What a request of this class arriving now would wait in the gateway queue (queued at or above its class, at "
+      "the recent service rate).",
+      {"model", "class"}, [per_class] {
+        return per_class([](auto& out, const std::string& model, admission::Priority p, const AdmissionQueue& q) {
+          out.push_back({{model, std::string(priorityName(p))}, q.predictedWaitSeconds(p)});
+        });
+      }));
+  regs.push_back(registry.scopedCallbackCounter(
+      "spillway_objective_requests_total",
+      "Requests by class and whether they were answered in full inside their latency objective (met) or not "
+      "(missed: slower, degraded, shed or failed; rate-limited requests are not counted).",
+      {"model", "class", "outcome"}, [per_class] {
+        return per_class([](auto& out, const std::string& model, admission::Priority p, const AdmissionQueue& q) {
+          const auto [met, total] = q.objectiveCounts(p);
+          out.push_back({{model, std::string(priorityName(p)), "met"}, static_cast<double>(met)});
+          out.push_back({{model, std::string(priorityName(p)), "missed"}, static_cast<double>(total - met)});
+        });
+      }));
+  regs.push_back(registry.scopedCallbackGauge(
+      "spillway_pool_service_seconds",
+      "The pool's recent service time the queue plans with: from a backend slot to the first token (kind=stream) "
+      "or to the whole answer (kind=whole).",
+      {"model", "kind"}, [routes] {
+        std::vector<std::pair<metrics::Labels, double>> out;
+        auto table = routes();
+        for (const auto& [model, pool] : table->pools) {
+          if (!pool.queue) continue;
+          out.push_back({{model, "stream"}, pool.queue->serviceSeconds(true)});
+          out.push_back({{model, "whole"}, pool.queue->serviceSeconds(false)});
+        }
+        return out;
+      }));
   regs.push_back(registry.scopedCallbackGauge(
       "spillway_ratelimit_redis_up",
       "1 while the shared rate limiter's Redis answers, 0 while limits are enforced locally instead (absent "

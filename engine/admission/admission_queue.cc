@@ -46,6 +46,34 @@ uint32_t AdmissionQueue::drainSeconds() const {
   return static_cast<uint32_t>(std::clamp(std::ceil(n / rate), 1.0, 60.0));
 }
 
+void AdmissionQueue::observeService(bool stream, double seconds) {
+  auto& s = service_[stream ? 1 : 0];
+  const double old = s.load(std::memory_order_relaxed);
+  // Racing writers may lose a sample: an estimate, not a count.
+  s.store(old <= 0 ? seconds : 0.9 * old + 0.1 * seconds, std::memory_order_relaxed);
+}
+
+void AdmissionQueue::countObjective(Priority p, bool met) {
+  const int c = static_cast<int>(p);
+  if (met) objective_met_[c].fetch_add(1, std::memory_order_relaxed);
+  objective_total_[c].fetch_add(1, std::memory_order_relaxed);
+}
+
+double AdmissionQueue::objectiveSeconds(Priority p) const {
+  common::MutexLock lock(mu_);
+  return std::chrono::duration<double>(settings_.objective[static_cast<int>(p)]).count();
+}
+
+double AdmissionQueue::predictedWaitSeconds(Priority p) const {
+  if (waiting() == 0) return 0;
+  const double rate = rate_.load(std::memory_order_relaxed);
+  const auto depth = depths();
+  double ahead = 0;
+  for (int c = 0; c <= static_cast<int>(p); ++c) ahead += static_cast<double>(depth[c]);
+  if (ahead == 0) return 0;
+  return rate > 0 ? ahead / rate : std::numeric_limits<double>::infinity();
+}
+
 AdmissionQueue::Tenant* AdmissionQueue::nextTenant(int cls, std::span<const void* const> blocked) {
   Tenant* best = nullptr;
   for (Tenant* t : classes_[cls].backlogged) {
@@ -390,6 +418,13 @@ AdmissionQueue::Stats AdmissionQueue::stats() const {
   s.dispatched = dispatched_.load(std::memory_order_relaxed);
   s.admitted = admitted_.load(std::memory_order_relaxed);
   s.service_rate = rate_.load(std::memory_order_relaxed);
+  for (int c = 0; c < kPriorities; ++c) {
+    s.objective_met[c] = objective_met_[c].load(std::memory_order_relaxed);
+    s.objective_total[c] = objective_total_[c].load(std::memory_order_relaxed);
+  }
+  s.service_seconds = {serviceSeconds(false), serviceSeconds(true)};
+  lock.unlock();
+  for (int c = 0; c < kPriorities; ++c) s.predicted_wait[c] = predictedWaitSeconds(static_cast<Priority>(c));
   return s;
 }
 

@@ -23,6 +23,7 @@
 // waiting, tryAdmit) takes it only to charge a named tenant's counter.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <chrono>
@@ -33,6 +34,7 @@
 #include <span>
 #include <string>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "admission/priority.h"
@@ -50,6 +52,11 @@ struct QueueSettings {
                                                              std::chrono::milliseconds(5000)};
   double input_weight = 1;
   double output_weight = 2;
+  // The classes' latency objectives (admission.<class>.objective_ms), for
+  // views and metrics: each request carries its own (ctx.objective).
+  std::array<std::chrono::milliseconds, kPriorities> objective{std::chrono::milliseconds(5000),
+                                                               std::chrono::milliseconds(2000),
+                                                               std::chrono::milliseconds(1000)};
 };
 
 class AdmissionQueue {
@@ -83,6 +90,10 @@ class AdmissionQueue {
     double oldest_wait_seconds = 0;
     std::vector<std::pair<std::string, double>> tenant_counters;  // VTC, largest first (at most 20)
     std::vector<std::pair<std::string, uint64_t>> tenant_sheds;   // requests turned away, most first (at most 20)
+    std::array<double, kPriorities> predicted_wait{};   // seconds a newcomer of each class would wait now
+    std::array<uint64_t, kPriorities> objective_met{};  // requests answered in full inside their objective
+    std::array<uint64_t, kPriorities> objective_total{};
+    std::array<double, 2> service_seconds{};  // recent service time: non-streams, streams
   };
 
   explicit AdmissionQueue(QueueSettings settings = {});
@@ -130,6 +141,27 @@ class AdmissionQueue {
   // current service rate, 1..60 s.
   uint32_t drainSeconds() const;
 
+  // Latency objectives. The pool's recent service time, from a backend slot
+  // to the first token (streams) or the whole answer (others): an EWMA of
+  // answered requests, 0 before the first.
+  void observeService(bool stream, double seconds);
+  double serviceSeconds(bool stream) const {
+    return service_[stream ? 1 : 0].load(std::memory_order_relaxed);
+  }
+  // A request of class `p` ended: answered in full inside its objective, or not.
+  void countObjective(Priority p, bool met);
+  // The class's configured objective, in seconds.
+  double objectiveSeconds(Priority p) const;
+  // {met, total} for class `p` since the queue was made.
+  std::pair<uint64_t, uint64_t> objectiveCounts(Priority p) const {
+    const int c = static_cast<int>(p);
+    const uint64_t total = objective_total_[c].load(std::memory_order_relaxed);
+    return {std::min(total, objective_met_[c].load(std::memory_order_relaxed)), total};
+  }
+  // What a newcomer of class `p` would wait now: the requests of its class
+  // and those above, at the current service rate (0 when none wait).
+  double predictedWaitSeconds(Priority p) const;
+
  private:
   struct Waiter;
   using WaiterPtr = std::shared_ptr<Waiter>;
@@ -163,6 +195,9 @@ class AdmissionQueue {
   std::atomic<uint64_t> dispatched_{0};
   std::array<std::atomic<uint64_t>, kDropReasons> drops_{};
   std::atomic<double> rate_{0};              // slots per second, EWMA over ticks
+  std::array<std::atomic<double>, 2> service_{};  // seconds: non-streams, streams (EWMA)
+  std::array<std::atomic<uint64_t>, kPriorities> objective_met_{};
+  std::array<std::atomic<uint64_t>, kPriorities> objective_total_{};
   std::atomic<bool> enqueued_since_tick_{false};
   std::atomic<bool> contended_{false};
   uint64_t admitted_at_tick_ ABSL_GUARDED_BY(mu_) = 0;

@@ -1,6 +1,7 @@
 #include "admission/authenticate.h"
 
 #include <charconv>
+#include <optional>
 
 #include "admission/priority.h"
 #include "common/sha256.h"
@@ -20,7 +21,25 @@ AuthenticateStage::AuthenticateStage(const v1::Config& config) {
   timeout_ = {std::chrono::milliseconds(a.critical().queue_timeout_ms()),
               std::chrono::milliseconds(a.standard().queue_timeout_ms()),
               std::chrono::milliseconds(a.sheddable().queue_timeout_ms())};
+  objective_ = {std::chrono::milliseconds(a.critical().objective_ms()),
+                std::chrono::milliseconds(a.standard().objective_ms()),
+                std::chrono::milliseconds(a.sheddable().objective_ms())};
 }
+
+namespace {
+
+// A header holding whole milliseconds: nullopt when absent, 0 when malformed.
+std::optional<uint64_t> headerMs(const pipeline::RequestContext& ctx, std::string_view name) {
+  if (!ctx.headers) return std::nullopt;
+  const std::string_view t = (*ctx.headers)[name];
+  if (t.empty()) return std::nullopt;
+  uint64_t ms = 0;
+  auto [p, ec] = std::from_chars(t.data(), t.data() + t.size(), ms);
+  if (ec != std::errc() || p != t.data() + t.size()) return 0;
+  return ms;
+}
+
+}  // namespace
 
 const AuthenticateStage::Key* AuthenticateStage::find(std::string_view token) const {
   if (keys_.empty() || token.empty()) return nullptr;
@@ -58,21 +77,27 @@ pipeline::Verdict AuthenticateStage::process(pipeline::RequestContext& ctx) {
                                                                  : *pool->priority;
   }
 
-  auto timeout = timeout_[static_cast<int>(ctx.caller.priority)];
-  if (ctx.headers) {
-    const std::string_view t = (*ctx.headers)["x-spillway-timeout-ms"];
-    uint64_t ms = 0;
-    if (!t.empty()) {
-      auto [p, ec] = std::from_chars(t.data(), t.data() + t.size(), ms);
-      if (ec != std::errc() || p != t.data() + t.size()) {
-        ctx.error = openai::ApiError{400, "x-spillway-timeout-ms must be a whole number of milliseconds.",
-                                     "invalid_request_error", "x-spillway-timeout-ms", "invalid_header"};
-        return pipeline::Verdict::kAnswered;
-      }
-      timeout = std::min(timeout, std::chrono::milliseconds(ms));
+  const int cls = static_cast<int>(ctx.caller.priority);
+  auto timeout = timeout_[cls];
+  auto objective = objective_[cls];
+  // The client may shorten its wait and tighten its objective, never relax them.
+  struct Bound {
+    const char* header;
+    std::chrono::milliseconds& value;
+  };
+  for (auto [name, bound] : {Bound{"x-spillway-timeout-ms", timeout}, Bound{"x-spillway-slo-ttft-ms", objective},
+                             Bound{"x-llm-d-slo-ttft-ms", objective}}) {
+    const auto ms = headerMs(ctx, name);
+    if (!ms) continue;
+    if (*ms == 0) {
+      ctx.error = openai::ApiError{400, std::string(name) + " must be a whole number of milliseconds above 0.",
+                                   "invalid_request_error", name, "invalid_header"};
+      return pipeline::Verdict::kAnswered;
     }
+    bound = std::min(bound, std::chrono::milliseconds(*ms));
   }
-  ctx.deadline = ctx.start + timeout;
+  ctx.objective = objective;
+  ctx.deadline = ctx.start + std::min(timeout, objective);
   return pipeline::Verdict::kContinue;
 }
 

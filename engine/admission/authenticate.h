@@ -3,8 +3,11 @@
 // name and the priority class (x-spillway-priority may only lower it). With
 // limits.require_key, a missing or unknown key is answered 401 in OpenAI's
 // shape; otherwise (open access, the default) such a caller's tenant is its
-// client address. Also sets the request's queue deadline: its class's
-// queue_timeout_ms, shortened (never extended) by x-spillway-timeout-ms.
+// client address. Also sets the request's latency objective — its class's
+// objective_ms, tightened (never relaxed) by x-spillway-slo-ttft-ms or
+// llm-d's x-llm-d-slo-ttft-ms — and its queue deadline: its class's
+// queue_timeout_ms, shortened by x-spillway-timeout-ms, and never past the
+// objective.
 #pragma once
 
 #include <array>
@@ -36,6 +39,7 @@ class AuthenticateStage final : public pipeline::Stage {
   bool required_ = false;
   std::unordered_map<std::string, Key> keys_;  // by hex SHA-256
   std::array<std::chrono::milliseconds, kPriorities> timeout_{};
+  std::array<std::chrono::milliseconds, kPriorities> objective_{};
 };
 
 }  // namespace spillway::admission

@@ -32,7 +32,22 @@ void AdmissionFeedback::onComplete(const pipeline::RequestContext& ctx) {
     }
     limit.tryFinished(per_token, waiting, ctx.in_flight_at_dispatch, total);
   }
-  if (ctx.pool && ctx.pool->queue) ctx.pool->queue->chargeOutput(ctx.caller.priority, ctx.caller.tenant, ctx.output_tokens);
+  if (ctx.pool && ctx.pool->queue) {
+    AdmissionQueue& queue = *ctx.pool->queue;
+    queue.chargeOutput(ctx.caller.priority, ctx.caller.tenant, ctx.output_tokens);
+    const bool full_answer = ctx.status >= 200 && ctx.status < 300 && ctx.degraded == 0 && ctx.drop == DropReason::kNone;
+    // What the objective measures: the first token of a stream, else the whole answer.
+    const auto first = ctx.first_token ? ctx.first_token : ctx.first_byte;
+    const auto measured_end = ctx.parsed.stream && first ? *first : now;
+    if (full_answer && ctx.backend) {
+      queue.observeService(ctx.parsed.stream, std::chrono::duration<double>(measured_end - ctx.attempt_start).count());
+    }
+    // Attainment: every routed request counts, except those a rate limit
+    // refused (a limit is policy, not latency).
+    if (ctx.objective.count() > 0 && ctx.drop != DropReason::kRateLimited) {
+      queue.countObjective(ctx.caller.priority, full_answer && measured_end - ctx.start <= ctx.objective);
+    }
+  }
   // Requests limited by count alone (passthrough, stored responses) were
   // charged no tokens and have none to reconcile.
   if (ctx.token_charge && ctx.token_charge->tokens > 0) {

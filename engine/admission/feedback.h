@@ -4,6 +4,9 @@
 //   - the tenant's Virtual Token Counter is charged its generated tokens;
 //   - a request the limits or degradation turned away is counted in the
 //     queue's per-tenant drops;
+//   - the pool's recent service time (slot to first token, or to the whole
+//     answer) and whether the request was answered in full inside its
+//     latency objective (the class's attainment);
 //   - rate-limit token buckets are corrected from the estimate charged at
 //     admission to the tokens really used (prompt estimate + output).
 #pragma once

@@ -39,8 +39,19 @@ bool QueueSlotSource::requeueAfterBusy(pipeline::RequestContext& ctx, upstream::
 }
 
 AdmissionQueue::Ask QueueSlotSource::ask(pipeline::RequestContext& ctx, const balance::PickContext& pick) const {
+  auto deadline = ctx.deadline;
+  if (ctx.objective.count() > 0) {
+    // The wait the objective leaves once the pool's recent service time is
+    // taken off — at least half the objective: when the backends alone take
+    // longer than it, refusing every request would help nobody.
+    using Seconds = std::chrono::duration<double>;
+    const Seconds objective = ctx.objective;
+    const Seconds budget =
+        std::max(objective - Seconds(ctx.pool->queue->serviceSeconds(ctx.parsed.stream)), objective / 2);
+    deadline = std::min(deadline, ctx.start + std::chrono::duration_cast<pipeline::RequestContext::Clock::duration>(budget));
+  }
   return AdmissionQueue::Ask{ctx.caller.priority, ctx.caller.tenant, static_cast<double>(ctx.prompt_tokens_estimate),
-                             ctx.deadline, pick, ctx.requeues > 0};
+                             deadline, pick, ctx.requeues > 0};
 }
 
 std::optional<SlotResult> QueueSlotSource::tryNow(pipeline::RequestContext& ctx, const balance::PickContext& pick,

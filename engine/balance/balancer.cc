@@ -38,7 +38,7 @@ v1::Balancing effectiveBalancing(const v1::Balancing& pool, const v1::Balancing&
   if (out.slow_cut_percent() == 0) out.set_slow_cut_percent(60);
   if (out.choices() == 0) out.set_choices(2);
   if (out.active_request_bias() == 0) out.set_active_request_bias(1.0);
-  if (out.hash_key() == v1::HASH_KEY_UNSPECIFIED) out.set_hash_key(v1::COOKIE);
+  if (out.hash_key() == v1::HASH_KEY_UNSPECIFIED) out.set_hash_key(v1::CHAIN);
   if (out.cookie_name().empty()) out.set_cookie_name("route");
   if (out.header_name().empty()) out.set_header_name("x-session-id");
   // Prefix affinity's load score already spreads requests; a tight cap at

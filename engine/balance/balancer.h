@@ -62,8 +62,9 @@ struct Completion {
 // pools that need nothing pay nothing).
 struct Needs {
   bool hash_key = false;      // fill PickContext::hash_key from `key`
-  v1::HashKey key = v1::COOKIE;
-  std::string key_name;       // cookie or header name
+  v1::HashKey key = v1::CHAIN;
+  std::string key_name;       // the header's name (HEADER, CHAIN) or the cookie's (COOKIE)
+  std::string cookie_name;    // CHAIN's cookie
   bool prefix_blocks = false;  // fill PickContext::prefix_blocks
   uint32_t prefix_block_bytes = 256;
 };

@@ -462,6 +462,9 @@ void applyDefaults(v1::Config& c) {
   if (a->critical().queue_timeout_ms() == 0) a->mutable_critical()->set_queue_timeout_ms(30000);
   if (a->standard().queue_timeout_ms() == 0) a->mutable_standard()->set_queue_timeout_ms(15000);
   if (a->sheddable().queue_timeout_ms() == 0) a->mutable_sheddable()->set_queue_timeout_ms(5000);
+  if (a->critical().objective_ms() == 0) a->mutable_critical()->set_objective_ms(5000);
+  if (a->standard().objective_ms() == 0) a->mutable_standard()->set_objective_ms(2000);
+  if (a->sheddable().objective_ms() == 0) a->mutable_sheddable()->set_objective_ms(1000);
   if (a->input_token_weight() == 0) a->set_input_token_weight(1);
   if (a->output_token_weight() == 0) a->set_output_token_weight(2);
   if (a->max_requeues() == 0) a->set_max_requeues(8);

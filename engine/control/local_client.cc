@@ -68,7 +68,13 @@ v1::AdmissionState admissionState(Engine& e) {
       auto* q = s->add_classes();
       q->set_name(std::string(pipeline::priorityName(static_cast<pipeline::Priority>(c))));
       q->set_depth(p.depth[c]);
+      q->set_objective_seconds(p.objective_seconds[c]);
+      q->set_predicted_wait_seconds(p.predicted_wait_seconds[c]);
+      q->set_objective_met(p.objective_met[c]);
+      q->set_objective_total(p.objective_total[c]);
     }
+    s->set_service_seconds_whole(p.service_seconds[0]);
+    s->set_service_seconds_stream(p.service_seconds[1]);
     for (const auto& [reason, n] : p.shed) (*s->mutable_shed())[reason] = n;
     s->set_service_rate(p.service_rate);
     s->set_oldest_wait_seconds(p.oldest_wait_seconds);
@@ -267,6 +273,15 @@ absl::StatusOr<v1::MetricsSnapshot> LocalEngineClient::snapshot() {
   addFigure(out, "responses_per_second", "Responses API", s.endpoint_per_second[2], "req/s");
   addFigure(out, "passthrough_per_second", "Passthrough", s.endpoint_per_second[3], "req/s");
   addFigure(out, "embedding_item_hit_ratio", "Cache hits: embedding inputs", ratio(s.embedding_item_hit_ratio), "%");
+  // Latency objectives: each class's share answered in full inside its
+  // objective (the last interval; a class with no requests shows 100 %).
+  static constexpr const char* kAttainment[3][2] = {{"objective_critical", "Within objective: critical"},
+                                                    {"objective_standard", "Within objective: standard"},
+                                                    {"objective_sheddable", "Within objective: sheddable"}};
+  for (int c = 0; c < 3; ++c) {
+    const double a = s.objective_attainment[c];
+    addFigure(out, kAttainment[c][0], kAttainment[c][1], a < 0 ? 1.0 : a, "%");
+  }
   return out;
 }
 

@@ -73,13 +73,13 @@ void appendHeader(std::string& out, const std::string& name, const std::string& 
 class CallbackGaugeFamily final : public Registry::FamilyBase {
  public:
   CallbackGaugeFamily(std::string name, std::string help, std::vector<std::string> label_names,
-                      Registry::GaugeFn fn)
+                      Registry::GaugeFn fn, const char* type = "gauge")
       : name_(std::move(name)), help_(std::move(help)), label_names_(std::move(label_names)),
-        fn_(std::move(fn)) {}
+        fn_(std::move(fn)), type_(type) {}
   const std::string& name() const override { return name_; }
   std::string signature() const override { return "callback:" + common::join(label_names_, ","); }
   void render(std::string& out) const override {
-    appendHeader(out, name_, help_, "gauge");
+    appendHeader(out, name_, help_, type_);
     auto samples = fn_();
     std::sort(samples.begin(), samples.end());
     for (const auto& [labels, v] : samples) {
@@ -93,6 +93,7 @@ class CallbackGaugeFamily final : public Registry::FamilyBase {
   std::string name_, help_;
   std::vector<std::string> label_names_;
   Registry::GaugeFn fn_;
+  const char* type_;
 };
 
 }  // namespace
@@ -254,6 +255,11 @@ Family<Histogram>& Registry::histogram(std::string name, std::string help,
 
 absl::Status Registry::callbackGauge(std::string name, std::string help,
                                      std::vector<std::string> label_names, GaugeFn fn) {
+  return addCallback(std::move(name), std::move(help), std::move(label_names), std::move(fn), "gauge");
+}
+
+absl::Status Registry::addCallback(std::string name, std::string help, std::vector<std::string> label_names,
+                                   GaugeFn fn, const char* type) {
   common::MutexLock lock(mu_);
   for (const auto& have : families_) {
     if (have->name() == name) {
@@ -261,8 +267,15 @@ absl::Status Registry::callbackGauge(std::string name, std::string help,
     }
   }
   families_.push_back(std::make_unique<CallbackGaugeFamily>(
-      std::move(name), std::move(help), std::move(label_names), std::move(fn)));
+      std::move(name), std::move(help), std::move(label_names), std::move(fn), type));
   return absl::OkStatus();
+}
+
+Registry::Registration Registry::scopedCallbackCounter(std::string name, std::string help,
+                                                       std::vector<std::string> label_names, GaugeFn fn) {
+  std::string key = name;
+  absl::Status st = addCallback(std::move(name), std::move(help), std::move(label_names), std::move(fn), "counter");
+  return Registration(this, std::move(key), std::move(st));
 }
 
 Registry::Registration Registry::scopedCallbackGauge(std::string name, std::string help,

@@ -126,6 +126,10 @@ class Registry {
     absl::Status status_;
   };
   Registration scopedCallbackGauge(std::string name, std::string help, std::vector<std::string> label_names, GaugeFn fn);
+  // The same for a count kept elsewhere (atomics of a long-lived object):
+  // exposed with TYPE counter, so it must never decrease.
+  Registration scopedCallbackCounter(std::string name, std::string help, std::vector<std::string> label_names,
+                                     GaugeFn fn);
 
   // The Prometheus text exposition (version 0.0.4) of every family.
   std::string render() const;
@@ -142,6 +146,8 @@ class Registry {
   // The family named like `f` if it has f's signature; nullptr when the
   // name is free (then `f` is added). Aborts on a clash.
   FamilyBase* addOrFind(std::unique_ptr<FamilyBase> f) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status addCallback(std::string name, std::string help, std::vector<std::string> label_names, GaugeFn fn,
+                           const char* type) ABSL_LOCKS_EXCLUDED(mu_);
 
   mutable common::Mutex mu_;
   std::vector<std::unique_ptr<FamilyBase>> families_ ABSL_GUARDED_BY(mu_);

@@ -46,11 +46,20 @@ std::vector<uint64_t> prefixBlocks(std::string_view body, uint32_t block_bytes, 
 
 namespace {
 
+std::string hex16(uint64_t v) {
+  char out[17];
+  std::snprintf(out, sizeof out, "%016llx", static_cast<unsigned long long>(v));
+  return out;
+}
+
 std::string newCookieValue() {
   thread_local std::mt19937_64 rng{std::random_device{}()};
-  char out[17];
-  std::snprintf(out, sizeof out, "%016llx", static_cast<unsigned long long>(rng()));
-  return out;
+  return hex16(rng());
+}
+
+// Gives the client a cookie to come back with.
+void setAffinityCookie(RequestContext& ctx, std::string_view name, std::string_view value) {
+  common::strAppend(&ctx.response_headers, "Set-Cookie: ", name, "=", value, "; Path=/; HttpOnly; SameSite=Lax\r\n");
 }
 
 }  // namespace
@@ -61,7 +70,23 @@ Verdict AffinityStage::process(RequestContext& ctx) {
   if (!needs.hash_key) return Verdict::kContinue;
   std::string_view key;
   std::string set_cookie_value;
+  auto cookie = [&](std::string_view name) {
+    return ctx.headers ? cookieValue((*ctx.headers)[bhttp::field::cookie], name) : std::string_view();
+  };
   switch (needs.key) {
+    case v1::CHAIN:
+      // What API clients send (a session header, the "user" field), then
+      // what a browser keeps (the cookie), then the address — given to the
+      // client as its cookie, so the next request keys the same.
+      if (ctx.headers) key = (*ctx.headers)[needs.key_name];
+      if (key.empty()) key = ctx.parsed.user;
+      if (key.empty()) key = cookie(needs.cookie_name);
+      if (key.empty()) {
+        set_cookie_value = hex16(balance::hashBytes(clientAddress(ctx)));
+        key = set_cookie_value;
+        setAffinityCookie(ctx, needs.cookie_name, set_cookie_value);
+      }
+      break;
     case v1::HEADER:
       if (ctx.headers) key = (*ctx.headers)[needs.key_name];
       break;
@@ -73,13 +98,12 @@ Verdict AffinityStage::process(RequestContext& ctx) {
       break;
     case v1::COOKIE:
     default:
-      if (ctx.headers) key = cookieValue((*ctx.headers)[bhttp::field::cookie], needs.key_name);
+      key = cookie(needs.key_name);
       if (key.empty()) {
         // First visit: give the client a key of its own to come back with.
         set_cookie_value = newCookieValue();
         key = set_cookie_value;
-        common::strAppend(&ctx.response_headers, "Set-Cookie: ", needs.key_name, "=", set_cookie_value,
-                          "; Path=/; HttpOnly; SameSite=Lax\r\n");
+        setAffinityCookie(ctx, needs.key_name, set_cookie_value);
       }
       break;
   }

@@ -78,6 +78,9 @@ admission::QueueSettings queueSettings(const v1::Config& config) {
                std::chrono::milliseconds(a.sheddable().queue_timeout_ms())};
   q.input_weight = a.input_token_weight();
   q.output_weight = a.output_token_weight();
+  q.objective = {std::chrono::milliseconds(a.critical().objective_ms()),
+                 std::chrono::milliseconds(a.standard().objective_ms()),
+                 std::chrono::milliseconds(a.sheddable().objective_ms())};
   return q;
 }
 

@@ -45,6 +45,8 @@ void ClassReport::merge(const ClassReport& o) {
   output_tokens += o.output_tokens;
   prompt_tokens += o.prompt_tokens;
   full_latency.merge(o.full_latency);
+  answered_latency.merge(o.answered_latency);
+  refused_latency.merge(o.refused_latency);
   for (const auto& [k, v] : o.errors) errors[k] += v;
   latency.merge(o.latency);
   ttft.merge(o.ttft);
@@ -385,12 +387,14 @@ awaitable<void> oneRequest(Worker& w, size_t phase, size_t cls, Clock::time_poin
   rep.latency.record(micros(finished - scheduled));
   if (!sse) rep.ttft.record(micros(header_at - scheduled));
   if (status < 200 || status >= 300) {
+    if (status == 429) rep.refused_latency.record(micros(finished - scheduled));
     fail(std::to_string(status));
   } else if (sse && !saw_done) {
     rep.streams_lost++;
     fail("incomplete_stream");
   } else {
     rep.ok++;
+    rep.answered_latency.record(micros(finished - scheduled));
     rep.prompt_tokens += prompt_len;
     sh.ok.fetch_add(1, std::memory_order_relaxed);
     if (degraded) {
@@ -508,6 +512,8 @@ void writeClass(common::JsonWriter& j, const ClassReport& c) {
   writeHistogram(j, "latency", c.latency);
   writeHistogram(j, "ttft", c.ttft);
   writeHistogram(j, "full_latency", c.full_latency);
+  writeHistogram(j, "answered_latency", c.answered_latency);
+  writeHistogram(j, "refused_latency", c.refused_latency);
   writeHistogram(j, "frame_gap", c.frame_gap);
   j.key("frames").value(c.frames);
   j.key("stalls").value(c.stalls);

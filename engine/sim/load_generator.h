@@ -29,6 +29,8 @@ struct ClassReport {
   uint64_t output_tokens = 0;              // generated tokens received (usage, or stream frames)
   uint64_t prompt_tokens = 0;              // prompt tokens of the requests answered 2xx
   LatencyHistogram full_latency;           // end to end, full (not degraded) answers only, µs
+  LatencyHistogram answered_latency;       // end to end, every 2xx answer (full or degraded), µs
+  LatencyHistogram refused_latency;        // from scheduled arrival to a 429, µs
   std::map<std::string, uint64_t> errors;  // "503", "429", "transport", "client_overflow", "incomplete_stream", ...
   LatencyHistogram latency;                // end to end, from scheduled arrival, µs
   LatencyHistogram ttft;                   // first content frame (streams) or first byte, µs

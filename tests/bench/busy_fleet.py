@@ -11,12 +11,16 @@ fleet's capacity with a burst, from five tenants in three priority classes:
   greedy   standard   20 %  streamed, 2,000-3,000 prompt tokens (10x the tokens)
   batch    sheddable  25 %  streamed, 100-300 prompt tokens
 
-is sent, in the same run and to the same simulators, through three gateways:
+is sent, in the same run and to the same simulators, through four gateways:
 
   unprotected    spillwayd with admission off, round robin, no retries: a
                  plain proxy (what nginx round robin does), the baseline
-  admission      spillwayd with its defaults (learned limits, the queue, 429
-                 shedding) and the five keys with their classes
+  timeouts       admission as it was before latency objectives: queue
+                 timeouts alone (the old defaults, 30 / 15 / 5 s), objectives
+                 set as long, so they never bind
+  admission      spillwayd with its defaults (learned limits, the queue with
+                 latency objectives 5 / 2 / 1 s, 429 shedding): a config
+                 listing only backends, plus the five keys with their classes
   degradation    the same plus automatic degradation, levels 1-2 from the
                  queue's oldest wait (300 ms / 1 s): a default answer at
                  level 1, max_tokens capped at 16 at level 2; by class,
@@ -69,12 +73,13 @@ def gateway_yaml(kind, sims):
         lines += ["admission: {disabled: true}",
                   "upstream: {balancing: {policy: round_robin}, retry: {max_attempts: 1}, max_idle_connections: 1024}"]
     else:
-        lines += ["upstream: {max_idle_connections: 1024}",
-                  "admission:",
-                  "  critical: {queue_timeout_ms: 10000}",
-                  "  standard: {queue_timeout_ms: 4000}",
-                  "  sheddable: {queue_timeout_ms: 2000}",
-                  "limits:",
+        lines += ["upstream: {max_idle_connections: 1024}"]
+        if kind == "timeouts":
+            lines += ["admission:",
+                      "  critical: {queue_timeout_ms: 30000, objective_ms: 30000}",
+                      "  standard: {queue_timeout_ms: 15000, objective_ms: 15000}",
+                      "  sheddable: {queue_timeout_ms: 5000, objective_ms: 5000}"]
+        lines += ["limits:",
                   "  keys:"]
         for name, cls, *_ in TENANTS:
             lines.append(f"    - {{name: {name}, sha256: {hashlib.sha256(key(name).encode()).hexdigest()}, "
@@ -114,10 +119,15 @@ def class_row(c, seconds, cap):
     full = c["ok"] - c["degraded"]
     sent = max(1, c["sent"])
     fl = c["full_latency"]
+    al = c.get("answered_latency", {})
+    rl = c.get("refused_latency", {})
     return {"sent": c["sent"], "full": full, "degraded": c["degraded"], "r429": r429,
             "r429_with_retry_after": c["retry_after"], "failed": bad, "failed_by_kind": {k: v for k, v in errors.items() if k != "429"},
             "full_pct": round(100 * full / sent, 2), "answered_pct": round(100 * c["ok"] / sent, 2),
             "mean_ms": round(fl["mean_us"] / 1000, 1), "p99_ms": round(fl["p99_us"] / 1000, 1),
+            "answered_mean_ms": round(al.get("mean_us", 0) / 1000, 1),
+            "refused_p50_ms": round(rl.get("p50_us", 0) / 1000, 1), "refused_p99_ms": round(rl.get("p99_us", 0) / 1000, 1),
+            "refused_max_ms": round(rl.get("max_us", 0) / 1000, 1),
             "ttft_p50_ms": round(c["ttft"]["p50_us"] / 1000, 1), "ttft_p99_ms": round(c["ttft"]["p99_us"] / 1000, 1),
             "goodput_rps": round(full / seconds, 2), "output_tokens": c["output_tokens"],
             "prompt_tokens": c.get("prompt_tokens", 0),
@@ -150,7 +160,7 @@ def run_all(b, procs, workdir, args):
                           "phases": phases, "tenants": [list(t) for t in TENANTS]},
            "gateways": {}}
     out["micro"] = micro(b, procs, workdir, args)
-    for kind in ["unprotected", "admission", "degradation"]:
+    for kind in ["unprotected", "timeouts", "admission", "degradation"]:
         wait_idle([p for _, p in sims])
         cfg = Path(workdir) / f"busy-{kind}.yaml"
         cfg.write_text(gateway_yaml(kind, sims))
@@ -165,6 +175,7 @@ def run_all(b, procs, workdir, args):
             subprocess.run([b.bench, "--quiet", "--scenario", str(scen), "--json", str(path)], check=True,
                            stdout=subprocess.DEVNULL)
         r = json.loads(path.read_text())
+        attainment = objective_attainment(port)
         # Slot use while demand exceeds the fleet (the 2x, burst and 3x phases).
         over_start = t0 + sum(p["duration_ms"] for p in phases[:2]) / 1000
         over_end = t0 + total_s
@@ -205,10 +216,27 @@ def run_all(b, procs, workdir, args):
                                  "full_answers_per_s": round(full_total / r["duration_s"], 2), "classes": by_class, "overall": overall,
                                  "overload_goodput_rps": round(over_goodput, 2),
                                  "overload_goodput_pct_of_capacity": round(100 * over_goodput / cap, 1),
-                                 "overload_failed": over.get("errors", 0)}
+                                 "overload_failed": over.get("errors", 0),
+                                 "objective_attainment": attainment}
         gw.terminate()
         gw.wait(timeout=30)
     return out
+
+
+def objective_attainment(port):
+    """Each class's share of requests answered in full inside its objective, from the gateway's metrics."""
+    import re
+    import urllib.request
+    try:
+        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+    except OSError:
+        return {}
+    counts = {}
+    for cls, outcome, v in re.findall(
+            r'spillway_objective_requests_total\{model="[^"]*",class="([a-z]+)",outcome="([a-z]+)"\} ([0-9.e+]+)', text):
+        counts.setdefault(cls, {})[outcome] = counts.get(cls, {}).get(outcome, 0) + float(v)
+    return {cls: round(100 * c.get("met", 0) / (c.get("met", 0) + c.get("missed", 0)), 2)
+            for cls, c in counts.items() if c.get("met", 0) + c.get("missed", 0) > 0}
 
 
 def micro(b, procs, workdir, args):
@@ -235,14 +263,20 @@ def markdown(s):
              f"{d['capacity_rps']} req/s for this mix. Phases: " +
              ", ".join(f"{p['name']} {p['duration_ms'] / 1000:g}s" for p in d["phases"]) + ".", "",
              "| gateway | sent | full | degraded | 429 (with Retry-After) | 5xx/reset/timeout | full % | answered % "
-             "| mean ms | p99 ms | full answers/s (whole run) | fleet slots busy under overload |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| mean ms (full) | p99 ms (full) | mean ms (answered) | 429 p99 / max ms | full answers/s (whole run) "
+             "| goodput under overload, % of capacity | fleet slots busy under overload "
+             "| within objective: critical / standard / sheddable |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     m = s.get("micro")
     for kind, g in s["gateways"].items():
         o = g["overall"]
         lines.append(f"| {kind} | {o['sent']} | {o['full']} | {o['degraded']} | {o['r429']} ({o['r429_with_retry_after']}) "
                      f"| {o['failed']} | {o['full_pct']} | {o['answered_pct']} | {o['mean_ms']} | {o['p99_ms']} "
-                     f"| {g['full_answers_per_s']} | {g['slot_use_under_overload_pct']} % |")
+                     f"| {o['answered_mean_ms']} | {o['refused_p99_ms']} / {o['refused_max_ms']} "
+                     f"| {g['full_answers_per_s']} | {g['overload_goodput_pct_of_capacity']} % "
+                     f"| {g['slot_use_under_overload_pct']} % | "
+                     + " / ".join(f"{g['objective_attainment'].get(c, '-')}" for c in ("critical", "standard", "sheddable"))
+                     + " |")
     lines += ["", "Share of the standard class's service in the overloaded phases (prompt + 2 x generated "
               "tokens, VTC's measure; greedy sends 10x the tokens; fair is 0.333 each while all three are "
               "backlogged):", ""]

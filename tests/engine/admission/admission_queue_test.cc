@@ -206,6 +206,44 @@ void AdmissionQueueTest::queueShedsWhatCannotMeetItsDeadline() {
   QCOMPARE(h.got.back().tag, std::string("crit"));
 }
 
+void AdmissionQueueTest::queuePredictsWaitsAndCountsObjectives() {
+  QueueSettings settings;
+  settings.objective = {std::chrono::milliseconds(4000), std::chrono::milliseconds(1500),
+                        std::chrono::milliseconds(750)};
+  QueueHarness h(1, settings);
+  QCOMPARE(h.queue.objectiveSeconds(Priority::kStandard), 1.5);
+  QCOMPARE(h.queue.predictedWaitSeconds(Priority::kSheddable), 0.0);  // nobody waits
+  const auto t0 = AdmissionQueue::Clock::now();
+  h.queue.tick(t0, h.pool);
+  for (int i = 0; i < 4; ++i) {  // 4 slots handed out in one second
+    h.ask("fast", Priority::kStandard, "t");
+    h.release();
+  }
+  h.queue.tick(t0 + std::chrono::seconds(1), h.pool);
+  h.ask("hold", Priority::kStandard, "t");
+  h.ask("c", Priority::kCritical, "t");
+  for (int i = 0; i < 3; ++i) h.ask("s", Priority::kStandard, "t");
+  for (int i = 0; i < 4; ++i) h.ask("x", Priority::kSheddable, "t");
+  // A newcomer waits behind its class and those above, at 4 per second.
+  QCOMPARE(h.queue.predictedWaitSeconds(Priority::kCritical), 0.25);
+  QCOMPARE(h.queue.predictedWaitSeconds(Priority::kStandard), 1.0);
+  QCOMPARE(h.queue.predictedWaitSeconds(Priority::kSheddable), 2.0);
+  QCOMPARE(h.queue.stats().predicted_wait[2], 2.0);
+  // The service time is an average of what answers took, per kind.
+  h.queue.observeService(true, 0.2);
+  QCOMPARE(h.queue.serviceSeconds(true), 0.2);
+  h.queue.observeService(true, 1.2);
+  QVERIFY(std::abs(h.queue.serviceSeconds(true) - 0.3) < 1e-9);
+  QCOMPARE(h.queue.serviceSeconds(false), 0.0);
+  h.queue.countObjective(Priority::kStandard, true);
+  h.queue.countObjective(Priority::kStandard, false);
+  h.queue.countObjective(Priority::kSheddable, false);
+  QCOMPARE(h.queue.objectiveCounts(Priority::kStandard), std::make_pair(uint64_t{1}, uint64_t{2}));
+  QCOMPARE(h.queue.objectiveCounts(Priority::kSheddable), std::make_pair(uint64_t{0}, uint64_t{1}));
+  QCOMPARE(h.queue.stats().objective_total[0], uint64_t{0});
+  for (int i = 0; i < 9; ++i) h.release();  // let everyone through
+}
+
 void AdmissionQueueTest::queueWaiterTimesOutAtItsDeadline() {
   QueueHarness h(1);
   h.ask("hold", Priority::kStandard, "t");

@@ -14,6 +14,7 @@ class AdmissionQueueTest : public QObject {
   void queueSharesFairlyByTokensBetweenTenants();
   void queueShedsLowestClassWhenFull();
   void queueShedsWhatCannotMeetItsDeadline();
+  void queuePredictsWaitsAndCountsObjectives();
   void queueWaiterTimesOutAtItsDeadline();
   void queueDropsWaitersWhenNoBackendCanReturn();
 };

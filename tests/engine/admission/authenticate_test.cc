@@ -31,7 +31,8 @@ void AuthenticateTest::keysResolveTenantAndPriority() {
   QCOMPARE(ok.caller.tenant, std::string("alice"));
   QCOMPARE(ok.caller.priority, Priority::kCritical);
   QCOMPARE(std::chrono::duration_cast<std::chrono::milliseconds>(ok.deadline - ok.start).count(),
-           int64_t{30000});  // the critical class's timeout
+           int64_t{5000});  // the critical class's objective, under its 30 s timeout
+  QCOMPARE(ok.objective.count(), 5000);
 
   pipeline::RequestContext lowered;  // the header may lower a key's class, never raise it
   lowered.caller.api_key = "sk-alice";
@@ -95,15 +96,56 @@ void AuthenticateTest::poolClassIsARouteRule() {
   QCOMPARE(ask("chat", "", Priority::kStandard).caller.priority, Priority::kStandard);    // the header lowers it
   QCOMPARE(ask("batch", "", Priority::kCritical).caller.priority, Priority::kSheddable);  // never raises it
   QCOMPARE(ask("plain", "", Priority::kCritical).caller.priority, Priority::kCritical);   // no rule: as before
-  // The deadline follows the class the rule gave.
+  // The deadline follows the class the rule gave (sheddable: its 1 s objective).
   auto b = ask("batch", "sk-ops", {});
-  QCOMPARE(std::chrono::duration_cast<std::chrono::milliseconds>(b.deadline - b.start).count(), int64_t{5000});
+  QCOMPARE(std::chrono::duration_cast<std::chrono::milliseconds>(b.deadline - b.start).count(), int64_t{1000});
   // A class that does not exist is a config error at its field.
   auto loaded = config::loadYaml(
       testing::engineYaml(testing::kTwoInstantSims, "pools:\n  - {model: m, backends: [a], priority: urgent}\n"), "t.yaml");
   QCOMPARE(loaded.errors.size(), size_t{1});
   QCOMPARE(loaded.errors[0].path, std::string("pools[0].priority"));
   QVERIFY(loaded.errors[0].line > 0);  // located in the file
+}
+
+void AuthenticateTest::objectivesComeFromTheClassAndTightenByHeader() {
+  auto config = testing::configFromYaml(testing::engineYaml(
+      testing::kTwoInstantSims, "admission:\n  standard: {queue_timeout_ms: 15000, objective_ms: 2500}\n"));
+  config::applyDefaults(config);
+  AuthenticateStage auth(config);
+  auto ask = [&](std::vector<std::pair<std::string, std::string>> headers) {
+    static boost::beast::http::fields fields;
+    fields = {};
+    for (const auto& [k, v] : headers) fields.insert(k, v);
+    pipeline::RequestContext ctx;
+    ctx.start = pipeline::RequestContext::Clock::now();
+    ctx.headers = &fields;
+    const auto verdict = auth.process(ctx);
+    return std::make_pair(verdict, ctx);
+  };
+  auto ms = [](const pipeline::RequestContext& c) {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(c.deadline - c.start).count();
+  };
+  auto [v0, plain] = ask({});
+  QCOMPARE(plain.objective.count(), 2500);
+  QCOMPARE(ms(plain), int64_t{2500});
+  auto [v1, tight] = ask({{"x-spillway-slo-ttft-ms", "300"}});
+  QCOMPARE(tight.objective.count(), 300);
+  QCOMPARE(ms(tight), int64_t{300});
+  auto [v2, llmd] = ask({{"x-llm-d-slo-ttft-ms", "700"}});
+  QCOMPARE(llmd.objective.count(), 700);
+  auto [v3, relaxed] = ask({{"x-spillway-slo-ttft-ms", "60000"}});  // never relaxes the class's
+  QCOMPARE(relaxed.objective.count(), 2500);
+  auto [v4, both] = ask({{"x-spillway-slo-ttft-ms", "900"}, {"x-llm-d-slo-ttft-ms", "400"}});  // the tighter
+  QCOMPARE(both.objective.count(), 400);
+  auto [v5, timeout] = ask({{"x-spillway-timeout-ms", "100"}});  // a shorter wait, the same objective
+  QCOMPARE(timeout.objective.count(), 2500);
+  QCOMPARE(ms(timeout), int64_t{100});
+  for (const char* bad : {"soon", "0", "-5", "12ms"}) {
+    auto [verdict, ctx] = ask({{"x-spillway-slo-ttft-ms", bad}});
+    QCOMPARE(verdict, pipeline::Verdict::kAnswered);
+    QCOMPARE(ctx.error->status, 400);
+    QCOMPARE(ctx.error->param, std::string("x-spillway-slo-ttft-ms"));
+  }
 }
 
 QTEST_APPLESS_MAIN(AuthenticateTest)

@@ -9,4 +9,5 @@ class AuthenticateTest : public QObject {
  private slots:
   void keysResolveTenantAndPriority();
   void poolClassIsARouteRule();
+  void objectivesComeFromTheClassAndTightenByHeader();
 };

@@ -297,6 +297,41 @@ void GatewayErrorsTest::allBackendsAtTheirLimitQueueThenShed429() {
   QCOMPARE(postJson(engine->port(), "/v1/chat/completions", short_chat).status, 200);
 }
 
+void GatewayErrorsTest::anObjectiveEndsTheWaitLongBeforeTheTimeout() {
+  // The queue timeout is ten minutes: only the objective can end the wait
+  // while the stream holds the backend's only slot.
+  auto engine = startEngine(R"(  - name: one
+    url: sim://one
+    models: [small]
+    max_concurrency: 1
+    sim: {profile: instant, inter_token_ms: 20, min_output_tokens: 100000, max_output_tokens: 100000}
+)",
+                            "admission:\n  standard: {queue_timeout_ms: 600000, objective_ms: 600000}\n");
+  HeldRequest stream(engine->port(), "/v1/chat/completions",
+                     R"({"model":"small","stream":true,"messages":[{"role":"user","content":"x"}]})");
+  QVERIFY(stream.sent());
+  QVERIFY(waitFor([&] { return engine->backends()[0].in_flight == 1; }));
+  // The client's own objective (llm-d's header) bounds its wait.
+  auto r = httpRequest(engine->port(), "POST", "/v1/chat/completions", kChat,
+                       {{"Content-Type", "application/json"}, {"x-llm-d-slo-ttft-ms", "200"}});
+  QCOMPARE(r.status, 429);
+  QCOMPARE(str(errorOf(r)["code"]), "deadline");
+  QVERIFY(!r.header("retry-after").empty());
+  QCOMPARE(engine->backends()[0].in_flight, int64_t{1});  // the slot never freed
+  // Counted as a missed objective of the standard class; the objective and
+  // the predicted wait are metrics too.
+  QVERIFY(waitFor([&] {
+    return engine->metricsText().find(
+               "spillway_objective_requests_total{model=\"small\",class=\"standard\",outcome=\"missed\"} 1") !=
+           std::string::npos;
+  }));
+  const std::string m = engine->metricsText();
+  QVERIFY2(m.find("spillway_objective_seconds{model=\"small\",class=\"standard\"} 600") != std::string::npos, m.c_str());
+  QVERIFY(m.find("spillway_queue_predicted_wait_seconds{model=\"small\",class=\"sheddable\"}") != std::string::npos);
+  QVERIFY(m.find("# TYPE spillway_objective_requests_total counter") != std::string::npos);
+  stream.close();
+}
+
 void GatewayErrorsTest::upstreamErrorsPassThrough() {
   // Admission off: a plain proxy relays the backend's own answer.
   auto engine = startEngine(R"(  - name: limited

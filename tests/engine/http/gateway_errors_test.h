@@ -20,6 +20,7 @@ class GatewayErrorsTest : public QObject {
   void slowUpstreamIs504();
   void upstreamFailureMidStreamEndsWithAnErrorEvent();
   void allBackendsAtTheirLimitQueueThenShed429();
+  void anObjectiveEndsTheWaitLongBeforeTheTimeout();
   void upstreamErrorsPassThrough();
   void busyBackendIsRequeuedNotRelayed();
   void degradationLevelsAnswerAsConfigured();

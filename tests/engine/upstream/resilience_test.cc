@@ -280,7 +280,7 @@ void ResilienceTest::policySwitchedLiveUnderLoadFailsNothing() {
 }
 
 void ResilienceTest::affinityCookieIsSetAndHonoured() {
-  auto engine = start(kTwoInstantSims, "upstream:\n  balancing: {policy: consistent_hash}\n");
+  auto engine = start(kTwoInstantSims, "upstream:\n  balancing: {policy: consistent_hash, hash_key: cookie}\n");
   auto first = postJson(engine->port(), "/v1/chat/completions", kChat);
   QCOMPARE(first.status, 200);
   const std::string set = first.header("set-cookie");
@@ -318,6 +318,51 @@ void ResilienceTest::sessionHeaderKeepsABackend() {
     homes.insert(home);
   }
   QCOMPARE(homes.size(), size_t(2));
+}
+
+void ResilienceTest::defaultChainKeysOnWhatTheClientSends() {
+  auto engine = start(kTwoInstantSims, "upstream:\n  balancing: {policy: consistent_hash}\n");
+  const uint16_t port = engine->port();
+  auto chat = [&](const std::string& user, Headers headers) {
+    headers.push_back({"Content-Type", "application/json"});
+    const std::string body = user.empty() ? kChat
+                                          : R"({"model":"m","user":")" + user + R"(","messages":[{"role":"user","content":"hi"}]})";
+    auto r = httpRequest(port, "POST", "/v1/chat/completions", body, headers);
+    if (r.status != 200) qFatal("status %d", r.status);
+    return r;
+  };
+  // The session header first: sticky per session, whatever the user field says.
+  std::set<std::string> homes;
+  for (int s = 0; s < 16; ++s) {
+    const Headers session = {{"x-session-id", "s-" + std::to_string(s)}};
+    const std::string home = chat("", session).header("x-spillway-backend");
+    for (int i = 0; i < 3; ++i) {
+      auto r = chat("user-" + std::to_string(i), session);
+      QCOMPARE(r.header("x-spillway-backend"), home);
+      QVERIFY(r.header("set-cookie").empty());
+    }
+    homes.insert(home);
+  }
+  QCOMPARE(homes.size(), size_t(2));
+  // Without it, the OpenAI "user" field (what the SDKs send).
+  homes.clear();
+  for (int u = 0; u < 16; ++u) {
+    const std::string user = "user-" + std::to_string(u);
+    const std::string home = chat(user, {}).header("x-spillway-backend");
+    for (int i = 0; i < 3; ++i) QCOMPARE(chat(user, {}).header("x-spillway-backend"), home);
+    homes.insert(home);
+  }
+  QCOMPARE(homes.size(), size_t(2));
+  // Nothing at all: the client's address, handed back as the cookie, which
+  // keeps the same backend.
+  auto bare = chat("", {});
+  const std::string set = bare.header("set-cookie");
+  QVERIFY2(set.rfind("route=", 0) == 0, set.c_str());
+  const std::string home = bare.header("x-spillway-backend");
+  QCOMPARE(chat("", {}).header("x-spillway-backend"), home);
+  auto with_cookie = chat("", {{"Cookie", set.substr(0, set.find(';'))}});
+  QCOMPARE(with_cookie.header("x-spillway-backend"), home);
+  QVERIFY(with_cookie.header("set-cookie").empty());
 }
 
 void ResilienceTest::metricCachesStayBoundedAcrossApplies() {

@@ -24,5 +24,6 @@ class ResilienceTest : public QObject {
   void policySwitchedLiveUnderLoadFailsNothing();
   void affinityCookieIsSetAndHonoured();
   void sessionHeaderKeepsABackend();
+  void defaultChainKeysOnWhatTheClientSends();
   void metricCachesStayBoundedAcrossApplies();
 };
