@@ -64,14 +64,36 @@ double AdmissionQueue::objectiveSeconds(Priority p) const {
   return std::chrono::duration<double>(settings_.objective[static_cast<int>(p)]).count();
 }
 
+double AdmissionQueue::predictLocked(int cls, size_t ahead, size_t own, const Tenant* tenant, size_t mine) const {
+  const double rate = rate_.load(std::memory_order_relaxed);
+  if (rate <= 0 || ahead == 0) return 0;  // no measure yet, or nobody ahead
+  double wait = static_cast<double>(ahead) / rate;
+  // Strict priority: a class gets what the classes above leave. Its own
+  // queue drains at the rate it is being served, which is what the pool's
+  // rate overstates while the classes above take most of it.
+  if (own > 0) {
+    if (starved_[cls]) return std::numeric_limits<double>::infinity();
+    // (Only a rate measured while the class had a queue says how fast its
+    // queue drains: an idle class's rate is its arrivals, or stale.)
+    if (backlogged_at_tick_[cls] && class_rate_[cls] > 0) {
+      wait = std::max(wait, static_cast<double>(own) / class_rate_[cls]);
+    }
+  }
+  // Fairness inside the class: a tenant over its share waits for its own
+  // backlog at the rate fairness serves it, however fast the class moves.
+  if (tenant && mine > 0) {
+    if (tenant->starved) return std::numeric_limits<double>::infinity();
+    if (tenant->backlogged_at_tick && tenant->rate > 0) wait = std::max(wait, static_cast<double>(mine) / tenant->rate);
+  }
+  return wait;
+}
+
 double AdmissionQueue::predictedWaitSeconds(Priority p) const {
   if (waiting() == 0) return 0;
-  const double rate = rate_.load(std::memory_order_relaxed);
-  const auto depth = depths();
-  double ahead = 0;
-  for (int c = 0; c <= static_cast<int>(p); ++c) ahead += static_cast<double>(depth[c]);
-  if (ahead == 0) return 0;
-  return rate > 0 ? ahead / rate : std::numeric_limits<double>::infinity();
+  common::MutexLock lock(mu_);
+  size_t ahead = 0;
+  for (int c = 0; c <= static_cast<int>(p); ++c) ahead += classes_[c].size;
+  return predictLocked(static_cast<int>(p), ahead, classes_[static_cast<int>(p)].size);
 }
 
 AdmissionQueue::Tenant* AdmissionQueue::nextTenant(int cls, std::span<const void* const> blocked) {
@@ -163,9 +185,11 @@ void AdmissionQueue::dispatchLocked(balance::Balancer& balancer, std::span<const
       }
       remove(w);
       t->counter += settings_.input_weight * w->ask.input_tokens;
+      ++t->served;
       w->state = Waiter::State::kGranted;
       w->backend = std::move(pick.backend);
       admitted_.fetch_add(1, std::memory_order_relaxed);
+      admitted_class_[cls].fetch_add(1, std::memory_order_relaxed);
       dispatched_.fetch_add(1, std::memory_order_relaxed);
       wake.push_back(std::move(w));
     }
@@ -203,6 +227,7 @@ std::optional<AdmissionQueue::Ticket> AdmissionQueue::tryAdmit(balance::Balancer
   auto pick = balancer.pick(backends, ask.pick);
   if (pick.outcome == balance::PickOutcome::kPicked) {
     admitted_.fetch_add(1, std::memory_order_relaxed);
+    admitted_class_[static_cast<int>(ask.priority)].fetch_add(1, std::memory_order_relaxed);
     ticket.backend = std::move(pick.backend);
     // Fairness counts this slot too: a tenant must not gain by arriving
     // when the queue happens to be empty. (Open-access callers name their
@@ -254,17 +279,24 @@ common::Awaitable<AdmissionQueue::Ticket> AdmissionQueue::acquire(balance::Balan
         for (const auto& o : t->waiting) ahead += o->ask.pick.only.data() == ask.pick.only.data() ? 1 : 0;
       }
     }
+    size_t own_ahead = 0, mine = 0;
+    const Tenant* tenant = nullptr;
     {
       const Class& own = classes_[w->cls];
       auto it = own.tenants.find(std::string(ask.tenant));
-      const size_t mine = it == own.tenants.end() ? 0 : it->second.waiting.size();
+      if (it != own.tenants.end()) tenant = &it->second;
+      mine = tenant ? tenant->waiting.size() : 0;
       const size_t tenants = own.backlogged.size() + (mine == 0 ? 1 : 0);
-      ahead += std::min(own.size, (mine + 1) * tenants);
+      own_ahead = std::min(own.size, (mine + 1) * tenants);
+      ahead += own_ahead;
     }
-    const double rate = rate_.load(std::memory_order_relaxed);
+    // A placed request's own class rate is the pool's, not its instances':
+    // it is predicted from what is ahead of it alone.
+    const bool pool_wide = ask.pick.only.empty();
+    const double predicted = predictLocked(w->cls, ahead, pool_wide ? own_ahead : 0, pool_wide ? tenant : nullptr, mine);
     const double left = std::chrono::duration<double>(ask.deadline - now).count();
     DropReason refuse = DropReason::kNone;
-    if (left <= 0 || (rate > 0 && ahead > 0 && static_cast<double>(ahead) / rate > left)) {
+    if (left <= 0 || predicted > left) {
       refuse = DropReason::kDeadline;
     } else if (waiting() >= settings_.max_queue) {
       // Full: push out the newest waiter of a lower class, else refuse.
@@ -348,12 +380,32 @@ void AdmissionQueue::tick(Clock::time_point now, std::span<const upstream::Backe
   {
     common::MutexLock lock(mu_);
     const uint64_t admitted = admitted_.load(std::memory_order_relaxed);
-    if (last_tick_ != Clock::time_point{}) {
-      const double secs = std::chrono::duration<double>(now - last_tick_).count();
+    const double secs = last_tick_ == Clock::time_point{} ? 0 : std::chrono::duration<double>(now - last_tick_).count();
+    if (secs > 0) {
+      const double sample = static_cast<double>(admitted - admitted_at_tick_) / secs;
+      const double old = rate_.load(std::memory_order_relaxed);
+      rate_.store(old <= 0 ? sample : 0.7 * old + 0.3 * sample, std::memory_order_relaxed);
+    }
+    for (int c = 0; c < kPriorities; ++c) {
+      const uint64_t n = admitted_class_[c].load(std::memory_order_relaxed);
+      const uint64_t served = n - admitted_class_at_tick_[c];
       if (secs > 0) {
-        const double sample = static_cast<double>(admitted - admitted_at_tick_) / secs;
-        const double old = rate_.load(std::memory_order_relaxed);
-        rate_.store(old <= 0 ? sample : 0.7 * old + 0.3 * sample, std::memory_order_relaxed);
+        const double sample = static_cast<double>(served) / secs;
+        class_rate_[c] = class_rate_[c] <= 0 ? sample : 0.7 * class_rate_[c] + 0.3 * sample;
+      }
+      const bool backlogged = classes_[c].size > 0;
+      starved_[c] = secs > 0 && served == 0 && backlogged && backlogged_at_tick_[c];
+      backlogged_at_tick_[c] = backlogged;
+      admitted_class_at_tick_[c] = n;
+      for (auto& [name, t] : classes_[c].tenants) {
+        const uint64_t got = t.served - t.served_at_tick;
+        if (secs > 0) {
+          const double sample = static_cast<double>(got) / secs;
+          t.rate = t.rate <= 0 ? sample : 0.7 * t.rate + 0.3 * sample;
+        }
+        t.starved = secs > 0 && got == 0 && !t.waiting.empty() && t.backlogged_at_tick;
+        t.backlogged_at_tick = !t.waiting.empty();
+        t.served_at_tick = t.served;
       }
     }
     last_tick_ = now;

@@ -159,7 +159,9 @@ class AdmissionQueue {
     return {std::min(total, objective_met_[c].load(std::memory_order_relaxed)), total};
   }
   // What a newcomer of class `p` would wait now: the requests of its class
-  // and those above, at the current service rate (0 when none wait).
+  // and those above at the pool's service rate, or its own class's queue at
+  // the rate that class is being served, whichever is longer (infinity
+  // while the classes above take every slot; 0 when none wait).
   double predictedWaitSeconds(Priority p) const;
 
  private:
@@ -168,6 +170,12 @@ class AdmissionQueue {
   struct Tenant {
     double counter = 0;
     std::deque<WaiterPtr> waiting;
+    // How fast this tenant's queue drains (fairness gives it its share, not
+    // the class's): slots handed to it, its rate per tick, and whether it
+    // was starved (waiters over a whole tick, none served).
+    uint64_t served = 0, served_at_tick = 0;
+    double rate = 0;
+    bool backlogged_at_tick = false, starved = false;
   };
   struct Class {
     std::unordered_map<std::string, Tenant> tenants;
@@ -196,6 +204,20 @@ class AdmissionQueue {
   std::array<std::atomic<uint64_t>, kDropReasons> drops_{};
   std::atomic<double> rate_{0};              // slots per second, EWMA over ticks
   std::array<std::atomic<double>, 2> service_{};  // seconds: non-streams, streams (EWMA)
+  // Slots handed to each class (fast path and queue), and per tick: each
+  // class's recent rate, and whether it was starved (waiters over a whole
+  // tick, none served: the classes above take every slot).
+  std::array<std::atomic<uint64_t>, kPriorities> admitted_class_{};
+  std::array<uint64_t, kPriorities> admitted_class_at_tick_ ABSL_GUARDED_BY(mu_){};
+  std::array<double, kPriorities> class_rate_ ABSL_GUARDED_BY(mu_){};
+  std::array<bool, kPriorities> backlogged_at_tick_ ABSL_GUARDED_BY(mu_){};
+  std::array<bool, kPriorities> starved_ ABSL_GUARDED_BY(mu_){};
+  // Under mu_: the predicted wait of a newcomer of class `cls` with
+  // `ahead` requests in front of it, `own` of them of its own class, and of
+  // those `mine` of its own tenant `tenant` (null: unknown); infinity when
+  // its class or its tenant is starved.
+  double predictLocked(int cls, size_t ahead, size_t own, const Tenant* tenant = nullptr, size_t mine = 0) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   std::array<std::atomic<uint64_t>, kPriorities> objective_met_{};
   std::array<std::atomic<uint64_t>, kPriorities> objective_total_{};
   std::atomic<bool> enqueued_since_tick_{false};

@@ -15,6 +15,8 @@ class AdmissionQueueTest : public QObject {
   void queueShedsLowestClassWhenFull();
   void queueShedsWhatCannotMeetItsDeadline();
   void queuePredictsWaitsAndCountsObjectives();
+  void queueRefusesAtOnceWhatAStarvedClassCannotServe();
+  void queueRefusesAtOnceWhatATenantOverItsShareWillNotGet();
   void queueWaiterTimesOutAtItsDeadline();
   void queueDropsWaitersWhenNoBackendCanReturn();
 };
