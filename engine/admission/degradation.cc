@@ -185,6 +185,15 @@ pipeline::Verdict DegradeStage::process(pipeline::RequestContext& ctx) {
   // answer would be wrong, not cheaper. Other endpoints are served (or
   // queued and shed) as they are.
   if (!degradable(ctx.parsed.endpoint)) return pipeline::Verdict::kContinue;
+  // An automatic level degrades only what the fleet cannot serve in time:
+  // level 1's answer goes to the requests the queue refuses
+  // (degradeInsteadOfShedding below, so who is degraded follows the
+  // queue's fairness: a tenant over its share first), and level 2's cheaper
+  // request only while requests wait. A pinned level is the operator's
+  // call and applies to every request.
+  if (ctx.pool->queue && ctx.pool->degradation->pinned() < 0) {
+    if (level == 1 || ctx.pool->queue->waiting() == 0) return pipeline::Verdict::kContinue;
+  }
   if (level == 1) {
     // Nothing cheaper to give: serve it.
     return answerAtLevelOne(ctx, settings_) ? pipeline::Verdict::kAnswered : pipeline::Verdict::kContinue;

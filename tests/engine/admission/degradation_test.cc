@@ -2,7 +2,11 @@
 
 #include <QtTest>
 
+#include "admission/admission_queue.h"
 #include "admission/degradation.h"
+#include "config/validate.h"
+#include "pipeline/request_context.h"
+#include "pipeline/route_table.h"
 #include "config/config_loader.h"
 #include "openai/openai.h"
 #include "support/test_config.h"
@@ -82,6 +86,63 @@ void DegradationTest::degradationPinOverridesAndReleases() {
   QCOMPARE(d.pinned(), 2);
   d.pin(-1);
   QCOMPARE(d.level(), 0);
+}
+
+void DegradationTest::automaticLevelsDegradeOnlyWhatTheFleetCannotServe() {
+  auto config = testing::configFromYaml(testing::engineYaml(testing::kTwoInstantSims, R"(degradation:
+  max_tokens_cap: 8
+  default_answers:
+    - {model: m, text: "Busy; a short answer for now."}
+)"));
+  config::applyDefaults(config);
+  DegradeStage stage(config);
+  pipeline::RouteTable table;
+  pipeline::PoolRoute pool;
+  pool.model = "m";
+  pool.queue = std::make_shared<AdmissionQueue>();
+  auto level = std::make_shared<PoolDegradation>();
+  pool.degradation = level;
+  table.config = config;
+  table.pools.emplace("m", std::move(pool));
+  const pipeline::PoolRoute& m = table.pools.at("m");
+  auto request = [&] {
+    auto ctx = std::make_unique<pipeline::RequestContext>();
+    ctx->routes = &table;
+    ctx->pool = &m;
+    ctx->caller.priority = Priority::kSheddable;  // gets the pool's level as it is
+    ctx->body = R"({"model":"m","max_tokens":100,"messages":[{"role":"user","content":"hi"}]})";
+    ctx->parsed.model = "m";
+    ctx->parsed.max_tokens = 100;
+    return ctx;
+  };
+  // Automatic level 1 with nobody waiting: the full answer (the queue's
+  // shed path gives level 1's answer to what it cannot serve in time).
+  v1::Degradation automatic;
+  automatic.set_automatic(true);
+  automatic.add_wait_thresholds_ms(100);
+  automatic.add_wait_thresholds_ms(200);
+  QVERIFY(level->evaluate(automatic, 150, 1000));
+  QCOMPARE(level->level(), 1);
+  auto one = request();
+  QCOMPARE(stage.process(*one), pipeline::Verdict::kContinue);
+  QCOMPARE(one->degraded, uint8_t{0});
+  // Automatic level 2 with nobody waiting: not rewritten either.
+  QVERIFY(level->evaluate(automatic, 250, 2000));
+  QCOMPARE(level->level(), 2);
+  auto two = request();
+  QCOMPARE(stage.process(*two), pipeline::Verdict::kContinue);
+  QCOMPARE(two->degraded, uint8_t{0});
+  QVERIFY(two->rewritten_body.empty());
+  // The operator's pin applies to every request, idle fleet or not.
+  level->pin(1);
+  auto pinned = request();
+  QCOMPARE(stage.process(*pinned), pipeline::Verdict::kAnswered);
+  QCOMPARE(pinned->degraded, uint8_t{1});
+  level->pin(2);
+  auto pinned2 = request();
+  QCOMPARE(stage.process(*pinned2), pipeline::Verdict::kContinue);
+  QCOMPARE(pinned2->degraded, uint8_t{2});
+  QVERIFY(pinned2->rewritten_body.find("\"max_tokens\":8") != std::string::npos);
 }
 
 void DegradationTest::degradationAppliesByClass() {

@@ -11,6 +11,7 @@ class DegradationTest : public QObject {
   void degradationFollowsErrorRateAndBackendsOut();
   void degradationHasHysteresisAndDwell();
   void degradationPinOverridesAndReleases();
+  void automaticLevelsDegradeOnlyWhatTheFleetCannotServe();
   void degradationAppliesByClass();
   void rewriteCapsTokensAddsInstructionAndSwapsModel();
 };
