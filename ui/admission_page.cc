@@ -210,6 +210,7 @@ void AdmissionPage::showAdmission(const v1::AdmissionState& a) {
     if (std::isinf(v)) return tr("unknown");
     return v < 1 ? tr("%1 ms").arg(v * 1000, 0, 'f', 0) : tr("%1 s").arg(v, 0, 'f', 2);
   };
+  auto service = [&](double v) { return v > 0 ? seconds(v) : QStringLiteral("–"); };  // none answered yet
   int row = 0;
   for (const auto& p : a.pools()) row += p.classes_size();
   objectives_->setRowCount(row);
@@ -224,7 +225,7 @@ void AdmissionPage::showAdmission(const v1::AdmissionState& a) {
       setRow(objectives_, row++,
              {qs(p.model()), qs(c.name()), seconds(c.objective_seconds()), seconds(c.predicted_wait_seconds()), attained,
               QString::number(c.objective_total()),
-              seconds(p.service_seconds_stream()) + " / " + seconds(p.service_seconds_whole())});
+              service(p.service_seconds_stream()) + " / " + service(p.service_seconds_whole())});
     }
   }
   rate_limits_->setRowCount(a.limits_size());
