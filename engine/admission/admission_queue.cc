@@ -23,6 +23,7 @@ struct AdmissionQueue::Waiter {
   upstream::BackendPtr backend;
   DropReason reason = DropReason::kNone;
   Clock::time_point enqueued;
+  double key = 0;  // shortest_first's place: arrival (seconds) pushed back for a long request
 };
 
 bool canRecover(std::span<const upstream::BackendPtr> backends) {
@@ -206,6 +207,39 @@ void AdmissionQueue::dispatch(balance::Balancer& balancer, std::span<const upstr
   wakeAll(wake);
 }
 
+void AdmissionQueue::place(Tenant& t, const WaiterPtr& w) {
+  if (w->ask.requeue) {
+    t.waiting.push_front(w);
+    return;
+  }
+  if (!settings_.shortest_first) {
+    t.waiting.push_back(w);
+    return;
+  }
+  // The expected cost in the fairness counter's units: prompt tokens and
+  // the tokens it will generate (max_tokens, else what the tenant's
+  // answers have been generating).
+  const double output = w->ask.expected_output >= 0 ? w->ask.expected_output : std::max(0.0, t.output_tokens);
+  const double cost = settings_.input_weight * w->ask.input_tokens + settings_.output_weight * output;
+  mean_cost_ = mean_cost_ <= 0 ? cost : 0.95 * mean_cost_ + 0.05 * cost;
+  // Its arrival time, pushed back by a share of the aging bound that grows
+  // with its cost (half of it at the mean cost): a request is passed only
+  // by requests that arrived less than `aging` after it, so none starves.
+  using Seconds = std::chrono::duration<double>;
+  const double aging = settings_.aging.count() > 0     ? Seconds(settings_.aging).count()
+                       : w->ask.objective.count() > 0 ? Seconds(w->ask.objective).count() / 2
+                                                      : 1.0;
+  const double share = cost + mean_cost_ > 0 ? cost / (cost + mean_cost_) : 0.5;
+  w->key = std::chrono::duration<double>(w->enqueued.time_since_epoch()).count() + aging * share;
+  auto it = t.waiting.end();
+  while (it != t.waiting.begin()) {
+    const Waiter& before = **std::prev(it);
+    if (before.ask.requeue || before.key <= w->key) break;  // requeued ones stay first
+    --it;
+  }
+  t.waiting.insert(it, w);
+}
+
 void AdmissionQueue::pruneTenants(Class& c) {
   if (c.tenants.size() < 4096) return;
   // Tenants with nothing waiting whose counter is at or below every
@@ -330,11 +364,7 @@ common::Awaitable<AdmissionQueue::Ticket> AdmissionQueue::acquire(balance::Balan
         c.backlogged.push_back(&t);
       }
       w->tenant = &t;
-      if (ask.requeue) {
-        t.waiting.push_front(w);
-      } else {
-        t.waiting.push_back(w);
-      }
+      place(t, w);
       ++c.size;
       waiting_.fetch_add(1, std::memory_order_relaxed);
       dispatchLocked(balancer, backends, wake);
@@ -384,26 +414,33 @@ void AdmissionQueue::tick(Clock::time_point now, std::span<const upstream::Backe
     if (secs > 0) {
       const double sample = static_cast<double>(admitted - admitted_at_tick_) / secs;
       const double old = rate_.load(std::memory_order_relaxed);
-      rate_.store(old <= 0 ? sample : 0.7 * old + 0.3 * sample, std::memory_order_relaxed);
+      rate_.store(old <= 0 ? sample : 0.85 * old + 0.15 * sample, std::memory_order_relaxed);
     }
+    const uint64_t pool_served = admitted - admitted_at_tick_;
     for (int c = 0; c < kPriorities; ++c) {
       const uint64_t n = admitted_class_[c].load(std::memory_order_relaxed);
       const uint64_t served = n - admitted_class_at_tick_[c];
       if (secs > 0) {
         const double sample = static_cast<double>(served) / secs;
-        class_rate_[c] = class_rate_[c] <= 0 ? sample : 0.7 * class_rate_[c] + 0.3 * sample;
+        class_rate_[c] = class_rate_[c] <= 0 ? sample : 0.85 * class_rate_[c] + 0.15 * sample;
       }
+      // Starved: waiting over the whole tick while others took slots (at
+      // least two: one freed slot going elsewhere is chance, and a pool
+      // whose answers outlast a tick frees none).
       const bool backlogged = classes_[c].size > 0;
-      starved_[c] = secs > 0 && served == 0 && backlogged && backlogged_at_tick_[c];
+      starved_[c] = secs > 0 && served == 0 && backlogged && backlogged_at_tick_[c] && pool_served >= 2;
       backlogged_at_tick_[c] = backlogged;
       admitted_class_at_tick_[c] = n;
       for (auto& [name, t] : classes_[c].tenants) {
         const uint64_t got = t.served - t.served_at_tick;
         if (secs > 0) {
           const double sample = static_cast<double>(got) / secs;
-          t.rate = t.rate <= 0 ? sample : 0.7 * t.rate + 0.3 * sample;
+          t.rate = t.rate <= 0 ? sample : 0.85 * t.rate + 0.15 * sample;
         }
-        t.starved = secs > 0 && got == 0 && !t.waiting.empty() && t.backlogged_at_tick;
+        // Over its share: nothing while its class served at least two
+        // requests for every backlogged tenant.
+        t.starved = secs > 0 && got == 0 && !t.waiting.empty() && t.backlogged_at_tick &&
+                    served >= 2 * std::max<size_t>(1, classes_[c].backlogged.size());
         t.backlogged_at_tick = !t.waiting.empty();
         t.served_at_tick = t.served;
       }
@@ -429,7 +466,10 @@ void AdmissionQueue::chargeOutput(Priority priority, std::string_view tenant, ui
   common::MutexLock lock(mu_);
   Class& c = classes_[static_cast<int>(priority)];
   auto it = c.tenants.find(std::string(tenant));
-  if (it != c.tenants.end()) it->second.counter += settings_.output_weight * output_tokens;
+  if (it == c.tenants.end()) return;
+  Tenant& t = it->second;
+  t.counter += settings_.output_weight * output_tokens;
+  t.output_tokens = t.output_tokens < 0 ? output_tokens : 0.8 * t.output_tokens + 0.2 * output_tokens;
 }
 
 double AdmissionQueue::oldestWaitSeconds() const {
@@ -439,7 +479,8 @@ double AdmissionQueue::oldestWaitSeconds() const {
   double oldest = 0;
   for (const Class& c : classes_) {
     for (const Tenant* t : c.backlogged) {
-      oldest = std::max(oldest, std::chrono::duration<double>(now - t->waiting.front()->enqueued).count());
+      // In arrival order the front is the oldest; shortest-first reorders.
+      for (const auto& w : t->waiting) oldest = std::max(oldest, std::chrono::duration<double>(now - w->enqueued).count());
     }
   }
   return oldest;

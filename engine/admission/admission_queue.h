@@ -52,6 +52,12 @@ struct QueueSettings {
                                                              std::chrono::milliseconds(5000)};
   double input_weight = 1;
   double output_weight = 2;
+  // The order inside a tenant's share of a class: shortest expected first
+  // (with aging: a request is passed only by requests that arrived less
+  // than `aging` after it; zero: half the request's objective), or arrival
+  // order.
+  bool shortest_first = true;
+  std::chrono::milliseconds aging{0};
   // The classes' latency objectives (admission.<class>.objective_ms), for
   // views and metrics: each request carries its own (ctx.objective).
   std::array<std::chrono::milliseconds, kPriorities> objective{std::chrono::milliseconds(5000),
@@ -71,6 +77,12 @@ class AdmissionQueue {
     Clock::time_point deadline;     // give up (429 deadline) at this time
     balance::PickContext pick;      // the balancer's inputs (spans stay valid while waiting)
     bool requeue = false;           // back after a backend refused it: ahead of its tenant's others
+    // Generated tokens expected (max_tokens); negative: unknown, the
+    // tenant's recent answers' length is used.
+    double expected_output = -1;
+    // The request's latency objective (shortest_first's default aging is
+    // half of it); zero: none.
+    std::chrono::milliseconds objective{0};
   };
   // The answer: a backend slot (the caller must release() it), or a drop.
   struct Ticket {
@@ -176,6 +188,7 @@ class AdmissionQueue {
     uint64_t served = 0, served_at_tick = 0;
     double rate = 0;
     bool backlogged_at_tick = false, starved = false;
+    double output_tokens = -1;  // EWMA of its answers' generated tokens; negative: none yet
   };
   struct Class {
     std::unordered_map<std::string, Tenant> tenants;
@@ -192,6 +205,9 @@ class AdmissionQueue {
   void drop(const WaiterPtr& w, DropReason r, std::vector<WaiterPtr>& wake) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   static void wakeAll(std::vector<WaiterPtr>& wake);
   void pruneTenants(Class& c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Puts `w` in its tenant's queue: first when requeued; else in arrival
+  // order, or by its shortest-first key.
+  void place(Tenant& t, const WaiterPtr& w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void countTenantShed(std::string_view tenant) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   mutable common::Mutex mu_;
@@ -202,7 +218,10 @@ class AdmissionQueue {
   std::atomic<uint64_t> admitted_{0};
   std::atomic<uint64_t> dispatched_{0};
   std::array<std::atomic<uint64_t>, kDropReasons> drops_{};
-  std::atomic<double> rate_{0};              // slots per second, EWMA over ticks
+  // Slots per second, an EWMA over ticks (0.85 / 0.15: a time constant of
+  // about 6 s, so the bursts of a pool whose answers outlast a tick do not
+  // read as a stall). The class and tenant rates below use the same.
+  std::atomic<double> rate_{0};
   std::array<std::atomic<double>, 2> service_{};  // seconds: non-streams, streams (EWMA)
   // Slots handed to each class (fast path and queue), and per tick: each
   // class's recent rate, and whether it was starved (waiters over a whole
@@ -224,6 +243,7 @@ class AdmissionQueue {
   std::atomic<bool> contended_{false};
   uint64_t admitted_at_tick_ ABSL_GUARDED_BY(mu_) = 0;
   Clock::time_point last_tick_ ABSL_GUARDED_BY(mu_){};
+  double mean_cost_ ABSL_GUARDED_BY(mu_) = 0;  // EWMA of enqueued requests' expected cost (shortest_first's scale)
 };
 
 // True when some backend of the pool is out only for a while (ejected,

@@ -50,8 +50,11 @@ AdmissionQueue::Ask QueueSlotSource::ask(pipeline::RequestContext& ctx, const ba
         std::max(objective - Seconds(ctx.pool->queue->serviceSeconds(ctx.parsed.stream)), objective / 2);
     deadline = std::min(deadline, ctx.start + std::chrono::duration_cast<pipeline::RequestContext::Clock::duration>(budget));
   }
-  return AdmissionQueue::Ask{ctx.caller.priority, ctx.caller.tenant, static_cast<double>(ctx.prompt_tokens_estimate),
-                             deadline, pick, ctx.requeues > 0};
+  AdmissionQueue::Ask a{ctx.caller.priority, ctx.caller.tenant, static_cast<double>(ctx.prompt_tokens_estimate),
+                        deadline, pick, ctx.requeues > 0};
+  if (ctx.parsed.max_tokens) a.expected_output = static_cast<double>(*ctx.parsed.max_tokens);
+  a.objective = ctx.objective;
+  return a;
 }
 
 std::optional<SlotResult> QueueSlotSource::tryNow(pipeline::RequestContext& ctx, const balance::PickContext& pick,

@@ -257,12 +257,19 @@ std::vector<ConfigError> validate(const v1::Config& c, const SourceMap* sources,
     }
   }
 
+  auto checkOrder = [&](const std::string& path, const std::string& order) {
+    if (!order.empty() && order != "fifo" && order != "shortest_first") {
+      ck.fail(path, common::strCat("must be \"fifo\" or \"shortest_first\", got \"", order, "\""));
+    }
+  };
+  checkOrder("admission.queue_order", c.admission().queue_order());
   for (int i = 0; i < c.pools_size(); ++i) {
     const std::string& pr = c.pools(i).priority();
     if (!pr.empty() && pr != "critical" && pr != "standard" && pr != "sheddable") {
       ck.fail(common::strCat("pools[", i, "].priority"),
               common::strCat("must be \"critical\", \"standard\" or \"sheddable\", got \"", pr, "\""));
     }
+    checkOrder(common::strCat("pools[", i, "].queue_order"), c.pools(i).queue_order());
   }
 
   for (const auto& [name, list] : {std::pair{"error_rate_thresholds", &dg.error_rate_thresholds()},
@@ -468,6 +475,7 @@ void applyDefaults(v1::Config& c) {
   if (a->input_token_weight() == 0) a->set_input_token_weight(1);
   if (a->output_token_weight() == 0) a->set_output_token_weight(2);
   if (a->max_requeues() == 0) a->set_max_requeues(8);
+  if (a->queue_order().empty()) a->set_queue_order("shortest_first");
   auto* ll = a->mutable_learned_limit();
   if (ll->initial() == 0) ll->set_initial(8);
   if (ll->min() == 0) ll->set_min(1);

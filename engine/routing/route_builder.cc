@@ -78,6 +78,8 @@ admission::QueueSettings queueSettings(const v1::Config& config) {
                std::chrono::milliseconds(a.sheddable().queue_timeout_ms())};
   q.input_weight = a.input_token_weight();
   q.output_weight = a.output_token_weight();
+  q.shortest_first = a.queue_order() != "fifo";
+  q.aging = std::chrono::milliseconds(a.aging_ms());
   q.objective = {std::chrono::milliseconds(a.critical().objective_ms()),
                  std::chrono::milliseconds(a.standard().objective_ms()),
                  std::chrono::milliseconds(a.sheddable().objective_ms())};
@@ -147,7 +149,10 @@ absl::StatusOr<std::shared_ptr<RouteTable>> buildRouteTable(const v1::Config& cf
     const PoolRoute* before = old ? old->find(p.model()) : nullptr;
     if (!cfg.admission().disabled()) {
       route->queue = before && before->queue ? before->queue : std::make_shared<admission::AdmissionQueue>();
-      route->queue->configure(queueSettings(cfg));
+      auto settings = queueSettings(cfg);
+      const std::string& order = p.queue_order().empty() ? cfg.admission().queue_order() : p.queue_order();
+      settings.shortest_first = order != "fifo";
+      route->queue->configure(settings);
     }
     route->degradation =
         before && before->degradation ? before->degradation : std::make_shared<admission::PoolDegradation>();

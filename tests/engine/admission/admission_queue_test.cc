@@ -8,6 +8,7 @@
 #include <cmath>
 #include <deque>
 #include <map>
+#include <thread>
 
 #include "admission/admission_queue.h"
 #include "balance/balancer.h"
@@ -49,6 +50,7 @@ struct QueueHarness {
   explicit QueueHarness(uint32_t n_slots, QueueSettings s = {}) : queue(s) { pool.push_back(makeBackend("b", n_slots)); }
 
   std::deque<std::vector<const upstream::Backend*>> placements;  // stable storage for Ask::pick.only
+  double expected_output = -1;  // the next asks' Ask::expected_output
   void ask(const std::string& tag, Priority p, const std::string& tenant, double tokens = 0,
            std::chrono::milliseconds timeout = std::chrono::milliseconds(60000),
            std::vector<const upstream::Backend*> only = {}) {
@@ -59,6 +61,7 @@ struct QueueHarness {
     a.priority = p;
     a.tenant = tenants.back();
     a.input_tokens = tokens;
+    a.expected_output = expected_output;
     a.deadline = AdmissionQueue::Clock::now() + timeout;
     net::co_spawn(
         io.get_executor(),
@@ -259,6 +262,14 @@ void AdmissionQueueTest::queueRefusesAtOnceWhatAStarvedClassCannotServe() {
   h.queue.tick(t0 + std::chrono::seconds(1), h.pool);
   QVERIFY(!std::isinf(h.queue.predictedWaitSeconds(Priority::kSheddable)));  // waiting, not yet for a whole tick
   h.queue.tick(t0 + std::chrono::seconds(2), h.pool);
+  // A whole tick in which nobody was served is no sign: answers may simply
+  // outlast a tick.
+  QVERIFY(!std::isinf(h.queue.predictedWaitSeconds(Priority::kSheddable)));
+  for (int i = 0; i < 3; ++i) {
+    h.ask("std", Priority::kStandard, "t");
+    h.release();
+  }
+  h.queue.tick(t0 + std::chrono::seconds(3), h.pool);  // the standard class took three slots; sheddable none
   QVERIFY(std::isinf(h.queue.predictedWaitSeconds(Priority::kSheddable)));
   // A whole tick backlogged and nothing served: a sheddable newcomer is
   // refused now, not after waiting out its minute.
@@ -311,6 +322,43 @@ void AdmissionQueueTest::queueRefusesAtOnceWhatATenantOverItsShareWillNotGet() {
   for (int i = 0; i < 4; ++i) h.release();
   QCOMPARE(h.got.back().tag, std::string("g"));  // served last, but served
   QCOMPARE(h.queue.waiting(), size_t{0});
+}
+
+void AdmissionQueueTest::queueServesShortestFirstWithAgingOrInArrivalOrder() {
+  for (const bool sjf : {true, false}) {
+    QueueSettings s;
+    s.shortest_first = sjf;
+    QueueHarness h(1, s);
+    h.ask("hold", Priority::kStandard, "t");
+    auto ask = [&](const std::string& tag, double output) {
+      h.expected_output = output;
+      h.ask(tag, Priority::kStandard, "t", 100);
+    };
+    ask("long-1", 1000);
+    ask("short-1", 10);
+    ask("short-2", 10);
+    ask("long-2", 1000);
+    for (int i = 0; i < 5; ++i) h.release();
+    const std::vector<std::string> expect =
+        sjf ? std::vector<std::string>{"hold", "short-1", "short-2", "long-1", "long-2"}
+            : std::vector<std::string>{"hold", "long-1", "short-1", "short-2", "long-2"};
+    QCOMPARE(h.tags(), expect);
+  }
+  // Aging: a long request is passed only by requests that arrived less than
+  // `aging` after it. With a 1 ms bound, a short one arriving later waits.
+  QueueSettings s;
+  s.aging = std::chrono::milliseconds(1);
+  QueueHarness h(1, s);
+  h.ask("hold", Priority::kStandard, "t");
+  h.expected_output = 4000;
+  h.ask("long", Priority::kStandard, "t", 100);
+  std::this_thread::sleep_for(std::chrono::milliseconds(5));  // time passes beyond the bound (not a wait for an event)
+  h.expected_output = 1;
+  h.ask("short", Priority::kStandard, "t", 1);
+  h.release();
+  h.release();
+  QCOMPARE(h.tags(), (std::vector<std::string>{"hold", "long", "short"}));
+  h.release();
 }
 
 void AdmissionQueueTest::queueWaiterTimesOutAtItsDeadline() {

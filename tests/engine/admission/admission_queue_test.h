@@ -17,6 +17,7 @@ class AdmissionQueueTest : public QObject {
   void queuePredictsWaitsAndCountsObjectives();
   void queueRefusesAtOnceWhatAStarvedClassCannotServe();
   void queueRefusesAtOnceWhatATenantOverItsShareWillNotGet();
+  void queueServesShortestFirstWithAgingOrInArrivalOrder();
   void queueWaiterTimesOutAtItsDeadline();
   void queueDropsWaitersWhenNoBackendCanReturn();
 };
