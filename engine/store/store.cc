@@ -274,18 +274,14 @@ absl::Status Store::appendMetrics(int64_t ts_ms, const std::map<std::string, dou
   }
   // A new minute started: roll every earlier, not yet rolled minute up.
   if (minute > last_rolled_minute_) {
-    Stmt roll(db_, "INSERT OR REPLACE INTO metrics_1m(series, ts_ms, value) "
-                   "SELECT series, ts_ms - ts_ms % 60000 AS m, AVG(value) FROM metrics_1s "
-                   "WHERE ts_ms >= ? AND ts_ms < ? GROUP BY series, m");
-    roll.bind(1, last_rolled_minute_).bind(2, minute);
-    if (roll.step() != SQLITE_DONE) return fail("rolling up metrics");
-    Stmt prune1(db_, "DELETE FROM metrics_1s WHERE ts_ms < ?");
-    prune1.bind(1, ts_ms - kSecondRetentionMs);
-    if (prune1.step() != SQLITE_DONE) return fail("pruning metrics");
-    Stmt prune2(db_, "DELETE FROM metrics_1m WHERE ts_ms < ?");
-    prune2.bind(1, ts_ms - kMinuteRetentionMs);
-    if (prune2.step() != SQLITE_DONE) return fail("pruning rollups");
-    last_rolled_minute_ = minute;
+    if (auto st = rollUpLocked("INSERT OR REPLACE INTO metrics_1m(series, ts_ms, value) "
+                               "SELECT series, ts_ms - ts_ms % 60000 AS m, AVG(value) FROM metrics_1s "
+                               "WHERE ts_ms >= ? AND ts_ms < ? GROUP BY series, m",
+                               "metrics", last_rolled_minute_, minute, ts_ms);
+        !st.ok()) {
+      (void)exec("ROLLBACK");
+      return st;
+    }
   }
   return exec("COMMIT");
 }
@@ -301,6 +297,20 @@ std::vector<MetricPoint> Store::queryHistory(const std::string& series, int64_t 
   std::vector<MetricPoint> out;
   while (q.step() == SQLITE_ROW) out.push_back({q.i64(0), q.f64(1)});
   return out;
+}
+
+absl::Status Store::rollUpLocked(const char* roll_sql, std::string_view table, int64_t& rolled, int64_t minute,
+                                 int64_t ts_ms) {
+  Stmt roll(db_, roll_sql);
+  roll.bind(1, rolled).bind(2, minute);
+  if (roll.step() != SQLITE_DONE) return sqlError(db_, common::strCat("rolling up ", table));
+  for (const auto& [suffix, keep] : {std::pair{"_1s", kSecondRetentionMs}, std::pair{"_1m", kMinuteRetentionMs}}) {
+    Stmt prune(db_, common::strCat("DELETE FROM ", table, suffix, " WHERE ts_ms < ?").c_str());
+    prune.bind(1, ts_ms - keep);
+    if (prune.step() != SQLITE_DONE) return sqlError(db_, common::strCat("pruning ", table, suffix));
+  }
+  rolled = minute;
+  return absl::OkStatus();
 }
 
 absl::Status Store::appendUsage(int64_t ts_ms, const std::vector<UsageRow>& rows) {
@@ -326,20 +336,16 @@ absl::Status Store::appendUsage(int64_t ts_ms, const std::vector<UsageRow>& rows
     if (one.step() != SQLITE_DONE) return fail("appending usage");
   }
   if (minute > usage_rolled_minute_) {
-    Stmt roll(db_, "INSERT OR REPLACE INTO usage_1m(ts_ms, tenant, model, requests, prompt_tokens, "
-                   "completion_tokens, shed, cache_hits) "
-                   "SELECT ts_ms - ts_ms % 60000 AS m, tenant, model, SUM(requests), SUM(prompt_tokens), "
-                   "SUM(completion_tokens), SUM(shed), SUM(cache_hits) FROM usage_1s "
-                   "WHERE ts_ms >= ? AND ts_ms < ? GROUP BY m, tenant, model");
-    roll.bind(1, usage_rolled_minute_).bind(2, minute);
-    if (roll.step() != SQLITE_DONE) return fail("rolling up usage");
-    Stmt prune1(db_, "DELETE FROM usage_1s WHERE ts_ms < ?");
-    prune1.bind(1, ts_ms - kSecondRetentionMs);
-    if (prune1.step() != SQLITE_DONE) return fail("pruning usage");
-    Stmt prune2(db_, "DELETE FROM usage_1m WHERE ts_ms < ?");
-    prune2.bind(1, ts_ms - kMinuteRetentionMs);
-    if (prune2.step() != SQLITE_DONE) return fail("pruning usage rollups");
-    usage_rolled_minute_ = minute;
+    if (auto st = rollUpLocked("INSERT OR REPLACE INTO usage_1m(ts_ms, tenant, model, requests, prompt_tokens, "
+                               "completion_tokens, shed, cache_hits) "
+                               "SELECT ts_ms - ts_ms % 60000 AS m, tenant, model, SUM(requests), SUM(prompt_tokens), "
+                               "SUM(completion_tokens), SUM(shed), SUM(cache_hits) FROM usage_1s "
+                               "WHERE ts_ms >= ? AND ts_ms < ? GROUP BY m, tenant, model",
+                               "usage", usage_rolled_minute_, minute, ts_ms);
+        !st.ok()) {
+      (void)exec("ROLLBACK");
+      return st;
+    }
   }
   return exec("COMMIT");
 }

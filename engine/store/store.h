@@ -14,6 +14,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -137,6 +138,12 @@ class Store {
   explicit Store(sqlite3* db) : db_(db) {}
   absl::Status exec(const char* sql) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status migrate() ABSL_LOCKS_EXCLUDED(mu_);
+  // Inside a write: `roll_sql` (binding the first not yet rolled minute and
+  // the current one) sums or averages `table`_1s into `table`_1m, both
+  // tables are pruned to their retention, and `rolled` moves on. The
+  // caller rolls back on error.
+  absl::Status rollUpLocked(const char* roll_sql, std::string_view table, int64_t& rolled, int64_t minute,
+                            int64_t ts_ms) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   common::Mutex mu_;
   sqlite3* db_ ABSL_GUARDED_BY(mu_);

@@ -87,6 +87,18 @@ struct QueueHarness {
   }
 };
 
+// Ticks, hands out four slots of the standard class, ticks a second later:
+// the queue's service rate is then 4 per second.
+void serveFourInASecond(QueueHarness& h) {
+  const auto t0 = AdmissionQueue::Clock::now();
+  h.queue.tick(t0, h.pool);
+  for (int i = 0; i < 4; ++i) {
+    h.ask("fast", Priority::kStandard, "t");
+    h.release();
+  }
+  h.queue.tick(t0 + std::chrono::seconds(1), h.pool);
+}
+
 }  // namespace
 
 void AdmissionQueueTest::queueServesClassesInStrictPriority() {
@@ -182,13 +194,7 @@ void AdmissionQueueTest::queueShedsLowestClassWhenFull() {
 
 void AdmissionQueueTest::queueShedsWhatCannotMeetItsDeadline() {
   QueueHarness h(1);
-  const auto t0 = AdmissionQueue::Clock::now();
-  h.queue.tick(t0, h.pool);
-  for (int i = 0; i < 4; ++i) {  // 4 slots handed out in one second
-    h.ask("fast", Priority::kStandard, "t");
-    h.release();
-  }
-  h.queue.tick(t0 + std::chrono::seconds(1), h.pool);
+  serveFourInASecond(h);
   QVERIFY(std::abs(h.queue.stats().service_rate - 4) < 1e-9);
   h.got.clear();
   h.ask("hold", Priority::kStandard, "t");
@@ -217,13 +223,7 @@ void AdmissionQueueTest::queuePredictsWaitsAndCountsObjectives() {
   QueueHarness h(1, settings);
   QCOMPARE(h.queue.objectiveSeconds(Priority::kStandard), 1.5);
   QCOMPARE(h.queue.predictedWaitSeconds(Priority::kSheddable), 0.0);  // nobody waits
-  const auto t0 = AdmissionQueue::Clock::now();
-  h.queue.tick(t0, h.pool);
-  for (int i = 0; i < 4; ++i) {  // 4 slots handed out in one second
-    h.ask("fast", Priority::kStandard, "t");
-    h.release();
-  }
-  h.queue.tick(t0 + std::chrono::seconds(1), h.pool);
+  serveFourInASecond(h);
   h.ask("hold", Priority::kStandard, "t");
   h.ask("c", Priority::kCritical, "t");
   for (int i = 0; i < 3; ++i) h.ask("s", Priority::kStandard, "t");
