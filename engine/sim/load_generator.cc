@@ -44,6 +44,8 @@ void ClassReport::merge(const ClassReport& o) {
   retry_after += o.retry_after;
   output_tokens += o.output_tokens;
   prompt_tokens += o.prompt_tokens;
+  full_prompt_tokens += o.full_prompt_tokens;
+  full_output_tokens += o.full_output_tokens;
   full_latency.merge(o.full_latency);
   answered_latency.merge(o.answered_latency);
   refused_latency.merge(o.refused_latency);
@@ -397,17 +399,21 @@ awaitable<void> oneRequest(Worker& w, size_t phase, size_t cls, Clock::time_poin
     rep.answered_latency.record(micros(finished - scheduled));
     rep.prompt_tokens += prompt_len;
     sh.ok.fetch_add(1, std::memory_order_relaxed);
+    uint64_t generated = 0;
+    if (sse) {
+      generated = frames_seen;
+    } else if (auto at = whole.rfind("\"completion_tokens\":"); at != std::string::npos) {
+      generated = std::strtoull(whole.c_str() + at + 20, nullptr, 10);
+    } else if (auto out = whole.rfind("\"output_tokens\":"); out != std::string::npos) {  // the Responses API
+      generated = std::strtoull(whole.c_str() + out + 16, nullptr, 10);
+    }
+    rep.output_tokens += generated;
     if (degraded) {
       rep.degraded++;
     } else {
       rep.full_latency.record(micros(finished - scheduled));
-    }
-    if (sse) {
-      rep.output_tokens += frames_seen;
-    } else if (auto at = whole.rfind("\"completion_tokens\":"); at != std::string::npos) {
-      rep.output_tokens += std::strtoull(whole.c_str() + at + 20, nullptr, 10);
-    } else if (auto out = whole.rfind("\"output_tokens\":"); out != std::string::npos) {  // the Responses API
-      rep.output_tokens += std::strtoull(whole.c_str() + out + 16, nullptr, 10);
+      rep.full_prompt_tokens += prompt_len;
+      rep.full_output_tokens += generated;
     }
   }
   if (parser.keep_alive()) {
@@ -506,6 +512,8 @@ void writeClass(common::JsonWriter& j, const ClassReport& c) {
   j.key("retry_after").value(c.retry_after);
   j.key("output_tokens").value(c.output_tokens);
   j.key("prompt_tokens").value(c.prompt_tokens);
+  j.key("full_prompt_tokens").value(c.full_prompt_tokens);
+  j.key("full_output_tokens").value(c.full_output_tokens);
   j.key("errors").beginObject();
   for (const auto& [k, v] : c.errors) j.key(k).value(v);
   j.endObject();

@@ -28,6 +28,8 @@ struct ClassReport {
   uint64_t retry_after = 0;                // 429/503 answers that carried Retry-After
   uint64_t output_tokens = 0;              // generated tokens received (usage, or stream frames)
   uint64_t prompt_tokens = 0;              // prompt tokens of the requests answered 2xx
+  uint64_t full_prompt_tokens = 0;         // of those, full (not degraded) answers': what backends processed
+  uint64_t full_output_tokens = 0;         // generated tokens of full answers
   LatencyHistogram full_latency;           // end to end, full (not degraded) answers only, µs
   LatencyHistogram answered_latency;       // end to end, every 2xx answer (full or degraded), µs
   LatencyHistogram refused_latency;        // from scheduled arrival to a 429, µs

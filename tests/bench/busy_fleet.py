@@ -207,7 +207,7 @@ def run_all(b, procs, workdir, args):
             if ph["name"] in ("2x", "burst-4x", "3x"):
                 for c in ph.get("classes", []):
                     if c["name"] in service:
-                        service[c["name"]] += c.get("prompt_tokens", 0) + 2 * c["output_tokens"]
+                        service[c["name"]] += c.get("full_prompt_tokens", 0) + 2 * c.get("full_output_tokens", 0)
         total_service = sum(service.values()) or 1
         fairness = {t: round(service[t] / total_service, 3) for t in std}
         full_total = sum(v["full"] for v in rows.values())
@@ -278,8 +278,8 @@ def markdown(s):
                      + " / ".join(f"{g['objective_attainment'].get(c, '-')}" for c in ("critical", "standard", "sheddable"))
                      + " |")
     lines += ["", "Share of the standard class's service in the overloaded phases (prompt + 2 x generated "
-              "tokens, VTC's measure; greedy sends 10x the tokens; fair is 0.333 each while all three are "
-              "backlogged):", ""]
+              "tokens of full answers, VTC's measure; greedy sends 10x the tokens; fair is 0.333 each while all "
+              "three are backlogged):", ""]
     for kind, g in s["gateways"].items():
         lines.append(f"- {kind}: " + ", ".join(f"{t} {v}" for t, v in g["standard_class_service_share"].items()))
     lines += ["", "Per tenant (class): full / degraded / 429 / failed, p99 of full answers, tokens received:", "",
