@@ -316,8 +316,9 @@ void printAdmission(const v1::AdmissionState& a, const v1::BackendList* backends
                   fmtSeconds(c.objective_seconds()).c_str(), wait.c_str(), attained.c_str(),
                   static_cast<unsigned long long>(c.objective_total()));
     }
+    auto service = [](double s) { return s > 0 ? fmtSeconds(s) : std::string("-"); };  // none answered yet
     std::printf("%-24s service time: %s to the first token (streams), %s to the whole answer\n", "",
-                fmtSeconds(p.service_seconds_stream()).c_str(), fmtSeconds(p.service_seconds_whole()).c_str());
+                service(p.service_seconds_stream()).c_str(), service(p.service_seconds_whole()).c_str());
   }
   if (backends) {
     std::printf("\n%-24s %9s %8s %12s\n", "BACKEND", "LIMIT", "IN FLIGHT", "BASELINE");

@@ -2,6 +2,7 @@
 
 #include "common/clock.h"
 #include "openai/openai.h"
+#include "pipeline/identify.h"
 #include "pipeline/priority.h"
 #include "pipeline/request_context.h"
 #include "pipeline/route_table.h"
@@ -26,7 +27,9 @@ void RequestEventsObserver::onComplete(const pipeline::RequestContext& ctx) {
   if (ctx.status < 400 && !shed && ctx.degraded == 0) return;
   RequestEvent e;
   e.ts_ms = common::wallClockMs();
-  e.tenant = ctx.caller.tenant;
+  // Open access names the tenant (the client's address) only when
+  // something needed it: name it here either way.
+  e.tenant = ctx.caller.tenant.empty() ? pipeline::clientAddressOf(ctx) : ctx.caller.tenant;
   e.model = ctx.pool ? ctx.pool->model : ctx.parsed.model;
   e.route = openai::endpointName(ctx.parsed.endpoint);
   e.status = ctx.status;

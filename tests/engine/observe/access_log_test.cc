@@ -218,6 +218,7 @@ void AccessLogTest::usageHistoryAndEventsOutliveARestart() {
     QCOMPARE(events[3].tenant, std::string("team-a"));
     QCOMPARE(events[1].status, 500);
     QCOMPARE(events[1].backend, std::string("broken"));
+    QCOMPARE(events[1].tenant, std::string("127.0.0.1"));  // open access: the client's address
     QCOMPARE(events[0].status, 404);
     QCOMPARE(events[0].reason, std::string("model_not_found"));
     e.stop();
