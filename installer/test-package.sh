@@ -74,7 +74,7 @@ checks() {
   if printf '%s' "$depends" | grep -Eiq 'qt|x11|libxcb|libgl|wayland'; then
     fail "spillwayd depends on a GUI library: $depends"
   fi
-  printf '%s' "$depends" | grep -q 'libgrpc++' || fail "spillwayd Depends lacks libgrpc++ (shlibdeps incomplete)"
+  grep -q 'libgrpc++' <<<"$depends" || fail "spillwayd Depends lacks libgrpc++ (shlibdeps incomplete)"
   dpkg-deb --contents "$daemon_deb" >"$work/daemon.contents"
   for f in ./usr/bin/spillwayd ./usr/bin/spillctl ./usr/bin/spillway-bench ./etc/spillway/spillway.yaml \
            ./lib/systemd/system/spillwayd.service ./usr/share/doc/spillwayd/copyright \
@@ -83,14 +83,18 @@ checks() {
            ./etc/logrotate.d/spillwayd; do
     grep -q " $f\$" "$work/daemon.contents" || fail "spillwayd lacks $f"
   done
-  dpkg-deb --ctrl-tarfile "$daemon_deb" | tar -xO ./conffiles | grep -qx /etc/spillway/spillway.yaml \
-    || fail "/etc/spillway/spillway.yaml is not a conffile"
-  dpkg-deb --ctrl-tarfile "$daemon_deb" | tar -xO ./conffiles | grep -qx /etc/logrotate.d/spillwayd \
-    || fail "/etc/logrotate.d/spillwayd is not a conffile"
+  # Captured first: `producer | grep -q` fails under pipefail when grep
+  # exits at its match while the producer is still writing (SIGPIPE).
+  local conffiles
+  conffiles=$(dpkg-deb --ctrl-tarfile "$daemon_deb" | tar -xO ./conffiles)
+  grep -qx /etc/spillway/spillway.yaml <<<"$conffiles" || fail "/etc/spillway/spillway.yaml is not a conffile"
+  grep -qx /etc/logrotate.d/spillwayd <<<"$conffiles" || fail "/etc/logrotate.d/spillwayd is not a conffile"
   # Stripped: no debug sections left in the binaries.
   mkdir -p "$work/daemon"
   dpkg-deb -x "$daemon_deb" "$work/daemon"
-  if readelf -S "$work/daemon/usr/bin/spillwayd" | grep -q '\.debug_info'; then fail "spillwayd is not stripped"; fi
+  local sections
+  sections=$(readelf -S "$work/daemon/usr/bin/spillwayd")
+  if grep -q '\.debug_info' <<<"$sections"; then fail "spillwayd is not stripped"; fi
   lint "$daemon_deb"
 
   if [ -n "$console_deb" ]; then
@@ -104,7 +108,9 @@ checks() {
     done
     appstreamcli validate --no-net "$work/console/usr/share/metainfo/io.github.spillway.Console.metainfo.xml" \
       || fail "appstreamcli rejects the metainfo"
-    dpkg-deb --info "$console_deb" | grep -q 'libqt6charts6' || fail "spillway-console does not depend on QtCharts"
+    local console_info
+    console_info=$(dpkg-deb --info "$console_deb")
+    grep -q 'libqt6charts6' <<<"$console_info" || fail "spillway-console does not depend on QtCharts"
     lint "$console_deb"
   fi
   say "checks passed"
@@ -116,7 +122,7 @@ lint() {
   local out
   out=$(lintian --tag-display-limit 0 "$1" 2>&1 | grep -v "running with root privileges" || true)
   [ -n "$out" ] && printf '%s\n' "$out"
-  if printf '%s\n' "$out" | grep -q '^E: '; then fail "lintian errors in $(basename "$1")"; fi
+  if grep -q '^E: ' <<<"$out"; then fail "lintian errors in $(basename "$1")"; fi
   say "lintian: $(basename "$1"): $(printf '%s\n' "$out" | grep -c '^W: ' || true) warnings, no errors"
 }
 
