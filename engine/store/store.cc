@@ -148,16 +148,23 @@ absl::Status Store::migrate() {
         "); refusing to touch it"));
   }
   for (int64_t v = have; v < want; ++v) {
-    if (auto st = exec("BEGIN IMMEDIATE"); !st.ok()) return st;
-    auto st = exec(kMigrations[v]);
-    if (st.ok()) st = exec(common::strCat("PRAGMA user_version = ", v + 1).c_str());
-    if (!st.ok()) {
-      (void)exec("ROLLBACK");
-      return st;
-    }
-    if (auto c = exec("COMMIT"); !c.ok()) return c;
+    auto st = transactionLocked([&] {
+      mu_.assertHeld();  // run by transactionLocked, under the lock
+      auto done = exec(kMigrations[v]);
+      return done.ok() ? exec(common::strCat("PRAGMA user_version = ", v + 1).c_str()) : done;
+    });
+    if (!st.ok()) return st;
   }
   return absl::OkStatus();
+}
+
+absl::Status Store::transactionLocked(absl::FunctionRef<absl::Status()> body) {
+  if (auto st = exec("BEGIN IMMEDIATE"); !st.ok()) return st;
+  if (auto st = body(); !st.ok()) {
+    (void)exec("ROLLBACK");
+    return st;
+  }
+  return exec("COMMIT");
 }
 
 int Store::schemaVersion() {
@@ -168,25 +175,21 @@ int Store::schemaVersion() {
 
 absl::StatusOr<int64_t> Store::addConfigVersion(const ConfigVersion& v) {
   common::MutexLock lock(mu_);
-  if (auto st = exec("BEGIN IMMEDIATE"); !st.ok()) return st;
-  Stmt ins(db_,
-           "INSERT INTO config_versions(created_ms, author, comment, diff, config, based_on) VALUES(?,?,?,?,?,?)");
-  ins.bind(1, v.created_ms).bind(2, v.author).bind(3, v.comment).bind(4, v.diff).bindBlob(5, v.config).bind(6, v.based_on);
-  if (ins.step() != SQLITE_DONE) {
-    auto st = sqlError(db_, "adding a config version");
-    (void)exec("ROLLBACK");
-    return st;
-  }
-  const int64_t id = sqlite3_last_insert_rowid(db_);
-  Stmt act(db_, "INSERT INTO active_config(singleton, version_id) VALUES(1, ?) "
-                "ON CONFLICT(singleton) DO UPDATE SET version_id = excluded.version_id");
-  act.bind(1, id);
-  if (act.step() != SQLITE_DONE) {
-    auto st = sqlError(db_, "activating a config version");
-    (void)exec("ROLLBACK");
-    return st;
-  }
-  if (auto st = exec("COMMIT"); !st.ok()) return st;
+  int64_t id = 0;
+  auto st = transactionLocked([&] {
+    mu_.assertHeld();  // run by transactionLocked, under the lock
+    Stmt ins(db_,
+             "INSERT INTO config_versions(created_ms, author, comment, diff, config, based_on) VALUES(?,?,?,?,?,?)");
+    ins.bind(1, v.created_ms).bind(2, v.author).bind(3, v.comment).bind(4, v.diff).bindBlob(5, v.config).bind(6, v.based_on);
+    if (ins.step() != SQLITE_DONE) return sqlError(db_, "adding a config version");
+    id = sqlite3_last_insert_rowid(db_);
+    Stmt act(db_, "INSERT INTO active_config(singleton, version_id) VALUES(1, ?) "
+                  "ON CONFLICT(singleton) DO UPDATE SET version_id = excluded.version_id");
+    act.bind(1, id);
+    if (act.step() != SQLITE_DONE) return sqlError(db_, "activating a config version");
+    return absl::OkStatus();
+  });
+  if (!st.ok()) return st;
   return id;
 }
 
@@ -260,30 +263,20 @@ absl::Status Store::appendMetrics(int64_t ts_ms, const std::map<std::string, dou
   common::MutexLock lock(mu_);
   const int64_t second = ts_ms - ts_ms % 1000;
   const int64_t minute = ts_ms - ts_ms % 60000;
-  if (auto st = exec("BEGIN IMMEDIATE"); !st.ok()) return st;
-  auto fail = [&](std::string_view what) {
-    mu_.assertHeld();  // called under the write's lock
-    auto st = sqlError(db_, what);
-    (void)exec("ROLLBACK");
-    return st;
-  };
-  for (const auto& [series, value] : values) {
-    Stmt one(db_, "INSERT OR REPLACE INTO metrics_1s(series, ts_ms, value) VALUES(?,?,?)");
-    one.bind(1, series).bind(2, second).bind(3, value);
-    if (one.step() != SQLITE_DONE) return fail("appending metrics");
-  }
-  // A new minute started: roll every earlier, not yet rolled minute up.
-  if (minute > last_rolled_minute_) {
-    if (auto st = rollUpLocked("INSERT OR REPLACE INTO metrics_1m(series, ts_ms, value) "
-                               "SELECT series, ts_ms - ts_ms % 60000 AS m, AVG(value) FROM metrics_1s "
-                               "WHERE ts_ms >= ? AND ts_ms < ? GROUP BY series, m",
-                               "metrics", last_rolled_minute_, minute, ts_ms);
-        !st.ok()) {
-      (void)exec("ROLLBACK");
-      return st;
+  return transactionLocked([&] {
+    mu_.assertHeld();  // run by transactionLocked, under the lock
+    for (const auto& [series, value] : values) {
+      Stmt one(db_, "INSERT OR REPLACE INTO metrics_1s(series, ts_ms, value) VALUES(?,?,?)");
+      one.bind(1, series).bind(2, second).bind(3, value);
+      if (one.step() != SQLITE_DONE) return sqlError(db_, "appending metrics");
     }
-  }
-  return exec("COMMIT");
+    // A new minute started: roll every earlier, not yet rolled minute up.
+    if (minute <= last_rolled_minute_) return absl::OkStatus();
+    return rollUpLocked("INSERT OR REPLACE INTO metrics_1m(series, ts_ms, value) "
+                        "SELECT series, ts_ms - ts_ms % 60000 AS m, AVG(value) FROM metrics_1s "
+                        "WHERE ts_ms >= ? AND ts_ms < ? GROUP BY series, m",
+                        "metrics", last_rolled_minute_, minute, ts_ms);
+  });
 }
 
 std::vector<MetricPoint> Store::queryHistory(const std::string& series, int64_t from_ms, int64_t to_ms) {
@@ -318,36 +311,27 @@ absl::Status Store::appendUsage(int64_t ts_ms, const std::vector<UsageRow>& rows
   const int64_t second = ts_ms - ts_ms % 1000;
   const int64_t minute = ts_ms - ts_ms % 60000;
   if (rows.empty() && minute <= usage_rolled_minute_) return absl::OkStatus();
-  if (auto st = exec("BEGIN IMMEDIATE"); !st.ok()) return st;
-  auto fail = [&](std::string_view what) {
-    mu_.assertHeld();  // called under the write's lock
-    auto st = sqlError(db_, what);
-    (void)exec("ROLLBACK");
-    return st;
-  };
-  for (const auto& r : rows) {
-    Stmt one(db_, "INSERT INTO usage_1s(ts_ms, tenant, model, requests, prompt_tokens, completion_tokens, shed, "
-                  "cache_hits) VALUES(?,?,?,?,?,?,?,?) ON CONFLICT(ts_ms, tenant, model) DO UPDATE SET "
-                  "requests = requests + excluded.requests, prompt_tokens = prompt_tokens + excluded.prompt_tokens, "
-                  "completion_tokens = completion_tokens + excluded.completion_tokens, shed = shed + excluded.shed, "
-                  "cache_hits = cache_hits + excluded.cache_hits");
-    one.bind(1, second).bind(2, r.tenant).bind(3, r.model).bind(4, r.counts.requests).bind(5, r.counts.prompt_tokens);
-    one.bind(6, r.counts.completion_tokens).bind(7, r.counts.shed).bind(8, r.counts.cache_hits);
-    if (one.step() != SQLITE_DONE) return fail("appending usage");
-  }
-  if (minute > usage_rolled_minute_) {
-    if (auto st = rollUpLocked("INSERT OR REPLACE INTO usage_1m(ts_ms, tenant, model, requests, prompt_tokens, "
-                               "completion_tokens, shed, cache_hits) "
-                               "SELECT ts_ms - ts_ms % 60000 AS m, tenant, model, SUM(requests), SUM(prompt_tokens), "
-                               "SUM(completion_tokens), SUM(shed), SUM(cache_hits) FROM usage_1s "
-                               "WHERE ts_ms >= ? AND ts_ms < ? GROUP BY m, tenant, model",
-                               "usage", usage_rolled_minute_, minute, ts_ms);
-        !st.ok()) {
-      (void)exec("ROLLBACK");
-      return st;
+  return transactionLocked([&] {
+    mu_.assertHeld();  // run by transactionLocked, under the lock
+    for (const auto& r : rows) {
+      Stmt one(db_, "INSERT INTO usage_1s(ts_ms, tenant, model, requests, prompt_tokens, completion_tokens, shed, "
+                    "cache_hits) VALUES(?,?,?,?,?,?,?,?) ON CONFLICT(ts_ms, tenant, model) DO UPDATE SET "
+                    "requests = requests + excluded.requests, prompt_tokens = prompt_tokens + excluded.prompt_tokens, "
+                    "completion_tokens = completion_tokens + excluded.completion_tokens, shed = shed + excluded.shed, "
+                    "cache_hits = cache_hits + excluded.cache_hits");
+      one.bind(1, second).bind(2, r.tenant).bind(3, r.model).bind(4, r.counts.requests);
+      one.bind(5, r.counts.prompt_tokens).bind(6, r.counts.completion_tokens).bind(7, r.counts.shed);
+      one.bind(8, r.counts.cache_hits);
+      if (one.step() != SQLITE_DONE) return sqlError(db_, "appending usage");
     }
-  }
-  return exec("COMMIT");
+    if (minute <= usage_rolled_minute_) return absl::OkStatus();
+    return rollUpLocked("INSERT OR REPLACE INTO usage_1m(ts_ms, tenant, model, requests, prompt_tokens, "
+                        "completion_tokens, shed, cache_hits) "
+                        "SELECT ts_ms - ts_ms % 60000 AS m, tenant, model, SUM(requests), SUM(prompt_tokens), "
+                        "SUM(completion_tokens), SUM(shed), SUM(cache_hits) FROM usage_1s "
+                        "WHERE ts_ms >= ? AND ts_ms < ? GROUP BY m, tenant, model",
+                        "usage", usage_rolled_minute_, minute, ts_ms);
+  });
 }
 
 std::vector<UsageRow> Store::queryUsage(const UsageFilter& f) {

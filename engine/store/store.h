@@ -17,6 +17,7 @@
 #include <string_view>
 #include <vector>
 
+#include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
 #include "common/mutex.h"
 
@@ -138,10 +139,11 @@ class Store {
   explicit Store(sqlite3* db) : db_(db) {}
   absl::Status exec(const char* sql) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status migrate() ABSL_LOCKS_EXCLUDED(mu_);
+  // BEGIN IMMEDIATE, `body`, then COMMIT — or ROLLBACK and body's error.
+  absl::Status transactionLocked(absl::FunctionRef<absl::Status()> body) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Inside a write: `roll_sql` (binding the first not yet rolled minute and
   // the current one) sums or averages `table`_1s into `table`_1m, both
-  // tables are pruned to their retention, and `rolled` moves on. The
-  // caller rolls back on error.
+  // tables are pruned to their retention, and `rolled` moves on.
   absl::Status rollUpLocked(const char* roll_sql, std::string_view table, int64_t& rolled, int64_t minute,
                             int64_t ts_ms) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
