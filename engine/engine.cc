@@ -608,9 +608,7 @@ AdmissionStatus Engine::admission() const {
       p.objective_met = st.objective_met;
       p.objective_total = st.objective_total;
       p.service_seconds = st.service_seconds;
-      for (int c = 0; c < admission::kPriorities; ++c) {
-        p.objective_seconds[c] = pool.queue->objectiveSeconds(static_cast<admission::Priority>(c));
-      }
+      p.objective_seconds = st.objective_seconds;
     }
     if (pool.degradation) {
       p.level = pool.degradation->level();

@@ -512,6 +512,7 @@ AdmissionQueue::Stats AdmissionQueue::stats() const {
   s.admitted = admitted_.load(std::memory_order_relaxed);
   s.service_rate = rate_.load(std::memory_order_relaxed);
   for (int c = 0; c < kPriorities; ++c) {
+    s.objective_seconds[c] = std::chrono::duration<double>(settings_.objective[c]).count();
     s.objective_met[c] = objective_met_[c].load(std::memory_order_relaxed);
     s.objective_total[c] = objective_total_[c].load(std::memory_order_relaxed);
   }

@@ -102,6 +102,7 @@ class AdmissionQueue {
     double oldest_wait_seconds = 0;
     std::vector<std::pair<std::string, double>> tenant_counters;  // VTC, largest first (at most 20)
     std::vector<std::pair<std::string, uint64_t>> tenant_sheds;   // requests turned away, most first (at most 20)
+    std::array<double, kPriorities> objective_seconds{};  // the classes' configured objectives
     std::array<double, kPriorities> predicted_wait{};   // seconds a newcomer of each class would wait now
     std::array<uint64_t, kPriorities> objective_met{};  // requests answered in full inside their objective
     std::array<uint64_t, kPriorities> objective_total{};

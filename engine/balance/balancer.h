@@ -63,8 +63,8 @@ struct Completion {
 struct Needs {
   bool hash_key = false;      // fill PickContext::hash_key from `key`
   v1::HashKey key = v1::CHAIN;
-  std::string key_name;       // the header's name (HEADER, CHAIN) or the cookie's (COOKIE)
-  std::string cookie_name;    // CHAIN's cookie
+  std::string header_name;    // HEADER and CHAIN
+  std::string cookie_name;    // COOKIE and CHAIN
   bool prefix_blocks = false;  // fill PickContext::prefix_blocks
   uint32_t prefix_block_bytes = 256;
 };

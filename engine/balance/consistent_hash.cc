@@ -19,7 +19,7 @@ uint64_t hashBytes(std::string_view bytes, uint64_t seed) {
 ConsistentHashBalancer::ConsistentHashBalancer(const v1::Balancing& settings) : load_factor_(settings.load_factor()) {
   needs_.hash_key = true;
   needs_.key = settings.hash_key() == v1::HASH_KEY_UNSPECIFIED ? v1::CHAIN : settings.hash_key();
-  needs_.key_name = needs_.key == v1::COOKIE ? settings.cookie_name() : settings.header_name();
+  needs_.header_name = settings.header_name();
   needs_.cookie_name = settings.cookie_name();
 }
 

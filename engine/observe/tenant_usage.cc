@@ -5,20 +5,25 @@
 
 namespace spillway::observe {
 
-void UsageLedger::add(const std::string& tenant, const std::string& model, const store::UsageCounts& counts) {
+void UsageLedger::add(std::string_view tenant, std::string_view model, const store::UsageCounts& counts) {
   common::MutexLock lock(mu_);
-  pending_[{tenant, model}] += counts;
+  auto t = pending_.find(tenant);
+  if (t == pending_.end()) t = pending_.emplace(std::string(tenant), ByModel{}).first;
+  auto m = t->second.find(model);
+  if (m == t->second.end()) m = t->second.emplace(std::string(model), store::UsageCounts{}).first;
+  m->second += counts;
 }
 
 std::vector<store::UsageRow> UsageLedger::take() {
-  std::map<std::pair<std::string, std::string>, store::UsageCounts> taken;
+  decltype(pending_) taken;
   {
     common::MutexLock lock(mu_);
     taken.swap(pending_);
   }
   std::vector<store::UsageRow> out;
-  out.reserve(taken.size());
-  for (auto& [key, counts] : taken) out.push_back({key.first, key.second, counts});
+  for (auto& [tenant, models] : taken) {
+    for (auto& [model, counts] : models) out.push_back({tenant, model, counts});
+  }
   return out;
 }
 

@@ -22,7 +22,7 @@
 #include <map>
 #include <memory>
 #include <string>
-#include <utility>
+#include <string_view>
 #include <vector>
 
 #include "common/mutex.h"
@@ -35,13 +35,16 @@ namespace spillway::observe {
 // Usage told since the last take(), per tenant × model; thread-safe.
 class UsageLedger {
  public:
-  void add(const std::string& tenant, const std::string& model, const store::UsageCounts& counts);
+  void add(std::string_view tenant, std::string_view model, const store::UsageCounts& counts);
   // What was added since the last call, and forget it.
   std::vector<store::UsageRow> take();
 
  private:
   common::Mutex mu_;
-  std::map<std::pair<std::string, std::string>, store::UsageCounts> pending_ ABSL_GUARDED_BY(mu_);
+  // tenant → model → counts; transparent lookups, so a pair seen before
+  // costs no string copies on the request path.
+  using ByModel = std::map<std::string, store::UsageCounts, std::less<>>;
+  std::map<std::string, ByModel, std::less<>> pending_ ABSL_GUARDED_BY(mu_);
 };
 
 class TenantUsageObserver final : public pipeline::CompletionObserver {

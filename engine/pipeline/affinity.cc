@@ -78,7 +78,7 @@ Verdict AffinityStage::process(RequestContext& ctx) {
       // What API clients send (a session header, the "user" field), then
       // what a browser keeps (the cookie), then the address — given to the
       // client as its cookie, so the next request keys the same.
-      if (ctx.headers) key = (*ctx.headers)[needs.key_name];
+      if (ctx.headers) key = (*ctx.headers)[needs.header_name];
       if (key.empty()) key = ctx.parsed.user;
       if (key.empty()) key = cookie(needs.cookie_name);
       if (key.empty()) {
@@ -88,7 +88,7 @@ Verdict AffinityStage::process(RequestContext& ctx) {
       }
       break;
     case v1::HEADER:
-      if (ctx.headers) key = (*ctx.headers)[needs.key_name];
+      if (ctx.headers) key = (*ctx.headers)[needs.header_name];
       break;
     case v1::USER:
       key = ctx.parsed.user;
@@ -98,12 +98,12 @@ Verdict AffinityStage::process(RequestContext& ctx) {
       break;
     case v1::COOKIE:
     default:
-      key = cookie(needs.key_name);
+      key = cookie(needs.cookie_name);
       if (key.empty()) {
         // First visit: give the client a key of its own to come back with.
         set_cookie_value = newCookieValue();
         key = set_cookie_value;
-        setAffinityCookie(ctx, needs.key_name, set_cookie_value);
+        setAffinityCookie(ctx, needs.cookie_name, set_cookie_value);
       }
       break;
   }

@@ -41,6 +41,15 @@ const char* kInstant = R"(  - name: sim-a
 
 const std::string kChat = R"({"model":"small","messages":[{"role":"user","content":"hello"}]})";
 
+// One backend with one slot, whose streams outlast any test: a stream held
+// open keeps the slot taken until the test closes it.
+const char* kOneSlot = R"(  - name: one
+    url: sim://one
+    models: [small]
+    max_concurrency: 1
+    sim: {profile: instant, inter_token_ms: 20, min_output_tokens: 100000, max_output_tokens: 100000}
+)";
+
 QJsonObject errorOf(const HttpResult& r) { return jsonObject(r.body)["error"].toObject(); }
 
 // Status and error code of a raw HTTP response.
@@ -268,12 +277,7 @@ void GatewayErrorsTest::upstreamFailureMidStreamEndsWithAnErrorEvent() {
 void GatewayErrorsTest::allBackendsAtTheirLimitQueueThenShed429() {
   // A stream that outlasts the test holds the backend's only slot until the
   // test closes its connection: no time window decides the outcome.
-  auto engine = startEngine(R"(  - name: one
-    url: sim://one
-    models: [small]
-    max_concurrency: 1
-    sim: {profile: instant, inter_token_ms: 20, min_output_tokens: 100000, max_output_tokens: 100000}
-)");
+  auto engine = startEngine(kOneSlot);
   HeldRequest stream(engine->port(), "/v1/chat/completions",
                      R"({"model":"small","stream":true,"messages":[{"role":"user","content":"x"}]})");
   QVERIFY(stream.sent());
@@ -300,12 +304,7 @@ void GatewayErrorsTest::allBackendsAtTheirLimitQueueThenShed429() {
 void GatewayErrorsTest::anObjectiveEndsTheWaitLongBeforeTheTimeout() {
   // The queue timeout is ten minutes: only the objective can end the wait
   // while the stream holds the backend's only slot.
-  auto engine = startEngine(R"(  - name: one
-    url: sim://one
-    models: [small]
-    max_concurrency: 1
-    sim: {profile: instant, inter_token_ms: 20, min_output_tokens: 100000, max_output_tokens: 100000}
-)",
+  auto engine = startEngine(kOneSlot,
                             "admission:\n  standard: {queue_timeout_ms: 600000, objective_ms: 600000}\n");
   HeldRequest stream(engine->port(), "/v1/chat/completions",
                      R"({"model":"small","stream":true,"messages":[{"role":"user","content":"x"}]})");
