@@ -9,6 +9,7 @@
 #include <tuple>
 #include <map>
 #include <thread>
+#include <unistd.h>
 
 #include "admission/admission_gauges.h"
 #include "admission/degradation.h"
@@ -21,6 +22,7 @@
 #include "config/config_error.h"
 #include "config/diff.h"
 #include "config/validate.h"
+#include "fleet/registry.h"
 #include "gpu/gpu_manager.h"
 #include "gpu/placement.h"
 #include "http/front_server.h"
@@ -99,6 +101,12 @@ struct Engine::Impl {
   // requests that went wrong (both kept across applies).
   std::shared_ptr<observe::UsageLedger> usage = std::make_shared<observe::UsageLedger>();
   std::shared_ptr<observe::RequestEvents> request_events = std::make_shared<observe::RequestEvents>();
+  // How many replicas share the backends and the limits (1 alone), and the
+  // registry that counts them and carries fleet configs (null: no fleet).
+  std::shared_ptr<upstream::FleetShare> fleet_share = std::make_shared<upstream::FleetShare>();
+  std::unique_ptr<fleet::Registry> fleet;
+  std::optional<fleet::Published> fleet_start;  // the fleet config this replica started on
+  std::string control_address ABSL_GUARDED_BY(mu);  // advertised in the registry
   std::unique_ptr<store::Store> store;
   // The response cache: one for the engine's life, shared by every routing
   // table (its tiers open at start; entries survive applies).
@@ -133,6 +141,13 @@ struct Engine::Impl {
 
   // Start-up steps, in the order Engine::start runs them (with mu held).
   absl::Status openStore(const std::string& data_dir);
+  // With a fleet: the registry, and the fleet's config instead of the
+  // file's when one is published (true then).
+  bool joinFleet() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
+  void startFleet(Engine* self) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
+  // After a change on this replica: published for the others (or why not).
+  void publishToFleet(const ChangeRequest& change, const std::string& action, ApplyResult& result)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
   void openCache(const EngineOptions& options) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
   void startGpus(const EngineOptions& options) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
   absl::Status startServing(const std::shared_ptr<pipeline::RouteTable>& routes) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
@@ -182,6 +197,7 @@ struct Engine::Impl {
           url = common::parseUrl(common::strCat("http://127.0.0.1:", sim->port()));
         }
         backend = std::make_shared<upstream::Backend>(next_id++, b, *url, config::resolveApiKey(b));
+        backend->shareWith(fleet_share);
         if (sim) {
           backend->holdAlive(sim);
           new_sims[backend->id()] = sim;
@@ -192,7 +208,7 @@ struct Engine::Impl {
     return routing::buildRouteTable(
         cfg,
         {std::move(backends), old, cache, gpu->inventory(), &registry, events, response_owners,
-         {access_log, usage, request_events}},
+         {access_log, usage, request_events}, fleet_share},
         next_id);
   }
 
@@ -336,6 +352,95 @@ void Engine::Impl::registerModuleGauges() {
 
 // The config we start with is the running version: reuse the stored
 // active version when identical, else record it as a new one.
+bool Engine::Impl::joinFleet() {
+  const std::string& address = config.fleet().redis_address();
+  if (address.empty() || address == "none") return false;
+  const auto settings = fleet::Registry::fromConfig(config, "");
+  spdlog::info("fleet: registering at {} (config from {})", address,
+               settings.follow_config ? "the fleet, through Redis" : "this replica's file");
+  if (!settings.follow_config) return false;
+  auto published = fleet::Registry::fetch(settings);
+  if (!published) return false;
+  v1::Config merged = published->config;
+  fleet::keepLocalSections(config, merged);
+  if (auto errors = config::validate(merged); !errors.empty()) {
+    spdlog::error("fleet: fleet config v{} cannot run here; starting on the file's config instead:\n{}",
+                  published->version, config::formatErrors(errors));
+    return false;
+  }
+  config::applyDefaults(merged);
+  config = std::move(merged);
+  spdlog::info("fleet: starting on fleet config v{} (applied by {} on {})", published->version, published->actor,
+               published->origin);
+  fleet_start = std::move(published);
+  return true;
+}
+
+void Engine::Impl::startFleet(Engine* self) {
+  const std::string& address = config.fleet().redis_address();
+  if (address.empty() || address == "none") return;
+  // The default name: the pod's, else this host and the port it serves on.
+  std::string id;
+  if (const char* pod = std::getenv("POD_NAME"); pod && *pod) {
+    id = pod;
+  } else {
+    char host[256] = {};
+    gethostname(host, sizeof host - 1);
+    id = common::strCat(host, ":", front->port());
+  }
+  fleet = std::make_unique<fleet::Registry>(fleet::Registry::fromConfig(config, id), fleet_share, registry);
+  if (fleet_start) fleet->adopt(*fleet_start);
+  fleet::Registry::Hooks hooks;
+  hooks.describe = [this, self] {
+    fleet::Replica r;
+    r.url = self->url();
+    char host[256] = {};
+    gethostname(host, sizeof host - 1);
+    r.host = host;
+    {
+      common::MutexLock lock(mu);
+      r.config_version = version;
+      r.control = control_address;
+    }
+    r.fleet_version = fleet->status().fleet_version;
+    r.started_ms = wallClockMs() - self->uptimeMs();
+    auto routes = gateway->routes();
+    r.limits_redis_up = !(routes->limiter && routes->limiter->redis()) || routes->limiter->redis()->up();
+    return r;
+  };
+  hooks.follow = [this](const fleet::Published& p) -> absl::Status {
+    v1::Config merged = p.config;
+    common::MutexLock lock(mu);
+    fleet::keepLocalSections(config, merged);
+    ChangeRequest change;
+    change.actor = common::strCat("fleet:", p.actor);
+    change.comment = common::strCat("fleet config v", p.version, " from ", p.origin, p.comment.empty() ? "" : ": ",
+                                    p.comment);
+    auto r = applyLocked(std::move(merged), change, "config.fleet");
+    return r.ok() ? absl::OkStatus() : r.status();
+  };
+  fleet->start(std::move(hooks));
+}
+
+void Engine::Impl::publishToFleet(const ChangeRequest& change, const std::string& action, ApplyResult& result) {
+  if (!fleet || action == "config.fleet" || change.dry_run) return;
+  if (!fleet->settings().follow_config) {
+    if (change.actor != "file") {
+      result.notes.push_back(
+          "fleet.config_source is file: this change runs on this replica only, and its config file wins at the next "
+          "reload; change the file (the ConfigMap) to change the fleet");
+    }
+    return;
+  }
+  auto v = fleet->publish(config, change.actor, change.comment);
+  if (v.ok()) {
+    result.notes.push_back(common::strCat("published as fleet config v", *v, ": every replica follows within ",
+                                          config.fleet().heartbeat_ms(), " ms"));
+  } else {
+    result.notes.push_back(common::strCat("runs on this replica only: ", v.status().message()));
+  }
+}
+
 absl::Status Engine::Impl::recordStartupVersion(const std::string& actor) {
   const std::string serialized = config.SerializeAsString();
   auto active = store->activeVersion();
@@ -401,13 +506,16 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::start(v1::Config config, EngineO
   common::MutexLock lock(d.mu);
   d.config = config;
   if (auto st = d.openStore(options.data_dir); !st.ok()) return st;
+  std::string actor = options.actor;
+  if (d.joinFleet()) actor = "fleet";
   d.openCache(options);
   d.startGpus(options);
   auto routes = d.buildRoutes(gpu::withWorkerBackends(d.config, d.gpu->workerBackends()), nullptr, d.sims);
   if (!routes.ok()) return routes.status();
   if (auto st = d.startServing(*routes); !st.ok()) return st;
-  if (auto st = d.recordStartupVersion(options.actor); !st.ok()) return st;
+  if (auto st = d.recordStartupVersion(actor); !st.ok()) return st;
   d.startSampler(engine.get(), options.record_history);
+  d.startFleet(engine.get());
   spdlog::info("spillway engine listening on {} ({} worker threads, {} backends, {} models, config v{})",
                d.front->url(), d.io->size(), (*routes)->backends.size(), (*routes)->pools.size(), d.version);
   return engine;
@@ -501,6 +609,7 @@ absl::StatusOr<ApplyResult> Engine::Impl::applyLocked(v1::Config proposed, const
   result.version = version;
   audit(change.actor, action, common::strCat("v", version), change.comment, "ok");
   spdlog::info("config v{} applied by {} ({} changes)", version, change.actor, result.diff.size());
+  publishToFleet(change, action, result);
   return result;
 }
 
@@ -764,6 +873,7 @@ bool Engine::drain(std::chrono::milliseconds timeout) {
     front = impl_->front.get();
     if (impl_->gateway) impl_->gateway->setDraining(true);
   }
+  if (impl_->fleet) impl_->fleet->leave();  // its share of backends and limits goes back to the others
   const bool clean = front ? front->drain(timeout) : true;
   impl_->access_log->flush();  // the drained requests' lines are on disk before the process exits
   return clean;
@@ -771,6 +881,8 @@ bool Engine::drain(std::chrono::milliseconds timeout) {
 
 void Engine::stop() {
   Impl& d = *impl_;
+  // First, and before taking mu: a heartbeat may be applying a fleet config.
+  if (d.fleet) d.fleet->leave();
   {
     common::MutexLock lock(d.sampler_mu);
     d.sampler_stop = true;
@@ -794,6 +906,16 @@ void Engine::stop() {
   for (auto& t : d.drainers) t.join();
   for (auto& [id, sim] : d.sims) sim->stop();
   if (d.sim_io) d.sim_io->stop();
+}
+
+std::optional<fleet::Registry::Status> Engine::fleet() const {
+  if (!impl_->fleet) return std::nullopt;
+  return impl_->fleet->status();
+}
+
+void Engine::setControlAddress(const std::string& address) {
+  common::MutexLock lock(impl_->mu);
+  impl_->control_address = address;
 }
 
 std::string Engine::metricsText() const { return impl_->registry.render(); }

@@ -19,6 +19,7 @@
 
 #include "absl/status/statusor.h"
 #include "config/config_error.h"
+#include "fleet/registry.h"
 #include "gpu/gpu_status.h"
 #include "observe/request_events.h"
 #include "spillway/v1/config.pb.h"
@@ -320,6 +321,13 @@ class Engine {
   bool drain(std::chrono::milliseconds timeout);
   // Stops everything now; requests still in flight are cut. Idempotent.
   void stop();
+
+  // The replicas this one shares backends, limits and its config with
+  // (fleet/registry.h); nullopt without a fleet (no fleet.redis_address).
+  std::optional<fleet::Registry::Status> fleet() const;
+  // The control plane's address, advertised in the fleet registry (the
+  // daemon sets it once its control plane listens).
+  void setControlAddress(const std::string& address);
 
   std::string metricsText() const;
   // The registry /metrics renders: parts outside the engine that act on it

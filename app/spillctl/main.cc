@@ -66,6 +66,10 @@ Commands:
                                   with each one's share of the fleet's requests and sheds
                                   (--since 1h|30m|2d, --tenant T, --model M; --events N adds the
                                   newest N refused, failed or degraded requests with trace ids)
+  fleet                           the replicas registered with this one in the fleet's Redis: each
+                                  one's address, control plane, config versions, last heartbeat;
+                                  what backends and limits are divided by; flags a replica on
+                                  another fleet config version
   history SERIES                  recorded points (--minutes N): requests_per_second,
                                   error_rate, latency_p50_seconds, latency_p99_seconds,
                                   ttft_p95_seconds, in_flight
@@ -415,6 +419,35 @@ void printUsage(const v1::UsageReport& r) {
                 e.model().c_str(), e.route().c_str(), e.status(), e.reason().c_str(),
                 e.backend().empty() ? "-" : e.backend().c_str(), e.trace_id().c_str());
   }
+}
+
+void printFleet(const v1::FleetState& f) {
+  if (!f.enabled()) {
+    std::printf("no fleet: this replica runs alone (set fleet.redis_address, or limits.redis / cache.redis)\n");
+    return;
+  }
+  std::printf("replica %s, Redis %s (%s), config from %s, fleet config v%lld (newest in Redis: %s)\n",
+              f.replica_id().c_str(), f.redis_address().c_str(), f.redis_up() ? "up" : "DOWN",
+              f.config_source().c_str(), static_cast<long long>(f.fleet_version()),
+              f.published_version() < 0 ? "none" : std::to_string(f.published_version()).c_str());
+  std::printf("backends' configured concurrency and (while Redis is down) rate limits divided by %u (%s)\n",
+              f.replicas(), f.counted() ? "replicas live in the registry" : "fleet.replicas or the last count read");
+  std::printf("%-28s %-26s %-22s %8s %7s %-19s %s\n", "REPLICA", "URL", "CONTROL", "VERSION", "FLEET_V", "SEEN",
+              "NOTE");
+  for (const auto& m : f.members()) {
+    std::string note;
+    if (m.id() == f.replica_id()) note = "this one";
+    if (m.fleet_version() != f.fleet_version()) note += std::string(note.empty() ? "" : "; ") + "OTHER FLEET VERSION";
+    if (!m.limits_redis_up()) note += std::string(note.empty() ? "" : "; ") + "limits local";
+    std::printf("%-28s %-26s %-22s %8lld %7lld %-19s %s\n", m.id().c_str(), m.url().c_str(),
+                m.control().empty() ? "-" : m.control().c_str(), static_cast<long long>(m.config_version()),
+                static_cast<long long>(m.fleet_version()), when(m.seen_ms()).c_str(), note.c_str());
+  }
+  if (f.members().empty()) std::printf("(the registry could not be read)\n");
+  std::printf("configs: %llu published, %llu followed, %llu failed to follow, %llu not published, %llu refilled\n",
+              static_cast<unsigned long long>(f.published()), static_cast<unsigned long long>(f.followed()),
+              static_cast<unsigned long long>(f.follow_failures()),
+              static_cast<unsigned long long>(f.publish_failures()), static_cast<unsigned long long>(f.refills()));
 }
 
 int main(int argc, char** argv) {
@@ -839,6 +872,13 @@ int main(int argc, char** argv) {
     if (!u.ok()) return fail(u.status());
     if (as_json) std::cout << json(*u);
     else printUsage(*u);
+    return 0;
+  }
+  if (cmd == "fleet") {
+    auto f = c.getFleet();
+    if (!f.ok()) return fail(f.status());
+    if (as_json) std::cout << json(*f);
+    else printFleet(*f);
     return 0;
   }
   if (cmd == "history") {

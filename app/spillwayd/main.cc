@@ -8,7 +8,9 @@
 
 #include <boost/program_options.hpp>
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
+#include <unistd.h>
 #include <optional>
 #include <string>
 #include <vector>
@@ -386,6 +388,18 @@ int runEngine(int argc, char** argv) {
             << "  Ctrl-C drains in-flight requests and exits." << std::endl;
   if (control_server) {
     auto hp = common::parseHostPort((*engine)->config().control().listen());
+    // Where the other replicas and the console reach this one's control
+    // plane: a wildcard listen address is advertised as $POD_IP, else the
+    // host name.
+    std::string advertised = hp->host;
+    if (advertised == "0.0.0.0" || advertised == "::") {
+      char host[256] = {};
+      gethostname(host, sizeof host - 1);
+      const char* pod_ip = std::getenv("POD_IP");
+      advertised = pod_ip && *pod_ip ? pod_ip : host;
+    }
+    if (advertised.find(':') != std::string::npos) advertised = "[" + advertised + "]";
+    (*engine)->setControlAddress(advertised + ":" + std::to_string(control_server->port()));
     std::cout << "spillwayd: control plane on " << hp->host << ":" << control_server->port()
               << (control_server->tls() ? " (TLS, certificate SHA-256 " + control_server->fingerprint() + ")"
                                         : " (plaintext, loopback only)")

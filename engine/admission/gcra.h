@@ -56,6 +56,10 @@ class Gcra {
 struct TokenCharge {
   std::vector<std::shared_ptr<Gcra>> buckets;
   double tokens = 0;  // charged so far
+  // Each token weighs this much in the local buckets: the number of
+  // replicas when the local buckets stood in for Redis (each replica takes
+  // its share of the limit), else 1.
+  double scale = 1;
   std::shared_ptr<RedisLimiter> redis;
   std::vector<RedisLimiter::Bucket> redis_buckets;
 };

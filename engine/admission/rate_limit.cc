@@ -44,7 +44,8 @@ RateLimiter::Buckets RateLimiter::make(const v1::RateLimit& l) {
   return b;
 }
 
-RateLimiter::RateLimiter(const v1::Limits& limits) : limits_(limits) {
+RateLimiter::RateLimiter(const v1::Limits& limits, std::shared_ptr<const upstream::FleetShare> share)
+    : limits_(limits), share_(std::move(share)) {
   global_ = make(limits.global());
   per_key_.limit = limits.per_key();
   per_ip_.limit = limits.per_client_ip();
@@ -151,18 +152,25 @@ RateLimiter::Result RateLimiter::check(const Ask& ask, int64_t now_ns) {
     fallbacks_.fetch_add(1, std::memory_order_relaxed);  // Redis did not answer: decide here
   }
 
+  // Local buckets: the whole limit on its own; with Redis configured but
+  // not answering, this replica's share of it (each unit weighs as many as
+  // there are replicas), so the fleet together stays within the limit.
+  const double scale = redis_ && share_ ? share_->replicas() : 1;
   boost::container::small_vector<std::pair<Gcra*, double>, 8> taken;
   for (const auto& o : ones) {
-    Gcra::Decision d = (*o.g)->take(o.cost, now_ns);
+    Gcra::Decision d = (*o.g)->take(o.cost * scale, now_ns);
+    d.limit /= scale;
+    d.remaining /= scale;
     note(o.tokens, d);
     if (!d.allowed) {
       r.allowed = false;
       r.retry_after_seconds = d.retry_after_seconds;
       break;
     }
-    taken.emplace_back(o.g->get(), o.cost);
+    taken.emplace_back(o.g->get(), o.cost * scale);
     if (o.tokens) r.charge.buckets.push_back(*o.g);
   }
+  r.charge.scale = scale;
   if (!r.allowed) {
     for (const auto& [g, cost] : taken) g->adjust(-cost, now_ns);  // all or nothing
     r.charge = {};
@@ -176,10 +184,10 @@ RateLimiter::Result RateLimiter::check(const Ask& ask, int64_t now_ns) {
 bool RateLimiter::chargeMore(TokenCharge& charge, double tokens, int64_t now_ns) {
   boost::container::small_vector<Gcra*, 8> taken;
   auto giveBack = [&] {
-    for (Gcra* g : taken) g->adjust(-tokens, now_ns);  // all or nothing
+    for (Gcra* g : taken) g->adjust(-tokens * charge.scale, now_ns);  // all or nothing
   };
   for (const auto& g : charge.buckets) {
-    if (!g->take(tokens, now_ns).allowed) {
+    if (!g->take(tokens * charge.scale, now_ns).allowed) {
       giveBack();
       return false;
     }
@@ -200,7 +208,7 @@ bool RateLimiter::chargeMore(TokenCharge& charge, double tokens, int64_t now_ns)
 void RateLimiter::reconcile(const TokenCharge& charge, double actual_tokens, int64_t now_ns) {
   const double delta = actual_tokens - charge.tokens;
   if (delta == 0) return;
-  for (const auto& g : charge.buckets) g->adjust(delta, now_ns);
+  for (const auto& g : charge.buckets) g->adjust(delta * charge.scale, now_ns);
   if (charge.redis && !charge.redis_buckets.empty()) {
     std::vector<RedisLimiter::Bucket> adjust = charge.redis_buckets;
     for (auto& b : adjust) b.cost = delta;

@@ -21,12 +21,16 @@
 #include "common/mutex.h"
 #include "pipeline/stage.h"
 #include "spillway/v1/config.pb.h"
+#include "upstream/fleet_share.h"
 
 namespace spillway::admission {
 
 class RateLimiter {
  public:
-  explicit RateLimiter(const v1::Limits& limits);
+  // `share` (may be null): the replicas enforcing these limits together.
+  // While Redis cannot decide, this replica enforces its share of each
+  // limit (the limit ÷ replicas) instead of the whole.
+  explicit RateLimiter(const v1::Limits& limits, std::shared_ptr<const upstream::FleetShare> share = nullptr);
   ~RateLimiter();
   const v1::Limits& limits() const { return limits_; }
   bool empty() const { return empty_; }
@@ -84,6 +88,7 @@ class RateLimiter {
   Buckets global_;
   Scope per_key_, per_ip_, per_model_, per_key_model_;
   std::shared_ptr<RedisLimiter> redis_;
+  std::shared_ptr<const upstream::FleetShare> share_;
   std::atomic<uint64_t> refused_{0};
   std::atomic<uint64_t> fallbacks_{0};
 };

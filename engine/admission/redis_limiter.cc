@@ -102,7 +102,7 @@ std::string num(double v) {
 RedisLimiter::RedisLimiter(Settings settings)
     : settings_(std::move(settings)),
       link_(settings_.link, "rate limits",
-            "enforcing local limits until it answers again") {}
+            "enforcing this replica's share of each limit (the limit divided by the live replicas, fleet.replicas) until it answers again") {}
 
 RedisLimiter::~RedisLimiter() {
   for (auto* c : idle_) redisFree(c);

@@ -376,6 +376,16 @@ std::vector<ConfigError> validate(const v1::Config& c, const SourceMap* sources,
   if (const std::string& a = c.api().redis_address(); !a.empty() && a != "none") {
     if (auto hp = common::parseHostPort(a); !hp.ok()) ck.fail("api.redis_address", std::string(hp.status().message()));
   }
+  if (const std::string& a = c.fleet().redis_address(); !a.empty() && a != "none") {
+    if (auto hp = common::parseHostPort(a); !hp.ok()) ck.fail("fleet.redis_address", std::string(hp.status().message()));
+  }
+  if (const std::string& s = c.fleet().config_source(); !s.empty() && s != "redis" && s != "file") {
+    ck.fail("fleet.config_source", common::strCat("unknown source \"", s, "\"; expected redis or file"));
+  }
+  if (const uint32_t heartbeat = c.fleet().heartbeat_ms() ? c.fleet().heartbeat_ms() : 1000;
+      c.fleet().replica_ttl_ms() && c.fleet().replica_ttl_ms() <= heartbeat) {
+    ck.fail("fleet.replica_ttl_ms", "must be longer than the heartbeat (fleet.heartbeat_ms, default 1000)");
+  }
   ck.balancing(c.upstream().balancing(), "upstream.balancing");
   std::set<std::string> pool_models;
   for (int i = 0; i < c.pools_size(); ++i) {
@@ -545,6 +555,17 @@ void applyDefaults(v1::Config& c) {
     if (!c.cache().redis().address().empty()) api->set_redis_address(c.cache().redis().address());
     else if (!c.limits().redis().address().empty()) api->set_redis_address(c.limits().redis().address());
   }
+  auto* fleet = c.mutable_fleet();
+  if (fleet->redis_address().empty()) {
+    // Replicas that share a Redis for the limits or the cache are a fleet.
+    if (!c.limits().redis().address().empty()) fleet->set_redis_address(c.limits().redis().address());
+    else if (!c.cache().redis().address().empty()) fleet->set_redis_address(c.cache().redis().address());
+  }
+  if (fleet->heartbeat_ms() == 0) fleet->set_heartbeat_ms(1000);
+  if (fleet->replica_ttl_ms() == 0) fleet->set_replica_ttl_ms(3 * fleet->heartbeat_ms());
+  if (fleet->config_source().empty()) fleet->set_config_source("redis");
+  if (fleet->key_prefix().empty()) fleet->set_key_prefix("spillway:fleet:");
+  if (fleet->timeout_ms() == 0) fleet->set_timeout_ms(200);
 
   if (c.pools_size() == 0) {
     std::map<std::string, std::vector<std::string>> by_model;  // sorted: stable output

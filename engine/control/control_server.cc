@@ -122,6 +122,7 @@ class Service final : public v1::ControlPlane::CallbackService {
   SPILLWAY_UNARY(QueryHistory, QueryHistoryRequest, HistorySeries, Role::kViewer, c.queryHistory(*req))
   SPILLWAY_UNARY(ListAuditEvents, ListAuditEventsRequest, AuditEventList, Role::kViewer, c.listAuditEvents(*req))
   SPILLWAY_UNARY(GetUsage, GetUsageRequest, UsageReport, Role::kViewer, c.getUsage(*req))
+  SPILLWAY_UNARY(GetFleet, GetFleetRequest, FleetState, Role::kViewer, c.getFleet())
   SPILLWAY_UNARY(GetAdmission, GetAdmissionRequest, AdmissionState, Role::kViewer, c.getAdmission())
   SPILLWAY_UNARY(PinDegradation, PinDegradationRequest, AdmissionState, Role::kOperator, c.pinDegradation(*req))
   SPILLWAY_UNARY(GetCache, GetCacheRequest, CacheState, Role::kViewer, c.getCache())

@@ -39,6 +39,7 @@ class EngineClient {
   virtual absl::StatusOr<v1::HistorySeries> queryHistory(const v1::QueryHistoryRequest& request) = 0;
   virtual absl::StatusOr<v1::AuditEventList> listAuditEvents(const v1::ListAuditEventsRequest& request) = 0;
   virtual absl::StatusOr<v1::UsageReport> getUsage(const v1::GetUsageRequest& request) = 0;
+  virtual absl::StatusOr<v1::FleetState> getFleet() = 0;
   virtual absl::StatusOr<v1::AdmissionState> getAdmission() = 0;
   virtual absl::StatusOr<v1::AdmissionState> pinDegradation(const v1::PinDegradationRequest& request) = 0;
   virtual absl::StatusOr<v1::CacheState> getCache() = 0;

@@ -271,6 +271,10 @@ absl::StatusOr<v1::UsageReport> GrpcEngineClient::getUsage(const v1::GetUsageReq
   return impl_->unary<v1::GetUsageRequest, v1::UsageReport>(request, &Stub::GetUsage);
 }
 
+absl::StatusOr<v1::FleetState> GrpcEngineClient::getFleet() {
+  return impl_->unary<v1::GetFleetRequest, v1::FleetState>(v1::GetFleetRequest(), &Stub::GetFleet);
+}
+
 absl::Status GrpcEngineClient::watch(std::chrono::milliseconds interval,
                                      const std::function<bool(const v1::MetricsSnapshot&)>& on_snapshot) {
   grpc::ClientContext ctx;

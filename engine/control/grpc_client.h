@@ -51,6 +51,7 @@ class GrpcEngineClient final : public EngineClient {
   absl::StatusOr<v1::HistorySeries> queryHistory(const v1::QueryHistoryRequest& request) override;
   absl::StatusOr<v1::AuditEventList> listAuditEvents(const v1::ListAuditEventsRequest& request) override;
   absl::StatusOr<v1::UsageReport> getUsage(const v1::GetUsageRequest& request) override;
+  absl::StatusOr<v1::FleetState> getFleet() override;
 
   // Streams snapshots every `interval` until `on_snapshot` returns false or
   // the stream ends; returns why it ended.

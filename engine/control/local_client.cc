@@ -460,6 +460,39 @@ absl::StatusOr<v1::AuditEventList> LocalEngineClient::listAuditEvents(const v1::
   return out;
 }
 
+absl::StatusOr<v1::FleetState> LocalEngineClient::getFleet() {
+  v1::FleetState out;
+  auto f = engine_.fleet();
+  if (!f) return out;
+  out.set_enabled(true);
+  out.set_replica_id(f->replica_id);
+  out.set_redis_address(f->redis_address);
+  out.set_redis_up(f->redis_up);
+  out.set_config_source(f->follow_config ? "redis" : "file");
+  out.set_replicas(f->replicas);
+  out.set_counted(f->counted);
+  out.set_fleet_version(f->fleet_version);
+  out.set_published_version(f->published_version);
+  for (const auto& m : f->members) {
+    auto* r = out.add_members();
+    r->set_id(m.id);
+    r->set_url(m.url);
+    r->set_control(m.control);
+    r->set_host(m.host);
+    r->set_config_version(m.config_version);
+    r->set_fleet_version(m.fleet_version);
+    r->set_started_ms(m.started_ms);
+    r->set_seen_ms(m.seen_ms);
+    r->set_limits_redis_up(m.limits_redis_up);
+  }
+  out.set_followed(f->followed);
+  out.set_follow_failures(f->follow_failures);
+  out.set_published(f->published);
+  out.set_publish_failures(f->publish_failures);
+  out.set_refills(f->refills);
+  return out;
+}
+
 absl::StatusOr<v1::UsageReport> LocalEngineClient::getUsage(const v1::GetUsageRequest& request) {
   if (request.since_ms() < 0 || request.until_ms() < 0 || (request.until_ms() && request.until_ms() < request.since_ms())) {
     return absl::InvalidArgumentError("usage: since_ms and until_ms must be times with since_ms <= until_ms");

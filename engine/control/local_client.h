@@ -40,6 +40,7 @@ class LocalEngineClient final : public EngineClient {
   absl::StatusOr<v1::HistorySeries> queryHistory(const v1::QueryHistoryRequest& request) override;
   absl::StatusOr<v1::AuditEventList> listAuditEvents(const v1::ListAuditEventsRequest& request) override;
   absl::StatusOr<v1::UsageReport> getUsage(const v1::GetUsageRequest& request) override;
+  absl::StatusOr<v1::FleetState> getFleet() override;
 
   // The config with secrets (api_key) removed: what GetConfig may return.
   static v1::Config redacted(v1::Config c);

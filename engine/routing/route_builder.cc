@@ -168,7 +168,7 @@ absl::StatusOr<std::shared_ptr<RouteTable>> buildRouteTable(const v1::Config& cf
   if (old && old->limiter && old->limiter->limits().SerializeAsString() == cfg.limits().SerializeAsString()) {
     routes->limiter = old->limiter;
   } else {
-    routes->limiter = std::make_shared<admission::RateLimiter>(cfg.limits());
+    routes->limiter = std::make_shared<admission::RateLimiter>(cfg.limits(), in.fleet_share);
   }
   if (!cfg.cache().disabled() && in.cache) {
     in.cache->configure(cfg.cache());

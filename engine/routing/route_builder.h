@@ -53,6 +53,8 @@ struct RouteInputs {
   // The engine's per-request recorders: the access log's writer (configured
   // from access_log), the usage ledger, the event ring.
   observe::Recorders recorders;
+  // The replicas sharing the limits (the engine's; null: this one alone).
+  std::shared_ptr<const upstream::FleetShare> fleet_share;
 };
 
 // The routing table for `config`; pool ids are taken from `next_id`.

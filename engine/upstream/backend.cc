@@ -123,7 +123,7 @@ Backend::ReportedLoad Backend::reportedLoad() const {
 }
 
 int64_t Backend::concurrencyLimit() const {
-  if (config_.max_concurrency() > 0) return config_.max_concurrency();
+  if (config_.max_concurrency() > 0) return share_ ? share_->slice(config_.max_concurrency()) : config_.max_concurrency();
   return learning_.load(std::memory_order_relaxed) ? adaptive_limit_.limit() : 0;
 }
 

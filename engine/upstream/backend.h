@@ -21,6 +21,7 @@
 #include "common/mutex.h"
 #include "common/url.h"
 #include "upstream/adaptive_limit.h"
+#include "upstream/fleet_share.h"
 #include "spillway/v1/config.pb.h"
 
 namespace spillway::upstream {
@@ -113,6 +114,9 @@ class Backend {
   // alive as long as this backend is referenced by any routing table or
   // request in flight.
   void holdAlive(std::shared_ptr<void> keep) { keep_alive_ = std::move(keep); }
+  // The replicas sharing this backend (set once, before it takes requests):
+  // a configured max_concurrency is divided among them.
+  void shareWith(std::shared_ptr<const FleetShare> share) { share_ = std::move(share); }
 
   // Load the backend reports itself (its /metrics, read by LoadScraper),
   // valid until `until_ms` (wall clock).
@@ -135,8 +139,9 @@ class Backend {
 
   // Reserves one request slot; false when the concurrency limit is reached.
   bool tryAcquire();
-  // The limit tryAcquire() enforces: max_concurrency where configured, else
-  // the learned limit while admission learns (setLearning), else 0 (none).
+  // The limit tryAcquire() enforces: max_concurrency where configured (this
+  // replica's slice of it when several share the backend), else the learned
+  // limit while admission learns (setLearning), else 0 (none).
   int64_t concurrencyLimit() const;
   bool learnsLimit() const { return config_.max_concurrency() == 0 && learning_.load(std::memory_order_relaxed); }
   void setLearning(bool on) { learning_.store(on, std::memory_order_relaxed); }
@@ -170,6 +175,7 @@ class Backend {
   std::atomic<bool> healthy_{true};
   std::atomic<bool> draining_{false};
   std::shared_ptr<void> keep_alive_;
+  std::shared_ptr<const FleetShare> share_;
   std::atomic<int64_t> in_flight_{0};
   std::atomic<bool> learning_{false};
   AdaptiveLimit adaptive_limit_;
