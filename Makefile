@@ -8,7 +8,7 @@ export CCACHE_NOHASHDIR := true
 BUILD  := build/$(PRESET)
 JOBS   ?= $(shell nproc)
 
-.PHONY: all deps configure build apps run test test-package package bench clean
+.PHONY: all deps configure build apps run test test-package package bench clean fleet-demo
 
 all: build
 
@@ -32,6 +32,11 @@ apps: deps $(BUILD)/build.ninja
 # The console when a display is available, else the headless engine.
 run: apps
 	@installer/run.sh $(BUILD)
+
+# Three replicas, one Redis, simulated backends and nginx in front, on this
+# machine (docs/fleet.md).
+fleet-demo: apps
+	@deploy/fleet-demo/fleet-demo.sh $(BUILD)
 
 test: build
 	@installer/sdk-deps.sh

@@ -19,7 +19,11 @@
 #include <QPushButton>
 #include <QSettings>
 #include <QStandardPaths>
+#include <QLabel>
 #include <QTableView>
+#include <QTableWidget>
+#include <QColor>
+#include <QDateTime>
 #include <QTimer>
 #include <QVBoxLayout>
 #include <thread>
@@ -83,7 +87,19 @@ QString FleetPage::tokenFilePath() {
 }
 
 FleetPage::FleetPage(QWidget* parent)
-    : QWidget(parent), model_(new FleetModel(this)), view_(new QTableView(this)), results_(new QPlainTextEdit(this)) {
+    : QWidget(parent),
+      model_(new FleetModel(this)),
+      view_(new QTableView(this)),
+      results_(new QPlainTextEdit(this)),
+      fleet_summary_(new QLabel(this)),
+      replicas_(new QTableWidget(0, 7, this)) {
+  replicas_->setHorizontalHeaderLabels(
+      {tr("Replica"), tr("URL"), tr("Control"), tr("Config"), tr("Fleet version"), tr("Last heartbeat"), tr("Note")});
+  replicas_->setEditTriggers(QAbstractItemView::NoEditTriggers);
+  replicas_->horizontalHeader()->setStretchLastSection(true);
+  replicas_->verticalHeader()->hide();
+  fleet_summary_->setWordWrap(true);
+  fleet_summary_->setText(tr("Fleet: reading…"));
   view_->setModel(model_);
   view_->setSelectionBehavior(QAbstractItemView::SelectRows);
   view_->setSelectionMode(QAbstractItemView::ExtendedSelection);
@@ -179,11 +195,87 @@ FleetPage::FleetPage(QWidget* parent)
   buttons->addWidget(open);
   buttons->addStretch(1);
   buttons->addWidget(push_button);
+  auto* add_replicas = new QPushButton(tr("Add these &replicas"), this);
+  add_replicas->setToolTip(tr("List every registered replica above (one token for them all), to refresh and push to"));
+  QObject::connect(add_replicas, &QPushButton::clicked, this, [this] {
+    if (replicasToAdd("").empty()) {
+      emit message(tr("Every registered replica with a control plane is listed already."));
+      return;
+    }
+    bool ok = false;
+    const QString token = QInputDialog::getText(this, tr("Add replicas"), tr("Their control token"),
+                                                QLineEdit::Password, {}, &ok);
+    if (!ok) return;
+    for (const auto& e : replicasToAdd(token.toStdString())) addEngine(e);
+  });
+  auto* fleet_row = new QHBoxLayout;
+  fleet_row->addWidget(fleet_summary_, 1);
+  fleet_row->addWidget(add_replicas);
+
   auto* layout = new QVBoxLayout(this);
+  layout->addLayout(fleet_row);
+  layout->addWidget(replicas_, 1);
   layout->addLayout(buttons);
   layout->addWidget(view_, 2);
   layout->addWidget(results_, 1);
   load();
+}
+
+void FleetPage::showReplicas(const v1::FleetState& f) {
+  fleet_state_ = f;
+  if (!f.enabled()) {
+    fleet_summary_->setText(tr("Fleet: this engine runs alone (no fleet.redis_address, limits.redis or cache.redis)."));
+    replicas_->setRowCount(0);
+    return;
+  }
+  fleet_summary_->setText(
+      tr("Fleet: %1 replica(s) share this engine's Redis %2 (%3) · backends and, while Redis is down, limits divided "
+         "by %4 (%5) · config from %6, fleet version %7")
+          .arg(f.members_size())
+          .arg(qs(f.redis_address()), f.redis_up() ? tr("up") : tr("DOWN"))
+          .arg(f.replicas())
+          .arg(f.counted() ? tr("registry") : tr("fleet.replicas or the last count"))
+          .arg(qs(f.config_source()))
+          .arg(f.fleet_version()));
+  replicas_->setRowCount(f.members_size());
+  for (int i = 0; i < f.members_size(); ++i) {
+    const auto& m = f.members(i);
+    QStringList notes;
+    if (m.id() == f.replica_id()) notes << tr("this engine");
+    const bool other_version = m.fleet_version() != f.fleet_version();
+    if (other_version) notes << tr("other fleet version");
+    if (!m.limits_redis_up()) notes << tr("limits local");
+    const QStringList cells = {qs(m.id()),
+                               qs(m.url()),
+                               m.control().empty() ? QString("-") : qs(m.control()),
+                               QString("v%1").arg(m.config_version()),
+                               QString("v%1").arg(m.fleet_version()),
+                               QDateTime::fromMSecsSinceEpoch(m.seen_ms()).toString("HH:mm:ss"),
+                               notes.join(", ")};
+    for (int c = 0; c < cells.size(); ++c) {
+      auto* item = new QTableWidgetItem(cells[c]);
+      if (other_version || !m.limits_redis_up()) item->setForeground(QColor(0xd9, 0x8a, 0x00));
+      replicas_->setItem(i, c, item);
+    }
+  }
+  replicas_->resizeColumnsToContents();
+}
+
+std::vector<RemoteEngine> FleetPage::replicasToAdd(const std::string& token) const {
+  std::vector<RemoteEngine> out;
+  for (const auto& m : fleet_state_.members()) {
+    if (m.control().empty()) continue;
+    const bool listed = std::any_of(engines_.begin(), engines_.end(), [&](const RemoteEngine& e) {
+      return e.options.address == m.control() || e.name == qs(m.id());
+    });
+    if (listed) continue;
+    RemoteEngine e;
+    e.name = qs(m.id());
+    e.options.address = m.control();
+    e.options.token = token;
+    out.push_back(std::move(e));
+  }
+  return out;
 }
 
 FleetPage::~FleetPage() {

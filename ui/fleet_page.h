@@ -18,7 +18,9 @@
 
 #include "control/grpc_client.h"
 
+class QLabel;
 class QTableView;
+class QTableWidget;
 class QPlainTextEdit;
 
 namespace spillway::ui {
@@ -100,6 +102,18 @@ class FleetPage final : public QWidget {
 
   static QString tokenFilePath();  // the TokenStore's fallback file
   static std::unique_ptr<control::GrpcEngineClient> connect(const RemoteEngine& e);
+  // The replicas registered with the engine this window is on (its
+  // GetFleet): one row each, a replica on another fleet config version or
+  // with its limits local flagged. "Add these replicas" puts each one not
+  // yet listed into the engines above (name: its id; address: its control
+  // plane), with one token asked for them all.
+  void showReplicas(const v1::FleetState& state);
+  QTableWidget* replicas() { return replicas_; }
+  QLabel* fleetSummary() { return fleet_summary_; }
+  // The engines "Add these replicas" would add now (not listed yet, with a
+  // control plane), each with `token`.
+  std::vector<RemoteEngine> replicasToAdd(const std::string& token) const;
+
   // Asked before a push with the per-engine diffs; defaults to a dialog.
   void setConfirm(std::function<bool(const QString&)> confirm) { confirm_ = std::move(confirm); }
 
@@ -122,6 +136,9 @@ class FleetPage final : public QWidget {
   FleetModel* model_;
   QTableView* view_;
   QPlainTextEdit* results_;
+  QLabel* fleet_summary_;
+  QTableWidget* replicas_;
+  v1::FleetState fleet_state_;
   // Background refreshes and pushes. Finished ones are joined when the next
   // starts; the rest on destruction.
   struct Worker {

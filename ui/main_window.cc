@@ -168,6 +168,7 @@ void MainWindow::refresh() {
   admission_->showSnapshot(*s);
   cache_->showSnapshot(*s);
   gpu_->showSnapshot(*s);
+  if (auto f = client_.getFleet(); f.ok()) fleet_->showReplicas(*f);
 }
 
 bool MainWindow::openRemote(const RemoteEngine& engine) {

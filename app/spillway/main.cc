@@ -3,6 +3,7 @@
 // once; --connect opens it on a remote spillwayd instead.
 //   spillway [--config FILE] [--demo-traffic | --no-demo-traffic] [--scenario NAME] [--screenshot DIR]
 //   spillway --connect HOST:PORT [--token-file FILE] [--ca FILE] [--server-name NAME]
+//   spillway --fleet HOST:PORT [--token-file FILE] [--ca FILE]   (every replica HOST resolves to)
 #include <QApplication>
 #include <QComboBox>
 #include <QCommandLineParser>
@@ -13,9 +14,14 @@
 #include <QTimer>
 #include <QToolBar>
 #include <QTreeView>
+#include <arpa/inet.h>
+#include <netdb.h>
+
+#include <algorithm>
 #include <atomic>
 #include <thread>
 
+#include "common/url.h"
 #include "config/config_loader.h"
 #include "control/grpc_client.h"
 #include "control/local_client.h"
@@ -23,6 +29,7 @@
 #include "engine.h"
 #include "sim/load_generator.h"
 #include "ui/config_form_model.h"
+#include "ui/fleet_page.h"
 #include "ui/gpu_page.h"
 #include "ui/main_window.h"
 #include "ui/policies_page.h"
@@ -160,6 +167,33 @@ void saveScreenshots(ui::MainWindow& window, const QString& dir) {
 
 }  // namespace
 
+// Every address HOST resolves to, as "ADDRESS:PORT" ("[v6]:PORT"): the
+// replicas behind a headless Service's one name.
+static absl::StatusOr<std::vector<std::string>> resolveAll(const std::string& host_port) {
+  auto hp = common::parseHostPort(host_port);
+  if (!hp.ok()) return absl::InvalidArgumentError("--fleet: " + std::string(hp.status().message()));
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* res = nullptr;
+  if (int rc = getaddrinfo(hp->host.c_str(), nullptr, &hints, &res); rc != 0) {
+    return absl::NotFoundError("--fleet: cannot resolve " + hp->host + ": " + gai_strerror(rc));
+  }
+  std::vector<std::string> out;
+  for (addrinfo* a = res; a; a = a->ai_next) {
+    char text[INET6_ADDRSTRLEN] = {};
+    const void* addr = a->ai_family == AF_INET6 ? static_cast<const void*>(&reinterpret_cast<sockaddr_in6*>(a->ai_addr)->sin6_addr)
+                                                 : static_cast<const void*>(&reinterpret_cast<sockaddr_in*>(a->ai_addr)->sin_addr);
+    if (!inet_ntop(a->ai_family, addr, text, sizeof text)) continue;
+    std::string address = a->ai_family == AF_INET6 ? "[" + std::string(text) + "]" : std::string(text);
+    address += ":" + std::to_string(hp->port);
+    if (std::find(out.begin(), out.end(), address) == out.end()) out.push_back(address);
+  }
+  freeaddrinfo(res);
+  if (out.empty()) return absl::NotFoundError("--fleet: " + hp->host + " has no addresses");
+  return out;
+}
+
 int main(int argc, char** argv) {
   QApplication app(argc, argv);
   QApplication::setOrganizationName("Spillway");
@@ -174,11 +208,16 @@ int main(int argc, char** argv) {
   QCommandLineOption shot_opt("screenshot", "render every page with live data to PNG files in DIR, then exit", "dir");
   QCommandLineOption theme_opt("theme", "system, light or dark (remembered otherwise)", "theme");
   QCommandLineOption connect_opt("connect", "open the console on a remote spillwayd's control plane", "host:port");
+  QCommandLineOption fleet_opt("fleet",
+                               "open the console on every replica a name resolves to (a Kubernetes headless "
+                               "Service such as spillway-control.spillway:50051): the first in the window, all "
+                               "on its Fleet page",
+                               "host:port");
   QCommandLineOption token_opt("token-file", "with --connect: file holding the bearer token", "file");
   QCommandLineOption ca_opt("ca", "with --connect: PEM certificate to trust (enables TLS)", "file");
   QCommandLineOption name_opt("server-name", "with --connect: name expected in the certificate", "name");
-  cli.addOptions({config_opt, demo_opt, no_demo_opt, scenario_opt, shot_opt, theme_opt, connect_opt, token_opt, ca_opt,
-                  name_opt});
+  cli.addOptions({config_opt, demo_opt, no_demo_opt, scenario_opt, shot_opt, theme_opt, connect_opt, fleet_opt, token_opt,
+                  ca_opt, name_opt});
   cli.process(app);
 
   ui::Theme theme = ui::savedTheme();
@@ -188,11 +227,24 @@ int main(int argc, char** argv) {
   }
   ui::applyTheme(theme);
 
-  if (cli.isSet(connect_opt)) {
+  // --fleet: every address the name resolves to, each one replica.
+  std::vector<std::string> replicas;
+  if (cli.isSet(fleet_opt)) {
+    auto resolved = resolveAll(cli.value(fleet_opt).toStdString());
+    if (!resolved.ok()) {
+      QMessageBox::critical(nullptr, "Spillway", ui::qs(resolved.status().message()));
+      return 1;
+    }
+    replicas = *resolved;
+  }
+  if (cli.isSet(connect_opt) || !replicas.empty()) {
     control::GrpcClientOptions o;
-    o.address = cli.value(connect_opt).toStdString();
+    o.address = replicas.empty() ? cli.value(connect_opt).toStdString() : replicas.front();
+    if (!replicas.empty() && cli.isSet(ca_opt) && !cli.isSet(name_opt)) {
+      o.server_name = cli.value(fleet_opt).section(':', 0, 0).toStdString();  // the certificate's name, not the IP
+    }
     o.ca_file = cli.value(ca_opt).toStdString();
-    o.server_name = cli.value(name_opt).toStdString();
+    if (cli.isSet(name_opt)) o.server_name = cli.value(name_opt).toStdString();
     if (cli.isSet(token_opt)) {
       auto token = control::readTokenFile(cli.value(token_opt).toStdString());
       if (!token.ok()) {
@@ -206,7 +258,14 @@ int main(int argc, char** argv) {
       QMessageBox::critical(nullptr, "Spillway", ui::qs(client.status().message()));
       return 1;
     }
-    ui::MainWindow::openOwned(std::move(*client), cli.value(connect_opt));
+    auto* window = ui::MainWindow::openOwned(std::move(*client), QString::fromStdString(o.address));
+    for (const auto& address : replicas) {
+      ui::RemoteEngine e;
+      e.name = cli.value(fleet_opt).section(':', 0, 0) + "/" + QString::fromStdString(address);
+      e.options = o;
+      e.options.address = address;
+      window->fleet()->addEngine(e);
+    }
     return QApplication::exec();
   }
 

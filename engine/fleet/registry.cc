@@ -400,7 +400,10 @@ void Registry::adopt(const Published& p) {
 
 Registry::Status Registry::status() const {
   common::MutexLock lock(mu_);
-  return status_;
+  Status s = status_;
+  // This replica's own entry as of now, not as of its last heartbeat.
+  if (!s.members.empty() && s.members[0].id == s.replica_id) s.members[0].fleet_version = s.fleet_version;
+  return s;
 }
 
 }  // namespace spillway::fleet

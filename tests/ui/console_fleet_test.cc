@@ -10,6 +10,7 @@
 #include <QDateTime>
 #include <QDoubleSpinBox>
 #include <QElapsedTimer>
+#include <QLabel>
 #include <QLineEdit>
 #include <QListWidget>
 #include <QPlainTextEdit>
@@ -30,6 +31,7 @@
 
 #include "control/auth.h"
 #include "control/control_server.h"
+#include "support/redis_server.h"
 #include "support/spillwayd_process.h"
 #include "support/test_config.h"
 #include "support/test_http.h"
@@ -118,6 +120,52 @@ void ConsoleFleetTest::fleetShowsRemoteEnginesAndPushesCanaryFirst() {
   QCOMPARE(east.engine->config().backends(0).weight(), 4u);
   fleet->removeEngine("east");
   fleet->removeEngine("west");
+}
+
+void ConsoleFleetTest::fleetPageListsTheReplicasSharingARedis() {
+  // Two replicas on one real redis-server, each with its control plane.
+  RedisServer redis;
+  QVERIFY2(redis.start(), qPrintable(redis.error()));
+  struct Replica {
+    std::unique_ptr<Engine> engine;
+    std::unique_ptr<control::ControlServer> server;
+  };
+  auto replica = [&] {
+    Replica r;
+    auto yaml = engineYaml(kTwo, "limits:\n  redis: {address: \"127.0.0.1:" + std::to_string(redis.port()) +
+                                     "\"}\nfleet: {heartbeat_ms: 100, replica_ttl_ms: 1000}\ncontrol:\n  listen: "
+                                     "127.0.0.1:0\n  tokens:\n    - {name: console, role: operator, sha256: " +
+                                     control::TokenAuthority::sha256Hex("fleet-token") + "}\n");
+    r.engine = std::move(*Engine::start(configFromYaml(yaml), EngineOptions{"", "test", false}));
+    r.server = std::move(*control::ControlServer::start(*r.engine, {r.engine->config().control(), ""}));
+    r.engine->setControlAddress("127.0.0.1:" + std::to_string(r.server->port()));
+    return r;
+  };
+  Replica a = replica(), b = replica();
+  control::LocalEngineClient client(*a.engine, "console");
+  ui::MainWindow window(client, "replica a");
+  auto* fleet = window.fleet();
+  QTRY_VERIFY_WITH_TIMEOUT((window.refresh(), fleet->replicas()->rowCount() == 2), 10000);
+  QVERIFY2(fleet->fleetSummary()->text().contains("2 replica(s)"), qPrintable(fleet->fleetSummary()->text()));
+  QCOMPARE(fleet->replicas()->item(0, 1)->text(), QString::fromStdString(a.engine->url()));
+  QVERIFY(fleet->replicas()->item(0, 6)->text().contains("this engine"));
+  QCOMPARE(fleet->replicas()->item(1, 1)->text(), QString::fromStdString(b.engine->url()));
+
+  // "Add these replicas": both control planes become engines of the page,
+  // reachable with the one token.
+  // (A replica advertises its control plane from its next heartbeat on.)
+  QTRY_VERIFY_WITH_TIMEOUT((window.refresh(), fleet->replicasToAdd("fleet-token").size() == 2), 10000);
+  auto adds = fleet->replicasToAdd("fleet-token");
+  for (const auto& e : adds) fleet->addEngine(e);
+  QVERIFY(fleet->replicasToAdd("fleet-token").empty());  // listed now
+  QTRY_VERIFY_WITH_TIMEOUT(fleet->model()->state(adds[1].name) && fleet->model()->state(adds[1].name)->reachable,
+                           10000);
+  for (const auto& e : adds) fleet->removeEngine(e.name);
+
+  // A replica that leaves drops out of the list.
+  b.server.reset();
+  b.engine->stop();
+  QTRY_VERIFY_WITH_TIMEOUT((window.refresh(), fleet->replicas()->rowCount() == 1), 10000);
 }
 
 void ConsoleFleetTest::everyPageWorksAgainstARemoteSpillwayd() {

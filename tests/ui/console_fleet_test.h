@@ -16,6 +16,7 @@ class ConsoleFleetTest : public QObject, protected spillway::testing::ConsoleFix
   void init() { startConsole(); }
   void cleanup() { stopConsole(); }
   void fleetShowsRemoteEnginesAndPushesCanaryFirst();
+  void fleetPageListsTheReplicasSharingARedis();
   void everyPageWorksAgainstARemoteSpillwayd();
   void fleetModelPassesTheModelTester();
 };
