@@ -3,6 +3,9 @@
 // unreachable engine).
 #include "spillctl_test.h"
 
+#include "support/redis_server.h"
+#include "support/spillwayd_process.h"
+
 #include <QtTest>
 
 #include <QJsonArray>
@@ -337,6 +340,47 @@ void SpillctlTest::usageTableJsonAndEvents() {
   QCOMPARE(bad.code, 3);
   QVERIFY2(bad.err.contains("--since") && bad.err.contains("1h"), qPrintable(bad.err));
   QVERIFY(ctl({"usage", "--model", "nothing-here"}).out.contains("no requests in this range"));
+}
+
+void SpillctlTest::fleetListsTheReplicas() {
+  // The daemon of the other cases runs alone.
+  auto alone = ctl({"fleet"});
+  QCOMPARE(alone.code, 0);
+  QVERIFY2(alone.out.contains("no fleet"), qPrintable(alone.out));
+
+  // Two spillwayd on one real redis-server: each lists both, itself first.
+  RedisServer redis;
+  QVERIFY2(redis.start(), qPrintable(redis.error()));
+  QFile config(dir_.filePath("fleet.yaml"));
+  QVERIFY(config.open(QIODevice::WriteOnly));
+  config.write(QString("limits: {redis: {address: \"127.0.0.1:%1\"}}\n"
+                       "fleet: {heartbeat_ms: 200, replica_ttl_ms: 1000}\n"
+                       "backends: [{name: a, url: \"sim://a\", models: [m], max_concurrency: 6, sim: {profile: instant}}]\n")
+                   .arg(redis.port())
+                   .toUtf8());
+  config.close();
+  SpillwaydProcess one, two;
+  QVERIFY2(one.start(SPILLWAYD_PATH, {"--config", config.fileName()}), qPrintable(one.error()));
+  QVERIFY2(two.start(SPILLWAYD_PATH, {"--config", config.fileName()}), qPrintable(two.error()));
+  auto fleetOf = [&](const SpillwaydProcess& p, const QStringList& extra) {
+    QProcess c;
+    c.start(SPILLCTL_PATH, QStringList{"--addr", QString::fromStdString(p.controlAddress()), "--token-file",
+                                       p.dataDir() + "/control.token"} + extra + QStringList{"fleet"});
+    c.waitForFinished(30000);
+    return QString::fromUtf8(c.readAllStandardOutput());
+  };
+  // Both registered, each advertising its control plane.
+  QVERIFY(waitFor([&] {
+    const auto m = QJsonDocument::fromJson(fleetOf(one, {"--json"}).toUtf8()).object()["members"].toArray();
+    return m.size() == 2 && !m[0].toObject()["control"].toString().isEmpty() &&
+           !m[1].toObject()["control"].toString().isEmpty();
+  }));
+  const QString table = fleetOf(two, {});
+  QVERIFY2(table.contains("Redis 127.0.0.1:" + QString::number(redis.port()) + " (up)"), qPrintable(table));
+  QVERIFY2(table.contains("divided by 2"), qPrintable(table));
+  QVERIFY2(table.contains(QRegularExpression(QString::fromStdString(two.controlAddress()) + ".*this one")),
+           qPrintable(table));
+  QVERIFY2(table.contains(QString::fromStdString(one.controlAddress())), qPrintable(table));
 }
 
 QTEST_APPLESS_MAIN(SpillctlTest)

@@ -28,6 +28,7 @@ class SpillctlTest : public QObject {
   void gpuListAndPlan();
   void cacheStatsLookupAndPurge();
   void usageTableJsonAndEvents();
+  void fleetListsTheReplicas();
 
  private:
   struct Run {

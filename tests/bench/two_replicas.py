@@ -88,6 +88,8 @@ def main():
     ap.add_argument("--out", default=str(ROOT / "bench-results"))
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--scale", type=float, default=1.0, help="phase lengths x this (0.1 for a smoke run)")
+    ap.add_argument("--check", action="store_true",
+                    help="fail unless every request was answered or refused with 429 (no 5xx) through both setups")
     args = ap.parse_args()
     b = Bench(args)
     procs = Procs()
@@ -173,6 +175,13 @@ def main():
     lines.append(f"\ntwo / one: answered {summary['two_to_one']['answered']}, full answers/s "
                  f"{summary['two_to_one']['goodput']}")
     print("\n".join(lines))
+    if args.check:
+        for setup, rs in runs.items():
+            for r in rs:
+                assert r["failed"] == 0, (setup, r)
+                assert r["full"] + r["r429"] == r["sent"], (setup, r)
+                assert r["full"] > 0, (setup, r)
+        print("check: no 5xx, every request answered or refused with 429, through one replica and through two")
 
 
 if __name__ == "__main__":
