@@ -103,13 +103,16 @@ def rss_kb(pid, field="VmHWM"):
 
 
 def nginx_conf(workdir, listen, upstreams, workers):
-    """upstreams: {location_prefix: port} proxied with keep-alive; or 'fast' for a static answer."""
+    """upstreams: {location_prefix: port, or a list of ports (round robin)} proxied with keep-alive; or 'fast'
+    for a static answer."""
     blocks, servers = [], []
     for i, (prefix, target) in enumerate(upstreams.items()):
         if target == "fast":
             servers.append(f"""    location {prefix} {{ default_type application/json; return 200 '{FAST_BODY}'; }}""")
         else:
-            blocks.append(f"  upstream u{i} {{ server 127.0.0.1:{target}; keepalive 256; }}")
+            ports = target if isinstance(target, list) else [target]
+            servers_of = " ".join(f"server 127.0.0.1:{p};" for p in ports)
+            blocks.append(f"  upstream u{i} {{ {servers_of} keepalive 256; }}")
             servers.append(f"""    location {prefix} {{
       proxy_pass http://u{i};
       proxy_http_version 1.1;

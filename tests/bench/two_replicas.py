@@ -22,7 +22,6 @@ Writes bench-results/two-replicas.json and prints a markdown table.
 """
 import argparse
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -34,7 +33,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import busy_fleet  # noqa: E402
 from balancing import start_sim, wait_idle  # noqa: E402
-from run_bench import ROOT, Bench, Procs, free_port, med, read_listen_port, wait_port  # noqa: E402
+from run_bench import ROOT, Bench, Procs, free_port, med, read_listen_port, start_nginx, wait_port  # noqa: E402
 
 
 def sim_busy_answers(port):
@@ -45,41 +44,6 @@ def sim_busy_answers(port):
         if line.startswith('spillway_sim_requests_total{code="503"}'):
             total += float(line.rsplit(" ", 1)[1])
     return total
-
-
-def nginx_front(procs, workdir, name, ports):
-    d = Path(workdir) / name
-    d.mkdir()
-    port = free_port()
-    servers = " ".join(f"server 127.0.0.1:{p};" for p in ports)
-    user = "user root;" if os.geteuid() == 0 else ""
-    (d / "nginx.conf").write_text(f"""{user}
-worker_processes 1;
-pid {d}/nginx.pid;
-error_log {d}/error.log warn;
-events {{ worker_connections 16384; }}
-http {{
-  access_log off;
-  client_body_temp_path {d}/body; proxy_temp_path {d}/proxy;
-  fastcgi_temp_path {d}/fcgi; uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;
-  keepalive_requests 1000000;
-  upstream spillway {{ {servers} keepalive 1024; }}
-  server {{
-    listen 127.0.0.1:{port};
-    location / {{
-      proxy_pass http://spillway;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_buffering off;
-      proxy_read_timeout 600s;
-    }}
-  }}
-}}
-""")
-    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-    procs.start([nginx, "-p", str(d), "-c", str(d / "nginx.conf"), "-g", "daemon off;"])
-    wait_port(port)
-    return port
 
 
 def main():
@@ -130,7 +94,8 @@ def main():
                     gws = [procs.start([b.spillwayd, "--config", str(cfg), "--log-level", "error"])
                            for _ in range(1 if setup == "one" else 2)]
                     ports = [read_listen_port(g) for g in gws]
-                    front = nginx_front(procs, workdir, f"front-{prefix}", ports)
+                    front = start_nginx(procs, shutil.which("nginx") or "/usr/sbin/nginx", workdir,
+                                        f"front-{prefix}", {"/": ports}, 1)
                     time.sleep(1.5)  # both replicas registered (heartbeat 0.5 s): each knows the other
                     busy_before = sum(sim_busy_answers(p) for _, p in sims)
                     b.runs += 1
