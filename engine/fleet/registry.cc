@@ -94,6 +94,13 @@ std::map<std::string, std::string> fields(const redisReply* r) {
 }  // namespace
 
 void keepLocalSections(const v1::Config& local, v1::Config& shared) {
+  // Backends' literal API keys never travel (sharedSections blanks them):
+  // each replica keeps its own for the backends it knows by name.
+  for (auto& b : *shared.mutable_backends()) {
+    for (const auto& lb : local.backends()) {
+      if (lb.name() == b.name() && b.api_key().empty()) b.set_api_key(lb.api_key());
+    }
+  }
   *shared.mutable_server() = local.server();
   *shared.mutable_control() = local.control();
   *shared.mutable_gpu() = local.gpu();
@@ -108,6 +115,7 @@ v1::Config sharedSections(const v1::Config& config) {
   out.clear_gpu();
   out.clear_access_log();
   out.clear_fleet();
+  for (auto& b : *out.mutable_backends()) b.clear_api_key();  // secrets stay on the replica (api_key_env travels)
   return out;
 }
 

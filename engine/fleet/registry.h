@@ -67,9 +67,10 @@ struct Published {
 
 // The sections that belong to one replica and are never shared: where it
 // listens, its control plane and credentials, its GPUs, its access log, its
-// fleet settings.
+// fleet settings — and backends' literal `api_key`s (published blank; each
+// replica keeps its own by backend name; `api_key_env` names travel).
 void keepLocalSections(const v1::Config& local, v1::Config& shared);
-// `config` without those sections (what is published).
+// `config` without those sections and secrets (what is published).
 v1::Config sharedSections(const v1::Config& config);
 
 class Registry {

@@ -1,5 +1,6 @@
 #include "fleet_test.h"
 
+#include <QProcess>
 #include <QtTest>
 
 #include <chrono>
@@ -229,6 +230,31 @@ void FleetTest::fileSourceIsNotPublished() {
   const int64_t seen = b->fleet()->members.empty() ? 0 : b->fleet()->members[0].seen_ms;
   QVERIFY(waitFor([&] { auto f = b->fleet(); return !f->members.empty() && f->members[0].seen_ms >= seen + 300; }));
   QVERIFY(b->config().admission().standard().objective_ms() != 1500);
+}
+
+void FleetTest::backendSecretsStayOnTheirReplica() {
+  RedisServer redis;
+  QVERIFY2(redis.start(), qPrintable(redis.error()));
+  auto withKey = [](const char* key) {
+    return std::string("  - name: a\n    url: sim://a\n    models: [m]\n    api_key: ") + key +
+           "\n    sim: {profile: instant}\n";
+  };
+  const std::string a_backends = withKey("sk-replica-a-secret"), b_backends = withKey("sk-replica-b-secret");
+  auto a = replica(redis.port(), "", a_backends.c_str());
+  auto b = replica(redis.port(), "", b_backends.c_str());
+  v1::Config next = a->config();
+  next.mutable_admission()->mutable_standard()->set_objective_ms(1700);
+  QVERIFY(a->applyConfig(next, {}).ok());
+  QVERIFY(waitFor([&] { return b->config().admission().standard().objective_ms() == 1700; }));
+  // B calls its backend with its own key; A's never left A.
+  QCOMPARE(b->config().backends(0).api_key(), std::string("sk-replica-b-secret"));
+  QCOMPARE(a->config().backends(0).api_key(), std::string("sk-replica-a-secret"));
+  QProcess cli;
+  cli.start("redis-cli", {"-p", QString::number(redis.port()), "--no-raw", "HGET", "spillway:fleet:config", "config"});
+  QVERIFY(cli.waitForFinished(10000));
+  const QByteArray stored = cli.readAllStandardOutput();
+  QVERIFY2(stored.contains("sim://a"), stored.constData());  // the config is there...
+  QVERIFY(!stored.contains("sk-replica-a-secret"));          // ...without the secret
 }
 
 QTEST_APPLESS_MAIN(FleetTest)

@@ -18,4 +18,5 @@ class FleetTest : public QObject {
   void configFollowsEveryReplicaAndLaterOnes();
   void redisBackEmptyIsRefilled();
   void fileSourceIsNotPublished();
+  void backendSecretsStayOnTheirReplica();
 };
