@@ -126,6 +126,10 @@ struct Engine::Impl {
   std::vector<std::unique_ptr<http::FrontServer>> retired_fronts;  // old listeners, draining
   std::vector<std::thread> drainers;
   std::unique_ptr<http::FrontServer> front;
+  // The listener now, for metric callbacks and status without taking mu
+  // (listeners a config apply retired stay alive in retired_fronts).
+  std::atomic<http::FrontServer*> front_now{nullptr};
+  std::function<uint64_t()> memory_gauge;  // EngineOptions::memory_gauge
   bool stopped = false;
   std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
 
@@ -325,7 +329,9 @@ absl::Status Engine::Impl::startServing(const std::shared_ptr<pipeline::RouteTab
   gateway = std::make_unique<http::Gateway>(routes, io->size(), registry);
   registerModuleGauges();
   front = std::make_unique<http::FrontServer>(*io, *gateway, config.server());
+  if (memory_gauge) front->setMemoryGauge(memory_gauge);
   if (auto st = front->start(); !st.ok()) return st;
+  front_now = front.get();
   io->start();
   health = std::make_unique<upstream::HealthChecker>(io->context(0), routes->backends, tlsFor());
   health->start();
@@ -348,6 +354,38 @@ void Engine::Impl::registerModuleGauges() {
   }));
   keep(pipeline::registerPoolGauges(registry, [gw] { return gw->routes(); }));
   keep(admission::registerAdmissionGauges(registry, [gw] { return gw->routes(); }));
+  // The gateway's own limits (server.overload), from the listener now.
+  auto* front_now_ptr = &front_now;
+  auto stats = [front_now_ptr] {
+    http::FrontServer* f = front_now_ptr->load();
+    return f ? f->overloadStats() : http::FrontServer::OverloadStats{};
+  };
+  using Samples = std::vector<std::pair<metrics::Labels, double>>;
+  module_gauges.push_back(registry.scopedCallbackGauge(
+      "spillway_overload_connections", "Client connections open now (server.overload.max_connections bounds them).",
+      {}, [stats] { return Samples{{{}, static_cast<double>(stats().open_connections)}}; }));
+  module_gauges.push_back(registry.scopedCallbackGauge(
+      "spillway_overload_active_requests",
+      "Requests past their headers and not yet answered (server.overload.max_active_requests bounds them).", {},
+      [stats] { return Samples{{{}, static_cast<double>(stats().active_requests)}}; }));
+  module_gauges.push_back(registry.scopedCallbackGauge(
+      "spillway_overload_memory_bytes",
+      "The process's memory at the last check against server.overload.memory_budget_bytes (0 without a budget).",
+      {}, [stats] { return Samples{{{}, static_cast<double>(stats().memory_bytes)}}; }));
+  module_gauges.push_back(registry.scopedCallbackGauge(
+      "spillway_overload_keep_alive_off",
+      "1 while a gateway limit is near (90 % of connections or memory) and answers close their connections.", {},
+      [stats] { return Samples{{{}, stats().keep_alive_off ? 1.0 : 0.0}}; }));
+  module_gauges.push_back(registry.scopedCallbackCounter(
+      "spillway_overload_refused_total",
+      "Connections and requests the gateway's own limits turned away with 503 gateway_overloaded, by limit.",
+      {"limit"}, [stats] {
+        const auto s = stats();
+        return Samples{{{"max_connections"}, static_cast<double>(s.refused_connections)},
+                       {{"max_connections_per_client"}, static_cast<double>(s.refused_per_client)},
+                       {{"max_active_requests"}, static_cast<double>(s.refused_requests)},
+                       {{"memory_budget_bytes"}, static_cast<double>(s.refused_memory)}};
+      }));
 }
 
 // The config we start with is the running version: reuse the stored
@@ -508,6 +546,7 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::start(v1::Config config, EngineO
   if (auto st = d.openStore(options.data_dir); !st.ok()) return st;
   std::string actor = options.actor;
   if (d.joinFleet()) actor = "fleet";
+  d.memory_gauge = options.memory_gauge;
   d.openCache(options);
   d.startGpus(options);
   auto routes = d.buildRoutes(gpu::withWorkerBackends(d.config, d.gpu->workerBackends()), nullptr, d.sims);
@@ -575,6 +614,7 @@ absl::StatusOr<ApplyResult> Engine::Impl::applyLocked(v1::Config proposed, const
   std::unique_ptr<http::FrontServer> new_front;
   if (proposed.server().listen() != config.server().listen()) {
     new_front = std::make_unique<http::FrontServer>(*io, *gateway, proposed.server());
+    if (memory_gauge) new_front->setMemoryGauge(memory_gauge);
     if (auto st = new_front->start(); !st.ok()) {
       audit(change.actor, action, "", change.comment, common::strCat("failed: ", st.message()));
       restoreWorkers();
@@ -594,6 +634,7 @@ absl::StatusOr<ApplyResult> Engine::Impl::applyLocked(v1::Config proposed, const
   if (new_front) {
     std::unique_ptr<http::FrontServer> old = std::move(front);
     front = std::move(new_front);
+    front_now = front.get();
     http::FrontServer* raw = old.get();
     retired_fronts.push_back(std::move(old));
     const auto timeout = std::chrono::milliseconds(proposed.server().drain_timeout_ms());
@@ -894,8 +935,11 @@ void Engine::stop() {
   common::MutexLock lock(d.mu);
   if (d.stopped) return;
   d.stopped = true;
-  if (d.front) d.front->drain(std::chrono::milliseconds(0));
-  for (auto& f : d.retired_fronts) f->drain(std::chrono::milliseconds(0));
+  // Every client connection closes now, busy ones too (what a drain has
+  // not finished is cut): an embedding caller that keeps the engine does
+  // not keep its clients waiting on sockets nothing will answer.
+  if (d.front) d.front->closeAll(std::chrono::seconds(1));
+  for (auto& f : d.retired_fronts) f->closeAll(std::chrono::seconds(1));
   if (d.gpu) d.gpu->setBackendView(nullptr);
   if (d.health) d.health->stop();
   if (d.load_scraper) d.load_scraper->stop();
@@ -968,7 +1012,28 @@ EngineTotals Engine::totals() const {
   const auto st = impl_->cache->itemCounts();
   t.embedding_item_hits = st.first;
   t.embedding_item_lookups = st.first + st.second;
+  t.overload_refused = overload().refused();
   return t;
+}
+
+GatewayOverloadStatus Engine::overload() const {
+  GatewayOverloadStatus out;
+  http::FrontServer* front = impl_->front_now.load();
+  if (!front) return out;
+  const auto s = front->overloadStats();
+  out.open_connections = s.open_connections;
+  out.active_requests = s.active_requests;
+  out.memory_bytes = s.memory_bytes;
+  out.keep_alive_off = s.keep_alive_off;
+  out.refused_connections = s.refused_connections;
+  out.refused_per_client = s.refused_per_client;
+  out.refused_requests = s.refused_requests;
+  out.refused_memory = s.refused_memory;
+  const v1::Overload limits = front->serverConfig().overload();
+  out.max_connections = limits.max_connections();
+  out.max_active_requests = limits.max_active_requests();
+  out.memory_budget_bytes = limits.memory_budget_bytes();
+  return out;
 }
 
 IntervalStats intervalStats(const EngineTotals& before, const EngineTotals& after) {
@@ -1013,6 +1078,7 @@ IntervalStats intervalStats(const EngineTotals& before, const EngineTotals& afte
           1.0, static_cast<double>(delta(after.objective_met[c], before.objective_met[c])) / static_cast<double>(n));
     }
   }
+  s.overload_refused_per_second = static_cast<double>(delta(after.overload_refused, before.overload_refused)) / seconds;
   return s;
 }
 

@@ -161,6 +161,17 @@ struct BackendEventInfo {
   int64_t until_ms = 0;
 };
 
+// The gateway's own limits (server.overload) as they stand.
+struct GatewayOverloadStatus {
+  int64_t open_connections = 0, max_connections = 0;
+  int64_t active_requests = 0, max_active_requests = 0;
+  uint64_t memory_bytes = 0, memory_budget_bytes = 0;  // memory_bytes: at the last check (0 without a budget)
+  bool keep_alive_off = false;  // a limit is near: answers close their connection
+  // Turned away since the listener started, by the limit that did it.
+  uint64_t refused_connections = 0, refused_per_client = 0, refused_requests = 0, refused_memory = 0;
+  uint64_t refused() const { return refused_connections + refused_per_client + refused_requests + refused_memory; }
+};
+
 // Counters since start, for live views; two of them give an interval.
 struct EngineTotals {
   int64_t ts_ms = 0;
@@ -187,6 +198,8 @@ struct EngineTotals {
   // Requests answered in full inside their latency objective, and all
   // counted, per class (critical, standard, sheddable), every pool together.
   std::array<uint64_t, 3> objective_met{}, objective_total{};
+  // Connections and requests the gateway's own limits turned away.
+  uint64_t overload_refused = 0;
 };
 
 struct IntervalStats {
@@ -211,6 +224,7 @@ struct IntervalStats {
   // Share of each class's requests answered in full inside its objective
   // (critical, standard, sheddable); -1 with none in the interval.
   std::array<double, 3> objective_attainment{-1, -1, -1};
+  double overload_refused_per_second = 0;  // the gateway's own limits (server.overload)
 };
 
 IntervalStats intervalStats(const EngineTotals& before, const EngineTotals& after);
@@ -230,6 +244,9 @@ struct EngineOptions {
   std::string spillwayd_path;
   // Tests: the NVML library to load ("" is the driver's libnvidia-ml.so.1).
   std::string nvml_library;
+  // How server.overload.memory_budget_bytes is measured (bytes in use);
+  // null: resident memory. spillwayd passes its allocator's committed bytes.
+  std::function<uint64_t()> memory_gauge;
 };
 
 // Who changes what, and on which version the change was based.
@@ -319,8 +336,14 @@ class Engine {
   // Graceful drain of the whole engine: markDraining(), stop accepting,
   // close idle connections, wait up to `timeout` for requests in flight.
   bool drain(std::chrono::milliseconds timeout);
-  // Stops everything now; requests still in flight are cut. Idempotent.
+  // Stops everything now: every client connection closes at once (a
+  // request still in flight is cut; after drain() only what the drain did
+  // not finish), even while the Engine object lives on. Idempotent.
   void stop();
+
+  // The gateway's own limits (server.overload): connections, requests and
+  // memory in use against them, and what they turned away.
+  GatewayOverloadStatus overload() const;
 
   // The replicas this one shares backends, limits and its config with
   // (fleet/registry.h); nullopt without a fleet (no fleet.redis_address).

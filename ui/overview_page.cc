@@ -249,7 +249,21 @@ void OverviewPage::showSnapshot(const v1::MetricsSnapshot& s) {
   for (const auto& f : s.figures()) {
     if (f.key() == "gpu_utilisation") gpu = f.value();
   }
-  const QStringList firing = rules_.feed(s.ts_ms(), s.error_rate(), s.latency_mean_seconds(), gpu);
+  QStringList firing = rules_.feed(s.ts_ms(), s.error_rate(), s.latency_mean_seconds(), gpu);
+  // The gateway's own limits (server.overload): not a rule with a threshold
+  // to tune, a fact — it is turning clients away, or about to.
+  double refused = 0, near = 0;
+  for (const auto& f : s.figures()) {
+    if (f.key() == "gateway_refused_per_second") refused = f.value();
+    if (f.key() == "gateway_keep_alive_off") near = f.value();
+  }
+  if (refused > 0) {
+    firing << tr("Gateway overloaded: its own limits (server.overload) turn away %1 connections or requests a second "
+                 "with 503 gateway_overloaded")
+                  .arg(refused, 0, 'f', 1);
+  } else if (near > 0) {
+    firing << tr("Gateway near its own limits (server.overload): answers close their connections");
+  }
   banner_->setText(firing.join("\n"));
   banner_->setVisible(!firing.isEmpty());
   if (window_s_ == 0) redraw();

@@ -559,6 +559,23 @@ int main(int argc, char** argv) {
                   s->version().c_str(), s->uptime_ms() / 1000.0, static_cast<long long>(s->config_version()),
                   s->ready() ? "ready" : "NOT READY", s->backends_available(), s->backends_total(),
                   s->listen_url().c_str());
+      const auto& o = s->overload();
+      const unsigned long long refused =
+          o.refused_connections() + o.refused_per_client() + o.refused_requests() + o.refused_memory();
+      std::printf("gateway limits: %lld/%lld connections, %lld active requests%s%s%s; refused %llu "
+                  "(connections %llu, per client %llu, requests %llu, memory %llu)\n",
+                  static_cast<long long>(o.open_connections()), static_cast<long long>(o.max_connections()),
+                  static_cast<long long>(o.active_requests()),
+                  o.max_active_requests() ? ("/" + std::to_string(o.max_active_requests())).c_str() : "",
+                  o.memory_budget_bytes()
+                      ? (", memory " + std::to_string(o.memory_bytes() >> 20) + "/" +
+                         std::to_string(o.memory_budget_bytes() >> 20) + " MiB").c_str()
+                      : "",
+                  o.keep_alive_off() ? ", NEAR LIMIT (keep-alive off)" : "", refused,
+                  static_cast<unsigned long long>(o.refused_connections()),
+                  static_cast<unsigned long long>(o.refused_per_client()),
+                  static_cast<unsigned long long>(o.refused_requests()),
+                  static_cast<unsigned long long>(o.refused_memory()));
     }
     return 0;
   }

@@ -1,6 +1,8 @@
 // spillwayd: the headless Spillway engine, and `spillwayd sim`, a simulated
 // OpenAI-compatible LLM server.
 #include <signal.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <spdlog/spdlog.h>
 #ifdef SPILLWAY_WITH_SYSTEMD
 #include <systemd/sd-daemon.h>
@@ -8,6 +10,8 @@
 
 #include <boost/program_options.hpp>
 #include <cstdio>
+#include <cstring>
+#include <filesystem>
 #include <cstdlib>
 #include <iostream>
 #include <unistd.h>
@@ -37,6 +41,45 @@ namespace po = boost::program_options;
 using namespace spillway;
 
 namespace {
+
+// The data directory holds config versions (with backends' API keys), the
+// audit log and the control token: only spillwayd's user may enter it.
+void protectDataDir(const std::string& dir) {
+  if (dir.empty()) return;
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  struct stat st {};
+  if (::stat(dir.c_str(), &st) != 0) return;  // the store reports what is wrong with it
+  if ((st.st_mode & 077) != 0) {
+    if (::chmod(dir.c_str(), st.st_mode & 0700) == 0) {
+      spdlog::info("data directory {}: mode {:o} -> {:o} (it holds config versions with API keys and the audit log)",
+                   dir, st.st_mode & 0777, st.st_mode & 0700);
+    } else {
+      spdlog::warn("data directory {} is readable by other users (mode {:o}) and cannot be changed: {}", dir,
+                   st.st_mode & 0777, std::strerror(errno));
+    }
+  }
+}
+
+// Open files: the soft limit raised to the hard one; a warning when it is
+// below what server.overload.max_connections plans for (past the file
+// limit, accept fails before the gateway can answer 503).
+void checkFileLimit(uint64_t max_connections) {
+  rlimit rl{};
+  if (::getrlimit(RLIMIT_NOFILE, &rl) != 0) return;
+  if (rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &rl);
+    ::getrlimit(RLIMIT_NOFILE, &rl);
+  }
+  const uint64_t needed = max_connections + 1024;  // upstream connections, files, the store
+  if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < needed) {
+    spdlog::warn("open-file limit {} is below server.overload.max_connections ({}) + 1024: raise it (ulimit -n, "
+                 "LimitNOFILE=) or lower max_connections, or connections fail before the gateway can refuse them",
+                 rl.rlim_cur, max_connections);
+  }
+}
+
 
 // Blocks SIGINT/SIGTERM (and, for the engine, SIGHUP and SIGUSR1) in every thread
 // (threads inherit the mask) so the main thread can wait for them
@@ -356,7 +399,20 @@ int runEngine(int argc, char** argv) {
   // Also keeps the link to mimalloc (its malloc replaces glibc's) explicit.
   spdlog::debug("allocator: mimalloc {}", mi_version());
 #endif
-  auto engine = Engine::start(cfg, EngineOptions{data_dir, "startup"});
+  EngineOptions engine_options{data_dir, "startup"};
+#ifdef SPILLWAY_WITH_MIMALLOC
+  // server.overload.memory_budget_bytes counts what the allocator has
+  // committed (mimalloc's own figure: no /proc read, and freed memory it
+  // keeps cached counts as used). Without mimalloc: resident memory.
+  engine_options.memory_gauge = [] {
+    size_t elapsed = 0, user = 0, system = 0, rss = 0, peak_rss = 0, commit = 0, peak_commit = 0, faults = 0;
+    mi_process_info(&elapsed, &user, &system, &rss, &peak_rss, &commit, &peak_commit, &faults);
+    return static_cast<uint64_t>(commit);
+  };
+#endif
+  protectDataDir(data_dir);
+  checkFileLimit(cfg.server().overload().max_connections() ? cfg.server().overload().max_connections() : 10000);
+  auto engine = Engine::start(cfg, EngineOptions(engine_options));
   if (!engine.ok()) {
     std::cerr << "spillwayd: " << engine.status().message() << "\n";
     return 1;

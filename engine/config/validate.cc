@@ -449,6 +449,7 @@ void applyDefaults(v1::Config& c) {
   if (s->body_timeout_ms() == 0) s->set_body_timeout_ms(30000);
   if (s->drain_timeout_ms() == 0) s->set_drain_timeout_ms(30000);
   if (s->retry_after_seconds() == 0) s->set_retry_after_seconds(1);
+  if (s->overload().max_connections() == 0) s->mutable_overload()->set_max_connections(10000);
 
   auto* u = c.mutable_upstream();
   if (u->connect_timeout_ms() == 0) u->set_connect_timeout_ms(2000);

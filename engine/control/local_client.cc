@@ -203,6 +203,19 @@ absl::StatusOr<v1::Status> LocalEngineClient::status() {
   s.set_backends_total(static_cast<uint32_t>(backends.size()));
   s.set_backends_available(available);
   s.set_ready(available > 0);
+  const GatewayOverloadStatus o = engine_.overload();
+  auto* ov = s.mutable_overload();
+  ov->set_open_connections(o.open_connections);
+  ov->set_max_connections(o.max_connections);
+  ov->set_active_requests(o.active_requests);
+  ov->set_max_active_requests(o.max_active_requests);
+  ov->set_memory_bytes(o.memory_bytes);
+  ov->set_memory_budget_bytes(o.memory_budget_bytes);
+  ov->set_keep_alive_off(o.keep_alive_off);
+  ov->set_refused_connections(o.refused_connections);
+  ov->set_refused_per_client(o.refused_per_client);
+  ov->set_refused_requests(o.refused_requests);
+  ov->set_refused_memory(o.refused_memory);
   return s;
 }
 
@@ -242,6 +255,12 @@ absl::StatusOr<v1::MetricsSnapshot> LocalEngineClient::snapshot() {
   for (const auto& b : out.backends()) out_of_rotation += b.state() == "ejected" || b.state() == "backing_off";
   addFigure(out, "retries_per_second", "Retries", s.retries_per_second, "req/s");
   addFigure(out, "backends_out", "Ejected / backing off", out_of_rotation, "");
+  // The gateway's own limits: connections open, and what they turned away
+  // (the console's banner fires on a refusal or while keep-alive is off).
+  const GatewayOverloadStatus overload = engine_.overload();
+  addFigure(out, "gateway_connections", "Client connections", static_cast<double>(overload.open_connections), "");
+  addFigure(out, "gateway_refused_per_second", "Refused by gateway limits", s.overload_refused_per_second, "req/s");
+  addFigure(out, "gateway_keep_alive_off", "Gateway near its limits", overload.keep_alive_off ? 1 : 0, "");
   // Admission at a glance: waiting now, turned away and degraded per second.
   *out.mutable_admission() = admissionState(engine_);
   out.set_shed_total(now.shed);

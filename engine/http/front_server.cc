@@ -12,7 +12,10 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <cstdio>
 #include <list>
+#include <unordered_map>
+#include <unistd.h>
 #include <optional>
 
 #include "common/asio_types.h"
@@ -35,7 +38,18 @@ namespace {
 struct SessionEntry {
   common::TcpStream* stream = nullptr;
   bool idle = true;  // waiting for the next request's headers
+  std::string client;  // counted under max_connections_per_client ("" when not)
 };
+
+// /proc/self/statm's resident pages, in bytes.
+uint64_t residentBytes() {
+  FILE* f = std::fopen("/proc/self/statm", "r");
+  if (!f) return 0;
+  unsigned long long size = 0, resident = 0;
+  const int n = std::fscanf(f, "%llu %llu", &size, &resident);
+  std::fclose(f);
+  return n == 2 ? resident * static_cast<uint64_t>(sysconf(_SC_PAGESIZE)) : 0;
+}
 
 }  // namespace
 
@@ -54,6 +68,28 @@ struct FrontServer::Shared {
   common::Mutex mu;
   common::CondVar closed_cv;  // signalled when open_ drops to 0
   std::atomic<int64_t> open{0};
+
+  // server.overload: what is in use, and what was turned away.
+  std::atomic<int64_t> active{0};  // requests past their headers, not yet answered
+  std::atomic<int64_t> refusing{0};  // refused connections still being answered
+  std::atomic<uint64_t> memory{0};
+  std::atomic<bool> memory_high{false}, memory_over{false};
+  std::atomic<uint64_t> refused_connections{0}, refused_per_client{0}, refused_requests{0}, refused_memory{0};
+  std::function<uint64_t()> memory_gauge = residentBytes;
+  common::SteadyTimer memory_timer{io.context(0)};
+  common::Mutex clients_mu;
+  std::unordered_map<std::string, int64_t> per_client ABSL_GUARDED_BY(clients_mu);
+
+  // Answers should close their connection: a limit is near.
+  bool keepAliveOff(const v1::Overload& o) const {
+    return memory_high.load(std::memory_order_relaxed) ||
+           (o.max_connections() && open.load(std::memory_order_relaxed) * 10 >= int64_t{o.max_connections()} * 9);
+  }
+  void clientClosed(const std::string& client) {
+    if (client.empty()) return;
+    common::MutexLock lock(clients_mu);
+    if (auto it = per_client.find(client); it != per_client.end() && --it->second <= 0) per_client.erase(it);
+  }
 
   void connectionClosed() {
     if (open.fetch_sub(1) == 1) {
@@ -109,10 +145,38 @@ common::Awaitable<void> rejectAndClose(Shared& sh, common::TcpStream& stream, op
   co_await writeApiError(stream, e, false);
 }
 
-common::Awaitable<void> session(std::shared_ptr<Shared> sh, size_t worker, common::TcpSocket socket) {
+openai::ApiError overloaded(std::string message) {
+  return openai::ApiError{503, std::move(message), "server_error", "", "gateway_overloaded"};
+}
+
+// A connection past the limits: told so (503, Retry-After) and closed. The
+// request is not read: after the answer the socket's sending side shuts and
+// what the client still sends is drained for at most a second, so the
+// answer is not lost to a reset.
+common::Awaitable<void> refuseConnection(std::shared_ptr<Shared> sh, common::TcpSocket socket, std::string message) {
+  common::TcpStream stream(std::move(socket));
+  const uint32_t retry_after = sh->server.load()->retry_after_seconds();
+  sh->gateway.countRejected(503);
+  stream.expires_after(std::chrono::seconds(1));
+  const std::string drop = "x-spillway-drop-reason: gateway_overloaded\r\n";
+  co_await writeApiError(stream, overloaded(std::move(message)), false,
+                         ExtraHeaders{.retry_after_seconds = retry_after, .lines = drop});
+  boost::system::error_code ec;
+  stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+  char sink[4096];
+  for (;;) {
+    stream.expires_after(std::chrono::seconds(1));
+    co_await stream.async_read_some(net::buffer(sink), net::redirect_error(common::kUseAwaitable, ec));
+    if (ec) break;
+  }
+  stream.close();
+  sh->refusing.fetch_sub(1);
+}
+
+common::Awaitable<void> session(std::shared_ptr<Shared> sh, size_t worker, common::TcpSocket socket, std::string client) {
   common::TcpStream stream(std::move(socket));
   auto& list = sh->sessions[worker];
-  auto entry = list.insert(list.end(), SessionEntry{&stream, true});
+  auto entry = list.insert(list.end(), SessionEntry{&stream, true, std::move(client)});
   beast::flat_buffer buffer;
   ReadDeadline deadline(stream);
 
@@ -158,6 +222,29 @@ common::Awaitable<void> session(std::shared_ptr<Shared> sh, size_t worker, commo
       co_await rejectAndClose(*sh, stream, std::move(*reject));
       break;
     }
+    // The gateway's own limits, before the body is read.
+    const v1::Overload& ov = cfg.overload();
+    if (ov.max_active_requests() && sh->active.load(std::memory_order_relaxed) >= int64_t{ov.max_active_requests()}) {
+      sh->refused_requests.fetch_add(1, std::memory_order_relaxed);
+      reject = overloaded(common::strCat("The gateway is handling its limit of ", ov.max_active_requests(),
+                                         " requests (server.overload.max_active_requests). Please retry shortly."));
+    } else if (sh->memory_over.load(std::memory_order_relaxed)) {
+      sh->refused_memory.fetch_add(1, std::memory_order_relaxed);
+      reject = overloaded("The gateway is at its memory budget (server.overload.memory_budget_bytes). Please retry shortly.");
+    }
+    if (reject) {
+      sh->gateway.countRejected(503);
+      stream.expires_after(std::chrono::seconds(5));
+      const std::string drop = "x-spillway-drop-reason: gateway_overloaded\r\n";
+      co_await writeApiError(stream, std::move(*reject), false,
+                             ExtraHeaders{.retry_after_seconds = cfg.retry_after_seconds(), .lines = drop});
+      break;
+    }
+    sh->active.fetch_add(1, std::memory_order_relaxed);
+    struct Active {
+      Shared& sh;
+      ~Active() { sh.active.fetch_sub(1, std::memory_order_relaxed); }
+    } active{*sh};
     if (beast::iequals(head[bhttp::field::expect], "100-continue")) {
       bhttp::response<bhttp::empty_body> cont{bhttp::status::continue_, 11};
       co_await bhttp::async_write(stream, cont, net::redirect_error(common::kUseAwaitable, ec));
@@ -185,12 +272,13 @@ common::Awaitable<void> session(std::shared_ptr<Shared> sh, size_t worker, commo
     }
     stream.expires_never();
     Request req = parser.release();
-    const bool keep_alive = req.keep_alive() && !sh->draining.load();
+    const bool keep_alive = req.keep_alive() && !sh->draining.load() && !sh->keepAliveOff(ov);
     if (!co_await sh->gateway.handle(worker, stream, req, keep_alive)) break;
   }
   boost::system::error_code ec;
   stream.socket().shutdown(tcp::socket::shutdown_send, ec);
   stream.close();
+  sh->clientClosed(entry->client);
   list.erase(entry);
   sh->connectionClosed();
 }
@@ -208,11 +296,48 @@ common::Awaitable<void> acceptLoop(std::shared_ptr<Shared> sh) {
     }
     if (sh->draining.load()) continue;  // closes the socket
     socket.set_option(tcp::no_delay(true), ec);
+    // server.overload: the connection limits, checked here (this one
+    // coroutine accepts), answered on the connection's worker.
+    const std::shared_ptr<const v1::Server> cfg = sh->server.load();
+    const v1::Overload& ov = cfg->overload();
+    std::string refusal, client;
+    if (ov.max_connections() && sh->open.load() >= int64_t{ov.max_connections()}) {
+      sh->refused_connections.fetch_add(1, std::memory_order_relaxed);
+      refusal = common::strCat("The gateway is at its limit of ", ov.max_connections(),
+                               " client connections (server.overload.max_connections). Please retry shortly.");
+    } else if (ov.max_connections_per_client()) {
+      const auto remote = socket.remote_endpoint(ec);
+      if (!ec) client = remote.address().to_string();
+      common::MutexLock lock(sh->clients_mu);
+      int64_t& n = sh->per_client[client];
+      if (n >= int64_t{ov.max_connections_per_client()}) {
+        sh->refused_per_client.fetch_add(1, std::memory_order_relaxed);
+        refusal = common::strCat("This client address has its limit of ", ov.max_connections_per_client(),
+                                 " connections open (server.overload.max_connections_per_client).");
+        if (n == 0) sh->per_client.erase(client);
+        client.clear();
+      } else {
+        ++n;
+      }
+    }
+    if (!refusal.empty()) {
+      // Bounded: past a thousand refusals still being answered, close at once.
+      if (sh->refusing.fetch_add(1) >= 1000) {
+        sh->refusing.fetch_sub(1);
+        continue;  // closes the socket
+      }
+      net::co_spawn(sh->io.context(worker), refuseConnection(sh, std::move(socket), std::move(refusal)), net::detached);
+      continue;
+    }
     sh->open.fetch_add(1);
-    net::co_spawn(sh->io.context(worker), session(sh, worker, std::move(socket)), net::detached);
+    net::co_spawn(sh->io.context(worker), session(sh, worker, std::move(socket), std::move(client)), net::detached);
   }
 }
 
+}  // namespace
+
+namespace {
+void watchMemory(std::shared_ptr<Shared> sh);
 }  // namespace
 
 FrontServer::FrontServer(common::IoPool& io, Gateway& gateway, v1::Server server)
@@ -253,7 +378,53 @@ absl::Status FrontServer::start() {
   }
   port_ = a.local_endpoint().port();
   net::co_spawn(shared_->io.context(0), acceptLoop(shared_), net::detached);
+  net::post(shared_->io.context(0), [sh = shared_] { watchMemory(sh); });
   return absl::OkStatus();
+}
+
+namespace {
+
+// Every 100 ms while a memory budget is set: the process's memory against it.
+void watchMemory(std::shared_ptr<Shared> sh) {
+  const uint64_t budget = sh->server.load()->overload().memory_budget_bytes();
+  if (budget && !sh->draining.load()) {
+    const uint64_t used = sh->memory_gauge();
+    sh->memory.store(used, std::memory_order_relaxed);
+    const bool over = used >= budget, high = used * 10 >= budget * 9;
+    if (over != sh->memory_over.exchange(over)) {
+      if (over) spdlog::warn("gateway memory {} bytes reached its budget of {}: refusing new requests", used, budget);
+      else spdlog::info("gateway memory {} bytes is below its budget again", used);
+    }
+    sh->memory_high.store(high, std::memory_order_relaxed);
+  } else {
+    sh->memory_over.store(false);
+    sh->memory_high.store(false);
+  }
+  if (sh->draining.load()) return;
+  sh->memory_timer.expires_after(std::chrono::milliseconds(100));
+  sh->memory_timer.async_wait([sh](boost::system::error_code ec) {
+    if (!ec) watchMemory(sh);
+  });
+}
+
+}  // namespace
+
+v1::Server FrontServer::serverConfig() const { return *shared_->server.load(); }
+
+void FrontServer::setMemoryGauge(std::function<uint64_t()> gauge) { shared_->memory_gauge = std::move(gauge); }
+
+FrontServer::OverloadStats FrontServer::overloadStats() const {
+  const Shared& sh = *shared_;
+  OverloadStats s;
+  s.open_connections = sh.open.load();
+  s.active_requests = sh.active.load();
+  s.memory_bytes = sh.memory.load();
+  s.keep_alive_off = sh.keepAliveOff(sh.server.load()->overload());
+  s.refused_connections = sh.refused_connections.load();
+  s.refused_per_client = sh.refused_per_client.load();
+  s.refused_requests = sh.refused_requests.load();
+  s.refused_memory = sh.refused_memory.load();
+  return s;
 }
 
 std::string FrontServer::url() const {
@@ -263,12 +434,52 @@ std::string FrontServer::url() const {
   return common::strCat("http://", host, ":", port());
 }
 
+void FrontServer::closeAll(std::chrono::milliseconds timeout) {
+  auto sh = shared_;
+  sh->draining.store(true);
+  net::post(sh->io.context(0), [sh] {
+    boost::system::error_code ec;
+    sh->acceptor.close(ec);
+    sh->memory_timer.cancel();
+  });
+  // Each worker closes its own sessions' sockets (the list and the streams
+  // are its thread's): their pending reads and writes end at once, and the
+  // sessions finish as their clients would have hung up.
+  struct Pending {
+    common::Mutex mu;
+    common::CondVar cv;
+    size_t left ABSL_GUARDED_BY(mu) = 0;
+  };
+  auto pending = std::make_shared<Pending>();
+  {
+    common::MutexLock lock(pending->mu);
+    pending->left = sh->io.size();
+  }
+  for (size_t i = 0; i < sh->io.size(); ++i) {
+    net::post(sh->io.context(i), [sh, i, pending] {
+      for (auto& e : sh->sessions[i]) {
+        boost::system::error_code ec;
+        e.stream->socket().shutdown(tcp::socket::shutdown_both, ec);
+        e.stream->socket().close(ec);
+      }
+      common::MutexLock lock(pending->mu);
+      if (--pending->left == 0) pending->cv.notify_all();
+    });
+  }
+  common::MutexLock lock(pending->mu);
+  pending->cv.wait_for(lock, timeout, [&] {
+    pending->mu.assertHeld();
+    return pending->left == 0;
+  });
+}
+
 bool FrontServer::drain(std::chrono::milliseconds timeout) {
   auto sh = shared_;
   sh->draining.store(true);
   net::post(sh->io.context(0), [sh] {
     boost::system::error_code ec;
     sh->acceptor.close(ec);
+    sh->memory_timer.cancel();
   });
   // Idle keep-alive connections have nothing in flight: close them now.
   // Busy ones see `draining` and close after their response.

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -35,12 +36,39 @@ class FrontServer {
   // Returns true when every connection closed before `timeout`.
   bool drain(std::chrono::milliseconds timeout);
 
+  // Stops accepting and closes every client connection now, idle or busy:
+  // a request in flight loses its client (it sees the connection end; a
+  // stream ends mid-answer). Returns once every worker has closed its
+  // connections, or after `timeout` (a worker stuck elsewhere).
+  void closeAll(std::chrono::milliseconds timeout);
+
   // Swaps in new limits and timeouts (not the listen address: that needs a
   // new FrontServer). Requests that already started keep the old ones.
   void setServerConfig(v1::Server server);
 
+  // The limits and timeouts in force (server.*).
+  v1::Server serverConfig() const;
+
   // Connections open now (for tests and metrics).
   int64_t openConnections() const;
+
+  // The gateway's own limits (server.overload) as they stand: what is in
+  // use, and what was turned away since this listener started.
+  struct OverloadStats {
+    int64_t open_connections = 0;
+    int64_t active_requests = 0;
+    uint64_t memory_bytes = 0;  // at the last check (0 without a budget)
+    bool keep_alive_off = false;  // a limit is near: answers close their connection
+    uint64_t refused_connections = 0;  // max_connections
+    uint64_t refused_per_client = 0;   // max_connections_per_client
+    uint64_t refused_requests = 0;     // max_active_requests
+    uint64_t refused_memory = 0;       // memory_budget_bytes
+  };
+  OverloadStats overloadStats() const;
+  // How the memory budget is measured (bytes the process uses now; called
+  // every 100 ms while a budget is set). Default: resident memory from
+  // /proc/self/statm. Set before start().
+  void setMemoryGauge(std::function<uint64_t()> gauge);
 
   struct Shared;
 

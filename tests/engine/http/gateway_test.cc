@@ -349,4 +349,42 @@ void GatewayTest::drainClosesIdleConnectionsAndCutsAtItsTimeout() {
   QVERIFY(!r.sawDone());
 }
 
+void GatewayTest::stopClosesClientConnectionsOfAnEngineKeptAlive() {
+  auto engine = startEngine(R"(  - name: endless
+    url: sim://e
+    models: [small]
+    sim: {profile: instant, inter_token_ms: 20, min_output_tokens: 100000, max_output_tokens: 100000}
+)");
+  // A stream that would never end by itself, and an idle keep-alive client.
+  auto stream = startStream(engine->port(), "/v1/chat/completions", kStreamChat, 120s);
+  namespace net = boost::asio;
+  net::io_context io;
+  net::ip::tcp::socket idle(io);
+  idle.connect({net::ip::make_address("127.0.0.1"), engine->port()});
+  const std::string get = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+  net::write(idle, net::buffer(get));
+  net::streambuf head;
+  net::read_until(idle, head, std::string("{\"status\":\"ok\"}"));
+
+  // An embedding caller (the console) stops the engine but keeps the object.
+  engine->stop();
+  // The stream's connection ended: its client is not left waiting until the
+  // engine is destroyed (or its own 120 s timeout: the wait below is far
+  // shorter, and only guards against a hang).
+  QCOMPARE(stream.wait_for(60s), std::future_status::ready);
+  auto r = stream.get();
+  QVERIFY(!r.complete);
+  QVERIFY(!r.sawDone());
+  QVERIFY2(r.error.find("timeout") == std::string::npos, r.error.c_str());
+  timeval limit{10, 0};
+  ::setsockopt(idle.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
+  boost::system::error_code ec;
+  char byte;
+  idle.read_some(net::buffer(&byte, 1), ec);
+  QVERIFY2(ec == net::error::eof || ec == net::error::connection_reset, ec.message().c_str());
+  // Nothing is accepted any more; the engine object still answers its callers.
+  QCOMPARE(httpRequest(engine->port(), "GET", "/healthz", "", {}, 2s).status, 0);
+  QCOMPARE(engine->backends().size(), size_t{1});
+}
+
 QTEST_APPLESS_MAIN(GatewayTest)

@@ -29,4 +29,5 @@ class GatewayTest : public QObject {
   void slowReaderBackpressuresTheUpstream();
   void drainLetsInFlightStreamsFinish();
   void drainClosesIdleConnectionsAndCutsAtItsTimeout();
+  void stopClosesClientConnectionsOfAnEngineKeptAlive();
 };
