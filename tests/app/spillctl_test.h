@@ -29,6 +29,7 @@ class SpillctlTest : public QObject {
   void cacheStatsLookupAndPurge();
   void usageTableJsonAndEvents();
   void fleetListsTheReplicas();
+  void secretsNeverLeakIntoLogsOrAnswers();
 
  private:
   struct Run {
