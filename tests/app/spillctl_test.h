@@ -30,6 +30,7 @@ class SpillctlTest : public QObject {
   void usageTableJsonAndEvents();
   void fleetListsTheReplicas();
   void secretsNeverLeakIntoLogsOrAnswers();
+  void crashesDuringAppliesLoseNothingCommitted();
 
  private:
   struct Run {

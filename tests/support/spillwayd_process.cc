@@ -15,7 +15,7 @@ SpillwaydProcess::~SpillwaydProcess() {
 bool SpillwaydProcess::start(const QString& program, const QStringList& extra) {
   process_.setProgram(program);
   process_.setArguments(QStringList{"--listen", "127.0.0.1:0", "--control-listen", "127.0.0.1:0", "--data-dir",
-                                    dir_.path()} +
+                                    dataDir()} +
                         extra);
   process_.setProcessChannelMode(QProcess::SeparateChannels);
   process_.start();
@@ -44,13 +44,18 @@ bool SpillwaydProcess::start(const QString& program, const QStringList& extra) {
   }
   port_ = static_cast<uint16_t>(f.captured(1).toUInt());
   control_address_ = "127.0.0.1:" + c.captured(1).toStdString();
-  QFile token(dir_.filePath("control.token"));
+  QFile token(dataDir() + "/control.token");
   if (!token.open(QIODevice::ReadOnly)) {
-    error_ = "no control.token in " + dir_.path();
+    error_ = "no control.token in " + dataDir();
     return false;
   }
   token_ = QString::fromUtf8(token.readAll()).trimmed().toStdString();
   return true;
+}
+
+void SpillwaydProcess::killHard() {
+  process_.kill();
+  process_.waitForFinished(20000);
 }
 
 QString SpillwaydProcess::output() {

@@ -21,6 +21,6 @@ class ConfigLifecycleTest : public QObject {
   void listenerMovesWithoutDroppingAcceptedConnections();
   void drainedBackendGetsNoNewRequests();
   void versionsSurviveARestart();
-  void noRequestLostAcrossTwentyApplies();
+  void noRequestLostAcrossAHundredApplies();
   void removedBackendsAreReleased();
 };
