@@ -27,6 +27,8 @@ packages=(
   help2man lintian debootstrap umoci iproute2 systemd appstream
   # benchmarks: nginx as the reference proxy, python3 runs the suite
   nginx-light python3
+  # the soak's plot (tests/bench/soak.py)
+  python3-matplotlib
 )
 # The OpenAI SDK test runs on Node.js; keep a Node.js that is already there
 # (e.g. a newer one from elsewhere), else take Debian's.

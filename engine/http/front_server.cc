@@ -148,6 +148,7 @@ common::Awaitable<void> rejectAndClose(Shared& sh, common::TcpStream& stream, op
 openai::ApiError overloaded(std::string message) {
   return openai::ApiError{503, std::move(message), "server_error", "", "gateway_overloaded"};
 }
+constexpr std::string_view kOverloadedHeader = "x-spillway-drop-reason: gateway_overloaded\r\n";
 
 // A connection past the limits: told so (503, Retry-After) and closed. The
 // request is not read: after the answer the socket's sending side shuts and
@@ -158,9 +159,10 @@ common::Awaitable<void> refuseConnection(std::shared_ptr<Shared> sh, common::Tcp
   const uint32_t retry_after = sh->server.load()->retry_after_seconds();
   sh->gateway.countRejected(503);
   stream.expires_after(std::chrono::seconds(1));
-  const std::string drop = "x-spillway-drop-reason: gateway_overloaded\r\n";
-  co_await writeApiError(stream, overloaded(std::move(message)), false,
-                         ExtraHeaders{.retry_after_seconds = retry_after, .lines = drop});
+  // Named locals, not temporaries in the co_await (see responses.h).
+  openai::ApiError error = overloaded(std::move(message));
+  const ExtraHeaders extra{.retry_after_seconds = retry_after, .lines = kOverloadedHeader};
+  co_await writeApiError(stream, std::move(error), false, extra);
   boost::system::error_code ec;
   stream.socket().shutdown(tcp::socket::shutdown_send, ec);
   char sink[4096];
@@ -235,9 +237,8 @@ common::Awaitable<void> session(std::shared_ptr<Shared> sh, size_t worker, commo
     if (reject) {
       sh->gateway.countRejected(503);
       stream.expires_after(std::chrono::seconds(5));
-      const std::string drop = "x-spillway-drop-reason: gateway_overloaded\r\n";
-      co_await writeApiError(stream, std::move(*reject), false,
-                             ExtraHeaders{.retry_after_seconds = cfg.retry_after_seconds(), .lines = drop});
+      const ExtraHeaders extra{.retry_after_seconds = cfg.retry_after_seconds(), .lines = kOverloadedHeader};
+      co_await writeApiError(stream, std::move(*reject), false, extra);
       break;
     }
     sh->active.fetch_add(1, std::memory_order_relaxed);
@@ -434,14 +435,24 @@ std::string FrontServer::url() const {
   return common::strCat("http://", host, ":", port());
 }
 
-void FrontServer::closeAll(std::chrono::milliseconds timeout) {
-  auto sh = shared_;
+namespace {
+
+// No new connections (the acceptor closes on its thread), no more memory
+// checks; sessions see `draining`.
+void stopAccepting(const std::shared_ptr<Shared>& sh) {
   sh->draining.store(true);
   net::post(sh->io.context(0), [sh] {
     boost::system::error_code ec;
     sh->acceptor.close(ec);
     sh->memory_timer.cancel();
   });
+}
+
+}  // namespace
+
+void FrontServer::closeAll(std::chrono::milliseconds timeout) {
+  auto sh = shared_;
+  stopAccepting(sh);
   // Each worker closes its own sessions' sockets (the list and the streams
   // are its thread's): their pending reads and writes end at once, and the
   // sessions finish as their clients would have hung up.
@@ -475,12 +486,7 @@ void FrontServer::closeAll(std::chrono::milliseconds timeout) {
 
 bool FrontServer::drain(std::chrono::milliseconds timeout) {
   auto sh = shared_;
-  sh->draining.store(true);
-  net::post(sh->io.context(0), [sh] {
-    boost::system::error_code ec;
-    sh->acceptor.close(ec);
-    sh->memory_timer.cancel();
-  });
+  stopAccepting(sh);
   // Idle keep-alive connections have nothing in flight: close them now.
   // Busy ones see `draining` and close after their response.
   for (size_t i = 0; i < sh->io.size(); ++i) {

@@ -50,6 +50,32 @@ std::unique_ptr<Engine> startEngine(const std::string& backends, const std::stri
   return std::move(*e);
 }
 
+// A keep-alive client with one request answered, its connection left open.
+struct IdleClient {
+  boost::asio::io_context io;
+  boost::asio::ip::tcp::socket socket{io};
+  explicit IdleClient(uint16_t port) {
+    namespace net = boost::asio;
+    socket.connect({net::ip::make_address("127.0.0.1"), port});
+    const std::string get = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+    net::write(socket, net::buffer(get));
+    net::streambuf head;
+    net::read_until(socket, head, std::string("{\"status\":\"ok\"}"));
+  }
+  // The server closed it (EOF or a reset). Bounded by a 10 s receive
+  // timeout: a server that keeps it open fails instead of hanging the test.
+  bool closedByServer() {
+    timeval limit{10, 0};
+    ::setsockopt(socket.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
+    boost::system::error_code ec;
+    char byte;
+    socket.read_some(boost::asio::buffer(&byte, 1), ec);
+    if (ec == boost::asio::error::eof || ec == boost::asio::error::connection_reset) return true;
+    qWarning("idle connection: %s", ec ? ec.message().c_str() : "data, not a close");
+    return false;
+  }
+};
+
 const std::string kChat = R"({"model":"small","messages":[{"role":"user","content":"hello"}]})";
 const std::string kStreamChat =
     R"({"model":"small","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hello"}]})";
@@ -321,27 +347,13 @@ void GatewayTest::drainClosesIdleConnectionsAndCutsAtItsTimeout() {
     sim: {profile: instant, inter_token_ms: 20, min_output_tokens: 100000, max_output_tokens: 100000}
 )");
   // An idle keep-alive client: one answered request, connection left open.
-  namespace net = boost::asio;
-  net::io_context io;
-  net::ip::tcp::socket idle(io);
-  idle.connect({net::ip::make_address("127.0.0.1"), engine->port()});
-  const std::string get = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
-  net::write(idle, net::buffer(get));
-  net::streambuf head;
-  net::read_until(idle, head, std::string("{\"status\":\"ok\"}"));
+  IdleClient idle(engine->port());
   // A stream that would never end by itself.
   auto stream = startStream(engine->port(), "/v1/chat/completions", kStreamChat, 60s);
   QCOMPARE(engine->totals().in_flight, int64_t(1));
   QVERIFY(!engine->drain(300ms));  // timed out with the stream still running
   // The idle connection was closed by the drain (EOF, not a timeout).
-  // Bounded: a socket receive timeout of 10 s, so a server that keeps it
-  // open fails the test instead of hanging it.
-  timeval limit{10, 0};
-  ::setsockopt(idle.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
-  boost::system::error_code ec;
-  char byte;
-  idle.read_some(net::buffer(&byte, 1), ec);
-  QVERIFY2(ec == net::error::eof || ec == net::error::connection_reset, ec.message().c_str());
+  QVERIFY(idle.closedByServer());
   // What spillwayd does at drain_timeout_ms: stop, cutting what still runs.
   engine.reset();
   auto r = stream.get();
@@ -357,14 +369,7 @@ void GatewayTest::stopClosesClientConnectionsOfAnEngineKeptAlive() {
 )");
   // A stream that would never end by itself, and an idle keep-alive client.
   auto stream = startStream(engine->port(), "/v1/chat/completions", kStreamChat, 120s);
-  namespace net = boost::asio;
-  net::io_context io;
-  net::ip::tcp::socket idle(io);
-  idle.connect({net::ip::make_address("127.0.0.1"), engine->port()});
-  const std::string get = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
-  net::write(idle, net::buffer(get));
-  net::streambuf head;
-  net::read_until(idle, head, std::string("{\"status\":\"ok\"}"));
+  IdleClient idle(engine->port());
 
   // An embedding caller (the console) stops the engine but keeps the object.
   engine->stop();
@@ -376,12 +381,7 @@ void GatewayTest::stopClosesClientConnectionsOfAnEngineKeptAlive() {
   QVERIFY(!r.complete);
   QVERIFY(!r.sawDone());
   QVERIFY2(r.error.find("timeout") == std::string::npos, r.error.c_str());
-  timeval limit{10, 0};
-  ::setsockopt(idle.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
-  boost::system::error_code ec;
-  char byte;
-  idle.read_some(net::buffer(&byte, 1), ec);
-  QVERIFY2(ec == net::error::eof || ec == net::error::connection_reset, ec.message().c_str());
+  QVERIFY(idle.closedByServer());
   // Nothing is accepted any more; the engine object still answers its callers.
   QCOMPARE(httpRequest(engine->port(), "GET", "/healthz", "", {}, 2s).status, 0);
   QCOMPARE(engine->backends().size(), size_t{1});
