@@ -13,7 +13,7 @@ bench-results/soak.png.
 
 --check fails (exit 1) when, after the warm-up (the first fifth of the
 run), RSS grows more than 5 % (median of the last third against the first
-third), open files grow (by more than 16), or — with --check-latency,
+third), open files grow (by more than 16 and more than a quarter), or — with --check-latency,
 for the long documented run, not CI's short one on a shared machine — the
 interval p99 drifts more than 10 %.
 
@@ -203,8 +203,10 @@ def main():
     if args.check:
         if result["rss_growth"] > 0.05:
             failures.append(f"RSS grew {100 * result['rss_growth']:.1f} % after warm-up (limit 5 %)")
-        if result["fd_growth"] > 16:
-            failures.append(f"open files grew by {result['fd_growth']:g} after warm-up")
+        # A leak grows without bound; the pools and the load generator's
+        # connections settle by steps when the machine is busy: both bounds.
+        if result["fd_growth"] > 16 and result["fd_growth"] > 0.25 * a["fds"][0]:
+            failures.append(f"open files grew by {result['fd_growth']:g} after warm-up (from {a['fds'][0]:g})")
     if args.check_latency and result["p99_drift"] is not None and result["p99_drift"] > 0.10:
         failures.append(f"p99 drifted {100 * result['p99_drift']:.1f} % (limit 10 %)")
     if failures:
