@@ -391,8 +391,8 @@ void Engine::Impl::registerModuleGauges() {
 // The config we start with is the running version: reuse the stored
 // active version when identical, else record it as a new one.
 bool Engine::Impl::joinFleet() {
+  if (!fleet::enabled(config)) return false;
   const std::string& address = config.fleet().redis_address();
-  if (address.empty() || address == "none") return false;
   const auto settings = fleet::Registry::fromConfig(config, "");
   spdlog::info("fleet: registering at {} (config from {})", address,
                settings.follow_config ? "the fleet, through Redis" : "this replica's file");
@@ -415,32 +415,25 @@ bool Engine::Impl::joinFleet() {
 }
 
 void Engine::Impl::startFleet(Engine* self) {
-  const std::string& address = config.fleet().redis_address();
-  if (address.empty() || address == "none") return;
+  if (!fleet::enabled(config)) return;
   // The default name: the pod's, else this host and the port it serves on.
-  std::string id;
-  if (const char* pod = std::getenv("POD_NAME"); pod && *pod) {
-    id = pod;
-  } else {
-    char host[256] = {};
-    gethostname(host, sizeof host - 1);
-    id = common::strCat(host, ":", front->port());
-  }
+  char host_buf[256] = {};
+  gethostname(host_buf, sizeof host_buf - 1);
+  const std::string host = host_buf;
+  const char* pod = std::getenv("POD_NAME");
+  const std::string id = pod && *pod ? std::string(pod) : common::strCat(host, ":", front->port());
   fleet = std::make_unique<fleet::Registry>(fleet::Registry::fromConfig(config, id), fleet_share, registry);
   if (fleet_start) fleet->adopt(*fleet_start);
   fleet::Registry::Hooks hooks;
-  hooks.describe = [this, self] {
-    fleet::Replica r;
+  hooks.describe = [this, self, host] {
+    fleet::Replica r;  // the registry fills in the fleet version it holds
     r.url = self->url();
-    char host[256] = {};
-    gethostname(host, sizeof host - 1);
     r.host = host;
     {
       common::MutexLock lock(mu);
       r.config_version = version;
       r.control = control_address;
     }
-    r.fleet_version = fleet->status().fleet_version;
     r.started_ms = wallClockMs() - self->uptimeMs();
     auto routes = gateway->routes();
     r.limits_redis_up = !(routes->limiter && routes->limiter->redis()) || routes->limiter->redis()->up();
@@ -1029,7 +1022,8 @@ GatewayOverloadStatus Engine::overload() const {
   out.refused_per_client = s.refused_per_client;
   out.refused_requests = s.refused_requests;
   out.refused_memory = s.refused_memory;
-  const v1::Overload limits = front->serverConfig().overload();
+  const auto server = front->serverConfig();
+  const v1::Overload& limits = server->overload();
   out.max_connections = limits.max_connections();
   out.max_active_requests = limits.max_active_requests();
   out.memory_budget_bytes = limits.memory_budget_bytes();

@@ -93,6 +93,11 @@ std::map<std::string, std::string> fields(const redisReply* r) {
 
 }  // namespace
 
+bool enabled(const v1::Config& config) {
+  const std::string& a = config.fleet().redis_address();
+  return !a.empty() && a != "none";
+}
+
 void keepLocalSections(const v1::Config& local, v1::Config& shared) {
   // Backends' literal API keys never travel (sharedSections blanks them):
   // each replica keeps its own for the backends it knows by name.
@@ -261,6 +266,10 @@ void Registry::run() {
 
 void Registry::beat() {
   Replica self = hooks_.describe ? hooks_.describe() : Replica{};
+  {
+    common::MutexLock lock(mu_);
+    self.fleet_version = status_.fleet_version;
+  }
   redisContext* c = connection();
   if (!c) {
     common::MutexLock lock(mu_);

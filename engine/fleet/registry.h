@@ -65,6 +65,9 @@ struct Published {
   int64_t ts_ms = 0;
 };
 
+// A fleet is configured: a Redis for the registry (defaults applied), not "none".
+bool enabled(const v1::Config& config);
+
 // The sections that belong to one replica and are never shared: where it
 // listens, its control plane and credentials, its GPUs, its access log, its
 // fleet settings — and backends' literal `api_key`s (published blank; each
@@ -88,7 +91,8 @@ class Registry {
   static Settings fromConfig(const v1::Config& config, const std::string& default_id);
 
   struct Hooks {
-    // This replica as it registers itself now (id and seen_ms are filled in).
+    // This replica as it registers itself now (the registry fills in id,
+    // seen_ms and the fleet version it holds).
     std::function<Replica()> describe;
     // A newer fleet config: apply it (keeping this replica's own sections).
     // OK or why it could not run here; the registry moves on either way.

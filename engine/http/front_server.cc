@@ -77,6 +77,7 @@ struct FrontServer::Shared {
   std::atomic<uint64_t> refused_connections{0}, refused_per_client{0}, refused_requests{0}, refused_memory{0};
   std::function<uint64_t()> memory_gauge = residentBytes;
   common::SteadyTimer memory_timer{io.context(0)};
+  bool memory_watching = false;  // context 0 only: the memory timer runs
   common::Mutex clients_mu;
   std::unordered_map<std::string, int64_t> per_client ABSL_GUARDED_BY(clients_mu);
 
@@ -338,7 +339,7 @@ common::Awaitable<void> acceptLoop(std::shared_ptr<Shared> sh) {
 }  // namespace
 
 namespace {
-void watchMemory(std::shared_ptr<Shared> sh);
+void startMemoryWatch(const std::shared_ptr<Shared>& sh);
 }  // namespace
 
 FrontServer::FrontServer(common::IoPool& io, Gateway& gateway, v1::Server server)
@@ -351,7 +352,9 @@ FrontServer::~FrontServer() {
 }
 
 void FrontServer::setServerConfig(v1::Server server) {
+  const bool budget = server.overload().memory_budget_bytes() > 0;
   shared_->server.store(std::make_shared<const v1::Server>(std::move(server)));
+  if (budget) startMemoryWatch(shared_);
 }
 
 absl::Status FrontServer::start() {
@@ -379,38 +382,49 @@ absl::Status FrontServer::start() {
   }
   port_ = a.local_endpoint().port();
   net::co_spawn(shared_->io.context(0), acceptLoop(shared_), net::detached);
-  net::post(shared_->io.context(0), [sh = shared_] { watchMemory(sh); });
+  if (shared_->server.load()->overload().memory_budget_bytes()) startMemoryWatch(shared_);
   return absl::OkStatus();
 }
 
 namespace {
 
-// Every 100 ms while a memory budget is set: the process's memory against it.
+// Every 100 ms while a memory budget is set: the process's memory against
+// it. Runs on context 0 only; without a budget no timer runs at all (a
+// config apply that sets one starts it).
 void watchMemory(std::shared_ptr<Shared> sh) {
   const uint64_t budget = sh->server.load()->overload().memory_budget_bytes();
-  if (budget && !sh->draining.load()) {
-    const uint64_t used = sh->memory_gauge();
-    sh->memory.store(used, std::memory_order_relaxed);
-    const bool over = used >= budget, high = used * 10 >= budget * 9;
-    if (over != sh->memory_over.exchange(over)) {
-      if (over) spdlog::warn("gateway memory {} bytes reached its budget of {}: refusing new requests", used, budget);
-      else spdlog::info("gateway memory {} bytes is below its budget again", used);
-    }
-    sh->memory_high.store(high, std::memory_order_relaxed);
-  } else {
+  if (!budget || sh->draining.load()) {
     sh->memory_over.store(false);
     sh->memory_high.store(false);
+    sh->memory_watching = false;
+    return;
   }
-  if (sh->draining.load()) return;
+  const uint64_t used = sh->memory_gauge();
+  sh->memory.store(used, std::memory_order_relaxed);
+  const bool over = used >= budget, high = used * 10 >= budget * 9;
+  if (over != sh->memory_over.exchange(over)) {
+    if (over) spdlog::warn("gateway memory {} bytes reached its budget of {}: refusing new requests", used, budget);
+    else spdlog::info("gateway memory {} bytes is below its budget again", used);
+  }
+  sh->memory_high.store(high, std::memory_order_relaxed);
   sh->memory_timer.expires_after(std::chrono::milliseconds(100));
   sh->memory_timer.async_wait([sh](boost::system::error_code ec) {
     if (!ec) watchMemory(sh);
+    else sh->memory_watching = false;
+  });
+}
+
+void startMemoryWatch(const std::shared_ptr<Shared>& sh) {
+  net::post(sh->io.context(0), [sh] {
+    if (sh->memory_watching) return;
+    sh->memory_watching = true;
+    watchMemory(sh);
   });
 }
 
 }  // namespace
 
-v1::Server FrontServer::serverConfig() const { return *shared_->server.load(); }
+std::shared_ptr<const v1::Server> FrontServer::serverConfig() const { return shared_->server.load(); }
 
 void FrontServer::setMemoryGauge(std::function<uint64_t()> gauge) { shared_->memory_gauge = std::move(gauge); }
 

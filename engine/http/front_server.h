@@ -47,7 +47,7 @@ class FrontServer {
   void setServerConfig(v1::Server server);
 
   // The limits and timeouts in force (server.*).
-  v1::Server serverConfig() const;
+  std::shared_ptr<const v1::Server> serverConfig() const;
 
   // Connections open now (for tests and metrics).
   int64_t openConnections() const;
