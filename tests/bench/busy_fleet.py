@@ -135,8 +135,22 @@ def class_row(c, seconds, cap):
             "service_tokens": c.get("prompt_tokens", 0) + 2 * c["output_tokens"]}
 
 
+def start_sims(procs, spillwayd):
+    """The busy fleet's simulators (SIMS of them: SLOTS slots, WAITING waiting places, then 503): [(name, port)]."""
+    from balancing import start_sim
+    sims = []
+    for i in range(SIMS):
+        _, port = start_sim(procs, spillwayd, [
+            "--profile", "default", "--model", "busy", "--prefill-base-ms", str(PREFILL_BASE_MS),
+            "--prefill-per-token-us", str(PREFILL_US), "--inter-token-ms", str(ITL_MS),
+            "--max-num-seqs", str(SLOTS), "--max-waiting", str(WAITING),
+            "--min-output-tokens", str(OUT_MIN), "--max-output-tokens", str(OUT_MAX)])
+        sims.append((f"sim{i}", port))
+    return sims
+
+
 def run_all(b, procs, workdir, args):
-    from balancing import BusySampler, start_sim, wait_idle
+    from balancing import BusySampler, wait_idle
     from run_bench import read_listen_port
     smoke = args.smoke
     cap = capacity_rps()
@@ -147,14 +161,7 @@ def run_all(b, procs, workdir, args):
               {"name": "burst-4x", "duration_ms": int(2000 * scale), "rate": round(4.0 * cap, 2)},
               {"name": "3x", "duration_ms": int(12000 * scale), "rate": round(3.0 * cap, 2)}]
     total_s = sum(p["duration_ms"] for p in phases) / 1000
-    sims = []
-    for i in range(SIMS):
-        _, port = start_sim(procs, b.spillwayd, [
-            "--profile", "default", "--model", "busy", "--prefill-base-ms", str(PREFILL_BASE_MS),
-            "--prefill-per-token-us", str(PREFILL_US), "--inter-token-ms", str(ITL_MS),
-            "--max-num-seqs", str(SLOTS), "--max-waiting", str(WAITING),
-            "--min-output-tokens", str(OUT_MIN), "--max-output-tokens", str(OUT_MAX)])
-        sims.append((f"sim{i}", port))
+    sims = start_sims(procs, b.spillwayd)
     out = {"definition": {"sims": SIMS, "slots": SLOTS, "waiting": WAITING, "itl_ms": ITL_MS,
                           "output_tokens": [OUT_MIN, OUT_MAX], "capacity_rps": round(cap, 2),
                           "phases": phases, "tenants": [list(t) for t in TENANTS]},

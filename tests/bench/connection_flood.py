@@ -33,21 +33,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run_bench import ROOT, read_listen_port  # noqa: E402
-
-
-def rss_kb(pid):
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
-
-
-def hwm_kb(pid):
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1])
-    return 0
+from run_bench import ROOT, read_listen_port, rss_kb  # noqa: E402
 
 
 def request(model, stream, max_tokens):
@@ -120,7 +106,7 @@ backends:
         try:
             port = read_listen_port(gw)
             time.sleep(1)
-            rss_before = rss_kb(gw.pid)
+            rss_before = rss_kb(gw.pid, "VmRSS")
             before = healthy_streams(port)
 
             idle = []
@@ -148,10 +134,10 @@ backends:
                         received += len(s.recv(1024))
                     except BlockingIOError:
                         pass
-                rss_samples.append(rss_kb(gw.pid))
+                rss_samples.append(rss_kb(gw.pid, "VmRSS"))
                 time.sleep(1)
             during = healthy_streams(port)
-            rss_held = rss_kb(gw.pid)
+            rss_held = rss_kb(gw.pid, "VmRSS")
 
             # What the gateway counts now (one more connection: this scrape).
             import urllib.request
@@ -194,7 +180,7 @@ backends:
                     answers["other"] += 1
                 else:
                     answers["closed_without_answer"] += 1
-            peak = hwm_kb(gw.pid)
+            peak = rss_kb(gw.pid)
             for s in idle + slow + extra:
                 s.close()
         finally:

@@ -35,7 +35,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import busy_fleet  # noqa: E402
-from balancing import start_sim  # noqa: E402
 from run_bench import ROOT, Procs, read_listen_port  # noqa: E402
 
 
@@ -127,14 +126,7 @@ def main():
     samples = []
     with tempfile.TemporaryDirectory() as workdir:
         try:
-            sims = []
-            for i in range(busy_fleet.SIMS):
-                _, port = start_sim(procs, spillwayd, [
-                    "--profile", "default", "--model", "busy", "--prefill-base-ms", str(busy_fleet.PREFILL_BASE_MS),
-                    "--prefill-per-token-us", str(busy_fleet.PREFILL_US), "--inter-token-ms", str(busy_fleet.ITL_MS),
-                    "--max-num-seqs", str(busy_fleet.SLOTS), "--max-waiting", str(busy_fleet.WAITING),
-                    "--min-output-tokens", str(busy_fleet.OUT_MIN), "--max-output-tokens", str(busy_fleet.OUT_MAX)])
-                sims.append((f"sim{i}", port))
+            sims = busy_fleet.start_sims(procs, spillwayd)
             yaml = busy_fleet.gateway_yaml("degradation", sims)
             # Limits that decide every request and refuse none.
             yaml = yaml.replace("limits:\n", "limits:\n  per_key: {requests_per_second: 100000, tokens_per_minute: 1000000000}\n", 1)

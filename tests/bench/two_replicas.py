@@ -32,7 +32,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import busy_fleet  # noqa: E402
-from balancing import start_sim, wait_idle  # noqa: E402
+from balancing import wait_idle  # noqa: E402
 from run_bench import ROOT, Bench, Procs, free_port, med, read_listen_port, start_nginx, wait_port  # noqa: E402
 
 
@@ -71,14 +71,7 @@ def main():
             procs.start([shutil.which("redis-server") or "/usr/bin/redis-server", "--port", str(redis_port),
                          "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", workdir])
             wait_port(redis_port)
-            sims = []
-            for i in range(busy_fleet.SIMS):
-                _, port = start_sim(procs, b.spillwayd, [
-                    "--profile", "default", "--model", "busy", "--prefill-base-ms", str(busy_fleet.PREFILL_BASE_MS),
-                    "--prefill-per-token-us", str(busy_fleet.PREFILL_US), "--inter-token-ms", str(busy_fleet.ITL_MS),
-                    "--max-num-seqs", str(busy_fleet.SLOTS), "--max-waiting", str(busy_fleet.WAITING),
-                    "--min-output-tokens", str(busy_fleet.OUT_MIN), "--max-output-tokens", str(busy_fleet.OUT_MAX)])
-                sims.append((f"sim{i}", port))
+            sims = busy_fleet.start_sims(procs, b.spillwayd)
             yaml = busy_fleet.gateway_yaml("admission", sims).replace(
                 "limits:\n", f'limits:\n  redis: {{address: "127.0.0.1:{redis_port}"}}\n', 1)
             yaml += "fleet: {heartbeat_ms: 500, replica_ttl_ms: 2000}\n"

@@ -70,6 +70,11 @@ struct Client {
     }
     return out;
   }
+  // Sends `bytes` and reads the one response to them.
+  std::string ask(const std::string& bytes) {
+    send(bytes);
+    return readResponse();
+  }
   // One response's head and its Content-Length body.
   std::string readResponse() {
     net::streambuf b;
@@ -85,6 +90,12 @@ struct Client {
     return std::string(net::buffers_begin(b.data()), net::buffers_end(b.data()));
   }
 };
+
+std::vector<std::unique_ptr<Client>> openClients(uint16_t port, int n) {
+  std::vector<std::unique_ptr<Client>> out;
+  for (int i = 0; i < n; ++i) out.push_back(std::make_unique<Client>(port));
+  return out;
+}
 
 std::string chatRequest(bool keep_alive = true) {
   return "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n" +
@@ -104,8 +115,7 @@ void verifyOverloaded(const std::string& answer, const char* what) {
 
 void OverloadTest::connectionLimitRefusesWith503() {
   auto engine = start(kInstant, "{max_connections: 10}");
-  std::vector<std::unique_ptr<Client>> open;
-  for (int i = 0; i < 10; ++i) open.push_back(std::make_unique<Client>(engine->port()));
+  auto open = openClients(engine->port(), 10);
   QVERIFY(waitFor([&] { return engine->overload().open_connections == 10; }));
 
   Client extra(engine->port());
@@ -117,8 +127,7 @@ void OverloadTest::connectionLimitRefusesWith503() {
   // The connections already open are served, but told to close (at 100 %,
   // past the 90 % mark): keep-alive is off until the load drops.
   QVERIFY(engine->overload().keep_alive_off);
-  open[0]->send(chatRequest());
-  const std::string served = open[0]->readResponse();
+  const std::string served = open[0]->ask(chatRequest());
   QVERIFY2(served.rfind("HTTP/1.1 200", 0) == 0, served.c_str());
   QVERIFY2(served.find("Connection: close") != std::string::npos, served.c_str());
 
@@ -127,16 +136,14 @@ void OverloadTest::connectionLimitRefusesWith503() {
   QVERIFY(waitFor([&] { return engine->overload().open_connections == 0; }));
   QVERIFY(!engine->overload().keep_alive_off);
   Client again(engine->port());
-  again.send(chatRequest());
-  const std::string kept = again.readResponse();
+  const std::string kept = again.ask(chatRequest());
   QVERIFY2(kept.rfind("HTTP/1.1 200", 0) == 0, kept.c_str());
   QVERIFY2(kept.find("Connection: close") == std::string::npos, kept.c_str());
 }
 
 void OverloadTest::perClientLimitCountsOpenConnections() {
   auto engine = start(kInstant, "{max_connections_per_client: 3}");
-  std::vector<std::unique_ptr<Client>> open;
-  for (int i = 0; i < 3; ++i) open.push_back(std::make_unique<Client>(engine->port()));
+  auto open = openClients(engine->port(), 3);
   QVERIFY(waitFor([&] { return engine->overload().open_connections == 3; }));
   Client fourth(engine->port());
   fourth.send(chatRequest());
@@ -146,8 +153,7 @@ void OverloadTest::perClientLimitCountsOpenConnections() {
   open.pop_back();
   QVERIFY(waitFor([&] { return engine->overload().open_connections == 2; }));
   Client next(engine->port());
-  next.send(chatRequest());
-  const std::string served = next.readResponse();
+  const std::string served = next.ask(chatRequest());
   QVERIFY2(served.rfind("HTTP/1.1 200", 0) == 0, served.c_str());
 }
 
@@ -184,8 +190,7 @@ void OverloadTest::memoryBudgetTurnsKeepAliveOffThenRefuses() {
   used->store(950);  // past 90 %: still served, connections closed after each answer
   QVERIFY(waitFor([&] { return engine->overload().keep_alive_off; }));
   Client near(engine->port());
-  near.send(chatRequest());
-  const std::string served = near.readResponse();
+  const std::string served = near.ask(chatRequest());
   QVERIFY2(served.rfind("HTTP/1.1 200", 0) == 0, served.c_str());
   QVERIFY2(served.find("Connection: close") != std::string::npos, served.c_str());
 

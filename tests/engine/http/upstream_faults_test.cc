@@ -91,15 +91,21 @@ const std::string kOk = R"({"model":"ok","max_tokens":4,"messages":[{"role":"use
 
 void verifyStillServes(Engine& e) { QCOMPARE(postJson(e.port(), "/v1/chat/completions", kOk).status, 200); }
 
+// A non-stream request to `backend` gets `status` with an OpenAI error
+// body, and the gateway goes on serving its other model.
+void expectErrorThenStillServes(const RawBackend& backend, int status) {
+  auto engine = gatewayFor(backend);
+  auto r = postJson(engine->port(), "/v1/chat/completions", kRaw);
+  QCOMPARE(r.status, status);
+  QVERIFY2(r.body.find("\"error\"") != std::string::npos, r.body.c_str());
+  verifyStillServes(*engine);
+}
+
 }  // namespace
 
 void UpstreamFaultsTest::hangBeforeTheFirstByteIsA504() {
   RawBackend backend([](net::ip::tcp::socket& s) { RawBackend::waitForClose(s); });
-  auto engine = gatewayFor(backend);
-  auto r = postJson(engine->port(), "/v1/chat/completions", kRaw);
-  QCOMPARE(r.status, 504);
-  QVERIFY2(r.body.find("\"error\"") != std::string::npos, r.body.c_str());
-  verifyStillServes(*engine);
+  expectErrorThenStillServes(backend, 504);
 }
 
 void UpstreamFaultsTest::hangMidStreamEndsWithAnErrorEvent() {
@@ -133,11 +139,7 @@ void UpstreamFaultsTest::invalidHttpIsA502() {
     s.shutdown(net::ip::tcp::socket::shutdown_send, ec);
     RawBackend::waitForClose(s);
   });
-  auto engine = gatewayFor(backend);
-  auto r = postJson(engine->port(), "/v1/chat/completions", kRaw);
-  QCOMPARE(r.status, 502);
-  QVERIFY2(r.body.find("\"error\"") != std::string::npos, r.body.c_str());
-  verifyStillServes(*engine);
+  expectErrorThenStillServes(backend, 502);
 }
 
 void UpstreamFaultsTest::tenMegabyteHeaderIsA502() {
@@ -149,11 +151,7 @@ void UpstreamFaultsTest::tenMegabyteHeaderIsA502() {
     net::write(s, net::buffer(head), ec);  // fails part-way once the gateway gives up: fine
     RawBackend::waitForClose(s);
   });
-  auto engine = gatewayFor(backend);
-  auto r = postJson(engine->port(), "/v1/chat/completions", kRaw);
-  QCOMPARE(r.status, 502);
-  QVERIFY2(r.body.find("\"error\"") != std::string::npos, r.body.c_str());
-  verifyStillServes(*engine);
+  expectErrorThenStillServes(backend, 502);
 }
 
 QTEST_APPLESS_MAIN(UpstreamFaultsTest)
