@@ -8,7 +8,7 @@ export CCACHE_NOHASHDIR := true
 BUILD  := build/$(PRESET)
 JOBS   ?= $(shell nproc)
 
-.PHONY: all deps configure build apps run test test-package package bench clean fleet-demo soak
+.PHONY: all deps configure build apps run test test-package package bench clean fleet-demo soak fuzz
 
 all: build
 
@@ -48,6 +48,16 @@ soak: apps
 test: build
 	@installer/sdk-deps.sh
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 900
+
+# The fuzz targets (tests/fuzz, docs/reliability.md): a clang build with
+# libFuzzer, ASan and UBSan in build/fuzz, then FUZZ_SECONDS of fuzzing per
+# target; fails on any crash, leak, sanitizer report or broken property.
+FUZZ_SECONDS ?= 30
+fuzz: deps
+	cmake --preset fuzz
+	cmake --build --preset fuzz -j $(JOBS)
+	cd build/fuzz && FUZZ_SECONDS=$(FUZZ_SECONDS) ctest --output-on-failure -L fuzz -j $(JOBS) \
+	  --timeout $$(( $(FUZZ_SECONDS) + 600 ))
 
 # The Debian packages (spillwayd, spillway-console) into $(BUILD)/packages.
 package: build

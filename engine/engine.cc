@@ -19,6 +19,7 @@
 #include "common/io_pool.h"
 #include "common/mutex.h"
 #include "common/strings.h"
+#include "common/url.h"
 #include "config/config_error.h"
 #include "config/diff.h"
 #include "config/validate.h"
@@ -26,6 +27,7 @@
 #include "gpu/gpu_manager.h"
 #include "gpu/placement.h"
 #include "http/front_server.h"
+#include "http/tls_context.h"
 #include "http/gateway.h"
 #include "metrics/registry.h"
 #include "observe/recorders.h"
@@ -129,6 +131,8 @@ struct Engine::Impl {
   // The listener now, for metric callbacks and status without taking mu
   // (listeners a config apply retired stay alive in retired_fronts).
   std::atomic<http::FrontServer*> front_now{nullptr};
+  // The metrics listener (server.metrics_listen), when there is one.
+  std::unique_ptr<http::FrontServer> metrics_front;
   std::function<uint64_t()> memory_gauge;  // EngineOptions::memory_gauge
   bool stopped = false;
   std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
@@ -332,6 +336,10 @@ absl::Status Engine::Impl::startServing(const std::shared_ptr<pipeline::RouteTab
   if (memory_gauge) front->setMemoryGauge(memory_gauge);
   if (auto st = front->start(); !st.ok()) return st;
   front_now = front.get();
+  if (!config.server().metrics_listen().empty()) {
+    metrics_front = std::make_unique<http::FrontServer>(*io, *gateway, config.server(), http::FrontServer::Role::kMetrics);
+    if (auto st = metrics_front->start(); !st.ok()) return st;
+  }
   io->start();
   health = std::make_unique<upstream::HealthChecker>(io->context(0), routes->backends, tlsFor());
   health->start();
@@ -385,6 +393,30 @@ void Engine::Impl::registerModuleGauges() {
                        {{"max_connections_per_client"}, static_cast<double>(s.refused_per_client)},
                        {{"max_active_requests"}, static_cast<double>(s.refused_requests)},
                        {{"memory_budget_bytes"}, static_cast<double>(s.refused_memory)}};
+      }));
+  // HTTPS at the front door (server.tls).
+  auto tls = [front_now_ptr] {
+    http::FrontServer* f = front_now_ptr->load();
+    return f ? f->tlsStats() : http::FrontServer::TlsStats{};
+  };
+  module_gauges.push_back(registry.scopedCallbackGauge(
+      "spillway_tls_certificate_expiry_timestamp_seconds",
+      "When the front listener's certificate expires (Unix time); absent without server.tls.", {}, [tls] {
+        const auto s = tls();
+        return s.enabled ? Samples{{{}, static_cast<double>(s.not_after_unix)}} : Samples{};
+      }));
+  module_gauges.push_back(registry.scopedCallbackCounter(
+      "spillway_tls_handshake_failures_total",
+      "Client connections whose TLS handshake failed (old protocol versions, no shared cipher, a client "
+      "certificate refused, plain HTTP sent to the HTTPS port, timeouts).",
+      {}, [tls] { return Samples{{{}, static_cast<double>(tls().handshake_failures)}}; }));
+  module_gauges.push_back(registry.scopedCallbackCounter(
+      "spillway_tls_certificate_reloads_total",
+      "Front certificates read again after a change of file or config, by outcome (a failed one keeps the "
+      "certificate in use).",
+      {"outcome"}, [tls] {
+        const auto s = tls();
+        return Samples{{{"ok"}, static_cast<double>(s.reloads)}, {{"failed"}, static_cast<double>(s.reload_failures)}};
       }));
 }
 
@@ -550,6 +582,18 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::start(v1::Config config, EngineO
   d.startFleet(engine.get());
   spdlog::info("spillway engine listening on {} ({} worker threads, {} backends, {} models, config v{})",
                d.front->url(), d.io->size(), (*routes)->backends.size(), (*routes)->pools.size(), d.version);
+  if (const auto tls = d.front->tlsStats(); tls.enabled) {
+    spdlog::info("front TLS: certificate {}, expires in {} days{}", tls.subject,
+                 (tls.not_after_unix - wallClockMs() / 1000) / 86400,
+                 tls.client_certificates_required ? ", client certificates required"
+                 : tls.client_certificates        ? ", client certificates accepted"
+                                                  : "");
+  } else if (auto hp = common::parseHostPort(d.config.server().listen());
+             hp.ok() && !common::isLoopbackHost(hp->host)) {
+    spdlog::warn("front listener {} serves plain HTTP to other machines (server.allow_plaintext): API keys cross the "
+                 "network in clear text unless a proxy in front terminates TLS",
+                 d.config.server().listen());
+  }
   return engine;
 }
 
@@ -604,11 +648,30 @@ absl::StatusOr<ApplyResult> Engine::Impl::applyLocked(v1::Config proposed, const
     restoreWorkers();
     return routes.status();
   }
-  std::unique_ptr<http::FrontServer> new_front;
+  // A certificate that cannot be used refuses the apply (the listener
+  // would otherwise keep the old one and only log it).
+  if (const auto& tls = proposed.server().tls(); !tls.cert_file().empty()) {
+    if (auto made = http::makeFrontTlsContext(tls); !made.ok()) {
+      audit(change.actor, action, "", change.comment, common::strCat("failed: ", made.status().message()));
+      restoreWorkers();
+      return made.status();
+    }
+  }
+  std::unique_ptr<http::FrontServer> new_front, new_metrics_front;
   if (proposed.server().listen() != config.server().listen()) {
     new_front = std::make_unique<http::FrontServer>(*io, *gateway, proposed.server());
     if (memory_gauge) new_front->setMemoryGauge(memory_gauge);
     if (auto st = new_front->start(); !st.ok()) {
+      audit(change.actor, action, "", change.comment, common::strCat("failed: ", st.message()));
+      restoreWorkers();
+      return st;
+    }
+  }
+  const bool metrics_moved = proposed.server().metrics_listen() != config.server().metrics_listen();
+  if (metrics_moved && !proposed.server().metrics_listen().empty()) {
+    new_metrics_front =
+        std::make_unique<http::FrontServer>(*io, *gateway, proposed.server(), http::FrontServer::Role::kMetrics);
+    if (auto st = new_metrics_front->start(); !st.ok()) {
       audit(change.actor, action, "", change.comment, common::strCat("failed: ", st.message()));
       restoreWorkers();
       return st;
@@ -634,6 +697,17 @@ absl::StatusOr<ApplyResult> Engine::Impl::applyLocked(v1::Config proposed, const
     drainers.emplace_back([raw, timeout] { raw->drain(timeout); });  // accepted connections finish
   } else {
     front->setServerConfig(proposed.server());
+  }
+  if (metrics_moved) {
+    if (metrics_front) {
+      http::FrontServer* raw = metrics_front.get();
+      retired_fronts.push_back(std::move(metrics_front));
+      const auto timeout = std::chrono::milliseconds(proposed.server().drain_timeout_ms());
+      drainers.emplace_back([raw, timeout] { raw->drain(timeout); });
+    }
+    metrics_front = std::move(new_metrics_front);
+  } else if (metrics_front) {
+    metrics_front->setServerConfig(proposed.server());
   }
   retireLater(old_routes, std::move(retiring), std::chrono::milliseconds(proposed.server().drain_timeout_ms()));
   watchBackends(**routes, proposed.upstream().load_metrics());
@@ -870,6 +944,16 @@ std::string Engine::url() const {
   return impl_->front ? impl_->front->url() : "";
 }
 
+std::string Engine::metricsUrl() const {
+  common::MutexLock lock(impl_->mu);
+  return impl_->metrics_front ? impl_->metrics_front->url() : "";
+}
+
+uint16_t Engine::metricsPort() const {
+  common::MutexLock lock(impl_->mu);
+  return impl_->metrics_front ? impl_->metrics_front->port() : 0;
+}
+
 uint16_t Engine::port() const {
   common::MutexLock lock(impl_->mu);
   return impl_->front ? impl_->front->port() : 0;
@@ -932,6 +1016,7 @@ void Engine::stop() {
   // not finished is cut): an embedding caller that keeps the engine does
   // not keep its clients waiting on sockets nothing will answer.
   if (d.front) d.front->closeAll(std::chrono::seconds(1));
+  if (d.metrics_front) d.metrics_front->closeAll(std::chrono::seconds(1));
   for (auto& f : d.retired_fronts) f->closeAll(std::chrono::seconds(1));
   if (d.gpu) d.gpu->setBackendView(nullptr);
   if (d.health) d.health->stop();
@@ -1027,6 +1112,24 @@ GatewayOverloadStatus Engine::overload() const {
   out.max_connections = limits.max_connections();
   out.max_active_requests = limits.max_active_requests();
   out.memory_budget_bytes = limits.memory_budget_bytes();
+  return out;
+}
+
+FrontTlsStatus Engine::frontTls() const {
+  FrontTlsStatus out;
+  http::FrontServer* front = impl_->front_now.load();
+  if (!front) return out;
+  auto s = front->tlsStats();
+  out.enabled = s.enabled;
+  out.subject = std::move(s.subject);
+  out.not_after_unix = s.not_after_unix;
+  out.reloaded_unix = s.reloaded_unix;
+  out.client_certificates = s.client_certificates;
+  out.client_certificates_required = s.client_certificates_required;
+  out.handshake_failures = s.handshake_failures;
+  out.reloads = s.reloads;
+  out.reload_failures = s.reload_failures;
+  out.last_error = std::move(s.last_error);
   return out;
 }
 

@@ -172,6 +172,16 @@ struct GatewayOverloadStatus {
   uint64_t refused() const { return refused_connections + refused_per_client + refused_requests + refused_memory; }
 };
 
+// HTTPS at the front door (server.tls) as it stands.
+struct FrontTlsStatus {
+  bool enabled = false;
+  std::string subject;  // the serving certificate's subject ("CN=...")
+  int64_t not_after_unix = 0, reloaded_unix = 0;
+  bool client_certificates = false, client_certificates_required = false;
+  uint64_t handshake_failures = 0, reloads = 0, reload_failures = 0;
+  std::string last_error;  // of the last failed certificate reload ("" once one succeeds)
+};
+
 // Counters since start, for live views; two of them give an interval.
 struct EngineTotals {
   int64_t ts_ms = 0;
@@ -278,6 +288,9 @@ class Engine {
   // The front listener, e.g. "http://127.0.0.1:8080", and its bound port.
   std::string url() const;
   uint16_t port() const;
+  // The metrics listener (server.metrics_listen), "" / 0 without one.
+  std::string metricsUrl() const;
+  uint16_t metricsPort() const;
   // The effective config (defaults applied) and its version in the store.
   v1::Config config() const;
   int64_t configVersion() const;
@@ -344,6 +357,9 @@ class Engine {
   // The gateway's own limits (server.overload): connections, requests and
   // memory in use against them, and what they turned away.
   GatewayOverloadStatus overload() const;
+  // HTTPS at the front door: the certificate in use, reloads, handshakes
+  // that failed.
+  FrontTlsStatus frontTls() const;
 
   // The replicas this one shares backends, limits and its config with
   // (fleet/registry.h); nullopt without a fleet (no fleet.redis_address).

@@ -283,7 +283,7 @@ image_test() {
   umoci config --image "$work/oci:spillway" --config.user "$uid:$uid" \
     --config.entrypoint /usr/bin/spillwayd \
     --config.cmd --config --config.cmd /etc/spillway/spillway.yaml --config.cmd --data-dir \
-    --config.cmd /var/lib/spillway --config.cmd --listen --config.cmd 0.0.0.0:8080 \
+    --config.cmd /var/lib/spillway --config.cmd --listen --config.cmd 0.0.0.0:8080 --config.cmd --allow-plaintext \
     --config.exposedports 8080/tcp --config.exposedports 50051/tcp --config.workingdir /var/lib/spillway \
     --config.stopsignal SIGTERM >/dev/null
   rm -rf "$work/bundle"

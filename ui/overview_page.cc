@@ -253,9 +253,22 @@ void OverviewPage::showSnapshot(const v1::MetricsSnapshot& s) {
   // The gateway's own limits (server.overload): not a rule with a threshold
   // to tune, a fact — it is turning clients away, or about to.
   double refused = 0, near = 0;
+  std::optional<double> tls_days_left;
+  bool tls_reload_failed = false;
   for (const auto& f : s.figures()) {
     if (f.key() == "gateway_refused_per_second") refused = f.value();
     if (f.key() == "gateway_keep_alive_off") near = f.value();
+    if (f.key() == "tls_days_left") tls_days_left = f.value();
+    if (f.key() == "tls_reload_failed") tls_reload_failed = f.value() > 0;
+  }
+  // HTTPS at the front door (server.tls): a certificate about to expire,
+  // or a renewal that could not be used.
+  if (tls_days_left && *tls_days_left < 14) {
+    firing << tr("The front listener's TLS certificate expires in %1 days (server.tls.cert_file)")
+                  .arg(std::max(0.0, *tls_days_left), 0, 'f', 1);
+  }
+  if (tls_reload_failed) {
+    firing << tr("A replaced TLS certificate could not be used: the previous one is still served (spillctl status)");
   }
   if (refused > 0) {
     firing << tr("Gateway overloaded: its own limits (server.overload) turn away %1 connections or requests a second "

@@ -576,6 +576,17 @@ int main(int argc, char** argv) {
                   static_cast<unsigned long long>(o.refused_per_client()),
                   static_cast<unsigned long long>(o.refused_requests()),
                   static_cast<unsigned long long>(o.refused_memory()));
+      if (!s->metrics_url().empty()) std::printf("metrics: %s/metrics\n", s->metrics_url().c_str());
+      if (const auto& t = s->tls(); t.enabled()) {
+        std::printf("front TLS: %s, expires in %.0f days%s%s%s\n", t.subject().c_str(),
+                    (t.not_after_unix() - static_cast<double>(std::time(nullptr))) / 86400.0,
+                    t.client_certificates_required() ? ", client certificates required"
+                    : t.client_certificates()        ? ", client certificates accepted"
+                                                     : "",
+                    t.last_error().empty() ? "" : "; LAST RELOAD FAILED: ", t.last_error().c_str());
+      } else {
+        std::printf("front TLS: off (plain HTTP)\n");
+      }
     }
     return 0;
   }

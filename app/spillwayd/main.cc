@@ -347,6 +347,7 @@ int runEngine(int argc, char** argv) {
        "also apply --config whenever the file changes, checking every N ms (default 1000): how a Kubernetes "
        "ConfigMap mount updates")
       ("listen,l", po::value(&listen), "HOST:PORT of the front listener; overrides server.listen")
+      ("allow-plaintext", "serve plain HTTP on a non-loopback address (TLS ends in front: a container, an ingress); sets server.allow_plaintext")
       ("threads", po::value(&threads), "worker threads; overrides server.threads (0 = one per core)")
       ("control-listen", po::value(&control_listen), "HOST:PORT of the gRPC control plane; overrides control.listen (default 127.0.0.1:50051; \"none\" disables)")
       ("data-dir", po::value(&data_dir), "directory for engine state: config versions, audit log (created if missing; default: in memory)")
@@ -388,6 +389,7 @@ int runEngine(int argc, char** argv) {
   // reads from the file.
   auto overrides = [&vm, listen, threads, control_listen](v1::Config& cfg) {
     if (vm.count("listen")) cfg.mutable_server()->set_listen(listen);
+    if (vm.count("allow-plaintext")) cfg.mutable_server()->set_allow_plaintext(true);
     if (vm.count("threads")) cfg.mutable_server()->set_threads(threads);
     if (vm.count("control-listen")) cfg.mutable_control()->set_listen(control_listen);
     if (cfg.control().listen().empty()) cfg.mutable_control()->set_listen("127.0.0.1:50051");

@@ -15,7 +15,9 @@ AuthenticateStage::AuthenticateStage(const v1::Config& config) {
   const auto& limits = config.limits();
   required_ = limits.require_key();
   for (const auto& k : limits.keys()) {
-    keys_[k.sha256()] = Key{k.name(), parsePriority(k.priority()).value_or(Priority::kStandard), k.limits()};
+    Key key{k.name(), parsePriority(k.priority()).value_or(Priority::kStandard), k.limits()};
+    if (!k.client_cert_cn().empty()) cert_keys_[k.client_cert_cn()] = key;
+    if (!k.sha256().empty()) keys_[k.sha256()] = std::move(key);
   }
   const auto& a = config.admission();
   timeout_ = {std::chrono::milliseconds(a.critical().queue_timeout_ms()),
@@ -47,8 +49,16 @@ const AuthenticateStage::Key* AuthenticateStage::find(std::string_view token) co
   return it == keys_.end() ? nullptr : &it->second;
 }
 
+const AuthenticateStage::Key* AuthenticateStage::findCertificate(std::string_view common_name) const {
+  if (cert_keys_.empty() || common_name.empty()) return nullptr;
+  auto it = cert_keys_.find(std::string(common_name));
+  return it == cert_keys_.end() ? nullptr : &it->second;
+}
+
 pipeline::Verdict AuthenticateStage::process(pipeline::RequestContext& ctx) {
+  // A bearer token first; else a verified client certificate (mutual TLS).
   const Key* key = find(ctx.caller.api_key);
+  if (!key) key = findCertificate(ctx.caller.client_cert_cn);
   if (key) {
     ctx.caller.key_known = true;
     ctx.caller.tenant = key->tenant;

@@ -1,5 +1,7 @@
 // Authenticate: who the caller is for admission. The bearer token is hashed
-// (SHA-256) and looked up among limits.keys; a known key gives the tenant
+// (SHA-256) and looked up among limits.keys, else a verified client
+// certificate's common name (mutual TLS) among the keys' client_cert_cn; a
+// known key gives the tenant
 // name and the priority class (x-spillway-priority may only lower it). With
 // limits.require_key, a missing or unknown key is answered 401 in OpenAI's
 // shape; otherwise (open access, the default) such a caller's tenant is its
@@ -34,10 +36,13 @@ class AuthenticateStage final : public pipeline::Stage {
   };
   // The key a token belongs to, or null.
   const Key* find(std::string_view token) const;
+  // The key a verified client certificate's common name stands for, or null.
+  const Key* findCertificate(std::string_view common_name) const;
 
  private:
   bool required_ = false;
   std::unordered_map<std::string, Key> keys_;  // by hex SHA-256
+  std::unordered_map<std::string, Key> cert_keys_;  // by client certificate common name
   std::array<std::chrono::milliseconds, kPriorities> timeout_{};
   std::array<std::chrono::milliseconds, kPriorities> objective_{};
 };

@@ -21,13 +21,22 @@ using simdjson::dom::element_type;
 // Fields that change only the answer's form or bookkeeping.
 bool formOnly(std::string_view key) { return key == "stream" || key == "stream_options" || key == "user"; }
 
+// Numbers are written one way whatever their spelling (1, 1.0 and 1e0
+// agree): integral values as exact integers — from the parsed integer
+// itself, never through a double, so that two integers past 2^53 (a seed,
+// a max_tokens) stay two keys — everything else in the shortest form that
+// reads back to the same double.
+template <typename Int>
+void appendInteger(std::string& out, Int v) {
+  char buf[24];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
+  out.append(buf, end);
+}
+
 void appendNumber(std::string& out, double v) {
-  // Integral values print as integers, so 1, 1.0 and 1e0 agree.
-  if (std::isfinite(v) && v == std::trunc(v) && std::fabs(v) < 9.0e15) {
-    char buf[24];
-    auto [end, ec] = std::to_chars(buf, buf + sizeof buf, static_cast<int64_t>(v));
-    out.append(buf, end);
-    return;
+  if (std::isfinite(v) && v == std::trunc(v)) {
+    if (std::fabs(v) < 9.2e18) return appendInteger(out, static_cast<int64_t>(v));
+    if (v > 0 && v < 1.8e19) return appendInteger(out, static_cast<uint64_t>(v));
   }
   char buf[32];
   auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);  // shortest round-trip form
@@ -40,7 +49,7 @@ void canonical(std::string& out, element e) {
       simdjson::dom::object obj = e.get_object().value_unsafe();
       std::vector<std::pair<std::string_view, element>> fields;
       for (auto f : obj) fields.emplace_back(f.key, f.value);
-      std::sort(fields.begin(), fields.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+      std::stable_sort(fields.begin(), fields.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
       out.push_back('{');
       bool first = true;
       for (const auto& [k, v] : fields) {
@@ -68,8 +77,8 @@ void canonical(std::string& out, element e) {
     case element_type::STRING:
       common::appendJsonString(out, e.get_string().value_unsafe());
       break;
-    case element_type::INT64: appendNumber(out, static_cast<double>(e.get_int64().value_unsafe())); break;
-    case element_type::UINT64: appendNumber(out, static_cast<double>(e.get_uint64().value_unsafe())); break;
+    case element_type::INT64: appendInteger(out, e.get_int64().value_unsafe()); break;
+    case element_type::UINT64: appendInteger(out, e.get_uint64().value_unsafe()); break;
     case element_type::DOUBLE: appendNumber(out, e.get_double().value_unsafe()); break;
     case element_type::BOOL: out.append(e.get_bool().value_unsafe() ? "true" : "false"); break;
     case element_type::NULL_VALUE: out.append("null"); break;
@@ -89,7 +98,7 @@ constexpr Default kDefaults[] = {
 // Fields as (key, canonical value): written as one object, keys sorted.
 using Fields = std::vector<std::pair<std::string_view, std::string>>;
 void appendSortedObject(std::string& out, Fields& fields) {
-  std::sort(fields.begin(), fields.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::stable_sort(fields.begin(), fields.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
   out.push_back('{');
   for (size_t i = 0; i < fields.size(); ++i) {
     if (i) out.push_back(',');

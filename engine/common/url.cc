@@ -100,4 +100,9 @@ absl::StatusOr<Url> parseUrl(std::string_view url) {
   return u;
 }
 
+bool isLoopbackHost(std::string_view host) {
+  if (host == "localhost" || host == "::1" || host == "[::1]") return true;
+  return host.starts_with("127.") && host.find_first_not_of("0123456789.") == std::string_view::npos;
+}
+
 }  // namespace spillway::common

@@ -32,4 +32,7 @@ struct HostPort {
 // Parses "HOST:PORT" or "[V6]:PORT". Port 0 is allowed (pick a free port).
 absl::StatusOr<HostPort> parseHostPort(std::string_view s);
 
+// Only this machine can reach it: "localhost", 127.0.0.0/8 or ::1.
+bool isLoopbackHost(std::string_view host);
+
 }  // namespace spillway::common

@@ -139,9 +139,38 @@ std::vector<ConfigError> validate(const v1::Config& c, const SourceMap* sources,
   Checker ck(sources, file);
 
   const auto& s = c.server();
+  const auto& tls = s.tls();
+  const bool tls_on = !tls.cert_file().empty() || !tls.key_file().empty();
   if (!s.listen().empty()) {
     auto hp = common::parseHostPort(s.listen());
-    if (!hp.ok()) ck.fail("server.listen", std::string(hp.status().message()));
+    if (!hp.ok()) {
+      ck.fail("server.listen", std::string(hp.status().message()));
+    } else if (!tls_on && !s.allow_plaintext() && !common::isLoopbackHost(hp->host)) {
+      ck.fail("server.listen", common::strCat("\"", s.listen(),
+                                              "\" is reachable from other machines over plain HTTP (API keys would "
+                                              "cross the network in clear text): set server.tls.cert_file and key_file, "
+                                              "or server.allow_plaintext: true when a proxy in front terminates TLS"));
+    }
+  }
+  if (!s.metrics_listen().empty()) {
+    auto mp = common::parseHostPort(s.metrics_listen());
+    auto fp = common::parseHostPort(s.listen().empty() ? "127.0.0.1:8080" : s.listen());
+    if (!mp.ok()) {
+      ck.fail("server.metrics_listen", std::string(mp.status().message()));
+    } else if (fp.ok() && mp->port != 0 && mp->port == fp->port && mp->host == fp->host) {
+      ck.fail("server.metrics_listen", "must differ from server.listen");
+    }
+  }
+  if (tls_on && tls.cert_file().empty()) ck.fail("server.tls.cert_file", "is required with key_file");
+  if (tls_on && tls.key_file().empty()) ck.fail("server.tls.key_file", "is required with cert_file");
+  if (!tls_on && !tls.client_ca_file().empty()) {
+    ck.fail("server.tls.client_ca_file", "needs cert_file and key_file (client certificates are a TLS feature)");
+  }
+  if (tls.require_client_cert() && tls.client_ca_file().empty()) {
+    ck.fail("server.tls.require_client_cert", "needs client_ca_file (the CA that signs client certificates)");
+  }
+  if (!tls.min_version().empty() && tls.min_version() != "1.2" && tls.min_version() != "1.3") {
+    ck.fail("server.tls.min_version", common::strCat("must be \"1.2\" or \"1.3\", got \"", tls.min_version(), "\""));
   }
   // Bounds declared on the fields themselves ((spillway.v1.range)).
   ck.ranges(c, "");
@@ -157,14 +186,26 @@ std::vector<ConfigError> validate(const v1::Config& c, const SourceMap* sources,
   // Admission, keys, degradation.
   const auto& ll = c.admission().learned_limit();
   if (ll.min() && ll.max() && ll.min() > ll.max()) ck.fail("admission.learned_limit.min", "must not exceed max");
-  std::set<std::string> key_names, key_hashes;
+  std::set<std::string> key_names, key_hashes, key_cns;
   for (int i = 0; i < c.limits().keys_size(); ++i) {
     const auto& k = c.limits().keys(i);
     const std::string p = common::strCat("limits.keys[", i, "]");
     if (k.name().empty()) ck.fail(p + ".name", "is required");
     else if (!key_names.insert(k.name()).second) ck.fail(p + ".name", common::strCat("duplicate key name \"", k.name(), "\""));
-    if (!common::isSha256Hex(k.sha256())) ck.fail(p + ".sha256", "must be 64 lower-case hex digits (spillctl hash-token prints them)");
-    else if (!key_hashes.insert(k.sha256()).second) ck.fail(p + ".sha256", "the same key is listed twice");
+    if (!k.client_cert_cn().empty() && k.sha256().empty()) {
+      // A client certificate alone stands for this key.
+    } else if (!common::isSha256Hex(k.sha256())) {
+      ck.fail(p + ".sha256", "must be 64 lower-case hex digits (spillctl hash-token prints them), or give client_cert_cn");
+    } else if (!key_hashes.insert(k.sha256()).second) {
+      ck.fail(p + ".sha256", "the same key is listed twice");
+    }
+    if (!k.client_cert_cn().empty()) {
+      if (!key_cns.insert(k.client_cert_cn()).second) {
+        ck.fail(p + ".client_cert_cn", common::strCat("\"", k.client_cert_cn(), "\" names two keys"));
+      } else if (c.server().tls().client_ca_file().empty()) {
+        ck.fail(p + ".client_cert_cn", "needs server.tls.client_ca_file (the CA that signs client certificates)");
+      }
+    }
     if (!k.priority().empty() && k.priority() != "critical" && k.priority() != "standard" && k.priority() != "sheddable") {
       ck.fail(p + ".priority", common::strCat("must be \"critical\", \"standard\" or \"sheddable\", got \"", k.priority(), "\""));
     }
@@ -454,6 +495,7 @@ void applyDefaults(v1::Config& c) {
   auto* u = c.mutable_upstream();
   if (u->connect_timeout_ms() == 0) u->set_connect_timeout_ms(2000);
   if (u->first_byte_timeout_ms() == 0) u->set_first_byte_timeout_ms(60000);
+  if (u->max_response_bytes() == 0) u->set_max_response_bytes(uint64_t{256} << 20);
   if (u->idle_timeout_ms() == 0) u->set_idle_timeout_ms(30000);
   if (u->max_idle_connections() == 0) u->set_max_idle_connections(256);
   if (u->slow_start_ms() == 0) u->set_slow_start_ms(30000);
@@ -530,6 +572,7 @@ void applyDefaults(v1::Config& c) {
     orDefault(b.first_byte_timeout_ms(), u->first_byte_timeout_ms(),
               &v1::Backend::set_first_byte_timeout_ms, b);
     orDefault(b.idle_timeout_ms(), u->idle_timeout_ms(), &v1::Backend::set_idle_timeout_ms, b);
+    if (b.max_response_bytes() == 0) b.set_max_response_bytes(u->max_response_bytes());
     bool is_sim = b.url().rfind("sim://", 0) == 0;
     auto* h = b.mutable_health_check();
     fillHealthCheck(*h, u->health_check());

@@ -186,7 +186,6 @@ class Service final : public v1::ControlPlane::CallbackService {
   const TokenAuthority& auth_;
 };
 
-bool isLoopback(const std::string& host) { return host == "127.0.0.1" || host == "::1" || host == "localhost"; }
 
 }  // namespace
 
@@ -268,7 +267,7 @@ absl::StatusOr<std::unique_ptr<ControlServer>> ControlServer::start(Engine& engi
 
   std::shared_ptr<grpc::ServerCredentials> creds;
   const bool want_tls = !o.control.tls_cert_file().empty() || o.control.generate_self_signed();
-  if (!want_tls && !isLoopback(hp->host)) {
+  if (!want_tls && !common::isLoopbackHost(hp->host)) {
     return absl::InvalidArgumentError("control.listen: a non-loopback control address needs TLS");
   }
   if (want_tls) {

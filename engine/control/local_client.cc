@@ -197,6 +197,7 @@ absl::StatusOr<v1::Status> LocalEngineClient::status() {
   s.set_uptime_ms(engine_.uptimeMs());
   s.set_config_version(engine_.configVersion());
   s.set_listen_url(engine_.url());
+  s.set_metrics_url(engine_.metricsUrl());
   uint32_t available = 0;
   auto backends = engine_.backends();
   for (const auto& b : backends) available += b.available;
@@ -216,6 +217,15 @@ absl::StatusOr<v1::Status> LocalEngineClient::status() {
   ov->set_refused_per_client(o.refused_per_client);
   ov->set_refused_requests(o.refused_requests);
   ov->set_refused_memory(o.refused_memory);
+  const FrontTlsStatus t = engine_.frontTls();
+  auto* tls = s.mutable_tls();
+  tls->set_enabled(t.enabled);
+  tls->set_subject(t.subject);
+  tls->set_not_after_unix(t.not_after_unix);
+  tls->set_client_certificates(t.client_certificates);
+  tls->set_client_certificates_required(t.client_certificates_required);
+  tls->set_reloaded_unix(t.reloaded_unix);
+  tls->set_last_error(t.last_error);
   return s;
 }
 
@@ -261,6 +271,14 @@ absl::StatusOr<v1::MetricsSnapshot> LocalEngineClient::snapshot() {
   addFigure(out, "gateway_connections", "Client connections", static_cast<double>(overload.open_connections), "");
   addFigure(out, "gateway_refused_per_second", "Refused by gateway limits", s.overload_refused_per_second, "req/s");
   addFigure(out, "gateway_keep_alive_off", "Gateway near its limits", overload.keep_alive_off ? 1 : 0, "");
+  // HTTPS at the front door: the certificate's time left (the banner fires
+  // inside 14 days) and a renewal that could not be used.
+  if (const FrontTlsStatus tls = engine_.frontTls(); tls.enabled) {
+    const double now_s = static_cast<double>(out.ts_ms()) / 1000.0;
+    addFigure(out, "tls_days_left", "TLS certificate", (static_cast<double>(tls.not_after_unix) - now_s) / 86400.0,
+              "days left");
+    addFigure(out, "tls_reload_failed", "TLS reload failed", tls.last_error.empty() ? 0 : 1, "");
+  }
   // Admission at a glance: waiting now, turned away and degraded per second.
   *out.mutable_admission() = admissionState(engine_);
   out.set_shed_total(now.shed);

@@ -7,6 +7,7 @@
 #include <boost/beast/http/chunk_encode.hpp>
 #include <charconv>
 
+#include "http/client_stream.h"
 #include "http/responses.h"
 
 namespace spillway::http {

@@ -11,11 +11,13 @@
 
 namespace spillway::http {
 
+class ClientStream;  // http/client_stream.h
+
 class ClientSink final : public upstream::ResponseSink {
  public:
   // `extra_headers`: complete header lines ("Name: value\r\n") added to the
   // head; must outlive the sink. `idle_timeout` bounds each write.
-  ClientSink(common::TcpStream& client, bool keep_alive, std::chrono::milliseconds idle_timeout,
+  ClientSink(ClientStream& client, bool keep_alive, std::chrono::milliseconds idle_timeout,
              const std::string& extra_headers)
       : client_(client), keep_alive_(keep_alive), idle_timeout_(idle_timeout), extra_(extra_headers) {}
 
@@ -29,7 +31,7 @@ class ClientSink final : public upstream::ResponseSink {
  private:
   std::string format(const upstream::ResponseHead& head) const;
 
-  common::TcpStream& client_;
+  ClientStream& client_;
   const bool keep_alive_;
   const std::chrono::milliseconds idle_timeout_;
   const std::string& extra_;

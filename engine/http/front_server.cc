@@ -22,7 +22,10 @@
 #include "common/mutex.h"
 #include "common/strings.h"
 #include "common/url.h"
+#include "http/client_stream.h"
+#include "http/framing.h"
 #include "http/responses.h"
+#include "http/tls_context.h"
 
 namespace spillway::http {
 
@@ -36,7 +39,7 @@ namespace {
 // A connection as the drain logic sees it; lives in its worker's list and is
 // touched on that worker's thread only.
 struct SessionEntry {
-  common::TcpStream* stream = nullptr;
+  ClientStream* stream = nullptr;
   bool idle = true;  // waiting for the next request's headers
   std::string client;  // counted under max_connections_per_client ("" when not)
 };
@@ -51,15 +54,27 @@ uint64_t residentBytes() {
   return n == 2 ? resident * static_cast<uint64_t>(sysconf(_SC_PAGESIZE)) : 0;
 }
 
+// The front door's TLS as it stands: the context new connections get (null
+// for plain HTTP) and what it was made from.
+struct TlsState {
+  v1::ServerTls settings;
+  FrontTlsContext made;
+  std::string stamp;  // tlsFilesStamp() when it was made
+  int64_t reloaded_unix = 0;
+};
+
+int64_t unixNow() { return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count(); }
+
 }  // namespace
 
 struct FrontServer::Shared {
-  Shared(common::IoPool& io_pool, Gateway& gw, v1::Server s)
-      : io(io_pool), gateway(gw), server(std::make_shared<const v1::Server>(std::move(s))),
+  Shared(common::IoPool& io_pool, Gateway& gw, v1::Server s, FrontServer::Role r)
+      : io(io_pool), gateway(gw), role(r), server(std::make_shared<const v1::Server>(std::move(s))),
         acceptor(io_pool.context(0)), sessions(io_pool.size()) {}
 
   common::IoPool& io;
   Gateway& gateway;
+  const FrontServer::Role role;
   std::atomic<std::shared_ptr<const v1::Server>> server;  // swapped whole on reload
   common::TcpAcceptor acceptor;  // used on context 0 only
   std::atomic<bool> draining{false};
@@ -80,6 +95,64 @@ struct FrontServer::Shared {
   bool memory_watching = false;  // context 0 only: the memory timer runs
   common::Mutex clients_mu;
   std::unordered_map<std::string, int64_t> per_client ABSL_GUARDED_BY(clients_mu);
+
+  // server.tls: swapped whole when the config or the files change;
+  // connections keep the one they started with.
+  std::atomic<std::shared_ptr<const TlsState>> tls;
+  std::atomic<uint64_t> tls_handshake_failures{0}, tls_reloads{0}, tls_reload_failures{0};
+  std::chrono::steady_clock::time_point tls_checked;  // context 0 only: the files' last look
+  common::Mutex tls_mu;  // serialises reloads (config applies and the file check)
+  std::string tls_last_error ABSL_GUARDED_BY(tls_mu);
+  std::string tls_failed_stamp ABSL_GUARDED_BY(tls_mu);  // the files that failed, not retried until they change
+
+  // Makes the context for `settings` (or none when they name no
+  // certificate) and swaps it in. On an error the one in use stays.
+  absl::Status reloadTls(const v1::ServerTls& settings, bool force) {
+    common::MutexLock lock(tls_mu);
+    const auto current = tls.load();
+    if (settings.cert_file().empty()) {
+      tls.store(nullptr);
+      tls_last_error.clear();
+      return absl::OkStatus();
+    }
+    std::string stamp = tlsFilesStamp(settings);
+    const bool same_settings = current && current->settings.SerializeAsString() == settings.SerializeAsString();
+    if (!force && same_settings && current->stamp == stamp) return absl::OkStatus();
+    if (!force && same_settings && stamp == tls_failed_stamp) return absl::InvalidArgumentError(tls_last_error);
+    auto made = makeFrontTlsContext(settings);
+    if (!made.ok()) {
+      tls_reload_failures.fetch_add(1, std::memory_order_relaxed);
+      tls_last_error = std::string(made.status().message());
+      tls_failed_stamp = std::move(stamp);
+      return made.status();
+    }
+    auto next = std::make_shared<TlsState>();
+    next->settings = settings;
+    next->made = std::move(*made);
+    next->stamp = std::move(stamp);
+    next->reloaded_unix = unixNow();
+    if (current) {
+      tls_reloads.fetch_add(1, std::memory_order_relaxed);
+      spdlog::info("front TLS: certificate {} loaded (expires {})", next->made.subject, next->made.not_after_text);
+    }
+    tls.store(std::move(next));
+    tls_last_error.clear();
+    tls_failed_stamp.clear();
+    return absl::OkStatus();
+  }
+
+  // At most once a second, on accept: a certificate or key file replaced
+  // (a renewal) is loaded for the connections that follow.
+  void checkTlsFiles() {
+    const auto current = tls.load();
+    if (!current) return;
+    const auto now = std::chrono::steady_clock::now();
+    if (now - tls_checked < std::chrono::seconds(1)) return;
+    tls_checked = now;
+    if (auto st = reloadTls(current->settings, false); !st.ok()) {
+      spdlog::error("front TLS: keeping the certificate in use: {}", std::string(st.message()));
+    }
+  }
 
   // Answers should close their connection: a limit is near.
   bool keepAliveOff(const v1::Overload& o) const {
@@ -109,7 +182,7 @@ using Shared = FrontServer::Shared;
 // to send its request can still be told so with a 408.
 class ReadDeadline {
  public:
-  explicit ReadDeadline(common::TcpStream& stream)
+  explicit ReadDeadline(ClientStream& stream)
       : stream_(stream), timer_(stream.get_executor()), generation_(std::make_shared<uint64_t>(0)) {}
   ~ReadDeadline() { disarm(); }
   ReadDeadline(const ReadDeadline&) = delete;
@@ -134,13 +207,13 @@ class ReadDeadline {
   bool fired() const { return fired_; }
 
  private:
-  common::TcpStream& stream_;
+  ClientStream& stream_;
   common::SteadyTimer timer_;
   std::shared_ptr<uint64_t> generation_;
   bool fired_ = false;
 };
 
-common::Awaitable<void> rejectAndClose(Shared& sh, common::TcpStream& stream, openai::ApiError e) {
+common::Awaitable<void> rejectAndClose(Shared& sh, ClientStream& stream, openai::ApiError e) {
   sh.gateway.countRejected(e.status);
   stream.expires_after(std::chrono::seconds(5));
   co_await writeApiError(stream, e, false);
@@ -155,9 +228,19 @@ constexpr std::string_view kOverloadedHeader = "x-spillway-drop-reason: gateway_
 // request is not read: after the answer the socket's sending side shuts and
 // what the client still sends is drained for at most a second, so the
 // answer is not lost to a reset.
-common::Awaitable<void> refuseConnection(std::shared_ptr<Shared> sh, common::TcpSocket socket, std::string message) {
-  common::TcpStream stream(std::move(socket));
+common::Awaitable<void> refuseConnection(std::shared_ptr<Shared> sh, common::TcpSocket socket, std::string message,
+                                         std::shared_ptr<const TlsState> tls) {
+  ClientStream stream(std::move(socket));
   const uint32_t retry_after = sh->server.load()->retry_after_seconds();
+  if (tls) {
+    stream.useTls(tls->made.context);
+    const boost::system::error_code handshake = co_await stream.handshake(std::chrono::seconds(1));
+    if (handshake) {
+      stream.close();
+      sh->refusing.fetch_sub(1);
+      co_return;
+    }
+  }
   sh->gateway.countRejected(503);
   stream.expires_after(std::chrono::seconds(1));
   // Named locals, not temporaries in the co_await (see responses.h).
@@ -176,14 +259,29 @@ common::Awaitable<void> refuseConnection(std::shared_ptr<Shared> sh, common::Tcp
   sh->refusing.fetch_sub(1);
 }
 
-common::Awaitable<void> session(std::shared_ptr<Shared> sh, size_t worker, common::TcpSocket socket, std::string client) {
-  common::TcpStream stream(std::move(socket));
+common::Awaitable<void> session(std::shared_ptr<Shared> sh, size_t worker, common::TcpSocket socket, std::string client,
+                                std::shared_ptr<const TlsState> tls) {
+  ClientStream stream(std::move(socket));
   auto& list = sh->sessions[worker];
   auto entry = list.insert(list.end(), SessionEntry{&stream, true, std::move(client)});
   beast::flat_buffer buffer;
   ReadDeadline deadline(stream);
 
-  for (;;) {
+  bool open = true;
+  if (tls) {
+    // The handshake is part of the first request's header time.
+    stream.useTls(tls->made.context);
+    tls.reset();
+    const boost::system::error_code handshake =
+        co_await stream.handshake(std::chrono::milliseconds(sh->server.load()->header_timeout_ms()));
+    if (handshake) {
+      sh->tls_handshake_failures.fetch_add(1, std::memory_order_relaxed);
+      spdlog::debug("front TLS: handshake failed: {}", handshake.message());
+      open = false;
+    }
+  }
+
+  while (open) {
     if (sh->draining.load()) break;
     const std::shared_ptr<const v1::Server> cfg_ptr = sh->server.load();  // this request's limits
     const v1::Server& cfg = *cfg_ptr;
@@ -217,10 +315,8 @@ common::Awaitable<void> session(std::shared_ptr<Shared> sh, size_t worker, commo
     }
 
     const auto& head = parser.get();
-    // Request smuggling guard: a message framed both ways (or with several
-    // lengths) is ambiguous between us and any proxy in front of us.
-    if (head.count(bhttp::field::content_length) > 1 ||
-        (head.count(bhttp::field::transfer_encoding) && head.count(bhttp::field::content_length))) {
+    // Request smuggling guard (http/framing.h).
+    if (ambiguousFraming(head)) {
       reject = openai::ApiError{400, "Conflicting Content-Length and Transfer-Encoding headers.", "invalid_request_error", "", "bad_request"};
       co_await rejectAndClose(*sh, stream, std::move(*reject));
       break;
@@ -275,7 +371,9 @@ common::Awaitable<void> session(std::shared_ptr<Shared> sh, size_t worker, commo
     stream.expires_never();
     Request req = parser.release();
     const bool keep_alive = req.keep_alive() && !sh->draining.load() && !sh->keepAliveOff(ov);
-    if (!co_await sh->gateway.handle(worker, stream, req, keep_alive)) break;
+    const Gateway::Scope scope{.api = sh->role == FrontServer::Role::kFront,
+                               .metrics = sh->role == FrontServer::Role::kMetrics || cfg.metrics_listen().empty()};
+    if (!co_await sh->gateway.handle(worker, stream, req, keep_alive, scope)) break;
   }
   boost::system::error_code ec;
   stream.socket().shutdown(tcp::socket::shutdown_send, ec);
@@ -322,17 +420,20 @@ common::Awaitable<void> acceptLoop(std::shared_ptr<Shared> sh) {
         ++n;
       }
     }
+    sh->checkTlsFiles();
     if (!refusal.empty()) {
       // Bounded: past a thousand refusals still being answered, close at once.
       if (sh->refusing.fetch_add(1) >= 1000) {
         sh->refusing.fetch_sub(1);
         continue;  // closes the socket
       }
-      net::co_spawn(sh->io.context(worker), refuseConnection(sh, std::move(socket), std::move(refusal)), net::detached);
+      net::co_spawn(sh->io.context(worker), refuseConnection(sh, std::move(socket), std::move(refusal), sh->tls.load()),
+                    net::detached);
       continue;
     }
     sh->open.fetch_add(1);
-    net::co_spawn(sh->io.context(worker), session(sh, worker, std::move(socket), std::move(client)), net::detached);
+    net::co_spawn(sh->io.context(worker), session(sh, worker, std::move(socket), std::move(client), sh->tls.load()),
+                  net::detached);
   }
 }
 
@@ -342,8 +443,22 @@ namespace {
 void startMemoryWatch(const std::shared_ptr<Shared>& sh);
 }  // namespace
 
-FrontServer::FrontServer(common::IoPool& io, Gateway& gateway, v1::Server server)
-    : shared_(std::make_shared<Shared>(io, gateway, std::move(server))) {}
+namespace {
+
+// The metrics listener's settings: the front's limits and timeouts on
+// server.metrics_listen, never TLS.
+v1::Server forRole(v1::Server server, FrontServer::Role role) {
+  if (role == FrontServer::Role::kMetrics) {
+    server.set_listen(server.metrics_listen());
+    server.clear_tls();
+  }
+  return server;
+}
+
+}  // namespace
+
+FrontServer::FrontServer(common::IoPool& io, Gateway& gateway, v1::Server server, Role role)
+    : shared_(std::make_shared<Shared>(io, gateway, forRole(std::move(server), role), role)) {}
 
 int64_t FrontServer::openConnections() const { return shared_->open.load(); }
 
@@ -352,7 +467,12 @@ FrontServer::~FrontServer() {
 }
 
 void FrontServer::setServerConfig(v1::Server server) {
+  server = forRole(std::move(server), shared_->role);
   const bool budget = server.overload().memory_budget_bytes() > 0;
+  // A reload (SIGHUP, an apply) reads the certificate files again.
+  if (auto st = shared_->reloadTls(server.tls(), /*force=*/true); !st.ok()) {
+    spdlog::error("front TLS: keeping the certificate in use: {}", std::string(st.message()));
+  }
   shared_->server.store(std::make_shared<const v1::Server>(std::move(server)));
   if (budget) startMemoryWatch(shared_);
 }
@@ -360,6 +480,7 @@ void FrontServer::setServerConfig(v1::Server server) {
 absl::Status FrontServer::start() {
   auto hp = common::parseHostPort(shared_->server.load()->listen());
   if (!hp.ok()) return hp.status();
+  if (auto st = shared_->reloadTls(shared_->server.load()->tls(), /*force=*/true); !st.ok()) return st;
   boost::system::error_code ec;
   auto addr = net::ip::make_address(hp->host, ec);
   if (ec) {
@@ -446,7 +567,28 @@ std::string FrontServer::url() const {
   auto hp = common::parseHostPort(shared_->server.load()->listen());
   std::string host = hp.ok() ? hp->host : "127.0.0.1";
   if (host.find(':') != std::string::npos) host = "[" + host + "]";
-  return common::strCat("http://", host, ":", port());
+  return common::strCat(shared_->tls.load() ? "https://" : "http://", host, ":", port());
+}
+
+FrontServer::TlsStats FrontServer::tlsStats() const {
+  const Shared& sh = *shared_;
+  TlsStats s;
+  s.handshake_failures = sh.tls_handshake_failures.load();
+  s.reloads = sh.tls_reloads.load();
+  s.reload_failures = sh.tls_reload_failures.load();
+  if (const auto tls = sh.tls.load()) {
+    s.enabled = true;
+    s.subject = tls->made.subject;
+    s.not_after_unix = tls->made.not_after_unix;
+    s.reloaded_unix = tls->reloaded_unix;
+    s.client_certificates = !tls->settings.client_ca_file().empty();
+    s.client_certificates_required = s.client_certificates && tls->settings.require_client_cert();
+  }
+  {
+    common::MutexLock lock(shared_->tls_mu);
+    s.last_error = shared_->tls_last_error;
+  }
+  return s;
 }
 
 namespace {

@@ -21,14 +21,18 @@ namespace spillway::http {
 
 class FrontServer {
  public:
+  // The front listener (the API), or the metrics listener
+  // (server.metrics_listen: /metrics, /healthz, /readyz, plain HTTP).
+  enum class Role { kFront, kMetrics };
   // `server` must have defaults applied. `gateway` and `io` outlive this.
-  FrontServer(common::IoPool& io, Gateway& gateway, v1::Server server);
+  // The metrics listener listens on server.metrics_listen.
+  FrontServer(common::IoPool& io, Gateway& gateway, v1::Server server, Role role = Role::kFront);
   ~FrontServer();
 
   // Binds `server.listen` (port 0 picks one) and starts accepting.
   absl::Status start();
   uint16_t port() const { return port_.load(); }
-  // "http://127.0.0.1:8080"
+  // "http://127.0.0.1:8080" ("https://..." with server.tls)
   std::string url() const;
 
   // Graceful drain: stop accepting, close idle keep-alive connections, and
@@ -43,7 +47,10 @@ class FrontServer {
   void closeAll(std::chrono::milliseconds timeout);
 
   // Swaps in new limits and timeouts (not the listen address: that needs a
-  // new FrontServer). Requests that already started keep the old ones.
+  // new FrontServer). Requests that already started keep the old ones. The
+  // TLS certificate is read again (a renewal); if it cannot be, the one in
+  // use stays and the error is logged and in tlsStats(). Connections open
+  // keep the certificate they started with.
   void setServerConfig(v1::Server server);
 
   // The limits and timeouts in force (server.*).
@@ -65,6 +72,21 @@ class FrontServer {
     uint64_t refused_memory = 0;       // memory_budget_bytes
   };
   OverloadStats overloadStats() const;
+  // HTTPS at the front door (server.tls) as it stands.
+  struct TlsStats {
+    bool enabled = false;
+    std::string subject;  // the serving certificate's subject
+    int64_t not_after_unix = 0;
+    int64_t reloaded_unix = 0;  // when the certificate in use was read
+    bool client_certificates = false;  // a client CA is set
+    bool client_certificates_required = false;
+    uint64_t handshake_failures = 0;  // since the listener started
+    uint64_t reloads = 0;             // certificates swapped in after the first
+    uint64_t reload_failures = 0;     // unreadable or mismatched files (the old one stays)
+    std::string last_error;           // of the last failed reload, "" once one succeeds
+  };
+  TlsStats tlsStats() const;
+
   // How the memory budget is measured (bytes the process uses now; called
   // every 100 ms while a budget is set). Default: resident memory from
   // /proc/self/statm. Set before start().

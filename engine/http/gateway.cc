@@ -17,6 +17,7 @@
 #include "common/json_writer.h"
 #include "common/strings.h"
 #include "http/client_sink.h"
+#include "http/client_stream.h"
 #include "http/gateway_worker.h"
 #include "http/responses.h"
 #include "openai/openai.h"
@@ -118,14 +119,14 @@ double secondsSince(Clock::time_point t) { return std::chrono::duration<double>(
 // The client connection as stages see it (pipeline/client_channel.h).
 class ClientConnection final : public pipeline::ClientChannel {
  public:
-  ClientConnection(common::TcpStream& client, bool keep_alive) : client_(client), keep_alive_(keep_alive) {}
+  ClientConnection(ClientStream& client, bool keep_alive) : client_(client), keep_alive_(keep_alive) {}
   std::unique_ptr<upstream::ResponseSink> sink(const std::string& headers,
                                                std::chrono::milliseconds idle_timeout) override {
     return std::make_unique<ClientSink>(client_, keep_alive_, idle_timeout, headers);
   }
 
  private:
-  common::TcpStream& client_;
+  ClientStream& client_;
   const bool keep_alive_;
 };
 
@@ -193,7 +194,8 @@ void Gateway::countRejected(int status) {
   metrics_->requests.with({"other", "", "", std::to_string(status)}).inc();
 }
 
-common::Awaitable<bool> Gateway::handle(size_t worker, common::TcpStream& client, Request& req, bool keep_alive) {
+common::Awaitable<bool> Gateway::handle(size_t worker, ClientStream& client, Request& req, bool keep_alive,
+                                        Scope scope) {
   Worker& w = *workers_[worker];
   std::optional<openai::Endpoint> endpoint = openai::endpointForTarget(req.target());
   const uint8_t route_index = endpoint ? routeIndex(*endpoint) : adminRouteIndex(req.target());
@@ -222,12 +224,18 @@ common::Awaitable<bool> Gateway::handle(size_t worker, common::TcpStream& client
       co_return co_await writeBody(client, ready ? bhttp::status::ok : bhttp::status::service_unavailable,
                                    j.take(), "application/json", keep_alive);
     }
+    if (r == "metrics" && !scope.metrics) {
+      count(404);
+      openai::ApiError e{404, "/metrics is served on the metrics listener (server.metrics_listen), not here.",
+                         "invalid_request_error", "", "unknown_url"};
+      co_return co_await writeApiError(client, std::move(e), keep_alive);
+    }
     if (r == "metrics") {
       count(200);
       co_return co_await writeBody(client, bhttp::status::ok, registry_.render(),
                                    "text/plain; version=0.0.4; charset=utf-8", keep_alive);
     }
-    if (r == "models") {
+    if (r == "models" && scope.api) {
       const bool with_endpoints = req.target().find("include=endpoints") != std::string_view::npos;
       count(200);
       co_return co_await writeBody(client, bhttp::status::ok, modelList(*this->routes(), with_endpoints),
@@ -235,6 +243,14 @@ common::Awaitable<bool> Gateway::handle(size_t worker, common::TcpStream& client
     }
   }
 
+  if (!scope.api) {
+    count(404);
+    openai::ApiError e{404, common::strCat("Unknown request URL: ", req.method_string(), " ", req.target(),
+                                           ". This listener (server.metrics_listen) serves GET /metrics, /healthz and "
+                                           "/readyz only."),
+                       "invalid_request_error", "", "unknown_url"};
+    co_return co_await writeApiError(client, std::move(e), keep_alive);
+  }
   RouteTablePtr routes = this->routes();
   if (!endpoint && routes->passthrough.contains(openai::targetPath(req.target()))) {
     endpoint = openai::Endpoint::kPassthrough;
@@ -268,7 +284,7 @@ common::Awaitable<bool> Gateway::handle(size_t worker, common::TcpStream& client
 // the cache's slower tiers and coalescing are the last of them), then the
 // attempt loop (pipeline/attempt_loop.h). Every way out goes through
 // complete() once.
-common::Awaitable<bool> Gateway::proxy(Worker& w, common::TcpStream& client, Request& req, openai::Endpoint endpoint,
+common::Awaitable<bool> Gateway::proxy(Worker& w, ClientStream& client, Request& req, openai::Endpoint endpoint,
                                        RouteTablePtr routes, bool keep_alive) {
   pipeline::RequestContext ctx;
   ctx.start = Clock::now();
@@ -281,6 +297,7 @@ common::Awaitable<bool> Gateway::proxy(Worker& w, common::TcpStream& client, Req
   ctx.parsed.endpoint = endpoint;  // what a request that fails to parse asked for
   ctx.body = req.body();
   ctx.client = &client.socket();
+  ctx.caller.client_cert_cn = client.clientCertCn();
   ClientConnection channel(client, keep_alive);
   ctx.channel = &channel;
   ctx.routes = routes.get();
@@ -330,7 +347,7 @@ common::Awaitable<bool> Gateway::proxy(Worker& w, common::TcpStream& client, Req
   co_return co_await answer(w, client, ctx, keep_alive);
 }
 
-common::Awaitable<bool> Gateway::answer(Worker& w, common::TcpStream& client, pipeline::RequestContext& ctx,
+common::Awaitable<bool> Gateway::answer(Worker& w, ClientStream& client, pipeline::RequestContext& ctx,
                                         bool keep_alive) {
   if (ctx.error) co_return co_await answerError(w, client, ctx, keep_alive);
   if (ctx.answer_body) co_return co_await answerDirect(w, client, ctx, keep_alive);
@@ -339,7 +356,7 @@ common::Awaitable<bool> Gateway::answer(Worker& w, common::TcpStream& client, pi
   co_return keep_alive && ctx.keep_connection;
 }
 
-common::Awaitable<bool> Gateway::answerError(Worker& w, common::TcpStream& client, pipeline::RequestContext& ctx,
+common::Awaitable<bool> Gateway::answerError(Worker& w, ClientStream& client, pipeline::RequestContext& ctx,
                                              bool keep_alive) {
   ctx.status = ctx.error->status;
   complete(w, ctx);
@@ -360,7 +377,7 @@ common::Awaitable<bool> Gateway::answerError(Worker& w, common::TcpStream& clien
   co_return co_await writeApiError(client, std::move(e), keep_alive, extra);
 }
 
-common::Awaitable<bool> Gateway::answerDirect(Worker& w, common::TcpStream& client, pipeline::RequestContext& ctx,
+common::Awaitable<bool> Gateway::answerDirect(Worker& w, ClientStream& client, pipeline::RequestContext& ctx,
                                               bool keep_alive) {
   ctx.status = 200;
   complete(w, ctx);
@@ -370,7 +387,7 @@ common::Awaitable<bool> Gateway::answerDirect(Worker& w, common::TcpStream& clie
   co_return co_await writeBody(client, bhttp::status::ok, std::move(body), content_type, keep_alive, extra);
 }
 
-common::Awaitable<bool> Gateway::answerHeld(Worker& w, common::TcpStream& client, pipeline::RequestContext& ctx,
+common::Awaitable<bool> Gateway::answerHeld(Worker& w, ClientStream& client, pipeline::RequestContext& ctx,
                                             pipeline::HeldAnswer held, bool keep_alive) {
   complete(w, ctx);
   // Named locals, not temporaries, in the co_await (GCC 12, see ARCHITECTURE).

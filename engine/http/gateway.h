@@ -32,6 +32,8 @@
 
 namespace spillway::http {
 
+class ClientStream;  // http/client_stream.h
+
 using Request = boost::beast::http::request<boost::beast::http::string_body>;
 using pipeline::RouteTable;
 using pipeline::RouteTablePtr;
@@ -42,10 +44,17 @@ class Gateway {
   Gateway(RouteTablePtr routes, size_t workers, metrics::Registry& registry);
   ~Gateway();
 
+  // What a listener serves: the front listener the API (and /metrics
+  // unless server.metrics_listen moved it); the metrics listener /metrics,
+  // /healthz and /readyz only.
+  struct Scope {
+    bool api = true;
+    bool metrics = true;
+  };
   // Serves one request; returns whether the connection may be kept open.
   // `keep_alive` is false when the client or a drain asked to close.
-  common::Awaitable<bool> handle(size_t worker, common::TcpStream& client, Request& req,
-                                      bool keep_alive);
+  common::Awaitable<bool> handle(size_t worker, ClientStream& client, Request& req, bool keep_alive,
+                                 Scope scope);
 
   // Swaps in a new routing table (config reload). Thread-safe.
   void setRoutes(RouteTablePtr routes);
@@ -87,20 +96,20 @@ class Gateway {
   struct Metrics;
 
  private:
-  common::Awaitable<bool> proxy(Worker& w, common::TcpStream& client, Request& req, openai::Endpoint endpoint,
+  common::Awaitable<bool> proxy(Worker& w, ClientStream& client, Request& req, openai::Endpoint endpoint,
                                 RouteTablePtr routes, bool keep_alive);
   // Relays the refusal the attempt loop held back (nobody else took it).
-  common::Awaitable<bool> answerHeld(Worker& w, common::TcpStream& client, pipeline::RequestContext& ctx,
+  common::Awaitable<bool> answerHeld(Worker& w, ClientStream& client, pipeline::RequestContext& ctx,
                                      pipeline::HeldAnswer held, bool keep_alive);
   // Answers a request a stage answered (stage.h): its error, its whole
   // answer, or nothing more when it wrote the answer itself.
-  common::Awaitable<bool> answer(Worker& w, common::TcpStream& client, pipeline::RequestContext& ctx,
+  common::Awaitable<bool> answer(Worker& w, ClientStream& client, pipeline::RequestContext& ctx,
                                  bool keep_alive);
   // Answers a stage's whole answer (ctx.answer_body: degradation level 1).
-  common::Awaitable<bool> answerDirect(Worker& w, common::TcpStream& client, pipeline::RequestContext& ctx,
+  common::Awaitable<bool> answerDirect(Worker& w, ClientStream& client, pipeline::RequestContext& ctx,
                                        bool keep_alive);
   // Answers ctx.error (set by a stage or the attempt loop) and completes.
-  common::Awaitable<bool> answerError(Worker& w, common::TcpStream& client, pipeline::RequestContext& ctx,
+  common::Awaitable<bool> answerError(Worker& w, ClientStream& client, pipeline::RequestContext& ctx,
                                       bool keep_alive);
   // The completion observers: metrics here, then the table's observers.
   void complete(Worker& w, pipeline::RequestContext& ctx);

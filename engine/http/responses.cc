@@ -8,12 +8,14 @@
 #include <array>
 #include <charconv>
 
+#include "http/client_stream.h"
+
 namespace spillway::http {
 
 namespace net = boost::asio;
 namespace bhttp = boost::beast::http;
 
-common::Awaitable<bool> writeBody(common::TcpStream& stream, bhttp::status status,
+common::Awaitable<bool> writeBody(ClientStream& stream, bhttp::status status,
                                std::string body, std::string_view content_type, bool keep_alive,
                                ExtraHeaders extra) {
   // The head formatted by hand and written with the body in one gather
@@ -42,7 +44,7 @@ common::Awaitable<bool> writeBody(common::TcpStream& stream, bhttp::status statu
   co_return !ec && keep_alive;
 }
 
-common::Awaitable<bool> writeApiError(common::TcpStream& stream, openai::ApiError error,
+common::Awaitable<bool> writeApiError(ClientStream& stream, openai::ApiError error,
                                    bool keep_alive, ExtraHeaders extra) {
   std::string body = openai::errorBody(error);
   co_return co_await writeBody(stream, static_cast<bhttp::status>(error.status), std::move(body),

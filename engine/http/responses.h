@@ -14,6 +14,8 @@
 
 namespace spillway::http {
 
+class ClientStream;  // http/client_stream.h
+
 struct ExtraHeaders {
   uint32_t retry_after_seconds = 0;  // adds Retry-After when > 0
   std::string_view backend;          // adds x-spillway-backend when set
@@ -24,7 +26,7 @@ struct ExtraHeaders {
 
 // Writes a whole response; returns true when the connection may serve another
 // request (keep_alive and the write succeeded).
-common::Awaitable<bool> writeBody(common::TcpStream& stream,
+common::Awaitable<bool> writeBody(ClientStream& stream,
                                        boost::beast::http::status status, std::string body,
                                        std::string_view content_type, bool keep_alive,
                                        ExtraHeaders extra = {});
@@ -34,7 +36,7 @@ common::Awaitable<bool> writeBody(common::TcpStream& stream,
 // Coroutine rule for this code base: never pass a class-type temporary in a
 // co_await expression (build a named local and move it): GCC 12 can destroy
 // such temporaries twice. Hence `error` by value, moved in by callers.
-common::Awaitable<bool> writeApiError(common::TcpStream& stream, openai::ApiError error,
+common::Awaitable<bool> writeApiError(ClientStream& stream, openai::ApiError error,
                                            bool keep_alive, ExtraHeaders extra = {});
 
 inline constexpr std::string_view kServerName = "spillway";

@@ -39,6 +39,9 @@ struct Caller {
   std::string api_key;      // the bearer token, if any (never logged)
   std::string client_ip;    // filled on demand (affinity by address)
   std::string session_key;  // x-session-id, if sent
+  // The subject common name of the client's verified TLS certificate
+  // (mutual TLS; owned by the connection), empty without one.
+  std::string_view client_cert_cn;
   Priority priority = Priority::kStandard;
   bool priority_from_header = false;  // x-spillway-priority was sent
   // Who is charged and treated fairly: the API key's tenant name (set by

@@ -136,6 +136,18 @@ common::Awaitable<ExchangeResult> exchangeOver(Stream& up, Connection& conn, con
   const bool sse = head[bhttp::field::content_type].find("text/event-stream") != std::string_view::npos;
   const auto content_length = parser.content_length();
 
+  // upstream.max_response_bytes: an answer that says it is larger is
+  // refused before anything reaches the client.
+  const uint64_t max_bytes = cfg.max_response_bytes() ? cfg.max_response_bytes() : std::numeric_limits<uint64_t>::max();
+  if (content_length && *content_length > max_bytes) {
+    r.outcome = Exchange::kFailedBeforeResponse;
+    r.upstream_reusable = false;
+    r.error = {502, common::strCat("Upstream ", backend.name(), " announced an answer of ", *content_length,
+                                   " bytes, more than upstream.max_response_bytes (", max_bytes, ")."),
+               "upstream_error", "", "upstream_response_too_large"};
+    co_return r;
+  }
+
   // Small answers with a length (every non-streamed completion, and every
   // error a server sends): read whole, then one send.
   if (!sse && content_length && *content_length <= kWholeBodyBytes) {
@@ -193,6 +205,7 @@ common::Awaitable<ExchangeResult> exchangeOver(Stream& up, Connection& conn, con
   // once the sink took the previous buffer, so a slow reader slows the
   // upstream (TCP backpressure) instead of growing our memory.
   char buf[16 * 1024];
+  uint64_t relayed = 0;
   while (!parser.is_done()) {
     head.body().data = buf;
     head.body().size = sizeof buf;
@@ -206,6 +219,23 @@ common::Awaitable<ExchangeResult> exchangeOver(Stream& up, Connection& conn, con
         r.first_byte = Clock::now();
       }
       if (sse) r.output_tokens += countDataEvents(std::string_view(buf, n));
+      relayed += n;
+      if (relayed > max_bytes) {
+        // A runaway or endless body: cut, never a clean end.
+        spdlog::warn("upstream {} sent more than upstream.max_response_bytes ({}): cut", backend.name(), max_bytes);
+        std::string event;
+        if (sse) {
+          openai::ApiError e{502,
+                             common::strCat("Upstream ", backend.name(), " sent more than upstream.max_response_bytes (",
+                                            max_bytes, " bytes)."),
+                             "upstream_error", "", "upstream_response_too_large"};
+          event = openai::streamErrorEvent(req.endpoint, e);
+        }
+        co_await sink.abort(event);
+        r.outcome = Exchange::kAbortedMidBody;
+        r.upstream_reusable = false;
+        co_return r;
+      }
       if (!co_await sink.sendBody(std::string_view(buf, n))) {
         r.outcome = Exchange::kClientGone;
         co_return r;

@@ -5,10 +5,13 @@
 
 #include "common/sha256.h"
 #include "support/redis_server.h"
+#include "support/run_tool.h"
 #include "support/spillwayd_process.h"
 
 #include <QtTest>
+#include <optional>
 #include <set>
+#include <QDir>
 #include <QTemporaryDir>
 #include <QThread>
 
@@ -530,6 +533,112 @@ void SpillctlTest::crashesDuringAppliesLoseNothingCommitted() {
   // machine's speed: reported, not asserted.
   qInfo("kill -9 rounds: %zu applies answered before the crash, %d cut", committed.size(), crashed_before_answer);
   QVERIFY(committed.size() >= 10);  // the fifth rounds' at least
+}
+
+void SpillctlTest::fullDiskFailsWritesCleanlyAndLosesNothing() {
+  // The data directory (the SQLite store and the disk cache tier) on a
+  // 16 MiB tmpfs made for this test, filled up while spillwayd runs.
+  QTemporaryDir dir;
+  QVERIFY(dir.isValid());
+  const QString data = dir.path() + "/data";
+  QVERIFY(QDir().mkpath(data));
+  int code = 0;
+  const std::string mounted = runTool("mount", {"-t", "tmpfs", "-o", "size=16m,mode=0700", "tmpfs", data}, {}, &code);
+  if (code != 0) QSKIP(qPrintable("cannot mount a tmpfs here (needs root): " + QString::fromStdString(mounted)));
+  struct Unmount {
+    QString path;
+    ~Unmount() {
+      int c = 0;
+      runTool("umount", {"-l", path}, {}, &c);
+    }
+  } unmount{data};
+
+  std::set<long long> committed;
+  QString last_config;
+  auto run = [&](SpillwaydProcess& d) {
+    return [&d, data](const QStringList& args) {
+      QProcess c;
+      c.start(SPILLCTL_PATH, QStringList{"--addr", QString::fromStdString(d.controlAddress()), "--token-file",
+                                         data + "/control.token"} + args);
+      c.waitForFinished(30000);
+      return QString::fromUtf8(c.readAllStandardOutput()) + QString::fromUtf8(c.readAllStandardError());
+    };
+  };
+  // One change (retry_after_seconds = n) applied; its version when committed.
+  auto apply = [&](SpillwaydProcess& d, int n) -> std::optional<long long> {
+    auto spillctl = run(d);
+    QString config = spillctl({"config", "get"});
+    config.replace(QRegularExpression("\"retry_after_seconds\": \\d+"), QString("\"retry_after_seconds\": %1").arg(n));
+    const QString file = dir.path() + QString("/change-%1.yaml").arg(n);  // off the full disk
+    QFile f(file);
+    if (!f.open(QIODevice::WriteOnly)) return std::nullopt;
+    f.write(config.toUtf8());
+    f.close();
+    last_config = spillctl({"config", "apply", file});
+    const auto m = QRegularExpression("applied: now config v(\\d+)").match(last_config);
+    if (!m.hasMatch()) return std::nullopt;
+    committed.insert(m.captured(1).toLongLong());
+    return m.captured(1).toLongLong();
+  };
+  // Deterministic requests (temperature 0): the disk cache tier stores them.
+  auto chat = [&](SpillwaydProcess& d, int i) {
+    const std::string body = R"({"model":"spillway-small","temperature":0,"max_tokens":4,"messages":[{"role":"user","content":"q)" +
+                             std::to_string(i) + R"("}]})";
+    return httpRequest(d.port(), "POST", "/v1/chat/completions", body, {{"Content-Type", "application/json"}}).status;
+  };
+
+  {
+    SpillwaydProcess d;
+    d.useDataDir(data);
+    QVERIFY2(d.start(SPILLWAYD_PATH), qPrintable(d.error()));
+    QVERIFY2(apply(d, 2), qPrintable(last_config));
+    QVERIFY2(apply(d, 3), qPrintable(last_config));
+    for (int i = 0; i < 5; ++i) QCOMPARE(chat(d, i), 200);
+
+    // Fill the disk.
+    QFile filler(data + "/filler");
+    QVERIFY(filler.open(QIODevice::WriteOnly));
+    const QByteArray block(64 * 1024, 'x');
+    while (filler.write(block) == block.size() && filler.flush()) {
+    }
+    filler.close();
+    // The store's writes now fail (the metric history writes every second):
+    // said in the log, and nothing else happens.
+    QVERIFY2(waitFor([&] { return d.output().contains("disk is full"); }, std::chrono::seconds(30)), qPrintable(d.output().right(2000)));
+    // Serving goes on: new questions (their cache writes fail) and repeats.
+    for (int i = 0; i < 20; ++i) QCOMPARE(chat(d, i), 200);
+    // An apply on a full disk either fails with the reason or commits.
+    const auto while_full = apply(d, 4);
+    if (!while_full) QVERIFY2(last_config.contains("full"), qPrintable(last_config));
+    QCOMPARE(httpRequest(d.port(), "GET", "/healthz").status, 200);
+
+    // Space again: applies work, the cache stores again.
+    QVERIFY(QFile::remove(data + "/filler"));
+    QVERIFY2(apply(d, 5), qPrintable(last_config));
+    QCOMPARE(chat(d, 100), 200);
+  }
+  // A restart on the same store: every committed version is there, with
+  // its audit row.
+  SpillwaydProcess again;
+  again.useDataDir(data);
+  QVERIFY2(again.start(SPILLWAYD_PATH), qPrintable(again.error()));
+  auto spillctl = run(again);
+  std::set<long long> versions, audited;
+  for (const auto& v : QJsonDocument::fromJson(spillctl({"--json", "--limit", "1000", "config", "history"}).toUtf8())
+                           .object()["versions"].toArray()) {
+    versions.insert(v.toObject()["id"].toString().toLongLong());
+  }
+  for (const auto& e : QJsonDocument::fromJson(
+                           spillctl({"--json", "--limit", "1000", "--action", "config.apply", "audit"}).toUtf8())
+                           .object()["events"].toArray()) {
+    if (e.toObject()["outcome"].toString() == "ok") audited.insert(e.toObject()["target"].toString().mid(1).toLongLong());
+  }
+  QVERIFY(committed.size() >= 3);
+  for (long long v : committed) {
+    QVERIFY2(versions.count(v), qPrintable(QString("committed version %1 lost").arg(v)));
+    QVERIFY2(audited.count(v), qPrintable(QString("the audit row of version %1 lost").arg(v)));
+  }
+  QCOMPARE(chat(again, 101), 200);
 }
 
 QTEST_APPLESS_MAIN(SpillctlTest)

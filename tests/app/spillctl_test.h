@@ -31,6 +31,7 @@ class SpillctlTest : public QObject {
   void fleetListsTheReplicas();
   void secretsNeverLeakIntoLogsOrAnswers();
   void crashesDuringAppliesLoseNothingCommitted();
+  void fullDiskFailsWritesCleanlyAndLosesNothing();
 
  private:
   struct Run {

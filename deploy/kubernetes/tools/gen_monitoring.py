@@ -158,6 +158,26 @@ CASES = [
         },
         "fires": [],
     },
+    {
+        "alert": "SpillwayTlsCertificateExpiring",
+        "about": "10 days left fires after an hour; 30 days does not",
+        "eval": "70m",
+        "input": {
+            "fire": [series("spillway_tls_certificate_expiry_timestamp_seconds", {"pod": "spillway-1"}, "864000x90")],
+            "miss": [series("spillway_tls_certificate_expiry_timestamp_seconds", {"pod": "spillway-2"}, "2592000x90")],
+        },
+        "fires": [{"pod": "spillway-1"}],
+    },
+    {
+        "alert": "SpillwayTlsReloadFailed",
+        "about": "a failed certificate reload fires; successful ones do not",
+        "eval": "6m",
+        "input": {
+            "fire": [series("spillway_tls_certificate_reloads_total", {"pod": "spillway-1", "outcome": "failed"}, "0x4 1x20")],
+            "miss": [series("spillway_tls_certificate_reloads_total", {"pod": "spillway-2", "outcome": "ok"}, "0x4 1x20")],
+        },
+        "fires": [{"pod": "spillway-1"}],
+    },
 ]
 
 

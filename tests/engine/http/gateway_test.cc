@@ -211,6 +211,35 @@ void GatewayTest::metricsAreValidPrometheusText() {
   }
 }
 
+void GatewayTest::metricsListenerKeepsMetricsFromApiClients() {
+  // server.metrics_listen: /metrics moves to its own listener.
+  auto engine = startEngine(kTwoBackends, "  metrics_listen: 127.0.0.1:0\n");
+  QVERIFY(engine->metricsPort() != 0);
+  QVERIFY(engine->metricsPort() != engine->port());
+  QCOMPARE(postJson(engine->port(), "/v1/chat/completions", kChat).status, 200);
+  QVERIFY(waitFor([&] { return engine->totals().requests == 1; }));
+  auto m = httpRequest(engine->metricsPort(), "GET", "/metrics");
+  QCOMPARE(m.status, 200);
+  QVERIFY(m.body.find("spillway_requests_total{route=\"chat_completions\",model=\"small\"") != std::string::npos);
+  // Probes on both; the API and /v1/models only on the front.
+  QCOMPARE(httpRequest(engine->metricsPort(), "GET", "/healthz").status, 200);
+  QCOMPARE(httpRequest(engine->metricsPort(), "GET", "/readyz").status, 200);
+  QCOMPARE(httpRequest(engine->port(), "GET", "/healthz").status, 200);
+  auto api = postJson(engine->metricsPort(), "/v1/chat/completions", kChat);
+  QCOMPARE(api.status, 404);
+  QVERIFY2(api.body.find("server.metrics_listen") != std::string::npos, api.body.c_str());
+  QCOMPARE(httpRequest(engine->metricsPort(), "GET", "/v1/models").status, 404);
+  auto front = httpRequest(engine->port(), "GET", "/metrics");
+  QCOMPARE(front.status, 404);
+  QVERIFY2(front.body.find("server.metrics_listen") != std::string::npos, front.body.c_str());
+  // An apply that drops it brings /metrics back to the front.
+  v1::Config next = engine->config();
+  next.mutable_server()->clear_metrics_listen();
+  QVERIFY(engine->applyConfig(next, ChangeRequest{"test", "metrics back on the front"}).ok());
+  QCOMPARE(engine->metricsPort(), uint16_t{0});
+  QCOMPARE(httpRequest(engine->port(), "GET", "/metrics").status, 200);
+}
+
 void GatewayTest::headersOnTheWireBothWays() {
   // A raw upstream: records one request, answers with a fixed response.
   // It runs on its own io_context for at most 10 s, so the test cannot hang.

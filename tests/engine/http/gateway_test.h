@@ -24,6 +24,7 @@ class GatewayTest : public QObject {
   // headers, Connection: close, Content-Length).
   void headersOnTheWireBothWays();
   void metricsAreValidPrometheusText();
+  void metricsListenerKeepsMetricsFromApiClients();
   // A client that stops reading must not make the gateway buffer the rest of
   // the answer: backpressure reaches the upstream, which stops generating.
   void slowReaderBackpressuresTheUpstream();

@@ -74,12 +74,12 @@ class RawBackend {
 // The gateway in front of `backend`: short timeouts, no retries, no health
 // checks (the raw backend would fail them), and a simulator "ok" on its own
 // model to show the gateway still serves.
-std::unique_ptr<Engine> gatewayFor(const RawBackend& backend) {
+std::unique_ptr<Engine> gatewayFor(const RawBackend& backend, const std::string& upstream_extra = "") {
   const std::string backends = "  - name: raw\n    url: http://127.0.0.1:" + std::to_string(backend.port()) +
                                "\n    models: [raw]\n    health_check: {path: none}\n"
                                "  - name: ok\n    url: sim://ok\n    models: [ok]\n    sim: {profile: instant}\n";
-  const std::string extra = "upstream:\n  first_byte_timeout_ms: 300\n  idle_timeout_ms: 300\n  retry: {max_attempts: 1}\n"
-                            "admission: {disabled: true}\n";
+  const std::string extra = "upstream:\n  first_byte_timeout_ms: 300\n  idle_timeout_ms: 300\n  retry: {max_attempts: 1}\n" +
+                            upstream_extra + "admission: {disabled: true}\n";
   auto e = Engine::start(configFromYaml(engineYaml(backends, "") + extra), EngineOptions{"", "test", false});
   if (!e.ok()) qFatal("engine start failed: %s", std::string(e.status().message()).c_str());
   return std::move(*e);
@@ -152,6 +152,63 @@ void UpstreamFaultsTest::tenMegabyteHeaderIsA502() {
     RawBackend::waitForClose(s);
   });
   expectErrorThenStillServes(backend, 502);
+}
+
+namespace {
+
+// Chunks until the gateway hangs up (or 1 GiB, far past any limit here).
+void sendEndlessChunks(net::ip::tcp::socket& s, const std::string& content_type, const std::string& chunk_payload) {
+  const std::string head = "HTTP/1.1 200 OK\r\nContent-Type: " + content_type + "\r\nTransfer-Encoding: chunked\r\n\r\n";
+  char size[16];
+  std::snprintf(size, sizeof size, "%zx\r\n", chunk_payload.size());
+  const std::string chunk = size + chunk_payload + "\r\n";
+  boost::system::error_code ec;
+  net::write(s, net::buffer(head), ec);
+  for (size_t sent = 0; !ec && sent < (size_t{1} << 30); sent += chunk.size()) net::write(s, net::buffer(chunk), ec);
+}
+
+}  // namespace
+
+void UpstreamFaultsTest::endlessStreamIsCutWithAnErrorEvent() {
+  const std::string event =
+      R"(data: {"id":"x","object":"chat.completion.chunk","created":1,"model":"raw","choices":[{"index":0,"delta":{"content":"more "},"finish_reason":null}]})"
+      "\n\n";
+  RawBackend backend([&event](net::ip::tcp::socket& s) { sendEndlessChunks(s, "text/event-stream", event); });
+  auto engine = gatewayFor(backend, "  max_response_bytes: 65536\n");
+  auto r = streamRequest(engine->port(), "/v1/chat/completions", kRawStream, 30s);
+  QCOMPARE(r.status, 200);
+  QVERIFY(r.events.size() > 10);  // relayed up to the limit
+  QVERIFY(!r.sawDone());
+  QVERIFY2(r.events.back().data.find("upstream_response_too_large") != std::string::npos, r.events.back().data.c_str());
+  size_t relayed = 0;
+  for (const auto& e : r.events) relayed += e.data.size();
+  QVERIFY(relayed <= 65536);
+  verifyStillServes(*engine);
+}
+
+void UpstreamFaultsTest::endlessBodyEndsBrokenNeverComplete() {
+  RawBackend backend([](net::ip::tcp::socket& s) { sendEndlessChunks(s, "application/json", std::string(4096, ' ')); });
+  auto engine = gatewayFor(backend, "  max_response_bytes: 65536\n");
+  auto r = postJson(engine->port(), "/v1/chat/completions", kRaw);
+  // The head went out (200, chunked); the body ends without its last chunk:
+  // the client sees a broken answer, never a complete one.
+  QVERIFY2(!r.error.empty(), "the client must not see a complete answer");
+  QVERIFY(r.body.size() <= 65536);
+  verifyStillServes(*engine);
+}
+
+void UpstreamFaultsTest::announcedHugeBodyIsA502() {
+  RawBackend backend([](net::ip::tcp::socket& s) {
+    boost::system::error_code ec;
+    net::write(s, net::buffer(std::string("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                                          "Content-Length: 10737418240\r\n\r\n{\"id\":")), ec);
+    RawBackend::waitForClose(s);
+  });
+  auto engine = gatewayFor(backend, "  max_response_bytes: 65536\n");
+  auto r = postJson(engine->port(), "/v1/chat/completions", kRaw);
+  QCOMPARE(r.status, 502);
+  QVERIFY2(r.body.find("upstream_response_too_large") != std::string::npos, r.body.c_str());
+  verifyStillServes(*engine);
 }
 
 QTEST_APPLESS_MAIN(UpstreamFaultsTest)
