@@ -45,9 +45,11 @@ SOAK_MINUTES ?= 60
 soak: apps
 	python3 tests/bench/soak.py --build $(BUILD) --minutes $(SOAK_MINUTES) --check --check-latency
 
+# CI runs this: every suite, then FUZZ_SECONDS (30) of fuzzing per target.
 test: build
 	@installer/sdk-deps.sh
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 900
+	$(MAKE) --no-print-directory fuzz
 
 # The fuzz targets (tests/fuzz, docs/reliability.md): a clang build with
 # libFuzzer, ASan and UBSan in build/fuzz, then FUZZ_SECONDS of fuzzing per

@@ -34,11 +34,16 @@ void appendInteger(std::string& out, Int v) {
 }
 
 void appendNumber(std::string& out, double v) {
+  char buf[32];
   if (std::isfinite(v) && v == std::trunc(v)) {
     if (std::fabs(v) < 9.2e18) return appendInteger(out, static_cast<int64_t>(v));
-    if (v > 0 && v < 1.8e19) return appendInteger(out, static_cast<uint64_t>(v));
+    if (v > 0 && v < 18446744073709551616.0) return appendInteger(out, static_cast<uint64_t>(v));  // < 2^64
+    // Past every integer type: scientific, which reads back as this double
+    // (all digits would read back as an integer too large to parse).
+    auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v, std::chars_format::scientific);
+    out.append(buf, end);
+    return;
   }
-  char buf[32];
   auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);  // shortest round-trip form
   out.append(buf, end);
 }

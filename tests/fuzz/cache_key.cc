@@ -73,7 +73,8 @@ bool respell(std::string& out, element e, int depth, const std::string* model) {
     case element_type::UINT64: out.append(std::to_string(e.get_uint64().value_unsafe())); return true;
     case element_type::DOUBLE: {
       char buf[32];
-      auto [end, ec] = std::to_chars(buf, buf + sizeof buf, e.get_double().value_unsafe());
+      // Scientific: another spelling of the same double (16.0 as 1.6e+01).
+      auto [end, ec] = std::to_chars(buf, buf + sizeof buf, e.get_double().value_unsafe(), std::chars_format::scientific);
       out.append(buf, end);
       return true;
     }
