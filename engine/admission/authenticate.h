@@ -1,8 +1,8 @@
 // Authenticate: who the caller is for admission. The bearer token is hashed
 // (SHA-256) and looked up among limits.keys, else a verified client
 // certificate's common name (mutual TLS) among the keys' client_cert_cn; a
-// known key gives the tenant
-// name and the priority class (x-spillway-priority may only lower it). With
+// known key gives the tenant name and the priority class
+// (x-spillway-priority may only lower it). With
 // limits.require_key, a missing or unknown key is answered 401 in OpenAI's
 // shape; otherwise (open access, the default) such a caller's tenant is its
 // client address. Also sets the request's latency objective — its class's

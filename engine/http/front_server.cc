@@ -63,7 +63,9 @@ struct TlsState {
   int64_t reloaded_unix = 0;
 };
 
-int64_t unixNow() { return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count(); }
+int64_t unixNow() {
+  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
 
 }  // namespace
 
@@ -118,7 +120,7 @@ struct FrontServer::Shared {
     std::string stamp = tlsFilesStamp(settings);
     const bool same_settings = current && current->settings.SerializeAsString() == settings.SerializeAsString();
     if (!force && same_settings && current->stamp == stamp) return absl::OkStatus();
-    if (!force && same_settings && stamp == tls_failed_stamp) return absl::InvalidArgumentError(tls_last_error);
+    if (!force && same_settings && stamp == tls_failed_stamp) return absl::OkStatus();  // reported when it failed
     auto made = makeFrontTlsContext(settings);
     if (!made.ok()) {
       tls_reload_failures.fetch_add(1, std::memory_order_relaxed);

@@ -9,6 +9,7 @@
 #include "support/spillwayd_process.h"
 
 #include <QtTest>
+#include <functional>
 #include <optional>
 #include <set>
 #include <QDir>
@@ -23,6 +24,29 @@
 #include "support/test_http.h"
 
 using namespace spillway::testing;
+
+namespace {
+
+// The config versions in the store and those with an "ok" config.apply
+// audit row, as spillctl lists them (`spillctl` runs it with the token).
+struct StoredHistory {
+  std::set<long long> versions, audited;
+};
+StoredHistory storedHistory(const std::function<QString(const QStringList&)>& spillctl) {
+  StoredHistory h;
+  for (const auto& v : QJsonDocument::fromJson(spillctl({"--json", "--limit", "1000", "config", "history"}).toUtf8())
+                           .object()["versions"].toArray()) {
+    h.versions.insert(v.toObject()["id"].toString().toLongLong());
+  }
+  for (const auto& e : QJsonDocument::fromJson(
+                           spillctl({"--json", "--limit", "1000", "--action", "config.apply", "audit"}).toUtf8())
+                           .object()["events"].toArray()) {
+    if (e.toObject()["outcome"].toString() == "ok") h.audited.insert(e.toObject()["target"].toString().mid(1).toLongLong());
+  }
+  return h;
+}
+
+}  // namespace
 
 SpillctlTest::Run SpillctlTest::ctl(const QStringList& args, bool with_token) {
   QProcess p;
@@ -487,19 +511,10 @@ void SpillctlTest::crashesDuringAppliesLoseNothingCommitted() {
       c.waitForFinished(30000);
       return QString::fromUtf8(c.readAllStandardOutput());
     };
-    std::set<long long> versions, audited;
-    for (const auto& v : QJsonDocument::fromJson(spillctl({"--json", "--limit", "1000", "config", "history"}).toUtf8())
-                             .object()["versions"].toArray()) {
-      versions.insert(v.toObject()["id"].toString().toLongLong());
-    }
-    for (const auto& e : QJsonDocument::fromJson(
-                             spillctl({"--json", "--limit", "1000", "--action", "config.apply", "audit"}).toUtf8())
-                             .object()["events"].toArray()) {
-      if (e.toObject()["outcome"].toString() == "ok") audited.insert(e.toObject()["target"].toString().mid(1).toLongLong());
-    }
+    const StoredHistory stored = storedHistory(spillctl);
     for (long long v : committed) {
-      QVERIFY2(versions.count(v), qPrintable(QString("round %1: committed version %2 lost").arg(round).arg(v)));
-      QVERIFY2(audited.count(v), qPrintable(QString("round %1: the audit row of version %2 lost").arg(round).arg(v)));
+      QVERIFY2(stored.versions.count(v), qPrintable(QString("round %1: committed version %2 lost").arg(round).arg(v)));
+      QVERIFY2(stored.audited.count(v), qPrintable(QString("round %1: the audit row of version %2 lost").arg(round).arg(v)));
     }
     // The next change, applied while the daemon is killed at a point that
     // moves through the apply from round to round (an injected fault's
@@ -622,21 +637,11 @@ void SpillctlTest::fullDiskFailsWritesCleanlyAndLosesNothing() {
   SpillwaydProcess again;
   again.useDataDir(data);
   QVERIFY2(again.start(SPILLWAYD_PATH), qPrintable(again.error()));
-  auto spillctl = run(again);
-  std::set<long long> versions, audited;
-  for (const auto& v : QJsonDocument::fromJson(spillctl({"--json", "--limit", "1000", "config", "history"}).toUtf8())
-                           .object()["versions"].toArray()) {
-    versions.insert(v.toObject()["id"].toString().toLongLong());
-  }
-  for (const auto& e : QJsonDocument::fromJson(
-                           spillctl({"--json", "--limit", "1000", "--action", "config.apply", "audit"}).toUtf8())
-                           .object()["events"].toArray()) {
-    if (e.toObject()["outcome"].toString() == "ok") audited.insert(e.toObject()["target"].toString().mid(1).toLongLong());
-  }
+  const StoredHistory stored = storedHistory(run(again));
   QVERIFY(committed.size() >= 3);
   for (long long v : committed) {
-    QVERIFY2(versions.count(v), qPrintable(QString("committed version %1 lost").arg(v)));
-    QVERIFY2(audited.count(v), qPrintable(QString("the audit row of version %1 lost").arg(v)));
+    QVERIFY2(stored.versions.count(v), qPrintable(QString("committed version %1 lost").arg(v)));
+    QVERIFY2(stored.audited.count(v), qPrintable(QString("the audit row of version %1 lost").arg(v)));
   }
   QCOMPARE(chat(again, 101), 200);
 }

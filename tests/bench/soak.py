@@ -132,7 +132,14 @@ def main():
             yaml = yaml.replace("limits:\n", "limits:\n  per_key: {requests_per_second: 100000, tokens_per_minute: 1000000000}\n", 1)
             cfg = Path(workdir) / "soak.yaml"
             cfg.write_text(yaml)
-            gw = procs.start([spillwayd, "--config", str(cfg), "--log-level", "error"])
+            # A data directory, as a deployment has: the metric and usage
+            # history go to the SQLite file (in memory, an hour of 1-second
+            # points grows the heap for the first hour: a false slope), and
+            # the disk cache tier is on.
+            data = Path(workdir) / "data"
+            data.mkdir()
+            gw = procs.start([spillwayd, "--config", str(cfg), "--data-dir", str(data), "--control-listen", "none",
+                              "--log-level", "error"])
             port = read_listen_port(gw)
             # The load: the busy fleet's tenants at 70 % of capacity, plus a
             # fifth of deterministic repeats the cache answers.

@@ -38,11 +38,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   bhttp::response_parser<bhttp::string_body> p;
   p.header_limit(16384);
   p.body_limit(1 << 20);
-  p.eager(true);
+  // The head first, not eagerly, as the exchange reads it (async_read_header):
+  // Boost 1.81's eager parser reports a body over the limit at the end of
+  // the head, then goes on into the body and reserves the announced length.
   boost::beast::error_code ec;
   size_t used = p.put(boost::asio::buffer(in.data(), in.size()), ec);
+  if (!ec && !p.is_done()) {
+    p.eager(true);
+    used += p.put(boost::asio::buffer(in.data() + used, in.size() - used), ec);
+    if (ec == bhttp::error::need_more) ec = {};
+  }
   if (!ec && !p.is_done()) p.put_eof(ec);
-  (void)used;
   if (!ec && p.is_done()) {
     const auto& res = p.get();
     const bool sse = res[bhttp::field::content_type].starts_with("text/event-stream");

@@ -2,17 +2,10 @@
 // except for baseURL. Usage: node check.mjs http://127.0.0.1:PORT MODEL
 // Prints one line per check and exits non-zero on the first failure.
 import OpenAI from "openai";
+import { check, gatewayClient } from "./sdk_client.mjs";
 
 const [base, model, strictBase] = process.argv.slice(2);
-const client = new OpenAI({ baseURL: `${base}/v1`, apiKey: "unused", maxRetries: 0, timeout: 20000 });
-
-function check(cond, what) {
-  if (!cond) {
-    console.error(`FAIL ${what}`);
-    process.exit(1);
-  }
-  console.log(`ok ${what}`);
-}
+const client = gatewayClient(base);
 
 const models = await client.models.list();
 check(models.data.some((m) => m.id === model), "models.list includes the model");

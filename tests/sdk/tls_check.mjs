@@ -2,22 +2,11 @@
 // (server.tls). Usage: NODE_EXTRA_CA_CERTS=root.pem node tls_check.mjs
 // https://127.0.0.1:PORT MODEL. Node verifies the certificate chain and
 // the address against the certificate's names, as for any API.
-import OpenAI from "openai";
+import { check, gatewayClient } from "./sdk_client.mjs";
 
 const [base, model] = process.argv.slice(2);
-if (!base.startsWith("https://")) {
-  console.error(`FAIL expected an https:// base URL, got ${base}`);
-  process.exit(1);
-}
-const client = new OpenAI({ baseURL: `${base}/v1`, apiKey: "unused", maxRetries: 0, timeout: 20000 });
-
-function check(cond, what) {
-  if (!cond) {
-    console.error(`FAIL ${what}`);
-    process.exit(1);
-  }
-  console.log(`ok ${what}`);
-}
+check(base.startsWith("https://"), `an https:// base URL (${base})`);
+const client = gatewayClient(base);
 
 const models = await client.models.list();
 check(models.data.some((m) => m.id === model), "models.list over HTTPS");
