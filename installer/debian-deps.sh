@@ -7,8 +7,9 @@ set -euo pipefail
 packages=(
   # toolchain
   build-essential cmake ninja-build ccache pkg-config
-  # the thread-safety analysis CI runs (tests/thread_safety)
-  clang
+  # the thread-safety analysis CI runs (tests/thread_safety); the fuzz
+  # targets: clang 14 with libFuzzer, ASan and UBSan (tests/fuzz)
+  clang clang-14 libclang-rt-14-dev
   # engine
   libboost-dev libboost-program-options-dev libssl-dev
   libprotobuf-dev protobuf-compiler
