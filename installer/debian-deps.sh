@@ -6,7 +6,7 @@ set -euo pipefail
 
 packages=(
   # toolchain
-  build-essential cmake ninja-build ccache pkg-config
+  build-essential cmake ninja-build ccache pkg-config lld
   # the thread-safety analysis CI runs (tests/thread_safety); the fuzz
   # targets: clang 14 with libFuzzer, ASan and UBSan (tests/fuzz)
   clang clang-14 libclang-rt-14-dev
