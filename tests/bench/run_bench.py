@@ -21,8 +21,12 @@ Runs, in one go and on loopback only:
 Writes every raw report (JSON) and summary.json / summary.md into --out.
 Usage: tests/bench/run_bench.py [--build build/release] [--out bench-results]
                                 [--rounds 3] [--seconds 2] [--smoke] [--throughput-only]
-                                [--baseline-build DIR] [--balancing-only] [--busy-fleet-only]
+                                [--baseline-build DIR | --compare-to REV] [--connections 16,64]
+                                [--no-syscalls] [--balancing-only] [--busy-fleet-only]
                                 [--cache-only] [--gpu-only]
+--throughput-only is the hot-path guard: interleaved rounds of direct / spillwayd / nginx (and, with
+--compare-to REV, REV's spillwayd built on the side) at 16 and 64 connections, the added latency at one
+connection, and system calls per answered request of each proxy (perf stat on their processes).
 --smoke runs everything with a tiny load and checks that the JSON is sane
 (CTest runs it so the suite cannot rot); it asserts nothing about speed.
 """
@@ -200,6 +204,13 @@ def main():
                     help="only the max-throughput A/B (64 clients): direct, spillway, nginx, interleaved")
     ap.add_argument("--baseline-build", help="with --throughput-only: also run this build's spillwayd "
                     "(e.g. a checkout of the previous commit) as 'spillway-base', interleaved in the same rounds")
+    ap.add_argument("--compare-to", metavar="REV", help="with --throughput-only: build REV's spillwayd in "
+                    "build/compare/<sha> (git archive + its release preset, ccache shared) and run it as "
+                    "'spillway-base'")
+    ap.add_argument("--connections", default="16,64",
+                    help="with --throughput-only: the client connection counts to measure (default 16,64)")
+    ap.add_argument("--no-syscalls", action="store_true",
+                    help="with --throughput-only: skip counting system calls per request (perf stat)")
     ap.add_argument("--balancing-only", action="store_true", help="only the balancing benchmarks")
     ap.add_argument("--busy-fleet-only", action="store_true", help="only the busy-fleet (admission) benchmark")
     ap.add_argument("--cache-only", action="store_true", help="only the response-cache benchmarks")
@@ -257,28 +268,20 @@ backends:
         ngx = start_nginx(procs, nginx, workdir, "proxy", {"/v1/": fast}, cores)
         targets = {"direct": f"http://127.0.0.1:{fast}", "spillway": f"http://127.0.0.1:{gw_port}",
                    "nginx": f"http://127.0.0.1:{ngx}"}
-        if args.throughput_only and args.baseline_build:
-            base = procs.start([str(Path(args.baseline_build) / "app" / "spillwayd"), "--config", str(cfg),
-                                "--log-level", "warn", "--control-listen", "none"])
-            targets["spillway-base"] = f"http://127.0.0.1:{read_listen_port(base)}"
-
         if args.throughput_only:
-            thr = {t: [] for t in targets}
-            order = list(targets)
-            for rnd in range(args.rounds):
-                rot = order[rnd % len(order):] + order[:rnd % len(order)]
-                for t in rot:
-                    thr[t].append(b.load(f"max-{t}", targets[t], "bench", args.seconds, concurrency=64)["throughput"])
-            summary["max_throughput"] = {t: {"runs": [round(x) for x in v], "median": med(v)} for t, v in thr.items()}
-            summary["spillway_to_nginx"] = med(thr["spillway"]) / med(thr["nginx"])
-            if "spillway-base" in thr:
-                summary["spillway_to_base"] = med(thr["spillway"]) / med(thr["spillway-base"])
+            if args.compare_to:
+                args.baseline_build = str(build_revision(args.compare_to))
+                summary["compare_to"] = args.compare_to
+            pids = {"spillway": [gw.pid], "nginx": process_tree(procs.procs[-1].pid)}
+            if args.baseline_build:
+                base = procs.start([str(Path(args.baseline_build) / "app" / "spillwayd"), "--config", str(cfg),
+                                    "--log-level", "warn", "--control-listen", "none"])
+                targets["spillway-base"] = f"http://127.0.0.1:{read_listen_port(base)}"
+                pids["spillway-base"] = [base.pid]
+            summary.update(throughput_ab(b, targets, pids, args))
             (b.out / "throughput.json").write_text(json.dumps(summary, indent=2) + "\n")
-            for t, v in summary["max_throughput"].items():
-                print(f"{t:9} median {v['median']:8.0f} req/s  runs {v['runs']}")
-            print(f"spillway / nginx: {summary['spillway_to_nginx']:.3f}")
-            if "spillway_to_base" in summary:
-                print(f"spillway / spillway-base: {summary['spillway_to_base']:.3f}")
+            print(throughput_markdown(summary))
+            (b.out / "throughput.md").write_text(throughput_markdown(summary))
             return
         summary["overhead"] = overhead(b, targets, args)
         summary["memory"] = {"after_overhead_peak_rss_kb": rss_kb(gw.pid)}
@@ -317,6 +320,142 @@ backends:
         cache.check_sane(summary["cache"])
         gpu.check_sane(summary["gpu"])
         print("smoke: JSON sane")
+
+
+def build_revision(rev):
+    """Builds REV's spillwayd in build/compare/<sha>/ from `git archive` (no worktree state), with that
+    revision's own release preset, and returns its build directory."""
+    sha = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short=12", rev], capture_output=True, text=True,
+                         check=True).stdout.strip()
+    src = ROOT / "build" / "compare" / sha
+    if not (src / "CMakeLists.txt").exists():
+        src.mkdir(parents=True, exist_ok=True)
+        archive = subprocess.Popen(["git", "-C", str(ROOT), "archive", sha], stdout=subprocess.PIPE)
+        subprocess.run(["tar", "-x", "-C", str(src)], stdin=archive.stdout, check=True)
+        if archive.wait() != 0:
+            sys.exit(f"git archive {rev} failed")
+    env = dict(os.environ, CCACHE_BASEDIR=str(src), CCACHE_NOHASHDIR="true")
+    build = src / "build" / "release"
+    print(f"building {rev} ({sha}) in {build}", flush=True)
+    if not (build / "build.ninja").exists():
+        subprocess.run(["cmake", "--preset", "release", "-DSPILLWAY_BUILD_UI=OFF", "-DSPILLWAY_BUILD_TESTS=OFF"],
+                       cwd=src, env=env, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(["cmake", "--build", str(build), "--target", "spillwayd"], env=env, check=True,
+                   stdout=subprocess.DEVNULL)
+    return build
+
+
+def process_tree(pid):
+    """pid and its children (nginx's master and its workers)."""
+    out = [pid]
+    try:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            kids = Path(f"/proc/{pid}/task/{tid}/children").read_text().split()
+            out += [int(k) for k in kids]
+    except OSError:
+        pass
+    return out
+
+
+SYSCALL_KINDS = ["read", "write", "readv", "writev", "recvfrom", "sendto", "recvmsg", "sendmsg", "epoll_wait",
+                 "epoll_pwait", "epoll_ctl", "timerfd_settime", "futex", "accept4", "connect", "close", "ioctl",
+                 "io_uring_enter", "setsockopt", "getsockopt", "getsockname", "getpeername", "mmap", "munmap",
+                 "madvise", "brk"]
+
+
+def count_syscalls(b, name, target, pids, seconds, connections):
+    """System calls per answered request, per kind, of the processes in pids during one load run
+    (perf's syscalls tracepoints; None where perf cannot attach)."""
+    perf = shutil.which("perf")
+    if not perf:
+        return None
+    out = b.out / f"perf-syscalls-{name}-{connections}.csv"
+    events = ["raw_syscalls:sys_enter"] + [f"syscalls:sys_enter_{k}" for k in SYSCALL_KINDS]
+    p = subprocess.Popen([perf, "stat", "-x", ",", "-o", str(out), "-e", ",".join(events),
+                          "-p", ",".join(str(x) for x in pids)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                         text=True)
+    time.sleep(0.3)  # perf attaches to every thread before the load starts
+    if p.poll() is not None:
+        print(f"perf stat failed, no system-call counts: {p.stderr.read().strip()}", file=sys.stderr)
+        return None
+    report = b.load(f"syscalls-{name}-{connections}", target, "bench", seconds, concurrency=connections)
+    p.send_signal(signal.SIGINT)
+    p.wait(timeout=10)
+    ok = report["overall"]["ok"]
+    counts = {}
+    for line in out.read_text().splitlines():
+        f = line.split(",")
+        if len(f) > 2 and f[0].strip().isdigit():
+            counts[f[2].split(":")[-1].replace("sys_enter_", "")] = int(f[0])
+    total = counts.pop("sys_enter", 0)
+    per = {k: round(v / ok, 3) for k, v in sorted(counts.items(), key=lambda kv: -kv[1]) if v}
+    per["other"] = round((total - sum(counts.values())) / ok, 3)
+    # The load's start and end (connects, closes) fall inside the window; over a run of thousands of
+    # requests per connection they add well under 0.01 a request.
+    return {"requests": ok, "total_per_request": round(total / ok, 3), "per_request": per}
+
+
+def throughput_ab(b, targets, pids, args):
+    """Interleaved rounds at each connection count, the added latency at one connection, and the system calls
+    per request of each proxy: the hot-path comparison of docs/benchmarks.md."""
+    conns = [int(c) for c in args.connections.split(",")]
+    order = list(targets)
+    thr = {c: {t: [] for t in targets} for c in conns}
+    one = {t: {"p50_us": [], "p99_us": []} for t in targets}
+    for rnd in range(args.rounds):
+        rot = order[rnd % len(order):] + order[:rnd % len(order)]
+        for t in rot:
+            for c in conns:
+                thr[c][t].append(b.load(f"max-{t}-{c}", targets[t], "bench", args.seconds,
+                                        concurrency=c)["throughput"])
+            r = b.load(f"one-{t}", targets[t], "bench", args.seconds, concurrency=1)
+            one[t]["p50_us"].append(q(r, p="p50_us"))
+            one[t]["p99_us"].append(q(r, p="p99_us"))
+    res = {"connections": conns,
+           "max_throughput": {c: {t: {"runs": [round(x) for x in v], "median": med(v)} for t, v in row.items()}
+                              for c, row in thr.items()},
+           "one_client": {t: {k: med(v) for k, v in row.items()} for t, row in one.items()}}
+    direct = res["one_client"]["direct"]
+    for t, row in res["one_client"].items():
+        row["added_p50_us"] = row["p50_us"] - direct["p50_us"]
+        row["added_p99_us"] = row["p99_us"] - direct["p99_us"]
+    res["ratios"] = {}
+    for c in conns:
+        m = res["max_throughput"][c]
+        res["ratios"][f"spillway_to_nginx_{c}"] = m["spillway"]["median"] / m["nginx"]["median"]
+        if "spillway-base" in m:
+            res["ratios"][f"spillway_to_base_{c}"] = m["spillway"]["median"] / m["spillway-base"]["median"]
+    if not args.no_syscalls:
+        res["syscalls"] = {}
+        for t, p in pids.items():
+            res["syscalls"][t] = count_syscalls(b, t, targets[t], p, args.seconds, conns[0])
+    return res
+
+
+def throughput_markdown(s):
+    lines = [f"commit {s.get('commit')}" + (f", compared to {s['compare_to']}" if s.get("compare_to") else "") +
+             f"; {s['rounds']} interleaved rounds of {s['seconds_per_run']} s; {s['machine']['cpu']}", "",
+             "| target | " + " | ".join(f"req/s at {c} conns (median)" for c in s["connections"]) +
+             " | one conn p50 / p99 | added p50 / p99 |", "|---|" + "---|" * (len(s["connections"]) + 2)]
+    for t in s["one_client"]:
+        o = s["one_client"][t]
+        lines.append(f"| {t} | " + " | ".join(f"{s['max_throughput'][c][t]['median']:,.0f}"
+                                              for c in s["connections"]) +
+                     f" | {o['p50_us']:.0f} / {o['p99_us']:.0f} µs | {o['added_p50_us']:+.0f} / "
+                     f"{o['added_p99_us']:+.0f} µs |")
+    lines.append("")
+    for k, v in s["ratios"].items():
+        lines.append(f"- {k.replace('_', ' ')}: **{v:.3f}**")
+    sc = s.get("syscalls") or {}
+    if sc:
+        lines += ["", f"System calls per answered request at {s['connections'][0]} connections (perf stat):", ""]
+        for t, v in sc.items():
+            if not v:
+                lines.append(f"- {t}: not counted (perf unavailable)")
+                continue
+            kinds = ", ".join(f"{k} {n:.2f}" for k, n in v["per_request"].items() if n >= 0.01)
+            lines.append(f"- {t}: **{v['total_per_request']:.2f}** ({kinds})")
+    return "\n".join(lines) + "\n"
 
 
 def overhead(b, targets, args):
