@@ -19,6 +19,7 @@
 #include <optional>
 
 #include "common/asio_types.h"
+#include "common/coarse_deadline.h"
 #include "common/mutex.h"
 #include "common/strings.h"
 #include "common/url.h"
@@ -179,41 +180,6 @@ namespace {
 
 using Shared = FrontServer::Shared;
 
-// A read deadline that cancels the pending read instead of closing the
-// socket (as common::TcpStream's own timeouts do), so that a client too slow
-// to send its request can still be told so with a 408.
-class ReadDeadline {
- public:
-  explicit ReadDeadline(ClientStream& stream)
-      : stream_(stream), timer_(stream.get_executor()), generation_(std::make_shared<uint64_t>(0)) {}
-  ~ReadDeadline() { disarm(); }
-  ReadDeadline(const ReadDeadline&) = delete;
-  ReadDeadline& operator=(const ReadDeadline&) = delete;
-
-  void arm(std::chrono::milliseconds d) {
-    const uint64_t g = ++*generation_;
-    fired_ = false;
-    timer_.expires_after(d);
-    // The generation check keeps a handler that was already queued when we
-    // disarmed (or destroyed) this deadline from touching anything.
-    timer_.async_wait([this, gen = generation_, g](boost::system::error_code ec) {
-      if (ec || *gen != g) return;
-      fired_ = true;
-      stream_.socket().cancel(ec);
-    });
-  }
-  void disarm() {
-    ++*generation_;
-    timer_.cancel();
-  }
-  bool fired() const { return fired_; }
-
- private:
-  ClientStream& stream_;
-  common::SteadyTimer timer_;
-  std::shared_ptr<uint64_t> generation_;
-  bool fired_ = false;
-};
 
 common::Awaitable<void> rejectAndClose(Shared& sh, ClientStream& stream, openai::ApiError e) {
   sh.gateway.countRejected(e.status);
@@ -267,7 +233,11 @@ common::Awaitable<void> session(std::shared_ptr<Shared> sh, size_t worker, commo
   auto& list = sh->sessions[worker];
   auto entry = list.insert(list.end(), SessionEntry{&stream, true, std::move(client)});
   beast::flat_buffer buffer;
-  ReadDeadline deadline(stream);
+  // Read deadlines cancel the pending read instead of closing the socket
+  // (as common::TcpStream's own timeouts do), so that a client too slow to
+  // send its request can still be told so with a 408; coarse, so that
+  // arming one per request costs no system call.
+  common::CoarseDeadline deadline(stream.socket());
 
   bool open = true;
   if (tls) {
@@ -290,7 +260,7 @@ common::Awaitable<void> session(std::shared_ptr<Shared> sh, size_t worker, commo
     bhttp::request_parser<bhttp::string_body> parser;
     parser.header_limit(cfg.max_header_bytes());
     parser.body_limit(cfg.max_body_bytes());
-    deadline.arm(std::chrono::milliseconds(cfg.header_timeout_ms()));
+    deadline.expiresAfter(std::chrono::milliseconds(cfg.header_timeout_ms()));
     entry->idle = true;
     boost::system::error_code ec;
     co_await bhttp::async_read_header(stream, buffer, parser, net::redirect_error(common::kUseAwaitable, ec));
@@ -354,7 +324,7 @@ common::Awaitable<void> session(std::shared_ptr<Shared> sh, size_t worker, commo
     // the wire needs a deadline (saves a timer per request).
     const auto body_length = parser.content_length();
     const bool buffered = parser.is_done() || (body_length && buffer.size() >= *body_length);
-    if (!buffered) deadline.arm(std::chrono::milliseconds(cfg.body_timeout_ms()));
+    if (!buffered) deadline.expiresAfter(std::chrono::milliseconds(cfg.body_timeout_ms()));
     co_await bhttp::async_read(stream, buffer, parser, net::redirect_error(common::kUseAwaitable, ec));
     if (!buffered) deadline.disarm();
     if (ec == net::error::operation_aborted && deadline.fired()) ec = beast::error::timeout;

@@ -297,6 +297,7 @@ common::Awaitable<bool> Gateway::proxy(Worker& w, ClientStream& client, Request&
   ctx.parsed.endpoint = endpoint;  // what a request that fails to parse asked for
   ctx.body = req.body();
   ctx.client = &client.socket();
+  ctx.client_peer = &client.peerAddressCache();
   ctx.caller.client_cert_cn = client.clientCertCn();
   ClientConnection channel(client, keep_alive);
   ctx.channel = &channel;

@@ -23,12 +23,17 @@ Verdict IdentifyStage::process(RequestContext& ctx) {
 
 namespace {
 
-// The client socket's peer address ("" when unknown).
+// The client socket's peer address ("" when unknown), remembered for the
+// connection's later requests.
 std::string peerAddress(const RequestContext& ctx) {
+  if (ctx.client_peer && !ctx.client_peer->empty()) return *ctx.client_peer;
   if (!ctx.client) return {};
   boost::system::error_code ec;
   const auto ep = ctx.client->remote_endpoint(ec);
-  return ec ? std::string() : ep.address().to_string();
+  if (ec) return {};
+  std::string address = ep.address().to_string();
+  if (ctx.client_peer) *ctx.client_peer = address;
+  return address;
 }
 
 }  // namespace

@@ -59,6 +59,9 @@ struct RequestContext {
   std::string_view method = "POST";  // GET and DELETE reach /v1/responses/{id}
   std::string_view target;           // the request target, query included
   const common::TcpStream::socket_type* client = nullptr;  // for the client's address, asked only when needed
+  // The connection's peer address once asked (owned by the connection, so a
+  // keep-alive connection asks the kernel once, not once a request).
+  std::string* client_peer = nullptr;
   ClientChannel* channel = nullptr;  // for a stage that writes its answer itself (stage.h)
   std::string_view body;  // owned by the front server's request object
   uint8_t route = 0;      // index into the gateway's route names

@@ -16,11 +16,13 @@ namespace net = boost::asio;
 namespace beast = boost::beast;
 using tcp = net::ip::tcp;
 
-Connection::Connection(BackendPtr b, PlainStream s) : backend(std::move(b)), stream(std::move(s)) {
+Connection::Connection(BackendPtr b, PlainStream s)
+    : backend(std::move(b)), stream(std::move(s)), deadline(lowest().socket()) {
   backend->open_connections.fetch_add(1, std::memory_order_relaxed);
 }
 
-Connection::Connection(BackendPtr b, TlsStream s) : backend(std::move(b)), stream(std::move(s)) {
+Connection::Connection(BackendPtr b, TlsStream s)
+    : backend(std::move(b)), stream(std::move(s)), deadline(lowest().socket()) {
   backend->open_connections.fetch_add(1, std::memory_order_relaxed);
 }
 

@@ -17,6 +17,8 @@
 #include <vector>
 
 #include "common/asio_types.h"
+#include "common/coarse_deadline.h"
+#include "common/coarse_deadline.h"
 #include "absl/status/statusor.h"
 #include "upstream/backend.h"
 
@@ -33,10 +35,13 @@ struct Connection {
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
 
-  PlainStream& lowest();  // the TCP layer (timeouts, close)
+  PlainStream& lowest();  // the TCP layer (close)
 
   BackendPtr backend;
   std::variant<PlainStream, TlsStream> stream;
+  // The exchange's first-byte and idle timeouts (cancel, then
+  // operation_aborted with fired()): no timer per request.
+  common::CoarseDeadline deadline;
   boost::beast::flat_buffer buffer;
   uint64_t requests = 0;  // served on this connection so far
 };

@@ -96,9 +96,13 @@ common::Awaitable<ExchangeResult> exchangeOver(Stream& up, Connection& conn, con
   request_head.append("\r\n");
   const std::array<net::const_buffer, 2> request{net::buffer(request_head), net::buffer(req.body)};
 
-  auto& lowest = conn.lowest();
-  lowest.expires_after(first_byte_timeout);
+  // A deadline that passed shows as operation_aborted: name it a timeout.
+  auto timedOut = [&conn](boost::system::error_code& e) {
+    if (e == net::error::operation_aborted && conn.deadline.fired()) e = beast::error::timeout;
+  };
+  conn.deadline.expiresAfter(first_byte_timeout);
   co_await net::async_write(up, request, net::redirect_error(common::kUseAwaitable, ec));
+  timedOut(ec);
   if (ec) {
     if (reused) {
       r.outcome = Exchange::kRetryable;
@@ -114,6 +118,7 @@ common::Awaitable<ExchangeResult> exchangeOver(Stream& up, Connection& conn, con
   // Not boost::none: Boost 1.74 compares the length against it as "greater than none".
   parser.body_limit(std::numeric_limits<std::uint64_t>::max());
   co_await bhttp::async_read_header(up, conn.buffer, parser, net::redirect_error(common::kUseAwaitable, ec));
+  timedOut(ec);
   if (ec) {
     if (ec == beast::error::timeout) {
       r.outcome = Exchange::kFailedBeforeResponse;
@@ -153,6 +158,7 @@ common::Awaitable<ExchangeResult> exchangeOver(Stream& up, Connection& conn, con
   if (!sse && content_length && *content_length <= kWholeBodyBytes) {
     bhttp::response_parser<bhttp::string_body> whole{std::move(parser)};
     co_await bhttp::async_read(up, conn.buffer, whole, net::redirect_error(common::kUseAwaitable, ec));
+    timedOut(ec);
     if (ec) {
       r.outcome = Exchange::kFailedBeforeResponse;
       r.error = {502, common::strCat("Upstream ", backend.name(), " broke off its answer: ", ec.message()),
@@ -165,6 +171,7 @@ common::Awaitable<ExchangeResult> exchangeOver(Stream& up, Connection& conn, con
     // `parser` (and `head`) were moved from: everything comes from `whole`.
     auto& got = whole.get();
     if (req.hold_refusals && isRefusal(r.status)) {
+      conn.deadline.disarm();
       r.outcome = Exchange::kRefused;
       r.held_body = std::move(got.body());
       r.held_content_type = std::string(got[bhttp::field::content_type]);
@@ -173,7 +180,7 @@ common::Awaitable<ExchangeResult> exchangeOver(Stream& up, Connection& conn, con
     }
     if (r.status < 300) r.output_tokens = usageCompletionTokens(got.body());
     const ResponseHead out = headOf(got, backend, got.body().size(), req.busy_retry_after);
-    conn.lowest().expires_never();
+    conn.deadline.disarm();
     if (!co_await sink.sendWhole(out, got.body())) {
       r.outcome = Exchange::kClientGone;
       co_return r;
@@ -209,8 +216,9 @@ common::Awaitable<ExchangeResult> exchangeOver(Stream& up, Connection& conn, con
   while (!parser.is_done()) {
     head.body().data = buf;
     head.body().size = sizeof buf;
-    lowest.expires_after(idle_timeout);
+    conn.deadline.expiresAfter(idle_timeout);
     co_await bhttp::async_read_some(up, conn.buffer, parser, net::redirect_error(common::kUseAwaitable, ec));
+    timedOut(ec);
     if (ec == bhttp::error::need_buffer) ec = {};
     const size_t n = sizeof buf - head.body().size;
     if (n > 0) {
@@ -260,7 +268,7 @@ common::Awaitable<ExchangeResult> exchangeOver(Stream& up, Connection& conn, con
       co_return r;
     }
   }
-  lowest.expires_never();
+  conn.deadline.disarm();
   if (!co_await sink.sendEnd()) {
     r.outcome = Exchange::kClientGone;
     co_return r;

@@ -395,26 +395,50 @@ def count_syscalls(b, name, target, pids, seconds, connections):
     return {"requests": ok, "total_per_request": round(total / ok, 3), "per_request": per}
 
 
+def cpu_seconds(pids):
+    """User and system CPU seconds so far of the processes in pids (all their threads)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    user = system = 0.0
+    for pid in pids:
+        try:
+            f = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        user += int(f[11]) / tick
+        system += int(f[12]) / tick
+    return user, system
+
+
 def throughput_ab(b, targets, pids, args):
     """Interleaved rounds at each connection count, the added latency at one connection, and the system calls
     per request of each proxy: the hot-path comparison of docs/benchmarks.md."""
     conns = [int(c) for c in args.connections.split(",")]
     order = list(targets)
     thr = {c: {t: [] for t in targets} for c in conns}
+    cpu = {c: {t: {"user": [], "system": []} for t in pids} for c in conns}
     one = {t: {"p50_us": [], "p99_us": []} for t in targets}
     for rnd in range(args.rounds):
         rot = order[rnd % len(order):] + order[:rnd % len(order)]
         for t in rot:
             for c in conns:
-                thr[c][t].append(b.load(f"max-{t}-{c}", targets[t], "bench", args.seconds,
-                                        concurrency=c)["throughput"])
+                before = cpu_seconds(pids.get(t, []))
+                r = b.load(f"max-{t}-{c}", targets[t], "bench", args.seconds, concurrency=c)
+                thr[c][t].append(r["throughput"])
+                if t in pids and r["overall"]["ok"]:
+                    after = cpu_seconds(pids[t])
+                    cpu[c][t]["user"].append((after[0] - before[0]) * 1e6 / r["overall"]["ok"])
+                    cpu[c][t]["system"].append((after[1] - before[1]) * 1e6 / r["overall"]["ok"])
             r = b.load(f"one-{t}", targets[t], "bench", args.seconds, concurrency=1)
             one[t]["p50_us"].append(q(r, p="p50_us"))
             one[t]["p99_us"].append(q(r, p="p99_us"))
     res = {"connections": conns,
            "max_throughput": {c: {t: {"runs": [round(x) for x in v], "median": med(v)} for t, v in row.items()}
                               for c, row in thr.items()},
-           "one_client": {t: {k: med(v) for k, v in row.items()} for t, row in one.items()}}
+           "one_client": {t: {k: med(v) for k, v in row.items()} for t, row in one.items()},
+           # CPU the proxy process spent per answered request (user / system µs, medians of the rounds):
+           # from /proc/<pid>/stat around each run, so without perf's own overhead.
+           "cpu_us_per_request": {c: {t: {k: round(med(v), 2) for k, v in row.items()} for t, row in by.items()}
+                                  for c, by in cpu.items()}}
     direct = res["one_client"]["direct"]
     for t, row in res["one_client"].items():
         row["added_p50_us"] = row["p50_us"] - direct["p50_us"]
@@ -443,6 +467,10 @@ def throughput_markdown(s):
                                               for c in s["connections"]) +
                      f" | {o['p50_us']:.0f} / {o['p99_us']:.0f} µs | {o['added_p50_us']:+.0f} / "
                      f"{o['added_p99_us']:+.0f} µs |")
+    lines += ["", "CPU per answered request of the proxy's processes (user + system µs, medians):", ""]
+    for c, by in s["cpu_us_per_request"].items():
+        lines.append(f"- {c} conns: " + ", ".join(f"{t} {v['user']:.1f} + {v['system']:.1f} = "
+                                                 f"**{v['user'] + v['system']:.1f}**" for t, v in by.items()))
     lines.append("")
     for k, v in s["ratios"].items():
         lines.append(f"- {k.replace('_', ' ')}: **{v:.3f}**")

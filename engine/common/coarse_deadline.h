@@ -1,0 +1,88 @@
+// Deadlines for the request path that cost no system call to set. An Asio
+// timer per operation costs a timerfd_settime whenever its deadline becomes
+// the earliest, and a posted completion (one more trip through the
+// scheduler, often an extra epoll_wait) every time it is cancelled — four of
+// each per proxied request at one connection (docs/benchmarks.md, "Hot
+// path"). Timeouts of seconds do not need that precision: here arming is a
+// store, and one timer per io_context ticks every kTick while any deadline
+// is armed, cancelling the socket operations of those that passed — so a
+// deadline fires up to kTick late.
+//
+// One io_context, one thread (common::IoPool): a deadline and its socket are
+// used on the thread that runs their io_context, which is where the tick
+// cancels. The list has a mutex anyway, for io_contexts run by more threads.
+#pragma once
+
+#include <boost/asio/execution_context.hpp>
+#include <chrono>
+
+#include "common/asio_types.h"
+#include "common/mutex.h"
+
+namespace spillway::common {
+
+class DeadlineSweeper;
+
+class CoarseDeadline {
+ public:
+  using Clock = std::chrono::steady_clock;
+  static constexpr std::chrono::milliseconds kTick{100};
+
+  // The socket whose pending operations are cancelled when the deadline
+  // passes; it must outlive this object.
+  explicit CoarseDeadline(TcpSocket& socket);
+  ~CoarseDeadline();
+  CoarseDeadline(const CoarseDeadline&) = delete;
+  CoarseDeadline& operator=(const CoarseDeadline&) = delete;
+
+  // (Re)arms: the socket's operations pending after `d` are cancelled
+  // (operation_aborted) and fired() turns true. Clears fired().
+  void expiresAfter(std::chrono::steady_clock::duration d);
+  void disarm();
+  // Whether the deadline passed since it was last armed: an
+  // operation_aborted then means "timed out".
+  bool fired() const { return fired_; }
+
+ private:
+  friend class DeadlineSweeper;
+  TcpSocket& socket_;
+  DeadlineSweeper& sweeper_;
+  Clock::time_point at_{};
+  bool fired_ = false;
+  bool listed_ = false;
+  CoarseDeadline* prev_ = nullptr;
+  CoarseDeadline* next_ = nullptr;
+};
+
+// The io_context service behind CoarseDeadline: the armed deadlines (an
+// intrusive list) and the tick.
+class DeadlineSweeper : public boost::asio::execution_context::service {
+ public:
+  using key_type = DeadlineSweeper;
+  static inline boost::asio::execution_context::id id;
+
+  explicit DeadlineSweeper(boost::asio::execution_context& ctx);
+  ~DeadlineSweeper() override;
+
+  // Armed deadlines now (tests and metrics).
+  size_t armed() const;
+
+ private:
+  friend class CoarseDeadline;
+  void shutdown() override;
+  void arm(CoarseDeadline& d, CoarseDeadline::Clock::time_point at);
+  void disarm(CoarseDeadline& d);
+  void unlinkLocked(CoarseDeadline& d) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void startTickLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void tick();
+
+  mutable Mutex mu_;
+  CoarseDeadline* head_ ABSL_GUARDED_BY(mu_) = nullptr;
+  size_t armed_ ABSL_GUARDED_BY(mu_) = 0;
+  bool ticking_ ABSL_GUARDED_BY(mu_) = false;
+  bool shut_ ABSL_GUARDED_BY(mu_) = false;
+  boost::asio::io_context& io_;
+  SteadyTimer timer_;
+};
+
+}  // namespace spillway::common
