@@ -16,7 +16,7 @@ void CoarseDeadline::expiresAfter(std::chrono::steady_clock::duration d) {
 }
 
 void CoarseDeadline::disarm() {
-  if (listed_) sweeper_.disarm(*this);
+  if (listed_) sweeper_.unlink(*this);
 }
 
 DeadlineSweeper::DeadlineSweeper(net::execution_context& ctx)
@@ -24,20 +24,14 @@ DeadlineSweeper::DeadlineSweeper(net::execution_context& ctx)
 
 DeadlineSweeper::~DeadlineSweeper() = default;
 
-size_t DeadlineSweeper::armed() const {
-  MutexLock lock(mu_);
-  return armed_;
-}
+size_t DeadlineSweeper::armed() const { return armed_; }
 
 void DeadlineSweeper::shutdown() {
-  MutexLock lock(mu_);
   shut_ = true;
-  boost::system::error_code ec;
   timer_.cancel();
 }
 
 void DeadlineSweeper::arm(CoarseDeadline& d, CoarseDeadline::Clock::time_point at) {
-  MutexLock lock(mu_);
   d.at_ = at;
   if (!d.listed_) {
     d.listed_ = true;
@@ -47,15 +41,10 @@ void DeadlineSweeper::arm(CoarseDeadline& d, CoarseDeadline::Clock::time_point a
     head_ = &d;
     ++armed_;
   }
-  if (!ticking_ && !shut_) startTickLocked();
+  if (!ticking_ && !shut_) startTick();
 }
 
-void DeadlineSweeper::disarm(CoarseDeadline& d) {
-  MutexLock lock(mu_);
-  if (d.listed_) unlinkLocked(d);
-}
-
-void DeadlineSweeper::unlinkLocked(CoarseDeadline& d) {
+void DeadlineSweeper::unlink(CoarseDeadline& d) {
   if (d.prev_) d.prev_->next_ = d.next_;
   else head_ = d.next_;
   if (d.next_) d.next_->prev_ = d.prev_;
@@ -64,7 +53,7 @@ void DeadlineSweeper::unlinkLocked(CoarseDeadline& d) {
   --armed_;
 }
 
-void DeadlineSweeper::startTickLocked() {
+void DeadlineSweeper::startTick() {
   ticking_ = true;
   timer_.expires_after(CoarseDeadline::kTick);
   timer_.async_wait([this](boost::system::error_code ec) {
@@ -73,21 +62,20 @@ void DeadlineSweeper::startTickLocked() {
 }
 
 void DeadlineSweeper::tick() {
-  MutexLock lock(mu_);
   ticking_ = false;
   if (shut_) return;
   const auto now = CoarseDeadline::Clock::now();
   for (CoarseDeadline* d = head_; d;) {
     CoarseDeadline* next = d->next_;
     if (d->at_ <= now) {
-      unlinkLocked(*d);
+      unlink(*d);
       d->fired_ = true;
       boost::system::error_code ec;
       d->socket_.cancel(ec);  // completes its pending operations with operation_aborted
     }
     d = next;
   }
-  if (head_) startTickLocked();
+  if (head_) startTick();
 }
 
 }  // namespace spillway::common

@@ -8,16 +8,16 @@
 // is armed, cancelling the socket operations of those that passed — so a
 // deadline fires up to kTick late.
 //
-// One io_context, one thread (common::IoPool): a deadline and its socket are
-// used on the thread that runs their io_context, which is where the tick
-// cancels. The list has a mutex anyway, for io_contexts run by more threads.
+// One io_context, one thread (common::IoPool): a deadline is armed, disarmed
+// and destroyed on the thread that runs its socket's io_context (or while
+// that io_context is not running), which is also where the tick cancels —
+// so the list needs no lock, as the socket itself needs none.
 #pragma once
 
 #include <boost/asio/execution_context.hpp>
 #include <chrono>
 
 #include "common/asio_types.h"
-#include "common/mutex.h"
 
 namespace spillway::common {
 
@@ -71,16 +71,14 @@ class DeadlineSweeper : public boost::asio::execution_context::service {
   friend class CoarseDeadline;
   void shutdown() override;
   void arm(CoarseDeadline& d, CoarseDeadline::Clock::time_point at);
-  void disarm(CoarseDeadline& d);
-  void unlinkLocked(CoarseDeadline& d) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void startTickLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void unlink(CoarseDeadline& d);
+  void startTick();
   void tick();
 
-  mutable Mutex mu_;
-  CoarseDeadline* head_ ABSL_GUARDED_BY(mu_) = nullptr;
-  size_t armed_ ABSL_GUARDED_BY(mu_) = 0;
-  bool ticking_ ABSL_GUARDED_BY(mu_) = false;
-  bool shut_ ABSL_GUARDED_BY(mu_) = false;
+  CoarseDeadline* head_ = nullptr;
+  size_t armed_ = 0;
+  bool ticking_ = false;
+  bool shut_ = false;
   boost::asio::io_context& io_;
   SteadyTimer timer_;
 };

@@ -180,7 +180,6 @@ namespace {
 
 using Shared = FrontServer::Shared;
 
-
 common::Awaitable<void> rejectAndClose(Shared& sh, ClientStream& stream, openai::ApiError e) {
   sh.gateway.countRejected(e.status);
   stream.expires_after(std::chrono::seconds(5));

@@ -266,13 +266,14 @@ backends:
         gw_port = read_listen_port(gw)
         # nginx as the reference reverse proxy, one worker per core.
         ngx = start_nginx(procs, nginx, workdir, "proxy", {"/v1/": fast}, cores)
+        ngx_master = procs.procs[-1]  # start_nginx's process: the proxy's master
         targets = {"direct": f"http://127.0.0.1:{fast}", "spillway": f"http://127.0.0.1:{gw_port}",
                    "nginx": f"http://127.0.0.1:{ngx}"}
         if args.throughput_only:
             if args.compare_to:
                 args.baseline_build = str(build_revision(args.compare_to))
                 summary["compare_to"] = args.compare_to
-            pids = {"spillway": [gw.pid], "nginx": process_tree(procs.procs[-1].pid)}
+            pids = {"spillway": [gw.pid], "nginx": process_tree(ngx_master.pid)}
             if args.baseline_build:
                 base = procs.start([str(Path(args.baseline_build) / "app" / "spillwayd"), "--config", str(cfg),
                                     "--log-level", "warn", "--control-listen", "none"])

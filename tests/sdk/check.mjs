@@ -46,7 +46,7 @@ try {
   check(e instanceof OpenAI.NotFoundError && e.code === "model_not_found", "unknown model is NotFoundError(model_not_found)");
 }
 // Rate limits as the SDK sees them: a key allowed one request a minute.
-const limited = new OpenAI({ baseURL: `${base}/v1`, apiKey: "sk-sdk-limited", maxRetries: 0, timeout: 20000 });
+const limited = gatewayClient(base, { apiKey: "sk-sdk-limited" });
 await limited.chat.completions.create({ model, messages: [{ role: "user", content: "one" }], max_tokens: 2 });
 try {
   await limited.chat.completions.create({ model, messages: [{ role: "user", content: "two" }], max_tokens: 2 });
@@ -59,7 +59,7 @@ try {
 }
 // The SDK's own retry honours Retry-After: a key allowed one request a
 // second gets its second request through on the retry.
-const patient = new OpenAI({ baseURL: `${base}/v1`, apiKey: "sk-sdk-patient", maxRetries: 3, timeout: 20000 });
+const patient = gatewayClient(base, { apiKey: "sk-sdk-patient", maxRetries: 3 });
 await patient.chat.completions.create({ model, messages: [{ role: "user", content: "one" }], max_tokens: 2 });
 const retried = await patient.chat.completions.create({ model, messages: [{ role: "user", content: "two" }], max_tokens: 2 });
 check(retried.object === "chat.completion", "the SDK retried its 429 after Retry-After and got the answer");
@@ -67,7 +67,7 @@ check(retried.object === "chat.completion", "the SDK retried its 429 after Retry
 // has no backend to serve (the optional third argument).
 if (strictBase) {
   const ask = (apiKey) =>
-    new OpenAI({ baseURL: `${strictBase}/v1`, apiKey, maxRetries: 0, timeout: 20000 }).chat.completions.create({
+    gatewayClient(strictBase, { apiKey }).chat.completions.create({
       model,
       messages: [{ role: "user", content: "x" }],
       max_tokens: 2,

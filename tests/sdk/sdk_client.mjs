@@ -3,8 +3,8 @@
 // on the first failure.
 import OpenAI from "openai";
 
-export function gatewayClient(base) {
-  return new OpenAI({ baseURL: `${base}/v1`, apiKey: "unused", maxRetries: 0, timeout: 20000 });
+export function gatewayClient(base, { apiKey = "unused", maxRetries = 0 } = {}) {
+  return new OpenAI({ baseURL: `${base}/v1`, apiKey, maxRetries, timeout: 20000 });
 }
 
 export function check(cond, what) {
