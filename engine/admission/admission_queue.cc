@@ -1,9 +1,10 @@
 #include "admission/admission_queue.h"
+#include "common/coarse_deadline.h"
 #include "common/mutex.h"
 
 #include <algorithm>
+#include <boost/asio/async_result.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/redirect_error.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <cmath>
 #include <limits>
@@ -12,10 +13,29 @@ namespace spillway::admission {
 
 namespace net = boost::asio;
 
+// The suspended acquire() is resumed by posting its completion handler to
+// its own worker: no timer (an Asio timer costs a timerfd_settime whenever
+// it becomes its worker's earliest, and a cancel one more trip through the
+// scheduler). The deadline is a CoarseDeadline (a store; checked on the
+// worker's 100 ms sweep).
+using ResumeHandler =
+    net::async_result<std::decay_t<decltype(common::kUseAwaitable)>, void()>::handler_type;
+
 struct AdmissionQueue::Waiter {
-  explicit Waiter(common::Executor ex) : timer(ex) {}
+  Waiter(AdmissionQueue& q, net::io_context& io) : queue(q), deadline(io, &Waiter::expired, &Waiter::abandoned, this) {}
   enum class State { kWaiting, kGranted, kDropped };
-  common::SteadyTimer timer;
+  // Its deadline passed (on its worker): resume it to find out.
+  static void expired(void* self) { static_cast<Waiter*>(self)->queue.resume(*static_cast<Waiter*>(self)); }
+  // Its worker shut down while it waited: it will never run again.
+  static void abandoned(void* self) { static_cast<Waiter*>(self)->queue.abandon(*static_cast<Waiter*>(self)); }
+
+  AdmissionQueue& queue;
+  // Armed, disarmed and destroyed on the waiter's worker (or after it stopped).
+  common::CoarseDeadline deadline;
+  // Under the queue's mu_: the suspended acquire() while it sleeps; whoever
+  // takes it posts it. (It owns the coroutine, which owns this waiter: the
+  // queue's destructor and abandon() break that cycle.)
+  std::optional<ResumeHandler> handler;
   Ask ask;
   int cls = 1;
   Tenant* tenant = nullptr;
@@ -23,7 +43,19 @@ struct AdmissionQueue::Waiter {
   upstream::BackendPtr backend;
   DropReason reason = DropReason::kNone;
   Clock::time_point enqueued;
+  uint64_t admitted_before = 0;  // the queue's slots handed out when it came
   double key = 0;  // shortest_first's place: arrival (seconds) pushed back for a long request
+};
+
+// The handlers of waiters granted or dropped under mu_, posted after it.
+struct AdmissionQueue::Wakeups {
+  std::vector<ResumeHandler> handlers;
+  // Takes w's handler (if it sleeps); under mu_.
+  void take(Waiter& w) {
+    if (!w.handler) return;
+    handlers.push_back(std::move(*w.handler));
+    w.handler.reset();
+  }
 };
 
 bool canRecover(std::span<const upstream::BackendPtr> backends) {
@@ -67,8 +99,10 @@ double AdmissionQueue::objectiveSeconds(Priority p) const {
 
 double AdmissionQueue::predictLocked(int cls, size_t ahead, size_t own, const Tenant* tenant, size_t mine) const {
   const double rate = rate_.load(std::memory_order_relaxed);
-  if (rate <= 0 || ahead == 0) return 0;  // no measure yet, or nobody ahead
-  double wait = static_cast<double>(ahead) / rate;
+  if (rate <= 0) return 0;  // no measure yet
+  // Every slot is taken (or it would not wait): with nobody ahead, the next
+  // one to free; behind `ahead` others, theirs first.
+  double wait = static_cast<double>(ahead + 1) / rate;
   // Strict priority: a class gets what the classes above leave. Its own
   // queue drains at the rate it is being served, which is what the pool's
   // rate overstates while the classes above take most of it.
@@ -145,23 +179,71 @@ void AdmissionQueue::uncountDrop(DropReason r, std::string_view tenant) {
   if (it != tenant_sheds_.end() && it->second > 0) --it->second;
 }
 
-void AdmissionQueue::drop(const WaiterPtr& w, DropReason r, std::vector<WaiterPtr>& wake) {
+void AdmissionQueue::drop(const WaiterPtr& w, DropReason r, Wakeups& wake) {
   countTenantShed(w->ask.tenant);
   remove(w);
   w->state = Waiter::State::kDropped;
   w->reason = r;
   drops_[static_cast<int>(r)].fetch_add(1, std::memory_order_relaxed);
-  wake.push_back(w);
+  wake.take(*w);
 }
 
-void AdmissionQueue::wakeAll(std::vector<WaiterPtr>& wake) {
-  // Timers are not thread-safe: each is cancelled on its own worker thread.
-  for (auto& w : wake) net::post(w->timer.get_executor(), [w] { w->timer.cancel(); });
-  wake.clear();
+void AdmissionQueue::wakeAll(Wakeups& wake) {
+  // Each resumes on its own worker (its handler's executor).
+  for (auto& h : wake.handlers) net::post(std::move(h));
+  wake.handlers.clear();
+}
+
+void AdmissionQueue::resume(Waiter& w) {
+  Wakeups wake;
+  {
+    common::MutexLock lock(mu_);
+    wake.take(w);
+  }
+  wakeAll(wake);  // posted, not run: this is the sweeper's tick
+}
+
+void AdmissionQueue::abandon(Waiter& w) {
+  Wakeups dead;
+  WaiterPtr keep;  // the queue's reference, released after the handler (and with it the coroutine)
+  {
+    common::MutexLock lock(mu_);
+    dead.take(w);
+    if (w.state == Waiter::State::kWaiting && w.tenant) {
+      auto& dq = w.tenant->waiting;
+      if (auto it = std::find_if(dq.begin(), dq.end(), [&](const WaiterPtr& p) { return p.get() == &w; }); it != dq.end()) {
+        keep = *it;
+        remove(keep);
+      }
+    }
+  }
+  dead.handlers.clear();  // destroys the coroutine (and what it holds) outside the lock
+}
+
+AdmissionQueue::~AdmissionQueue() {
+  // Waiters still asleep: destroy their coroutines (each owns its waiter).
+  Wakeups dead;
+  std::vector<WaiterPtr> waiters;
+  {
+    common::MutexLock lock(mu_);
+    for (Class& c : classes_) {
+      for (auto& [name, t] : c.tenants) {
+        for (auto& w : t.waiting) {
+          dead.take(*w);
+          waiters.push_back(w);
+        }
+        t.waiting.clear();
+      }
+      c.backlogged.clear();
+      c.size = 0;
+    }
+    waiting_.store(0, std::memory_order_relaxed);
+  }
+  dead.handlers.clear();
 }
 
 void AdmissionQueue::dispatchLocked(balance::Balancer& balancer, std::span<const upstream::BackendPtr> backends,
-                                    std::vector<WaiterPtr>& wake) {
+                                    Wakeups& wake) {
   for (int cls = 0; cls < kPriorities; ++cls) {
     // Placements (GPU instances) whose slots are all taken: their waiters
     // wait, others of the class (and of the classes below) still go.
@@ -192,14 +274,14 @@ void AdmissionQueue::dispatchLocked(balance::Balancer& balancer, std::span<const
       admitted_.fetch_add(1, std::memory_order_relaxed);
       admitted_class_[cls].fetch_add(1, std::memory_order_relaxed);
       dispatched_.fetch_add(1, std::memory_order_relaxed);
-      wake.push_back(std::move(w));
+      wake.take(*w);
     }
   }
 }
 
 void AdmissionQueue::dispatch(balance::Balancer& balancer, std::span<const upstream::BackendPtr> backends) {
   if (waiting() == 0) return;
-  std::vector<WaiterPtr> wake;
+  Wakeups wake;
   {
     common::MutexLock lock(mu_);
     dispatchLocked(balancer, backends, wake);
@@ -282,6 +364,10 @@ std::optional<AdmissionQueue::Ticket> AdmissionQueue::tryAdmit(balance::Balancer
   return std::nullopt;
 }
 
+AdmissionQueue::Clock::time_point AdmissionQueue::wakeAt(const Ask& ask) {
+  return ask.objective_deadline != Clock::time_point{} ? std::min(ask.objective_deadline, ask.deadline) : ask.deadline;
+}
+
 common::Awaitable<AdmissionQueue::Ticket> AdmissionQueue::acquire(balance::Balancer& balancer,
                                                                   std::span<const upstream::BackendPtr> backends,
                                                                   const Ask& ask) {
@@ -290,11 +376,12 @@ common::Awaitable<AdmissionQueue::Ticket> AdmissionQueue::acquire(balance::Balan
   enqueued_since_tick_.store(true, std::memory_order_relaxed);
 
   const auto now = Clock::now();
-  auto w = std::make_shared<Waiter>(co_await net::this_coro::executor);
+  auto w = std::make_shared<Waiter>(*this, (co_await net::this_coro::executor).context());
   w->ask = ask;
   w->cls = static_cast<int>(ask.priority);
   w->enqueued = now;
-  std::vector<WaiterPtr> wake;
+  w->admitted_before = admitted_.load(std::memory_order_relaxed);
+  Wakeups wake;
   {
     common::MutexLock lock(mu_);
     // Shed at once what cannot make its deadline at the current rate. Ahead
@@ -328,9 +415,11 @@ common::Awaitable<AdmissionQueue::Ticket> AdmissionQueue::acquire(balance::Balan
     // it is predicted from what is ahead of it alone.
     const bool pool_wide = ask.pick.only.empty();
     const double predicted = predictLocked(w->cls, ahead, pool_wide ? own_ahead : 0, pool_wide ? tenant : nullptr, mine);
-    const double left = std::chrono::duration<double>(ask.deadline - now).count();
+    // Decided here, once: a request admitted is served (or leaves at its
+    // objective to be degraded), never refused for a prediction later.
+    const double left = std::chrono::duration<double>(wakeAt(ask) - now).count();
     DropReason refuse = DropReason::kNone;
-    if (left <= 0 || predicted > left) {
+    if (ask.deadline <= now || (!ask.requeue && (left <= 0 || predicted > left))) {
       refuse = DropReason::kDeadline;
     } else if (waiting() >= settings_.max_queue) {
       // Full: push out the newest waiter of a lower class, else refuse.
@@ -375,27 +464,40 @@ common::Awaitable<AdmissionQueue::Ticket> AdmissionQueue::acquire(balance::Balan
     wakeAll(wake);
     co_return ticket;
   }
-  bool done = false;
-  {
-    // Granted (or dropped) during its own enqueue: no need to sleep.
-    common::MutexLock lock(mu_);
-    done = w->state != Waiter::State::kWaiting;
-    if (!done) w->timer.expires_at(ask.deadline);
-  }
-  std::erase(wake, w);
-  wakeAll(wake);
-  if (!done) {
-    boost::system::error_code ec;
-    co_await w->timer.async_wait(net::redirect_error(common::kUseAwaitable, ec));
-  }
+  wakeAll(wake);  // (not w itself: it has no handler yet)
+  // Sleeps until granted, dropped or its deadline (unless that happened
+  // during its own enqueue: then it is posted at once).
+  w->deadline.expiresAfter(wakeAt(ask) - Clock::now());
+  co_await net::async_initiate<decltype(common::kUseAwaitable), void()>(
+      [this, &w](ResumeHandler handler) {
+        {
+          common::MutexLock lock(mu_);
+          if (w->state == Waiter::State::kWaiting) {
+            w->handler.emplace(std::move(handler));
+            return;
+          }
+        }
+        net::post(std::move(handler));
+      },
+      common::kUseAwaitable);
+  w->deadline.disarm();
   common::MutexLock lock(mu_);
+  const auto woke = Clock::now();
+  ticket.queued = true;
+  ticket.waited = woke - w->enqueued;
   if (w->state == Waiter::State::kWaiting) {
-    // The deadline passed first.
-    std::vector<WaiterPtr> none;
+    if (woke < ask.deadline) {
+      // Its objective passed without a slot: the caller decides (degrade,
+      // or wait on); not a drop.
+      remove(w);
+      ticket.objective_passed = true;
+      ticket.queue_moved = admitted_.load(std::memory_order_relaxed) != w->admitted_before;
+      co_return ticket;
+    }
+    // The class's timeout passed first.
+    Wakeups none;  // (w is awake)
     drop(w, DropReason::kDeadline, none);
   }
-  ticket.queued = true;
-  ticket.waited = Clock::now() - w->enqueued;
   if (w->state == Waiter::State::kGranted) {
     ticket.backend = std::move(w->backend);
   } else {
@@ -406,7 +508,7 @@ common::Awaitable<AdmissionQueue::Ticket> AdmissionQueue::acquire(balance::Balan
 }
 
 void AdmissionQueue::tick(Clock::time_point now, std::span<const upstream::BackendPtr> backends) {
-  std::vector<WaiterPtr> wake;
+  Wakeups wake;
   {
     common::MutexLock lock(mu_);
     const uint64_t admitted = admitted_.load(std::memory_order_relaxed);

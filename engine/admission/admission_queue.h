@@ -10,8 +10,9 @@
 //     with the smallest counter goes next; a tenant that becomes backlogged
 //     is lifted to the smallest backlogged counter, so idle time is not
 //     banked;
-//   - a deadline per request; one that cannot be met at the pool's current
-//     service rate is shed at once (429, deadline), not after waiting;
+//   - a latency objective per request: one whose predicted wait does not
+//     fit it is shed at once (429, deadline), not after waiting; one that
+//     was admitted is served — its class's timeout is the only late drop;
 //   - work-conserving: dispatch() runs when a backend slot frees (the
 //     gateway's release hook) and on the engine's tick (back-offs ending,
 //     limits rising), never by polling from the waiters;
@@ -74,9 +75,20 @@ class AdmissionQueue {
     Priority priority = Priority::kStandard;
     std::string_view tenant;
     double input_tokens = 0;        // for the tenant's counter
-    Clock::time_point deadline;     // give up (429 deadline) at this time
+    // The class's queue timeout: a request still waiting then is refused
+    // (429 deadline). A safety net: the objective decides at the door.
+    Clock::time_point deadline;
+    // Its latency objective's last moment to get a slot (zero: none): a
+    // newcomer whose predicted wait ends later is refused at once; one
+    // admitted but still waiting then leaves the queue with
+    // Ticket::objective_passed — the caller answers it degraded, or asks
+    // again with `requeue` to wait on (admitted means served, not refused
+    // late).
+    Clock::time_point objective_deadline{};
     balance::PickContext pick;      // the balancer's inputs (spans stay valid while waiting)
-    bool requeue = false;           // back after a backend refused it: ahead of its tenant's others
+    // Back in the queue (a backend refused it, or its objective passed):
+    // ahead of its tenant's others, and never refused for the prediction.
+    bool requeue = false;
     // Generated tokens expected (max_tokens); negative: unknown, the
     // tenant's recent answers' length is used.
     double expected_output = -1;
@@ -90,6 +102,8 @@ class AdmissionQueue {
     DropReason dropped = DropReason::kNone;
     uint32_t retry_after_seconds = 0;  // with a drop: the estimated drain time
     bool queued = false;               // waited in the queue (not the fast path)
+    bool objective_passed = false;     // left the queue at Ask::objective_deadline (no slot, no drop)
+    bool queue_moved = false;          // with objective_passed: slots were handed out while it waited
     Clock::duration waited{};
   };
 
@@ -110,6 +124,9 @@ class AdmissionQueue {
   };
 
   explicit AdmissionQueue(QueueSettings settings = {});
+  ~AdmissionQueue();  // destroys the coroutines of requests still waiting
+  AdmissionQueue(const AdmissionQueue&) = delete;
+  AdmissionQueue& operator=(const AdmissionQueue&) = delete;
   void configure(const QueueSettings& settings);
 
   // The fast path, without a coroutine: a slot when nobody waits and one is
@@ -201,15 +218,24 @@ class AdmissionQueue {
   // whose placement is `blocked` (all its slots taken); null when none.
   Tenant* nextTenant(int cls, std::span<const void* const> blocked = {}) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void remove(const WaiterPtr& w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void dispatchLocked(balance::Balancer& balancer, std::span<const upstream::BackendPtr> backends,
-                      std::vector<WaiterPtr>& wake) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void drop(const WaiterPtr& w, DropReason r, std::vector<WaiterPtr>& wake) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  static void wakeAll(std::vector<WaiterPtr>& wake);
+  struct Wakeups;
+  void dispatchLocked(balance::Balancer& balancer, std::span<const upstream::BackendPtr> backends, Wakeups& wake)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void drop(const WaiterPtr& w, DropReason r, Wakeups& wake) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Resumes the waiters taken into `wake` (after mu_).
+  static void wakeAll(Wakeups& wake);
+  // A waiter's deadline passed: resume it to look (its worker's sweep).
+  void resume(Waiter& w);
+  // A waiter's worker shut down while it slept: out of the queue, its
+  // coroutine destroyed.
+  void abandon(Waiter& w);
   void pruneTenants(Class& c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Puts `w` in its tenant's queue: first when requeued; else in arrival
   // order, or by its shortest-first key.
   void place(Tenant& t, const WaiterPtr& w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void countTenantShed(std::string_view tenant) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // When a waiter stops waiting: its objective's deadline, else its timeout.
+  static Clock::time_point wakeAt(const Ask& ask);
 
   mutable common::Mutex mu_;
   QueueSettings settings_ ABSL_GUARDED_BY(mu_);

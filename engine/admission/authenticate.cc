@@ -107,7 +107,7 @@ pipeline::Verdict AuthenticateStage::process(pipeline::RequestContext& ctx) {
     bound = std::min(bound, std::chrono::milliseconds(*ms));
   }
   ctx.objective = objective;
-  ctx.deadline = ctx.start + std::min(timeout, objective);
+  ctx.deadline = ctx.start + timeout;
   return pipeline::Verdict::kContinue;
 }
 

@@ -218,15 +218,20 @@ pipeline::Verdict DegradeStage::process(pipeline::RequestContext& ctx) {
   return pipeline::Verdict::kContinue;
 }
 
-bool degradeInsteadOfShedding(pipeline::RequestContext& ctx, DropReason reason) {
-  if (reason != DropReason::kDeadline && reason != DropReason::kQueueFull) return false;
+bool answerDegraded(pipeline::RequestContext& ctx) {
   const pipeline::PoolRoute& pool = *ctx.pool;
   if (!pool.degradation || classLevel(pool.degradation->level(), ctx.caller.priority) < 1) return false;
   cache::unmarkMiss(ctx);
   if (!answerAtLevelOne(ctx, ctx.routes->config.degradation())) return false;
   ctx.error.reset();
   ctx.drop = DropReason::kNone;
-  if (pool.queue) pool.queue->uncountDrop(reason, ctx.caller.tenant);
+  return true;
+}
+
+bool degradeInsteadOfShedding(pipeline::RequestContext& ctx, DropReason reason) {
+  if (reason != DropReason::kDeadline && reason != DropReason::kQueueFull) return false;
+  if (!answerDegraded(ctx)) return false;
+  if (ctx.pool->queue) ctx.pool->queue->uncountDrop(reason, ctx.caller.tenant);
   return true;
 }
 

@@ -95,6 +95,9 @@ bool answerAtLevelOne(pipeline::RequestContext& ctx, const v1::Degradation& sett
 // degraded now gets level 1's answer instead of a 429: true when it did
 // (the drop is uncounted from the queue, ctx.error cleared).
 bool degradeInsteadOfShedding(pipeline::RequestContext& ctx, DropReason reason);
+// Level 1's answer when the request's class is degraded now (nothing
+// counted): true when it was answered.
+bool answerDegraded(pipeline::RequestContext& ctx);
 
 class DegradeStage final : public pipeline::Stage {
  public:

@@ -39,7 +39,8 @@ bool QueueSlotSource::requeueAfterBusy(pipeline::RequestContext& ctx, upstream::
 }
 
 AdmissionQueue::Ask QueueSlotSource::ask(pipeline::RequestContext& ctx, const balance::PickContext& pick) const {
-  auto deadline = ctx.deadline;
+  AdmissionQueue::Ask a{ctx.caller.priority, ctx.caller.tenant, static_cast<double>(ctx.prompt_tokens_estimate),
+                        ctx.deadline, {}, pick, ctx.requeues > 0};
   if (ctx.objective.count() > 0) {
     // The wait the objective leaves once the pool's recent service time is
     // taken off — at least half the objective: when the backends alone take
@@ -48,10 +49,8 @@ AdmissionQueue::Ask QueueSlotSource::ask(pipeline::RequestContext& ctx, const ba
     const Seconds objective = ctx.objective;
     const Seconds budget =
         std::max(objective - Seconds(ctx.pool->queue->serviceSeconds(ctx.parsed.stream)), objective / 2);
-    deadline = std::min(deadline, ctx.start + std::chrono::duration_cast<pipeline::RequestContext::Clock::duration>(budget));
+    a.objective_deadline = ctx.start + std::chrono::duration_cast<pipeline::RequestContext::Clock::duration>(budget);
   }
-  AdmissionQueue::Ask a{ctx.caller.priority, ctx.caller.tenant, static_cast<double>(ctx.prompt_tokens_estimate),
-                        deadline, pick, ctx.requeues > 0};
   if (ctx.parsed.max_tokens) a.expected_output = static_cast<double>(*ctx.parsed.max_tokens);
   a.objective = ctx.objective;
   return a;
@@ -72,17 +71,34 @@ common::Awaitable<SlotResult> QueueSlotSource::wait(pipeline::RequestContext& ct
                                                     const EarlierAttempts& earlier) {
   const pipeline::PoolRoute& pool = *ctx.pool;
   if (ctx.caller.tenant.empty()) ctx.caller.tenant = pipeline::clientAddress(ctx);
-  AdmissionQueue::Ticket ticket = co_await pool.queue->acquire(*pool.balancer, pool.backends, ask(ctx, pick));
+  AdmissionQueue::Ask a = ask(ctx, pick);
+  AdmissionQueue::Ticket ticket = co_await pool.queue->acquire(*pool.balancer, pool.backends, a);
+  if (ticket.objective_passed) {
+    // Admitted, and its objective's wait passed without a slot (the
+    // prediction missed): a degraded answer now when its class is degraded;
+    // else, while the queue moves, it keeps its turn (first of its
+    // tenant's) up to its class's timeout — a request admitted is served,
+    // not refused late. A queue that did not move (every slot held since it
+    // came) refuses it now.
+    addWait(ctx, ticket.waited);
+    ticket.queued = false;
+    if (answerDegraded(ctx)) co_return SlotResult{SlotResult::Kind::kAnswered, nullptr};
+    if (ticket.queue_moved) {
+      a.objective_deadline = {};
+      a.requeue = true;
+      ticket = co_await pool.queue->acquire(*pool.balancer, pool.backends, a);
+    } else {
+      pool.queue->countDrop(DropReason::kDeadline, ctx.caller.tenant);
+      ticket.dropped = DropReason::kDeadline;
+      ticket.retry_after_seconds = pool.queue->drainSeconds();
+    }
+  }
   co_return settle(ctx, ticket, earlier);
 }
 
 SlotResult QueueSlotSource::settle(pipeline::RequestContext& ctx, AdmissionQueue::Ticket& ticket,
                                    const EarlierAttempts& earlier) {
-  if (ticket.queued) {
-    ctx.queue_wait += ticket.waited;
-    queue_wait_.with({ctx.pool->model, std::string(priorityName(ctx.caller.priority))})
-        .observe(std::chrono::duration<double>(ticket.waited).count());
-  }
+  if (ticket.queued) addWait(ctx, ticket.waited);
   if (ticket.backend) return {SlotResult::Kind::kBackend, std::move(ticket.backend)};
   const DropReason dropped = ticket.dropped;
   if (dropped == DropReason::kNoBackend && cache::serveStale(ctx)) return {SlotResult::Kind::kAnswered, nullptr};
@@ -94,6 +110,12 @@ SlotResult QueueSlotSource::settle(pipeline::RequestContext& ctx, AdmissionQueue
   if (earlier.held) ctx.retry_after_seconds = std::max(ctx.retry_after_seconds, earlier.held_retry_after);
   shed(ctx, dropped);
   return {SlotResult::Kind::kAnswered, nullptr};
+}
+
+void QueueSlotSource::addWait(pipeline::RequestContext& ctx, AdmissionQueue::Clock::duration waited) {
+  ctx.queue_wait += waited;
+  queue_wait_.with({ctx.pool->model, std::string(priorityName(ctx.caller.priority))})
+      .observe(std::chrono::duration<double>(waited).count());
 }
 
 bool QueueSlotSource::answerInsteadOfBusy(pipeline::RequestContext& ctx, uint32_t busy_retry_after) {

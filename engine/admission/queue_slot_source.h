@@ -1,6 +1,9 @@
 // Slots through the pool's gateway queue (admission on): a slot now when
 // nobody waits, else a wait in strict priority with fair shares between
-// tenants until a slot frees up or the request's deadline cannot be met.
+// tenants until a slot frees up — refused at once when its predicted wait
+// does not fit its objective; once admitted, answered degraded when its
+// objective passes and its class is degraded, else served (the class's
+// timeout is the only late refusal).
 // A drop becomes a 429 (queue_full, deadline) with the queue's drain time as
 // Retry-After, or level 1's answer when the request's class is degraded;
 // no backend at all is a 503 no_backend, after a stale cached answer.
@@ -32,6 +35,8 @@ class QueueSlotSource final : public SlotSource {
   AdmissionQueue::Ask ask(pipeline::RequestContext& ctx, const balance::PickContext& pick) const;
   // The queue's answer as the attempt loop's.
   SlotResult settle(pipeline::RequestContext& ctx, AdmissionQueue::Ticket& ticket, const EarlierAttempts& earlier);
+  // A time waited in the queue: the request's total and the histogram.
+  void addWait(pipeline::RequestContext& ctx, AdmissionQueue::Clock::duration waited);
 
   const uint32_t no_backend_retry_after_;
   const uint32_t max_requeues_;

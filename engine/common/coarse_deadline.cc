@@ -6,7 +6,10 @@ namespace spillway::common {
 namespace net = boost::asio;
 
 CoarseDeadline::CoarseDeadline(TcpSocket& socket)
-    : socket_(socket), sweeper_(net::use_service<DeadlineSweeper>(socket.get_executor().context())) {}
+    : socket_(&socket), sweeper_(net::use_service<DeadlineSweeper>(socket.get_executor().context())) {}
+
+CoarseDeadline::CoarseDeadline(net::io_context& io, Call fire, Call abandon, void* arg)
+    : fire_(fire), abandon_(abandon), arg_(arg), sweeper_(net::use_service<DeadlineSweeper>(io)) {}
 
 CoarseDeadline::~CoarseDeadline() { disarm(); }
 
@@ -29,6 +32,13 @@ size_t DeadlineSweeper::armed() const { return armed_; }
 void DeadlineSweeper::shutdown() {
   shut_ = true;
   timer_.cancel();
+  // From the head each time: an abandoned call may destroy other deadlines
+  // (they unlink themselves).
+  while (head_) {
+    CoarseDeadline* d = head_;
+    unlink(*d);
+    if (d->abandon_) d->abandon_(d->arg_);
+  }
 }
 
 void DeadlineSweeper::arm(CoarseDeadline& d, CoarseDeadline::Clock::time_point at) {
@@ -70,8 +80,12 @@ void DeadlineSweeper::tick() {
     if (d->at_ <= now) {
       unlink(*d);
       d->fired_ = true;
-      boost::system::error_code ec;
-      d->socket_.cancel(ec);  // completes its pending operations with operation_aborted
+      if (d->socket_) {
+        boost::system::error_code ec;
+        d->socket_->cancel(ec);  // completes its pending operations with operation_aborted
+      } else {
+        d->fire_(d->arg_);
+      }
     }
     d = next;
   }

@@ -31,6 +31,12 @@ class CoarseDeadline {
   // The socket whose pending operations are cancelled when the deadline
   // passes; it must outlive this object.
   explicit CoarseDeadline(TcpSocket& socket);
+  // Or a call: `fire(arg)` when the deadline passes, on the io_context's
+  // thread (it must not destroy other deadlines of that io_context: post
+  // what might); `abandon(arg)` instead when the io_context shuts down
+  // with the deadline armed (already disarmed then; may destroy anything).
+  using Call = void (*)(void* arg);
+  CoarseDeadline(boost::asio::io_context& io, Call fire, Call abandon, void* arg);
   ~CoarseDeadline();
   CoarseDeadline(const CoarseDeadline&) = delete;
   CoarseDeadline& operator=(const CoarseDeadline&) = delete;
@@ -45,7 +51,10 @@ class CoarseDeadline {
 
  private:
   friend class DeadlineSweeper;
-  TcpSocket& socket_;
+  TcpSocket* socket_ = nullptr;
+  Call fire_ = nullptr;
+  Call abandon_ = nullptr;
+  void* arg_ = nullptr;
   DeadlineSweeper& sweeper_;
   Clock::time_point at_{};
   bool fired_ = false;
@@ -55,7 +64,8 @@ class CoarseDeadline {
 };
 
 // The io_context service behind CoarseDeadline: the armed deadlines (an
-// intrusive list) and the tick.
+// intrusive list) and the tick. At shutdown it disarms every deadline (so
+// those destroyed later leave it alone) and abandons the calls'.
 class DeadlineSweeper : public boost::asio::execution_context::service {
  public:
   using key_type = DeadlineSweeper;

@@ -74,8 +74,8 @@ struct RequestContext {
   TraceContext trace;  // W3C trace context: the client's trace continued, or a new one
   Clock::time_point start;
   // The latest the request may still be waiting for a backend slot (the
-  // class's queue timeout, shortened by x-spillway-timeout-ms, and never
-  // past its objective).
+  // class's queue timeout, shortened by x-spillway-timeout-ms). The
+  // objective decides earlier whether it waits at all (admission/queue).
   Clock::time_point deadline = Clock::time_point::max();
   // The latency objective (time to first token for a stream, to the whole
   // answer otherwise): the class's, or less when the client asked for less

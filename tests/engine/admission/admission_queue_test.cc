@@ -51,6 +51,9 @@ struct QueueHarness {
 
   std::deque<std::vector<const upstream::Backend*>> placements;  // stable storage for Ask::pick.only
   double expected_output = -1;  // the next asks' Ask::expected_output
+  // The next asks' Ask::objective_deadline, from now (zero: none), and Ask::requeue.
+  std::chrono::milliseconds objective_wait{0};
+  bool requeue = false;
   void ask(const std::string& tag, Priority p, const std::string& tenant, double tokens = 0,
            std::chrono::milliseconds timeout = std::chrono::milliseconds(60000),
            std::vector<const upstream::Backend*> only = {}) {
@@ -63,6 +66,8 @@ struct QueueHarness {
     a.input_tokens = tokens;
     a.expected_output = expected_output;
     a.deadline = AdmissionQueue::Clock::now() + timeout;
+    if (objective_wait.count() > 0) a.objective_deadline = AdmissionQueue::Clock::now() + objective_wait;
+    a.requeue = requeue;
     net::co_spawn(
         io.get_executor(),
         [this, tag, a]() -> common::Awaitable<void> {
@@ -228,11 +233,12 @@ void AdmissionQueueTest::queuePredictsWaitsAndCountsObjectives() {
   h.ask("c", Priority::kCritical, "t");
   for (int i = 0; i < 3; ++i) h.ask("s", Priority::kStandard, "t");
   for (int i = 0; i < 4; ++i) h.ask("x", Priority::kSheddable, "t");
-  // A newcomer waits behind its class and those above, at 4 per second.
-  QCOMPARE(h.queue.predictedWaitSeconds(Priority::kCritical), 0.25);
-  QCOMPARE(h.queue.predictedWaitSeconds(Priority::kStandard), 1.0);
-  QCOMPARE(h.queue.predictedWaitSeconds(Priority::kSheddable), 2.0);
-  QCOMPARE(h.queue.stats().predicted_wait[2], 2.0);
+  // A newcomer waits behind its class and those above, then for a slot to
+  // free, at 4 per second.
+  QCOMPARE(h.queue.predictedWaitSeconds(Priority::kCritical), 0.5);
+  QCOMPARE(h.queue.predictedWaitSeconds(Priority::kStandard), 1.25);
+  QCOMPARE(h.queue.predictedWaitSeconds(Priority::kSheddable), 2.25);
+  QCOMPARE(h.queue.stats().predicted_wait[2], 2.25);
   // The service time is an average of what answers took, per kind.
   h.queue.observeService(true, 0.2);
   QCOMPARE(h.queue.serviceSeconds(true), 0.2);
@@ -373,6 +379,64 @@ void AdmissionQueueTest::queueWaiterTimesOutAtItsDeadline() {
   QCOMPARE(h.queue.waiting(), size_t{0});
   h.release();  // the freed slot finds nobody waiting and nothing breaks
   QCOMPARE(h.pool[0]->inFlight(), int64_t{0});
+}
+
+void AdmissionQueueTest::queueDecidesAtTheDoorAndLetsTheCallerDecideAtTheObjective() {
+  QueueHarness h(1);
+  serveFourInASecond(h);
+  h.got.clear();
+  h.ask("hold", Priority::kStandard, "t");
+  for (int i = 0; i < 4; ++i) h.ask("wait", Priority::kStandard, "t");  // 1.25 s to a newcomer's slot at 4/s
+  // Its objective leaves 1 s to wait: refused at the door, counted.
+  h.objective_wait = std::chrono::milliseconds(1000);
+  h.ask("refused", Priority::kStandard, "t");
+  QCOMPARE(h.got.back().tag, std::string("refused"));
+  QCOMPARE(h.got.back().ticket.dropped, DropReason::kDeadline);
+  QVERIFY(!h.got.back().ticket.queued);
+  QCOMPARE(h.queue.stats().drops[static_cast<int>(DropReason::kDeadline)], uint64_t{1});
+  // Back in the queue (after a busy answer, or its objective passed), the
+  // prediction no longer refuses it: it was admitted once.
+  h.requeue = true;
+  h.ask("back", Priority::kStandard, "t");
+  QCOMPARE(h.got.back().tag, std::string("refused"));
+  QCOMPARE(h.queue.waiting(), size_t{5});
+  // One admitted whose objective passes without a slot leaves the queue
+  // without a drop: the caller answers it degraded or waits on.
+  h.requeue = false;
+  h.objective_wait = std::chrono::milliseconds(300);
+  h.ask("crit", Priority::kCritical, "t");  // nobody ahead: 0.25 s to the next slot fits
+  QCOMPARE(h.queue.waiting(), size_t{6});
+  while (h.got.back().tag != "crit") h.io.run_one();  // its objective passes; no slot frees
+  h.io.restart();
+  QVERIFY(h.got.back().ticket.objective_passed);
+  QVERIFY(!h.got.back().ticket.queue_moved);  // every slot held since it came: the caller refuses it
+  QVERIFY(!h.got.back().ticket.backend);
+  QCOMPARE(h.got.back().ticket.dropped, DropReason::kNone);
+  QVERIFY(h.got.back().ticket.waited >= std::chrono::milliseconds(300));
+  QCOMPARE(h.queue.waiting(), size_t{5});
+  QCOMPARE(h.queue.stats().drops[static_cast<int>(DropReason::kDeadline)], uint64_t{1});
+  // The requeued one goes first of its tenant's.
+  h.release();
+  QCOMPARE(h.got.back().tag, std::string("back"));
+  for (int i = 0; i < 5; ++i) h.release();
+  QCOMPARE(h.queue.waiting(), size_t{0});
+
+  // While slots are handed out (to others), its objective passing says the
+  // queue moved: the caller lets it wait on.
+  QueueHarness m(1);
+  serveFourInASecond(m);
+  m.got.clear();
+  m.ask("hold", Priority::kStandard, "t");
+  m.ask("c1", Priority::kCritical, "t");
+  m.objective_wait = std::chrono::milliseconds(600);
+  m.ask("s", Priority::kStandard, "t");  // one ahead and a slot to free: 0.5 s at 4/s fits
+  m.release();
+  QCOMPARE(m.got.back().tag, std::string("c1"));
+  while (m.got.back().tag != "s") m.io.run_one();
+  m.io.restart();
+  QVERIFY(m.got.back().ticket.objective_passed);
+  QVERIFY(m.got.back().ticket.queue_moved);
+  m.release();
 }
 
 void AdmissionQueueTest::queueDropsWaitersWhenNoBackendCanReturn() {

@@ -19,5 +19,6 @@ class AdmissionQueueTest : public QObject {
   void queueRefusesAtOnceWhatATenantOverItsShareWillNotGet();
   void queueServesShortestFirstWithAgingOrInArrivalOrder();
   void queueWaiterTimesOutAtItsDeadline();
+  void queueDecidesAtTheDoorAndLetsTheCallerDecideAtTheObjective();
   void queueDropsWaitersWhenNoBackendCanReturn();
 };

@@ -31,7 +31,7 @@ void AuthenticateTest::keysResolveTenantAndPriority() {
   QCOMPARE(ok.caller.tenant, std::string("alice"));
   QCOMPARE(ok.caller.priority, Priority::kCritical);
   QCOMPARE(std::chrono::duration_cast<std::chrono::milliseconds>(ok.deadline - ok.start).count(),
-           int64_t{5000});  // the critical class's objective, under its 30 s timeout
+           int64_t{30000});  // the critical class's timeout; its 5 s objective decides at the queue's door
   QCOMPARE(ok.objective.count(), 5000);
 
   pipeline::RequestContext lowered;  // the header may lower a key's class, never raise it
@@ -96,9 +96,10 @@ void AuthenticateTest::poolClassIsARouteRule() {
   QCOMPARE(ask("chat", "", Priority::kStandard).caller.priority, Priority::kStandard);    // the header lowers it
   QCOMPARE(ask("batch", "", Priority::kCritical).caller.priority, Priority::kSheddable);  // never raises it
   QCOMPARE(ask("plain", "", Priority::kCritical).caller.priority, Priority::kCritical);   // no rule: as before
-  // The deadline follows the class the rule gave (sheddable: its 1 s objective).
+  // The timeout and objective follow the class the rule gave (sheddable: 5 s, 1 s).
   auto b = ask("batch", "sk-ops", {});
-  QCOMPARE(std::chrono::duration_cast<std::chrono::milliseconds>(b.deadline - b.start).count(), int64_t{1000});
+  QCOMPARE(std::chrono::duration_cast<std::chrono::milliseconds>(b.deadline - b.start).count(), int64_t{5000});
+  QCOMPARE(b.objective.count(), 1000);
   // A class that does not exist is a config error at its field.
   auto loaded = config::loadYaml(
       testing::engineYaml(testing::kTwoInstantSims, "pools:\n  - {model: m, backends: [a], priority: urgent}\n"), "t.yaml");
@@ -127,10 +128,10 @@ void AuthenticateTest::objectivesComeFromTheClassAndTightenByHeader() {
   };
   auto [v0, plain] = ask({});
   QCOMPARE(plain.objective.count(), 2500);
-  QCOMPARE(ms(plain), int64_t{2500});
+  QCOMPARE(ms(plain), int64_t{15000});  // the wait's bound stays the class's timeout
   auto [v1, tight] = ask({{"x-spillway-slo-ttft-ms", "300"}});
   QCOMPARE(tight.objective.count(), 300);
-  QCOMPARE(ms(tight), int64_t{300});
+  QCOMPARE(ms(tight), int64_t{15000});
   auto [v2, llmd] = ask({{"x-llm-d-slo-ttft-ms", "700"}});
   QCOMPARE(llmd.objective.count(), 700);
   auto [v3, relaxed] = ask({{"x-spillway-slo-ttft-ms", "60000"}});  // never relaxes the class's
