@@ -111,14 +111,30 @@ double AdmissionQueue::predictLocked(int cls, size_t ahead, size_t own, const Te
     // (Only a rate measured while the class had a queue says how fast its
     // queue drains: an idle class's rate is its arrivals, or stale.)
     if (backlogged_at_tick_[cls] && class_rate_[cls] > 0) {
-      wait = std::max(wait, static_cast<double>(own) / class_rate_[cls]);
+      wait = std::max(wait, static_cast<double>(own + 1) / class_rate_[cls]);
     }
   }
   // Fairness inside the class: a tenant over its share waits for its own
-  // backlog at the rate fairness serves it, however fast the class moves.
-  if (tenant && mine > 0) {
-    if (tenant->starved) return std::numeric_limits<double>::infinity();
-    if (tenant->backlogged_at_tick && tenant->rate > 0) wait = std::max(wait, static_cast<double>(mine) / tenant->rate);
+  // backlog, and then its turn, at the rate fairness serves it, however fast
+  // the class moves; and a tenant whose counter is ahead of the least-served
+  // backlogged one waits until the others' counters catch up — they grow at
+  // the class's charge rate, shared among them.
+  if (tenant) {
+    const Class& c = classes_[cls];
+    double floor = std::numeric_limits<double>::infinity();
+    size_t others = 0;
+    for (const Tenant* o : c.backlogged) {
+      if (o == tenant) continue;
+      floor = std::min(floor, o->counter);
+      ++others;
+    }
+    if (others > 0 && tenant->counter > floor && c.charge_rate > 0) {
+      wait = std::max(wait, (tenant->counter - floor) * static_cast<double>(others) / c.charge_rate);
+    }
+    if (mine > 0 && tenant->starved) return std::numeric_limits<double>::infinity();
+    if (tenant->backlogged_at_tick && tenant->rate > 0) {
+      wait = std::max(wait, static_cast<double>(mine + 1) / tenant->rate);
+    }
   }
   return wait;
 }
@@ -268,6 +284,7 @@ void AdmissionQueue::dispatchLocked(balance::Balancer& balancer, std::span<const
       }
       remove(w);
       t->counter += settings_.input_weight * w->ask.input_tokens;
+      classes_[cls].charged += settings_.input_weight * w->ask.input_tokens;
       ++t->served;
       w->state = Waiter::State::kGranted;
       w->backend = std::move(pick.backend);
@@ -353,6 +370,7 @@ std::optional<AdmissionQueue::Ticket> AdmissionQueue::tryAdmit(balance::Balancer
       Class& c = classes_[static_cast<int>(ask.priority)];
       pruneTenants(c);
       c.tenants[std::string(ask.tenant)].counter += settings_.input_weight * ask.input_tokens;
+      c.charged += settings_.input_weight * ask.input_tokens;
     }
     return ticket;
   }
@@ -533,6 +551,12 @@ void AdmissionQueue::tick(Clock::time_point now, std::span<const upstream::Backe
       starved_[c] = secs > 0 && served == 0 && backlogged && backlogged_at_tick_[c] && pool_served >= 2;
       backlogged_at_tick_[c] = backlogged;
       admitted_class_at_tick_[c] = n;
+      if (secs > 0) {
+        Class& k = classes_[c];
+        const double sample = (k.charged - k.charged_at_tick) / secs;
+        k.charge_rate = k.charge_rate <= 0 ? sample : 0.85 * k.charge_rate + 0.15 * sample;
+        k.charged_at_tick = k.charged;
+      }
       for (auto& [name, t] : classes_[c].tenants) {
         const uint64_t got = t.served - t.served_at_tick;
         if (secs > 0) {
@@ -571,6 +595,7 @@ void AdmissionQueue::chargeOutput(Priority priority, std::string_view tenant, ui
   if (it == c.tenants.end()) return;
   Tenant& t = it->second;
   t.counter += settings_.output_weight * output_tokens;
+  c.charged += settings_.output_weight * output_tokens;
   t.output_tokens = t.output_tokens < 0 ? output_tokens : 0.8 * t.output_tokens + 0.2 * output_tokens;
 }
 

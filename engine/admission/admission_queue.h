@@ -212,6 +212,9 @@ class AdmissionQueue {
     std::unordered_map<std::string, Tenant> tenants;
     std::vector<Tenant*> backlogged;
     size_t size = 0;
+    // Fairness counter units charged to its tenants (in all), at the last
+    // tick, and per second (EWMA): how fast a lagging tenant catches up.
+    double charged = 0, charged_at_tick = 0, charge_rate = 0;
   };
 
   // Under mu_: the tenant whose front waiter goes next, skipping waiters

@@ -219,8 +219,11 @@ pipeline::Verdict DegradeStage::process(pipeline::RequestContext& ctx) {
 }
 
 bool answerDegraded(pipeline::RequestContext& ctx) {
+  // Whatever its class: the refusal is decided, and while the pool is
+  // degraded at all a canned or stale answer beats a 429 for every class
+  // (the class offsets decide how soon served requests are cheapened).
   const pipeline::PoolRoute& pool = *ctx.pool;
-  if (!pool.degradation || classLevel(pool.degradation->level(), ctx.caller.priority) < 1) return false;
+  if (!pool.degradation || pool.degradation->level() < 1) return false;
   cache::unmarkMiss(ctx);
   if (!answerAtLevelOne(ctx, ctx.routes->config.degradation())) return false;
   ctx.error.reset();

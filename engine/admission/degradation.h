@@ -91,12 +91,13 @@ class PoolDegradation {
 // instead of a 429.
 bool answerAtLevelOne(pipeline::RequestContext& ctx, const v1::Degradation& settings);
 
-// A request the queue would shed (deadline, queue full) whose class is
-// degraded now gets level 1's answer instead of a 429: true when it did
-// (the drop is uncounted from the queue, ctx.error cleared).
+// A request the queue would shed (deadline, queue full) while its pool is
+// degraded (level 1 or more, whatever the request's class) gets level 1's
+// answer instead of a 429: true when it did (the drop is uncounted from
+// the queue, ctx.error cleared).
 bool degradeInsteadOfShedding(pipeline::RequestContext& ctx, DropReason reason);
-// Level 1's answer when the request's class is degraded now (nothing
-// counted): true when it was answered.
+// Level 1's answer while the pool is degraded (nothing counted): true when
+// it was answered.
 bool answerDegraded(pipeline::RequestContext& ctx);
 
 class DegradeStage final : public pipeline::Stage {

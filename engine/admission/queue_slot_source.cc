@@ -77,13 +77,15 @@ common::Awaitable<SlotResult> QueueSlotSource::wait(pipeline::RequestContext& ct
     // Admitted, and its objective's wait passed without a slot (the
     // prediction missed): a degraded answer now when its class is degraded;
     // else, while the queue moves, it keeps its turn (first of its
-    // tenant's) up to its class's timeout — a request admitted is served,
-    // not refused late. A queue that did not move (every slot held since it
-    // came) refuses it now.
+    // tenant's) for as long again (or to its class's timeout): a miss of the
+    // prediction costs a longer wait, not a refusal, unless it missed by
+    // twice. A queue that did not move (every slot held since it came)
+    // refuses it now.
     addWait(ctx, ticket.waited);
     ticket.queued = false;
     if (answerDegraded(ctx)) co_return SlotResult{SlotResult::Kind::kAnswered, nullptr};
     if (ticket.queue_moved) {
+      a.deadline = std::min(a.deadline, AdmissionQueue::Clock::now() + (a.objective_deadline - ctx.start));
       a.objective_deadline = {};
       a.requeue = true;
       ticket = co_await pool.queue->acquire(*pool.balancer, pool.backends, a);

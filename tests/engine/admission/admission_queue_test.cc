@@ -439,6 +439,36 @@ void AdmissionQueueTest::queueDecidesAtTheDoorAndLetsTheCallerDecideAtTheObjecti
   m.release();
 }
 
+void AdmissionQueueTest::queuePredictsATenantsTurnFromItsFairnessLead() {
+  QueueHarness h(1);
+  const auto t0 = AdmissionQueue::Clock::now();
+  h.queue.tick(t0, h.pool);
+  // A second of service: a, b and g (ten times the prompt) — the class's
+  // counters grow by 2,300 a second.
+  for (auto [tenant, tokens] : {std::pair{"a", 100.0}, {"b", 100.0}, {"g", 2000.0}, {"a", 100.0}}) {
+    h.ask("warm", Priority::kStandard, tenant, tokens);
+    h.release();
+  }
+  h.queue.tick(t0 + std::chrono::seconds(1), h.pool);
+  h.got.clear();
+  h.ask("hold", Priority::kStandard, "a", 100);
+  h.ask("b1", Priority::kStandard, "b", 100);  // b waits, its counter the least (100)
+  h.objective_wait = std::chrono::milliseconds(700);
+  // g is 1,900 ahead of b: its turn comes once b caught up, 1900 / 2300 s
+  // from now — past its 0.7 s, though only one request is ahead of it.
+  h.ask("g1", Priority::kStandard, "g", 2000);
+  QCOMPARE(h.got.back().tag, std::string("g1"));
+  QCOMPARE(h.got.back().ticket.dropped, DropReason::kDeadline);
+  // a is 200 ahead: it waits.
+  h.ask("a1", Priority::kStandard, "a", 100);
+  QCOMPARE(h.got.back().tag, std::string("g1"));
+  QCOMPARE(h.queue.waiting(), size_t{2});
+  h.release();
+  h.release();
+  QCOMPARE(h.tags(), (std::vector<std::string>{"hold", "g1", "b1", "a1"}));
+  h.release();
+}
+
 void AdmissionQueueTest::queueDropsWaitersWhenNoBackendCanReturn() {
   QueueHarness h(1);
   h.ask("hold", Priority::kStandard, "t");

@@ -20,5 +20,6 @@ class AdmissionQueueTest : public QObject {
   void queueServesShortestFirstWithAgingOrInArrivalOrder();
   void queueWaiterTimesOutAtItsDeadline();
   void queueDecidesAtTheDoorAndLetsTheCallerDecideAtTheObjective();
+  void queuePredictsATenantsTurnFromItsFairnessLead();
   void queueDropsWaitersWhenNoBackendCanReturn();
 };

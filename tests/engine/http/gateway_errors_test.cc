@@ -451,10 +451,11 @@ void GatewayErrorsTest::rateLimitsAnswer429WithOpenAIHeaders() {
 }
 
 void GatewayErrorsTest::aDegradedClassIsAnsweredInsteadOfShed() {
-  // One slot, room for one waiter. A takes the slot, B (sheddable) waits;
-  // the pool is then degraded to level 1, and C (critical, not degraded)
-  // arrives: the full queue pushes B out — and B, whose class is degraded
-  // now, gets the default answer instead of a 429.
+  // One slot, room for one waiter. A takes the slot, B (standard) waits;
+  // the pool is then degraded to level 1 (which the standard class's own
+  // requests do not get), and C (critical) arrives: the full queue pushes B
+  // out — and B, refused while its pool is degraded, gets the default
+  // answer instead of a 429, whatever its class.
   auto engine = startEngine(R"(  - name: sim-a
     url: sim://a
     models: [small]
@@ -472,8 +473,8 @@ void GatewayErrorsTest::aDegradedClassIsAnsweredInsteadOfShed() {
   };
   auto a = send("critical");
   QVERIFY(waitFor([&] { return engine->backends()[0].in_flight == 1; }));
-  auto b = send("sheddable");
-  QVERIFY(waitFor([&] { return engine->admission().pools[0].depth[2] == 1; }));
+  auto b = send("standard");
+  QVERIFY(waitFor([&] { return engine->admission().pools[0].depth[1] == 1; }));
   QVERIFY(engine->pinDegradation("small", 1, "test").ok());
   auto c = send("critical");
   const HttpResult rb = b.get();
