@@ -45,6 +45,7 @@ struct AdmissionQueue::Waiter {
   Clock::time_point enqueued;
   uint64_t admitted_before = 0;  // the queue's slots handed out when it came
   double key = 0;  // shortest_first's place: arrival (seconds) pushed back for a long request
+  bool long_job = false;  // shortest_first: costlier than kLongCost x the mean (kept off the last free slot)
 };
 
 // The handlers of waiters granted or dropped under mu_, posted after it.
@@ -149,11 +150,9 @@ double AdmissionQueue::predictedWaitSeconds(Priority p) const {
 
 AdmissionQueue::Tenant* AdmissionQueue::nextTenant(int cls, std::span<const void* const> blocked) {
   Tenant* best = nullptr;
+  auto isBlocked = [&](const void* p) { return std::find(blocked.begin(), blocked.end(), p) != blocked.end(); };
   for (Tenant* t : classes_[cls].backlogged) {
-    if (!blocked.empty() &&
-        std::find(blocked.begin(), blocked.end(), t->waiting.front()->ask.pick.only.data()) != blocked.end()) {
-      continue;
-    }
+    if (!blocked.empty() && (isBlocked(t) || isBlocked(t->waiting.front()->ask.pick.only.data()))) continue;
     if (!best || t->counter < best->counter) best = t;
   }
   return best;
@@ -260,14 +259,24 @@ AdmissionQueue::~AdmissionQueue() {
 
 void AdmissionQueue::dispatchLocked(balance::Balancer& balancer, std::span<const upstream::BackendPtr> backends,
                                     Wakeups& wake) {
+  int64_t free_slots = settings_.shortest_first ? reservableFreeSlots(backends) : -1;
   for (int cls = 0; cls < kPriorities; ++cls) {
-    // Placements (GPU instances) whose slots are all taken: their waiters
+    // Placements (GPU instances) whose slots are all taken, and tenants
+    // whose next request is kept off the last free slot: their waiters
     // wait, others of the class (and of the classes below) still go.
     std::vector<const void*> blocked;
     while (classes_[cls].size > 0) {
       Tenant* t = nextTenant(cls, blocked);
       if (!t) break;
       WaiterPtr w = t->waiting.front();
+      if (free_slots == 1 && w->long_job) {
+        // shortest_first keeps the pool's last free slot for a shorter
+        // request: long requests that take every slot as it frees start
+        // and end together, and a short one then waits for a whole long
+        // answer (head-of-line blocking that no order can undo).
+        blocked.push_back(t);
+        continue;
+      }
       auto pick = balancer.pick(backends, w->ask.pick);
       if (pick.outcome == balance::PickOutcome::kAllBusy) {
         if (w->ask.pick.only.empty()) return;  // the whole pool is busy
@@ -291,9 +300,23 @@ void AdmissionQueue::dispatchLocked(balance::Balancer& balancer, std::span<const
       admitted_.fetch_add(1, std::memory_order_relaxed);
       admitted_class_[cls].fetch_add(1, std::memory_order_relaxed);
       dispatched_.fetch_add(1, std::memory_order_relaxed);
+      if (free_slots > 0) --free_slots;
       wake.take(*w);
     }
   }
+}
+
+int64_t AdmissionQueue::reservableFreeSlots(std::span<const upstream::BackendPtr> backends) {
+  int64_t total = 0, free = 0;
+  for (const auto& b : backends) {
+    if (!b->available()) continue;
+    const int64_t limit = b->concurrencyLimit();
+    if (limit <= 0) return -1;  // unlimited: nothing to keep
+    total += limit;
+    free += std::max<int64_t>(0, limit - b->inFlight());
+  }
+  // A pool of few slots cannot spare one.
+  return total >= kMinSlotsToReserve ? free : -1;
 }
 
 void AdmissionQueue::dispatch(balance::Balancer& balancer, std::span<const upstream::BackendPtr> backends) {
@@ -321,6 +344,7 @@ void AdmissionQueue::place(Tenant& t, const WaiterPtr& w) {
   const double output = w->ask.expected_output >= 0 ? w->ask.expected_output : std::max(0.0, t.output_tokens);
   const double cost = settings_.input_weight * w->ask.input_tokens + settings_.output_weight * output;
   mean_cost_ = mean_cost_ <= 0 ? cost : 0.95 * mean_cost_ + 0.05 * cost;
+  w->long_job = cost > kLongCost * mean_cost_;
   // Its arrival time, pushed back by a share of the aging bound that grows
   // with its cost (half of it at the mean cost): a request is passed only
   // by requests that arrived less than `aging` after it, so none starves.
@@ -531,7 +555,11 @@ void AdmissionQueue::tick(Clock::time_point now, std::span<const upstream::Backe
     common::MutexLock lock(mu_);
     const uint64_t admitted = admitted_.load(std::memory_order_relaxed);
     const double secs = last_tick_ == Clock::time_point{} ? 0 : std::chrono::duration<double>(now - last_tick_).count();
-    if (secs > 0) {
+    // Only a tick in which requests waited measures how fast the pool
+    // serves: otherwise what it handed out is what arrived, and a quiet
+    // spell would read as a slow pool (refusing the next burst at the door).
+    const bool busy = enqueued_since_tick_.load(std::memory_order_relaxed) || waiting() > 0;
+    if (secs > 0 && busy) {
       const double sample = static_cast<double>(admitted - admitted_at_tick_) / secs;
       const double old = rate_.load(std::memory_order_relaxed);
       rate_.store(old <= 0 ? sample : 0.85 * old + 0.15 * sample, std::memory_order_relaxed);
@@ -540,7 +568,8 @@ void AdmissionQueue::tick(Clock::time_point now, std::span<const upstream::Backe
     for (int c = 0; c < kPriorities; ++c) {
       const uint64_t n = admitted_class_[c].load(std::memory_order_relaxed);
       const uint64_t served = n - admitted_class_at_tick_[c];
-      if (secs > 0) {
+      // (Likewise a class's and a tenant's rates: measured while they had a queue.)
+      if (secs > 0 && (backlogged_at_tick_[c] || classes_[c].size > 0)) {
         const double sample = static_cast<double>(served) / secs;
         class_rate_[c] = class_rate_[c] <= 0 ? sample : 0.85 * class_rate_[c] + 0.15 * sample;
       }
@@ -551,15 +580,15 @@ void AdmissionQueue::tick(Clock::time_point now, std::span<const upstream::Backe
       starved_[c] = secs > 0 && served == 0 && backlogged && backlogged_at_tick_[c] && pool_served >= 2;
       backlogged_at_tick_[c] = backlogged;
       admitted_class_at_tick_[c] = n;
-      if (secs > 0) {
+      if (secs > 0 && busy) {
         Class& k = classes_[c];
         const double sample = (k.charged - k.charged_at_tick) / secs;
         k.charge_rate = k.charge_rate <= 0 ? sample : 0.85 * k.charge_rate + 0.15 * sample;
-        k.charged_at_tick = k.charged;
       }
+      classes_[c].charged_at_tick = classes_[c].charged;
       for (auto& [name, t] : classes_[c].tenants) {
         const uint64_t got = t.served - t.served_at_tick;
-        if (secs > 0) {
+        if (secs > 0 && (t.backlogged_at_tick || !t.waiting.empty())) {
           const double sample = static_cast<double>(got) / secs;
           t.rate = t.rate <= 0 ? sample : 0.85 * t.rate + 0.15 * sample;
         }

@@ -55,8 +55,8 @@ struct QueueSettings {
   double output_weight = 2;
   // The order inside a tenant's share of a class: shortest expected first
   // (with aging: a request is passed only by requests that arrived less
-  // than `aging` after it; zero: half the request's objective), or arrival
-  // order.
+  // than `aging` after it; zero: half the request's objective; and the
+  // pool's last free slot kept from long requests), or arrival order.
   bool shortest_first = true;
   std::chrono::milliseconds aging{0};
   // The classes' latency objectives (admission.<class>.objective_ms), for
@@ -233,6 +233,14 @@ class AdmissionQueue {
   // coroutine destroyed.
   void abandon(Waiter& w);
   void pruneTenants(Class& c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // shortest_first: a request costlier than kLongCost x the mean is long,
+  // and long ones do not take the pool's last free slot (pools of at least
+  // kMinSlotsToReserve slots, all limited).
+  static constexpr double kLongCost = 1.5;
+  static constexpr int64_t kMinSlotsToReserve = 4;
+  // The pool's free slots, or -1 when none is kept (a backend without a
+  // limit, or too few slots).
+  static int64_t reservableFreeSlots(std::span<const upstream::BackendPtr> backends);
   // Puts `w` in its tenant's queue: first when requeued; else in arrival
   // order, or by its shortest-first key.
   void place(Tenant& t, const WaiterPtr& w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -92,15 +92,15 @@ struct QueueHarness {
   }
 };
 
-// Ticks, hands out four slots of the standard class, ticks a second later:
-// the queue's service rate is then 4 per second.
+// Ticks, hands out four slots of the standard class to waiting requests,
+// ticks a second later: the queue's service rate is then 4 per second (a
+// rate is measured only while requests wait).
 void serveFourInASecond(QueueHarness& h) {
+  h.ask("fast-hold", Priority::kStandard, "t");
   const auto t0 = AdmissionQueue::Clock::now();
   h.queue.tick(t0, h.pool);
-  for (int i = 0; i < 4; ++i) {
-    h.ask("fast", Priority::kStandard, "t");
-    h.release();
-  }
+  for (int i = 0; i < 4; ++i) h.ask("fast", Priority::kStandard, "t");
+  for (int i = 0; i < 5; ++i) h.release();
   h.queue.tick(t0 + std::chrono::seconds(1), h.pool);
 }
 
@@ -367,6 +367,39 @@ void AdmissionQueueTest::queueServesShortestFirstWithAgingOrInArrivalOrder() {
   h.release();
 }
 
+void AdmissionQueueTest::shortestFirstKeepsTheLastFreeSlotFromLongRequests() {
+  for (bool sjf : {true, false}) {
+    QueueSettings s;
+    s.shortest_first = sjf;
+    QueueHarness h(4, s);
+    for (int i = 0; i < 4; ++i) h.ask("hold", Priority::kStandard, "t");
+    auto ask = [&](const std::string& tag, double max_tokens) {
+      h.expected_output = max_tokens;
+      h.ask(tag, Priority::kStandard, "t", 10);
+    };
+    for (int i = 0; i < 4; ++i) ask("short", 8);  // the mean cost: short ones
+    ask("long", 1000);
+    for (int i = 0; i < 4; ++i) h.release();  // the shorts take the holds' slots
+    QCOMPARE(h.got.size(), size_t{8});
+    h.release();  // one slot frees: the last free one
+    if (sjf) {
+      // Kept for a shorter request: the long one waits, the slot stays free...
+      QCOMPARE(h.queue.waiting(), size_t{1});
+      QCOMPARE(h.pool[0]->inFlight(), int64_t{3});
+      ask("short-2", 8);  // ...and a short one takes it at once
+      QCOMPARE(h.got.back().tag, std::string("short-2"));
+      h.release();
+      h.release();  // two free: the long one takes one of them
+      QCOMPARE(h.got.back().tag, std::string("long"));
+      QCOMPARE(h.pool[0]->inFlight(), int64_t{3});
+    } else {
+      QCOMPARE(h.got.back().tag, std::string("long"));  // arrival order keeps nothing back
+      QCOMPARE(h.pool[0]->inFlight(), int64_t{4});
+    }
+    while (h.pool[0]->inFlight() > 0) h.release();
+  }
+}
+
 void AdmissionQueueTest::queueWaiterTimesOutAtItsDeadline() {
   QueueHarness h(1);
   h.ask("hold", Priority::kStandard, "t");
@@ -439,16 +472,36 @@ void AdmissionQueueTest::queueDecidesAtTheDoorAndLetsTheCallerDecideAtTheObjecti
   m.release();
 }
 
+void AdmissionQueueTest::aQuietSpellDoesNotReadAsASlowPool() {
+  QueueHarness h(1);
+  serveFourInASecond(h);
+  // Half a minute with nobody waiting: what the pool handed out then was
+  // what arrived, not what it can serve.
+  auto t = AdmissionQueue::Clock::now() + std::chrono::seconds(2);
+  for (int i = 0; i < 30; ++i) h.queue.tick(t += std::chrono::seconds(1), h.pool);
+  QVERIFY(std::abs(h.queue.stats().service_rate - 4) < 1e-9);
+  // So the next burst is predicted at 4 a second, not refused at the door.
+  h.got.clear();
+  h.ask("hold", Priority::kStandard, "t");
+  h.objective_wait = std::chrono::milliseconds(1000);
+  h.ask("next", Priority::kStandard, "t");  // 0.25 s to a slot
+  QCOMPARE(h.got.size(), size_t{1});
+  QCOMPARE(h.queue.waiting(), size_t{1});
+  h.release();
+  h.release();
+}
+
 void AdmissionQueueTest::queuePredictsATenantsTurnFromItsFairnessLead() {
   QueueHarness h(1);
+  h.ask("warm-hold", Priority::kStandard, "h");
   const auto t0 = AdmissionQueue::Clock::now();
   h.queue.tick(t0, h.pool);
-  // A second of service: a, b and g (ten times the prompt) — the class's
-  // counters grow by 2,300 a second.
+  // A second of service to waiting requests: a, b and g (ten times the
+  // prompt) — the class's counters grow by 2,300 a second.
   for (auto [tenant, tokens] : {std::pair{"a", 100.0}, {"b", 100.0}, {"g", 2000.0}, {"a", 100.0}}) {
     h.ask("warm", Priority::kStandard, tenant, tokens);
-    h.release();
   }
+  for (int i = 0; i < 5; ++i) h.release();
   h.queue.tick(t0 + std::chrono::seconds(1), h.pool);
   h.got.clear();
   h.ask("hold", Priority::kStandard, "a", 100);

@@ -20,6 +20,8 @@ class AdmissionQueueTest : public QObject {
   void queueServesShortestFirstWithAgingOrInArrivalOrder();
   void queueWaiterTimesOutAtItsDeadline();
   void queueDecidesAtTheDoorAndLetsTheCallerDecideAtTheObjective();
+  void aQuietSpellDoesNotReadAsASlowPool();
   void queuePredictsATenantsTurnFromItsFairnessLead();
+  void shortestFirstKeepsTheLastFreeSlotFromLongRequests();
   void queueDropsWaitersWhenNoBackendCanReturn();
 };
