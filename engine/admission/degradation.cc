@@ -145,6 +145,7 @@ bool answerAtLevelOne(pipeline::RequestContext& ctx, const v1::Degradation& sett
     common::strAppend(&ctx.response_headers, "x-spillway-degraded: 1\r\n");
     return true;
   }
+  if (ctx.parsed.structured) return false;  // a canned text would break a caller that parses the answer
   for (const auto& a : settings.default_answers()) {
     if (!ctx.pool || a.model() != ctx.pool->model) continue;
     ctx.degraded = 1;
@@ -185,6 +186,10 @@ pipeline::Verdict DegradeStage::process(pipeline::RequestContext& ctx) {
   // answer would be wrong, not cheaper. Other endpoints are served (or
   // queued and shed) as they are.
   if (!degradable(ctx.parsed.endpoint)) return pipeline::Verdict::kContinue;
+  // Nor for a caller that parses the answer (tools, response_format): a
+  // truncated JSON or a canned text breaks it, where a 429 does not. Served
+  // as it came (or shed by the queue); only its own stale answer may stand in.
+  if (ctx.parsed.structured) return pipeline::Verdict::kContinue;
   // An automatic level degrades only what the fleet cannot serve in time:
   // level 1's answer goes to the requests the queue refuses
   // (degradeInsteadOfShedding below, so who is degraded follows the

@@ -11,7 +11,9 @@
 // A pool's level applies by class: sheddable requests get the level,
 // standard one less, critical two less (sheddable degrades first, critical
 // last). Degraded answers carry x-spillway-degraded: LEVEL (200s for levels
-// 1 and 2).
+// 1 and 2). Requests whose caller parses the answer (tools, functions,
+// response_format other than text) get neither a default answer nor a
+// rewrite: a truncated JSON is worse than a 429.
 //
 // The level is automatic (degradation.automatic) from live signals, each
 // against its thresholds: the age of the pool's oldest queued request

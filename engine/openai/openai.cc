@@ -342,6 +342,17 @@ std::variant<ParsedRequest, ApiError> RequestParser::parse(Endpoint endpoint, st
     if (!t.value_unsafe().get_double().get(v) && v == 0) r.deterministic = true;
   }
   if (auto seed = root["seed"]; !seed.error() && !seed.value_unsafe().is_null()) r.deterministic = true;
+  for (const char* name : {"tools", "functions"}) {
+    auto t = root[name];
+    if (!t.error() && t.value_unsafe().is_array() && t.value_unsafe().get_array().value_unsafe().size() > 0) {
+      r.structured = true;
+    }
+  }
+  if (auto rf = root["response_format"]; !rf.error() && rf.value_unsafe().is_object()) {
+    auto type = rf.value_unsafe()["type"];
+    std::string_view t;
+    if (!type.error() && !type.value_unsafe().get_string().get(t) && t != "text") r.structured = true;
+  }
   for (const char* name : {"max_tokens", "max_completion_tokens"}) {
     auto mt = root[name];
     if (mt.error() || mt.value_unsafe().is_null()) continue;

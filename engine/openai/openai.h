@@ -75,6 +75,10 @@ struct ParsedRequest {
   std::string previous_response_id;
   // Passthrough: the body is a multipart form (its model came from a field).
   bool multipart = false;
+  // The caller parses the answer: tools or functions offered, or a
+  // response_format other than text. A canned or cut answer would break it
+  // (degradation serves it as it came, or sheds it).
+  bool structured = false;
 };
 
 // Parses and validates a request body. Reuse one parser per connection: it

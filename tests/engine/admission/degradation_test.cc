@@ -143,6 +143,17 @@ void DegradationTest::automaticLevelsDegradeOnlyWhatTheFleetCannotServe() {
   QCOMPARE(stage.process(*pinned2), pipeline::Verdict::kContinue);
   QCOMPARE(pinned2->degraded, uint8_t{2});
   QVERIFY(pinned2->rewritten_body.find("\"max_tokens\":8") != std::string::npos);
+  // A caller that parses the answer (tools, response_format) gets neither a
+  // rewrite nor a canned text, pinned or not: served as it came, or shed.
+  for (int pin : {2, 1}) {
+    level->pin(pin);
+    auto structured = request();
+    structured->parsed.structured = true;
+    QCOMPARE(stage.process(*structured), pipeline::Verdict::kContinue);
+    QCOMPARE(structured->degraded, uint8_t{0});
+    QVERIFY(structured->rewritten_body.empty());
+    QVERIFY(!answerDegraded(*structured));
+  }
 }
 
 void DegradationTest::degradationAppliesByClass() {

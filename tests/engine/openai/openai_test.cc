@@ -102,6 +102,17 @@ void OpenAiTest::parsesChat() {
   QVERIFY(r.prompt_text.find("hello world") != std::string::npos);
   // "be brief" = 1+2, "hello world" = 2+2 (ceil(len/4) per word), plus 3 per message and 3.
   QCOMPARE(promptTokens(r), 7u + 2 * 3 + 3);
+  QVERIFY(!r.structured);
+  // A caller that parses the answer: tools or functions offered, or a
+  // response_format other than text.
+  const std::string msgs = R"("messages":[{"role":"user","content":"hi"}])";
+  auto chat = [&](const std::string& extra) { return parsed(Endpoint::kChatCompletions, "{\"model\":\"m\"," + msgs + extra + "}"); };
+  QVERIFY(chat(R"(,"tools":[{"type":"function","function":{"name":"f"}}])").structured);
+  QVERIFY(chat(R"(,"functions":[{"name":"f"}])").structured);
+  QVERIFY(chat(R"(,"response_format":{"type":"json_object"})").structured);
+  QVERIFY(chat(R"(,"response_format":{"type":"json_schema","json_schema":{"name":"x"}})").structured);
+  QVERIFY(!chat(R"(,"response_format":{"type":"text"})").structured);
+  QVERIFY(!chat(R"(,"tools":[])").structured);
 }
 
 void OpenAiTest::parsesCompletions() {
