@@ -4,6 +4,7 @@
 #include "admission/gcra.h"
 #include "admission/priority.h"
 #include "admission/rate_limit.h"
+#include "common/clock.h"
 #include "pipeline/identify.h"
 #include "pipeline/request_context.h"
 #include "pipeline/route_table.h"
@@ -30,7 +31,10 @@ void AdmissionFeedback::onComplete(const pipeline::RequestContext& ctx) {
       if (ctx.output_tokens > 0) per_token = total / ctx.output_tokens;
       waiting = std::max(0.0, total - ctx.output_tokens * limit.fastestMsPerToken());
     }
-    limit.tryFinished(per_token, waiting, ctx.in_flight_at_dispatch, total);
+    // The backend's own queue, when it reported it recently (LoadScraper).
+    const auto reported = ctx.backend->reportedLoad();
+    const double reported_waiting = reported.until_ms > common::wallClockMs() ? reported.waiting : -1;
+    limit.tryFinished(per_token, waiting, ctx.in_flight_at_dispatch, total, reported_waiting);
   }
   if (ctx.pool && ctx.pool->queue) {
     AdmissionQueue& queue = *ctx.pool->queue;

@@ -60,15 +60,16 @@ void AdaptiveLimit::onTokenRate(double ms_per_token) {
   tokenRateLocked(ms_per_token);
 }
 
-void AdaptiveLimit::onSample(double waiting_ms, int64_t in_flight, double total_ms) {
+void AdaptiveLimit::onSample(double waiting_ms, int64_t in_flight, double total_ms, double reported_waiting) {
   common::MutexLock lock(mu_);
-  sampleLocked(waiting_ms, in_flight, total_ms);
+  sampleLocked(waiting_ms, in_flight, total_ms, reported_waiting);
 }
 
-bool AdaptiveLimit::tryFinished(double ms_per_token, double waiting_ms, int64_t in_flight, double total_ms) {
+bool AdaptiveLimit::tryFinished(double ms_per_token, double waiting_ms, int64_t in_flight, double total_ms,
+                                double reported_waiting) {
   if (!mu_.tryLock()) return false;
   if (ms_per_token >= 0) tokenRateLocked(ms_per_token);
-  sampleLocked(waiting_ms, in_flight, total_ms);
+  sampleLocked(waiting_ms, in_flight, total_ms, reported_waiting);
   mu_.unlock();
   return true;
 }
@@ -85,7 +86,7 @@ void AdaptiveLimit::tokenRateLocked(double ms_per_token) {
   fastest_ms_per_token_.store(m < 0 ? 0 : m, std::memory_order_relaxed);
 }
 
-void AdaptiveLimit::sampleLocked(double waiting_ms, int64_t in_flight, double total_ms) {
+void AdaptiveLimit::sampleLocked(double waiting_ms, int64_t in_flight, double total_ms, double reported_waiting) {
   if (!(waiting_ms >= 0)) return;
   if (total_ms >= 0) mean_total_ms_ = mean_total_ms_ <= 0 ? total_ms : 0.9 * mean_total_ms_ + 0.1 * total_ms;
   if (probing_) {
@@ -100,6 +101,7 @@ void AdaptiveLimit::sampleLocked(double waiting_ms, int64_t in_flight, double to
     setLimit(saved_limit_);
     round_n_ = 0;
     round_min_ = -1;
+    round_reported_min_ = -1;
     round_saturated_ = false;
     return;
   }
@@ -114,12 +116,19 @@ void AdaptiveLimit::sampleLocked(double waiting_ms, int64_t in_flight, double to
   baseline_ = baseline_ < 0 ? waiting_ms : std::min(baseline_, waiting_ms);
   const uint32_t current = limit();
   round_min_ = round_min_ < 0 ? waiting_ms : std::min(round_min_, waiting_ms);
+  if (reported_waiting >= 0) {
+    round_reported_min_ = round_reported_min_ < 0 ? reported_waiting : std::min(round_reported_min_, reported_waiting);
+  }
   if (in_flight >= static_cast<int64_t>(current)) round_saturated_ = true;
   if (++round_n_ < std::max<uint32_t>(4, current)) return;
   const double slack = std::max(kSlackMs, 0.5 * mean_total_ms_ / current);
+  // The backend's own word on its queue, when it gives it; else whether
+  // even the quickest request of the round waited.
+  const bool queueing = round_reported_min_ >= 0 ? round_reported_min_ > 0
+                                                 : round_min_ > baseline_ * settings_.tolerance + slack;
   if (!round_saturated_) {
     // Not filled: nothing learned about the limit.
-  } else if (round_min_ > baseline_ * settings_.tolerance + slack) {
+  } else if (queueing) {
     slow_start_ = false;
     cuts_.fetch_add(1, std::memory_order_relaxed);
     setLimit(current > 1 ? current - 1 : 1);
@@ -128,6 +137,7 @@ void AdaptiveLimit::sampleLocked(double waiting_ms, int64_t in_flight, double to
   }
   round_n_ = 0;
   round_min_ = -1;
+  round_reported_min_ = -1;
   round_saturated_ = false;
 }
 
@@ -144,6 +154,7 @@ void AdaptiveLimit::onOverload(int64_t now_ms) {
   setLimit(static_cast<uint32_t>(std::floor(limit() * settings_.backoff_ratio)));
   round_n_ = 0;
   round_min_ = -1;
+  round_reported_min_ = -1;
   round_saturated_ = false;
 }
 

@@ -26,6 +26,11 @@
 //     delays each request by about that much, scheduling noise by less.
 //     Rounds below the limit change nothing: a server we do not fill
 //     cannot be queueing because of us, and long prompts are not load.
+//   - A backend that reports its own queue (vLLM's num_requests_waiting,
+//     SGLang's num_queue_reqs, read by LoadScraper) says it directly: a
+//     saturated round in which its queue never emptied → limit − 1, one in
+//     which it was empty at least once → limit + 1. The limit converges to
+//     what it runs without queueing inside, whatever its latencies look like.
 //   - A 429/503 before any byte (the server said it is full) multiplies the
 //     limit by backoff_ratio at once, at most once per 100 ms.
 // Why not a gradient on latency alone: an LLM request's latency varies 100×
@@ -66,14 +71,18 @@ class AdaptiveLimit {
   // A finished request: `waiting_ms` as described above, `in_flight` the
   // backend's requests in flight when it was dispatched (this one
   // included), `total_ms` its whole time at the backend.
-  void onSample(double waiting_ms, int64_t in_flight, double total_ms);
+  // `reported_waiting`: the requests the backend itself reports waiting in
+  // its own queue (vLLM's num_requests_waiting, SGLang's num_queue_reqs)
+  // when it reported recently, else negative.
+  void onSample(double waiting_ms, int64_t in_flight, double total_ms, double reported_waiting = -1);
   // Time per output token of a finished request (ms), for the generation
   // time estimate of non-streams.
   void onTokenRate(double ms_per_token);
   // Both of the above under one lock, skipped (false) when another thread
   // holds it: at high rates a sample more or less changes nothing, and
   // workers never wait on each other here.
-  bool tryFinished(double ms_per_token, double waiting_ms, int64_t in_flight, double total_ms);
+  bool tryFinished(double ms_per_token, double waiting_ms, int64_t in_flight, double total_ms,
+                   double reported_waiting = -1);
   double fastestMsPerToken() const;
   // The backend refused a request as busy (429/503). `now_ms` any clock.
   void onOverload(int64_t now_ms);
@@ -90,7 +99,8 @@ class AdaptiveLimit {
  private:
   void setLimit(uint32_t v) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void tokenRateLocked(double ms_per_token) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void sampleLocked(double waiting_ms, int64_t in_flight, double total_ms) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void sampleLocked(double waiting_ms, int64_t in_flight, double total_ms, double reported_waiting)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   std::atomic<uint32_t> limit_{8};
   std::atomic<uint64_t> cuts_{0};
@@ -109,6 +119,9 @@ class AdaptiveLimit {
   std::chrono::steady_clock::time_point last_probe_ ABSL_GUARDED_BY(mu_) = std::chrono::steady_clock::now();
   uint32_t round_n_ ABSL_GUARDED_BY(mu_) = 0;
   double round_min_ ABSL_GUARDED_BY(mu_) = -1;
+  // The least the backend reported waiting in its own queue this round
+  // (negative: no report): when it reports, that decides the round.
+  double round_reported_min_ ABSL_GUARDED_BY(mu_) = -1;
   double mean_total_ms_ ABSL_GUARDED_BY(mu_) = 0;  // EWMA of request time at the backend
   bool round_saturated_ ABSL_GUARDED_BY(mu_) = false;
   int64_t last_overload_ms_ ABSL_GUARDED_BY(mu_) = -1000000;

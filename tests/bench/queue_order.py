@@ -13,8 +13,14 @@ rather than in the servers' own (first come, first served) queues: the
 comparison is the gateway's order alone. Rounds alternate the gateways
 (order rotated); medians.
 
+With --limits learned the backends have no max_concurrency: the gateway
+learns each one's limit, reading the simulators' vllm:num_requests_waiting
+(upstream.load_metrics), so the order counts only as far as the learned
+limits keep requests out of the servers' own first-come queues.
+
 Usage: python3 tests/bench/queue_order.py [--build build/release] [--rounds 2] [--seconds 20]
-Writes bench-results/queue-order.json and prints a markdown table.
+                                          [--limits configured|learned]
+Writes bench-results/queue-order.json (queue-order-learned.json) and prints a markdown table.
 """
 import argparse
 import json
@@ -54,6 +60,10 @@ def main():
     ap.add_argument("--out", default=str(ROOT / "bench-results"))
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--seconds", type=float, default=20.0)
+    ap.add_argument("--limits", choices=["configured", "learned"], default="configured",
+                    help="configured: each backend's max_concurrency is its slot count; learned: no max_concurrency, "
+                         "the gateway learns each backend's limit, reading the simulators' vllm:num_requests_waiting "
+                         "(upstream.load_metrics)")
     args = ap.parse_args()
     b = Bench(args)
     procs = Procs()
@@ -74,14 +84,16 @@ def main():
                 cfg = Path(workdir) / f"{order}.yaml"
                 cfg.write_text("\n".join([
                     'server: {listen: "127.0.0.1:0", header_timeout_ms: 600000}', "control: {listen: none}",
-                    "upstream: {max_idle_connections: 1024}",
+                    "upstream: {max_idle_connections: 1024" +
+                    (", load_metrics: {path: /metrics, interval_ms: 250}" if args.limits == "learned" else "") + "}",
                     "admission:", f"  queue_order: {order}",
                     "  critical: {queue_timeout_ms: 60000, objective_ms: 60000}",
                     "  standard: {queue_timeout_ms: 60000, objective_ms: 60000}",
                     "  sheddable: {queue_timeout_ms: 60000, objective_ms: 60000}",
                     "backends:"] + [
-                    f'  - {{name: sim{i}, url: "http://127.0.0.1:{p}", models: [mix], max_concurrency: {SLOTS}, '
-                    f'health_check: {{path: /healthz}}}}'
+                    f'  - {{name: sim{i}, url: "http://127.0.0.1:{p}", models: [mix], '
+                    + (f'max_concurrency: {SLOTS}, ' if args.limits == "configured" else "")
+                    + 'health_check: {path: /healthz}}'
                     for i, p in enumerate(sims)]) + "\n")
                 gw = procs.start([b.spillwayd, "--config", str(cfg), "--log-level", "error"])
                 urls[order] = f"http://127.0.0.1:{read_listen_port(gw)}"
@@ -108,14 +120,15 @@ def main():
                 "full": med([pick(r)["ok"] - pick(r)["degraded"] for r in runs]),
                 "failed": med([sum(pick(r)["errors"].values()) for r in runs])}
 
-    summary = {"capacity_rps": round(capacity_rps(), 2), "rate_rps": rate, "rounds": args.rounds,
+    summary = {"capacity_rps": round(capacity_rps(), 2), "rate_rps": rate, "rounds": args.rounds, "limits": args.limits,
                "seconds": args.seconds, "mix": MIX,
                "orders": {o: {"all": row(r), **{name: row(r, name) for name, _, _ in MIX}} for o, r in results.items()}}
     f, s = summary["orders"]["fifo"], summary["orders"]["shortest_first"]
     summary["mean_ratio"] = round(s["all"]["mean_ms"] / f["all"]["mean_ms"], 3) if f["all"]["mean_ms"] else 0
     summary["p99_ratio"] = round(s["all"]["p99_ms"] / f["all"]["p99_ms"], 3) if f["all"]["p99_ms"] else 0
     Path(args.out).mkdir(parents=True, exist_ok=True)
-    (Path(args.out) / "queue-order.json").write_text(json.dumps(summary, indent=2) + "\n")
+    name = "queue-order.json" if args.limits == "configured" else "queue-order-learned.json"
+    (Path(args.out) / name).write_text(json.dumps(summary, indent=2) + "\n")
     print(f"capacity {summary['capacity_rps']} req/s, load {rate} req/s for {args.seconds:g} s, "
           f"{args.rounds} rounds each (medians)")
     print("| order | requests | mean | p50 | p99 | max | short: mean / p99 | long: mean / p99 | failed |")

@@ -65,4 +65,25 @@ void AdaptiveLimitTest::learnedLimitIgnoresSlowRequestsBelowTheLimit() {
   QVERIFY(l.limit() > 8u);
 }
 
+void AdaptiveLimitTest::learnedLimitFollowsTheBackendsReportedQueue() {
+  upstream::AdaptiveLimit l;
+  l.configure({8, 1, 256, 2.0, 0.75});
+  for (int i = 0; i < 8; ++i) l.onSample(60, 1, 800);  // 60 ms unloaded
+  // Full rounds whose waits look unloaded, while the backend says requests
+  // wait in its own queue (it reports num_requests_waiting): it is queueing.
+  for (int i = 0; i < 8; ++i) l.onSample(60, 8, 800, 2);
+  QCOMPARE(l.limit(), 7u);
+  QCOMPARE(l.cuts(), uint64_t{1});
+  // A round in which its queue was empty once: not queueing — even with
+  // slow first tokens (long prompts) that the wait rule would cut on.
+  for (int i = 0; i < 7; ++i) l.onSample(900, 7, 1500, i == 3 ? 0 : 1);
+  QCOMPARE(l.limit(), 8u);
+  for (int i = 0; i < 8; ++i) l.onSample(900, 8, 1500, 0);
+  QCOMPARE(l.limit(), 9u);
+  // Without a report, the wait rule decides again: 900 ms against a 60 ms
+  // baseline is queueing.
+  for (int i = 0; i < 9; ++i) l.onSample(900, 9, 1500);
+  QCOMPARE(l.limit(), 8u);
+}
+
 QTEST_APPLESS_MAIN(AdaptiveLimitTest)

@@ -11,4 +11,5 @@ class AdaptiveLimitTest : public QObject {
   void learnedLimitConvergesFromAboveAndBelow();
   void learnedLimitCutsOnOverloadOncePerBurst();
   void learnedLimitIgnoresSlowRequestsBelowTheLimit();
+  void learnedLimitFollowsTheBackendsReportedQueue();
 };
