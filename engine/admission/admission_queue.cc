@@ -117,21 +117,16 @@ double AdmissionQueue::predictLocked(int cls, size_t ahead, size_t own, const Te
   }
   // Fairness inside the class: a tenant over its share waits for its own
   // backlog, and then its turn, at the rate fairness serves it, however fast
-  // the class moves; and a tenant whose counter is ahead of the least-served
-  // backlogged one waits until the others' counters catch up — they grow at
-  // the class's charge rate, shared among them.
+  // the class moves; and a tenant whose counter is ahead of backlogged ones
+  // waits until their counters catch up with it — what they lack, in all,
+  // at the class's charge rate.
   if (tenant) {
     const Class& c = classes_[cls];
-    double floor = std::numeric_limits<double>::infinity();
-    size_t others = 0;
+    double behind = 0;
     for (const Tenant* o : c.backlogged) {
-      if (o == tenant) continue;
-      floor = std::min(floor, o->counter);
-      ++others;
+      if (o != tenant) behind += std::max(0.0, tenant->counter - o->counter);
     }
-    if (others > 0 && tenant->counter > floor && c.charge_rate > 0) {
-      wait = std::max(wait, (tenant->counter - floor) * static_cast<double>(others) / c.charge_rate);
-    }
+    if (behind > 0 && c.charge_rate > 0) wait = std::max(wait, behind / c.charge_rate);
     if (mine > 0 && tenant->starved) return std::numeric_limits<double>::infinity();
     if (tenant->backlogged_at_tick && tenant->rate > 0) {
       wait = std::max(wait, static_cast<double>(mine + 1) / tenant->rate);

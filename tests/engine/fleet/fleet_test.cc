@@ -174,11 +174,12 @@ void FleetTest::configFollowsEveryReplicaAndLaterOnes() {
   next = b->config();
   next.mutable_admission()->mutable_standard()->set_objective_ms(2345);
   QVERIFY(b->applyConfig(next, change).ok());
+  // (A follower applies the config, then records the version it adopted:
+  // wait for both.)
   QVERIFY(waitFor([&] {
     return a->config().admission().standard().objective_ms() == 2345 &&
-           c->config().admission().standard().objective_ms() == 2345;
+           c->config().admission().standard().objective_ms() == 2345 && a->fleet()->fleet_version == 2;
   }));
-  QCOMPARE(a->fleet()->fleet_version, int64_t{2});
 }
 
 void FleetTest::redisBackEmptyIsRefilled() {
