@@ -195,6 +195,7 @@ void AdmissionQueue::drop(const WaiterPtr& w, DropReason r, Wakeups& wake) {
   w->state = Waiter::State::kDropped;
   w->reason = r;
   drops_[static_cast<int>(r)].fetch_add(1, std::memory_order_relaxed);
+  if (r == DropReason::kDeadline || r == DropReason::kQueueFull) noteTurnedAway();
   wake.take(*w);
 }
 
@@ -475,6 +476,7 @@ common::Awaitable<AdmissionQueue::Ticket> AdmissionQueue::acquire(balance::Balan
     }
     if (refuse != DropReason::kNone) {
       drops_[static_cast<int>(refuse)].fetch_add(1, std::memory_order_relaxed);
+      noteTurnedAway();
       countTenantShed(ask.tenant);
       ticket.dropped = refuse;
     } else {

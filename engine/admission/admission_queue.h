@@ -155,6 +155,11 @@ class AdmissionQueue {
   // Counts a drop decided elsewhere (rate limits, degradation) in stats,
   // for `tenant` too when named.
   void countDrop(DropReason r, std::string_view tenant = {});
+  // A request was turned away for want of time (at the door, at its
+  // objective, queue full) — shed or answered degraded; and whether any was
+  // since the last call (degradation's signal, once a second).
+  void noteTurnedAway() { turned_away_.store(true, std::memory_order_relaxed); }
+  bool turnedAwaySinceLastAsked() { return turned_away_.exchange(false, std::memory_order_relaxed); }
   // Takes back a drop the queue counted (the request was answered degraded
   // instead of being shed).
   void uncountDrop(DropReason r, std::string_view tenant = {});
@@ -278,6 +283,7 @@ class AdmissionQueue {
   std::array<std::atomic<uint64_t>, kPriorities> objective_met_{};
   std::array<std::atomic<uint64_t>, kPriorities> objective_total_{};
   std::atomic<bool> enqueued_since_tick_{false};
+  std::atomic<bool> turned_away_{false};
   std::atomic<bool> contended_{false};
   uint64_t admitted_at_tick_ ABSL_GUARDED_BY(mu_) = 0;
   Clock::time_point last_tick_ ABSL_GUARDED_BY(mu_){};

@@ -1,6 +1,7 @@
 #include "admission/degradation.h"
 
 #include <boost/beast/http/field.hpp>
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
 
@@ -9,6 +10,7 @@
 #include "cache/cache_stage.h"
 #include "cache/cache_state.h"
 #include "cache/response_cache.h"
+#include "common/clock.h"
 #include "common/json_writer.h"
 #include "common/mutex.h"
 #include "common/strings.h"
@@ -101,7 +103,7 @@ bool PoolDegradation::evaluate(const v1::Degradation& s, const DegradationSignal
   if (s.automatic()) {
     want = std::max({levelFor(s.wait_thresholds_ms(), sig.oldest_wait_ms, true),
                      levelFor(s.error_rate_thresholds(), sig.error_rate, false),
-                     levelFor(s.unavailable_thresholds(), sig.unavailable, false)});
+                     levelFor(s.unavailable_thresholds(), sig.unavailable, false), sig.refusing ? 1 : 0});
   }
   int next = cur;
   if (want > cur) {
@@ -109,7 +111,7 @@ bool PoolDegradation::evaluate(const v1::Degradation& s, const DegradationSignal
   } else if (cur > 0 && now_ms - changed_at_ms_ >= s.min_dwell_ms()) {
     const bool off = !s.automatic();
     const double r = s.exit_ratio();
-    if (off || (calm(s.wait_thresholds_ms(), sig.oldest_wait_ms, cur, r) &&
+    if (off || ((!sig.refusing || cur > 1) && calm(s.wait_thresholds_ms(), sig.oldest_wait_ms, cur, r) &&
                 calm(s.error_rate_thresholds(), sig.error_rate, cur, r) &&
                 calm(s.unavailable_thresholds(), sig.unavailable, cur, r))) {
       next = cur - 1;  // down one step
@@ -117,6 +119,16 @@ bool PoolDegradation::evaluate(const v1::Degradation& s, const DegradationSignal
   }
   if (next == cur) return false;
   automatic_.store(next, std::memory_order_relaxed);
+  changed_at_ms_ = now_ms;
+  changes_.fetch_add(1, std::memory_order_relaxed);
+  return true;
+}
+
+bool PoolDegradation::raiseForRefusal(const v1::Degradation& s, int64_t now_ms) {
+  if (!s.automatic() || pinned() >= 0) return false;
+  common::MutexLock lock(mu_);
+  if (automatic_.load(std::memory_order_relaxed) > 0) return false;
+  automatic_.store(1, std::memory_order_relaxed);
   changed_at_ms_ = now_ms;
   changes_.fetch_add(1, std::memory_order_relaxed);
   return true;
@@ -226,11 +238,17 @@ pipeline::Verdict DegradeStage::process(pipeline::RequestContext& ctx) {
 bool answerDegraded(pipeline::RequestContext& ctx) {
   // Whatever its class: the refusal is decided, and while the pool is
   // degraded at all a canned or stale answer beats a 429 for every class
-  // (the class offsets decide how soon served requests are cheapened).
+  // (the class offsets decide how soon served requests are cheapened). An
+  // automatic level is raised by the refusal itself.
   const pipeline::PoolRoute& pool = *ctx.pool;
-  if (!pool.degradation || pool.degradation->level() < 1) return false;
+  if (!pool.degradation) return false;
+  const v1::Degradation& settings = ctx.routes->config.degradation();
+  if (pool.degradation->level() < 1 && pool.degradation->raiseForRefusal(settings, common::wallClockMs())) {
+    spdlog::warn("pool {}: automatic degradation level 1 (the queue turns requests away)", pool.model);
+  }
+  if (pool.degradation->level() < 1) return false;
   cache::unmarkMiss(ctx);
-  if (!answerAtLevelOne(ctx, ctx.routes->config.degradation())) return false;
+  if (!answerAtLevelOne(ctx, settings)) return false;
   ctx.error.reset();
   ctx.drop = DropReason::kNone;
   return true;

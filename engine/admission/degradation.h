@@ -19,7 +19,8 @@
 // against its thresholds: the age of the pool's oldest queued request
 // (wait_thresholds_ms), its upstream error rate over the last second
 // (error_rate_thresholds) and the share of its backends out of rotation
-// (unavailable_thresholds). The level wanted is the highest any signal
+// (unavailable_thresholds); and while the queue turns requests away for
+// want of time, level 1 at least (at once, with the first refusal). The level wanted is the highest any signal
 // asks for: up at once, down one level only after min_dwell_ms at the
 // current level and once every signal fell below its threshold × exit_ratio
 // (hysteresis: a signal hovering at a threshold does not flap). An
@@ -50,6 +51,9 @@ struct DegradationSignals {
   double oldest_wait_ms = 0;
   double error_rate = 0;   // 0..1
   double unavailable = 0;  // 0..1 of the pool's backends
+  // The queue turned requests away for want of time since the last
+  // evaluation (at its door, or at their objective): level 1 at least.
+  bool refusing = false;
 };
 
 // One pool's level. Outlives config applies (the engine hands it on), so a
@@ -64,6 +68,10 @@ class PoolDegradation {
   int automaticLevel() const { return automatic_.load(std::memory_order_relaxed); }
   // Pins a level (0..3); -1 releases the pin.
   void pin(int level) { pinned_.store(level, std::memory_order_relaxed); }
+  // The queue is turning a request away while the automatic level is 0:
+  // level 1 now, not at the next evaluation (a refusal is the signal, and
+  // its answer is decided now). True when it raised the level.
+  bool raiseForRefusal(const v1::Degradation& settings, int64_t now_ms);
   // One evaluation of the automatic level; true when it changed.
   bool evaluate(const v1::Degradation& settings, const DegradationSignals& sig, int64_t now_ms);
   bool evaluate(const v1::Degradation& settings, double wait_ms, int64_t now_ms) {

@@ -83,6 +83,7 @@ common::Awaitable<SlotResult> QueueSlotSource::wait(pipeline::RequestContext& ct
     // refuses it now.
     addWait(ctx, ticket.waited);
     ticket.queued = false;
+    pool.queue->noteTurnedAway();
     if (answerDegraded(ctx)) co_return SlotResult{SlotResult::Kind::kAnswered, nullptr};
     if (ticket.queue_moved) {
       a.deadline = std::min(a.deadline, AdmissionQueue::Clock::now() + (a.objective_deadline - ctx.start));
@@ -125,6 +126,7 @@ bool QueueSlotSource::answerInsteadOfBusy(pipeline::RequestContext& ctx, uint32_
   // degraded, else shed — never relay the fleet's 503.
   AdmissionQueue& queue = *ctx.pool->queue;
   queue.countDrop(DropReason::kDeadline, ctx.caller.tenant);
+  queue.noteTurnedAway();
   if (degradeInsteadOfShedding(ctx, DropReason::kDeadline)) return true;
   ctx.retry_after_seconds = std::max(busy_retry_after, queue.drainSeconds());
   shed(ctx, DropReason::kDeadline);

@@ -11,14 +11,17 @@ namespace spillway::admission {
 void tick(const pipeline::RouteTable& routes, std::chrono::steady_clock::time_point steady_now, int64_t now_ms) {
   for (const auto& [model, pool] : routes.pools) {
     double oldest_ms = 0;
+    bool refusing = false;
     if (pool.queue) {
       pool.queue->tick(steady_now, pool.backends);
       pool.queue->dispatch(*pool.balancer, pool.backends);
       oldest_ms = pool.queue->oldestWaitSeconds() * 1000;
+      refusing = pool.queue->turnedAwaySinceLastAsked();
     }
     if (pool.degradation) {
       admission::DegradationSignals sig;
       sig.oldest_wait_ms = oldest_ms;
+      sig.refusing = refusing;
       uint64_t requests = 0, failures = 0;
       size_t out = 0;
       for (const auto& b : pool.backends) {
@@ -30,9 +33,9 @@ void tick(const pipeline::RouteTable& routes, std::chrono::steady_clock::time_po
       sig.unavailable = pool.backends.empty() ? 0 : static_cast<double>(out) / pool.backends.size();
       if (pool.degradation->evaluate(routes.config.degradation(), sig, now_ms)) {
         spdlog::warn("pool {}: automatic degradation level {} (oldest queued request {:.0f} ms, error rate "
-                     "{:.2f}, backends out {:.0f} %)",
+                     "{:.2f}, backends out {:.0f} %{})",
                      model, pool.degradation->automaticLevel(), oldest_ms, sig.error_rate,
-                     100 * sig.unavailable);
+                     100 * sig.unavailable, refusing ? ", turning requests away" : "");
       }
     }
   }

@@ -76,6 +76,50 @@ void DegradationTest::degradationHasHysteresisAndDwell() {
   QCOMPARE(d.level(), 0);
 }
 
+void DegradationTest::refusalsHoldLevelOneAtLeast() {
+  v1::Degradation s;
+  s.set_automatic(true);
+  for (uint32_t t : {1000u, 3000u}) s.add_wait_thresholds_ms(t);
+  s.set_min_dwell_ms(5000);
+  s.set_exit_ratio(0.5);
+  PoolDegradation d;
+  int64_t now = 1'000'000;
+  // The first refusal raises the level at once, not at the next evaluation.
+  QVERIFY(d.raiseForRefusal(s, now));
+  QCOMPARE(d.level(), 1);
+  QVERIFY(!d.raiseForRefusal(s, now));  // already there
+  // While the queue keeps turning requests away, the level stays, however
+  // short the waits; it steps down once the refusals stop (and the dwell
+  // is over).
+  DegradationSignals sig;
+  sig.refusing = true;
+  for (int i = 0; i < 10; ++i) QVERIFY(!d.evaluate(s, sig, now += 1000));
+  QCOMPARE(d.level(), 1);
+  sig.refusing = false;
+  QVERIFY(d.evaluate(s, sig, now += 1000));
+  QCOMPARE(d.level(), 0);
+  // A refusing pool with no other signal evaluates to 1 too; from 2 it may
+  // step down to 1, not below.
+  sig.refusing = true;
+  QVERIFY(d.evaluate(s, sig, now += 1000));
+  QCOMPARE(d.level(), 1);
+  sig.oldest_wait_ms = 3500;
+  QVERIFY(d.evaluate(s, sig, now += 1000));
+  QCOMPARE(d.level(), 2);
+  sig.oldest_wait_ms = 0;
+  QVERIFY(d.evaluate(s, sig, now += 6000));
+  QCOMPARE(d.level(), 1);
+  QVERIFY(!d.evaluate(s, sig, now += 6000));
+  // Not automatic, or pinned: a refusal changes nothing.
+  PoolDegradation manual;
+  v1::Degradation off;
+  QVERIFY(!manual.raiseForRefusal(off, now));
+  QCOMPARE(manual.level(), 0);
+  manual.pin(0);
+  QVERIFY(!manual.raiseForRefusal(s, now));
+  QCOMPARE(manual.level(), 0);
+}
+
 void DegradationTest::degradationPinOverridesAndReleases() {
   v1::Degradation s;  // automatic off
   PoolDegradation d;

@@ -10,6 +10,7 @@ class DegradationTest : public QObject {
  private slots:
   void degradationFollowsErrorRateAndBackendsOut();
   void degradationHasHysteresisAndDwell();
+  void refusalsHoldLevelOneAtLeast();
   void degradationPinOverridesAndReleases();
   void automaticLevelsDegradeOnlyWhatTheFleetCannotServe();
   void degradationAppliesByClass();
