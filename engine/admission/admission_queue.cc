@@ -22,14 +22,21 @@ using ResumeHandler =
     net::async_result<std::decay_t<decltype(common::kUseAwaitable)>, void()>::handler_type;
 
 struct AdmissionQueue::Waiter {
-  Waiter(AdmissionQueue& q, net::io_context& io) : queue(q), deadline(io, &Waiter::expired, &Waiter::abandoned, this) {}
+  Waiter(AdmissionQueue& q, net::io_context& io) : queue(&q), deadline(io, &Waiter::expired, &Waiter::abandoned, this) {}
   enum class State { kWaiting, kGranted, kDropped };
   // Its deadline passed (on its worker): resume it to find out.
-  static void expired(void* self) { static_cast<Waiter*>(self)->queue.resume(*static_cast<Waiter*>(self)); }
+  static void expired(void* self) {
+    auto* w = static_cast<Waiter*>(self);
+    if (AdmissionQueue* q = w->queue.load(std::memory_order_acquire)) q->resume(*w);
+  }
   // Its worker shut down while it waited: it will never run again.
-  static void abandoned(void* self) { static_cast<Waiter*>(self)->queue.abandon(*static_cast<Waiter*>(self)); }
+  static void abandoned(void* self) {
+    auto* w = static_cast<Waiter*>(self);
+    if (AdmissionQueue* q = w->queue.load(std::memory_order_acquire)) q->abandon(*w);
+  }
 
-  AdmissionQueue& queue;
+  // Null once the queue is gone (its destructor let go of the waiter).
+  std::atomic<AdmissionQueue*> queue;
   // Armed, disarmed and destroyed on the waiter's worker (or after it stopped).
   common::CoarseDeadline deadline;
   // Under the queue's mu_: the suspended acquire() while it sleeps; whoever
@@ -232,7 +239,9 @@ void AdmissionQueue::abandon(Waiter& w) {
 }
 
 AdmissionQueue::~AdmissionQueue() {
-  // Waiters still asleep: destroy their coroutines (each owns its waiter).
+  // Waiters still asleep: their coroutines are destroyed (each owns its
+  // waiter; Asio unwinds them on their worker, or when it shuts down), and
+  // their deadlines no longer call back here.
   Wakeups dead;
   std::vector<WaiterPtr> waiters;
   {
@@ -240,6 +249,7 @@ AdmissionQueue::~AdmissionQueue() {
     for (Class& c : classes_) {
       for (auto& [name, t] : c.tenants) {
         for (auto& w : t.waiting) {
+          w->queue.store(nullptr, std::memory_order_release);
           dead.take(*w);
           waiters.push_back(w);
         }

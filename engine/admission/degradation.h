@@ -106,8 +106,9 @@ bool answerAtLevelOne(pipeline::RequestContext& ctx, const v1::Degradation& sett
 // answer instead of a 429: true when it did (the drop is uncounted from
 // the queue, ctx.error cleared).
 bool degradeInsteadOfShedding(pipeline::RequestContext& ctx, DropReason reason);
-// Level 1's answer while the pool is degraded (nothing counted): true when
-// it was answered.
+// Level 1's answer for a request the queue turns away, while the pool is
+// degraded — an automatic level 0 is raised to 1 by the refusal itself
+// (nothing counted): true when it was answered.
 bool answerDegraded(pipeline::RequestContext& ctx);
 
 class DegradeStage final : public pipeline::Stage {

@@ -75,7 +75,7 @@ common::Awaitable<SlotResult> QueueSlotSource::wait(pipeline::RequestContext& ct
   AdmissionQueue::Ticket ticket = co_await pool.queue->acquire(*pool.balancer, pool.backends, a);
   if (ticket.objective_passed) {
     // Admitted, and its objective's wait passed without a slot (the
-    // prediction missed): a degraded answer now when its class is degraded;
+    // prediction missed): a degraded answer now while its pool is degraded;
     // else, while the queue moves, it keeps its turn (first of its
     // tenant's) for as long again (or to its class's timeout): a miss of the
     // prediction costs a longer wait, not a refusal, unless it missed by

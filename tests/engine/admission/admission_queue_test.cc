@@ -400,6 +400,51 @@ void AdmissionQueueTest::shortestFirstKeepsTheLastFreeSlotFromLongRequests() {
   }
 }
 
+namespace {
+// A request that waits holding `keep`: destroyed with its coroutine.
+common::Awaitable<void> waitHolding(AdmissionQueue& q, balance::Balancer& lb, std::span<const upstream::BackendPtr> pool,
+                                    AdmissionQueue::Ask a, std::shared_ptr<int> keep) {
+  co_await q.acquire(lb, pool, a);
+}
+}  // namespace
+
+void AdmissionQueueTest::sleepingWaitersGoWithTheirWorkerOrTheQueue() {
+  // A sleeping waiter's coroutine is owned by its stored handler, which the
+  // waiter holds: whichever goes first, its worker or the queue, destroys it
+  // (and neither calls into the other once gone).
+  for (int order : {0, 1, 2}) {  // the worker first; the queue first, then the worker runs or shuts down
+    const bool worker_first = order == 0;
+    auto io = std::make_unique<net::io_context>();
+    auto queue = std::make_unique<AdmissionQueue>();
+    auto lb = leastOutstanding();
+    std::vector<upstream::BackendPtr> pool{makeBackend("b", 1)};
+    QVERIFY(pool[0]->tryAcquire());  // every request waits
+    auto held = std::make_shared<int>(0);
+    std::weak_ptr<int> watch = held;
+    AdmissionQueue::Ask a;
+    a.tenant = "t";
+    a.deadline = AdmissionQueue::Clock::now() + std::chrono::hours(1);
+    net::co_spawn(*io, waitHolding(*queue, *lb, pool, a, std::move(held)), net::detached);
+    io->poll();
+    QCOMPARE(queue->waiting(), size_t{1});
+    QVERIFY(!watch.expired());
+    if (worker_first) {
+      io.reset();  // shuts its services down: the deadline sweeper abandons the waiter
+      QVERIFY(watch.expired());
+      QCOMPARE(queue->waiting(), size_t{0});
+      queue.reset();
+    } else {
+      queue.reset();  // its coroutine is unwound on its worker (Asio posts that)
+      if (order == 1) {
+        io->poll();
+        QVERIFY(watch.expired());
+      }
+      io.reset();  // (order 2: unwound as it shuts down; its deadline no longer calls the queue)
+      QVERIFY(watch.expired());
+    }
+  }
+}
+
 void AdmissionQueueTest::queueWaiterTimesOutAtItsDeadline() {
   QueueHarness h(1);
   h.ask("hold", Priority::kStandard, "t");

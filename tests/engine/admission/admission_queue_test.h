@@ -23,5 +23,6 @@ class AdmissionQueueTest : public QObject {
   void aQuietSpellDoesNotReadAsASlowPool();
   void queuePredictsATenantsTurnFromItsFairnessLead();
   void shortestFirstKeepsTheLastFreeSlotFromLongRequests();
+  void sleepingWaitersGoWithTheirWorkerOrTheQueue();
   void queueDropsWaitersWhenNoBackendCanReturn();
 };
