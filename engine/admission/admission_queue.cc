@@ -392,10 +392,13 @@ std::optional<AdmissionQueue::Ticket> AdmissionQueue::tryAdmit(balance::Balancer
     admitted_.fetch_add(1, std::memory_order_relaxed);
     admitted_class_[static_cast<int>(ask.priority)].fetch_add(1, std::memory_order_relaxed);
     ticket.backend = std::move(pick.backend);
-    // Fairness counts this slot too: a tenant must not gain by arriving
-    // when the queue happens to be empty. (Open-access callers name their
-    // tenant only while the pool is contended, so an idle pool skips this.)
-    if (ask.input_tokens > 0 && !ask.tenant.empty()) {
+    // Fairness counts this slot too while the pool is contended: a tenant
+    // must not gain by arriving when the queue happens to be empty. Not
+    // while it is idle: service nobody else wanted is not banked against a
+    // tenant either (a tenant of long prompts served alone through a quiet
+    // hour was otherwise that hour's tokens ahead when the overload came,
+    // and refused through all of it).
+    if (ask.input_tokens > 0 && !ask.tenant.empty() && contended()) {
       common::MutexLock lock(mu_);
       Class& c = classes_[static_cast<int>(ask.priority)];
       pruneTenants(c);
@@ -630,8 +633,10 @@ void AdmissionQueue::chargeOutput(Priority priority, std::string_view tenant, ui
   auto it = c.tenants.find(std::string(tenant));
   if (it == c.tenants.end()) return;
   Tenant& t = it->second;
-  t.counter += settings_.output_weight * output_tokens;
-  c.charged += settings_.output_weight * output_tokens;
+  if (contended()) {  // (as the fast path's charge: not for service nobody else wanted)
+    t.counter += settings_.output_weight * output_tokens;
+    c.charged += settings_.output_weight * output_tokens;
+  }
   t.output_tokens = t.output_tokens < 0 ? output_tokens : 0.8 * t.output_tokens + 0.2 * output_tokens;
 }
 

@@ -517,6 +517,32 @@ void AdmissionQueueTest::queueDecidesAtTheDoorAndLetsTheCallerDecideAtTheObjecti
   m.release();
 }
 
+void AdmissionQueueTest::idleServiceIsNotBankedAgainstATenant() {
+  QueueHarness h(1);
+  auto counterOf = [&](const std::string& tenant) {
+    for (const auto& [name, c] : h.queue.stats().tenant_counters) {
+      if (name == tenant) return c;
+    }
+    return 0.0;
+  };
+  // Nobody else wants the pool: a long prompt served alone costs g nothing
+  // in fairness, nor does its answer.
+  h.ask("alone", Priority::kStandard, "g", 2000);
+  h.release();
+  h.queue.chargeOutput(Priority::kStandard, "g", 100);
+  QCOMPARE(counterOf("g"), 0.0);
+  // Contended (a request waited since the last tick): the fast path's slot
+  // counts, and so does the answer.
+  h.ask("hold", Priority::kStandard, "a");
+  h.ask("wait", Priority::kStandard, "b");
+  h.release();
+  h.release();
+  h.ask("busy", Priority::kStandard, "g", 2000);
+  h.release();
+  h.queue.chargeOutput(Priority::kStandard, "g", 100);
+  QCOMPARE(counterOf("g"), 2000.0 + 2 * 100);
+}
+
 void AdmissionQueueTest::aQuietSpellDoesNotReadAsASlowPool() {
   QueueHarness h(1);
   serveFourInASecond(h);

@@ -20,6 +20,7 @@ class AdmissionQueueTest : public QObject {
   void queueServesShortestFirstWithAgingOrInArrivalOrder();
   void queueWaiterTimesOutAtItsDeadline();
   void queueDecidesAtTheDoorAndLetsTheCallerDecideAtTheObjective();
+  void idleServiceIsNotBankedAgainstATenant();
   void aQuietSpellDoesNotReadAsASlowPool();
   void queuePredictsATenantsTurnFromItsFairnessLead();
   void shortestFirstKeepsTheLastFreeSlotFromLongRequests();
