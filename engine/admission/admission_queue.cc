@@ -181,8 +181,13 @@ void AdmissionQueue::countTenantShed(std::string_view tenant) {
   }
 }
 
-void AdmissionQueue::countDrop(DropReason r, std::string_view tenant) {
+void AdmissionQueue::tallyDrop(DropReason r) {
   drops_[static_cast<int>(r)].fetch_add(1, std::memory_order_relaxed);
+  if (r == DropReason::kDeadline || r == DropReason::kQueueFull) noteTurnedAway();
+}
+
+void AdmissionQueue::countDrop(DropReason r, std::string_view tenant) {
+  tallyDrop(r);
   if (tenant.empty()) return;
   common::MutexLock lock(mu_);
   countTenantShed(tenant);
@@ -201,8 +206,7 @@ void AdmissionQueue::drop(const WaiterPtr& w, DropReason r, Wakeups& wake) {
   remove(w);
   w->state = Waiter::State::kDropped;
   w->reason = r;
-  drops_[static_cast<int>(r)].fetch_add(1, std::memory_order_relaxed);
-  if (r == DropReason::kDeadline || r == DropReason::kQueueFull) noteTurnedAway();
+  tallyDrop(r);
   wake.take(*w);
 }
 
@@ -243,7 +247,6 @@ AdmissionQueue::~AdmissionQueue() {
   // waiter; Asio unwinds them on their worker, or when it shuts down), and
   // their deadlines no longer call back here.
   Wakeups dead;
-  std::vector<WaiterPtr> waiters;
   {
     common::MutexLock lock(mu_);
     for (Class& c : classes_) {
@@ -251,7 +254,6 @@ AdmissionQueue::~AdmissionQueue() {
         for (auto& w : t.waiting) {
           w->queue.store(nullptr, std::memory_order_release);
           dead.take(*w);
-          waiters.push_back(w);
         }
         t.waiting.clear();
       }
@@ -488,8 +490,7 @@ common::Awaitable<AdmissionQueue::Ticket> AdmissionQueue::acquire(balance::Balan
       }
     }
     if (refuse != DropReason::kNone) {
-      drops_[static_cast<int>(refuse)].fetch_add(1, std::memory_order_relaxed);
-      noteTurnedAway();
+      tallyDrop(refuse);
       countTenantShed(ask.tenant);
       ticket.dropped = refuse;
     } else {
@@ -519,7 +520,7 @@ common::Awaitable<AdmissionQueue::Ticket> AdmissionQueue::acquire(balance::Balan
   wakeAll(wake);  // (not w itself: it has no handler yet)
   // Sleeps until granted, dropped or its deadline (unless that happened
   // during its own enqueue: then it is posted at once).
-  w->deadline.expiresAfter(wakeAt(ask) - Clock::now());
+  w->deadline.expiresAt(wakeAt(ask));
   co_await net::async_initiate<decltype(common::kUseAwaitable), void()>(
       [this, &w](ResumeHandler handler) {
         {

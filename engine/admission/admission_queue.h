@@ -157,7 +157,8 @@ class AdmissionQueue {
   void countDrop(DropReason r, std::string_view tenant = {});
   // A request was turned away for want of time (at the door, at its
   // objective, queue full) — shed or answered degraded; and whether any was
-  // since the last call (degradation's signal, once a second).
+  // since the last call (degradation's signal, once a second). Drops for
+  // deadline or queue_full (countDrop included) note it themselves.
   void noteTurnedAway() { turned_away_.store(true, std::memory_order_relaxed); }
   bool turnedAwaySinceLastAsked() { return turned_away_.exchange(false, std::memory_order_relaxed); }
   // Takes back a drop the queue counted (the request was answered degraded
@@ -250,6 +251,8 @@ class AdmissionQueue {
   // order, or by its shortest-first key.
   void place(Tenant& t, const WaiterPtr& w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void countTenantShed(std::string_view tenant) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A drop in the reason counters (and, for want of time, noteTurnedAway).
+  void tallyDrop(DropReason r);
   // When a waiter stops waiting: its objective's deadline, else its timeout.
   static Clock::time_point wakeAt(const Ask& ask);
 

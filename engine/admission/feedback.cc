@@ -33,7 +33,8 @@ void AdmissionFeedback::onComplete(const pipeline::RequestContext& ctx) {
     }
     // The backend's own queue, when it reported it recently (LoadScraper).
     const auto reported = ctx.backend->reportedLoad();
-    const double reported_waiting = reported.until_ms > common::wallClockMs() ? reported.waiting : -1;
+    const double reported_waiting =
+        reported.until_ms != 0 && reported.until_ms > common::wallClockMs() ? reported.waiting : -1;
     limit.tryFinished(per_token, waiting, ctx.in_flight_at_dispatch, total, reported_waiting);
   }
   if (ctx.pool && ctx.pool->queue) {

@@ -126,7 +126,6 @@ bool QueueSlotSource::answerInsteadOfBusy(pipeline::RequestContext& ctx, uint32_
   // degraded, else shed — never relay the fleet's 503.
   AdmissionQueue& queue = *ctx.pool->queue;
   queue.countDrop(DropReason::kDeadline, ctx.caller.tenant);
-  queue.noteTurnedAway();
   if (degradeInsteadOfShedding(ctx, DropReason::kDeadline)) return true;
   ctx.retry_after_seconds = std::max(busy_retry_after, queue.drainSeconds());
   shed(ctx, DropReason::kDeadline);

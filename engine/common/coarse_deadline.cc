@@ -13,9 +13,9 @@ CoarseDeadline::CoarseDeadline(net::io_context& io, Call fire, Call abandon, voi
 
 CoarseDeadline::~CoarseDeadline() { disarm(); }
 
-void CoarseDeadline::expiresAfter(std::chrono::steady_clock::duration d) {
+void CoarseDeadline::expiresAt(Clock::time_point at) {
   fired_ = false;
-  sweeper_.arm(*this, Clock::now() + d);
+  sweeper_.arm(*this, at);
 }
 
 void CoarseDeadline::disarm() {
@@ -23,7 +23,7 @@ void CoarseDeadline::disarm() {
 }
 
 DeadlineSweeper::DeadlineSweeper(net::execution_context& ctx)
-    : service(ctx), io_(static_cast<net::io_context&>(ctx)), timer_(io_.get_executor()) {}
+    : service(ctx), timer_(static_cast<net::io_context&>(ctx).get_executor()) {}
 
 DeadlineSweeper::~DeadlineSweeper() = default;
 

@@ -43,11 +43,17 @@ class CoarseDeadline {
 
   // (Re)arms: the socket's operations pending after `d` are cancelled
   // (operation_aborted) and fired() turns true. Clears fired().
-  void expiresAfter(std::chrono::steady_clock::duration d);
+  void expiresAfter(std::chrono::steady_clock::duration d) { expiresAt(Clock::now() + d); }
+  void expiresAt(Clock::time_point at);
   void disarm();
   // Whether the deadline passed since it was last armed: an
   // operation_aborted then means "timed out".
   bool fired() const { return fired_; }
+  // What callers of a socket operation it bounds do with its result: an
+  // operation_aborted after the deadline passed becomes beast's timeout.
+  void nameTimeout(boost::system::error_code& ec) const {
+    if (ec == boost::asio::error::operation_aborted && fired_) ec = boost::beast::error::timeout;
+  }
 
  private:
   friend class DeadlineSweeper;
@@ -89,7 +95,6 @@ class DeadlineSweeper : public boost::asio::execution_context::service {
   size_t armed_ = 0;
   bool ticking_ = false;
   bool shut_ = false;
-  boost::asio::io_context& io_;
   SteadyTimer timer_;
 };
 

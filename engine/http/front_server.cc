@@ -265,7 +265,7 @@ common::Awaitable<void> session(std::shared_ptr<Shared> sh, size_t worker, commo
     co_await bhttp::async_read_header(stream, buffer, parser, net::redirect_error(common::kUseAwaitable, ec));
     entry->idle = false;
     deadline.disarm();
-    if (ec == net::error::operation_aborted && deadline.fired()) ec = beast::error::timeout;
+    deadline.nameTimeout(ec);
     // Errors we answer before closing. Named, not a temporary in the
     // co_await expression: GCC 12 may destroy such temporaries twice.
     std::optional<openai::ApiError> reject;
@@ -326,7 +326,7 @@ common::Awaitable<void> session(std::shared_ptr<Shared> sh, size_t worker, commo
     if (!buffered) deadline.expiresAfter(std::chrono::milliseconds(cfg.body_timeout_ms()));
     co_await bhttp::async_read(stream, buffer, parser, net::redirect_error(common::kUseAwaitable, ec));
     if (!buffered) deadline.disarm();
-    if (ec == net::error::operation_aborted && deadline.fired()) ec = beast::error::timeout;
+    deadline.nameTimeout(ec);
     if (ec) {
       if (ec == beast::error::timeout) {
         reject = openai::ApiError{408, "The request body did not arrive in time.", "invalid_request_error", "", "request_timeout"};

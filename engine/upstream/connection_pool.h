@@ -18,7 +18,6 @@
 
 #include "common/asio_types.h"
 #include "common/coarse_deadline.h"
-#include "common/coarse_deadline.h"
 #include "absl/status/statusor.h"
 #include "upstream/backend.h"
 

@@ -96,13 +96,9 @@ common::Awaitable<ExchangeResult> exchangeOver(Stream& up, Connection& conn, con
   request_head.append("\r\n");
   const std::array<net::const_buffer, 2> request{net::buffer(request_head), net::buffer(req.body)};
 
-  // A deadline that passed shows as operation_aborted: name it a timeout.
-  auto timedOut = [&conn](boost::system::error_code& e) {
-    if (e == net::error::operation_aborted && conn.deadline.fired()) e = beast::error::timeout;
-  };
   conn.deadline.expiresAfter(first_byte_timeout);
   co_await net::async_write(up, request, net::redirect_error(common::kUseAwaitable, ec));
-  timedOut(ec);
+  conn.deadline.nameTimeout(ec);
   if (ec) {
     if (reused) {
       r.outcome = Exchange::kRetryable;
@@ -118,7 +114,7 @@ common::Awaitable<ExchangeResult> exchangeOver(Stream& up, Connection& conn, con
   // Not boost::none: Boost 1.74 compares the length against it as "greater than none".
   parser.body_limit(std::numeric_limits<std::uint64_t>::max());
   co_await bhttp::async_read_header(up, conn.buffer, parser, net::redirect_error(common::kUseAwaitable, ec));
-  timedOut(ec);
+  conn.deadline.nameTimeout(ec);
   if (ec) {
     if (ec == beast::error::timeout) {
       r.outcome = Exchange::kFailedBeforeResponse;
@@ -158,7 +154,7 @@ common::Awaitable<ExchangeResult> exchangeOver(Stream& up, Connection& conn, con
   if (!sse && content_length && *content_length <= kWholeBodyBytes) {
     bhttp::response_parser<bhttp::string_body> whole{std::move(parser)};
     co_await bhttp::async_read(up, conn.buffer, whole, net::redirect_error(common::kUseAwaitable, ec));
-    timedOut(ec);
+    conn.deadline.nameTimeout(ec);
     if (ec) {
       r.outcome = Exchange::kFailedBeforeResponse;
       r.error = {502, common::strCat("Upstream ", backend.name(), " broke off its answer: ", ec.message()),
@@ -218,7 +214,7 @@ common::Awaitable<ExchangeResult> exchangeOver(Stream& up, Connection& conn, con
     head.body().size = sizeof buf;
     conn.deadline.expiresAfter(idle_timeout);
     co_await bhttp::async_read_some(up, conn.buffer, parser, net::redirect_error(common::kUseAwaitable, ec));
-    timedOut(ec);
+    conn.deadline.nameTimeout(ec);
     if (ec == bhttp::error::need_buffer) ec = {};
     const size_t n = sizeof buf - head.body().size;
     if (n > 0) {
